@@ -1,0 +1,69 @@
+"""The sidecar config document: the set of ModelRoutes one sidecar serves, and its hash.
+
+Both the standalone YAML loader and the operator's renderer produce a ``SidecarConfig``;
+the hash is over a canonical form so the same routes always give the same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from modelroute.api.v1alpha1 import ApiModel, ModelRoute
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def route_hash(route: ModelRoute) -> str:
+    """Hash of what a sidecar serves for one route (its spec, without the selector)."""
+    spec = route.spec.wire()
+    spec.pop("selector", None)
+    return "sha256:" + hashlib.sha256(canonical_json({"name": route.metadata.name, "spec": spec})).hexdigest()[:16]
+
+
+class SidecarConfig(ApiModel):
+    """What one sidecar serves: a list of ModelRoutes with distinct route names."""
+
+    routes: list[ModelRoute] = Field(default_factory=list, description="The routes, in any order.")
+
+    @property
+    def hash(self) -> str:
+        """Content hash of the config, independent of route order and selectors."""
+        parts = sorted(f"{r.spec.route}={route_hash(r)}" for r in self.routes)
+        return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def redacted(self) -> dict[str, Any]:
+        """The config as JSON (key *references* only; keys themselves never live in the config)."""
+        return {"version": self.hash, "routes": [r.wire() for r in self.routes]}
+
+
+class PodRef(ApiModel):
+    namespace: str = Field(description="Namespace of the pod.")
+    name: str = Field(description="Name of the pod.")
+
+
+class ConfigPush(ApiModel):
+    """The body of a signed ``PUT /config`` from the operator to one pod's sidecar."""
+
+    audience: PodRef = Field(description="The only pod this push is valid for.")
+    issued_at: datetime = Field(description="When the operator signed the push; stale or replayed pushes are refused.")
+    config: SidecarConfig = Field(description="The config to serve.")
+
+
+class RouteBundle(ApiModel):
+    """All accepted ModelRoutes of one namespace, persisted by the operator in a ConfigMap.
+
+    A sidecar that starts while the operator is down selects its routes from this bundle
+    with its own pod labels, using the same selection function as the operator.
+    """
+
+    namespace: str = Field(description="Namespace the bundle belongs to.")
+    issued_at: datetime = Field(description="When the operator signed the bundle.")
+    routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")

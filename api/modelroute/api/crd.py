@@ -1,0 +1,134 @@
+"""Generate the ModelRoute CustomResourceDefinition from the pydantic API models.
+
+The models are the single source of truth; this module only rewrites their JSON Schema
+into the structural OpenAPI v3 subset the apiserver accepts: ``$ref`` inlined, ``anyOf``
+with null collapsed to the type, ``const`` turned into ``enum``, exclusive bounds in the
+OpenAPI 3.0 form, no ``title``/``additionalProperties: false``. The committed file under
+``crds/`` is checked against this output by a drift test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from modelroute.api.v1alpha1 import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    ModelRouteSpec,
+    ModelRouteStatus,
+)
+
+Schema = dict[str, Any]
+
+_DROP = {"title", "$defs"}
+_KEEP_DEFAULT_TYPES = (str, int, float, bool)
+
+
+def _resolve(node: Any, defs: dict[str, Schema]) -> Any:
+    if isinstance(node, list):
+        return [_resolve(x, defs) for x in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        ref = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        merged = dict(ref)
+        merged.update(node)  # the field's own description wins over the class docstring
+        node = merged
+    any_of = node.get("anyOf")
+    if isinstance(any_of, list):
+        non_null = [x for x in any_of if x != {"type": "null"}]
+        if len(non_null) == 1:
+            node.pop("anyOf")
+            inner = dict(non_null[0])
+            inner.update(node)
+            node = inner
+            if node.get("default", 0) is None:
+                node.pop("default")
+            return _resolve(node, defs)
+    out: Schema = {}
+    for key, value in node.items():
+        if key in _DROP:
+            continue
+        if key == "additionalProperties" and value is False:
+            continue
+        if key == "const":
+            out["enum"] = [value]
+            continue
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+            continue
+        if key == "default" and not isinstance(value, _KEEP_DEFAULT_TYPES):
+            continue
+        if key == "properties":
+            out[key] = {k: _resolve(v, defs) for k, v in value.items()}
+            continue
+        out[key] = _resolve(value, defs)
+    return out
+
+
+def structural_schema(model: type[Any]) -> Schema:
+    """The structural OpenAPI schema of one pydantic model."""
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    result: Schema = _resolve(raw, defs)
+    return result
+
+
+def crd() -> dict[str, Any]:
+    """The full CustomResourceDefinition object."""
+    spec = structural_schema(ModelRouteSpec)
+    status = structural_schema(ModelRouteStatus)
+    status["description"] = "Observed state, written by the operator."
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "modelroute"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": SINGULAR, "shortNames": list(SHORT_NAMES)},
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Route", "type": "string", "jsonPath": ".spec.route", "description": "Name apps send as `model`."},
+                        {"name": "Primary", "type": "string", "jsonPath": ".status.primaryTarget", "description": "Provider/model of the first target."},
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Summary of the route's state."},
+                        {"name": "Selected", "type": "integer", "jsonPath": ".status.pods.selected", "description": "Sidecar pods selected.", "priority": 1},
+                        {"name": "Synced", "type": "integer", "jsonPath": ".status.pods.synced", "description": "Selected pods serving the current config."},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "ModelRoute routes one model name to an ordered chain of provider targets, pushed into the sidecars of the selected pods.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "modelroute.dev/v1alpha1"},
+                                "kind": {"type": "string", "description": "ModelRoute"},
+                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    header = "# Generated by `modelroute crd` from the pydantic models in api/modelroute/api. Do not edit.\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=120)

@@ -1,0 +1,73 @@
+"""Which ModelRoutes a pod gets: label selection and route-name conflict resolution.
+
+Pure functions shared by the operator (rendering, status) and the sidecar (start-up from
+the persisted bundle), so both always agree on the result and its hash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1 import LabelSelector, ModelRoute, SelectorOperator
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
+    """Kubernetes label-selector semantics; ``None`` selects everything."""
+    if selector is None:
+        return True
+    for k, v in selector.match_labels.items():
+        if labels.get(k) != v:
+            return False
+    for req in selector.match_expressions:
+        present = req.key in labels
+        if req.operator is SelectorOperator.IN and (not present or labels[req.key] not in req.values):
+            return False
+        if req.operator is SelectorOperator.NOT_IN and present and labels[req.key] in req.values:
+            return False
+        if req.operator is SelectorOperator.EXISTS and not present:
+            return False
+        if req.operator is SelectorOperator.DOES_NOT_EXIST and present:
+            return False
+    return True
+
+
+def precedence(route: ModelRoute) -> tuple[datetime, str]:
+    """Older ModelRoutes win a route-name conflict; the name breaks ties."""
+    created = route.metadata.creation_timestamp or _EPOCH
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)
+    return (created, route.key)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """``loser`` claims the same route name as ``winner`` for at least one pod."""
+
+    route: str
+    winner: str
+    loser: str
+
+
+@dataclass(frozen=True)
+class Rendering:
+    config: SidecarConfig
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str]) -> Rendering:
+    """The config for a pod with ``labels``: every selecting route, the oldest per route name."""
+    chosen: dict[str, ModelRoute] = {}
+    conflicts: list[Conflict] = []
+    for r in sorted((r for r in routes if matches(r.spec.selector, labels)), key=precedence):
+        winner = chosen.get(r.spec.route)
+        if winner is None:
+            chosen[r.spec.route] = r
+        else:
+            conflicts.append(Conflict(route=r.spec.route, winner=winner.key, loser=r.key))
+    ordered = [chosen[name] for name in sorted(chosen)]
+    return Rendering(config=SidecarConfig(routes=ordered), conflicts=conflicts)

@@ -1,0 +1,138 @@
+"""The ModelRoute spec: routes, targets, parameters and resilience settings.
+
+Field names are the contract shared by the standalone sidecar config, the CRD and the
+operator. Cross-field invariants are written twice on purpose: as pydantic validators
+(sidecar start, ``PUT /config``) and as CEL rules on the CRD (the apiserver).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
+
+ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_TARGETS = 8
+
+
+class Provider(StrEnum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(description="Name of the Secret (in the ModelRoute's namespace) that holds the key.", pattern=DNS_LABEL, max_length=253)
+    key: str = Field(description="Key inside the Secret's data.", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class ApiKey(ApiModel):
+    """Where a target's API key comes from. Exactly one source must be set."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "[has(self.env), has(self.file), has(self.secretKeyRef)].filter(x, x).size() == 1",
+         "message": "apiKey needs exactly one of env, file or secretKeyRef"},
+    ]})
+
+    env: str | None = Field(default=None, description="Name of an environment variable of the sidecar that holds the key.", pattern=ENV_NAME, max_length=256)
+    file: str | None = Field(default=None, description="Path of a file that holds the key; re-read when it changes (rotation).", min_length=1, max_length=4096)
+    secret_key_ref: SecretKeyRef | None = Field(default=None, description="A key of a Kubernetes Secret, mounted read-only into the sidecar.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.env, self.file, self.secret_key_ref)) != 1:
+            raise ValueError("apiKey needs exactly one of env, file or secretKeyRef")
+        return self
+
+
+class Params(ApiModel):
+    """Sampling parameters sent to the provider. A target's params override the route's, field by field."""
+
+    temperature: float | None = Field(default=None, description="Sampling temperature (0 = deterministic).", ge=0, le=2)
+    max_tokens: int | None = Field(default=None, description="Upper bound on generated tokens; the request's own limit is clamped to it.", ge=1, le=1_000_000)
+    top_p: float | None = Field(default=None, description="Nucleus sampling probability mass.", ge=0, le=1)
+    stop: list[str] | None = Field(default=None, description="Stop sequences (at most 4).", max_length=4)
+
+    def merged(self, override: Params | None) -> Params:
+        """These params with every field that ``override`` sets replaced."""
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_none=True))
+
+
+class Target(ApiModel):
+    """One provider model that can serve the route. The first target is the primary."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self.provider == 'openai-compatible' || has(self.apiKey)",
+         "message": "apiKey is required unless provider is openai-compatible", "fieldPath": ".apiKey"},
+    ]})
+
+    name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
+    provider: Provider = Field(description="Wire protocol and SDK used to call the model.")
+    model: str = Field(description="Provider model id, for example gpt-4o-mini, claude-haiku-4-5 or gemini-3.5-flash.", min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, description="Override of the provider endpoint (self-hosted gateways, vLLM/Ollama, tests).", pattern=r"^https?://", max_length=2048)
+    api_key: ApiKey | None = Field(default=None, description="Where the API key comes from. Required except for openai-compatible endpoints without auth.")
+    params: Params | None = Field(default=None, description="Parameters for this target only; they override the route's params.")
+    timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _key_required(self) -> Self:
+        if self.api_key is None and self.provider is not Provider.OPENAI_COMPATIBLE:
+            raise ValueError(f"target {self.name!r}: apiKey is required for provider {self.provider.value}")
+        return self
+
+
+class Prompt(ApiModel):
+    """The route's prompt; its version is reported with every answer."""
+
+    version: str = Field(description="Version label of the prompt, reported in headers, stats and traces.", min_length=1, max_length=63)
+    system: str | None = Field(default=None, description="System prompt put before the app's messages.", max_length=100_000)
+
+
+class Backoff(ApiModel):
+    initial_ms: int = Field(default=200, description="Backoff cap of the first retry; each retry doubles it (full jitter).", ge=0, le=60_000)
+    max_ms: int = Field(default=5000, description="Upper bound of one backoff, also the cap on a provider's retry-after.", ge=0, le=300_000)
+
+
+class Retry(ApiModel):
+    attempts: int = Field(default=1, description="Attempts per target (1 = no retry) before falling back to the next target.", ge=1, le=10)
+    backoff: Backoff = Field(default_factory=Backoff, description="Exponential backoff with full jitter between attempts.")
+
+
+class CircuitBreaker(ApiModel):
+    failure_threshold: int = Field(default=5, description="Consecutive failures that open the breaker; an open target is skipped at once.", ge=1, le=1000)
+    open_seconds: float = Field(default=30, description="How long the breaker stays open before one half-open probe is let through.", gt=0, le=3600)
+
+
+class ModelRouteSpec(ApiModel):
+    """What a route serves and how it falls back."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "size(self.targets) >= 1", "message": "at least one target is required", "fieldPath": ".targets"},
+        {"rule": "self.targets.all(t, self.targets.exists_one(u, u.name == t.name))",
+         "message": "target names must be unique within a route", "fieldPath": ".targets"},
+    ]})
+
+    route: str = Field(description="The name apps send as `model`.", pattern=ROUTE_NAME)
+    targets: list[Target] = Field(description="Primary target first, then the fallback chain, in order.", min_length=1, max_length=MAX_TARGETS)
+    params: Params = Field(default_factory=Params, description="Sampling parameters for every target (a target may override).")
+    prompt: Prompt | None = Field(default=None, description="Versioned system prompt put before the app's messages.")
+    timeout_seconds: float = Field(default=30, description="Deadline of one request across all attempts and fallbacks.", gt=0, le=600)
+    retry: Retry = Field(default_factory=Retry, description="Retries on one target before falling back.")
+    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker, description="Per-target circuit breaker.")
+    selector: LabelSelector | None = Field(default=None, description="Pods (with a modelroute sidecar, same namespace) this route is pushed to. Unset: every such pod.")
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> Self:
+        seen: set[str] = set()
+        for t in self.targets:
+            if t.name in seen:
+                raise ValueError(f"target names must be unique: {t.name!r} appears twice")
+            seen.add(t.name)
+        return self

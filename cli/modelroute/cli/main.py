@@ -1,0 +1,48 @@
+"""The `modelroute` console script: one entry point, one subcommand per component.
+
+Each subcommand lives in its component's ``cli`` module (``configure(parser)`` and
+``run(args) -> int``) and is imported only when chosen, so `modelroute sidecar` never
+loads kopf and `modelroute operator` never loads the provider SDKs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# name -> (module, help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sidecar": ("modelroute.sidecar.cli", "run the per-pod LLM routing proxy"),
+    "operator": ("modelroute.operator.cli", "run the Kubernetes operator"),
+    "crd": ("modelroute.api.crd_cli", "print the ModelRoute CustomResourceDefinition (generated from the API models)"),
+    "demo": ("modelroute.testing.demo", "run the standalone sidecar against local provider emulators and show it working"),
+}
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelroute", description="Kubernetes-native routing for small language models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            importlib.import_module(module).configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    module = importlib.import_module(SUBCOMMANDS[args.command][0])
+    try:
+        rc: int = module.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Failure vocabulary shared by the provider adapters, the router and the HTTP surface.
+
+Adapters turn every SDK exception into an ``UpstreamError`` with a ``kind``; the router
+decides on fallback from the kind alone; the HTTP layer maps router outcomes to statuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class FailureKind(StrEnum):
+    RATE_LIMITED = "rate_limited"      # 429
+    OVERLOADED = "overloaded"          # 529 / Anthropic overloaded_error
+    SERVER = "server_error"            # 5xx
+    TIMEOUT = "timeout"                # attempt timed out
+    CONNECTION = "connection_error"    # refused, reset, DNS
+    BAD_RESPONSE = "bad_response"      # upstream answered garbage (unparseable, wrong shape)
+    CIRCUIT_OPEN = "circuit_open"      # skipped by the breaker, no call made
+    CLIENT = "client_error"            # 4xx caused by the request itself: returned to the app as is
+
+    @property
+    def falls_back(self) -> bool:
+        return self is not FailureKind.CLIENT
+
+
+@dataclass
+class UpstreamError(Exception):
+    """One failed attempt at one target. ``message`` is safe to show (no keys, no stack)."""
+
+    kind: FailureKind
+    message: str
+    status: int | None = None
+    retry_after: float | None = None       # seconds, from retry-after / retry-after-ms
+    body: dict[str, Any] | None = None     # provider error body, for CLIENT errors passed back
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Summary of one attempt, reported in 503/504 bodies, stats and traces."""
+
+    target: str
+    outcome: str              # "ok" or a FailureKind value
+    status: int | None
+    reason: str
+    duration_ms: float
+
+
+@dataclass
+class RouteFailed(Exception):
+    """Every target is exhausted (503), or a CLIENT error ended the request (status from upstream)."""
+
+    attempts: list[Attempt] = field(default_factory=list)
+    client_error: UpstreamError | None = None
+
+
+@dataclass
+class DeadlineExceeded(Exception):
+    """The route's overall deadline passed before any target answered (504)."""
+
+    attempts: list[Attempt] = field(default_factory=list)

@@ -1,0 +1,39 @@
+"""The seam between the routing engine and whatever records what happened.
+
+The router reports every attempt and every finished request to an ``Observer``; the stats
+module (``/stats``, ``/metrics``) implements it, and so may telemetry later. Kept as a
+protocol so the router never imports the HTTP surface.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Observer(Protocol):
+    def on_attempt(
+        self,
+        route: str,
+        target: str,
+        outcome: str,
+        status: int | None,
+        latency_s: float,
+        usage: dict[str, Any] | None,
+    ) -> None:
+        """One attempt at one target ended. ``outcome`` is "ok" or a FailureKind value."""
+
+    def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        """One inbound request ended (``target`` is the one that answered, if any)."""
+
+
+class NullObserver:
+    def on_attempt(
+        self, route: str, target: str, outcome: str, status: int | None, latency_s: float, usage: dict[str, Any] | None
+    ) -> None:
+        return None
+
+    def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        return None
+
+
+KeySource = Any  # a zero-argument callable returning the current API key (re-read on rotation)
