@@ -1,0 +1,159 @@
+"""Builders and readers for the pivot format: OpenAI Chat Completions as plain dicts.
+
+Every provider translator produces its answers through these builders, so a response or
+chunk has one shape whatever the provider (the shape the ``openai`` SDK's
+``ChatCompletion`` / ``ChatCompletionChunk`` models accept). Readers here pull the common
+facts out of a chat request (text of a message, the effective token limit, data URLs).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelroute.sidecar.translate.errors import TranslationError
+
+Json = dict[str, Any]
+
+COMPLETION = "chat.completion"
+CHUNK = "chat.completion.chunk"
+
+
+def completion(
+    *, id: str, created: int, model: str, choices: list[Json], usage: Json | None
+) -> Json:
+    """A ``chat.completion`` dict."""
+    out: Json = {"id": id, "object": COMPLETION, "created": created, "model": model, "choices": choices}
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def choice(index: int, content: str | None, tool_calls: list[Json], finish_reason: str) -> Json:
+    """One non-streaming choice. ``tool_calls`` is left out when empty (as OpenAI does)."""
+    message: Json = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {"index": index, "message": message, "finish_reason": finish_reason, "logprobs": None}
+
+
+def tool_call(id: str, name: str, arguments: str) -> Json:
+    return {"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def chunk(*, id: str, created: int, model: str, delta: Json, index: int = 0, finish_reason: str | None = None) -> Json:
+    """A ``chat.completion.chunk`` with one choice."""
+    return {
+        "id": id, "object": CHUNK, "created": created, "model": model,
+        "choices": [{"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+    }
+
+
+def usage_chunk(*, id: str, created: int, model: str, usage: Json) -> Json:
+    """The final chunk of ``stream_options.include_usage``: no choices, only usage."""
+    return {"id": id, "object": CHUNK, "created": created, "model": model, "choices": [], "usage": usage}
+
+
+def usage(
+    prompt: int, completion_tokens: int, *, cached: int | None = None, cache_write: int | None = None,
+    reasoning: int | None = None,
+) -> Json:
+    """An OpenAI ``usage`` object; ``prompt`` already includes cached tokens (as OpenAI counts)."""
+    out: Json = {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
+    if cached is not None or cache_write is not None:
+        details: Json = {"cached_tokens": cached or 0}
+        if cache_write is not None:
+            details["cache_write_tokens"] = cache_write
+        out["prompt_tokens_details"] = details
+    if reasoning is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return out
+
+
+# ---- readers of a chat request -------------------------------------------------------
+
+def text_of(content: Any) -> str:
+    """Plain text of a message's ``content``: a string, or the text parts of a list joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise TranslationError(f"message content must be a string or a list of parts, not {type(content).__name__}")
+
+
+def max_tokens_of(request: Json) -> int | None:
+    """The request's token limit: the smaller of ``max_tokens`` / ``max_completion_tokens`` if both set."""
+    a = request.get("max_tokens")
+    b = request.get("max_completion_tokens")
+    limits = [v for v in (a, b) if isinstance(v, int) and not isinstance(v, bool)]
+    return min(limits) if limits else None
+
+
+def stop_list(stop: Any) -> list[str] | None:
+    """OpenAI ``stop`` (string or list) as a list, or None."""
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    return [s for s in stop if isinstance(s, str)] or None
+
+
+def parse_data_url(url: str) -> tuple[str, str] | None:
+    """``data:<mime>;base64,<data>`` -> (mime, base64 data); None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    head, sep, data = url.partition(",")
+    if not sep or not head.endswith(";base64"):
+        raise TranslationError("data URLs must be base64 encoded (data:<mime>;base64,...)")
+    return head[5:-7] or "application/octet-stream", data
+
+
+def parse_arguments(arguments: Any) -> dict[str, Any]:
+    """A tool call's ``arguments`` JSON string as an object (providers want objects).
+
+    Small models sometimes emit broken JSON; such history is kept, not rejected:
+    anything that is not a JSON object becomes ``{"_raw": <string>}``.
+    """
+    if isinstance(arguments, dict):
+        return arguments
+    if not arguments:
+        return {}
+    try:
+        value = json.loads(arguments)
+    except (TypeError, ValueError):
+        return {"_raw": str(arguments)}
+    return value if isinstance(value, dict) else {"_raw": str(arguments)}
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as OpenAI writes tool-call arguments."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def response_format_instruction(response_format: Any) -> str | None:
+    """A system-prompt instruction standing in for ``response_format`` where there is no native mode."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return "Respond with one valid JSON object only: no prose, no code fences."
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return (
+            "Respond with one valid JSON object only (no prose, no code fences) that conforms to this "
+            f"JSON Schema:\n{dumps(schema if schema is not None else {})}"
+        )
+    return None
+
+
+def json_schema_of(response_format: Any) -> dict[str, Any] | None:
+    """The JSON Schema of a ``json_schema`` response_format, or None."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema")
+        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+            schema: dict[str, Any] = spec["schema"]
+            return schema
+    return None

@@ -1,0 +1,145 @@
+"""Chat request -> OpenAI (and OpenAI-compatible) Chat Completions, for one target.
+
+The pivot format *is* this wire format, so the work is small: the model name, the route's
+params and system prompt, ``stream_options.include_usage`` forced on when streaming (so
+usage is always known, for stats and limits), and request fields the SDK's ``create()``
+has no keyword for moved into ``extra_body`` (so a field newer than the SDK still reaches
+the provider instead of raising ``TypeError``).
+
+Responses pass through: ``chat_response`` only makes sure ``model`` is set.
+``OpenAIStreamToChat`` gives streaming the same ``feed``/``finish``/``usage`` interface as the
+other providers, and drops the usage-only chunk the app did not ask for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelroute.api.v1alpha1 import Params
+from modelroute.sidecar.translate.errors import StreamError
+from modelroute.sidecar.translate.params import apply_params
+
+Json = dict[str, Any]
+
+# Keyword parameters of AsyncOpenAI().chat.completions.create (openai 3.x), besides messages/model.
+CREATE_KWARGS = frozenset({
+    "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+    "max_completion_tokens", "max_tokens", "metadata", "modalities", "moderation", "n",
+    "parallel_tool_calls", "prediction", "presence_penalty", "prompt_cache_key",
+    "prompt_cache_options", "prompt_cache_retention", "reasoning_effort", "response_format",
+    "safety_identifier", "seed", "service_tier", "stop", "store", "stream", "stream_options",
+    "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+    "web_search_options",
+})
+# Never forwarded: they are the SDK's own knobs, not body fields an app may set.
+_SDK_ONLY = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+def chat_to_openai_request(
+    request: Json,
+    *,
+    model: str,
+    params: Params | None = None,
+    system: str | None = None,
+    max_tokens_field: str = "max_completion_tokens",
+) -> Json:
+    """Keyword arguments for ``AsyncOpenAI().chat.completions.create(**kwargs)``.
+
+    ``request`` is the chat request as the app sent it (``model`` = route name); it is not
+    mutated. ``params`` are the target's effective params (``effective_params``), ``system``
+    the route prompt's system text. Use ``max_tokens_field="max_tokens"`` for
+    openai-compatible servers that predate ``max_completion_tokens``.
+    Unknown body fields are returned under ``extra_body``.
+    """
+    body = apply_params(request, params, system, max_tokens_field=max_tokens_field)
+    kwargs: Json = {"model": model, "messages": body.get("messages") or []}
+    extra: Json | None = None
+    for key, value in body.items():
+        if key in ("model", "messages") or key in _SDK_ONLY:
+            continue
+        if key in CREATE_KWARGS:
+            kwargs[key] = value
+        else:
+            if extra is None:
+                extra = {}
+            extra[key] = value
+    if extra:
+        kwargs["extra_body"] = extra
+    if kwargs.get("stream"):
+        options = kwargs.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage")):
+            kwargs["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return kwargs
+
+
+def wants_usage(request: Json) -> bool:
+    """True when the app asked for the final usage chunk (``stream_options.include_usage``)."""
+    options = request.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def chat_response(response: Json, *, model: str) -> Json:
+    """The provider's ``chat.completion`` dict, with ``model`` set if the provider left it out.
+
+    ``model`` stays the provider's model id (what actually answered). Mutates and returns
+    ``response`` (it is the adapter's own dict; no copy on the hot path).
+    """
+    if not response.get("model"):
+        response["model"] = model
+    return response
+
+
+def stamp_route(obj: Json, *, route: str, target: str, prompt_version: str | None = None) -> Json:
+    """Add a ``modelroute`` object (route, target, prompt version) to a response or chunk.
+
+    Optional: headers carry the same facts. The OpenAI SDK keeps unknown fields, so apps
+    can read it as ``response.model_extra["modelroute"]``. Mutates and returns ``obj``.
+    """
+    info: Json = {"route": route, "target": target}
+    if prompt_version is not None:
+        info["prompt_version"] = prompt_version
+    obj["modelroute"] = info
+    return obj
+
+
+class OpenAIStreamToChat:
+    """OpenAI stream chunks (``chunk.model_dump()`` or wire JSON dicts) -> chunks for the app.
+
+    Chunks pass through unchanged, except the usage-only chunk (``choices == []``), which
+    is kept in ``usage`` and forwarded only when ``include_usage`` (the app asked for it).
+    ``finish()`` raises ``StreamError`` if no chunk carried a ``finish_reason``: a stream
+    that stopped early must not look complete.
+    """
+
+    __slots__ = ("finish_reason", "include_usage", "model", "usage")
+
+    def __init__(self, *, model: str, include_usage: bool) -> None:
+        self.model = model
+        self.include_usage = include_usage
+        self.usage: Json | None = None
+        self.finish_reason: str | None = None
+
+    def feed(self, chunk: Json) -> list[Json]:
+        if "error" in chunk and "choices" not in chunk:
+            err = chunk["error"] if isinstance(chunk["error"], dict) else {"message": str(chunk["error"])}
+            raise StreamError(str(err.get("message", "upstream error")), error_type=str(err.get("type") or "api_error"), body=chunk)
+        if not chunk.get("model"):
+            chunk["model"] = self.model
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage
+        choices = chunk.get("choices")
+        if not choices:
+            return [chunk] if (self.include_usage and usage) else []
+        for c in choices:
+            reason = c.get("finish_reason")
+            if reason:
+                self.finish_reason = reason
+        if usage and not self.include_usage:
+            chunk["usage"] = None
+        return [chunk]
+
+    def finish(self) -> list[Json]:
+        if self.finish_reason is None:
+            raise StreamError("stream ended before a finish_reason", error_type="incomplete_stream")
+        return []
