@@ -22,9 +22,10 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def route_hash(route: ModelRoute) -> str:
-    """Hash of what a sidecar serves for one route (its spec, without the selector)."""
+    """Hash of what a sidecar serves for one route (its spec, without selector and strategy)."""
     spec = route.spec.wire()
     spec.pop("selector", None)
+    spec.pop("strategy", None)
     return "sha256:" + hashlib.sha256(canonical_json({"name": route.metadata.name, "spec": spec})).hexdigest()[:16]
 
 

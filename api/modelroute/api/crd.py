@@ -117,7 +117,7 @@ def crd() -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string", "description": "modelroute.dev/v1alpha1"},
                                 "kind": {"type": "string", "description": "ModelRoute"},
-                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                "metadata": {"type": "object"},
                                 "spec": spec,
                                 "status": status,
                             },

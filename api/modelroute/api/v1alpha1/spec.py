@@ -13,6 +13,7 @@ from typing import Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
+from modelroute.api.v1alpha1.strategy import Strategy
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -127,6 +128,7 @@ class ModelRouteSpec(ApiModel):
     retry: Retry = Field(default_factory=Retry, description="Retries on one target before falling back.")
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker, description="Per-target circuit breaker.")
     selector: LabelSelector | None = Field(default=None, description="Pods (with a modelroute sidecar, same namespace) this route is pushed to. Unset: every such pod.")
+    strategy: Strategy | None = Field(default=None, description="How a change of targets, params or prompt reaches live traffic (canary steps and analysis). Unset: at once.")
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from modelroute.api.v1alpha1.base import ApiModel
+from modelroute.api.v1alpha1.strategy import RolloutStatus
 
 MAX_POD_FAILURES = 10
 
@@ -55,4 +56,5 @@ class ModelRouteStatus(ApiModel):
     primary_target: str | None = Field(default=None, description="Provider/model of the first target (for `kubectl get`).", max_length=300)
     pods: PodCounts = Field(default_factory=PodCounts, description="How many selected pods serve this route.")
     failures: list[PodFailure] = Field(default_factory=list, description=f"Per-pod failure reasons (at most {MAX_POD_FAILURES}).", max_length=MAX_POD_FAILURES)
+    rollout: RolloutStatus | None = Field(default=None, description="Progressive delivery of the newest revision: phase, step, weights, analysis.")
     conditions: list[Condition] = Field(default_factory=list, description="Ready, Synced, and Degraded or Conflict when they apply.", max_length=16)

@@ -1,0 +1,219 @@
+"""Per-revision evidence counters: their wire form, and summing them over pods and over time.
+
+Each sidecar keeps cumulative counters per route, rollout run and variant (stable, canary,
+mirror) and serves them as JSON; the operator reads one snapshot per pod each analysis
+interval. Cumulative counters from many processes are combined the Prometheus way: sum
+over pods, and a delta between two snapshots of one pod that treats a decrease (the sidecar
+restarted) as a reset, so the delta is the whole new value.
+
+Wire form of one variant's counters (every key optional, missing = zero)::
+
+    {"requests": 120,                                    # answered or failed, not cancelled
+     "errors": {"server_error": 3, "timeout": 1},        # by class (FailureKind / router outcome)
+     "latency": {"le": [0.005, 0.01, ...], "counts": [..len(le)+1..], "sum": 12.3},  # per bucket, last is +Inf
+     "tokens": {"prompt": 1000, "completion": 200},
+     "cost": {"usd": 0.12, "priced": 120},               # priced = requests whose cost is known
+     "outputs": {"checked": 100, "valid": 99},           # schema-valid / parseable outputs
+     "agreement": {"compared": 100, "agreed": 97}}       # same label / JSON as stable
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+NOT_ERRORS = frozenset({"cancelled", "ok"})
+"""Classes that are not failures of the revision (the app went away; success)."""
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A latency histogram: per-bucket counts (not cumulative) for upper ``bounds`` plus +Inf."""
+
+    bounds: tuple[float, ...] = ()
+    counts: tuple[int, ...] = (0,)
+    sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if len(self.counts) != len(self.bounds) + 1:
+            raise ValueError(f"histogram needs {len(self.bounds) + 1} counts (one per bound and +Inf), got {len(self.counts)}")
+        if list(self.bounds) != sorted(self.bounds):
+            raise ValueError("histogram bounds must ascend")
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def quantile(self, q: float) -> float | None:
+        """Quantile ``q`` by linear interpolation inside its bucket (as PromQL ``histogram_quantile``).
+
+        None when empty. A quantile in the +Inf bucket is the highest finite bound.
+        """
+        total = self.count
+        if total == 0:
+            return None
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(self.counts):
+            if n and seen + n >= rank:
+                if i == len(self.bounds):
+                    return self.bounds[-1] if self.bounds else None
+                lower = self.bounds[i - 1] if i > 0 else 0.0
+                upper = self.bounds[i]
+                return lower + (upper - lower) * max(0.0, rank - seen) / n
+            seen += n
+        return self.bounds[-1] if self.bounds else None
+
+    def __add__(self, other: Histogram) -> Histogram:
+        if not other.count and not other.sum:
+            return self
+        if not self.count and not self.sum:
+            return other
+        if self.bounds != other.bounds:
+            raise ValueError("cannot merge histograms with different bucket bounds")
+        return Histogram(self.bounds, tuple(a + b for a, b in zip(self.counts, other.counts, strict=True)), self.sum + other.sum)
+
+    def minus(self, before: Histogram) -> Histogram:
+        """``self - before``; a reset (any bucket went down, or bounds changed) yields ``self``."""
+        if before.bounds != self.bounds or any(a < b for a, b in zip(self.counts, before.counts, strict=True)):
+            return self
+        return Histogram(self.bounds, tuple(a - b for a, b in zip(self.counts, before.counts, strict=True)), max(0.0, self.sum - before.sum))
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Evidence about one revision (one variant, or several summed)."""
+
+    requests: int = 0
+    errors: Mapping[str, int] = field(default_factory=dict)
+    latency: Histogram = field(default_factory=Histogram)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    priced: int = 0
+    outputs_checked: int = 0
+    outputs_valid: int = 0
+    compared: int = 0
+    agreed: int = 0
+
+    @property
+    def failed(self) -> int:
+        return sum(n for k, n in self.errors.items() if k not in NOT_ERRORS)
+
+    def __add__(self, other: Counters) -> Counters:
+        errors = dict(self.errors)
+        for k, n in other.errors.items():
+            errors[k] = errors.get(k, 0) + n
+        return Counters(
+            requests=self.requests + other.requests,
+            errors=errors,
+            latency=self.latency + other.latency,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            priced=self.priced + other.priced,
+            outputs_checked=self.outputs_checked + other.outputs_checked,
+            outputs_valid=self.outputs_valid + other.outputs_valid,
+            compared=self.compared + other.compared,
+            agreed=self.agreed + other.agreed,
+        )
+
+    def minus(self, before: Counters) -> Counters:
+        """The increase from ``before`` to ``self`` (same process); a counter reset yields ``self``."""
+        if self.requests < before.requests or self.priced < before.priced or self.compared < before.compared \
+                or self.outputs_checked < before.outputs_checked:
+            return self
+        return Counters(
+            requests=self.requests - before.requests,
+            errors={k: max(0, n - before.errors.get(k, 0)) for k, n in self.errors.items()},
+            latency=self.latency.minus(before.latency),
+            prompt_tokens=max(0, self.prompt_tokens - before.prompt_tokens),
+            completion_tokens=max(0, self.completion_tokens - before.completion_tokens),
+            cost_usd=max(0.0, self.cost_usd - before.cost_usd),
+            priced=self.priced - before.priced,
+            outputs_checked=self.outputs_checked - before.outputs_checked,
+            outputs_valid=max(0, self.outputs_valid - before.outputs_valid),
+            compared=self.compared - before.compared,
+            agreed=max(0, self.agreed - before.agreed),
+        )
+
+    # -- wire form ----------------------------------------------------------------------
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Counters:
+        """Parse the wire form (see the module docstring); raises ``ValueError`` on a bad shape."""
+        lat = data.get("latency") or {}
+        bounds = tuple(float(b) for b in lat.get("le", ()))
+        counts = tuple(int(n) for n in lat.get("counts", [0] * (len(bounds) + 1)))
+        tokens, cost = data.get("tokens") or {}, data.get("cost") or {}
+        outputs, agreement = data.get("outputs") or {}, data.get("agreement") or {}
+        return Counters(
+            requests=int(data.get("requests", 0)),
+            errors={str(k): int(v) for k, v in (data.get("errors") or {}).items()},
+            latency=Histogram(bounds, counts, float(lat.get("sum", 0.0))),
+            prompt_tokens=int(tokens.get("prompt", 0)),
+            completion_tokens=int(tokens.get("completion", 0)),
+            cost_usd=float(cost.get("usd", 0.0)),
+            priced=int(cost.get("priced", 0)),
+            outputs_checked=int(outputs.get("checked", 0)),
+            outputs_valid=int(outputs.get("valid", 0)),
+            compared=int(agreement.get("compared", 0)),
+            agreed=int(agreement.get("agreed", 0)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "latency": {"le": list(self.latency.bounds), "counts": list(self.latency.counts), "sum": self.latency.sum},
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "cost": {"usd": self.cost_usd, "priced": self.priced},
+            "outputs": {"checked": self.outputs_checked, "valid": self.outputs_valid},
+            "agreement": {"compared": self.compared, "agreed": self.agreed},
+        }
+
+
+def total(parts: Iterable[Counters]) -> Counters:
+    """Sum of counters (over pods, or over variants such as canary + mirror)."""
+    out = Counters()
+    for c in parts:
+        out = out + c
+    return out
+
+
+def window(before: Mapping[str, Counters], after: Mapping[str, Counters]) -> Counters:
+    """What happened between two sets of per-instance cumulative snapshots, summed over instances.
+
+    Keys are sidecar *instances* (pod uid plus process start, so a restarted sidecar is a new
+    key). An instance only in ``after`` contributes all of its counts; one only in ``before``
+    (pod gone) contributes nothing; a counter that went down is treated as a reset.
+    """
+    return total(now.minus(before[k]) if k in before else now for k, now in after.items())
+
+
+def evidence_from_stats(stats_by_pod: Mapping[str, Mapping[str, Any]], route: str, run_id: str) -> tuple[Counters, Counters]:
+    """(stable, canary) evidence of one rollout run, summed over the sidecars' ``/stats`` documents.
+
+    Expected shape in each sidecar's ``/stats`` (counters start at zero for a new run id, so
+    the cumulative values *are* the run's evidence and no baseline is needed)::
+
+        {"rollouts": {"<route>": {"run": "<canaryRevision>.<attempt>",
+                                  "variants": {"stable": {...}, "canary": {...}, "mirror": {...}}}}}
+
+    The canary's evidence is its live counters plus its mirrored ones. A pod reporting another
+    run (not yet switched, or already moved on) contributes nothing; a malformed document is
+    skipped, never fatal.
+    """
+    stable, canary = Counters(), Counters()
+    for doc in stats_by_pod.values():
+        entry = ((doc.get("rollouts") or {}).get(route)) if isinstance(doc, Mapping) else None
+        if not isinstance(entry, Mapping) or entry.get("run") != run_id:
+            continue
+        variants = entry.get("variants") or {}
+        try:
+            parsed = {k: Counters.from_json(v) for k, v in variants.items() if isinstance(v, Mapping)}
+        except (TypeError, ValueError):
+            continue
+        stable = stable + parsed.get("stable", Counters())
+        canary = canary + parsed.get("canary", Counters()) + parsed.get("mirror", Counters())
+    return stable, canary

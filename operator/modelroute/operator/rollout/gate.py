@@ -1,0 +1,64 @@
+"""Judge a golden-dataset run (``modelroute eval`` numbers) against a gate's thresholds. Pure.
+
+The gate runs the dataset against the new revision before any live traffic; its results
+arrive here as the numbers ``modelroute eval --json`` prints for one target or revision
+(``GateResults.from_eval_json``) and become the ``GateStatus`` the state machine consumes.
+Unlike live analysis there is no ``minSamples``: the dataset is the sample, chosen by people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from modelroute.api.v1alpha1.strategy import GateStatus, GateThresholds, MetricResult, Verdict
+from modelroute.operator.rollout.analysis import describe, overall
+
+
+@dataclass(frozen=True)
+class GateResults:
+    cases: int
+    errors: int
+    exact_match: float | None       # None: the dataset has no expectations
+    valid_output_rate: float
+    latency_p95_seconds: float | None
+
+    @staticmethod
+    def from_eval_json(doc: Mapping[str, Any]) -> GateResults:
+        """From one entry of ``modelroute eval --json``'s ``targets``."""
+        p95_ms = (doc.get("latencyMs") or {}).get("p95")
+        return GateResults(
+            cases=int(doc.get("cases", 0)), errors=int(doc.get("errors", 0)),
+            exact_match=doc.get("exactMatch"), valid_output_rate=float(doc.get("validOutputRate", 0.0)),
+            latency_p95_seconds=None if p95_ms is None else float(p95_ms) / 1000,
+        )
+
+
+def _check(name: str, value: float | None, threshold: float, samples: int, *, upper: bool) -> MetricResult:
+    if value is None or samples == 0:
+        verdict = Verdict.FAIL   # a gate that cannot measure what it is asked to must not pass
+    elif upper:
+        verdict = Verdict.FAIL if value > threshold else Verdict.PASS
+    else:
+        verdict = Verdict.FAIL if value < threshold else Verdict.PASS
+    return MetricResult(name=name, value=value, threshold=threshold, samples=samples, verdict=verdict)
+
+
+def gate_status(thresholds: GateThresholds, results: GateResults) -> GateStatus:
+    """Pass only if every configured threshold holds; the message carries the numbers."""
+    n = results.cases
+    metrics: list[MetricResult] = []
+    if thresholds.min_exact_match is not None:
+        metrics.append(_check("exactMatch", results.exact_match, thresholds.min_exact_match, n, upper=False))
+    if thresholds.min_valid_output_rate is not None:
+        metrics.append(_check("validOutputRate", results.valid_output_rate, thresholds.min_valid_output_rate, n, upper=False))
+    if thresholds.max_error_rate is not None:
+        rate = results.errors / n if n else None
+        metrics.append(_check("errorRate", rate, thresholds.max_error_rate, n, upper=True))
+    if thresholds.max_latency_p95_seconds is not None:
+        metrics.append(_check("latencyP95Seconds", results.latency_p95_seconds, thresholds.max_latency_p95_seconds,
+                              n - results.errors, upper=True))
+    verdict = overall(metrics) if metrics else (Verdict.PASS if n else Verdict.FAIL)
+    text = "; ".join(describe(m) for m in metrics) or f"{n} cases, no thresholds"
+    return GateStatus(verdict=verdict, metrics=metrics, message=f"{text} ({n} cases)"[:1024])

@@ -1,0 +1,120 @@
+"""Send every case through each target of a route, using the sidecar's own routing engine.
+
+Each target runs as its own single-target route (the route's params, prompt, timeout and
+retry settings kept), compiled with ``Runtime.build`` and called with ``router.complete``,
+so what is measured is what the sidecar would do. Targets run one after another (their
+latencies do not interfere); a target's cases run with bounded concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1 import ModelRoute, Target
+from modelroute.sidecar import router
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.eval.dataset import Case
+from modelroute.sidecar.eval.prices import Price, price_for
+from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
+from modelroute.sidecar.observe import NullObserver
+from modelroute.sidecar.runtime import KeyFor, Runtime
+
+Json = dict[str, Any]
+ProgressFn = Callable[[str, Outcome], None]
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    summary: TargetSummary
+    outcomes: tuple[Outcome, ...]
+
+
+def single_target(route: ModelRoute, target: Target) -> ModelRoute:
+    """``route`` with ``target`` as its only target (no fallback: the target is measured alone)."""
+    spec = route.spec.model_copy(update={"targets": [target]})
+    return route.model_copy(update={"spec": spec})
+
+
+def output_text(response: Json) -> str:
+    """The answer of a ``chat.completion``: its content, else its first tool call's arguments."""
+    choices = response.get("choices") or [{}]
+    message = choices[0].get("message") or {}
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    calls = message.get("tool_calls") or []
+    if calls:
+        args = (calls[0].get("function") or {}).get("arguments")
+        return args if isinstance(args, str) else json.dumps(args)
+    return ""
+
+
+def _failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return "deadline"
+    if exc.client_error is not None:
+        return "client_error"
+    return exc.attempts[-1].outcome if exc.attempts else "exhausted"
+
+
+async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> Outcome:
+    t0 = time.perf_counter()
+    try:
+        done = await router.complete(rt.routes[route], case.request_for(route))
+    except (RouteFailed, DeadlineExceeded) as e:
+        return Outcome(case.id, None, time.perf_counter() - t0, error=_failure_class(e))
+    latency = time.perf_counter() - t0
+    text = output_text(done.response)
+    usage = done.response.get("usage") or {}
+    exact, valid = judge(case, text, labels)
+    return Outcome(
+        case.id, text, latency, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+        exact=exact, valid=valid,
+    )
+
+
+async def run_target(
+    route: ModelRoute, target: Target, cases: Sequence[Case], key_for: KeyFor, *,
+    concurrency: int = 4, price: Price | None = None, progress: ProgressFn | None = None,
+) -> TargetRun:
+    """Every case through ``target`` alone; outcomes in dataset order."""
+    config = SidecarConfig(routes=[single_target(route, target)])
+    rt = Runtime.build(config, key_for, NullObserver())
+    labels = labels_of(cases)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(case: Case) -> Outcome:
+        async with gate:
+            o = await run_case(rt, route.spec.route, case, labels)
+        if progress is not None:
+            progress(target.name, o)
+        return o
+
+    try:
+        outcomes = await asyncio.gather(*(one(c) for c in cases))
+    finally:
+        await rt.aclose()
+    cost = None
+    if price is not None:
+        cost = sum(price.cost(o.prompt_tokens, o.completion_tokens) for o in outcomes)
+    summary = summarize(target.name, target.provider.value, target.model, cases, outcomes, cost)
+    return TargetRun(summary, tuple(outcomes))
+
+
+async def run_route(
+    route: ModelRoute, cases: Sequence[Case], key_for: KeyFor, *, targets: Sequence[str] | None = None,
+    concurrency: int = 4, prices: dict[str, Price] | None = None, progress: ProgressFn | None = None,
+) -> list[TargetRun]:
+    """Every case through each target of ``route`` (or the named ones), one target at a time."""
+    chosen = [t for t in route.spec.targets if targets is None or t.name in targets]
+    runs = []
+    for t in chosen:
+        price = price_for(prices, t.name, t.model) if prices else None
+        runs.append(await run_target(route, t, cases, key_for, concurrency=concurrency, price=price, progress=progress))
+    return runs
