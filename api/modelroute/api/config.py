@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from modelroute.api.v1alpha1 import ApiModel, ModelRoute
+from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -29,20 +29,42 @@ def route_hash(route: ModelRoute) -> str:
     return "sha256:" + hashlib.sha256(canonical_json({"name": route.metadata.name, "spec": spec})).hexdigest()[:16]
 
 
-class SidecarConfig(ApiModel):
-    """What one sidecar serves: a list of ModelRoutes with distinct route names."""
+class CanaryServing(ApiModel):
+    """A second revision of one route, served beside the stable one while a rollout runs.
 
-    routes: list[ModelRoute] = Field(default_factory=list, description="The routes, in any order.")
+    ``routes`` in the config hold each route's stable revision; a canary entry adds the new
+    revision's spec, the share of live traffic it answers (``weight``) and the share copied
+    to it off the request path (``mirror``: answers compared with stable, never returned).
+    """
+
+    route: str = Field(description="Route name (spec.route) this canary belongs to.")
+    revision: str = Field(description="Revision id of the canary spec.")
+    run_id: str = Field(description="Id of this rollout run; sidecars keep evidence counters per run.")
+    spec: ModelRouteSpec = Field(description="The canary revision's spec (targets, params, prompt).")
+    weight: int = Field(default=0, ge=0, le=100, description="Percent of live requests answered by the canary.")
+    mirror: int = Field(default=0, ge=0, le=100, description="Percent of live requests copied to the canary for comparison.")
+    sticky_header: str | None = Field(default=None, description="Request header whose value pins a caller to one revision on every pod.")
+
+
+class SidecarConfig(ApiModel):
+    """What one sidecar serves: a list of ModelRoutes with distinct route names, plus canaries."""
+
+    routes: list[ModelRoute] = Field(default_factory=list, description="The routes (stable revisions), in any order.")
+    canaries: list[CanaryServing] = Field(default_factory=list, description="Rollouts in progress: at most one per route.")
 
     @property
     def hash(self) -> str:
         """Content hash of the config, independent of route order and selectors."""
         parts = sorted(f"{r.spec.route}={route_hash(r)}" for r in self.routes)
+        parts += sorted("canary:" + hashlib.sha256(canonical_json(c.wire())).hexdigest() for c in self.canaries)
         return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def redacted(self) -> dict[str, Any]:
         """The config as JSON (key *references* only; keys themselves never live in the config)."""
-        return {"version": self.hash, "routes": [r.wire() for r in self.routes]}
+        out: dict[str, Any] = {"version": self.hash, "routes": [r.wire() for r in self.routes]}
+        if self.canaries:
+            out["canaries"] = [c.wire() for c in self.canaries]
+        return out
 
 
 class PodRef(ApiModel):

@@ -1,1 +1,7 @@
-"""modelroute.operator."""
+"""modelroute.operator: the kopf control plane that pushes ModelRoutes into per-pod sidecars.
+
+Layout: ``handlers/`` (thin kopf handlers, one file per event kind) only mark a namespace
+dirty; ``reconciler`` does the work for one namespace with plain, unit-tested modules
+(``pods``, ``validation``, ``acceptance``, ``bundle``, ``pushes``, ``status``) and the I/O
+edges (``kube/``, ``pushclient``, ``metrics``, ``leader``).
+"""

@@ -7,7 +7,10 @@ protocol so the router never imports the HTTP surface.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
 
 
 class Observer(Protocol):
@@ -24,6 +27,27 @@ class Observer(Protocol):
 
     def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
         """One inbound request ended (``target`` is the one that answered, if any)."""
+
+
+class AttemptHook(Protocol):
+    """Telemetry per upstream attempt (``RouteRuntime.tracer``); called only when one is set.
+
+    Called once when an attempt ends (a stream's attempt ends with its last chunk), on the
+    task that made it, so the caller's tracing context (the inbound request's span) is
+    current; ``seconds`` is the attempt's duration, so the span can start in the past.
+    """
+
+    def attempt_ended(
+        self,
+        route: RouteRuntime,
+        target: TargetRuntime,
+        outcome: str,
+        status: int | None,
+        seconds: float,
+        usage: dict[str, Any] | None,
+        response_model: str | None,
+        streamed: bool,
+    ) -> None: ...
 
 
 class NullObserver:

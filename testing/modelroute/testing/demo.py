@@ -47,6 +47,11 @@ def _retarget(config: Path, emulator_url: str) -> str:
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
 def _say(title: str, detail: str = "") -> None:
     print(f"\n\033[1m== {title}\033[0m" + (f"\n   {detail}" if detail else ""), flush=True)
 
@@ -56,10 +61,9 @@ def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = 20)
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise RuntimeError(f"the sidecar exited with code {proc.returncode}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as r:
+            if r.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"the sidecar did not become ready at {url}")
 
@@ -83,7 +87,8 @@ async def _demo(config: Path) -> int:
                 await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{admin}/readyz", proc)
                 return await _calls(AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0), emu, admin)
             finally:
-                proc.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
                 await proc.wait()
 
 
@@ -122,9 +127,12 @@ async def _calls(client: Any, emu: EmulatorServer, admin: int) -> int:
     answer, headers = await _ask(client, "classify", "The app crashes on login")
     _say("fallback: Anthropic answers 529 (overloaded) twice", f"answer: {answer!r}\n   served by: {headers.get('x-modelroute-target')}")
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats", timeout=5) as r:
-        stats = json.loads(r.read())
-    _say("GET /stats (admin port)", json.dumps(stats, indent=1)[:1500])
+    stats = await asyncio.to_thread(_get_json, f"http://127.0.0.1:{admin}/stats")
+    lines = []
+    for route, rs in stats.get("routes", {}).items():
+        for target, ts in rs.get("targets", {}).items():
+            lines.append(f"{route:10} {target:6} attempts={ts.get('attempts')} outcomes={ts.get('outcomes')}")
+    _say("GET /stats (admin port): attempts per route and target", "\n   ".join(lines))
     print("\nDone: routing, cross-provider translation, streaming and fallback all went through real SDKs.")
     return 0
 

@@ -121,6 +121,7 @@ def run_inbound_case(pair: str, kind: str, options: Json, data: Any) -> Any:
     completion / chunks); outputs must parse as the app SDK's own types.
     """
     before = json.dumps(data, sort_keys=True)
+    out: Any
     if kind == "request":
         if pair == "anthropic_inbound":
             adapter: Any = TypeAdapter(MessageCreateParamsStreaming if data.get("stream") else MessageCreateParamsNonStreaming)

@@ -13,6 +13,8 @@ from typing import Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
+from modelroute.api.v1alpha1.output import Output
+from modelroute.api.v1alpha1.quota import CachePolicy, Limits, Pricing
 from modelroute.api.v1alpha1.strategy import Strategy
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
@@ -81,6 +83,8 @@ class Target(ApiModel):
     api_key: ApiKey | None = Field(default=None, description="Where the API key comes from. Required except for openai-compatible endpoints without auth.")
     params: Params | None = Field(default=None, description="Parameters for this target only; they override the route's params.")
     timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
+    limits: Limits | None = Field(default=None, description="Local rate limits of this target; unset: only the provider's headers limit.")
+    pricing: Pricing | None = Field(default=None, description="Prices of this target's model; unset: the built-in list price, if any.")
 
     @model_validator(mode="after")
     def _key_required(self) -> Self:
@@ -94,6 +98,8 @@ class Prompt(ApiModel):
 
     version: str = Field(description="Version label of the prompt, reported in headers, stats and traces.", min_length=1, max_length=63)
     system: str | None = Field(default=None, description="System prompt put before the app's messages.", max_length=100_000)
+    user: str | None = Field(default=None, description="User message template of the task endpoints (/v1/classify, /v1/extract); {{input}}, {{labels}}, {{schema}} and declared variables are filled in.", max_length=100_000)
+    variables: dict[str, str] = Field(default_factory=dict, description="Default values of template variables (a request's variables override them).")
 
 
 class Backoff(ApiModel):
@@ -128,6 +134,8 @@ class ModelRouteSpec(ApiModel):
     retry: Retry = Field(default_factory=Retry, description="Retries on one target before falling back.")
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker, description="Per-target circuit breaker.")
     selector: LabelSelector | None = Field(default=None, description="Pods (with a modelroute sidecar, same namespace) this route is pushed to. Unset: every such pod.")
+    output: Output | None = Field(default=None, description="Output contract: answers are validated, repaired or refused. Unset: free text, unchecked.")
+    cache: CachePolicy | None = Field(default=None, description="Response cache of the route. Unset: no caching.")
     strategy: Strategy | None = Field(default=None, description="How a change of targets, params or prompt reaches live traffic (canary steps and analysis). Unset: at once.")
 
     @model_validator(mode="after")

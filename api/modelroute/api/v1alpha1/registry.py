@@ -1,0 +1,90 @@
+"""Proposed API: the registry of model ids a target may name, per provider.
+
+A typo in a model id (``gpt-4o-mni``) otherwise shows up as a 404 from the provider at
+request time, on the primary target, under load. With the registry it is a config error
+with a clear message when the config is validated: at sidecar start, on ``PUT /config``
+and in the operator's status. The built-in list holds current small and mid-size models;
+the config extends it (or replaces it with ``includeDefaults: false``).
+
+Matching: an id is allowed when it is listed, or when it is a listed id plus a version
+suffix (``claude-haiku-4-5-20251001``, ``gpt-4o-mini-2024-07-18``, ``gemini-2.5-flash-001``,
+``...-preview-05-20``, ``...-latest``). Gemini ids may carry the ``models/`` prefix.
+``openai-compatible`` targets (self-hosted servers, any model name) are not checked
+unless the registry lists models for that provider.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydantic import Field
+
+from modelroute.api.v1alpha1.base import ApiModel
+from modelroute.api.v1alpha1.spec import Provider, Target
+
+DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {
+    Provider.OPENAI: (
+        "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
+        "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini",
+    ),
+    Provider.ANTHROPIC: (
+        "claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
+        "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku",
+    ),
+    Provider.GEMINI: (
+        "gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro",
+        "gemini-3-flash-preview", "gemini-3.1-flash-lite", "gemini-3.5-flash", "gemini-3.8-flash",
+    ),
+}
+
+# A version suffix after a listed id: a date, a revision number, preview/exp/latest tags.
+_SUFFIX = re.compile(r"^(-(\d{8}|\d{4}-\d{2}-\d{2}|\d{3}|latest|preview|exp)(-[0-9]{2}-[0-9]{2}|-\d{2}|-\d{4})*)+$")
+
+
+class ProviderModels(ApiModel):
+    """Model ids allowed for one provider, in addition to (or instead of) the built-in list."""
+
+    provider: Provider = Field(description="The provider these model ids belong to.")
+    models: list[str] = Field(description="Allowed model ids (a listed id also allows its dated versions).", min_length=1, max_length=1000)
+
+
+class ModelRegistry(ApiModel):
+    """Which model ids targets may name; checked when a config is validated, never at request time."""
+
+    include_defaults: bool = Field(default=True, description="Start from modelroute's built-in list of current models.")
+    models: list[ProviderModels] = Field(default_factory=list, description="Further allowed model ids, per provider.", max_length=16)
+
+    def allowed(self, provider: Provider) -> frozenset[str] | None:
+        """The allowed ids of a provider, or None when any id is accepted."""
+        ids: set[str] = set(DEFAULT_MODELS.get(provider, ())) if self.include_defaults else set()
+        listed = False
+        for entry in self.models:
+            if entry.provider is provider:
+                ids.update(entry.models)
+                listed = True
+        if provider is Provider.OPENAI_COMPATIBLE and not listed:
+            return None
+        return frozenset(ids)
+
+    def problem(self, target: Target) -> str | None:
+        """Why the target's model is not allowed, or None when it is."""
+        allowed = self.allowed(target.provider)
+        if allowed is None or model_allowed(target.model, allowed):
+            return None
+        close = sorted(m for m in allowed if m.split("-")[0] == target.model.split("-")[0])[:8]
+        hint = f"; known {target.provider.value} models include: {', '.join(close)}" if close else ""
+        return (f"target {target.name!r}: model {target.model!r} is not in the model registry for provider "
+                f"{target.provider.value}{hint} (add it under modelRegistry.models to allow it)")
+
+    def problems(self, targets: Iterable[Target]) -> list[str]:
+        """One message per target whose model is not allowed."""
+        return [p for t in targets if (p := self.problem(t)) is not None]
+
+
+def model_allowed(model: str, allowed: frozenset[str]) -> bool:
+    """True when ``model`` is listed, or is a listed id plus a version suffix."""
+    name = model[7:] if model.startswith("models/") else model
+    if name in allowed:
+        return True
+    return any(name.startswith(base) and _SUFFIX.match(name[len(base):]) for base in allowed)

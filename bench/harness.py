@@ -1,0 +1,235 @@
+"""Shared set-up for the sidecar benchmarks: processes, config, requests, statistics.
+
+Every benchmark runs three kinds of processes on loopback so that none steals the other's
+event loop: the provider emulator (upstream), the system under test (the sidecar, or the
+bare pass-through proxy used as a baseline) and the load generator (the benchmark script
+itself, or ``wrk``). Processes are tied to this one (``modelroute.testing.cluster.processes``)
+so an interrupted run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelroute.testing.cluster.processes import spawn
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RESULTS = BENCH / "results"
+PY = sys.executable
+
+KEYS = {"OPENAI_API_KEY": "sk-bench-openai", "ANTHROPIC_API_KEY": "sk-ant-bench", "GEMINI_API_KEY": "bench-gemini"}
+
+# route name -> (provider, upstream model)
+ROUTES = {
+    "chat": ("openai", "gpt-4o-mini"),
+    "claude": ("anthropic", "claude-haiku-4-5"),
+    "gem": ("gemini", "gemini-2.5-flash"),
+}
+PROMPT = "hello from the benchmark"
+MAX_TOKENS = 16
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
+    """Until ``url`` answers 2xx (or raise)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if 200 <= r.status < 300:
+                    return
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up: {last}")
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+class Stack:
+    """The processes of one benchmark run, stopped together."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="modelroute-perf-"))
+        self.procs: list[Proc] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+        log = self.tmp / f"{name}.log"
+        p = Proc(name, spawn(argv, log_path=log, env={**os.environ, **(env or {})}, cwd=REPO), log)
+        self.procs.append(p)
+        return p
+
+    def emulator(self) -> str:
+        """Start the emulator (all providers); its base URL."""
+        port = free_port()
+        self.start("emulator", [PY, "-m", "modelroute.testing.emulators", "--host", "127.0.0.1", "--port", str(port),
+                                "--log-size", "100"])
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/_emulator/faults")
+        return url
+
+    def sidecar(self, upstream: str, *, log_level: str = "info", profile: Path | None = None) -> tuple[str, str, Proc]:
+        """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
+
+        ``profile``: run it under ``bench/cpuprofile.py`` (SIGUSR1 starts, SIGUSR2 writes the stats there).
+        """
+        cfg = self.tmp / "routes.yaml"
+        cfg.write_text(config_yaml(upstream))
+        port, admin = free_port(), free_port()
+        cmd = [str(BENCH / "cpuprofile.py"), str(profile)] if profile is not None else ["-m", "modelroute.cli"]
+        p = self.start("sidecar", [PY, *cmd, "sidecar", "--config", str(cfg),
+                                   "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+                                   "--log-level", log_level], env=KEYS)
+        wait_http(f"http://127.0.0.1:{admin}/readyz")
+        return f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", p
+
+    def passthrough(self, upstream: str) -> str:
+        """Start the bare aiohttp pass-through proxy (``bench/passthrough.py``); its URL."""
+        port = free_port()
+        self.start("passthrough", [PY, str(BENCH / "passthrough.py"), "--port", str(port), "--upstream", upstream])
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        return f"http://127.0.0.1:{port}"
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+
+
+@contextmanager
+def stack() -> Iterator[Stack]:
+    s = Stack()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def config_yaml(upstream: str) -> str:
+    base = {"openai": f"{upstream}/v1", "anthropic": upstream, "gemini": upstream}
+    env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
+    docs = []
+    for route, (provider, model) in ROUTES.items():
+        docs.append(json.dumps({
+            "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"bench-{route}"},
+            "spec": {"route": route, "targets": [{"name": provider, "provider": provider, "model": model,
+                                                  "baseUrl": base[provider], "apiKey": {"env": env[provider]}}],
+                     "timeoutSeconds": 10, "retry": {"attempts": 1}},
+        }))
+    return "\n---\n".join(docs) + "\n"  # JSON is YAML
+
+
+# ---- the same question, as each path asks it -----------------------------------------------------
+
+def chat_body(model: str) -> bytes:
+    return json.dumps({"model": model, "messages": [{"role": "user", "content": PROMPT}],
+                       "max_tokens": MAX_TOKENS}).encode()
+
+
+def sidecar_request(sidecar: str, route: str) -> tuple[str, dict[str, str], bytes]:
+    """(url, headers, body) of the app's OpenAI request to the sidecar for ``route``."""
+    return (f"{sidecar}/v1/chat/completions", {"Content-Type": "application/json", "Authorization": "Bearer app"},
+            chat_body(route))
+
+
+def direct_request(upstream: str, route: str) -> tuple[str, dict[str, str], bytes]:
+    """(url, headers, body) of the equivalent request sent straight to the emulator, in its provider's format."""
+    provider, model = ROUTES[route]
+    if provider == "openai":
+        return (f"{upstream}/v1/chat/completions",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {KEYS['OPENAI_API_KEY']}"}, chat_body(model))
+    if provider == "anthropic":
+        body = {"model": model, "max_tokens": MAX_TOKENS, "messages": [{"role": "user", "content": PROMPT}]}
+        return (f"{upstream}/v1/messages",
+                {"Content-Type": "application/json", "x-api-key": KEYS["ANTHROPIC_API_KEY"],
+                 "anthropic-version": "2023-06-01"}, json.dumps(body).encode())
+    body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}], "generationConfig": {"maxOutputTokens": MAX_TOKENS}}
+    return (f"{upstream}/v1beta/models/{model}:generateContent",
+            {"Content-Type": "application/json", "x-goog-api-key": KEYS["GEMINI_API_KEY"]}, json.dumps(body).encode())
+
+
+# ---- measurements ------------------------------------------------------------------------------
+
+def pct(xs: list[float], p: float) -> float:
+    """Percentile ``p`` (0-100) by nearest rank on sorted data."""
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+def summary(xs: list[float]) -> dict[str, float]:
+    return {"n": len(xs), "mean": statistics.fmean(xs), "p50": pct(xs, 50), "p90": pct(xs, 90), "p99": pct(xs, 99),
+            "max": max(xs)}
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine() -> dict[str, Any]:
+    load = os.getloadavg()
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m_at_start": round(load[0], 2),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

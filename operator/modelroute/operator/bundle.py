@@ -1,0 +1,59 @@
+"""The signed RouteBundle in ConfigMap ``modelroute-routes``: encode, decode, compare.
+
+The ConfigMap is the cluster-side record of the last accepted version of every route in a
+namespace (read back when the operator starts) and what a sidecar reads when it starts while
+the operator is down. ``bundle.sig`` is the signature header value (``ed25519=<base64>``)
+over the exact UTF-8 bytes of ``bundle.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import ValidationError
+
+from modelroute.api import signing
+from modelroute.api.config import RouteBundle
+from modelroute.api.v1alpha1 import ModelRoute
+
+CONFIGMAP_NAME = "modelroute-routes"
+BUNDLE_KEY = "bundle.json"
+SIGNATURE_KEY = "bundle.sig"
+
+
+class BundleError(ValueError):
+    """The ConfigMap does not hold a bundle this operator signed."""
+
+
+def make_bundle(namespace: str, routes: Iterable[ModelRoute], issued_at: datetime) -> RouteBundle:
+    ordered = sorted(routes, key=lambda r: r.key)
+    return RouteBundle(namespace=namespace, issued_at=issued_at, routes=ordered)
+
+
+def encode(bundle: RouteBundle, key: Ed25519PrivateKey) -> dict[str, str]:
+    """ConfigMap ``data`` for the bundle: the JSON text and its signature."""
+    text = json.dumps(bundle.wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {BUNDLE_KEY: text, SIGNATURE_KEY: signing.sign(key, text.encode())}
+
+
+def decode(data: Mapping[str, str], key: Ed25519PublicKey) -> RouteBundle:
+    """The bundle in ConfigMap ``data``; raises BundleError unless the signature verifies."""
+    text = data.get(BUNDLE_KEY)
+    if text is None:
+        raise BundleError(f"no {BUNDLE_KEY} in the ConfigMap")
+    if not signing.verify(key, text.encode(), data.get(SIGNATURE_KEY)):
+        raise BundleError(f"{SIGNATURE_KEY} is not a valid signature of {BUNDLE_KEY} by this operator's key")
+    try:
+        return RouteBundle.model_validate_json(text)
+    except ValidationError as e:
+        raise BundleError(f"{BUNDLE_KEY} is not a RouteBundle: {e.error_count()} errors") from e
+
+
+def same_routes(a: Iterable[ModelRoute], b: Iterable[ModelRoute]) -> bool:
+    """Whether two route sets are identical (issue time and order do not matter)."""
+    def norm(rs: Iterable[ModelRoute]) -> list[dict[str, object]]:
+        return sorted((r.wire() for r in rs), key=lambda w: json.dumps(w, sort_keys=True))
+    return norm(a) == norm(b)

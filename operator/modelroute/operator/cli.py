@@ -1,0 +1,78 @@
+"""`modelroute operator`: command-line options -> ``app.serve``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from modelroute.operator.app import Options, default_lease_namespace
+from modelroute.operator.webhook import options as webhook_options  # sidecar injection (issue 4)
+
+ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host or "0.0.0.0", int(port)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--namespace", "-n", action="append", default=[], dest="namespaces", metavar="NS",
+                        help="namespace to serve (repeatable); default: all namespaces")
+    parser.add_argument("--signing-key", type=Path, default=os.environ.get(ENV_SIGNING_KEY), metavar="FILE",
+                        help=f"Ed25519 private key (PEM, PKCS8) that signs pushes and bundles (env {ENV_SIGNING_KEY})")
+    parser.add_argument("--metrics-listen", type=parse_address, default=("0.0.0.0", 8080), metavar="HOST:PORT",
+                        help="Prometheus /metrics and /healthz listener (port 0: any free port)")
+    parser.add_argument("--kubeconfig", metavar="FILE",
+                        help="kubeconfig to use; default: in-cluster service account, else $KUBECONFIG")
+    parser.add_argument("--lease-namespace", default=default_lease_namespace(), metavar="NS",
+                        help="namespace of the leader Lease (default: the operator's own namespace)")
+    parser.add_argument("--lease-name", default="modelroute-operator", metavar="NAME")
+    parser.add_argument("--lease-duration", type=float, default=15.0, metavar="SECONDS",
+                        help="how long a dead operator blocks a new one")
+    parser.add_argument("--push-concurrency", type=int, default=32, metavar="N")
+    parser.add_argument("--debounce-ms", type=float, default=30.0, metavar="MS",
+                        help="wait this long after an event so a burst becomes one reconcile")
+    parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"])
+    webhook_options.add_arguments(parser)  # --webhook-* and --sidecar-* (sidecar injection, issue 4)
+
+
+def options_from(args: argparse.Namespace) -> Options:
+    host, port = args.metrics_listen
+    return Options(
+        signing_key_file=Path(args.signing_key),
+        namespaces=list(args.namespaces),
+        kubeconfig=args.kubeconfig,
+        metrics_host=host,
+        metrics_port=port,
+        lease_namespace=args.lease_namespace,
+        lease_name=args.lease_name,
+        lease_duration=args.lease_duration,
+        debounce=args.debounce_ms / 1000,
+        push_concurrency=args.push_concurrency,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "debug":
+        logging.getLogger("kopf").setLevel(logging.WARNING)  # one line per watch event is noise
+    if os.environ.get("MODELROUTE_OPERATOR_DEBUG_PUSHES"):
+        logging.getLogger("modelroute.operator.reconciler").setLevel(logging.DEBUG)
+    if not args.signing_key:
+        print(f"modelroute operator: --signing-key FILE (or {ENV_SIGNING_KEY}) is required", file=sys.stderr)
+        return 2
+    if not Path(args.signing_key).is_file():
+        print(f"modelroute operator: signing key {args.signing_key} does not exist", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(webhook_options.serve_with_webhook(args, options_from(args)))  # = serve() without --webhook-listen
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,9 @@
+"""kopf handlers: one module per event kind, each handler one line that marks a namespace dirty.
+
+Importing this package registers every handler in ``registry``.
+"""
+
+from modelroute.operator.handlers import lifecycle, modelroutes, pods
+from modelroute.operator.handlers.registry import registry
+
+__all__ = ["lifecycle", "modelroutes", "pods", "registry"]

@@ -1,0 +1,129 @@
+"""Signed ``PUT /config`` pushes to sidecar admin endpoints: bounded, retried, one session.
+
+Transient failures (connection errors, timeouts, 5xx, 429) are retried with jittered
+exponential backoff; a sidecar's refusal (401/403: it does not trust our key; 422: it
+rejected the config) is final for this round and reported with the sidecar's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelroute.api.config import SidecarConfig
+from modelroute.operator.pods import SidecarPod
+from modelroute.operator.pushes import signed_body
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    served_hash: str | None  # what the sidecar serves after this push (None: unknown)
+    pushed: bool  # a PUT was acknowledged (False: nothing sent, or it failed)
+    reason: str | None = None  # CamelCase failure reason
+    message: str = ""
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    @property
+    def outcome(self) -> str:
+        """Metric label."""
+        return "ok" if self.ok and self.pushed else ("already_served" if self.ok else self.reason or "error")
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _sidecar_message(text: str) -> str:
+    try:
+        err = json.loads(text).get("error", {})
+        msg = str(err.get("message", ""))
+        problems = err.get("problems") or []
+        return (msg + (": " + "; ".join(map(str, problems)) if problems else "")) or text[:300]
+    except (ValueError, AttributeError):
+        return text[:300]
+
+
+class Pusher:
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        session: aiohttp.ClientSession,
+        *,
+        concurrency: int = 32,
+        attempts: int = 3,
+        timeout: float = 3.0,
+        backoff: float = 0.1,
+    ) -> None:
+        self.key = key
+        self.session = session
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.attempts = attempts
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 1.0))
+        self.backoff = backoff
+
+    async def served_version(self, pod: SidecarPod) -> str | None:
+        """``GET /config``'s version, or None when the sidecar cannot say."""
+        try:
+            async with self.semaphore, self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
+                if resp.status != 200:
+                    return None
+                version = (await resp.json()).get("version")
+                return str(version) if version else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    async def push(self, pod: SidecarPod, config: SidecarConfig, *, verify_first: bool = False) -> PushOutcome:
+        if verify_first and await self.served_version(pod) == config.hash:
+            return PushOutcome(served_hash=config.hash, pushed=False)
+        last: _Retry | None = None
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with self.semaphore:
+                    return await self._put(pod, config, attempt)
+            except _Retry as e:
+                last = e
+            if attempt < self.attempts:
+                await asyncio.sleep(random.uniform(0, self.backoff * 2 ** (attempt - 1)))
+        assert last is not None
+        return PushOutcome(served_hash=None, pushed=False, reason=last.reason, message=last.message, attempts=self.attempts)
+
+    async def _put(self, pod: SidecarPod, config: SidecarConfig, attempt: int) -> PushOutcome:
+        body, headers = signed_body(self.key, pod.namespace, pod.name, config, datetime.now(UTC))
+        try:
+            async with self.session.put(pod.admin_url + "/config", data=body, headers=headers, timeout=self.timeout) as resp:
+                text = await resp.text()
+                status = resp.status
+        except TimeoutError:
+            raise _Retry("Timeout", f"no answer from {pod.admin_url} within {self.timeout.total}s") from None
+        except aiohttp.ClientError as e:
+            raise _Retry("Unreachable", f"{pod.admin_url}: {type(e).__name__}: {e}") from None
+        if status == 200:
+            try:
+                version = json.loads(text).get("version")
+            except (ValueError, AttributeError):
+                version = None
+            if version and version != config.hash:
+                return PushOutcome(None, False, "HashMismatch",
+                                   f"the sidecar reports {version} after a push of {config.hash}", attempt)
+            return PushOutcome(served_hash=config.hash, pushed=True, attempts=attempt)
+        message = f"HTTP {status}: {_sidecar_message(text)}"
+        if status in (401, 403):
+            return PushOutcome(None, False, "Unauthorized", message + " (does the sidecar's --operator-public-key "
+                               "match the operator's signing key?)", attempt)
+        if status == 422:
+            return PushOutcome(None, False, "Rejected", message, attempt)
+        if status == 429 or status >= 500:
+            raise _Retry("SidecarError", message)
+        return PushOutcome(None, False, "HttpError", message, attempt)

@@ -1,0 +1,246 @@
+"""Reconcile one namespace: validate, persist the bundle, push to sidecars, write status.
+
+The order matters: the signed bundle is written before any push, so a sidecar that restarts
+mid-way reads the same routes it is being pushed. All decisions are made by the pure
+modules; this module only gathers inputs (indexes, ConfigMap, Secrets) and performs outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.operator import bundle as bundles
+from modelroute.operator.acceptance import accept, by_key
+from modelroute.operator.changes import ChangeClock
+from modelroute.operator.kube import client as paths
+from modelroute.operator.kube.client import ApiError, Kube
+from modelroute.operator.metrics import Metrics
+from modelroute.operator.notices import Notice, notices
+from modelroute.operator.pods import HASH_ANNOTATION, SidecarPod
+from modelroute.operator.pushclient import Pusher, PushOutcome
+from modelroute.operator.pushes import PodPlan, plan
+from modelroute.operator.status import PodResult, changed, compute, parse_previous
+from modelroute.operator.validation import Validation, referenced_secrets, validate
+
+log = logging.getLogger(__name__)
+
+NOT_LISTENING = ("Unreachable", "Timeout")
+
+Snapshots = Callable[[str], list[dict[str, Any]]]
+Poster = Callable[[Mapping[str, Any], Notice], None]
+
+
+@dataclass
+class Hints:
+    """In-memory shortcuts, never the truth: fresh acks not yet visible in the pod index, and pods to verify."""
+
+    acked: dict[str, str] = field(default_factory=dict)  # pod uid -> hash acknowledged by its sidecar
+    verify: set[str] = field(default_factory=set)  # pod uids whose sidecar may have restarted
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        key: Ed25519PrivateKey,
+        pusher: Pusher,
+        metrics: Metrics,
+        routes: Snapshots,
+        pods: Snapshots,
+        post: Poster,
+        changes: ChangeClock,
+        hints: Hints,
+    ) -> None:
+        self.kube, self.key, self.pusher, self.metrics = kube, key, pusher, metrics
+        self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
+        self.public = key.public_key()
+
+    async def __call__(self, namespace: str) -> bool:
+        started = time.perf_counter()
+        try:
+            converged = await self.reconcile(namespace)
+        except Exception:
+            self.metrics.reconciles.labels("error").inc()
+            raise
+        finally:
+            self.metrics.reconcile.observe(time.perf_counter() - started)
+        self.metrics.reconciles.labels("converged" if converged else "retry").inc()
+        return converged
+
+    async def reconcile(self, ns: str) -> bool:
+        t0 = time.perf_counter()
+        now = datetime.now(UTC).replace(microsecond=0)
+        raw_routes = sorted(self.routes(ns), key=lambda r: r["metadata"]["name"])
+        pods = [SidecarPod.from_raw(p) for p in self.pods(ns)]
+        self._drop_caught_up_acks(pods)
+
+        # 1. Validate; an invalid route keeps its last accepted version from the bundle.
+        cm = await self.kube.get(paths.configmaps(ns, bundles.CONFIGMAP_NAME))
+        previous = self._read_bundle(ns, cm)
+        secrets = await self._secret_keys(ns, referenced_secrets(raw_routes))
+        validations = [validate(r, secrets) for r in raw_routes]
+        accepted = accept(validations, by_key(previous or []))
+
+        # 2. Persist the accepted routes before anything is pushed.
+        if raw_routes or pods or cm is not None:
+            await self._write_bundle(ns, cm, previous, accepted.values(), now)
+
+        # 3. Push where the sidecar does not serve what it should.
+        t1 = time.perf_counter()
+        plans = plan(accepted.values(), pods, served=self.hints.acked, verify=self.hints.verify)
+        t2 = time.perf_counter()
+        outcomes = await self._push(plans)
+        t3 = time.perf_counter()
+        results = [self._result(p, outcomes.get(p.pod.uid)) for p in plans]
+
+        # Convergence: every reachable pod serves its config (timed at the last ack).
+        settled = all(r.synced for r in results if r.plan.pod.reachable)
+        for v in validations:
+            if not v.valid:
+                self.changes.forget(v.key)
+        if settled:
+            for elapsed in self.changes.settle(ns):
+                self.metrics.convergence.observe(elapsed)
+
+        # 4. Record what the pods serve, then status and events for every ModelRoute.
+        await self._annotate_all(plans, outcomes)
+        await self._statuses(raw_routes, validations, accepted, results, outcomes, now)
+        self.metrics.pods.labels(ns).set(len(pods))
+        if outcomes:
+            pushed = sum(1 for o in outcomes.values() if o.pushed)
+            log.info("namespace %s: pushed to %d of %d pods (%d failed) in %.0f ms "
+                     "[read+bundle %.0f, plan %.0f, pushes %.0f, annotations+status %.0f]",
+                     ns, pushed, len(pods), sum(1 for o in outcomes.values() if o.reason),
+                     1000 * (time.perf_counter() - t0), 1000 * (t1 - t0), 1000 * (t2 - t1), 1000 * (t3 - t2),
+                     1000 * (time.perf_counter() - t3))
+        return settled and not any(o.reason for o in outcomes.values())
+
+    def _drop_caught_up_acks(self, pods: Iterable[SidecarPod]) -> None:
+        for pod in pods:
+            if self.hints.acked.get(pod.uid) == pod.served_hash:
+                self.hints.acked.pop(pod.uid, None)  # the annotation caught up
+
+    def _read_bundle(self, ns: str, cm: Mapping[str, Any] | None) -> list[ModelRoute] | None:
+        if cm is None:
+            return None
+        try:
+            return bundles.decode(cm.get("data") or {}, self.public).routes
+        except bundles.BundleError as e:
+            log.warning("ignoring ConfigMap %s/%s: %s (it will be rewritten)", ns, bundles.CONFIGMAP_NAME, e)
+            return None
+
+    async def _secret_keys(self, ns: str, names: Iterable[str]) -> dict[str, set[str] | None]:
+        async def keys(name: str) -> set[str] | None:
+            secret = await self.kube.get(paths.secret(ns, name))
+            if secret is None:
+                return None
+            return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+
+        names = sorted(names)
+        found = await asyncio.gather(*(keys(n) for n in names))
+        return dict(zip(names, found, strict=True))
+
+    async def _write_bundle(
+        self, ns: str, cm: Mapping[str, Any] | None, previous: list[ModelRoute] | None,
+        accepted: Iterable[ModelRoute], now: datetime,
+    ) -> None:
+        accepted = list(accepted)
+        if cm is not None and previous is not None and bundles.same_routes(previous, accepted):
+            return
+        data = bundles.encode(bundles.make_bundle(ns, accepted, now), self.key)
+        meta = {"name": bundles.CONFIGMAP_NAME, "namespace": ns,
+                "labels": {"app.kubernetes.io/managed-by": "modelroute-operator"}}
+        if cm is None:
+            await self.kube.create(paths.configmaps(ns), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data})
+        else:
+            meta["resourceVersion"] = cm["metadata"]["resourceVersion"]
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {**cm["metadata"], **meta}, "data": data}
+            await self.kube.replace(paths.configmaps(ns, bundles.CONFIGMAP_NAME), body)
+        log.info("namespace %s: route bundle updated (%d routes)", ns, len(accepted))
+
+    async def _push(self, plans: list[PodPlan]) -> dict[str, PushOutcome]:
+        todo = [p for p in plans if p.needs_push]
+
+        async def one(p: PodPlan) -> tuple[str, PushOutcome]:
+            # Unknown state (never annotated, or maybe restarted): ask first, push only if needed.
+            verify = p.verify or p.pod.served_hash is None
+            t = time.perf_counter()
+            outcome = await self.pusher.push(p.pod, p.rendering.config, verify_first=verify)
+            log.debug("push to %s: %s in %.1f ms (verify=%s)", p.pod.name, outcome.outcome, 1000 * (time.perf_counter() - t), verify)
+            self.metrics.pushes.labels(outcome.outcome).inc()
+            self.hints.verify.discard(p.pod.uid)
+            if outcome.served_hash is not None:
+                self.hints.acked[p.pod.uid] = outcome.served_hash
+            else:
+                level = logging.WARNING if p.pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
+                log.log(level, "push to %s/%s failed: %s: %s", p.pod.namespace, p.pod.name, outcome.reason, outcome.message)
+            return p.pod.uid, outcome
+
+        return dict(await asyncio.gather(*(one(p) for p in todo)))
+
+    async def _annotate_all(self, plans: list[PodPlan], outcomes: Mapping[str, PushOutcome]) -> None:
+        """The config-hash annotation is how a restarted operator knows what each pod serves."""
+        await asyncio.gather(*(
+            self._annotate(p.pod, o.served_hash) for p in plans
+            if (o := outcomes.get(p.pod.uid)) is not None and o.served_hash and o.served_hash != p.pod.served_hash
+        ))
+
+    async def _annotate(self, pod: SidecarPod, served: str) -> None:
+        try:
+            await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
+                                        {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
+        except ApiError as e:
+            if e.status != 404:
+                log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)
+
+    @staticmethod
+    def _result(p: PodPlan, outcome: PushOutcome | None) -> PodResult:
+        if outcome is None:
+            return PodResult(plan=p, served_hash=p.pod.served_hash)
+        failure = (outcome.reason, outcome.message) if outcome.reason else None
+        if outcome.reason in NOT_LISTENING and not p.pod.ready:
+            failure = None  # a starting sidecar: it reads the bundle, and its Ready transition triggers a check
+        return PodResult(plan=p, served_hash=outcome.served_hash or p.pod.served_hash, failure=failure)
+
+    async def _statuses(
+        self, raw_routes: list[dict[str, Any]], validations: list[Validation], accepted: Mapping[str, ModelRoute],
+        results: list[PodResult], outcomes: Mapping[str, PushOutcome], now: datetime,
+    ) -> None:
+        phases: dict[str, int] = {}
+        patches = []
+        for raw, v in zip(raw_routes, validations, strict=True):
+            prev = parse_previous(raw.get("status"))
+            new = compute(v, accepted.get(v.key), results, prev, now)
+            phases[new.phase.value if new.phase else "Unknown"] = phases.get(new.phase.value if new.phase else "Unknown", 0) + 1
+            route = accepted.get(v.key)
+            pushed = [
+                r.name for r in results
+                if route is not None and (o := outcomes.get(r.plan.pod.uid)) is not None and o.pushed
+                and any(x.key == v.key for x in r.plan.rendering.config.routes)
+            ]
+            for notice in notices(prev, new, pushed):
+                self.post(raw, notice)
+            if changed(prev, new):
+                patches.append(self._patch_status(raw, new.model_dump(mode="json", by_alias=True)))
+        await asyncio.gather(*patches)
+        if raw_routes:
+            ns = raw_routes[0]["metadata"]["namespace"]
+            for phase in ("Pending", "Ready", "Progressing", "Degraded", "Conflict", "Invalid"):
+                self.metrics.routes.labels(ns, phase).set(phases.get(phase, 0))
+
+    async def _patch_status(self, raw: Mapping[str, Any], status: dict[str, Any]) -> None:
+        meta = raw["metadata"]
+        try:
+            await self.kube.merge_patch(paths.modelroute_status(meta["namespace"], meta["name"]), {"status": status})
+        except ApiError as e:
+            if e.status != 404:
+                log.warning("could not patch status of %s/%s: %s", meta["namespace"], meta["name"], e)

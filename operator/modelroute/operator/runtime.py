@@ -1,0 +1,87 @@
+"""The operator's shared state, reached by every kopf handler through ``memo.runtime``.
+
+Handlers call ``route_event`` / ``pod_event``; both only record a hint and mark the
+namespace dirty. Everything here is rebuilt from the watch after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelroute.operator.changes import ChangeClock
+from modelroute.operator.kube.client import Kube
+from modelroute.operator.kube.connection import KubeConnection
+from modelroute.operator.metrics import Metrics
+from modelroute.operator.notices import Notice
+from modelroute.operator.pods import SidecarPod
+from modelroute.operator.pushclient import Pusher
+from modelroute.operator.reconciler import Hints, Reconciler
+from modelroute.operator.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+MAX_EVENT_MESSAGE = 1000
+
+
+def post_event(obj: Mapping[str, Any], notice: Notice) -> None:
+    """A Kubernetes Event on ``obj`` through kopf's poster (batched, retried)."""
+    message = notice.message if len(notice.message) <= MAX_EVENT_MESSAGE else notice.message[: MAX_EVENT_MESSAGE - 3] + "..."
+    try:
+        kopf.event(kopf.Body(cast(kopf.RawBody, dict(obj))), type=notice.type, reason=notice.reason, message=message)
+    except LookupError:  # outside kopf's context (unit tests): log only
+        log.info("event %s %s: %s", notice.type, notice.reason, message)
+
+
+class Runtime:
+    def __init__(
+        self, connection: KubeConnection, kube: Kube, key: Ed25519PrivateKey, pusher: Pusher, metrics: Metrics,
+        *, debounce: float = 0.03,
+    ) -> None:
+        self.connection, self.kube, self.metrics = connection, kube, metrics
+        self.route_index: Mapping[str, Any] = {}
+        self.pod_index: Mapping[str, Any] = {}
+        self.changes = ChangeClock()
+        self.hints = Hints()
+        self._ready: dict[str, bool] = {}
+        self.reconciler = Reconciler(
+            kube, key, pusher, metrics, routes=self._routes, pods=self._pods, post=post_event,
+            changes=self.changes, hints=self.hints,
+        )
+        self.scheduler = Scheduler(self.reconciler, debounce=debounce)
+
+    def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any]) -> None:
+        self.route_index, self.pod_index = route_index, pod_index
+
+    def _routes(self, ns: str) -> list[dict[str, Any]]:
+        return list(self.route_index.get(ns, ()))
+
+    def _pods(self, ns: str) -> list[dict[str, Any]]:
+        return list(self.pod_index.get(ns, ()))
+
+    def route_event(self, type_: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        ns = meta.get("namespace") or ""
+        self.changes.observe(
+            f"{ns}/{meta.get('name')}", meta.get("uid"), meta.get("generation"),
+            deleted=type_ == "DELETED", initial=type_ is None,
+        )
+        self.scheduler.mark(ns)
+
+    def pod_event(self, type_: str | None, body: Mapping[str, Any]) -> None:
+        pod = SidecarPod.from_raw(body)
+        if type_ == "DELETED":
+            self._ready.pop(pod.uid, None)
+            self.hints.acked.pop(pod.uid, None)
+            self.hints.verify.discard(pod.uid)
+        else:
+            was_ready = self._ready.get(pod.uid)
+            self._ready[pod.uid] = pod.ready
+            if was_ready is False and pod.ready:
+                # The sidecar (re)became ready: it may have restarted; check what it serves.
+                self.hints.verify.add(pod.uid)
+        self.scheduler.mark(pod.namespace)

@@ -1,0 +1,119 @@
+"""Command-line options of the webhook and the sidecar it injects, for ``modelroute operator``.
+
+The operator CLI calls :func:`add_arguments` on its parser and runs the operator through
+:func:`serve_with_webhook`, which starts the webhook (when ``--webhook-listen`` is given)
+*before* the operator waits for its Lease: admission is stateless, so a standby or starting
+operator already serves it, and the operator pod turns ready without holding the Lease.
+The operator's own namespace is ``--lease-namespace`` (the operator's option).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import aiohttp
+from prometheus_client import CollectorRegistry
+
+from modelroute.api import signing
+from modelroute.operator.app import Options, Running, default_lease_namespace, serve
+from modelroute.operator.injection import InjectionSettings, Resources
+from modelroute.operator.kube import connection as kubeconn
+from modelroute.operator.kube.client import Kube
+from modelroute.operator.webhook import certs
+from modelroute.operator.webhook.server import WebhookServer
+from modelroute.operator.webhook.tls import FileTls, ManagedTls, TlsSource
+
+DEFAULT_IMAGE = "ghcr.io/modelroute/modelroute:0.1.0"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("sidecar injection webhook")
+    g.add_argument("--webhook-listen", default="", metavar="ADDR",
+                   help="serve the injection webhook over HTTPS on HOST:PORT (default: off)")
+    g.add_argument("--webhook-tls", choices=["managed", "files"], default="managed",
+                   help="managed: the operator keeps a CA and certificate in a Secret and sets the caBundle; "
+                        "files: serve --webhook-cert-file/--webhook-key-file (e.g. from cert-manager)")
+    g.add_argument("--webhook-cert-file", type=Path, help="serving certificate chain (with --webhook-tls files)")
+    g.add_argument("--webhook-key-file", type=Path, help="serving key (with --webhook-tls files)")
+    g.add_argument("--webhook-tls-secret", default="modelroute-webhook-tls", help="Secret (own namespace) for managed TLS")
+    g.add_argument("--webhook-config", default="modelroute",
+                   help="MutatingWebhookConfiguration whose caBundle the operator keeps (managed TLS; '' = none)")
+    g.add_argument("--webhook-service", default="modelroute-webhook", help="Service in front of the webhook (certificate names)")
+    g.add_argument("--webhook-host", action="append", default=[], metavar="HOST",
+                   help="extra DNS name or IP for the serving certificate (repeatable)")
+    g.add_argument("--inject-exclude-namespace", action="append", default=[], metavar="NS",
+                   help="never inject pods of this namespace (repeatable; system namespaces are always excluded)")
+    s = parser.add_argument_group("injected sidecar")
+    s.add_argument("--sidecar-image", default=DEFAULT_IMAGE, help="image of the injected sidecar")
+    s.add_argument("--sidecar-image-pull-policy", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"])
+    s.add_argument("--sidecar-listen-port", type=int, default=8787, help="loopback port apps call")
+    s.add_argument("--sidecar-admin-port", type=int, default=8788, help="admin port the operator pushes to")
+    s.add_argument("--sidecar-run-as-user", type=int, default=10001)
+    defaults = Resources()
+    for flag, value in (("cpu-request", defaults.cpu_request), ("memory-request", defaults.memory_request),
+                        ("cpu-limit", defaults.cpu_limit), ("memory-limit", defaults.memory_limit)):
+        s.add_argument(f"--sidecar-{flag}", default=value or "", metavar="QUANTITY", help=f"default {value or 'unset'} ('' = unset)")
+
+
+def operator_namespace(args: argparse.Namespace) -> str:
+    """The operator's own namespace: the namespace of its Lease (``--lease-namespace``)."""
+    return str(getattr(args, "lease_namespace", None) or default_lease_namespace())
+
+
+def settings_from_args(args: argparse.Namespace, public_key_pem: str) -> InjectionSettings:
+    """The injector's settings (pure)."""
+    return InjectionSettings(
+        image=args.sidecar_image,
+        image_pull_policy=args.sidecar_image_pull_policy,
+        operator_public_key_pem=public_key_pem,
+        operator_namespace=operator_namespace(args),
+        listen_port=args.sidecar_listen_port,
+        admin_port=args.sidecar_admin_port,
+        run_as_user=args.sidecar_run_as_user,
+        resources=Resources(
+            cpu_request=args.sidecar_cpu_request or None,
+            memory_request=args.sidecar_memory_request or None,
+            cpu_limit=args.sidecar_cpu_limit or None,
+            memory_limit=args.sidecar_memory_limit or None,
+        ),
+        excluded_namespaces=frozenset(args.inject_exclude_namespace),
+    )
+
+
+def tls_from_args(args: argparse.Namespace, kube: Kube) -> TlsSource:
+    if args.webhook_tls == "files":
+        if not args.webhook_cert_file or not args.webhook_key_file:
+            raise SystemExit("--webhook-tls files needs --webhook-cert-file and --webhook-key-file")
+        return FileTls(args.webhook_cert_file, args.webhook_key_file)
+    ns = operator_namespace(args)
+    hosts = [*certs.service_dns_names(args.webhook_service, ns), *args.webhook_host] if args.webhook_service else list(args.webhook_host)
+    return ManagedTls(kube, namespace=ns, secret_name=args.webhook_tls_secret, webhook_config=args.webhook_config or None, hosts=hosts)
+
+
+async def start_webhook(
+    args: argparse.Namespace, kube: Kube, signing_key_pem: bytes, registry: CollectorRegistry | None = None
+) -> WebhookServer | None:
+    """Start the webhook if ``--webhook-listen`` is set; the caller ``await server.stop()`` at shutdown."""
+    if not args.webhook_listen:
+        return None
+    public_pem = signing.public_key_pem(signing_key_pem).decode()
+    server = WebhookServer(args.webhook_listen, settings_from_args(args, public_pem), tls_from_args(args, kube), registry=registry)
+    await server.start()
+    return server
+
+
+async def serve_with_webhook(args: argparse.Namespace, options: Options) -> int:
+    """``app.serve(options)`` with the injection webhook running next to it (if enabled)."""
+    if not args.webhook_listen:
+        return await serve(options)
+    running = Running()
+    connection = kubeconn.load(options.kubeconfig)
+    async with aiohttp.ClientSession() as session:
+        server = await start_webhook(args, Kube(connection, session), options.signing_key_file.read_bytes(),
+                                     registry=running.metrics.registry)
+        assert server is not None
+        try:
+            return await serve(options, running=running)
+        finally:
+            await server.stop()

@@ -1,0 +1,239 @@
+"""Load ModelRoute YAML files into a ``SidecarConfig`` and report every problem at once.
+
+A config with errors must fail at start (or at ``PUT /config``) with one clear line per
+problem saying where it is: file, document number (1-based), ``metadata.name`` and field path,
+e.g. ``routes.yaml doc 2 (ticket-classifier): spec.targets[0].provider: Input should be ...``.
+Nothing here raises on the first error: parsing collects, ``problems()`` collects, and
+``load()`` raises one ``ConfigError`` carrying the whole list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+from pydantic import ValidationError
+
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.sidecar.secrets import KeyResolver
+
+
+class ConfigError(Exception):
+    """The config is invalid; ``problems`` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def field_path(loc: Iterable[int | str]) -> str:
+    """``("spec", "targets", 0, "provider")`` -> ``spec.targets[0].provider``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: Any) -> str:
+    msg = str(err.get("msg", "invalid"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return msg
+
+
+def validation_problems(where: str, exc: ValidationError) -> list[str]:
+    """One line per pydantic error, prefixed by ``where``."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = field_path(err.get("loc", ()))
+        if err.get("type") == "too_short" and path.endswith("spec.targets"):
+            out.append(f"{where}: {path}: a route needs at least one target")
+            continue
+        out.append(f"{where}: {path}: {_message(err)}" if path else f"{where}: {_message(err)}")
+    return out
+
+
+def _doc_name(doc: Any) -> str | None:
+    if isinstance(doc, dict):
+        meta = doc.get("metadata")
+        if isinstance(meta, dict) and isinstance(meta.get("name"), str):
+            return str(meta["name"])
+    return None
+
+
+def _where(source: str, index: int, doc: Any) -> str:
+    name = _doc_name(doc)
+    return f"{source} doc {index}" + (f" ({name})" if name else "")
+
+
+def _expand(docs: Iterable[Any]) -> list[Any]:
+    """Accept ModelRoute docs, lists of them, and ``{"routes": [...]}`` wrappers."""
+    out: list[Any] = []
+    for doc in docs:
+        if doc is None:
+            continue  # an empty YAML document (e.g. a trailing ---)
+        if isinstance(doc, list):
+            out.extend(doc)
+        elif isinstance(doc, dict) and set(doc) == {"routes"} and isinstance(doc["routes"], list):
+            out.extend(doc["routes"])
+        else:
+            out.append(doc)
+    return out
+
+
+class Claim(NamedTuple):
+    """What one mapping document claims, read even when the document is invalid (for duplicate checks)."""
+
+    where: str
+    route: str | None
+    name: str | None
+
+
+class Parsed(NamedTuple):
+    routes: list[tuple[str, ModelRoute]]   # (where, route) for every valid document
+    problems: list[str]
+    claims: list[Claim]                    # every mapping document, valid or not, in order
+
+    def extend(self, other: Parsed) -> None:
+        self.routes.extend(other.routes)
+        self.problems.extend(other.problems)
+        self.claims.extend(other.claims)
+
+
+def _claim(where: str, doc: dict[str, Any]) -> Claim:
+    spec, meta = doc.get("spec"), doc.get("metadata")
+    route = spec.get("route") if isinstance(spec, dict) else None
+    name = _doc_name(doc)
+    ns = meta.get("namespace") if isinstance(meta, dict) else None
+    if name is not None and isinstance(ns, str) and ns:
+        name = f"{ns}/{name}"
+    return Claim(where, route if isinstance(route, str) else None, name)
+
+
+def parse_documents(docs: Iterable[Any], source: str) -> Parsed:
+    """Validate raw documents as ModelRoutes; collects every problem."""
+    out = Parsed([], [], [])
+    for i, doc in enumerate(_expand(docs), start=1):
+        where = _where(source, i, doc)
+        if not isinstance(doc, dict):
+            out.problems.append(f"{where}: expected a ModelRoute mapping, got {type(doc).__name__}")
+            continue
+        out.claims.append(_claim(where, doc))
+        try:
+            out.routes.append((where, ModelRoute.model_validate(doc)))
+        except ValidationError as e:
+            out.problems.extend(validation_problems(where, e))
+    return out
+
+
+def _yaml_error(source: str, e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    at = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{source}{at}: YAML syntax error: {problem}"
+
+
+def parse_text(text: str, source: str) -> Parsed:
+    """Parse YAML (multi-document) or JSON text holding ModelRoute documents."""
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        return Parsed([], [_yaml_error(source, e)], [])
+    return parse_documents(docs, source)
+
+
+def duplicate_problems(claims: Iterable[Claim]) -> list[str]:
+    """Two documents with the same route name, or the same ModelRoute name."""
+    problems: list[str] = []
+    by_route: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for c in claims:
+        if c.route is not None:
+            if c.route in by_route:
+                problems.append(f"{c.where}: spec.route: route name {c.route!r} is already defined by {by_route[c.route]}")
+            else:
+                by_route[c.route] = c.where
+        if c.name is not None:
+            if c.name in by_name:
+                problems.append(f"{c.where}: metadata.name: ModelRoute name {c.name!r} is already used by {by_name[c.name]}")
+            else:
+                by_name[c.name] = c.where
+    return problems
+
+
+def route_problems(
+    routes: Sequence[tuple[str, ModelRoute]], keys: KeyResolver | None, claims: Iterable[Claim] | None = None
+) -> list[str]:
+    """Cross-document checks: duplicates (over ``claims``, default: the routes), empty targets, keys."""
+    if claims is None:
+        claims = [Claim(where, r.spec.route, r.key) for where, r in routes]
+    problems = duplicate_problems(claims)
+    for where, r in routes:
+        if not r.spec.targets:
+            problems.append(f"{where}: spec.targets: a route needs at least one target")
+        if keys is None:
+            continue
+        for ti, t in enumerate(r.spec.targets):
+            p = keys.problem(t)
+            if p is not None:
+                assert t.api_key is not None
+                which = "env" if t.api_key.env is not None else "file" if t.api_key.file is not None else "secretKeyRef"
+                problems.append(f"{where}: spec.targets[{ti}].apiKey.{which}: {p}")
+    return problems
+
+
+def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
+    """Every semantic problem of an already-parsed config (used by ``PUT /config``)."""
+    pairs = [(f"routes[{i}] ({r.metadata.name})", r) for i, r in enumerate(config.routes)]
+    return route_problems(pairs, keys)
+
+
+def checked(parsed: Parsed, keys: KeyResolver | None) -> SidecarConfig:
+    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first)."""
+    found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims)
+    if found:
+        raise ConfigError(found)
+    return SidecarConfig(routes=[r for _, r in parsed.routes])
+
+
+def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig:
+    """YAML/JSON text -> validated config; raises ``ConfigError`` with every problem."""
+    return checked(parse_text(text, source), keys)
+
+
+def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig:
+    """Load and validate one or more YAML files; raises ``ConfigError`` with every problem."""
+    parsed = Parsed([], [], [])
+    for p in paths:
+        path = Path(p)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            parsed.problems.append(f"{p}: config file does not exist")
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            parsed.problems.append(f"{p}: config file cannot be read ({type(e).__name__}: {e})")
+            continue
+        parsed.extend(parse_text(text, str(p)))
+    if not parsed.problems and not parsed.claims:
+        raise ConfigError([", ".join(map(str, paths)) + ": no ModelRoute documents found"])
+    return checked(parsed, keys)
+
+
+def parse_json_or_yaml(body: bytes, source: str) -> Parsed:
+    """An admin ``PUT /config`` body: JSON or YAML, a list of docs or ``{"routes": [...]}``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return Parsed([], [f"{source}: body is not UTF-8"], [])
+    try:
+        return parse_documents([json.loads(text)], source)
+    except json.JSONDecodeError:
+        return parse_text(text, source)

@@ -1,0 +1,88 @@
+"""What a request cost: a price table per model applied to the reported usage.
+
+Prices are USD per million tokens: ``input`` (uncached prompt tokens), ``output``
+(completion tokens, reasoning included), ``cached_input`` (prompt tokens read from the
+provider's cache; defaults to ``input``) and ``cache_write`` (Anthropic's cache creation;
+defaults to ``input``). Usage is the OpenAI shape the translators produce, where
+``prompt_tokens`` already includes cached and cache-write tokens.
+
+``DEFAULT_PRICES`` are public list prices for a few common small models, for
+convenience only: the config's price table overrides them (``PriceTable(overrides)``).
+Model ids match exactly, then by the longest listed prefix (``claude-haiku-4-5-20251001``
+uses ``claude-haiku-4-5``), after dropping a ``models/`` prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+Json = dict[str, Any]
+
+PER = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input: float
+    output: float
+    cached_input: float | None = None
+    cache_write: float | None = None
+
+
+# USD per 1M tokens, list prices (standard tier). Override in the config when they change.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+    "gpt-4o": Price(2.50, 10.00, 1.25),
+    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+    "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
+    "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
+    "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
+    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
+}
+
+
+def cost_of(price: Price, usage: Json | None) -> float:
+    """USD for one usage dict (OpenAI shape). Missing fields count as 0."""
+    if not usage:
+        return 0.0
+    prompt = usage.get("prompt_tokens") or 0
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
+    fresh = max(0, prompt - cached - written)
+    total = (fresh * price.input
+             + cached * (price.input if price.cached_input is None else price.cached_input)
+             + written * (price.input if price.cache_write is None else price.cache_write)
+             + (usage.get("completion_tokens") or 0) * price.output)
+    return total / PER
+
+
+class PriceTable:
+    """Prices by model id: the defaults, overridden and extended by the config."""
+
+    def __init__(self, overrides: Mapping[str, Price] | None = None, *, defaults: Mapping[str, Price] = DEFAULT_PRICES) -> None:
+        self._prices: dict[str, Price] = {**defaults, **(overrides or {})}
+        self._by_length = sorted(self._prices, key=len, reverse=True)
+        self._memo: dict[str, Price | None] = {}
+
+    def price(self, model: str) -> Price | None:
+        """The price of a model id (exact, else the longest listed prefix), or None when unknown."""
+        try:
+            return self._memo[model]
+        except KeyError:
+            pass
+        name = model[7:] if model.startswith("models/") else model
+        found = self._prices.get(name)
+        if found is None:
+            found = next((self._prices[k] for k in self._by_length if name.startswith(k + "-")), None)
+        if len(self._memo) < 4096:
+            self._memo[model] = found
+        return found
+
+    def cost(self, model: str, usage: Json | None) -> float | None:
+        """USD for one request on ``model``; None when the model has no price (report "unknown", not 0)."""
+        price = self.price(model)
+        return None if price is None else cost_of(price, usage)

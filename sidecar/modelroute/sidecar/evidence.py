@@ -1,0 +1,310 @@
+"""Rollout evidence: counters per route, rollout run and variant (stable, canary, mirror).
+
+The operator judges a canary from these (``/stats`` -> ``rollouts``), parsed by
+``modelroute.operator.rollout.counters.evidence_from_stats``; the wire form of one variant
+is the one documented there::
+
+    {"rollouts": {"<route>": {"run": "<run id>", "revision": "<canary revision>",
+                              "weights": {"canary": 5, "mirror": 100}, "active": true,
+                              "variants": {"stable": {...}, "canary": {...}, "mirror": {...}}}}}
+
+Counters start at zero for a new run id (so the cumulative values are the run's evidence);
+a route keeps its last run's counters after the rollout ends, until a new run replaces them.
+Only routes with a canary are counted at all: the stable variant counts the route's
+requests answered by stable while a run is on.
+
+What counts: ``requests`` are answered or failed requests (a cancelled one only bumps
+``errors.cancelled``); ``errors`` by class (a ``FailureKind`` value of the last attempt,
+or ``deadline``, ``client_error``, ``stream_error``); latency, tokens, cost and the output
+check of answered requests; ``agreement`` on mirrored requests whose stable answer is known.
+A valid output is, for now, a non-empty answer, and JSON when the request asked for JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from modelroute.api.config import CanaryServing
+from modelroute.sidecar.cost import PriceTable
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.stats import BUCKETS, Histogram
+
+Json = dict[str, Any]
+VARIANTS = ("stable", "canary", "mirror")
+
+
+class VariantEvidence:
+    """Cumulative counters of one variant of one run."""
+
+    __slots__ = ("agreed", "checked", "compared", "completion_tokens", "cost_usd", "dropped", "errors", "latency",
+                 "priced", "prompt_tokens", "requests", "valid")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors: dict[str, int] = {}
+        self.latency = Histogram()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.priced = 0
+        self.checked = 0
+        self.valid = 0
+        self.compared = 0
+        self.agreed = 0
+        self.dropped = 0      # mirror only: copies not sent because the mirror pool was full
+
+    def answered(self, latency_s: float, usage: Json | None, cost_usd: float | None, valid: bool) -> None:
+        self.requests += 1
+        self.latency.observe(latency_s)
+        if usage:
+            self.prompt_tokens += _int(usage.get("prompt_tokens"))
+            self.completion_tokens += _int(usage.get("completion_tokens"))
+        if cost_usd is not None:
+            self.cost_usd += cost_usd
+            self.priced += 1
+        self.checked += 1
+        if valid:
+            self.valid += 1
+
+    def failed(self, kind: str) -> None:
+        """A request that got no answer (``kind`` ``cancelled``: the app went away, not a request)."""
+        if kind != "cancelled":
+            self.requests += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def compare(self, agreed: bool) -> None:
+        self.compared += 1
+        if agreed:
+            self.agreed += 1
+
+    def to_json(self) -> Json:
+        """The wire form ``modelroute.operator.rollout.counters.Counters.from_json`` parses."""
+        return {
+            "requests": self.requests,
+            "errors": dict(self.errors),
+            "latency": {"le": list(BUCKETS), "counts": list(self.latency.counts), "sum": self.latency.sum},
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "cost": {"usd": self.cost_usd, "priced": self.priced},
+            "outputs": {"checked": self.checked, "valid": self.valid},
+            "agreement": {"compared": self.compared, "agreed": self.agreed},
+            "dropped": self.dropped,
+        }
+
+
+def _int(v: Any) -> int:
+    return v if isinstance(v, int) else 0
+
+
+class RunEvidence:
+    """One rollout run of one route."""
+
+    __slots__ = ("active", "mirror", "revision", "run_id", "variants", "weight")
+
+    def __init__(self, c: CanaryServing) -> None:
+        self.run_id = c.run_id
+        self.revision = c.revision
+        self.weight = c.weight
+        self.mirror = c.mirror
+        self.active = True
+        self.variants = {v: VariantEvidence() for v in VARIANTS}
+
+    def to_json(self) -> Json:
+        return {
+            "run": self.run_id,
+            "revision": self.revision,
+            "active": self.active,
+            "weights": {"canary": self.weight if self.active else 0, "mirror": self.mirror if self.active else 0},
+            "variants": {v: e.to_json() for v, e in self.variants.items()},
+        }
+
+
+class Evidence:
+    """Counters of the current (or last) run per route; ``configure`` on every config swap."""
+
+    def __init__(self, prices: PriceTable | None = None) -> None:
+        self.prices = prices or PriceTable()
+        self.runs: dict[str, RunEvidence] = {}
+
+    def configure(self, canaries: Iterable[CanaryServing]) -> None:
+        """Follow a new config: a new run id starts from zero; a route whose rollout ended keeps its counters."""
+        live: set[str] = set()
+        for c in canaries:
+            live.add(c.route)
+            run = self.runs.get(c.route)
+            if run is None or run.run_id != c.run_id:
+                self.runs[c.route] = RunEvidence(c)
+            else:
+                run.weight, run.mirror, run.active = c.weight, c.mirror, True
+        for route, run in self.runs.items():
+            if route not in live:
+                run.active = False
+
+    def variant(self, route: str, run_id: str, variant: str) -> VariantEvidence | None:
+        """The counters to record into; None when ``run_id`` is not the route's current run (a stale config)."""
+        run = self.runs.get(route)
+        if run is None or run.run_id != run_id:
+            return None
+        return run.variants[variant]
+
+    def cost(self, model: str, usage: Json | None) -> float | None:
+        return self.prices.cost(model, usage) if usage else None
+
+    def as_json(self) -> Json:
+        return {route: run.to_json() for route, run in sorted(self.runs.items())}
+
+    def prometheus(self) -> str:
+        """Prometheus text for the rollout counters (appended to ``/metrics``)."""
+        out: list[str] = []
+        add = out.append
+        runs = sorted(self.runs.items())
+
+        def family(name: str, kind: str, text: str) -> None:
+            add(f"# HELP {name} {text}")
+            add(f"# TYPE {name} {kind}")
+
+        def each(name: str, value: Any, extra: str = "") -> None:
+            for route, run in runs:
+                for v, e in run.variants.items():
+                    add(f'{name}{{route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}"{extra}}} {value(e)}')
+
+        family("modelroute_rollout_requests_total", "counter", "Requests per rollout run and variant (stable, canary, mirror).")
+        each("modelroute_rollout_requests_total", lambda e: e.requests)
+        family("modelroute_rollout_errors_total", "counter", "Failed requests per rollout run, variant and class.")
+        for route, run in runs:
+            for v, e in run.variants.items():
+                for kind, n in sorted(e.errors.items()):
+                    add(f'modelroute_rollout_errors_total{{route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}",'
+                        f'class="{_esc(kind)}"}} {n}')
+        family("modelroute_rollout_request_duration_seconds", "histogram", "Latency of answered requests per rollout run and variant.")
+        for route, run in runs:
+            for v, e in run.variants.items():
+                labels = f'route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}"'
+                cum = 0
+                for le, n in zip([*map(repr, BUCKETS), "+Inf"], e.latency.counts, strict=True):
+                    cum += n
+                    add(f'modelroute_rollout_request_duration_seconds_bucket{{{labels},le="{le}"}} {cum}')
+                add(f"modelroute_rollout_request_duration_seconds_sum{{{labels}}} {e.latency.sum!r}")
+                add(f"modelroute_rollout_request_duration_seconds_count{{{labels}}} {e.latency.count}")
+        family("modelroute_rollout_tokens_total", "counter", "Tokens per rollout run, variant and kind.")
+        each("modelroute_rollout_tokens_total", lambda e: e.prompt_tokens, ',kind="prompt"')
+        each("modelroute_rollout_tokens_total", lambda e: e.completion_tokens, ',kind="completion"')
+        family("modelroute_rollout_cost_usd_total", "counter", "Cost in USD of priced requests per rollout run and variant.")
+        each("modelroute_rollout_cost_usd_total", lambda e: repr(e.cost_usd))
+        family("modelroute_rollout_outputs_checked_total", "counter", "Answers checked for validity per rollout run and variant.")
+        each("modelroute_rollout_outputs_checked_total", lambda e: e.checked)
+        family("modelroute_rollout_outputs_valid_total", "counter", "Valid answers per rollout run and variant.")
+        each("modelroute_rollout_outputs_valid_total", lambda e: e.valid)
+        family("modelroute_rollout_compared_total", "counter", "Mirrored answers compared with stable's, per rollout run.")
+        each("modelroute_rollout_compared_total", lambda e: e.compared)
+        family("modelroute_rollout_agreed_total", "counter", "Mirrored answers that agreed with stable's, per rollout run.")
+        each("modelroute_rollout_agreed_total", lambda e: e.agreed)
+        family("modelroute_rollout_mirror_dropped_total", "counter", "Mirror copies dropped because the mirror pool was full.")
+        for route, run in runs:
+            add(f'modelroute_rollout_mirror_dropped_total{{route="{_esc(route)}",run="{_esc(run.run_id)}"}} '
+                f"{run.variants['mirror'].dropped}")
+        family("modelroute_rollout_weight_percent", "gauge", "Share of live requests answered (canary) or copied (mirror) per rollout run.")
+        for route, run in runs:
+            lbl = f'route="{_esc(route)}",run="{_esc(run.run_id)}"'
+            add(f'modelroute_rollout_weight_percent{{{lbl},kind="canary"}} {run.weight if run.active else 0}')
+            add(f'modelroute_rollout_weight_percent{{{lbl},kind="mirror"}} {run.mirror if run.active else 0}')
+        return "\n".join(out) + "\n" if out else ""
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+# ---- what an answer says (pure) ------------------------------------------------------------
+
+
+def wants_json(request: Json) -> bool:
+    """Did the request ask for a JSON answer (``response_format`` json_object / json_schema)?"""
+    rf = request.get("response_format")
+    return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
+
+
+def answer_text(completion: Json) -> str:
+    """The first choice's answer as text: its content, else its tool calls as canonical JSON."""
+    choices = completion.get("choices") or ()
+    if not choices or not isinstance(choices[0], dict):
+        return ""
+    msg = choices[0].get("message") or {}
+    content = msg.get("content")
+    if isinstance(content, str) and content:
+        return content
+    calls = msg.get("tool_calls")
+    if calls:
+        return _tool_calls_text([(c.get("function") or {}) for c in calls if isinstance(c, dict)])
+    return content if isinstance(content, str) else ""
+
+
+def _tool_calls_text(functions: list[Json]) -> str:
+    out = []
+    for f in functions:
+        args: Any = f.get("arguments") or ""
+        try:
+            args = json.loads(args) if isinstance(args, str) and args else args
+        except json.JSONDecodeError:
+            pass
+        out.append({"name": f.get("name"), "arguments": args})
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+class StreamText:
+    """Collects the first choice's answer from ``chat.completion.chunk``s (only on routes with a canary)."""
+
+    __slots__ = ("_calls", "_parts")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._calls: dict[int, Json] = {}
+
+    def feed(self, chunk: Json) -> None:
+        for c in chunk.get("choices") or ():
+            if c.get("index", 0) != 0:
+                continue
+            delta = c.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str):
+                self._parts.append(text)
+            for tc in delta.get("tool_calls") or ():
+                f = tc.get("function") or {}
+                slot = self._calls.setdefault(int(tc.get("index", 0)), {"name": None, "arguments": ""})
+                if f.get("name"):
+                    slot["name"] = f["name"]
+                if f.get("arguments"):
+                    slot["arguments"] += f["arguments"]
+
+    def text(self) -> str:
+        text = "".join(self._parts)
+        if text or not self._calls:
+            return text
+        return _tool_calls_text([self._calls[i] for i in sorted(self._calls)])
+
+
+def output_valid(text: str, want_json: bool) -> bool:
+    """Non-empty, and (when JSON was asked for) parseable JSON, a Markdown fence allowed."""
+    t = text.strip()
+    if not t:
+        return False
+    if not want_json:
+        return True
+    if t.startswith("```"):
+        t = t.split("\n", 1)[1] if "\n" in t else ""
+        t = t.rsplit("```", 1)[0]
+    try:
+        json.loads(t)
+    except (json.JSONDecodeError, ValueError):
+        return False
+    return True
+
+
+def failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
+    """The error class of a request the router could not answer."""
+    if isinstance(exc, DeadlineExceeded):
+        return "deadline"
+    if exc.client_error is not None:
+        return "client_error"
+    return exc.attempts[-1].outcome if exc.attempts else "exhausted"

@@ -1,0 +1,455 @@
+"""Token-aware rate limits per target: requests and tokens per minute, never overshot.
+
+Why a sliding window with reservations: gateways that check a counter and *then* call
+the provider let every concurrent request pass the check before any of them is counted,
+and send several times the limit. Here admission and counting are one synchronous step
+(no ``await`` in between, so asyncio tasks cannot interleave): a request is either
+admitted now, or given a reserved slot at the earliest instant the window has room (and
+sleeps until then), or refused at once when that instant is further away than its
+bounded wait, so the router can fall back without waiting at all.
+
+Guarantee: at most ``requests_per_minute`` admissions, and at most ``tokens_per_minute``
+estimated tokens, in any window of ``window`` seconds (reservations are inserted in time
+order, so checking the window that ends at the new admission suffices).
+
+Tokens: the input is estimated before the call (``estimate_tokens``: characters / 4, a
+cheap over-estimate for English and code) and corrected from the reported usage after it
+(``settle``). Providers' own headers (``x-ratelimit-*``, ``anthropic-ratelimit-*``,
+``retry-after``) teach the limiter limits it was not told, quota used by other clients of
+the same key (``remaining``), and when to stop sending at all.
+
+At ``pressure_threshold`` (80%) of any quota, ``on_pressure(name, dimension, utilisation)``
+is called once per crossing (re-armed when utilisation falls 10 points below); the
+utilisation is also readable any time for gauges (``utilisation()``, ``snapshot()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+Json = dict[str, Any]
+
+WINDOW = 60.0
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 4          # tokens per message for role and framing (OpenAI's rule of thumb)
+PRESSURE = 0.8
+REARM = 0.1
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+    def wall(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+SYSTEM_CLOCK = SystemClock()
+
+
+class RateLimited(Exception):
+    """Refused by a local limit: fall back to the next target (``FailureKind.RATE_LIMITED``, no upstream call).
+
+    ``dimension`` is ``requests``, ``tokens``, ``blocked`` (the provider said stop) or
+    ``too_large`` (one request above the whole tokens-per-minute limit);
+    ``retry_after`` is when this target could take it, in seconds.
+    """
+
+    def __init__(self, target: str, dimension: str, retry_after: float) -> None:
+        super().__init__(f"{target}: local {dimension} limit reached (room in {retry_after:.1f}s)")
+        self.target = target
+        self.dimension = dimension
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True, eq=False)
+class Ticket:
+    """One admission. ``settle`` or ``cancel`` it exactly once."""
+
+    at: float
+    tokens: int
+    estimated: int
+    done: bool = False
+
+
+def estimate_tokens(request: Json) -> int:
+    """Cheap upper-ish estimate of a chat request's input tokens: characters / 4 plus framing.
+
+    Counts message text, tool call arguments and tool definitions; image parts count a
+    flat 1000 tokens. Microseconds for a typical request (no tokenizer, no JSON dump of messages).
+    """
+    chars = 0
+    images = 0
+    messages = request.get("messages") or ()
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                if part.get("type") == "text":
+                    chars += len(part.get("text") or "")
+                else:
+                    images += 1
+        for call in m.get("tool_calls") or ():
+            chars += len((call.get("function") or {}).get("arguments") or "") + 16
+    tools = request.get("tools")
+    if tools:
+        chars += len(repr(tools))
+    return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD * len(messages) + 1000 * images + 1
+
+
+def usage_tokens(usage: Json | None) -> int | None:
+    """Tokens a provider counts against TPM for a reported usage (OpenAI or Anthropic shape)."""
+    if not usage:
+        return None
+    if "total_tokens" in usage:
+        return int(usage.get("total_tokens") or 0)
+    if "input_tokens" in usage:
+        return int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
+                   + (usage.get("cache_read_input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0))
+    return None
+
+
+@dataclass(slots=True)
+class _Remote:
+    """What the provider's headers last said about one dimension (shared with other clients of the key)."""
+
+    remaining: float = math.inf
+    reset_at: float = -math.inf
+    used_since: float = 0.0       # what we admitted since the header (counts against ``remaining``)
+
+
+@dataclass
+class TargetLimiter:
+    """Requests- and tokens-per-minute limits of one target (one provider key + model).
+
+    ``None`` limits are unlimited until a provider header says otherwise. ``max_wait`` is
+    the default bound on waiting for room, in seconds. Not thread-safe; asyncio-safe.
+    """
+
+    name: str
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_wait: float = 1.0
+    window: float = WINDOW
+    clock: Clock = SYSTEM_CLOCK
+    on_pressure: Callable[[str, str, float], None] | None = None
+    pressure_threshold: float = PRESSURE
+    _entries: deque[Ticket] = field(default_factory=deque, repr=False)
+    _tokens: int = field(default=0, repr=False)
+    _blocked_until: float = field(default=-math.inf, repr=False)
+    _remote: dict[str, _Remote] = field(default_factory=lambda: {"requests": _Remote(), "tokens": _Remote()}, repr=False)
+    _learned: dict[str, float] = field(default_factory=dict, repr=False)
+    _pressed: set[str] = field(default_factory=set, repr=False)
+    admitted: int = 0
+    refused: int = 0
+
+    # ---- limits ------------------------------------------------------------------------
+
+    def limit(self, dimension: str) -> float | None:
+        """The effective limit: the configured one, lowered by what the provider reported."""
+        configured = self.requests_per_minute if dimension == "requests" else self.tokens_per_minute
+        learned = self._learned.get(dimension)
+        if configured is None:
+            return learned
+        return configured if learned is None else min(configured, learned)
+
+    # ---- admission ---------------------------------------------------------------------
+
+    def _prune(self, now: float) -> None:
+        entries = self._entries
+        horizon = now - self.window
+        while entries and entries[0].at <= horizon:
+            self._tokens -= entries.popleft().tokens
+
+    def _earliest(self, now: float, tokens: int) -> tuple[float, str]:
+        """Earliest instant >= now (and >= the last reservation) with room for one request of ``tokens``."""
+        entries = self._entries
+        at = max(now, self._blocked_until, entries[-1].at if entries else now)
+        why = "blocked" if self._blocked_until > now else "requests"
+        rpm = self.limit("requests")
+        if rpm is not None:
+            n = int(rpm)
+            if n < 1:
+                return math.inf, "requests"
+            if len(entries) >= n:
+                # The n-th most recent admission must leave the window first.
+                t = entries[len(entries) - n].at + self.window
+                if t > at:
+                    at, why = t, "requests"
+        tpm = self.limit("tokens")
+        if tpm is not None:
+            if tokens > tpm:
+                return math.inf, "too_large"
+            excess = self._tokens + tokens - tpm
+            if excess > 0:
+                freed = 0
+                for e in entries:
+                    freed += e.tokens
+                    if freed >= excess:
+                        t = e.at + self.window
+                        if t > at:
+                            at, why = t, "tokens"
+                        break
+        for dimension, cost in (("requests", 1), ("tokens", tokens)):
+            remote = self._remote[dimension]
+            if remote.reset_at > now and remote.used_since + cost > remote.remaining and remote.reset_at > at:
+                at, why = remote.reset_at, "blocked"
+        return at, why
+
+    def try_acquire(self, tokens: int) -> Ticket | float:
+        """Admit now (a ``Ticket``) or say in how many seconds there would be room (nothing reserved)."""
+        now = self.clock.monotonic()
+        self._prune(now)
+        at, _ = self._earliest(now, tokens)
+        if at <= now:
+            return self._admit(now, tokens)
+        return at - now
+
+    async def acquire(self, tokens: int, *, max_wait: float | None = None) -> Ticket:
+        """Admit a request of about ``tokens`` tokens, waiting at most ``max_wait`` seconds.
+
+        Raises ``RateLimited`` at once when the earliest room is further away than the
+        bound (no time is wasted before the fallback). A cancelled wait gives its slot back.
+        """
+        now = self.clock.monotonic()
+        self._prune(now)
+        at, why = self._earliest(now, tokens)
+        if at <= now:
+            return self._admit(now, tokens)
+        bound = self.max_wait if max_wait is None else max_wait
+        if at - now > bound:
+            self.refused += 1
+            raise RateLimited(self.name, why, at - now)
+        ticket = self._admit(at, tokens)  # the reservation: counted from now on
+        try:
+            await self.clock.sleep(at - now)
+        except BaseException:
+            self.cancel(ticket)
+            raise
+        return ticket
+
+    def _admit(self, at: float, tokens: int) -> Ticket:
+        ticket = Ticket(at, tokens, tokens)
+        self._entries.append(ticket)
+        self._tokens += tokens
+        self.admitted += 1
+        for dimension, cost in (("requests", 1), ("tokens", tokens)):
+            remote = self._remote[dimension]
+            if remote.reset_at > at:
+                remote.used_since += cost
+        if self.on_pressure is not None:
+            self._check_pressure()
+        return ticket
+
+    def settle(self, ticket: Ticket, usage: Json | None) -> None:
+        """Correct the ticket's tokens from the provider's reported usage (None: keep the estimate)."""
+        if ticket.done:
+            return
+        ticket.done = True
+        actual = usage_tokens(usage)
+        if actual is None or actual == ticket.tokens:
+            return
+        now = self.clock.monotonic()
+        self._prune(now)
+        if ticket.at > now - self.window:  # still in the window (pruning removes exactly the older ones)
+            self._tokens += actual - ticket.tokens
+        ticket.tokens = actual
+        if self.on_pressure is not None:
+            self._check_pressure()
+
+    def cancel(self, ticket: Ticket) -> None:
+        """The request was never sent (cancelled, or failed before the call): free its slot."""
+        if ticket.done:
+            return
+        ticket.done = True
+        try:
+            self._entries.remove(ticket)
+        except ValueError:
+            return
+        self._tokens -= ticket.tokens
+        self.admitted -= 1
+
+    # ---- provider headers --------------------------------------------------------------
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Learn from a provider response's headers (any status; case-insensitive names)."""
+        h = {k.lower(): v for k, v in headers.items() if k[:1] in "xXaArR"}
+        now = self.clock.monotonic()
+        wall = self.clock.wall()
+        retry = parse_retry_after(h, wall)
+        if retry is not None:
+            self._blocked_until = max(self._blocked_until, now + retry)
+        for dimension, prefixes in _HEADER_FAMILIES.items():
+            seen: _Remote | None = None  # the most restrictive family of this response
+            learned = math.inf
+            for limit_key, remaining_key, reset_key in prefixes:
+                limit = _number(h.get(limit_key))
+                remaining = _number(h.get(remaining_key))
+                if limit is not None and limit > 0:
+                    learned = min(learned, limit)
+                if remaining is not None and (seen is None or remaining < seen.remaining):
+                    reset = parse_reset(h.get(reset_key), wall)
+                    seen = _Remote(remaining, now + (reset if reset is not None else self.window))
+            if learned != math.inf:
+                self._learned[dimension] = learned  # the provider's current limit (it may rise again)
+            if seen is not None:
+                self._remote[dimension] = seen
+        if self.on_pressure is not None:
+            self._check_pressure()
+
+    # ---- utilisation -------------------------------------------------------------------
+
+    def utilisation(self) -> dict[str, float]:
+        """Fraction of each quota in use: the window's own count, or the provider's view if higher."""
+        self._prune(self.clock.monotonic())
+        now = self.clock.monotonic()
+        out: dict[str, float] = {}
+        for dimension, used in (("requests", float(len(self._entries))), ("tokens", float(self._tokens))):
+            limit = self.limit(dimension)
+            value = used / limit if limit else 0.0
+            remote = self._remote[dimension]
+            if limit and remote.reset_at > now and remote.remaining != math.inf:
+                value = max(value, 1.0 - (remote.remaining - remote.used_since) / limit)
+            out[dimension] = min(max(value, 0.0), 1.0)
+        return out
+
+    def _check_pressure(self) -> None:
+        assert self.on_pressure is not None
+        for dimension, value in self.utilisation().items():
+            if value >= self.pressure_threshold and dimension not in self._pressed:
+                self._pressed.add(dimension)
+                self.on_pressure(self.name, dimension, value)
+            elif value < self.pressure_threshold - REARM:
+                self._pressed.discard(dimension)
+
+    def snapshot(self) -> Json:
+        """For ``/stats``: limits, window usage, utilisation, admitted/refused counters."""
+        use = self.utilisation()
+        return {
+            "requestsPerMinute": self.limit("requests"), "tokensPerMinute": self.limit("tokens"),
+            "windowRequests": len(self._entries), "windowTokens": self._tokens,
+            "utilisation": use, "pressure": max(use.values()) >= self.pressure_threshold,
+            "admitted": self.admitted, "refused": self.refused,
+            "blockedForSeconds": max(0.0, self._blocked_until - self.clock.monotonic()),
+        }
+
+
+# ---- header parsing ------------------------------------------------------------------
+
+_HEADER_FAMILIES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "requests": (
+        ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+        ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+    ),
+    "tokens": (
+        ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+        ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+        ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
+    ),
+}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def parse_duration(text: str) -> float | None:
+    """OpenAI reset durations: ``"1s"``, ``"6m0s"``, ``"20ms"``, ``"1h2m3.5s"``, or plain seconds."""
+    plain = _number(text)
+    if plain is not None:
+        return plain
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        return None
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def parse_reset(value: str | None, wall: float) -> float | None:
+    """Seconds until a reset given as a duration (OpenAI) or an RFC 3339 time (Anthropic)."""
+    if not value:
+        return None
+    seconds = parse_duration(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, when.timestamp() - wall)
+
+
+def parse_retry_after(headers: Mapping[str, str], wall: float) -> float | None:
+    """``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) in seconds; keys lower-case."""
+    ms = _number(headers.get("retry-after-ms"))
+    if ms is not None:
+        return max(0.0, ms / 1000)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return max(0.0, seconds)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - wall)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---- registry ------------------------------------------------------------------------
+
+
+class Limiters:
+    """The limiters of a sidecar, by key, kept across config swaps (a push must not reset the window).
+
+    Key targets by what the provider limits: provider, endpoint, model and key source
+    (two routes using the same model with the same key share one quota).
+    """
+
+    def __init__(self, *, clock: Clock = SYSTEM_CLOCK, on_pressure: Callable[[str, str, float], None] | None = None) -> None:
+        self.clock = clock
+        self.on_pressure = on_pressure
+        self._by_key: dict[str, TargetLimiter] = {}
+
+    def get(self, key: str, *, requests_per_minute: float | None, tokens_per_minute: float | None, max_wait: float) -> TargetLimiter:
+        """The limiter for ``key``, created or re-configured (its window and learned state kept)."""
+        limiter = self._by_key.get(key)
+        if limiter is None:
+            limiter = self._by_key[key] = TargetLimiter(key, requests_per_minute, tokens_per_minute, max_wait,
+                                                        clock=self.clock, on_pressure=self.on_pressure)
+        else:
+            limiter.requests_per_minute = requests_per_minute
+            limiter.tokens_per_minute = tokens_per_minute
+            limiter.max_wait = max_wait
+        return limiter
+
+    def snapshot(self) -> Json:
+        return {key: limiter.snapshot() for key, limiter in sorted(self._by_key.items())}

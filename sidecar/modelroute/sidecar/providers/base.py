@@ -1,0 +1,72 @@
+"""The adapter seam: the only code that talks to providers, one implementation per SDK.
+
+An adapter takes the app's canonical OpenAI Chat Completions request (``model`` = route
+name), applies its target's model, params and the route's system prompt while converting it
+to its provider's wire format (``modelroute.sidecar.translate``), calls the provider through
+the official SDK and converts the answer back.
+Every failure leaves an adapter as ``UpstreamError``; SDK exceptions never escape.
+
+``build_adapter`` imports a provider module (and with it the SDK) only when a configured
+target needs it, so a sidecar that serves only OpenAI never loads ``anthropic`` or
+``google.genai``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+from modelroute.api.v1alpha1.spec import Params, Provider, Target
+
+KeyFn = Callable[[], str]
+"""Returns the target's current API key; cheap, and re-reads rotated key files itself."""
+
+
+class Adapter(Protocol):
+    """One target's client (one SDK client, one connection pool, reused by every request)."""
+
+    target: Target
+
+    async def complete(self, request: dict[str, Any], *, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        """One non-streaming call; returns an OpenAI ``chat.completion`` dict."""
+        ...
+
+    def stream(self, request: dict[str, Any], *, timeout: float) -> AsyncIterator[dict[str, Any]]:
+        """A streaming call; yields OpenAI ``chat.completion.chunk`` dicts.
+
+        Nothing is sent before the first ``__anext__``. Errors (before or after the first
+        chunk) are raised as ``UpstreamError`` from ``__anext__``; the iterator should be
+        an async generator so the caller can ``aclose()`` it to drop the connection.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connection pool."""
+        ...
+
+
+def build_adapter(
+    target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None
+) -> Adapter:
+    """The adapter for ``target``; its SDK is imported here, on first use of a provider.
+
+    ``key`` is called for each request (cheap; the adapters pick up a rotated key without
+    rebuilding their connection pool); ``None`` means the endpoint needs no key
+    (``openai-compatible`` only). ``params`` are the target's effective params
+    (``translate.params.effective_params(route.params, target)``) and ``system`` the route
+    prompt's system text; both default to none (the request goes through as sent).
+    Must be called with a running event loop only if the SDK needs one (none do today).
+    """
+    if target.provider in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
+        from modelroute.sidecar.providers.openai import OpenAIAdapter
+
+        return OpenAIAdapter(target, key, params=params, system=system)
+    if target.provider is Provider.ANTHROPIC:
+        from modelroute.sidecar.providers.anthropic import AnthropicAdapter
+
+        return AnthropicAdapter(target, key, params=params, system=system)
+    if target.provider is Provider.GEMINI:
+        from modelroute.sidecar.providers.gemini import GeminiAdapter
+
+        return GeminiAdapter(target, key, params=params, system=system)
+    raise ValueError(f"unknown provider {target.provider!r}")

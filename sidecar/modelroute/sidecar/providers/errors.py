@@ -1,0 +1,144 @@
+"""SDK-independent pieces of the failure mapping shared by the adapters.
+
+Each adapter knows its SDK's exception classes; what an HTTP status, a ``retry-after``
+header or a provider error body *means* is decided here once, so the three adapters
+classify failures identically. Messages are built from status, error type and the
+provider's message only; they never contain request headers (where the API key lives).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from modelroute.sidecar.errors import FailureKind, UpstreamError
+
+Json = dict[str, Any]
+
+_KEYISH = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|AIza[0-9A-Za-z_\-]{10,}|Bearer\s+\S+)")
+MAX_MESSAGE = 300
+TARGET_FAULTS = frozenset({401, 403, 404})
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` shortened, with anything that looks like a key (or is one of ``secrets``) masked."""
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    text = _KEYISH.sub("***", text)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` (preferred) or ``retry-after`` (seconds or HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+            if value >= 0:
+                return value
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if ra is None:
+        return None
+    try:
+        return max(float(ra), 0.0)
+    except ValueError:
+        pass
+    try:
+        import time
+
+        when = parsedate_to_datetime(ra)
+        return max(when.timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def error_type_of(body: Any) -> str | None:
+    """The provider's error type: Anthropic ``error.type``, OpenAI ``error.type``/``code``, Gemini ``error.status``."""
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error", body)
+    if isinstance(err, dict):
+        for k in ("type", "status", "code"):
+            v = err.get(k)
+            if isinstance(v, str):
+                return v
+    t = body.get("type")
+    return t if isinstance(t, str) and t != "error" else None
+
+
+def error_message_of(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error", body)
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return str(err["message"])
+    return None
+
+
+def parse_body(raw: bytes | str | None) -> Json | None:
+    """The JSON object in an error body, or None."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def client_error(status: int, message: str, error_type: str = "invalid_request_error", body: Json | None = None) -> UpstreamError:
+    """A CLIENT failure: returned to the app as is (``body``, else an OpenAI error envelope)."""
+    if body is None:
+        body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
+    return UpstreamError(FailureKind.CLIENT, message, status=status, body=body)
+
+
+def from_status(
+    status: int,
+    headers: Mapping[str, str] | None,
+    body: Any,
+    *,
+    provider: str,
+    secrets: tuple[str | None, ...] = (),
+) -> UpstreamError:
+    """Classify an HTTP error answer of a provider.
+
+    429 -> RATE_LIMITED (with retry-after); 529 or an ``overloaded_error`` type ->
+    OVERLOADED; 408 -> TIMEOUT; other 5xx -> SERVER; 401/403/404 (key or model of the
+    target is wrong) -> SERVER so the route falls back; other 4xx -> CLIENT with the
+    provider's body so the app gets it as is.
+    """
+    etype = error_type_of(body)
+    emsg = error_message_of(body)
+    detail = scrub(f"{provider} {status}" + (f" {etype}" if etype else "") + (f": {emsg}" if emsg else ""), *secrets)
+    retry_after = retry_after_seconds(headers)
+    if status == 529 or etype == "overloaded_error":
+        return UpstreamError(FailureKind.OVERLOADED, detail, status=status, retry_after=retry_after)
+    if status == 429:
+        return UpstreamError(FailureKind.RATE_LIMITED, detail, status=status, retry_after=retry_after)
+    if status == 408:
+        return UpstreamError(FailureKind.TIMEOUT, detail, status=status)
+    if status >= 500:
+        return UpstreamError(FailureKind.SERVER, detail, status=status, retry_after=retry_after)
+    if status in TARGET_FAULTS:
+        # bad key, no access, unknown model: the target's config is wrong, not the app's
+        # request; another target may well work, and the app must not see our 401.
+        return UpstreamError(FailureKind.SERVER, detail, status=status)
+    if 400 <= status < 500:
+        safe_body = body if isinstance(body, dict) else None
+        if safe_body is not None and secrets and any(s and s in json.dumps(safe_body) for s in secrets):
+            safe_body = None  # a provider echoing the key back: send our own envelope instead
+        return client_error(status, detail, etype or "invalid_request_error", safe_body)
+    return UpstreamError(FailureKind.BAD_RESPONSE, detail, status=status)
+
+
+def bad_response(provider: str, what: str) -> UpstreamError:
+    return UpstreamError(FailureKind.BAD_RESPONSE, f"{provider} answered garbage: {what}", status=502)

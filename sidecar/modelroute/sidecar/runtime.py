@@ -1,0 +1,288 @@
+"""A config compiled for serving, and the holder that swaps it atomically.
+
+``Runtime.build`` turns a validated ``SidecarConfig`` into what the hot path needs: per
+route its targets in order, each with its adapter (one SDK client and pool) and its
+circuit breaker; a route with a rollout in progress also gets its canary revision
+(``canary.Canary``: one ``RouteRuntime`` for live canary traffic, one for mirrored copies).
+``RuntimeHolder`` serves one runtime at a time: a request leases the
+current runtime for its whole life (streams included), so a swap never changes the config
+under a request in flight; the old runtime's clients are closed once its last lease ends.
+
+Across a swap, a target whose definition (and effective params and system prompt) did not
+change keeps its adapter, so its warm connection pool survives an operator push; its
+breaker survives too when the route's breaker settings did not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from modelroute.api.config import SidecarConfig, canonical_json
+from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
+from modelroute.api.v1alpha1.strategy import revision_of
+from modelroute.sidecar.breaker import Breaker
+from modelroute.sidecar.canary import CANARY, MIRROR, STABLE, Canary, Variant
+from modelroute.sidecar.observe import AttemptHook, NullObserver, Observer
+from modelroute.sidecar.providers.base import Adapter, KeyFn, build_adapter
+from modelroute.sidecar.translate.params import effective_params
+
+log = logging.getLogger(__name__)
+
+KeyFor = Callable[[Target], KeyFn | None]
+"""Given a target, the callable returning its current API key (None: no key needed)."""
+
+
+class _SharedAdapter:
+    """An adapter used by one or more runtimes; closed when the last of them closes."""
+
+    __slots__ = ("adapter", "refs")
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+        self.refs = 0
+
+
+@dataclass(eq=False)
+class TargetRuntime:
+    """One target of one route, ready to call."""
+
+    target: Target
+    adapter: Adapter
+    breaker: Breaker
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+
+@dataclass(eq=False)
+class RouteRuntime:
+    """One route: its spec, its targets in fallback order, and where attempts are reported."""
+
+    spec: ModelRouteSpec
+    resource: str                      # metadata.name of the ModelRoute
+    targets: tuple[TargetRuntime, ...]
+    observer: Observer
+    revision: str = ""                 # revision_of(spec), or the canary's pushed revision id
+    variant: Variant = STABLE          # which side of a rollout this runtime serves
+    canary: Canary | None = None       # set on a stable route while a rollout runs
+    tracer: AttemptHook | None = None  # telemetry (spans, GenAI metrics) per attempt; None: off
+
+    @property
+    def name(self) -> str:
+        """The route name apps send as ``model``."""
+        return self.spec.route
+
+    @property
+    def prompt_version(self) -> str | None:
+        return self.spec.prompt.version if self.spec.prompt else None
+
+
+@dataclass(eq=False)
+class Runtime:
+    """A compiled config. ``routes`` maps route name -> ``RouteRuntime``; ``version`` is ``config.hash``."""
+
+    config: SidecarConfig
+    version: str
+    routes: dict[str, RouteRuntime]
+    _adapters: dict[str, _SharedAdapter] = field(default_factory=dict, repr=False)
+    _breakers: dict[str, Breaker] = field(default_factory=dict, repr=False)
+    _inflight: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _closed: bool = False
+
+    @classmethod
+    def build(
+        cls,
+        config: SidecarConfig,
+        key_for: KeyFor,
+        observer: Observer,
+        *,
+        previous: Runtime | None = None,
+        breaker_clock: Callable[[], float] | None = None,
+    ) -> Runtime:
+        """Compile ``config``. Synchronous and I/O-free except SDK client construction.
+
+        ``key_for(target)`` is called once per target (at build time) and must return the
+        key callable or None; it may raise (e.g. a missing env var) and the error
+        propagates, so validate keys before building. ``previous`` (the runtime being
+        replaced) lets unchanged targets keep their adapter and breaker.
+        Raises whatever ``build_adapter`` raises (nothing is leaked: SDK clients open their
+        connection pools lazily, on their first request). A runtime built with
+        ``previous`` shares that runtime's adapters: serve it (``RuntimeHolder.swap``) or
+        ``await new.aclose()`` it, so shared clients are closed exactly when the last user goes.
+        """
+        adapters: dict[str, _SharedAdapter] = {}
+        breakers: dict[str, Breaker] = {}
+        routes: dict[str, RouteRuntime] = {}
+
+        def compile_targets(spec: ModelRouteSpec) -> tuple[TargetRuntime, ...]:
+            system = spec.prompt.system if spec.prompt else None
+            cb_key = canonical_json(spec.circuit_breaker.wire()).decode()
+            targets: list[TargetRuntime] = []
+            for target in spec.targets:
+                params = effective_params(spec.params, target)
+                akey = canonical_json(
+                    {"target": target.wire(), "params": params.wire(), "system": system}
+                ).decode()
+                shared = adapters.get(akey)
+                if shared is None and previous is not None:
+                    shared = previous._adapters.get(akey)
+                if shared is None:
+                    adapter = build_adapter(target, key_for(target), params=params, system=system)
+                    shared = _SharedAdapter(adapter)
+                if akey not in adapters:
+                    shared.refs += 1
+                    adapters[akey] = shared
+                bkey = f"{spec.route}\n{akey}\n{cb_key}"
+                breaker = breakers.get(bkey)  # a canary calling the very same target shares its breaker
+                if breaker is None and previous is not None:
+                    breaker = previous._breakers.get(bkey)
+                if breaker is None:
+                    breaker = (
+                        Breaker(spec.circuit_breaker, breaker_clock)
+                        if breaker_clock is not None
+                        else Breaker(spec.circuit_breaker)
+                    )
+                breakers[bkey] = breaker
+                targets.append(TargetRuntime(target, shared.adapter, breaker))
+            return tuple(targets)
+
+        for resource in config.routes:
+            spec = resource.spec
+            routes[spec.route] = RouteRuntime(
+                spec, resource.metadata.name, compile_targets(spec), observer, revision=revision_of(spec)
+            )
+        for c in config.canaries:
+            stable = routes.get(c.route)
+            if stable is None or stable.canary is not None:
+                raise ValueError(f"canary of route {c.route!r}: no such route, or a second canary for it")
+            targets = compile_targets(c.spec)
+            live = RouteRuntime(c.spec, stable.resource, targets, observer, revision=c.revision, variant=CANARY)
+            # Mirrored copies are not inbound requests: they go to the rollout evidence only.
+            shadow = RouteRuntime(c.spec, stable.resource, targets, NullObserver(), revision=c.revision, variant=MIRROR)
+            stable.canary = Canary(c.revision, c.run_id, c.weight, c.mirror, c.sticky_header, live, shadow)
+        rt = cls(config=config, version=config.hash, routes=routes, _adapters=adapters, _breakers=breakers)
+        rt._idle.set()
+        return rt
+
+    def route(self, name: str) -> RouteRuntime | None:
+        return self.routes.get(name)
+
+    def instrument(self, tracer: AttemptHook | None) -> None:
+        """Report every attempt of every route (canaries and mirrors included) to ``tracer``."""
+        for r in self.routes.values():
+            r.tracer = tracer
+            if r.canary is not None:
+                r.canary.route.tracer = tracer
+                r.canary.mirror_route.tracer = tracer
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[Runtime]:
+        """Keep this runtime's clients open (as a request's lease does) for work that outlives a request."""
+        self._acquire()
+        try:
+            yield self
+        finally:
+            self._release()
+
+    @property
+    def inflight(self) -> int:
+        """Requests currently leasing this runtime."""
+        return self._inflight
+
+    def _acquire(self) -> None:
+        self._inflight += 1
+        self._idle.clear()
+
+    def _release(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until no request leases this runtime."""
+        await self._idle.wait()
+
+    async def aclose(self) -> None:
+        """Close the adapters no other runtime uses. Call once no request is in flight."""
+        if self._closed:
+            return
+        self._closed = True
+        for shared in self._adapters.values():
+            shared.refs -= 1
+            if shared.refs == 0:
+                try:
+                    await shared.adapter.aclose()
+                except Exception:  # one client failing to close must not leak the others
+                    log.warning("closing adapter of target %s failed", shared.adapter.target.name, exc_info=True)
+
+
+class NotReady(RuntimeError):
+    """No config is loaded yet (``/readyz`` is false; inbound requests get 503)."""
+
+
+class RuntimeHolder:
+    """The runtime being served, swapped atomically.
+
+    Inbound handlers::
+
+        with holder.lease() as runtime:          # raises NotReady before the first config
+            route = runtime.route(name)
+            ... await router.complete(route, body) / open_stream + iterate the stream ...
+
+    Admin ``PUT /config``: build a ``Runtime`` (``previous=holder.current``), then
+    ``holder.swap(new)``. New requests see ``new`` at once; requests holding a lease on the
+    old runtime finish on it, and its clients are closed in the background when drained.
+    ``await holder.aclose()`` at shutdown closes the current runtime after it drains.
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        self._current = runtime
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def current(self) -> Runtime | None:
+        return self._current
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Runtime]:
+        """The current runtime, kept alive (not closed) until the ``with`` block ends."""
+        rt = self._current
+        if rt is None:
+            raise NotReady("no config loaded")
+        rt._acquire()
+        try:
+            yield rt
+        finally:
+            rt._release()
+
+    def swap(self, new: Runtime) -> Runtime | None:
+        """Serve ``new`` from now on; retire the old runtime (closed once drained). Returns the old one."""
+        old, self._current = self._current, new
+        if old is not None and old is not new:
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return old
+
+    @staticmethod
+    async def _retire(old: Runtime) -> None:
+        await old.drained()
+        await old.aclose()
+
+    async def aclose(self, grace: float | None = 30.0) -> None:
+        """Shutdown: wait (up to ``grace`` seconds) for in-flight requests, then close every runtime."""
+        current, self._current = self._current, None
+        if current is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(current.drained(), grace)
+            await current.aclose()
+        if self._retiring:
+            _, pending = await asyncio.wait(set(self._retiring), timeout=grace)
+            for task in pending:
+                task.cancel()

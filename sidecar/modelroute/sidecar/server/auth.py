@@ -1,0 +1,112 @@
+"""Who may write ``PUT /config``: the operator (signed pushes) or an admin (bearer token).
+
+Operator mode: the body is a ``ConfigPush`` signed with the operator's Ed25519 key; the sidecar
+holds only the public half, so a pod that can reach another pod's sidecar still cannot
+reconfigure it. A push is accepted only for this pod (``audience``), only if it is not older
+than the last accepted push (replay) and only if it was signed within ``MAX_SKEW`` of now.
+
+Standalone mode: ``Authorization: Bearer <token>`` compared in constant time.
+
+These are pure checks: they return the verified push or raise ``Denied`` with the status.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
+
+from modelroute.api.config import ConfigPush, PodRef
+from modelroute.api.signing import SIGNATURE_HEADER, verify
+
+MAX_SKEW = timedelta(minutes=5)
+
+HOW_TO_ENABLE = (
+    "config writes are disabled: set MODELROUTE_ADMIN_TOKEN (or --admin-token-file) to accept bearer-token writes, "
+    "or --operator-public-key (MODELROUTE_OPERATOR_PUBLIC_KEY_FILE) to accept pushes signed by the operator"
+)
+
+
+class Denied(Exception):
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+class BadPush(Exception):
+    """Correctly signed, but not a valid ``ConfigPush`` (422)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    operator_key: Ed25519PublicKey | None = None
+    admin_token: str | None = None
+    pod: PodRef | None = None
+    max_skew: timedelta = MAX_SKEW
+
+    @property
+    def writes_enabled(self) -> bool:
+        return self.operator_key is not None or self.admin_token is not None
+
+    def mode(self) -> str:
+        modes = [m for m, on in (("operator", self.operator_key is not None), ("token", self.admin_token is not None)) if on]
+        return "+".join(modes) or "disabled"
+
+
+def bearer_ok(settings: AuthSettings, authorization: str | None) -> None:
+    """Raise ``Denied(401)`` unless ``authorization`` carries the admin token."""
+    if settings.admin_token is None:
+        raise Denied(401, HOW_TO_ENABLE, "writes_disabled")
+    if not authorization:
+        raise Denied(401, "missing 'Authorization: Bearer <token>' header", "missing_token")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+        raise Denied(401, "invalid admin token", "invalid_token")
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def verify_push(
+    settings: AuthSettings, body: bytes, signature: str | None, *, last_push_at: datetime | None,
+    current_version: str | None, now: datetime | None = None,
+) -> ConfigPush:
+    """The verified push in ``body``; raises ``Denied`` (401/403) or ``BadPush`` (422)."""
+    if settings.operator_key is None:
+        raise Denied(401, HOW_TO_ENABLE, "writes_disabled")
+    if not signature:
+        raise Denied(401, f"missing {SIGNATURE_HEADER} header: config pushes must be signed by the operator", "missing_signature")
+    if not verify(settings.operator_key, body, signature):
+        raise Denied(403, "invalid signature: the push was not signed by the operator's key", "invalid_signature")
+    try:
+        push = ConfigPush.model_validate_json(body)
+    except ValidationError as e:
+        raise BadPush([f"push: {'.'.join(map(str, err['loc']))}: {err['msg']}" if err["loc"] else f"push: {err['msg']}"
+                       for err in e.errors(include_url=False, include_input=False)]) from None
+    if settings.pod is None:
+        raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
+                     "no_pod_identity")
+    if push.audience != settings.pod:
+        raise Denied(403, f"push is for pod {push.audience.namespace}/{push.audience.name}, "
+                          f"this is {settings.pod.namespace}/{settings.pod.name}", "wrong_audience")
+    now = now or datetime.now(UTC)
+    issued = _aware(push.issued_at)
+    if abs(now - issued) > settings.max_skew:
+        raise Denied(403, f"push issued at {issued.isoformat()} is outside the accepted window of "
+                          f"{int(settings.max_skew.total_seconds())}s around now ({now.isoformat()})", "stale_push")
+    if last_push_at is not None:
+        last = _aware(last_push_at)
+        if issued < last or (issued == last and push.config.hash != current_version):
+            raise Denied(403, f"push issued at {issued.isoformat()} is not newer than the loaded push "
+                              f"({last.isoformat()}): replay refused", "replayed_push")
+    return push

@@ -1,0 +1,102 @@
+"""OpenAI-style error bodies and the mapping from routing outcomes to HTTP statuses.
+
+Apps use the OpenAI SDK, which reads ``{"error": {"message", "type", "param", "code"}}`` and
+raises the matching exception class from the status code; so every error the sidecar returns,
+including the ones it makes up itself, has that shape. Messages never carry stack traces or keys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
+
+JSON = "application/json"
+
+
+def error_body(message: str, type_: str, *, param: str | None = None, code: str | None = None, **extra: Any) -> dict[str, Any]:
+    err: dict[str, Any] = {"message": message, "type": type_, "param": param, "code": code}
+    err.update(extra)
+    return {"error": err}
+
+
+def error_response(
+    status: int,
+    message: str,
+    type_: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    body = json.dumps(error_body(message, type_, param=param, code=code, **extra))
+    return web.Response(status=status, text=body, content_type=JSON, headers=headers)
+
+
+def attempts_json(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    return [
+        {"target": a.target, "outcome": a.outcome, "status": a.status, "reason": a.reason, "durationMs": round(a.duration_ms, 1)}
+        for a in attempts
+    ]
+
+
+def attempts_summary(attempts: list[Attempt]) -> str:
+    if not attempts:
+        return "no target was attempted"
+    return "; ".join(f"{a.target}: {a.status if a.status is not None else '-'} {a.outcome} ({a.reason})" for a in attempts)
+
+
+_CLIENT_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+                 409: "conflict_error", 413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}
+
+
+def _upstream_detail(err: UpstreamError) -> tuple[str | None, str | None, str | None]:
+    """(type, code, param) from a provider error body, whatever its provider's shape."""
+    body = err.body or {}
+    inner = body.get("error", body)
+    if not isinstance(inner, dict):
+        return None, None, None
+    type_ = inner.get("type") or inner.get("status")
+    code = inner.get("code")
+    param = inner.get("param")
+    return (
+        type_ if isinstance(type_, str) else None,
+        code if isinstance(code, str) else None,
+        param if isinstance(param, str) else None,
+    )
+
+
+def failure_status(exc: RouteFailed | DeadlineExceeded) -> int:
+    """HTTP status for a request the router could not serve."""
+    if isinstance(exc, DeadlineExceeded):
+        return 504
+    if exc.client_error is not None:
+        status = exc.client_error.status
+        return status if status is not None and 400 <= status < 500 else 400
+    tried = [a for a in exc.attempts if a.outcome != FailureKind.CIRCUIT_OPEN.value]
+    if tried and all(a.outcome == FailureKind.BAD_RESPONSE.value for a in tried):
+        return 502
+    return 503
+
+
+def failure_body(route: str, exc: RouteFailed | DeadlineExceeded) -> tuple[int, dict[str, Any]]:
+    status = failure_status(exc)
+    attempts = attempts_json(exc.attempts)
+    if isinstance(exc, DeadlineExceeded):
+        msg = f"route {route!r}: deadline exceeded before any target answered; attempts: {attempts_summary(exc.attempts)}"
+        return status, error_body(msg, "timeout_error", code="deadline_exceeded", attempts=attempts)
+    if exc.client_error is not None:
+        err = exc.client_error
+        type_, code, param = _upstream_detail(err)
+        target = exc.attempts[-1].target if exc.attempts else None
+        msg = f"target {target!r} rejected the request: {err.message}" if target else err.message
+        return status, error_body(msg, type_ or _CLIENT_TYPES.get(status, "invalid_request_error"), param=param, code=code, attempts=attempts)
+    if status == 502:
+        msg = f"route {route!r}: every target answered with an invalid response; attempts: {attempts_summary(exc.attempts)}"
+        return status, error_body(msg, "api_error", code="bad_upstream_response", attempts=attempts)
+    msg = f"route {route!r}: every target failed; attempts: {attempts_summary(exc.attempts)}"
+    return status, error_body(msg, "service_unavailable_error", code="targets_exhausted", attempts=attempts)

@@ -1,0 +1,234 @@
+"""The app-facing listener: the OpenAI Chat Completions API on loopback (and the native APIs).
+
+Apps point the OpenAI SDK at ``http://127.0.0.1:8787/v1``; ``model`` is a route name. The
+handler validates just enough to route (JSON object, ``model``, ``messages``), pins the
+config the request starts on (a runtime lease), and hands the body to the router unchanged.
+``serve`` is shared with the Anthropic and Gemini inbound APIs (``native.py``); a ``Wire``
+renders the answer in the app's own protocol.
+
+Responses keep the provider's ``model`` id (the app sees which model answered; the route is
+in ``x-modelroute-route``). Streams are SSE ``data: {chunk}`` lines ending in ``data: [DONE]``;
+a failure after the first chunk ends the stream with ``data: {"error": {...}}`` and no
+``[DONE]``, which the OpenAI SDK raises as ``openai.APIError``: never a clean-looking end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from modelroute.sidecar import router
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
+from modelroute.sidecar.runtime import RouteRuntime
+from modelroute.sidecar.server.envelope import error_body, error_response, failure_body
+from modelroute.sidecar.server.state import STATE, SidecarState
+from modelroute.sidecar.server.wire import JSON, OPENAI, Wire
+from modelroute.sidecar.translate.errors import StreamError
+
+log = logging.getLogger(__name__)
+
+H_ROUTE = "x-modelroute-route"
+H_TARGET = "x-modelroute-target"
+H_VERSION = "x-modelroute-config-version"
+H_PROMPT = "x-modelroute-prompt-version"
+
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def reject(state: SidecarState, wire: Wire, status: int, message: str, type_: str = "invalid_request_error", *,
+           param: str | None = None, code: str | None = None) -> web.Response:
+    """An error before routing (counted in stats as a rejection)."""
+    state.stats.on_rejected(status)
+    return wire.error(status, error_body(message, type_, param=param, code=code))
+
+
+async def read_json(request: web.Request, state: SidecarState, wire: Wire) -> Any | web.Response:
+    """The request body as JSON, or the error response (413, 400) to send instead."""
+    limit = state.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return reject(state, wire, 413, f"request body is {request.content_length} bytes; the limit is {limit} bytes",
+                      code="request_too_large")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return reject(state, wire, 413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+    if not raw:
+        return reject(state, wire, 400, "the request body is empty; expected a JSON object")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        return reject(state, wire, 400, "the request body is not UTF-8 JSON")
+    except json.JSONDecodeError as e:
+        return reject(state, wire, 400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+
+
+def _check_chat(body: Any) -> tuple[str, str | None] | None:
+    """(message, param) when an OpenAI chat body cannot be routed; None when it can."""
+    if not isinstance(body, dict):
+        return "the request body must be a JSON object", None
+    model = body.get("model")
+    if model is None:
+        return "missing required field 'model' (the route name)", "model"
+    if not isinstance(model, str) or not model:
+        return "field 'model' must be a non-empty string (the route name)", "model"
+    messages = body.get("messages")
+    if messages is None:
+        return "missing required field 'messages'", "messages"
+    if not isinstance(messages, list) or not messages:
+        return "field 'messages' must be a non-empty array", "messages"
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+            return f"messages[{i}] must be an object with a string 'role'", f"messages[{i}].role"
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        return "field 'stream' must be a boolean", "stream"
+    return None
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    state: SidecarState = request.app[STATE]
+    body = await read_json(request, state, OPENAI)
+    if isinstance(body, web.Response):
+        return body
+    problem = _check_chat(body)
+    if problem is not None:
+        return reject(state, OPENAI, 400, problem[0], param=problem[1])
+    return await serve(request, state, body, OPENAI)
+
+
+async def serve(request: web.Request, state: SidecarState, body: dict[str, Any], wire: Wire) -> web.StreamResponse:
+    """Route a canonical chat request (``model`` = route) and answer in ``wire``'s protocol."""
+    model: str = body["model"]
+    if state.holder.current is None:
+        return reject(state, wire, 503, "the sidecar has no config yet (waiting for --config, the route bundle or a push)",
+                      "service_unavailable_error", code="not_ready")
+    with state.holder.lease() as runtime:  # this request finishes on this config, whatever swaps meanwhile
+        route = runtime.routes.get(model)
+        if route is None:
+            known = ", ".join(sorted(runtime.routes)) or "(none)"
+            return reject(state, wire, 404, f"route {model!r} does not exist; known routes: {known}",
+                          param="model", code="model_not_found")
+        headers = {H_ROUTE: model, H_VERSION: runtime.version}
+        if route.prompt_version is not None:
+            headers[H_PROMPT] = route.prompt_version
+        if body.get("stream"):
+            return await _stream(request, route, body, headers, wire)
+        try:
+            done = await router.complete(route, body)
+        except (RouteFailed, DeadlineExceeded) as e:
+            return _failure(model, e, headers, wire)
+        headers[H_TARGET] = done.target
+        return web.Response(body=wire.response(done.response), content_type=JSON, headers=headers)
+
+
+def _failure(route: str, exc: RouteFailed | DeadlineExceeded, headers: dict[str, str], wire: Wire) -> web.Response:
+    status, payload = failure_body(route, exc)
+    resp = wire.error(status, payload)
+    if exc.attempts:
+        headers[H_TARGET] = exc.attempts[-1].target
+    resp.headers.update(headers)
+    return resp
+
+
+async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any], headers: dict[str, str],
+                  wire: Wire) -> web.StreamResponse:
+    try:
+        sc = await router.open_stream(route, body)
+    except (RouteFailed, DeadlineExceeded) as e:
+        return _failure(body["model"], e, headers, wire)
+    headers[H_TARGET] = sc.target
+    resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
+    enc = wire.stream(sc.first)
+    try:
+        await resp.prepare(request)
+        try:
+            async for chunk in sc:
+                data = enc.feed(chunk)
+                if data:
+                    await resp.write(data)
+            end = enc.finish()
+        except (UpstreamError, StreamError) as e:
+            # Past the first byte there is no fallback: tell the app, in its protocol, that the
+            # answer is incomplete. No clean end follows, so no client mistakes this for one.
+            kind = e.kind.value if isinstance(e, UpstreamError) else "bad_response"
+            log.warning("stream on route %s failed after the first chunk from %s: %s", body["model"], sc.target, e)
+            end = enc.error(f"the stream from target {sc.target!r} failed mid-way: {e.message}", kind)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # Headers are sent: the catch-all middleware cannot answer any more, so end in-protocol.
+            log.exception("unexpected error while streaming route %s", body["model"])
+            end = enc.error("internal error in the modelroute sidecar (logged)", None)
+        await resp.write(end)
+        await resp.write_eof()
+    except ConnectionResetError:
+        log.debug("app closed the stream on route %s early", body["model"])  # the finally stops the upstream
+    finally:
+        await sc.aclose()  # idempotent; drops the upstream connection if the app went away
+    return resp
+
+
+def _model_entry(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "modelroute"}
+
+
+async def list_models(request: web.Request) -> web.Response:
+    state: SidecarState = request.app[STATE]
+    runtime = state.current()
+    names = sorted(runtime.routes) if runtime is not None else []
+    created = int(state.loaded_at)
+    return web.json_response({"object": "list", "data": [_model_entry(n, created) for n in names]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    state: SidecarState = request.app[STATE]
+    name = request.match_info["route"]
+    runtime = state.current()
+    if runtime is None or name not in runtime.routes:
+        known = ", ".join(sorted(runtime.routes)) if runtime is not None and runtime.routes else "(none)"
+        return error_response(404, f"route {name!r} does not exist; known routes: {known}", "invalid_request_error",
+                              param="model", code="model_not_found")
+    return web.json_response(_model_entry(name, int(state.loaded_at)))
+
+
+_STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
+
+
+@web.middleware
+async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as an OpenAI error envelope; an unexpected exception is logged, never shown."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        msg = f"{request.method} {request.path}: {e.reason}"
+        if e.status == 404:
+            msg = (f"no such endpoint {request.method} {request.path} (the sidecar serves /v1/chat/completions, "
+                   "/v1/models, /v1/messages and /v1beta/models/{route}:generateContent)")
+        return error_response(e.status, msg, _STATUS_TYPES.get(e.status, "api_error"))
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        return error_response(500, "internal error in the modelroute sidecar (logged)", "server_error", code="internal_error")
+
+
+def build_app(state: SidecarState) -> web.Application:
+    """The inbound app. The body limit is enforced by aiohttp's reader and checked up front."""
+    app = web.Application(client_max_size=state.max_body_bytes, middlewares=[openai_errors])
+    app[STATE] = state
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{route:.+}", get_model)
+    return app

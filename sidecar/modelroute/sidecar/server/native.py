@@ -1,0 +1,62 @@
+"""The Anthropic Messages and Gemini generateContent APIs on the inbound listener.
+
+Apps that use the ``anthropic`` SDK (``base_url=http://127.0.0.1:8787``) or ``google-genai``
+(``http_options={"base_url": "http://127.0.0.1:8787"}``) reach the same routes without code
+changes: the body is translated into the canonical chat request (pure translators in
+``modelroute.sidecar.translate``), routed like any OpenAI request, and the answer, the errors
+and the stream are written back in the app's protocol by its ``Wire``.
+
+* ``POST /v1/messages`` (``model`` = route; ``stream: true`` for SSE events);
+* ``POST /v1/models/{route}:generateContent`` and ``:streamGenerateContent?alt=sse``
+  (also under ``/v1beta/``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from modelroute.sidecar.server.inbound import read_json, reject, serve
+from modelroute.sidecar.server.state import STATE
+from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI
+from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
+from modelroute.sidecar.translate.errors import TranslationError
+from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request, route_of
+
+GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+
+
+async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await read_json(request, state, ANTHROPIC)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        chat = anthropic_to_chat_request(body)
+    except TranslationError as e:
+        return reject(state, ANTHROPIC, 400, str(e))
+    return await serve(request, state, chat, ANTHROPIC)
+
+
+async def gemini_generate(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    model_path, _, method = request.match_info["tail"].rpartition(":")
+    if method not in GEMINI_METHODS or not model_path:
+        return reject(state, GEMINI, 404, f"unknown method {request.path!r}: expected "
+                      "models/{route}:generateContent or models/{route}:streamGenerateContent", code="not_found")
+    stream = GEMINI_METHODS[method]
+    if stream and request.query.get("alt") != "sse":
+        return reject(state, GEMINI, 400, "streamGenerateContent is served as server-sent events only: add ?alt=sse")
+    body = await read_json(request, state, GEMINI)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        chat = gemini_to_chat_request(body, route=route_of(model_path), stream=stream)
+    except TranslationError as e:
+        return reject(state, GEMINI, 400, str(e))
+    return await serve(request, state, chat, GEMINI)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/messages", anthropic_messages)
+    for version in ("v1", "v1beta"):
+        app.router.add_post(f"/{version}/models/{{tail:.+}}", gemini_generate)

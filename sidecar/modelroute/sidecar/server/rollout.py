@@ -1,0 +1,83 @@
+"""One live request on a route whose rollout is in progress: variant, evidence and mirror copy.
+
+``serve`` (inbound.py) makes a ``RolloutRequest`` only when the route has a canary, so a
+route without one pays nothing. It picks the variant (sticky by header, else by weight),
+starts the mirror copy when stable answers and the dice say so, and records the request's
+outcome into the run's counters for its variant when it ends: ``answered``/``failed`` for
+non-streaming requests, ``feed`` per chunk and ``streamed`` / ``failed`` for streams.
+``close()`` (always called) hands stable's answer to the mirror copy for comparison.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from modelroute.sidecar.canary import CANARY, STABLE, Canary
+from modelroute.sidecar.evidence import StreamText, answer_text, output_valid, wants_json
+from modelroute.sidecar.runtime import RouteRuntime, Runtime
+from modelroute.sidecar.server.state import SidecarState
+
+Json = dict[str, Any]
+
+
+class RolloutRequest:
+    __slots__ = ("_done", "_record", "_stable_answer", "_stream_text", "_t0", "_want_json", "_text", "evidence", "route")
+
+    def __init__(self, state: SidecarState, runtime: Runtime, stable: RouteRuntime, canary: Canary,
+                 headers: Mapping[str, str], body: Json) -> None:
+        variant = canary.pick(headers)
+        self.route = canary.route if variant == CANARY else stable
+        self.evidence = state.evidence
+        self._record = state.evidence.variant(stable.name, canary.run_id, variant)
+        self._want_json = wants_json(body)
+        self._stream_text: StreamText | None = None
+        self._text: str | None = None
+        self._done = False
+        self._stable_answer: asyncio.Future[str | None] | None = None
+        if variant == STABLE and canary.mirrors():
+            mirror = state.evidence.variant(stable.name, canary.run_id, "mirror")
+            self._stable_answer = state.mirrors.launch(runtime, canary, body, mirror)
+        self._t0 = time.perf_counter()
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def answered(self, target: str, response: Json) -> None:
+        self._text = answer_text(response)
+        usage = response.get("usage")
+        self._ok(target, usage if isinstance(usage, dict) else None)
+
+    def feed(self, chunk: Json) -> None:
+        if self._stream_text is None:
+            self._stream_text = StreamText()
+        self._stream_text.feed(chunk)
+
+    def streamed(self, target: str, usage: Json | None) -> None:
+        self._text = self._stream_text.text() if self._stream_text is not None else ""
+        self._ok(target, usage)
+
+    def _ok(self, target: str, usage: Json | None) -> None:
+        self._done = True
+        rec = self._record
+        if rec is None:
+            return
+        text = self._text or ""
+        model = next((t.target.model for t in self.route.targets if t.name == target), "")
+        rec.answered(time.perf_counter() - self._t0, usage, self.evidence.cost(model, usage), output_valid(text, self._want_json))
+
+    def failed(self, kind: str) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._text = None
+        if self._record is not None:
+            self._record.failed(kind)
+
+    def close(self) -> None:
+        """The request is over: anything unrecorded was cancelled; give the mirror copy stable's answer."""
+        if not self._done:
+            self.failed("cancelled")
+        fut = self._stable_answer
+        if fut is not None and not fut.done():
+            fut.set_result(self._text)

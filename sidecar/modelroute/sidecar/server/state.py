@@ -1,0 +1,163 @@
+"""What the sidecar is serving right now, and the one place a new config is swapped in.
+
+Every inbound request leases the runtime (``RuntimeHolder.lease``) when it starts and keeps it
+until its last byte, so a swap never changes the config under a request in flight; the old
+runtime's SDK clients are closed by the holder after its last lease ends.
+
+Configs arrive from three sources: ``--config`` files at start, the signed route bundle
+mounted from the cluster, and ``PUT /config``. ``apply`` validates (all problems at once),
+compiles, and swaps under one lock; on any problem the old config keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from modelroute.api.config import SidecarConfig
+from modelroute.sidecar import configfile
+from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.observe import Observer
+from modelroute.sidecar.runtime import Runtime, RuntimeHolder
+from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.stats import Stats
+
+log = logging.getLogger(__name__)
+
+RuntimeBuilder = Callable[[SidecarConfig, KeyResolver, Observer, Runtime | None], Runtime]
+
+
+def build_runtime(config: SidecarConfig, keys: KeyResolver, observer: Observer, previous: Runtime | None) -> Runtime:
+    """The production builder: real adapters, keys from ``keys``, unchanged targets kept warm."""
+    return Runtime.build(config, keys.source_for, observer, previous=previous)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where the config being served came from."""
+
+    version: str
+    source: str                        # "file", "bundle" or "push"
+    issued_at: datetime | None = None  # signed configs only
+    loaded_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    version: str
+    changed: bool
+
+
+class SidecarState:
+    """The served config (a ``RuntimeHolder``) and its provenance; shared by both apps and the bundle watcher."""
+
+    def __init__(
+        self,
+        *,
+        builder: RuntimeBuilder = build_runtime,
+        keys: KeyResolver | None = None,
+        stats: Stats | None = None,
+        max_body_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.builder = builder
+        self.keys = keys or KeyResolver()
+        self.stats = stats or Stats()
+        self.max_body_bytes = max_body_bytes
+        self.holder = RuntimeHolder()
+        self.provenance: Provenance | None = None
+        self.draining = False
+        self.last_push_at: datetime | None = None      # newest accepted operator push (the replay floor)
+        self.last_bundle_at: datetime | None = None    # newest bundle loaded
+        self.started = time.time()
+        self._lock = asyncio.Lock()
+
+    # -- reading -----------------------------------------------------------------------------
+    def current(self) -> Runtime | None:
+        return self.holder.current
+
+    @property
+    def ready(self) -> bool:
+        return self.holder.current is not None and not self.draining
+
+    @property
+    def loaded_at(self) -> float:
+        return self.provenance.loaded_at if self.provenance is not None else self.started
+
+    def inflight(self) -> int:
+        rt = self.holder.current
+        return rt.inflight if rt is not None else 0
+
+    # -- writing -----------------------------------------------------------------------------
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while a config is checked and swapped (callers may hold it across their own checks)."""
+        return self._lock
+
+    async def apply(self, config: SidecarConfig, *, source: str, issued_at: datetime | None = None) -> Applied:
+        async with self._lock:
+            return self.apply_locked(config, source=source, issued_at=issued_at)
+
+    def apply_locked(self, config: SidecarConfig, *, source: str, issued_at: datetime | None = None) -> Applied:
+        """Validate, compile and swap in ``config``; the caller holds ``lock``. Raises ``ConfigError``.
+
+        Synchronous on purpose: no request can observe a half-applied config.
+        """
+        found = configfile.problems(config, self.keys)
+        if found:
+            self.stats.config_rejections += 1
+            raise ConfigError(found)
+        version = config.hash
+        old = self.holder.current
+        if old is not None and old.version == version:
+            # Same content: keep the warm runtime; remember the newer provenance.
+            self._note(version, source, issued_at)
+            return Applied(version, changed=False)
+        try:
+            runtime = self.builder(config, self.keys, self.stats, old)
+        except Exception as e:  # a target the runtime cannot build is a config problem, not a crash
+            self.stats.config_rejections += 1
+            log.warning("cannot compile config %s: %s: %s", version, type(e).__name__, e)
+            raise ConfigError([f"config {version}: cannot be compiled: {type(e).__name__}: {e}"]) from None
+        self.holder.swap(runtime)
+        self._note(version, source, issued_at)
+        self.stats.config_version = version
+        self.stats.config_swaps += 1
+        log.info("serving config %s from %s (routes: %s)", version, source,
+                 ", ".join(sorted(r.spec.route for r in config.routes)) or "none")
+        return Applied(version, changed=True)
+
+    def _note(self, version: str, source: str, issued_at: datetime | None) -> None:
+        self.provenance = Provenance(version, source, issued_at, time.time())
+        if issued_at is None:
+            return
+        if source == "push" and (self.last_push_at is None or issued_at > self.last_push_at):
+            self.last_push_at = issued_at
+        if source == "bundle" and (self.last_bundle_at is None or issued_at > self.last_bundle_at):
+            self.last_bundle_at = issued_at
+
+    # -- shutdown ----------------------------------------------------------------------------
+    async def drain(self, grace: float) -> bool:
+        """Stop being ready and wait up to ``grace`` seconds for requests in flight. True if drained."""
+        self.draining = True
+        rt = self.holder.current
+        if rt is None:
+            return True
+        try:
+            async with asyncio.timeout(grace):
+                await rt.drained()
+        except TimeoutError:
+            return False
+        return True
+
+    async def aclose(self, grace: float = 5.0) -> None:
+        """Close every runtime (after at most ``grace`` seconds of draining)."""
+        await self.holder.aclose(grace)
+
+
+STATE = web.AppKey("modelroute_state", SidecarState)

@@ -1,0 +1,225 @@
+"""Counters and latency histograms per route and target, served as ``/stats`` and ``/metrics``.
+
+Recording sits on the hot path (one ``on_attempt`` per upstream attempt, one ``on_request`` per
+inbound request), so it is plain dict and list arithmetic on the event loop: about a microsecond,
+no locks, no label lookups. prometheus-client's ``labels().inc()`` costs several times that per
+call; the Prometheus text exposition is small enough to write by hand at scrape time instead.
+Only route and target names from the config and a closed set of outcomes become labels.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left
+from typing import Any
+
+# Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
+BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LE = [repr(b) for b in BUCKETS] + ["+Inf"]
+
+
+class Histogram:
+    __slots__ = ("count", "counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)   # per bucket, not cumulative; last is +Inf
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(BUCKETS, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def quantile(self, q: float) -> float | None:
+        """Upper bound of the bucket holding quantile ``q`` (None when empty or beyond the last bucket)."""
+        if not self.count:
+            return None
+        rank, seen = q * self.count, 0
+        for i, n in enumerate(self.counts):
+            seen += n
+            if seen >= rank and n:
+                return BUCKETS[i] if i < len(BUCKETS) else None
+        return None
+
+    def as_json(self) -> dict[str, Any]:
+        p50, p99 = self.quantile(0.5), self.quantile(0.99)
+        return {
+            "count": self.count,
+            "sumSeconds": round(self.sum, 6),
+            "buckets": {le: n for le, n in zip(_LE, self.counts, strict=True) if n},
+            "p50AtMostSeconds": p50,
+            "p99AtMostSeconds": p99,
+        }
+
+
+class TargetStats:
+    __slots__ = ("answered", "attempts", "completion_tokens", "latency", "outcomes", "prompt_tokens")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.answered = 0
+        self.outcomes: dict[str, int] = {}
+        self.latency = Histogram()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "attempts": self.attempts,
+            "answered": self.answered,
+            "outcomes": dict(self.outcomes),
+            "latency": self.latency.as_json(),
+            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+        }
+
+
+class RouteStats:
+    __slots__ = ("latency", "outcomes", "requests", "streamed", "targets")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.streamed = 0
+        self.outcomes: dict[str, int] = {}
+        self.latency = Histogram()
+        self.targets: dict[str, TargetStats] = {}
+
+    def target(self, name: str) -> TargetStats:
+        ts = self.targets.get(name)
+        if ts is None:
+            ts = self.targets[name] = TargetStats()
+        return ts
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "streamed": self.streamed,
+            "outcomes": dict(self.outcomes),
+            "latency": self.latency.as_json(),
+            "targets": {name: t.as_json() for name, t in sorted(self.targets.items())},
+        }
+
+
+def _tokens(usage: dict[str, Any], *names: str) -> int:
+    for n in names:
+        v = usage.get(n)
+        if isinstance(v, int):
+            return v
+    return 0
+
+
+class Stats:
+    """Implements ``modelroute.sidecar.observe.Observer``; also counts requests rejected at the door."""
+
+    def __init__(self) -> None:
+        self.started = time.time()
+        self.routes: dict[str, RouteStats] = {}
+        self.rejected: dict[int, int] = {}       # HTTP status -> count, for requests that never reached a route
+        self.config_version: str | None = None
+        self.config_swaps = 0
+        self.config_rejections = 0
+
+    def route(self, name: str) -> RouteStats:
+        rs = self.routes.get(name)
+        if rs is None:
+            rs = self.routes[name] = RouteStats()
+        return rs
+
+    # -- Observer -------------------------------------------------------------------------
+    def on_attempt(
+        self, route: str, target: str, outcome: str, status: int | None, latency_s: float, usage: dict[str, Any] | None
+    ) -> None:
+        ts = self.route(route).target(target)
+        ts.attempts += 1
+        ts.outcomes[outcome] = ts.outcomes.get(outcome, 0) + 1
+        ts.latency.observe(latency_s)
+        if usage:
+            ts.prompt_tokens += _tokens(usage, "prompt_tokens", "input_tokens")
+            ts.completion_tokens += _tokens(usage, "completion_tokens", "output_tokens")
+
+    def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        rs = self.route(route)
+        rs.requests += 1
+        rs.outcomes[outcome] = rs.outcomes.get(outcome, 0) + 1
+        rs.latency.observe(latency_s)
+        if streamed:
+            rs.streamed += 1
+        if target is not None and outcome == "ok":
+            rs.target(target).answered += 1
+
+    # -- HTTP surface ----------------------------------------------------------------------
+    def on_rejected(self, status: int) -> None:
+        self.rejected[status] = self.rejected.get(status, 0) + 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "uptimeSeconds": round(time.time() - self.started, 3),
+            "configVersion": self.config_version,
+            "configSwaps": self.config_swaps,
+            "configRejections": self.config_rejections,
+            "rejected": {str(k): v for k, v in sorted(self.rejected.items())},
+            "routes": {name: r.as_json() for name, r in sorted(self.routes.items())},
+        }
+
+    def prometheus(self) -> str:
+        """The Prometheus text exposition format (version 0.0.4)."""
+        out: list[str] = []
+        add = out.append
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            add(f"# HELP {name} {help_text}")
+            add(f"# TYPE {name} {kind}")
+
+        def hist(name: str, labels: str, h: Histogram) -> None:
+            cum = 0
+            for le, n in zip(_LE, h.counts, strict=True):
+                cum += n
+                add(f'{name}_bucket{{{labels},le="{le}"}} {cum}')
+            add(f"{name}_sum{{{labels}}} {h.sum!r}")
+            add(f"{name}_count{{{labels}}} {h.count}")
+
+        routes = sorted(self.routes.items())
+        family("modelroute_requests_total", "counter", "Inbound requests per route and outcome.")
+        for r, rs in routes:
+            for outcome, n in sorted(rs.outcomes.items()):
+                add(f'modelroute_requests_total{{route="{_esc(r)}",outcome="{_esc(outcome)}"}} {n}')
+        family("modelroute_streamed_requests_total", "counter", "Inbound streaming requests per route.")
+        for r, rs in routes:
+            add(f'modelroute_streamed_requests_total{{route="{_esc(r)}"}} {rs.streamed}')
+        family("modelroute_request_duration_seconds", "histogram", "Inbound request latency per route (to the last byte).")
+        for r, rs in routes:
+            hist("modelroute_request_duration_seconds", f'route="{_esc(r)}"', rs.latency)
+        family("modelroute_attempts_total", "counter", "Upstream attempts per route, target and outcome.")
+        for r, rs in routes:
+            for t, ts in sorted(rs.targets.items()):
+                for outcome, n in sorted(ts.outcomes.items()):
+                    add(f'modelroute_attempts_total{{route="{_esc(r)}",target="{_esc(t)}",outcome="{_esc(outcome)}"}} {n}')
+        family("modelroute_answered_total", "counter", "Requests answered per route and target.")
+        for r, rs in routes:
+            for t, ts in sorted(rs.targets.items()):
+                add(f'modelroute_answered_total{{route="{_esc(r)}",target="{_esc(t)}"}} {ts.answered}')
+        family("modelroute_attempt_duration_seconds", "histogram", "Upstream attempt latency per route and target.")
+        for r, rs in routes:
+            for t, ts in sorted(rs.targets.items()):
+                hist("modelroute_attempt_duration_seconds", f'route="{_esc(r)}",target="{_esc(t)}"', ts.latency)
+        family("modelroute_tokens_total", "counter", "Tokens reported by providers per route, target and kind.")
+        for r, rs in routes:
+            for t, ts in sorted(rs.targets.items()):
+                lbl = f'route="{_esc(r)}",target="{_esc(t)}"'
+                add(f'modelroute_tokens_total{{{lbl},kind="prompt"}} {ts.prompt_tokens}')
+                add(f'modelroute_tokens_total{{{lbl},kind="completion"}} {ts.completion_tokens}')
+        family("modelroute_rejected_requests_total", "counter", "Inbound requests rejected before routing, per HTTP status.")
+        for status, n in sorted(self.rejected.items()):
+            add(f'modelroute_rejected_requests_total{{status="{status}"}} {n}')
+        family("modelroute_config_info", "gauge", "The config version being served (1 while loaded).")
+        if self.config_version is not None:
+            add(f'modelroute_config_info{{version="{_esc(self.config_version)}"}} 1')
+        family("modelroute_config_swaps_total", "counter", "Configs loaded since start.")
+        add(f"modelroute_config_swaps_total {self.config_swaps}")
+        family("modelroute_config_rejections_total", "counter", "Configs refused since start (invalid, unauthorized, stale).")
+        add(f"modelroute_config_rejections_total {self.config_rejections}")
+        return "\n".join(out) + "\n"
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

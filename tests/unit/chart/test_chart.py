@@ -1,0 +1,152 @@
+"""The chart: lint, CRD copy, values schema, least-privilege RBAC, webhook settings, operator args."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from modelroute.cli.main import build_parser
+from modelroute.operator.injection import InjectionSettings
+from modelroute.operator.webhook.server import build_app
+
+
+def test_helm_lint_strict_is_clean(chart: Any) -> None:
+    result = chart.run_helm("lint", "--strict", str(chart.path), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def test_crd_in_chart_is_identical_to_the_generated_one(chart: Any) -> None:
+    generated = chart.root / "crds" / "modelroute.dev_modelroutes.yaml"
+    copied = chart.path / "crds" / "modelroute.dev_modelroutes.yaml"
+    assert copied.read_bytes() == generated.read_bytes(), f"cp {generated} {copied}"
+    assert sorted(p.name for p in (chart.path / "crds").iterdir()) == ["modelroute.dev_modelroutes.yaml"]
+
+
+def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> None:
+    schema = json.loads((chart.path / "values.schema.json").read_text())
+    values = yaml.safe_load((chart.path / "values.yaml").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(values, schema)
+    lines = (chart.path / "values.yaml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text and not text.startswith(("#", "-")) and ":" in text:
+            assert lines[i - 1].strip().startswith("#"), f"values.yaml line {i + 1} has no comment: {line}"
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("webhook.failurPolicy=Fail", "failurPolicy"),
+    ("sidecar.resources.requests.cpu=lots", "cpu"),
+    ("webhook.annotatedPodsFailurePolicy=Sometimes", "annotatedPodsFailurePolicy"),
+    ("webhook.tls.mode=secret", "existingSecret"),
+])
+def test_a_typo_or_bad_value_fails_at_install(chart: Any, setting: str, message: str) -> None:
+    result = chart.run_helm("template", "x", str(chart.path), "--set", setting, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+@pytest.fixture(scope="module")
+def default_docs(chart: Any) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = chart.documents(chart.template())
+    return docs
+
+
+def test_operator_deployment_is_single_recreate_nonroot_readonly(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    dep = chart.find(default_docs, "Deployment", "-operator")
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["args"][0] == "operator"
+
+
+@pytest.mark.parametrize("values", [[], ["webhook.enabled=false"], ["webhook.tls.mode=secret", "webhook.tls.existingSecret=s"]])
+def test_operator_args_are_accepted_by_the_real_cli(chart: Any, values: list[str]) -> None:
+    dep = chart.find(chart.documents(chart.template(*values)), "Deployment", "-operator")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    parsed = build_parser(args).parse_args(args)  # SystemExit (a failure) on an unknown option
+    assert parsed.command == "operator"
+    assert str(parsed.signing_key) == "/etc/modelroute/signing/signing-key.pem"
+    mounts = {m["mountPath"] for m in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert "/etc/modelroute/signing" in mounts
+
+
+def _rules(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = doc["rules"]
+    return rules
+
+
+def test_rbac_is_least_privilege(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    cluster_roles = [d for d in default_docs if d["kind"] == "ClusterRole"]
+    assert len(cluster_roles) == 1
+    for rule in _rules(cluster_roles[0]):
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        assert "secrets" not in rule["resources"], "no cluster-wide Secret access"
+        if "mutatingwebhookconfigurations" in rule["resources"]:
+            assert rule["resourceNames"] == ["mr-modelroute"]
+        if "configmaps" in rule["resources"] and set(rule["verbs"]) - {"create"}:
+            assert rule["resourceNames"] == ["modelroute-routes"]
+    role = chart.find(default_docs, "Role", "-operator")
+    assert role["metadata"]["namespace"] == chart.namespace
+    for rule in _rules(role):
+        if set(rule["verbs"]) - {"create"}:
+            assert rule.get("resourceNames"), f"{rule} must name its objects"
+    assert not [d for d in default_docs if d["kind"] == "ClusterRoleBinding" and "secret" in d["metadata"]["name"]]
+
+
+def test_secret_read_only_in_listed_namespaces(chart: Any) -> None:
+    docs = chart.documents(chart.template("rbac.secretReadNamespaces={team-a,team-b}"))
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-secret-reader")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    reader = chart.find(docs, "ClusterRole", "-secret-reader")
+    assert _rules(reader) == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"].endswith("-secret-reader")]
+
+
+def test_webhook_configuration(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    mwc = chart.find(default_docs, "MutatingWebhookConfiguration")
+    hooks = {h["name"]: h for h in mwc["webhooks"]}
+    assert set(hooks) == {"pods.inject.modelroute.dev", "namespaces.inject.modelroute.dev"}
+    assert hooks["pods.inject.modelroute.dev"]["failurePolicy"] == "Ignore"
+    assert hooks["namespaces.inject.modelroute.dev"]["failurePolicy"] == "Fail"
+    settings = InjectionSettings(image="i", operator_public_key_pem="k", operator_namespace="ns")
+    served = {r.resource.canonical for r in build_app(settings).router.routes() if r.method == "POST" and r.resource}
+    svc = chart.find(default_docs, "Service", "-webhook")
+    for hook in hooks.values():
+        assert hook["sideEffects"] == "None" and hook["admissionReviewVersions"] == ["v1"]
+        assert hook["reinvocationPolicy"] == "IfNeeded"
+        assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                  "resources": ["pods"], "scope": "Namespaced"}]
+        names = hook["namespaceSelector"]["matchExpressions"][0]
+        assert names["key"] == "kubernetes.io/metadata.name" and names["operator"] == "NotIn"
+        assert {"kube-system", "kube-public", "kube-node-lease", chart.namespace} <= set(names["values"])
+        service = hook["clientConfig"]["service"]
+        assert service["path"] in served and service["name"] == svc["metadata"]["name"]
+        assert "caBundle" not in hook["clientConfig"]  # the operator writes it; helm must not reset it
+
+
+def test_examples_are_valid_modelroutes(chart: Any) -> None:
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    crd = yaml.safe_load((chart.path / "crds" / "modelroute.dev_modelroutes.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    examples = sorted((chart.path / "examples").glob("*.yaml"))
+    assert [p.stem for p in examples] == ["classification", "extraction", "summarization"]
+    for path in examples:
+        doc = yaml.safe_load(path.read_text())
+        ModelRoute.model_validate(doc)
+        jsonschema.Draft4Validator(schema).validate(doc)  # OpenAPI 3.0 schemas use draft-4 keywords
+
+
+def test_notes_mention_next_steps(chart: Any) -> None:
+    notes = Path(chart.path / "templates" / "NOTES.txt").read_text()
+    assert "modelroute.dev/inject" in notes and "examples/" in notes

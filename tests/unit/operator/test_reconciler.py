@@ -1,0 +1,287 @@
+"""The reconciler against an in-memory apiserver and real HTTP fake sidecars (signature-checking)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from operator_factories import raw_pod, raw_route
+
+from modelroute.api import signing
+from modelroute.api.config import ConfigPush
+from modelroute.operator import bundle as bundles
+from modelroute.operator.changes import ChangeClock
+from modelroute.operator.kube.client import ApiError
+from modelroute.operator.metrics import Metrics
+from modelroute.operator.notices import Notice
+from modelroute.operator.pods import HASH_ANNOTATION
+from modelroute.operator.pushclient import Pusher
+from modelroute.operator.reconciler import Hints, Reconciler
+
+KEY = signing.load_private_key(signing.generate_private_key_pem())
+NS = "team"
+
+
+class FakeKube:
+    """Just enough apiserver: objects by path, merge patches, resourceVersion checks."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.writes: list[tuple[str, str]] = []
+        self.rv = 0
+
+    async def get(self, path: str) -> Any:
+        return copy.deepcopy(self.objects.get(path))
+
+    async def create(self, path: str, body: Any) -> Any:
+        full = f"{path}/{body['metadata']['name']}"
+        if full in self.objects:
+            raise ApiError(409, "AlreadyExists", full)
+        return self._store("POST", full, copy.deepcopy(body))
+
+    async def replace(self, path: str, body: Any) -> Any:
+        cur = self.objects.get(path)
+        if cur is None:
+            raise ApiError(404, "NotFound", path)
+        if body["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", path)
+        return self._store("PUT", path, copy.deepcopy(body))
+
+    async def merge_patch(self, path: str, body: Any) -> Any:
+        target = path.removesuffix("/status")
+        cur = self.objects.get(target)
+        if cur is None:
+            raise ApiError(404, "NotFound", path)
+        _merge(cur, body)
+        return self._store("PATCH", target, cur)
+
+    def _store(self, verb: str, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        self.rv += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
+        self.objects[path] = obj
+        self.writes.append((verb, path))
+        return obj
+
+    def routes(self, ns: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for p, o in self.objects.items() if "/modelroutes/" in p and o["metadata"]["namespace"] == ns]
+
+    def pods(self, ns: str) -> list[dict[str, Any]]:
+        return [copy.deepcopy(o) for p, o in self.objects.items() if "/pods/" in p and o["metadata"]["namespace"] == ns]
+
+    def add_route(self, raw: dict[str, Any]) -> None:
+        self.objects[f"/apis/modelroute.dev/v1alpha1/namespaces/{NS}/modelroutes/{raw['metadata']['name']}"] = raw
+
+    def add_pod(self, raw: dict[str, Any]) -> None:
+        self.objects[f"/api/v1/namespaces/{NS}/pods/{raw['metadata']['name']}"] = raw
+
+    def route(self, name: str) -> dict[str, Any]:
+        return self.objects[f"/apis/modelroute.dev/v1alpha1/namespaces/{NS}/modelroutes/{name}"]
+
+    def pod(self, name: str) -> dict[str, Any]:
+        return self.objects[f"/api/v1/namespaces/{NS}/pods/{name}"]
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge(target[k], v)
+        else:
+            target[k] = copy.deepcopy(v)
+
+
+class FakeSidecar:
+    """An admin endpoint that verifies the operator's signature and audience like the real one."""
+
+    def __init__(self, pod: str) -> None:
+        self.pod = pod
+        self.version: str | None = None
+        self.routes: list[str] = []
+        self.puts = 0
+        self.fail_with: int | None = None
+
+    async def put(self, request: web.Request) -> web.Response:
+        self.puts += 1
+        body = await request.read()
+        if not signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER)):
+            return web.json_response({"error": {"message": "bad signature"}}, status=403)
+        if self.fail_with:
+            return web.json_response({"error": {"message": "nope", "problems": ["env OPENAI_API_KEY is not set"]}},
+                                     status=self.fail_with)
+        push = ConfigPush.model_validate_json(body)
+        assert push.audience.name == self.pod and push.audience.namespace == NS
+        self.version = push.config.hash
+        self.routes = sorted(r.spec.route + "@" + r.metadata.name for r in push.config.routes)
+        return web.json_response({"version": self.version, "changed": True})
+
+    async def get(self, _: web.Request) -> web.Response:
+        return web.json_response({"version": self.version, "routes": []})
+
+
+@pytest.fixture
+async def sidecars() -> AsyncIterator[dict[str, tuple[FakeSidecar, int]]]:
+    out: dict[str, tuple[FakeSidecar, int]] = {}
+    runners = []
+    for name in ("p1", "p2", "p3"):
+        fake = FakeSidecar(name)
+        app = web.Application()
+        app.router.add_put("/config", fake.put)
+        app.router.add_get("/config", fake.get)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        out[name] = (fake, port)
+        runners.append(runner)
+    yield out
+    for r in runners:
+        await r.cleanup()
+
+
+@pytest.fixture
+async def world(sidecars: dict[str, tuple[FakeSidecar, int]]) -> AsyncIterator[tuple[FakeKube, Reconciler, list[Notice]]]:
+    kube = FakeKube()
+    labels = {"p1": {"app": "web"}, "p2": {"app": "web"}, "p3": {"app": "db"}}
+    for name, (_, port) in sidecars.items():
+        kube.add_pod(raw_pod(name, labels[name], ip="127.0.0.1", admin_port=str(port)))
+    posted: list[Notice] = []
+    async with aiohttp.ClientSession() as session:
+        rec = Reconciler(
+            kube, KEY, Pusher(KEY, session, attempts=2, backoff=0.01), Metrics(),  # type: ignore[arg-type]
+            routes=kube.routes, pods=kube.pods, post=lambda _obj, n: posted.append(n),
+            changes=ChangeClock(), hints=Hints(),
+        )
+        yield kube, rec, posted
+
+
+def cond(raw: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in raw["status"]["conditions"] if c["type"] == type_), None)
+
+
+async def test_route_reaches_selected_pods_and_status_says_so(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, posted = world
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    assert sidecars["p1"][0].routes == ["chat@r1"] and sidecars["p2"][0].routes == ["chat@r1"]
+    assert sidecars["p3"][0].routes == []  # served an empty config: ready, no routes
+    st = kube.route("r1")["status"]
+    assert st["pods"] == {"selected": 2, "synced": 2, "failed": 0}
+    assert st["phase"] == "Ready" and cond(kube.route("r1"), "Synced")["status"] == "True"  # type: ignore[index]
+    assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == sidecars["p1"][0].version
+    assert [n.reason for n in posted] == ["ConfigPushed", "Ready"]
+    # The bundle holds the accepted route, signed.
+    cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
+    assert [r.metadata.name for r in bundles.decode(cm["data"], KEY.public_key()).routes] == ["r1"]
+
+    # A second round with nothing changed pushes nothing and writes nothing.
+    writes, puts = len(kube.writes), sum(s.puts for s, _ in sidecars.values())
+    assert await rec(NS)
+    assert len(kube.writes) == writes and sum(s.puts for s, _ in sidecars.values()) == puts
+
+
+async def test_invalid_update_keeps_last_accepted_version(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, posted = world
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    served = sidecars["p1"][0].version
+    bad = raw_route("r1", generation=2, selector={"matchLabels": {"app": "web"}},
+                    api_key={"secretKeyRef": {"name": "nope", "key": "k"}})
+    bad["status"] = kube.route("r1")["status"]
+    kube.add_route(bad)
+    assert await rec(NS)
+    assert sidecars["p1"][0].version == served  # nothing half-applied
+    st = kube.route("r1")["status"]
+    assert st["phase"] == "Invalid" and st["observedGeneration"] == 2
+    assert "Secret 'nope' does not exist" in cond(kube.route("r1"), "Ready")["message"]  # type: ignore[index]
+    assert posted[-1].reason == "InvalidSpec"
+    # The Secret appears: the new version is accepted and pushed.
+    kube.objects[f"/api/v1/namespaces/{NS}/secrets/nope"] = {"metadata": {"name": "nope", "resourceVersion": "1"}, "data": {"k": "eA=="}}
+    assert await rec(NS)
+    assert sidecars["p1"][0].version != served and kube.route("r1")["status"]["phase"] == "Ready"
+
+
+async def test_conflicting_route_changes_nothing(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, _ = world
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, created="2026-01-01T00:00:00Z"))
+    assert await rec(NS)
+    before = {n: s.version for n, (s, _) in sidecars.items()}
+    kube.add_route(raw_route("r2", selector={"matchLabels": {"app": "web"}}, created="2026-02-01T00:00:00Z", model="x"))
+    assert await rec(NS)
+    assert {n: s.version for n, (s, _) in sidecars.items()} == before
+    st = kube.route("r2")["status"]
+    assert st["phase"] == "Conflict"
+    assert "already served by ModelRoute team/r1" in cond(kube.route("r2"), "Conflict")["message"]  # type: ignore[index]
+    assert kube.route("r1")["status"]["phase"] == "Ready"
+
+
+async def test_push_failure_is_degraded_and_asks_for_retry(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, posted = world
+    sidecars["p2"][0].fail_with = 422
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert not await rec(NS)
+    st = kube.route("r1")["status"]
+    assert st["phase"] == "Degraded" and st["pods"] == {"selected": 2, "synced": 1, "failed": 1}
+    assert st["failures"][0]["pod"] == "p2" and st["failures"][0]["reason"] == "Rejected"
+    assert "env OPENAI_API_KEY is not set" in st["failures"][0]["message"]
+    assert "PushFailed" in [n.reason for n in posted]
+    sidecars["p2"][0].fail_with = None
+    assert await rec(NS)
+    assert kube.route("r1")["status"]["phase"] == "Ready"
+
+
+async def test_unreachable_sidecar_is_reported(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, _ = world
+    kube.pod("p1")["metadata"]["annotations"]["modelroute.dev/admin-port"] = "1"  # nothing listens there
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert not await rec(NS)
+    st = kube.route("r1")["status"]
+    assert st["failures"][0]["reason"] == "Unreachable"
+
+
+async def test_restart_reads_bundle_and_annotations_no_push_storm(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, _ = world
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    puts = sum(s.puts for s, _ in sidecars.values())
+    # A new operator (fresh hints) sees the annotations and pushes nothing.
+    fresh = Reconciler(kube, KEY, rec.pusher, Metrics(), routes=kube.routes, pods=kube.pods,  # type: ignore[arg-type]
+                       post=lambda *_: None, changes=ChangeClock(), hints=Hints())
+    assert await fresh(NS)
+    assert sum(s.puts for s, _ in sidecars.values()) == puts
+
+
+async def test_deleting_the_route_empties_the_sidecars(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+    kube, rec, _ = world
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    del kube.objects[f"/apis/modelroute.dev/v1alpha1/namespaces/{NS}/modelroutes/r1"]
+    assert await rec(NS)
+    assert sidecars["p1"][0].routes == [] and sidecars["p2"][0].routes == []
+    cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
+    assert json.loads(cm["data"]["bundle.json"])["routes"] == []
+
+
+async def test_concurrent_marks_are_debounced_into_one_reconcile() -> None:
+    from modelroute.operator.scheduler import Scheduler
+
+    calls: list[str] = []
+
+    async def reconcile(ns: str) -> bool:
+        calls.append(ns)
+        return True
+
+    s = Scheduler(reconcile, debounce=0.02)
+    for _ in range(10):
+        s.mark("a")
+    s.mark("b")
+    await asyncio.sleep(0.1)
+    assert sorted(calls) == ["a", "b"]
+    await s.close()

@@ -1,0 +1,160 @@
+"""Compiling a config into a Runtime, and the atomic swap with drain-then-close."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1.spec import Params, Target
+from modelroute.sidecar import router, runtime
+from modelroute.sidecar.runtime import NotReady, Runtime, RuntimeHolder
+
+from .fakes import FakeAdapter, Recorder
+
+built: list[FakeAdapter] = []
+
+
+def fake_build(target: Target, key: Any, *, params: Params | None = None, system: str | None = None) -> FakeAdapter:
+    a = FakeAdapter(target)
+    a.params = params  # type: ignore[attr-defined]
+    a.system = system  # type: ignore[attr-defined]
+    a.key = key  # type: ignore[attr-defined]
+    built.append(a)
+    return a
+
+
+@pytest.fixture(autouse=True)
+def _fake_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    built.clear()
+    monkeypatch.setattr(runtime, "build_adapter", fake_build)
+
+
+def config(*routes: tuple[str, list[str]], temperature: float = 0.1, system: str = "label it") -> SidecarConfig:
+    docs = []
+    for name, targets in routes:
+        docs.append({
+            "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"mr-{name}"},
+            "spec": {
+                "route": name,
+                "targets": [{"name": t, "provider": "openai", "model": f"m-{t}", "apiKey": {"env": "K"}}
+                            for t in targets],
+                "params": {"temperature": temperature, "maxTokens": 64},
+                "prompt": {"version": "v3", "system": system},
+            },
+        })
+    return SidecarConfig.model_validate({"routes": docs})
+
+
+def key_for(target: Target) -> Any:
+    return lambda: f"key-{target.name}"
+
+
+def test_build_compiles_routes_in_order() -> None:
+    cfg = config(("classify", ["a", "b"]), ("summarize", ["c"]))
+    rt = Runtime.build(cfg, key_for, Recorder())
+    assert rt.version == cfg.hash
+    assert set(rt.routes) == {"classify", "summarize"}
+    route = rt.route("classify")
+    assert route is not None
+    assert [t.name for t in route.targets] == ["a", "b"]
+    assert route.resource == "mr-classify" and route.prompt_version == "v3"
+    a = built[0]
+    assert a.params.temperature == 0.1 and a.params.max_tokens == 64  # type: ignore[attr-defined]
+    assert a.system == "label it"  # type: ignore[attr-defined]
+    assert a.key() == "key-a"  # type: ignore[attr-defined]
+    assert rt.route("nope") is None
+
+
+async def test_lease_swap_and_drain_then_close() -> None:
+    holder = RuntimeHolder()
+    with pytest.raises(NotReady), holder.lease():
+        pass
+    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    holder.swap(old)
+    old_adapter = built[-1]
+    with holder.lease() as rt:
+        assert rt is old
+        new = Runtime.build(config(("classify", ["a"]), temperature=0.5), key_for, Recorder(), previous=old)
+        holder.swap(new)
+        assert holder.current is new
+        with holder.lease() as rt2:
+            assert rt2 is new  # new requests see the new config at once
+        await asyncio.sleep(0.01)
+        assert rt.inflight == 1
+        assert not old_adapter.closed  # the request in flight still uses it
+    await asyncio.sleep(0.01)
+    assert old_adapter.closed  # drained, then closed
+    assert not built[-1].closed
+    await holder.aclose()
+    assert built[-1].closed
+
+
+async def test_unchanged_targets_keep_adapter_and_breaker_across_a_swap() -> None:
+    holder = RuntimeHolder()
+    old = Runtime.build(config(("classify", ["a", "b"])), key_for, Recorder())
+    holder.swap(old)
+    old_route = old.routes["classify"]
+    old_route.targets[0].breaker.record_failure()
+    new = Runtime.build(config(("classify", ["a", "b"]), ("other", ["c"])), key_for, Recorder(), previous=old)
+    assert len(built) == 3  # only "c" is new
+    holder.swap(new)
+    await asyncio.sleep(0.01)
+    route = new.routes["classify"]
+    assert route.targets[0].adapter is old_route.targets[0].adapter
+    assert route.targets[0].breaker is old_route.targets[0].breaker
+    assert route.targets[0].breaker.consecutive_failures == 1
+    assert not any(a.closed for a in built)  # still shared with the new runtime
+    await holder.aclose()
+    assert all(a.closed for a in built)
+
+
+async def test_a_request_in_flight_finishes_on_its_runtime() -> None:
+    holder = RuntimeHolder(Runtime.build(config(("classify", ["a"])), key_for, Recorder()))
+    gate = asyncio.Event()
+    first = built[-1]
+
+    async def slow_complete(request: dict[str, Any], *, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        await gate.wait()
+        return {"choices": [], "served_by": "old"}
+
+    first.complete = slow_complete  # type: ignore[method-assign]
+
+    async def request() -> str:
+        with holder.lease() as rt:
+            c = await router.complete(rt.routes["classify"], {"model": "classify", "messages": []})
+            return str(c.response["served_by"])
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0.01)
+    holder.swap(Runtime.build(config(("classify", ["z"])), key_for, Recorder(), previous=holder.current))
+    gate.set()
+    assert await task == "old"
+    await asyncio.sleep(0.01)
+    assert first.closed
+    await holder.aclose()
+
+
+def test_sdks_are_imported_only_when_a_target_needs_them() -> None:
+    code = """
+import sys
+from modelroute.api.config import SidecarConfig
+from modelroute.sidecar.runtime import Runtime
+from modelroute.sidecar.observe import NullObserver
+cfg = SidecarConfig.model_validate({"routes": [{"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
+    "metadata": {"name": "x"}, "spec": {"route": "r", "targets": [{"name": "a", "provider": "openai",
+    "model": "gpt", "apiKey": {"env": "K"}}]}}]})
+assert "openai" not in sys.modules
+Runtime.build(cfg, lambda t: (lambda: "k"), NullObserver())
+assert "openai" in sys.modules
+assert "anthropic" not in sys.modules, "anthropic imported"
+assert "google.genai" not in sys.modules, "google.genai imported"
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

@@ -1,0 +1,123 @@
+"""Start-up from the signed route bundle mounted from the cluster, selected with the pod's labels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from modelroute.api.config import ConfigPush, PodRef, RouteBundle
+from modelroute.api.signing import (
+    SIGNATURE_HEADER,
+    generate_private_key_pem,
+    load_private_key,
+    load_public_key,
+    public_key_pem,
+    sign,
+)
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.sidecar.server.auth import AuthSettings
+from modelroute.sidecar.server.bundle import BundleError, BundleSource, parse_labels, read_bundle
+from modelroute.sidecar.server.sidecar import Sidecar
+from modelroute.sidecar.server.state import SidecarState
+
+PRIV = generate_private_key_pem()
+KEY = load_private_key(PRIV)
+PUB = load_public_key(public_key_pem(PRIV))
+POD = PodRef(namespace="team-a", name="app-1")
+
+
+def write_bundle(directory: Path, docs: list[dict[str, Any]], issued: datetime, *, key: Any = KEY,
+                 namespace: str = "team-a") -> None:
+    bundle = RouteBundle(namespace=namespace, issued_at=issued, routes=[ModelRoute.model_validate(d) for d in docs])
+    body = json.dumps(bundle.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
+    directory.mkdir(exist_ok=True)
+    (directory / "bundle.json").write_bytes(body)
+    (directory / "bundle.sig").write_text(sign(key, body) + "\n")
+
+
+def selected(make_doc: Any, name: str, route: str, app: str, created: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    d = make_doc(name, route, selector={"matchLabels": {"app": app}})
+    d["metadata"].update(namespace="team-a", creationTimestamp=created)
+    return dict(d)
+
+
+def test_parse_labels_downward_api_format() -> None:
+    text = 'app="web"\nmodelroute.dev/sidecar="true"\nquote="a \\"b\\""\n\n'
+    assert parse_labels(text) == {"app": "web", "modelroute.dev/sidecar": "true", "quote": 'a "b"'}
+
+
+def test_bad_signature_refused(tmp_path: Path, make_doc: Any) -> None:
+    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), key=load_private_key(generate_private_key_pem()))
+    with pytest.raises(BundleError, match="signature does not verify"):
+        read_bundle(tmp_path / "b", PUB)
+    with pytest.raises(BundleError, match="does not exist"):
+        read_bundle(tmp_path / "missing", PUB)
+
+
+async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Path, builder: Any, keys: Any,
+                                                                   make_doc: Any) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text('app="web"\n')
+    t0 = datetime.now(UTC) - timedelta(minutes=1)
+    write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web"),
+                                  selected(make_doc, "for-batch", "summarize", "batch")], t0)
+    state = SidecarState(builder=builder, keys=keys)
+    source = BundleSource(tmp_path / "b", PUB, labels, "team-a")
+    async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=source, bundle_poll_seconds=0.05) as sc, \
+            aiohttp.ClientSession() as http:
+        for _ in range(500):
+            if state.ready:
+                break
+            await asyncio.sleep(0.02)
+        assert list(state.current().routes) == ["classify"]  # type: ignore[union-attr]
+        async with http.get(sc.admin_url + "/config") as r:
+            assert (await r.json())["source"] == "bundle"
+        # the pod is relabelled: the watcher re-selects
+        labels.write_text('app="batch"\n')
+        for _ in range(500):
+            if list(state.current().routes) == ["summarize"]:  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.02)
+        assert list(state.current().routes) == ["summarize"]  # type: ignore[union-attr]
+
+        # a newer operator push wins over an older bundle
+        push = ConfigPush(audience=POD, issued_at=datetime.now(UTC), config=state.current().config.model_copy(  # type: ignore[union-attr]
+            update={"routes": [ModelRoute.model_validate(make_doc("pushed", "pushed"))]}))
+        body = json.dumps(push.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
+        async with http.put(sc.admin_url + "/config", data=body, headers={SIGNATURE_HEADER: sign(KEY, body)}) as r:
+            assert r.status == 200
+        write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], t0 + timedelta(seconds=1))
+        await asyncio.sleep(0.3)
+        assert list(state.current().routes) == ["pushed"]  # type: ignore[union-attr]
+
+        # a bundle newer than the push is loaded
+        write_bundle(tmp_path / "b", [selected(make_doc, "for-batch", "batch", "batch")], datetime.now(UTC))
+        for _ in range(500):
+            if list(state.current().routes) == ["batch"]:  # type: ignore[union-attr]
+                break
+            await asyncio.sleep(0.02)
+        assert list(state.current().routes) == ["batch"]  # type: ignore[union-attr]
+
+
+async def test_bundle_of_other_namespace_refused(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
+    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), namespace="team-b")
+    state = SidecarState(builder=builder, keys=keys)
+    with pytest.raises(BundleError, match="namespace"):
+        await BundleSource(tmp_path / "b", PUB, None, "team-a").load_into(state)
+    assert not state.ready
+
+
+async def test_oldest_route_wins_conflict_in_bundle(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
+    newer = selected(make_doc, "newer", "classify", "web", "2026-02-01T00:00:00Z")
+    newer["spec"]["targets"] = [{"name": "other", "provider": "openai", "model": "x", "apiKey": {"env": "TEST_KEY_A"}}]
+    write_bundle(tmp_path / "b", [newer, selected(make_doc, "older", "classify", "web")], datetime.now(UTC))
+    (tmp_path / "labels").write_text('app="web"\n')
+    state = SidecarState(builder=builder, keys=keys)
+    await BundleSource(tmp_path / "b", PUB, tmp_path / "labels", "team-a").load_into(state)
+    assert state.current().routes["classify"].resource == "older"  # type: ignore[union-attr]

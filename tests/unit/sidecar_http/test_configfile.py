@@ -1,0 +1,148 @@
+"""Config files: every problem reported at once, each saying file, document, name and field."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from modelroute.api.config import SidecarConfig
+from modelroute.sidecar import configfile
+from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.secrets import KeyResolver
+
+GOOD = """\
+apiVersion: modelroute.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: ticket-classifier}
+spec:
+  route: classify
+  targets:
+    - {name: haiku, provider: anthropic, model: claude-haiku-4-5, apiKey: {env: ANTHROPIC_API_KEY}}
+    - {name: mini, provider: openai, model: gpt-4o-mini, apiKey: {file: KEYFILE}}
+  params: {temperature: 0.1, maxTokens: 128}
+  prompt: {version: v3, system: "You label support tickets."}
+"""
+
+
+def doc(name: str, route: str, target: str = "{name: t, provider: openai, model: m, apiKey: {env: ANTHROPIC_API_KEY}}") -> str:
+    return textwrap.dedent(f"""\
+        apiVersion: modelroute.dev/v1alpha1
+        kind: ModelRoute
+        metadata: {{name: {name}}}
+        spec:
+          route: {route}
+          targets:
+            - {target}
+        """)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyResolver:
+    return KeyResolver(environ={"ANTHROPIC_API_KEY": "sk-ant-xyz"}, secrets_dir=tmp_path / "secrets")
+
+
+def problems_of(paths: list[Path], keys: KeyResolver) -> list[str]:
+    with pytest.raises(ConfigError) as ei:
+        configfile.load(paths, keys)
+    return ei.value.problems
+
+
+def test_good_file_loads(tmp_path: Path, keys: KeyResolver) -> None:
+    (tmp_path / "key").write_text("sk-file\n")
+    f = tmp_path / "routes.yaml"
+    f.write_text(GOOD.replace("KEYFILE", str(tmp_path / "key")) + "---\n" + doc("second", "summarize") + "---\n")
+    config = configfile.load([f], keys)
+    assert [r.spec.route for r in config.routes] == ["classify", "summarize"]
+    assert config.routes[0].spec.prompt is not None and config.routes[0].spec.prompt.version == "v3"
+
+
+def test_unknown_provider_message_names_file_doc_name_and_field(tmp_path: Path, keys: KeyResolver) -> None:
+    f = tmp_path / "file.yaml"
+    f.write_text(doc("first", "a") + "---\n" + doc("ticket-classifier", "b", "{name: t, provider: openaix, model: m, apiKey: {env: X}}"))
+    assert problems_of([f], keys) == [
+        f"{f} doc 2 (ticket-classifier): spec.targets[0].provider: "
+        "Input should be 'openai', 'anthropic', 'gemini' or 'openai-compatible'"]
+
+
+def test_all_problems_at_once_across_files(tmp_path: Path, keys: KeyResolver) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    empty = doc("two", "empty")
+    empty = empty[: empty.index("  targets:")] + "  targets: []\n"
+    a.write_text(doc("one", "classify") + "---\n" + empty)
+    b.write_text("\n".join([
+        doc("one", "classify"), "---",
+        doc("three", "k", "{name: t, provider: openai, model: m, apiKey: {env: MISSING_KEY}}"), "---",
+        doc("four", "f", "{name: t, provider: gemini, model: m, apiKey: {file: /nonexistent/key}}"), "---",
+        doc("five", "s", "{name: t, provider: gemini, model: m, apiKey: {secretKeyRef: {name: llm-keys, key: gemini}}}"),
+    ]))
+    found = problems_of([a, b], keys)
+    assert f"{a} doc 2 (two): spec.targets: a route needs at least one target" in found
+    assert f"{b} doc 1 (one): spec.route: route name 'classify' is already defined by {a} doc 1 (one)" in found
+    assert f"{b} doc 1 (one): metadata.name: ModelRoute name 'one' is already used by {a} doc 1 (one)" in found
+    assert f"{b} doc 2 (three): spec.targets[0].apiKey.env: environment variable MISSING_KEY is not set" in found
+    assert f"{b} doc 3 (four): spec.targets[0].apiKey.file: key file '/nonexistent/key' does not exist" in found
+    assert any(p.startswith(f"{b} doc 4 (five): spec.targets[0].apiKey.secretKeyRef: Secret 'llm-keys' key 'gemini'")
+               for p in found)
+    assert len(found) == 6
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path, keys: KeyResolver) -> None:
+    f = tmp_path / "bad.yaml"
+    f.write_text("apiVersion: x\nspec: [unclosed\n")
+    (p,) = problems_of([f], keys)
+    assert p.startswith(f"{f} line ") and "YAML syntax error" in p
+
+
+def test_non_mapping_document_and_missing_file(tmp_path: Path, keys: KeyResolver) -> None:
+    f = tmp_path / "list.yaml"
+    f.write_text("- just\n- strings\n")
+    found = problems_of([f, tmp_path / "nope.yaml"], keys)
+    assert f"{f} doc 1: expected a ModelRoute mapping, got str" in found
+    assert f"{tmp_path / 'nope.yaml'}: config file does not exist" in found
+
+
+def test_empty_file_is_a_problem(tmp_path: Path, keys: KeyResolver) -> None:
+    f = tmp_path / "empty.yaml"
+    f.write_text("---\n")
+    assert problems_of([f], keys) == [f"{f}: no ModelRoute documents found"]
+
+
+def test_problems_of_parsed_config(tmp_path: Path, keys: KeyResolver) -> None:
+    text = doc("one", "classify") + "---\n" + doc("two", "x", "{name: t, provider: openai, model: m, apiKey: {env: GONE}}")
+    parsed = configfile.parse_text(text, "f")
+    assert parsed.problems == []
+    config = SidecarConfig(routes=[r for _, r in parsed.routes])
+    assert configfile.problems(config, keys) == [
+        "routes[1] (two): spec.targets[0].apiKey.env: environment variable GONE is not set"]
+    with pytest.raises(ConfigError) as ei:
+        configfile.checked(parsed, keys)
+    assert ei.value.problems == ["f doc 2 (two): spec.targets[0].apiKey.env: environment variable GONE is not set"]
+
+
+def test_duplicates_found_even_among_invalid_documents(keys: KeyResolver) -> None:
+    text = doc("one", "classify") + "---\n" + doc("one", "classify", "{name: t, provider: nope, model: m}")
+    with pytest.raises(ConfigError) as ei:
+        configfile.load_text(text, "f.yaml", keys)
+    assert ei.value.problems == [
+        "f.yaml doc 2 (one): spec.targets[0].provider: Input should be 'openai', 'anthropic', 'gemini' or 'openai-compatible'",
+        "f.yaml doc 2 (one): spec.route: route name 'classify' is already defined by f.yaml doc 1 (one)",
+        "f.yaml doc 2 (one): metadata.name: ModelRoute name 'one' is already used by f.yaml doc 1 (one)",
+    ]
+
+
+def test_problem_messages_never_contain_key_values(tmp_path: Path) -> None:
+    keys = KeyResolver(environ={"EMPTY": "  "}, secrets_dir=tmp_path)
+    f = tmp_path / "r.yaml"
+    f.write_text(doc("a", "a", "{name: t, provider: openai, model: m, apiKey: {env: EMPTY}}"))
+    assert problems_of([f], keys) == [f"{f} doc 1 (a): spec.targets[0].apiKey.env: environment variable EMPTY is empty"]
+
+
+def test_body_formats(keys: KeyResolver) -> None:
+    import json
+    d = {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "a"},
+         "spec": {"route": "a", "targets": [{"name": "t", "provider": "openai-compatible", "model": "m"}]}}
+    for body in (json.dumps([d]), json.dumps({"routes": [d]}), json.dumps(d)):
+        parsed = configfile.parse_json_or_yaml(body.encode(), "body")
+        assert parsed.problems == [] and [r.spec.route for _, r in parsed.routes] == ["a"]

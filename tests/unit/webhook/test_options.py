@@ -1,0 +1,43 @@
+"""The operator's --webhook-* / --sidecar-* options become injector settings and a TLS source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelroute.api import signing
+from modelroute.cli.main import build_parser
+from modelroute.operator.injection import Resources
+from modelroute.operator.webhook import FileTls, ManagedTls
+from modelroute.operator.webhook.options import settings_from_args, tls_from_args
+
+
+def parse(*extra: str) -> object:
+    argv = ["operator", "--signing-key=/k", "--lease-namespace=mr-system", *extra]
+    return build_parser(argv).parse_args(argv)
+
+
+def test_defaults_match_the_injector_defaults() -> None:
+    pem = signing.public_key_pem(signing.generate_private_key_pem()).decode()
+    s = settings_from_args(parse(), pem)  # type: ignore[arg-type]
+    assert s.operator_namespace == "mr-system" and s.operator_public_key_pem == pem
+    assert s.resources == Resources()
+    assert (s.listen_port, s.admin_port) == (8787, 8788)
+
+
+def test_sidecar_options_and_empty_quantities() -> None:
+    args = parse("--sidecar-image=r/m:1", "--sidecar-cpu-limit=", "--sidecar-memory-limit=", "--sidecar-cpu-request=1",
+                 "--sidecar-admin-port=9000", "--inject-exclude-namespace=legacy", "--inject-exclude-namespace=batch")
+    s = settings_from_args(args, "pem")  # type: ignore[arg-type]
+    assert s.image == "r/m:1" and s.admin_port == 9000
+    assert s.resources.as_dict() == {"requests": {"cpu": "1", "memory": "64Mi"}}
+    assert s.excluded_namespaces == {"legacy", "batch"}
+
+
+def test_tls_sources() -> None:
+    managed = tls_from_args(parse("--webhook-service=mr-webhook", "--webhook-host=127.0.0.1"), kube=None)  # type: ignore[arg-type]
+    assert isinstance(managed, ManagedTls)
+    assert managed.namespace == "mr-system"
+    assert managed.hosts == ["mr-webhook", "mr-webhook.mr-system", "mr-webhook.mr-system.svc",
+                             "mr-webhook.mr-system.svc.cluster.local", "127.0.0.1"]
+    files = tls_from_args(parse("--webhook-tls=files", "--webhook-cert-file=/c", "--webhook-key-file=/k"), kube=None)  # type: ignore[arg-type]
+    assert isinstance(files, FileTls) and files.cert_file == Path("/c")
