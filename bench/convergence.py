@@ -49,12 +49,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CHANGES = {
+    # only the prompt's version label: the sidecar keeps its SDK clients
+    "prompt-version": lambda i: {"version": f"v{i}", "system": "You are a helpful assistant."},
+    # the system prompt: today's sidecar builds a new SDK client (adapter) for the target
+    "system-prompt": lambda i: {"version": "v1", "system": f"You are assistant number {i}."},
+}
+CHANGE = "prompt-version"
+
+
 def spec(i: int) -> dict[str, Any]:
     return {
         "route": "chat",
         "targets": [{"name": "primary", "provider": "openai", "model": "gpt-4o-mini",
                      "baseUrl": "http://127.0.0.1:9/v1", "apiKey": {"env": "OPENAI_API_KEY"}}],
-        "prompt": {"version": f"v{i}", "system": f"You are assistant number {i}."},
+        "prompt": CHANGES[CHANGE](i),
     }
 
 
@@ -135,7 +144,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--change", choices=sorted(CHANGES), default="prompt-version",
+                        help="what each change edits (system-prompt makes every sidecar build a new SDK client)")
     args = parser.parse_args()
+    global CHANGE
+    CHANGE = args.change
 
     work = Path(tempfile.mkdtemp(prefix="modelroute-bench-"))
     print(f"work dir: {work}", flush=True)
@@ -182,7 +195,7 @@ def main() -> int:
         print(f"(sidecars up and serving after {time.monotonic() - t0:.1f}s)")
         ms = [1000 * r for r, _ in results]
         op = [1000 * o for _, o in results]
-        print(f"\nconvergence over {len(ms)} changes, {args.pods} sidecar processes "
+        print(f"\nconvergence over {len(ms)} changes ({args.change}), {args.pods} sidecar processes "
               f"(PATCH sent -> last sidecar acknowledged the new config):")
         print(f"  p50 {percentile(ms, 0.5):.1f} ms   p90 {percentile(ms, 0.9):.1f} ms   "
               f"p99 {percentile(ms, 0.99):.1f} ms   max {max(ms):.1f} ms   mean {statistics.mean(ms):.1f} ms")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import subprocess
@@ -108,19 +109,25 @@ class Stack:
         wait_http(f"{url}/_emulator/faults")
         return url
 
-    def sidecar(self, upstream: str, *, log_level: str = "info", profile: Path | None = None) -> tuple[str, str, Proc]:
+    def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
+                name: str = "sidecar") -> tuple[str, str, Proc]:
         """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
 
-        ``profile``: run it under ``bench/cpuprofile.py`` (SIGUSR1 starts, SIGUSR2 writes the stats there).
+        ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
+        without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar``).
         """
-        cfg = self.tmp / "routes.yaml"
+        cfg = self.tmp / f"{name}-routes.yaml"
         cfg.write_text(config_yaml(upstream))
         port, admin = free_port(), free_port()
-        cmd = [str(BENCH / "cpuprofile.py"), str(profile)] if profile is not None else ["-m", "modelroute.cli"]
-        p = self.start("sidecar", [PY, *cmd, "sidecar", "--config", str(cfg),
+        cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
+        p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
                                    "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
                                    "--log-level", log_level], env=KEYS)
-        wait_http(f"http://127.0.0.1:{admin}/readyz")
+        try:
+            wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=120)  # 3 SDKs to import on a busy host
+        except RuntimeError:
+            tail = "\n".join(p.log.read_text(errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"the sidecar did not become ready; its log ends:\n{tail}") from None
         return f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", p
 
     def passthrough(self, upstream: str) -> str:
@@ -137,11 +144,16 @@ class Stack:
 
 @contextmanager
 def stack() -> Iterator[Stack]:
+    """A ``Stack`` whose processes stop at the end; its logs are kept only if the run failed."""
     s = Stack()
     try:
         yield s
-    finally:
+    except BaseException:
         s.close()
+        print(f"logs kept in {s.tmp}", file=sys.stderr)
+        raise
+    s.close()
+    shutil.rmtree(s.tmp, ignore_errors=True)
 
 
 def config_yaml(upstream: str) -> str:
@@ -230,6 +242,6 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
 def table(headers: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[f"{c:.3f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths, strict=True))) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

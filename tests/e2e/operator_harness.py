@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
-import yaml
 
 from modelroute.api import signing
 from modelroute.testing.cluster.controlplane import ControlPlane
@@ -34,17 +33,9 @@ APP_PORT = 8787
 T = TypeVar("T")
 
 
-def install_crd(cluster: ControlPlane, work: Path) -> None:
-    """Install the committed CRD. Workaround (reported to the lead): the apiserver refuses any
-    field under ``properties.metadata`` except name/generateName, so a ``description`` there is dropped."""
-    docs = list(yaml.safe_load_all(CRD.read_text()))
-    for doc in docs:
-        for version in doc["spec"]["versions"]:
-            version["schema"]["openAPIV3Schema"].get("properties", {}).get("metadata", {}).pop("description", None)
-    work.mkdir(parents=True, exist_ok=True)
-    fixed = work / "crd.yaml"
-    fixed.write_text(yaml.safe_dump_all(docs))
-    cluster.install_crds(fixed)
+def install_crd(cluster: ControlPlane) -> None:
+    """Install the committed CRD (server-side apply: idempotent across tests)."""
+    cluster.install_crds(CRD)
 
 
 def free_port() -> int:

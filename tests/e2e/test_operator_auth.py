@@ -50,7 +50,7 @@ def put(url: str, body: bytes, headers: dict[str, str]) -> int:
 def test_unauthenticated_and_forged_pushes_are_refused(
     cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path
 ) -> None:
-    install_crd(cluster, tmp_path / "crd")
+    install_crd(cluster)
     keys = Keys(tmp_path / "keys")
     op = OperatorProcess(cluster, namespace, keys, tmp_path)
     with emulator(tmp_path) as emu:

@@ -43,7 +43,7 @@ HASH = "modelroute.dev/config-hash"
 def test_restarts_keep_routes_and_do_not_storm(
     cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path
 ) -> None:
-    install_crd(cluster, tmp_path / "crd")
+    install_crd(cluster)
     keys = Keys(tmp_path / "keys")
     op = OperatorProcess(cluster, namespace, keys, tmp_path)
     rest = cluster.rest()

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
+from modelroute.api.v1alpha1.registry import ModelRegistry
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -51,6 +52,15 @@ class SidecarConfig(ApiModel):
 
     routes: list[ModelRoute] = Field(default_factory=list, description="The routes (stable revisions), in any order.")
     canaries: list[CanaryServing] = Field(default_factory=list, description="Rollouts in progress: at most one per route.")
+    model_registry: ModelRegistry | None = Field(
+        default=None,
+        description="Model ids targets may name, checked when the config is validated. Unset: the built-in registry. "
+                    "Not part of the hash: it changes what is accepted, not what is served.",
+    )
+
+    def registry(self) -> ModelRegistry:
+        """The registry this config is validated against (the built-in one when none is given)."""
+        return self.model_registry if self.model_registry is not None else ModelRegistry()
 
     @property
     def hash(self) -> str:
@@ -64,6 +74,8 @@ class SidecarConfig(ApiModel):
         out: dict[str, Any] = {"version": self.hash, "routes": [r.wire() for r in self.routes]}
         if self.canaries:
             out["canaries"] = [c.wire() for c in self.canaries]
+        if self.model_registry is not None:
+            out["modelRegistry"] = self.model_registry.wire()
         return out
 
 

@@ -10,10 +10,41 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from modelroute.api.config import SidecarConfig
+from pydantic import ValidationError
+
+from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import LabelSelector, ModelRoute, SelectorOperator
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+CANARY_ANNOTATION = "modelroute.dev/canary"
+"""On a route in the operator's RouteBundle: the JSON ``CanaryServing`` of a rollout in progress.
+
+The bundle keeps each route's *stable* revision in ``routes``; a rollout's canary rides on its
+route as this annotation, so every reader of the bundle (the operator's pushes, a sidecar that
+starts from the bundle) renders the same config, canary included, with ``render_for_pod``.
+"""
+
+
+def with_canary(route: ModelRoute, canary: CanaryServing | None) -> ModelRoute:
+    """``route`` carrying ``canary`` (None: carrying none) as its canary annotation."""
+    annotations = {k: v for k, v in route.metadata.annotations.items() if k != CANARY_ANNOTATION}
+    if canary is not None:
+        annotations[CANARY_ANNOTATION] = canary.model_dump_json(by_alias=True, exclude_none=True)
+    if annotations == route.metadata.annotations:
+        return route
+    return route.model_copy(update={"metadata": route.metadata.model_copy(update={"annotations": annotations})})
+
+
+def canary_of(route: ModelRoute) -> CanaryServing | None:
+    """The canary a bundle route carries (None: none, or an unreadable annotation)."""
+    text = route.metadata.annotations.get(CANARY_ANNOTATION)
+    if not text:
+        return None
+    try:
+        return CanaryServing.model_validate_json(text)
+    except ValidationError:
+        return None
 
 
 def matches(selector: LabelSelector | None, labels: Mapping[str, str]) -> bool:
@@ -70,4 +101,6 @@ def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str]) -> R
         else:
             conflicts.append(Conflict(route=r.spec.route, winner=winner.key, loser=r.key))
     ordered = [chosen[name] for name in sorted(chosen)]
-    return Rendering(config=SidecarConfig(routes=ordered), conflicts=conflicts)
+    canaries = [c for r in ordered if (c := canary_of(r)) is not None and c.route == r.spec.route]
+    routes = [with_canary(r, None) for r in ordered]
+    return Rendering(config=SidecarConfig(routes=routes, canaries=canaries), conflicts=conflicts)

@@ -64,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_level != "debug":
         logging.getLogger("kopf").setLevel(logging.WARNING)  # one line per watch event is noise
-    if os.environ.get("MODELROUTE_OPERATOR_DEBUG_PUSHES"):
-        logging.getLogger("modelroute.operator.reconciler").setLevel(logging.DEBUG)
     if not args.signing_key:
         print(f"modelroute operator: --signing-key FILE (or {ENV_SIGNING_KEY}) is required", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -81,6 +82,17 @@ class Pusher:
                     return None
                 version = (await resp.json()).get("version")
                 return str(version) if version else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    async def stats(self, pod: SidecarPod) -> dict[str, Any] | None:
+        """``GET /stats`` (the rollout evidence lives under ``rollouts``), or None when the sidecar cannot say."""
+        try:
+            async with self.semaphore, self.session.get(pod.admin_url + "/stats", timeout=self.timeout) as resp:
+                if resp.status != 200:
+                    return None
+                doc = await resp.json()
+                return doc if isinstance(doc, dict) else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 

@@ -17,8 +17,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from modelroute.api.selection import matches, with_canary
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.strategy import RolloutStatus
 from modelroute.operator import bundle as bundles
+from modelroute.operator import rollouts
 from modelroute.operator.acceptance import accept, by_key
 from modelroute.operator.changes import ChangeClock
 from modelroute.operator.kube import client as paths
@@ -28,12 +31,14 @@ from modelroute.operator.notices import Notice, notices
 from modelroute.operator.pods import HASH_ANNOTATION, SidecarPod
 from modelroute.operator.pushclient import Pusher, PushOutcome
 from modelroute.operator.pushes import PodPlan, plan
+from modelroute.operator.rollouts import RouteRollout
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
 from modelroute.operator.validation import Validation, referenced_secrets, validate
 
 log = logging.getLogger(__name__)
 
 NOT_LISTENING = ("Unreachable", "Timeout")
+FOLLOW_UP_SECONDS = 0.2
 
 Snapshots = Callable[[str], list[dict[str, Any]]]
 Poster = Callable[[Mapping[str, Any], Notice], None]
@@ -45,6 +50,7 @@ class Hints:
 
     acked: dict[str, str] = field(default_factory=dict)  # pod uid -> hash acknowledged by its sidecar
     verify: set[str] = field(default_factory=set)  # pod uids whose sidecar may have restarted
+    rollouts: dict[str, tuple[str | None, RolloutStatus]] = field(default_factory=dict)  # route key -> (uid, last written status.rollout)
 
 
 class Reconciler:
@@ -63,6 +69,7 @@ class Reconciler:
         self.kube, self.key, self.pusher, self.metrics = kube, key, pusher, metrics
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
         self.public = key.public_key()
+        self.requeue: Callable[[str, float], None] | None = None
 
     async def __call__(self, namespace: str) -> bool:
         started = time.perf_counter()
@@ -90,13 +97,17 @@ class Reconciler:
         validations = [validate(r, secrets) for r in raw_routes]
         accepted = accept(validations, by_key(previous or []))
 
-        # 2. Persist the accepted routes before anything is pushed.
+        # 1b. Routes with a strategy: one rollout step each; the sidecars serve the stable spec plus the canary.
+        rolls = await self._rollouts(raw_routes, accepted, previous, pods)
+        served = {k: rolls[k].served if k in rolls else with_canary(r, None) for k, r in accepted.items()}
+
+        # 2. Persist the served routes before anything is pushed.
         if raw_routes or pods or cm is not None:
-            await self._write_bundle(ns, cm, previous, accepted.values(), now)
+            await self._write_bundle(ns, cm, previous, served.values(), now)
 
         # 3. Push where the sidecar does not serve what it should.
         t1 = time.perf_counter()
-        plans = plan(accepted.values(), pods, served=self.hints.acked, verify=self.hints.verify)
+        plans = plan(served.values(), pods, served=self.hints.acked, verify=self.hints.verify)
         t2 = time.perf_counter()
         outcomes = await self._push(plans)
         t3 = time.perf_counter()
@@ -113,7 +124,8 @@ class Reconciler:
 
         # 4. Record what the pods serve, then status and events for every ModelRoute.
         await self._annotate_all(plans, outcomes)
-        await self._statuses(raw_routes, validations, accepted, results, outcomes, now)
+        await self._statuses(raw_routes, validations, served, results, outcomes, now, rolls)
+        self._rollout_followups(ns, raw_routes, rolls, outcomes)
         self.metrics.pods.labels(ns).set(len(pods))
         if outcomes:
             pushed = sum(1 for o in outcomes.values() if o.pushed)
@@ -123,6 +135,64 @@ class Reconciler:
                      1000 * (time.perf_counter() - t0), 1000 * (t1 - t0), 1000 * (t2 - t1), 1000 * (t3 - t2),
                      1000 * (time.perf_counter() - t3))
         return settled and not any(o.reason for o in outcomes.values())
+
+    async def _rollouts(
+        self, raw_routes: list[dict[str, Any]], accepted: Mapping[str, ModelRoute],
+        previous: list[ModelRoute] | None, pods: list[SidecarPod],
+    ) -> dict[str, RouteRollout]:
+        """Step every rollout once, with fresh acks and (when analysis reads them) the sidecars' evidence."""
+        now = datetime.now(UTC)
+        prev_by_key = by_key(previous or [])
+        todo: list[tuple[dict[str, Any], ModelRoute, RolloutStatus | None]] = []
+        for raw in raw_routes:
+            meta = raw["metadata"]
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            route = accepted.get(key)
+            if route is None:
+                continue
+            cached = self.hints.rollouts.get(key)
+            # Our own last write is newer than a watch event that has not arrived yet.
+            state = cached[1] if cached is not None and cached[0] == meta.get("uid") else rollouts.state_of(raw)
+            if rollouts.takes_part(route, state):
+                todo.append((raw, route, state))
+        if not todo:
+            return {}
+        wanted = [p for p in pods if p.reachable and any(
+            rollouts.needs_evidence(st, r) and matches(r.spec.selector, p.labels) for _, r, st in todo)]
+        stats = await self._stats(wanted)
+        out = {}
+        for raw, route, state in todo:
+            acked = rollouts.all_acked(route, previous, pods, self.hints.acked)
+            picked = {uid: doc for uid, doc in stats.items()
+                      if any(p.uid == uid and matches(route.spec.selector, p.labels) for p in pods)}
+            r = rollouts.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now)
+            self.hints.rollouts[route.key] = (raw["metadata"].get("uid"), r.decision.status)
+            out[route.key] = r
+        return out
+
+    async def _stats(self, pods: list[SidecarPod]) -> dict[str, dict[str, Any]]:
+        docs = await asyncio.gather(*(self.pusher.stats(p) for p in pods))
+        return {p.uid: d for p, d in zip(pods, docs, strict=True) if d is not None}
+
+    def _rollout_followups(
+        self, ns: str, raw_routes: list[dict[str, Any]], rolls: Mapping[str, RouteRollout], outcomes: Mapping[str, PushOutcome],
+    ) -> None:
+        """Events for every rollout step, and the next look (the engine's requeue, or soon after a push)."""
+        delays: list[float] = []
+        for raw in raw_routes:
+            meta = raw["metadata"]
+            r = rolls.get(f"{meta.get('namespace')}/{meta.get('name')}")
+            if r is None:
+                continue
+            for e in r.decision.events:
+                log.info("rollout %s: %s %s", r.key, e.reason, e.message)
+                self.post(raw, Notice(type=e.type, reason=e.reason, message=e.message))
+            if r.decision.requeue_after is not None:
+                delays.append(r.decision.requeue_after)
+        if rolls and any(o.pushed for o in outcomes.values()):
+            delays.append(FOLLOW_UP_SECONDS)  # acks of new weights let the engine move on
+        if delays and self.requeue is not None:
+            self.requeue(ns, max(FOLLOW_UP_SECONDS, min(delays)))
 
     def _drop_caught_up_acks(self, pods: Iterable[SidecarPod]) -> None:
         for pod in pods:
@@ -214,12 +284,15 @@ class Reconciler:
     async def _statuses(
         self, raw_routes: list[dict[str, Any]], validations: list[Validation], accepted: Mapping[str, ModelRoute],
         results: list[PodResult], outcomes: Mapping[str, PushOutcome], now: datetime,
+        rolls: Mapping[str, RouteRollout],
     ) -> None:
         phases: dict[str, int] = {}
         patches = []
         for raw, v in zip(raw_routes, validations, strict=True):
             prev = parse_previous(raw.get("status"))
             new = compute(v, accepted.get(v.key), results, prev, now)
+            roll = rolls.get(v.key)
+            new = new.model_copy(update={"rollout": roll.decision.status if roll is not None else (prev.rollout if prev is not None else None)})
             phases[new.phase.value if new.phase else "Unknown"] = phases.get(new.phase.value if new.phase else "Unknown", 0) + 1
             route = accepted.get(v.key)
             pushed = [

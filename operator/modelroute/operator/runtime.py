@@ -53,6 +53,7 @@ class Runtime:
             changes=self.changes, hints=self.hints,
         )
         self.scheduler = Scheduler(self.reconciler, debounce=debounce)
+        self.reconciler.requeue = self.scheduler.later  # rollouts ask to be looked at again later
 
     def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any]) -> None:
         self.route_index, self.pod_index = route_index, pod_index

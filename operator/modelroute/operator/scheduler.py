@@ -27,7 +27,24 @@ class Scheduler:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._failures: dict[str, int] = {}
+        self._later: dict[str, tuple[float, asyncio.TimerHandle]] = {}
         self.idle = asyncio.Event()
+
+    def later(self, namespace: str, delay: float) -> None:
+        """Mark ``namespace`` again after ``delay`` seconds (the earliest of several asks wins)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + max(0.0, delay)
+        pending = self._later.get(namespace)
+        if pending is not None and pending[0] <= due and not pending[1].cancelled():
+            return
+        if pending is not None:
+            pending[1].cancel()
+
+        def fire() -> None:
+            self._later.pop(namespace, None)
+            self.mark(namespace)
+
+        self._later[namespace] = (due, loop.call_at(due, fire))
 
     def mark(self, namespace: str) -> None:
         event = self._dirty.get(namespace)
@@ -66,6 +83,8 @@ class Scheduler:
     async def close(self) -> None:
         for handle in self._retries.values():
             handle.cancel()
+        for _, later in self._later.values():
+            later.cancel()
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION
 
 # Metadata fields that the operator keeps in bundles and pushes (everything else is noise).
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
@@ -111,6 +112,9 @@ def snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a ModelRoute kept in the operator's index: what validation, status and events need."""
     meta = body.get("metadata") or {}
     kept = {k: meta[k] for k in (*KEPT_METADATA, "resourceVersion") if meta.get(k) is not None}
+    action = (meta.get("annotations") or {}).get(ACTION_ANNOTATION)
+    if action:
+        kept["annotations"] = {ACTION_ANNOTATION: action}  # what people ask of a rollout
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),

@@ -16,17 +16,22 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.api.signing import load_public_key
 from modelroute.sidecar import configfile
 from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
 from modelroute.sidecar.secrets import KeyResolver
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import BundleSource
 from modelroute.sidecar.server.inbound import DEFAULT_MAX_BODY_BYTES
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.telemetry import Telemetry
 
 EXIT_CONFIG = 2
 
@@ -76,6 +81,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"this pod's name: the audience of signed pushes (env {ENV_POD_NAME})")
     parser.add_argument("--grace-seconds", type=float, default=20.0, metavar="S",
                         help="on SIGTERM, how long requests in flight may take to finish (default 20)")
+    parser.add_argument("--mirror-limit", type=int, default=int(env("MODELROUTE_MIRROR_LIMIT", str(DEFAULT_MIRROR_LIMIT))),
+                        metavar="N", help="most mirror copies to canaries in flight; more are dropped (default "
+                                          f"{DEFAULT_MIRROR_LIMIT}, env MODELROUTE_MIRROR_LIMIT)")
     parser.add_argument("--log-level", default=env("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"], help="log level (default info)")
 
@@ -117,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
                                   Path(args.pod_labels_file) if args.pod_labels_file else None, args.pod_namespace)
     if args.max_body_bytes < 1024:
         problems.append("--max-body-bytes must be at least 1024")
+    if args.mirror_limit < 0:
+        problems.append("--mirror-limit must be 0 or more")
 
     keys = KeyResolver()
     config: SidecarConfig | None = None
@@ -138,7 +148,22 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None, config: SidecarConfig | None
 ) -> int:
-    state = SidecarState(keys=keys, max_body_bytes=args.max_body_bytes)
+    # OTEL_* variables; None (and no OpenTelemetry SDK import) when nothing is to be exported.
+    from modelroute.sidecar import telemetry
+
+    tel = telemetry.from_env()
+    try:
+        return await _serve_with(args, keys, auth, bundle, config, tel)
+    finally:
+        if tel is not None:
+            await asyncio.to_thread(tel.shutdown)  # flush buffered spans and metrics
+
+
+async def _serve_with(
+    args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None,
+    config: SidecarConfig | None, tel: Telemetry | None,
+) -> int:
+    state = SidecarState(keys=keys, max_body_bytes=args.max_body_bytes, telemetry=tel, mirror_limit=args.mirror_limit)
     if config is not None:
         try:
             await state.apply(config, source="file")

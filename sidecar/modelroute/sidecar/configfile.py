@@ -1,5 +1,10 @@
 """Load ModelRoute YAML files into a ``SidecarConfig`` and report every problem at once.
 
+Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spec``:
+``includeDefaults``, ``models: [{provider, models}]``) that extends the built-in registry
+of model ids; several such documents are merged. Every target's model is checked against
+it (``openai``, ``anthropic`` and ``gemini`` always; ``openai-compatible`` when listed).
+
 A config with errors must fail at start (or at ``PUT /config``) with one clear line per
 problem saying where it is: file, document number (1-based), ``metadata.name`` and field path,
 e.g. ``routes.yaml doc 2 (ticket-classifier): spec.targets[0].provider: Input should be ...``.
@@ -19,6 +24,8 @@ from pydantic import ValidationError
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
+from modelroute.sidecar.canary import canary_problems
 from modelroute.sidecar.secrets import KeyResolver
 
 
@@ -73,16 +80,22 @@ def _where(source: str, index: int, doc: Any) -> str:
     return f"{source} doc {index}" + (f" ({name})" if name else "")
 
 
+REGISTRY_KIND = "ModelRegistry"
+
+
 def _expand(docs: Iterable[Any]) -> list[Any]:
-    """Accept ModelRoute docs, lists of them, and ``{"routes": [...]}`` wrappers."""
+    """Accept ModelRoute docs, lists of them, and ``{"routes": [...], "modelRegistry"?: {...}}`` wrappers."""
     out: list[Any] = []
     for doc in docs:
         if doc is None:
             continue  # an empty YAML document (e.g. a trailing ---)
         if isinstance(doc, list):
             out.extend(doc)
-        elif isinstance(doc, dict) and set(doc) == {"routes"} and isinstance(doc["routes"], list):
+        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry"}
+              and isinstance(doc["routes"], list)):
             out.extend(doc["routes"])
+            if doc.get("modelRegistry") is not None:
+                out.append({"kind": REGISTRY_KIND, "spec": doc["modelRegistry"]})
         else:
             out.append(doc)
     return out
@@ -100,11 +113,33 @@ class Parsed(NamedTuple):
     routes: list[tuple[str, ModelRoute]]   # (where, route) for every valid document
     problems: list[str]
     claims: list[Claim]                    # every mapping document, valid or not, in order
+    registries: list[ModelRegistry] | None = None   # valid ModelRegistry documents, in order
 
     def extend(self, other: Parsed) -> None:
         self.routes.extend(other.routes)
         self.problems.extend(other.problems)
         self.claims.extend(other.claims)
+        if other.registries:
+            self.registry_list().extend(other.registries)
+
+    def registry_list(self) -> list[ModelRegistry]:
+        """``registries`` (a NamedTuple field cannot default to a fresh list, so build ``Parsed`` with ``[]``)."""
+        assert self.registries is not None, "build Parsed with registries=[] to add registries"
+        return self.registries
+
+    def registry(self) -> ModelRegistry | None:
+        """The merged registry of every ModelRegistry document (None: there was none)."""
+        return merge_registries(self.registries or [])
+
+
+def merge_registries(registries: Sequence[ModelRegistry]) -> ModelRegistry | None:
+    """Several registry documents as one: models concatenated; built-ins only if every document keeps them."""
+    if not registries:
+        return None
+    if len(registries) == 1:
+        return registries[0]
+    models: list[ProviderModels] = [m for r in registries for m in r.models]
+    return ModelRegistry(include_defaults=all(r.include_defaults for r in registries), models=models)
 
 
 def _claim(where: str, doc: dict[str, Any]) -> Claim:
@@ -118,12 +153,18 @@ def _claim(where: str, doc: dict[str, Any]) -> Claim:
 
 
 def parse_documents(docs: Iterable[Any], source: str) -> Parsed:
-    """Validate raw documents as ModelRoutes; collects every problem."""
-    out = Parsed([], [], [])
+    """Validate raw documents as ModelRoutes (and ModelRegistry documents); collects every problem."""
+    out = Parsed([], [], [], [])
     for i, doc in enumerate(_expand(docs), start=1):
         where = _where(source, i, doc)
         if not isinstance(doc, dict):
             out.problems.append(f"{where}: expected a ModelRoute mapping, got {type(doc).__name__}")
+            continue
+        if doc.get("kind") == REGISTRY_KIND:
+            try:
+                out.registry_list().append(ModelRegistry.model_validate(doc.get("spec") or {}))
+            except ValidationError as e:
+                out.problems.extend(validation_problems(f"{where} ({REGISTRY_KIND})", e))
             continue
         out.claims.append(_claim(where, doc))
         try:
@@ -145,7 +186,7 @@ def parse_text(text: str, source: str) -> Parsed:
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as e:
-        return Parsed([], [_yaml_error(source, e)], [])
+        return Parsed([], [_yaml_error(source, e)], [], [])
     return parse_documents(docs, source)
 
 
@@ -169,15 +210,21 @@ def duplicate_problems(claims: Iterable[Claim]) -> list[str]:
 
 
 def route_problems(
-    routes: Sequence[tuple[str, ModelRoute]], keys: KeyResolver | None, claims: Iterable[Claim] | None = None
+    routes: Sequence[tuple[str, ModelRoute]], keys: KeyResolver | None, claims: Iterable[Claim] | None = None,
+    registry: ModelRegistry | None = None,
 ) -> list[str]:
-    """Cross-document checks: duplicates (over ``claims``, default: the routes), empty targets, keys."""
+    """Cross-document checks: duplicates (over ``claims``, default: the routes), empty targets, keys, model ids."""
     if claims is None:
         claims = [Claim(where, r.spec.route, r.key) for where, r in routes]
     problems = duplicate_problems(claims)
+    registry = registry if registry is not None else ModelRegistry()
     for where, r in routes:
         if not r.spec.targets:
             problems.append(f"{where}: spec.targets: a route needs at least one target")
+        for ti, t in enumerate(r.spec.targets):
+            p = registry.problem(t)
+            if p is not None:
+                problems.append(f"{where}: spec.targets[{ti}].model: {p}")
         if keys is None:
             continue
         for ti, t in enumerate(r.spec.targets):
@@ -192,15 +239,23 @@ def route_problems(
 def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
     """Every semantic problem of an already-parsed config (used by ``PUT /config``)."""
     pairs = [(f"routes[{i}] ({r.metadata.name})", r) for i, r in enumerate(config.routes)]
-    return route_problems(pairs, keys)
+    registry = config.registry()
+    found = route_problems(pairs, keys, registry=registry)
+    if config.canaries:
+        found += canary_problems(config, keys)
+        found += [f"canaries[{i}] ({c.route}): spec.targets[{ti}].model: {p}"
+                  for i, c in enumerate(config.canaries)
+                  for ti, t in enumerate(c.spec.targets) if (p := registry.problem(t)) is not None]
+    return found
 
 
 def checked(parsed: Parsed, keys: KeyResolver | None) -> SidecarConfig:
     """The config of parsed documents; raises ``ConfigError`` with every problem (schema first)."""
-    found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims)
+    registry = parsed.registry()
+    found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims, registry)
     if found:
         raise ConfigError(found)
-    return SidecarConfig(routes=[r for _, r in parsed.routes])
+    return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry)
 
 
 def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig:
@@ -210,7 +265,7 @@ def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig
 
 def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig:
     """Load and validate one or more YAML files; raises ``ConfigError`` with every problem."""
-    parsed = Parsed([], [], [])
+    parsed = Parsed([], [], [], [])
     for p in paths:
         path = Path(p)
         try:
@@ -232,7 +287,7 @@ def parse_json_or_yaml(body: bytes, source: str) -> Parsed:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return Parsed([], [f"{source}: body is not UTF-8"], [])
+        return Parsed([], [f"{source}: body is not UTF-8"], [], [])
     try:
         return parse_documents([json.loads(text)], source)
     except json.JSONDecodeError:

@@ -20,6 +20,13 @@ class FailureKind(StrEnum):
     BAD_RESPONSE = "bad_response"      # upstream answered garbage (unparseable, wrong shape)
     CIRCUIT_OPEN = "circuit_open"      # skipped by the breaker, no call made
     CLIENT = "client_error"            # 4xx caused by the request itself: returned to the app as is
+    LIMITED = "local_limit"            # refused by the target's local rate limit: no upstream call, breaker untouched
+    INVALID_OUTPUT = "invalid_output"  # every answer (repairs included) broke the route's output contract
+
+    @property
+    def spares_breaker(self) -> bool:
+        """Fall back without blaming the target: it was not called (LIMITED), or it answered (INVALID_OUTPUT)."""
+        return self is FailureKind.LIMITED or self is FailureKind.INVALID_OUTPUT
 
     @property
     def falls_back(self) -> bool:

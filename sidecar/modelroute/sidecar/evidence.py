@@ -22,6 +22,7 @@ A valid output is, for now, a non-empty answer, and JSON when the request asked 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -155,7 +156,9 @@ class Evidence:
         return {route: run.to_json() for route, run in sorted(self.runs.items())}
 
     def prometheus(self) -> str:
-        """Prometheus text for the rollout counters (appended to ``/metrics``)."""
+        """Prometheus text for the rollout counters (appended to ``/metrics``; empty before any rollout)."""
+        if not self.runs:
+            return ""
         out: list[str] = []
         add = out.append
         runs = sorted(self.runs.items())
@@ -209,7 +212,7 @@ class Evidence:
             lbl = f'route="{_esc(route)}",run="{_esc(run.run_id)}"'
             add(f'modelroute_rollout_weight_percent{{{lbl},kind="canary"}} {run.weight if run.active else 0}')
             add(f'modelroute_rollout_weight_percent{{{lbl},kind="mirror"}} {run.mirror if run.active else 0}')
-        return "\n".join(out) + "\n" if out else ""
+        return "\n".join(out) + "\n"
 
 
 def _esc(value: str) -> str:
@@ -244,10 +247,9 @@ def _tool_calls_text(functions: list[Json]) -> str:
     out = []
     for f in functions:
         args: Any = f.get("arguments") or ""
-        try:
-            args = json.loads(args) if isinstance(args, str) and args else args
-        except json.JSONDecodeError:
-            pass
+        if isinstance(args, str) and args:
+            with contextlib.suppress(json.JSONDecodeError):
+                args = json.loads(args)
         out.append({"name": f.get("name"), "arguments": args})
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 

@@ -24,7 +24,14 @@ from modelroute.sidecar import router
 from modelroute.sidecar.canary import Canary
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.eval.scoring import answers_agree
-from modelroute.sidecar.evidence import Evidence, VariantEvidence, answer_text, failure_class, output_valid, wants_json
+from modelroute.sidecar.evidence import (
+    Evidence,
+    VariantEvidence,
+    answer_text,
+    failure_class,
+    output_valid,
+    wants_json,
+)
 from modelroute.sidecar.runtime import Runtime
 
 Json = dict[str, Any]

@@ -36,6 +36,7 @@ from modelroute.sidecar.providers.errors import client_error
 from modelroute.sidecar.translate.errors import TranslationError
 
 if TYPE_CHECKING:
+    from modelroute.sidecar.reflexive import RoutePlan
     from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
 
 Json = dict[str, Any]
@@ -137,15 +138,34 @@ def _usage_of(response: Json) -> Json | None:
     return usage if isinstance(usage, dict) else None
 
 
-async def complete(route: RouteRuntime, request: Json) -> Completion:
+def _spared(tr: TargetRuntime, err: UpstreamError) -> bool:
+    """A local-limit refusal or an invalid answer: move to the next target without blaming this one."""
+    if not err.kind.spares_breaker:
+        return False
+    if err.kind is FailureKind.LIMITED:
+        tr.breaker.release()       # never called: no verdict
+    else:
+        tr.breaker.record_success()  # it answered; the answer broke the contract
+    return True
+
+
+async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None = None) -> Completion:
     """Serve one non-streaming chat request on ``route``.
 
     ``request`` is the app's OpenAI Chat Completions body (``model`` = route name); it is
     not modified. Returns the first successful ``Completion``. Raises ``RouteFailed`` (503
     with ``attempts``; or, when ``client_error`` is set, that upstream 4xx as is),
     ``DeadlineExceeded`` (504). Never raises an SDK exception.
+    ``plan`` (default ``route.plan``; None on plain routes) adds the reflexive layer:
+    cache, local limits, output contract (``modelroute.sidecar.reflexive``).
     """
     call = _new_call(route)
+    plan = plan or route.plan
+    if plan is not None:
+        hit = plan.lookup(request)
+        if hit is not None:
+            call.finish(None, OK, False)
+            return Completion(hit[0], hit[1], call.attempts)
     try:
         for tr in route.targets:
             for attempt in range(route.spec.retry.attempts):
@@ -156,7 +176,10 @@ async def complete(route: RouteRuntime, request: Json) -> Completion:
                 t0 = time.perf_counter()
                 try:
                     async with asyncio.timeout(timeout):
-                        response = await tr.adapter.complete(request, timeout=timeout)
+                        if plan is None:
+                            response = await tr.adapter.complete(request, timeout=timeout)
+                        else:
+                            response = await plan.complete(tr, request, timeout, call.remaining())
                 except asyncio.CancelledError:
                     tr.breaker.release()
                     raise
@@ -167,6 +190,8 @@ async def complete(route: RouteRuntime, request: Json) -> Completion:
                         tr.breaker.record_success()  # the target is healthy; the request is not
                         call.finish(tr.name, OUTCOME_CLIENT, False)
                         raise RouteFailed(call.attempts, client_error=err) from None
+                    if _spared(tr, err):
+                        break
                     tr.breaker.record_failure()
                     if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
                         raise _Deadline from None
@@ -178,6 +203,8 @@ async def complete(route: RouteRuntime, request: Json) -> Completion:
                 tr.breaker.record_success()
                 call.record(tr, OK, 200, "", time.perf_counter() - t0, _usage_of(response), response.get("model"))
                 call.finish(tr.name, OK, False)
+                if plan is not None:
+                    plan.store(request, response, tr.name)
                 return Completion(response, tr.name, call.attempts)
     except _Deadline:
         call.finish(None, OUTCOME_DEADLINE, False)
@@ -189,6 +216,8 @@ async def complete(route: RouteRuntime, request: Json) -> Completion:
         call.finish(None, OUTCOME_DEADLINE, False)
         raise DeadlineExceeded(call.attempts)
     call.finish(None, OUTCOME_EXHAUSTED, False)
+    if plan is not None:
+        plan.failed(call.attempts)
     raise RouteFailed(call.attempts)
 
 
@@ -340,7 +369,7 @@ def _with_usage(request: Json) -> tuple[Json, bool]:
     return {**request, "stream_options": {**(opts if isinstance(opts, dict) else {}), "include_usage": True}}, False
 
 
-async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion:
+async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = False) -> StreamingCompletion:
     """Start a streaming chat request on ``route``; returns once some target produced its first chunk.
 
     Same fallback, retry, breaker and deadline rules as ``complete`` up to the first chunk;
@@ -348,7 +377,12 @@ async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion
     needs to reach the app. After the first chunk the route deadline no longer applies:
     each further chunk must arrive within the attempt timeout (target ``timeoutSeconds``,
     else the route's ``timeoutSeconds``), or the iteration raises ``UpstreamError(TIMEOUT)``.
+    A route with a ``plan`` hands the request to it first (checked answers and cache hits
+    are replayed); ``direct`` is the plan asking for the live stream (its limits still apply).
     """
+    plan = route.plan
+    if plan is not None and not direct:
+        return await plan.open_stream(route, request)
     call = _new_call(route)
     upstream_request, want_usage = _with_usage(request)
     try:
@@ -362,7 +396,10 @@ async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion
                 it: AsyncIterator[Json] | None = None
                 try:
                     async with asyncio.timeout(timeout):
-                        it = tr.adapter.stream(upstream_request, timeout=timeout)
+                        if plan is None:
+                            it = tr.adapter.stream(upstream_request, timeout=timeout)
+                        else:
+                            it = plan.stream(tr, upstream_request, timeout, call.remaining())
                         head = await _head(it)
                 except asyncio.CancelledError:
                     tr.breaker.release()
@@ -380,6 +417,8 @@ async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion
                         tr.breaker.record_success()
                         call.finish(tr.name, OUTCOME_CLIENT, True)
                         raise RouteFailed(call.attempts, client_error=err) from None
+                    if _spared(tr, err):
+                        break
                     tr.breaker.record_failure()
                     if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
                         raise _Deadline from None

@@ -20,6 +20,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from modelroute.api.config import SidecarConfig, canonical_json
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
@@ -29,6 +30,9 @@ from modelroute.sidecar.canary import CANARY, MIRROR, STABLE, Canary, Variant
 from modelroute.sidecar.observe import AttemptHook, NullObserver, Observer
 from modelroute.sidecar.providers.base import Adapter, KeyFn, build_adapter
 from modelroute.sidecar.translate.params import effective_params
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.reflexive import RoutePlan
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class RouteRuntime:
     variant: Variant = STABLE          # which side of a rollout this runtime serves
     canary: Canary | None = None       # set on a stable route while a rollout runs
     tracer: AttemptHook | None = None  # telemetry (spans, GenAI metrics) per attempt; None: off
+    plan: RoutePlan | None = None      # output contract, cache, limits (reflexive.py); None: plain route
 
     @property
     def name(self) -> str:

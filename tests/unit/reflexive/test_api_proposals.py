@@ -1,4 +1,4 @@
-"""The proposed API types (output, prompt templates, limits, pricing, cache, model registry).
+"""The issue-6 API types in the real spec (output, prompt templates, limits, pricing, cache, model registry).
 
 They must meet the same bar as the existing API: every field described, a structural CRD
 schema (the arbitrary JSON Schema kept with x-kubernetes-preserve-unknown-fields), and
@@ -11,33 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from modelroute.api.crd import structural_schema
-from modelroute.api.v1alpha1 import ApiKey, ModelRouteSpec, Provider, Target
-from modelroute.api.v1alpha1.output import Output, OutputMode, PromptTemplate
-from modelroute.api.v1alpha1.quota import CachePolicy, Limits, Pricing
+from modelroute.api.v1alpha1 import ApiKey, ModelRouteSpec, Prompt, Provider, Target
+from modelroute.api.v1alpha1.output import Output, OutputMode
+from modelroute.api.v1alpha1.quota import CachePolicy, Limits
 from modelroute.api.v1alpha1.registry import DEFAULT_MODELS, ModelRegistry, ProviderModels, model_allowed
 from modelroute.sidecar.cost import Price, PriceTable
 from modelroute.sidecar.output import OutputContract
 
 PERSON: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-
-
-class ProposedTarget(Target):
-    """Target with the proposed fields (what the lead adds to Target)."""
-
-    limits: Limits | None = Field(default=None, description="Local rate limits of this target; unset: only the provider's headers limit.")
-    pricing: Pricing | None = Field(default=None, description="Prices of this target's model; unset: the built-in list price, if any.")
-
-
-class ProposedSpec(ModelRouteSpec):
-    """ModelRouteSpec with the proposed fields (what the lead adds to ModelRouteSpec)."""
-
-    targets: list[ProposedTarget] = Field(description="Primary target first, then the fallback chain, in order.", min_length=1, max_length=8)  # type: ignore[assignment]
-    prompt: PromptTemplate | None = Field(default=None, description="Versioned prompt: system prompt and the user template of the task endpoints.")  # type: ignore[assignment]
-    output: Output | None = Field(default=None, description="Output contract: answers are validated, repaired or refused. Unset: free text, unchecked.")
-    cache: CachePolicy | None = Field(default=None, description="Response cache of the route. Unset: no caching.")
 
 
 def _walk(schema: dict[str, Any], path: str) -> list[str]:
@@ -52,8 +36,8 @@ def _walk(schema: dict[str, Any], path: str) -> list[str]:
     return missing
 
 
-def test_proposed_spec_schema_is_described_and_structural() -> None:
-    schema = structural_schema(ProposedSpec)
+def test_spec_schema_is_described_and_structural() -> None:
+    schema = structural_schema(ModelRouteSpec)
     assert _walk(schema, "spec") == []
     text = yaml.safe_dump(schema)
     for forbidden in ("$ref", "anyOf", "const", "title", "$defs", "additionalProperties: true"):
@@ -104,7 +88,7 @@ output:
   repairAttempts: 2
 cache: {ttlSeconds: 60}
 """)
-    spec = ProposedSpec.model_validate(doc)
+    spec = ModelRouteSpec.model_validate(doc)
     assert spec.output is not None and spec.output.schema_ is not None and spec.output.schema_["x-custom"] == 1
     assert spec.targets[0].limits == Limits(requests_per_minute=50, tokens_per_minute=200000, max_wait_ms=500)
     assert spec.prompt is not None and spec.prompt.placeholders() == {"lang", "input"}
@@ -140,9 +124,9 @@ def test_output_defaults_and_labels() -> None:
 
 def test_prompt_template_variables() -> None:
     with pytest.raises(ValidationError, match="built in"):
-        PromptTemplate(version="v1", variables={"input": "x"})
+        Prompt(version="v1", variables={"input": "x"})
     with pytest.raises(ValidationError, match="must match"):
-        PromptTemplate(version="v1", variables={"1bad": "x"})
+        Prompt(version="v1", variables={"1bad": "x"})
 
 
 def _target(provider: Provider, model: str) -> Target:

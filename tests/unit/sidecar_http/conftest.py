@@ -100,8 +100,8 @@ class FakeBuilder:
 
 def route_doc(name: str, route: str, targets: list[Json] | None = None, **spec: Any) -> Json:
     targets = targets or [
-        {"name": "primary", "provider": "openai", "model": "gpt-a", "apiKey": {"env": "TEST_KEY_A"}},
-        {"name": "backup", "provider": "anthropic", "model": "claude-b", "apiKey": {"env": "TEST_KEY_B"}},
+        {"name": "primary", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "TEST_KEY_A"}},
+        {"name": "backup", "provider": "anthropic", "model": "claude-haiku-4-5", "apiKey": {"env": "TEST_KEY_B"}},
     ]
     return {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": name},
             "spec": {"route": route, "targets": targets, "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},

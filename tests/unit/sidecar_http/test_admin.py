@@ -103,7 +103,7 @@ async def test_invalid_config_is_422_and_old_keeps_serving(token_sidecar: Sideca
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify")]).encode(), auth))[0] == 200
     before = token_sidecar.state.current()
     bad_provider = make_doc("b", "x", targets=[{"name": "t", "provider": "openaix", "model": "m", "apiKey": {"env": "TEST_KEY_A"}}])
-    missing_env = make_doc("c", "y", targets=[{"name": "t", "provider": "openai", "model": "m", "apiKey": {"env": "NOPE_KEY"}}])
+    missing_env = make_doc("c", "y", targets=[{"name": "t", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "NOPE_KEY"}}])
     dup = make_doc("d", "classify")
     status, body = await put(http, token_sidecar, json.dumps([make_doc("a", "classify"), bad_provider, missing_env, dup]).encode(), auth)
     assert status == 422
@@ -184,7 +184,7 @@ async def test_replay_of_older_push_refused(operator_sidecar: Sidecar, http: aio
 
 async def test_signed_invalid_config_is_422(operator_sidecar: Sidecar, http: aiohttp.ClientSession, make_config: Any,
                                             make_doc: Any) -> None:
-    doc = make_doc("a", "classify", targets=[{"name": "t", "provider": "openai", "model": "m", "apiKey": {"env": "MISSING_ENV"}}])
+    doc = make_doc("a", "classify", targets=[{"name": "t", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "MISSING_ENV"}}])
     body = push_body(make_config(doc))
     status, resp = await put(http, operator_sidecar, body, {SIGNATURE_HEADER: sign(KEY, body)})
     assert status == 422
@@ -209,7 +209,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
             break
         await asyncio.sleep(0.005)
     assert old.inflight == 1
-    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-new", "apiKey": {"env": "TEST_KEY_A"}}]
+    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4.1-nano", "apiKey": {"env": "TEST_KEY_A"}}]
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify", targets=new_targets)]).encode(), auth))[0] == 200
     resp = await inflight
     assert resp.headers["x-modelroute-config-version"] == old.version

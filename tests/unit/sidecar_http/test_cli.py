@@ -40,7 +40,7 @@ kind: ModelRoute
 metadata: {name: a}
 spec:
   route: classify
-  targets: [{name: t, provider: openai, model: m, apiKey: {env: OPENAI_API_KEY}}]
+  targets: [{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: OPENAI_API_KEY}}]
 ---
 apiVersion: modelroute.dev/v1alpha1
 kind: ModelRoute

@@ -26,7 +26,7 @@ spec:
 """
 
 
-def doc(name: str, route: str, target: str = "{name: t, provider: openai, model: m, apiKey: {env: ANTHROPIC_API_KEY}}") -> str:
+def doc(name: str, route: str, target: str = "{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: ANTHROPIC_API_KEY}}") -> str:
     return textwrap.dedent(f"""\
         apiVersion: modelroute.dev/v1alpha1
         kind: ModelRoute
@@ -73,9 +73,9 @@ def test_all_problems_at_once_across_files(tmp_path: Path, keys: KeyResolver) ->
     a.write_text(doc("one", "classify") + "---\n" + empty)
     b.write_text("\n".join([
         doc("one", "classify"), "---",
-        doc("three", "k", "{name: t, provider: openai, model: m, apiKey: {env: MISSING_KEY}}"), "---",
-        doc("four", "f", "{name: t, provider: gemini, model: m, apiKey: {file: /nonexistent/key}}"), "---",
-        doc("five", "s", "{name: t, provider: gemini, model: m, apiKey: {secretKeyRef: {name: llm-keys, key: gemini}}}"),
+        doc("three", "k", "{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: MISSING_KEY}}"), "---",
+        doc("four", "f", "{name: t, provider: gemini, model: gemini-2.5-flash, apiKey: {file: /nonexistent/key}}"), "---",
+        doc("five", "s", "{name: t, provider: gemini, model: gemini-2.5-flash, apiKey: {secretKeyRef: {name: llm-keys, key: gemini}}}"),
     ]))
     found = problems_of([a, b], keys)
     assert f"{a} doc 2 (two): spec.targets: a route needs at least one target" in found
@@ -110,7 +110,7 @@ def test_empty_file_is_a_problem(tmp_path: Path, keys: KeyResolver) -> None:
 
 
 def test_problems_of_parsed_config(tmp_path: Path, keys: KeyResolver) -> None:
-    text = doc("one", "classify") + "---\n" + doc("two", "x", "{name: t, provider: openai, model: m, apiKey: {env: GONE}}")
+    text = doc("one", "classify") + "---\n" + doc("two", "x", "{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: GONE}}")
     parsed = configfile.parse_text(text, "f")
     assert parsed.problems == []
     config = SidecarConfig(routes=[r for _, r in parsed.routes])
@@ -135,7 +135,7 @@ def test_duplicates_found_even_among_invalid_documents(keys: KeyResolver) -> Non
 def test_problem_messages_never_contain_key_values(tmp_path: Path) -> None:
     keys = KeyResolver(environ={"EMPTY": "  "}, secrets_dir=tmp_path)
     f = tmp_path / "r.yaml"
-    f.write_text(doc("a", "a", "{name: t, provider: openai, model: m, apiKey: {env: EMPTY}}"))
+    f.write_text(doc("a", "a", "{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: EMPTY}}"))
     assert problems_of([f], keys) == [f"{f} doc 1 (a): spec.targets[0].apiKey.env: environment variable EMPTY is empty"]
 
 

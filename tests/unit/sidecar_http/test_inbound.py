@@ -47,7 +47,7 @@ async def test_completion_through_sdk_keeps_provider_model_and_sets_headers(side
     raw = await client.chat.completions.with_raw_response.create(model="classify", messages=MSG)
     resp = raw.parse()
     assert resp.choices[0].message.content == "hello"
-    assert resp.model == "gpt-a"  # the provider's model id: the app sees what answered
+    assert resp.model == "gpt-4o-mini"  # the provider's model id: the app sees what answered
     assert raw.headers["x-modelroute-route"] == "classify"
     assert raw.headers["x-modelroute-target"] == "primary"
     assert raw.headers["x-modelroute-prompt-version"] == "v3"
@@ -67,7 +67,7 @@ async def test_fallback_to_second_target(sidecar: Sidecar, builder: Any, upstrea
     client = sdk(sidecar)
     raw = await client.chat.completions.with_raw_response.create(model="classify", messages=MSG)
     assert raw.headers["x-modelroute-target"] == "backup"
-    assert raw.parse().model == "claude-b"
+    assert raw.parse().model == "claude-haiku-4-5"
     await client.close()
 
 
@@ -234,7 +234,7 @@ async def test_stream_falls_back_before_first_chunk(sidecar: Sidecar, builder: A
     client = sdk(sidecar)
     stream = await client.chat.completions.create(model="classify", messages=MSG, stream=True)
     chunks = [c async for c in stream]
-    assert chunks[0].model == "claude-b"
+    assert chunks[0].model == "claude-haiku-4-5"
     await client.close()
 
 
@@ -250,7 +250,7 @@ async def test_stream_error_before_first_chunk_is_an_http_error(sidecar: Sidecar
 
 async def test_stream_cut_after_first_chunk_ends_with_error_event(sidecar: Sidecar, builder: Any, upstream_error: Any,
                                                                   fake_chunk: Any, http: aiohttp.ClientSession) -> None:
-    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-a", "partial"), upstream_error("connection_error",
+    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-4o-mini", "partial"), upstream_error("connection_error",
                                                                                               message="reset by peer")]
     async with http.post(sidecar.inbound_url + "/v1/chat/completions",
                          json={"model": "classify", "messages": MSG, "stream": True}) as r:
@@ -263,7 +263,7 @@ async def test_stream_cut_after_first_chunk_ends_with_error_event(sidecar: Sidec
 
     client = sdk(sidecar)  # the SDK raises instead of ending cleanly
     got: list[Any] = []
-    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-a", "partial"), upstream_error("timeout")]
+    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-4o-mini", "partial"), upstream_error("timeout")]
     stream = await client.chat.completions.create(model="classify", messages=MSG, stream=True)
 
     async def consume() -> None:
@@ -292,9 +292,9 @@ async def test_stats_count_requests_and_rejections(sidecar: Sidecar, http: aioht
 
 async def test_app_going_away_mid_stream_stops_upstream(sidecar: Sidecar, builder: Any, fake_chunk: Any,
                                                         http: aiohttp.ClientSession) -> None:
-    plan: list[Any] = [fake_chunk("gpt-a", "first")]
+    plan: list[Any] = [fake_chunk("gpt-4o-mini", "first")]
     for i in range(50):
-        plan += [0.02, fake_chunk("gpt-a", f"more{i}")]
+        plan += [0.02, fake_chunk("gpt-4o-mini", f"more{i}")]
     builder.adapters["primary"].stream_plan = plan
     async with http.post(sidecar.inbound_url + "/v1/chat/completions",
                          json={"model": "classify", "messages": MSG, "stream": True}) as r:
@@ -320,7 +320,7 @@ async def test_unexpected_error_mid_stream_ends_in_protocol(sidecar: Sidecar, bu
             raise RuntimeError("bug")
         return original(self, chunk)
 
-    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-a", "first"), fake_chunk("gpt-a", "second")]
+    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-4o-mini", "first"), fake_chunk("gpt-4o-mini", "second")]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(router.StreamingCompletion, "_filter", flaky)
         async with http.post(sidecar.inbound_url + "/v1/chat/completions",

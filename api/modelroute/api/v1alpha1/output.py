@@ -1,4 +1,4 @@
-"""Proposed API: a route's output contract (``spec.output``) and prompt templates (``spec.prompt``).
+"""A route's output contract (``spec.output``) and the prompt template rules of ``spec.prompt``.
 
 ``Output`` says what a valid answer is: free text, any JSON, JSON that matches a JSON
 Schema, or one of a set of labels. The schema is arbitrary JSON, so in the CRD it is an
@@ -6,9 +6,9 @@ object with ``x-kubernetes-preserve-unknown-fields`` (the apiserver keeps it as 
 and is checked here, as a JSON Schema, when the config is validated (sidecar start,
 ``PUT /config``, the operator's status), never at request time.
 
-``PromptTemplate`` is the proposed superset of ``Prompt``: the same ``version`` and
-``system``, plus a ``user`` template for the task endpoints and default ``variables``.
-Placeholders are ``{{name}}``; ``input``, ``labels`` and ``schema`` are built in.
+Prompt templates (``Prompt.user`` in ``spec.py``) use ``{{name}}`` placeholders; ``input``,
+``labels`` and ``schema`` are built in (``BUILTIN_VARIABLES``), other names come from the
+request's or the prompt's ``variables``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from modelroute.api.v1alpha1.base import ApiModel
 MAX_LABELS = 256
 BUILTIN_VARIABLES = frozenset({"input", "labels", "schema"})
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 JsonObject = Annotated[
     dict[str, Any],
@@ -79,28 +79,3 @@ class Output(ApiModel):
             except SchemaError as e:
                 raise ValueError(f"output schema is not a valid JSON Schema: {e.message}") from None
         return self
-
-
-class PromptTemplate(ApiModel):
-    """Proposed ``spec.prompt``: a versioned system prompt plus a user template for task endpoints."""
-
-    version: str = Field(description="Version label of the prompt, reported in headers, stats and traces.", min_length=1, max_length=63)
-    system: str | None = Field(default=None, description="System prompt put before the app's messages.", max_length=100_000)
-    user: str | None = Field(
-        default=None, max_length=100_000,
-        description="Template of the user turn of /v1/classify and /v1/extract: {{input}} is the request's input, {{labels}} and {{schema}} the output contract, other {{name}}s come from the request's variables or from variables here.",
-    )
-    variables: dict[str, str] = Field(default_factory=dict, description="Default values of template variables (a request's variables override them).")
-
-    @model_validator(mode="after")
-    def _variables(self) -> Self:
-        for name in self.variables:
-            if not re.fullmatch(VARIABLE_NAME, name):
-                raise ValueError(f"prompt variable name {name!r} must match {VARIABLE_NAME}")
-            if name in BUILTIN_VARIABLES:
-                raise ValueError(f"prompt variable {name!r} is built in and cannot have a default")
-        return self
-
-    def placeholders(self) -> set[str]:
-        """Variables the user template uses."""
-        return set(_PLACEHOLDER.findall(self.user or ""))

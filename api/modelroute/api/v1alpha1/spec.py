@@ -7,13 +7,14 @@ operator. Cross-field invariants are written twice on purpose: as pydantic valid
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
-from modelroute.api.v1alpha1.output import Output
+from modelroute.api.v1alpha1.output import BUILTIN_VARIABLES, PLACEHOLDER, VARIABLE_NAME, Output
 from modelroute.api.v1alpha1.quota import CachePolicy, Limits, Pricing
 from modelroute.api.v1alpha1.strategy import Strategy
 
@@ -100,6 +101,19 @@ class Prompt(ApiModel):
     system: str | None = Field(default=None, description="System prompt put before the app's messages.", max_length=100_000)
     user: str | None = Field(default=None, description="User message template of the task endpoints (/v1/classify, /v1/extract); {{input}}, {{labels}}, {{schema}} and declared variables are filled in.", max_length=100_000)
     variables: dict[str, str] = Field(default_factory=dict, description="Default values of template variables (a request's variables override them).")
+
+    @model_validator(mode="after")
+    def _variables(self) -> Self:
+        for name in self.variables:
+            if not re.fullmatch(VARIABLE_NAME, name):
+                raise ValueError(f"prompt variable name {name!r} must match {VARIABLE_NAME}")
+            if name in BUILTIN_VARIABLES:
+                raise ValueError(f"prompt variable {name!r} is built in and cannot have a default")
+        return self
+
+    def placeholders(self) -> set[str]:
+        """Variables the user template uses."""
+        return set(PLACEHOLDER.findall(self.user or ""))
 
 
 class Backoff(ApiModel):

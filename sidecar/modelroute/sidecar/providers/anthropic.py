@@ -2,8 +2,11 @@
 
 Same shape as the OpenAI adapter (both SDKs are Stainless-generated): an ``AsyncAnthropic``
 client per target with ``max_retries=0``, the SDK's aiohttp transport, SDK tracing off (the
-sidecar traces requests itself), and ``client.post("/v1/messages", cast_to=httpx2.Response)``
-so the answer is parsed once into a dict and translated by ``translate.anthropic``.
+sidecar traces requests itself), and ``client.request(httpx2.Response, options)`` (raw response)
+so the answer is parsed once into a dict and translated by ``translate.anthropic``. The
+request goes out like the OpenAI adapter's: prebuilt options copied per call, the body as
+``content`` bytes, a prebuilt absolute URL, ``httpclient.LeanRequests`` mixed into the SDK's
+aiohttp client.
 Streams are read as raw SSE and fed to ``AnthropicStreamToChat``; an ``error`` event
 (``overloaded_error`` mid-stream) becomes an ``UpstreamError`` of the matching kind.
 """
@@ -17,12 +20,15 @@ from typing import Any
 
 import anthropic
 import httpx2
+from anthropic._models import FinalRequestOptions
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import UpstreamError
+from modelroute.sidecar.output.native import anthropic_native_schema
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.errors import bad_response
-from modelroute.sidecar.providers.stainless import RAW_STREAM, json_events, loads_object, map_exception
+from modelroute.sidecar.providers.httpclient import LeanRequests, endpoint
+from modelroute.sidecar.providers.stainless import RAW_STREAM, dumps, json_events, loads_object, map_exception
 from modelroute.sidecar.translate.anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,
@@ -33,6 +39,10 @@ from modelroute.sidecar.translate.openai import wants_usage
 Json = dict[str, Any]
 
 PATH = "/v1/messages"
+
+
+class _HttpClient(LeanRequests, anthropic.DefaultAioHttpClient):
+    """The SDK's aiohttp-backed httpx2 client with lean request building."""
 
 
 def _chat_id() -> str:
@@ -53,10 +63,15 @@ class AnthropicAdapter:
         self._client = anthropic.AsyncAnthropic(
             api_key=self._current_key(),
             max_retries=0,
-            http_client=anthropic.DefaultAioHttpClient(),
+            http_client=_HttpClient(),
             open_telemetry=False,
             **kwargs,
         )
+        self._url = endpoint(self._client.base_url, PATH)
+        self._options = {  # built once, copied per request with its body and timeout
+            False: FinalRequestOptions.construct(method="post", url=self._url),
+            True: FinalRequestOptions.construct(method="post", url=self._url, headers=RAW_STREAM),
+        }
 
     def _current_key(self) -> str:
         return (self._key() if self._key is not None else None) or ""
@@ -64,23 +79,21 @@ class AnthropicAdapter:
     def _secrets(self) -> tuple[str | None, ...]:
         return (self._client.api_key,)
 
-    def _prepare(self, request: Json, timeout: float, stream: bool) -> tuple[Json, Any]:
+    def _prepare(self, request: Json, timeout: float, stream: bool) -> FinalRequestOptions:
         key = self._current_key()
         if key != self._client.api_key:
             self._client.api_key = key
-        body = chat_to_anthropic_request(request, model=self.target.model, params=self._params, system=self._system)
-        options: Json = {"timeout": timeout}
+        body = chat_to_anthropic_request(request, model=self.target.model, params=self._params, system=self._system,
+                                         native_json_schema=anthropic_native_schema(self.target.model))
         if stream:
             body["stream"] = True
-            options["headers"] = RAW_STREAM
         else:
             body.pop("stream", None)
-        return body, options
+        return self._options[stream].model_copy(update={"content": dumps(body), "timeout": timeout})
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         try:
-            body, options = self._prepare(request, timeout, stream=False)
-            response = await self._client.post(PATH, cast_to=httpx2.Response, body=body, options=options)
+            response = await self._client.request(httpx2.Response, self._prepare(request, timeout, stream=False))
             message = loads_object(response.content, "anthropic")
             if message.get("type") == "error":
                 raise map_exception(_status_error(response, message), anthropic, "anthropic", self._secrets())
@@ -95,8 +108,7 @@ class AnthropicAdapter:
     async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
         response: httpx2.Response | None = None
         try:
-            body, options = self._prepare(request, timeout, stream=True)
-            response = await self._client.post(PATH, cast_to=httpx2.Response, body=body, options=options)
+            response = await self._client.request(httpx2.Response, self._prepare(request, timeout, stream=True))
             tr = AnthropicStreamToChat(
                 model=self.target.model, id=_chat_id(), created=int(time.time()), include_usage=wants_usage(request)
             )

@@ -2,13 +2,17 @@
 
 The pivot format is OpenAI's, so this is the lean path: the translator only sets model,
 params and system prompt; the SDK client (``max_retries=0``, aiohttp transport) sends it
-with ``client.post(..., cast_to=httpx2.Response)`` and the body is parsed once with
+with ``client.request(httpx2.Response, options)`` and the body is parsed once with
 ``json.loads``. Measured against a stub provider in another process (2 cores, machine
 busy with other jobs; client CPU per call, which is steadier than wall time here):
 ``chat.completions.create`` + ``model_dump``: 2.3-2.7 ms; ``with_raw_response``: 2.0 ms;
 ``client.post`` raw with httpx2's own transport: 2.1 ms (streams 3.6-3.8 ms);
 ``client.post`` raw with the aiohttp transport: 1.5-1.6 ms (streams 1.9 ms); a bare
-aiohttp request: 0.4 ms. Hence aiohttp transport + ``client.post``.
+aiohttp request: 0.4 ms. Hence aiohttp transport + raw responses. On top of that
+(bench/README.md has the figures): ``client.request`` (what ``client.post`` calls) with
+prebuilt request options copied per call, the body as ``content`` bytes from one reused
+encoder, a prebuilt absolute URL, and ``httpclient.LeanRequests`` (one URL parse per
+endpoint, no generic merging).
 
 The API key is read from the key callable on every request and swapped into the client
 when it changed (a file rotation), keeping the connection pool.
@@ -21,12 +25,14 @@ from typing import Any
 
 import httpx2
 import openai
+from openai._models import FinalRequestOptions
 
 from modelroute.api.v1alpha1.spec import Params, Provider, Target
 from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.errors import bad_response
-from modelroute.sidecar.providers.stainless import RAW_STREAM, json_events, loads_object, map_exception
+from modelroute.sidecar.providers.httpclient import LeanRequests, endpoint
+from modelroute.sidecar.providers.stainless import RAW_STREAM, dumps, json_events, loads_object, map_exception
 from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
     chat_response,
@@ -39,9 +45,12 @@ Json = dict[str, Any]
 NO_KEY = "no-key"  # keyless openai-compatible servers: the SDK insists on some credential
 
 
+class _HttpClient(LeanRequests, openai.DefaultAioHttpClient):
+    """The SDK's aiohttp-backed httpx2 client (measurably faster than httpx2's own) with lean request building."""
+
+
 def make_http_client() -> httpx2.AsyncClient:
-    """The SDK's aiohttp-backed httpx2 client (measurably faster than httpx2's own transport)."""
-    return openai.DefaultAioHttpClient()
+    return _HttpClient()
 
 
 class OpenAIAdapter:
@@ -61,6 +70,13 @@ class OpenAIAdapter:
         self._client = openai.AsyncOpenAI(
             api_key=self._current_key(), max_retries=0, http_client=make_http_client(), **kwargs
         )
+        self._url = endpoint(self._client.base_url, "/chat/completions")
+        # Built once; each request gets a shallow copy with its body and timeout (the SDK's
+        # ``post`` would construct these with all their defaults on every call).
+        self._options = {
+            False: FinalRequestOptions.construct(method="post", url=self._url),
+            True: FinalRequestOptions.construct(method="post", url=self._url, headers=RAW_STREAM),
+        }
 
     def _current_key(self) -> str:
         return (self._key() if self._key is not None else None) or NO_KEY
@@ -68,7 +84,7 @@ class OpenAIAdapter:
     def _secrets(self) -> tuple[str | None, ...]:
         return (self._client.api_key,)
 
-    def _body(self, request: Json, timeout: float, stream: bool) -> tuple[Json, Any]:
+    def _body(self, request: Json, timeout: float, stream: bool) -> FinalRequestOptions:
         key = self._current_key()
         if key != self._client.api_key:
             self._client.api_key = key
@@ -80,17 +96,14 @@ class OpenAIAdapter:
             kwargs.update(extra)
         if stream:
             kwargs["stream"] = True
-        options: Json = {"timeout": timeout}
-        if stream:
-            options["headers"] = RAW_STREAM
-        return kwargs, options
+        else:
+            kwargs.pop("stream", None)
+            kwargs.pop("stream_options", None)
+        return self._options[stream].model_copy(update={"content": dumps(kwargs), "timeout": timeout})
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         try:
-            body, options = self._body(request, timeout, stream=False)
-            body.pop("stream", None)
-            body.pop("stream_options", None)
-            response = await self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, options=options)
+            response = await self._client.request(httpx2.Response, self._body(request, timeout, stream=False))
             data = loads_object(response.content, self._provider)
             if not isinstance(data.get("choices"), list):
                 raise bad_response(self._provider, "no choices in the answer")
@@ -103,10 +116,7 @@ class OpenAIAdapter:
     async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
         response: httpx2.Response | None = None
         try:
-            body, options = self._body(request, timeout, stream=True)
-            response = await self._client.post(
-                "/chat/completions", cast_to=httpx2.Response, body=body, options=options
-            )
+            response = await self._client.request(httpx2.Response, self._body(request, timeout, stream=True))
             tr = OpenAIStreamToChat(model=self.target.model, include_usage=wants_usage(request))
             async for event in json_events(response):
                 for chunk in tr.feed(event):

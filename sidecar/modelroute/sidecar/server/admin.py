@@ -123,12 +123,16 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
 
 async def stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.Response(text=json.dumps(state.stats.as_json()), content_type="application/json")
+    doc = state.reflexive.ledger.merge_json(state.stats.as_json())  # + cost, output checks, cache, limits, prompt
+    doc["rollouts"] = state.evidence.as_json()  # per route, run and variant: what the operator judges a canary on
+    doc["mirror"] = {"inflight": state.mirrors.inflight, "sent": state.mirrors.sent, "dropped": state.mirrors.dropped,
+                     "limit": state.mirrors.limit}
+    return web.Response(text=json.dumps(doc), content_type="application/json")
 
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    text = state.stats.prometheus()
+    text = state.stats.prometheus() + state.evidence.prometheus() + state.reflexive.ledger.prometheus()
     extra = (
         "# HELP modelroute_ready Whether the sidecar serves a config (1) or not (0).\n"
         "# TYPE modelroute_ready gauge\n"
@@ -136,6 +140,12 @@ async def metrics(request: web.Request) -> web.Response:
         "# HELP modelroute_inflight_requests Inbound requests in flight on the current config.\n"
         "# TYPE modelroute_inflight_requests gauge\n"
         f"modelroute_inflight_requests {state.inflight()}\n"
+        "# HELP modelroute_mirror_inflight Mirror copies to canaries in flight.\n"
+        "# TYPE modelroute_mirror_inflight gauge\n"
+        f"modelroute_mirror_inflight {state.mirrors.inflight}\n"
+        "# HELP modelroute_mirror_dropped_total Mirror copies dropped because the mirror pool was full.\n"
+        "# TYPE modelroute_mirror_dropped_total counter\n"
+        f"modelroute_mirror_dropped_total {state.mirrors.dropped}\n"
     )
     return web.Response(body=(text + extra).encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

@@ -78,8 +78,12 @@ def failure_status(exc: RouteFailed | DeadlineExceeded) -> int:
         status = exc.client_error.status
         return status if status is not None and 400 <= status < 500 else 400
     tried = [a for a in exc.attempts if a.outcome != FailureKind.CIRCUIT_OPEN.value]
+    if any(a.outcome == FailureKind.INVALID_OUTPUT.value for a in tried):
+        return 422  # some target answered, and no answer met the route's output contract
     if tried and all(a.outcome == FailureKind.BAD_RESPONSE.value for a in tried):
         return 502
+    if tried and all(a.outcome == FailureKind.LIMITED.value for a in tried):
+        return 429  # every target is at its local rate limit
     return 503
 
 
@@ -95,8 +99,15 @@ def failure_body(route: str, exc: RouteFailed | DeadlineExceeded) -> tuple[int, 
         target = exc.attempts[-1].target if exc.attempts else None
         msg = f"target {target!r} rejected the request: {err.message}" if target else err.message
         return status, error_body(msg, type_ or _CLIENT_TYPES.get(status, "invalid_request_error"), param=param, code=code, attempts=attempts)
+    if status == 422:
+        last = [a for a in exc.attempts if a.outcome == FailureKind.INVALID_OUTPUT.value][-1]
+        msg = f"route {route!r}: no target produced a valid answer (last: target {last.target!r}: {last.reason}); attempts: {attempts_summary(exc.attempts)}"
+        return status, error_body(msg, "invalid_output", code="invalid_output", attempts=attempts)
     if status == 502:
         msg = f"route {route!r}: every target answered with an invalid response; attempts: {attempts_summary(exc.attempts)}"
         return status, error_body(msg, "api_error", code="bad_upstream_response", attempts=attempts)
+    if status == 429:
+        msg = f"route {route!r}: every target is at its local rate limit; attempts: {attempts_summary(exc.attempts)}"
+        return status, error_body(msg, "rate_limit_error", code="rate_limited", attempts=attempts)
     msg = f"route {route!r}: every target failed; attempts: {attempts_summary(exc.attempts)}"
     return status, error_body(msg, "service_unavailable_error", code="targets_exhausted", attempts=attempts)

@@ -7,7 +7,8 @@ config the request starts on (a runtime lease), and hands the body to the router
 renders the answer in the app's own protocol.
 
 Responses keep the provider's ``model`` id (the app sees which model answered; the route is
-in ``x-modelroute-route``). Streams are SSE ``data: {chunk}`` lines ending in ``data: [DONE]``;
+in ``x-modelroute-route``, the revision that answered in ``x-modelroute-revision`` and, while
+a rollout runs, ``x-modelroute-variant`` says stable or canary: see ``rollout.py``). Streams are SSE ``data: {chunk}`` lines ending in ``data: [DONE]``;
 a failure after the first chunk ends the stream with ``data: {"error": {...}}`` and no
 ``[DONE]``, which the OpenAI SDK raises as ``openai.APIError``: never a clean-looking end.
 """
@@ -24,8 +25,10 @@ from aiohttp import web
 
 from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
+from modelroute.sidecar.evidence import failure_class
 from modelroute.sidecar.runtime import RouteRuntime
 from modelroute.sidecar.server.envelope import error_body, error_response, failure_body
+from modelroute.sidecar.server.rollout import RolloutRequest
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import JSON, OPENAI, Wire
 from modelroute.sidecar.translate.errors import StreamError
@@ -36,6 +39,8 @@ H_ROUTE = "x-modelroute-route"
 H_TARGET = "x-modelroute-target"
 H_VERSION = "x-modelroute-config-version"
 H_PROMPT = "x-modelroute-prompt-version"
+H_REVISION = "x-modelroute-revision"
+H_VARIANT = "x-modelroute-variant"
 
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -107,6 +112,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def serve(request: web.Request, state: SidecarState, body: dict[str, Any], wire: Wire) -> web.StreamResponse:
     """Route a canonical chat request (``model`` = route) and answer in ``wire``'s protocol."""
+    tel = state.telemetry
+    if tel is None:
+        return await _serve(request, state, body, wire)
+    with tel.server_span(request) as span:  # continues the app's traceparent
+        resp = await _serve(request, state, body, wire)
+        span.finish(resp)
+        return resp
+
+
+async def _serve(request: web.Request, state: SidecarState, body: dict[str, Any], wire: Wire) -> web.StreamResponse:
     model: str = body["model"]
     if state.holder.current is None:
         return reject(state, wire, 503, "the sidecar has no config yet (waiting for --config, the route bundle or a push)",
@@ -117,17 +132,35 @@ async def serve(request: web.Request, state: SidecarState, body: dict[str, Any],
             known = ", ".join(sorted(runtime.routes)) or "(none)"
             return reject(state, wire, 404, f"route {model!r} does not exist; known routes: {known}",
                           param="model", code="model_not_found")
-        headers = {H_ROUTE: model, H_VERSION: runtime.version}
+        rollout = None
+        if route.canary is not None:  # a rollout is on: pick the variant, maybe mirror, count evidence
+            rollout = RolloutRequest(state, runtime, route, route.canary, request.headers, body)
+            route = rollout.route
+        headers = {H_ROUTE: model, H_VERSION: runtime.version, H_REVISION: route.revision, H_VARIANT: route.variant}
         if route.prompt_version is not None:
             headers[H_PROMPT] = route.prompt_version
-        if body.get("stream"):
-            return await _stream(request, route, body, headers, wire)
+        if rollout is None:
+            return await _answer(request, route, body, headers, wire, None)
         try:
-            done = await router.complete(route, body)
-        except (RouteFailed, DeadlineExceeded) as e:
-            return _failure(model, e, headers, wire)
-        headers[H_TARGET] = done.target
-        return web.Response(body=wire.response(done.response), content_type=JSON, headers=headers)
+            return await _answer(request, route, body, headers, wire, rollout)
+        finally:
+            rollout.close()
+
+
+async def _answer(request: web.Request, route: RouteRuntime, body: dict[str, Any], headers: dict[str, str], wire: Wire,
+                  tap: RolloutRequest | None) -> web.StreamResponse:
+    if body.get("stream"):
+        return await _stream(request, route, body, headers, wire, tap)
+    try:
+        done = await router.complete(route, body)
+    except (RouteFailed, DeadlineExceeded) as e:
+        if tap is not None:
+            tap.failed(failure_class(e))
+        return _failure(route.name, e, headers, wire)
+    if tap is not None:
+        tap.answered(done.target, done.response)
+    headers[H_TARGET] = done.target
+    return web.Response(body=wire.response(done.response), content_type=JSON, headers=headers)
 
 
 def _failure(route: str, exc: RouteFailed | DeadlineExceeded, headers: dict[str, str], wire: Wire) -> web.Response:
@@ -140,10 +173,12 @@ def _failure(route: str, exc: RouteFailed | DeadlineExceeded, headers: dict[str,
 
 
 async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any], headers: dict[str, str],
-                  wire: Wire) -> web.StreamResponse:
+                  wire: Wire, tap: RolloutRequest | None) -> web.StreamResponse:
     try:
         sc = await router.open_stream(route, body)
     except (RouteFailed, DeadlineExceeded) as e:
+        if tap is not None:
+            tap.failed(failure_class(e))
         return _failure(body["model"], e, headers, wire)
     headers[H_TARGET] = sc.target
     resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
@@ -152,14 +187,20 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
         await resp.prepare(request)
         try:
             async for chunk in sc:
+                if tap is not None:
+                    tap.feed(chunk)
                 data = enc.feed(chunk)
                 if data:
                     await resp.write(data)
             end = enc.finish()
+            if tap is not None:
+                tap.streamed(sc.target, sc.usage)
         except (UpstreamError, StreamError) as e:
             # Past the first byte there is no fallback: tell the app, in its protocol, that the
             # answer is incomplete. No clean end follows, so no client mistakes this for one.
             kind = e.kind.value if isinstance(e, UpstreamError) else "bad_response"
+            if tap is not None:
+                tap.failed(kind)
             log.warning("stream on route %s failed after the first chunk from %s: %s", body["model"], sc.target, e)
             end = enc.error(f"the stream from target {sc.target!r} failed mid-way: {e.message}", kind)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -167,6 +208,8 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
         except Exception:
             # Headers are sent: the catch-all middleware cannot answer any more, so end in-protocol.
             log.exception("unexpected error while streaming route %s", body["model"])
+            if tap is not None:
+                tap.failed("internal_error")
             end = enc.error("internal error in the modelroute sidecar (logged)", None)
         await resp.write(end)
         await resp.write_eof()

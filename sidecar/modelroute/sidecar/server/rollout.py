@@ -24,7 +24,7 @@ Json = dict[str, Any]
 
 
 class RolloutRequest:
-    __slots__ = ("_done", "_record", "_stable_answer", "_stream_text", "_t0", "_want_json", "_text", "evidence", "route")
+    __slots__ = ("_done", "_record", "_stable_answer", "_stream_text", "_t0", "_text", "_want_json", "evidence", "route")
 
     def __init__(self, state: SidecarState, runtime: Runtime, stable: RouteRuntime, canary: Canary,
                  headers: Mapping[str, str], body: Json) -> None:

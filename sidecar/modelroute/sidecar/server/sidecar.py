@@ -18,7 +18,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from modelroute.sidecar.server import admin, inbound, native
+from modelroute.sidecar.server import admin, inbound, native, tasks
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import POLL_SECONDS, BundleSource
 from modelroute.sidecar.server.state import SidecarState
@@ -68,6 +68,7 @@ class Sidecar:
         """Bind both listeners (admin first, so probes answer while the bundle loads) and start watching."""
         app = inbound.build_app(self.state)
         native.add_routes(app)  # the Anthropic and Gemini APIs beside the OpenAI one
+        tasks.add_routes(app)   # POST /v1/classify, /v1/extract
         apps = [(app, self.listen), (admin.build_app(self.state, self.auth), self.admin_listen)]
         bound: list[Address] = []
         try:

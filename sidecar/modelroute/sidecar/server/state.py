@@ -17,16 +17,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from modelroute.api.config import SidecarConfig
 from modelroute.sidecar import configfile
 from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.evidence import Evidence
+from modelroute.sidecar.mirror import DEFAULT_LIMIT, MirrorPool
 from modelroute.sidecar.observe import Observer
+from modelroute.sidecar.reflexive import Reflexive
 from modelroute.sidecar.runtime import Runtime, RuntimeHolder
 from modelroute.sidecar.secrets import KeyResolver
 from modelroute.sidecar.stats import Stats
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.telemetry import Telemetry  # the OTel SDK is imported only when enabled
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +71,17 @@ class SidecarState:
         keys: KeyResolver | None = None,
         stats: Stats | None = None,
         max_body_bytes: int = 4 * 1024 * 1024,
+        telemetry: Telemetry | None = None,
+        mirror_limit: int = DEFAULT_LIMIT,
     ) -> None:
         self.builder = builder
         self.keys = keys or KeyResolver()
         self.stats = stats or Stats()
         self.max_body_bytes = max_body_bytes
+        self.telemetry = telemetry                # None: tracing off, zero cost on the hot path
+        self.evidence = Evidence()                # rollout counters per route, run and variant
+        self.mirrors = MirrorPool(self.evidence, mirror_limit)
+        self.reflexive = Reflexive()              # limits, caches, cost ledger: kept across config swaps
         self.holder = RuntimeHolder()
         self.provenance: Provenance | None = None
         self.draining = False
@@ -124,6 +137,10 @@ class SidecarState:
             self.stats.config_rejections += 1
             log.warning("cannot compile config %s: %s: %s", version, type(e).__name__, e)
             raise ConfigError([f"config {version}: cannot be compiled: {type(e).__name__}: {e}"]) from None
+        self.reflexive.compile(runtime)           # output contracts, cache, limits, cost per route
+        if self.telemetry is not None:
+            runtime.instrument(self.telemetry)
+        self.evidence.configure(config.canaries)
         self.holder.swap(runtime)
         self._note(version, source, issued_at)
         self.stats.config_version = version
@@ -145,6 +162,7 @@ class SidecarState:
     async def drain(self, grace: float) -> bool:
         """Stop being ready and wait up to ``grace`` seconds for requests in flight. True if drained."""
         self.draining = True
+        await self.mirrors.aclose()  # shadow copies must not hold the drain up
         rt = self.holder.current
         if rt is None:
             return True
@@ -157,6 +175,7 @@ class SidecarState:
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Close every runtime (after at most ``grace`` seconds of draining)."""
+        await self.mirrors.aclose()
         await self.holder.aclose(grace)
 
 

@@ -1,0 +1,248 @@
+"""Counters of the reflexive layer: cost, output checks, local limits, cache; for ``/stats`` and ``/metrics``.
+
+Kept apart from ``stats.py`` (the routing counters) so that a route without an output
+contract, a cache or limits never touches it on its hot path; only cost is recorded for
+every route, by ``CostObserver``, which wraps the route's observer and adds a dict update
+and a few multiplications per attempt that reported usage.
+
+``merge_json`` adds these counters into the ``/stats`` JSON of ``Stats.as_json`` (per route:
+``promptVersion``, ``cost``, ``output``, ``cache``; per target: ``costUsd``, ``limits``);
+``prometheus`` writes the extra metric families. Label values are route and target names
+from the config and closed sets (output results, limit dimensions) only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelroute.sidecar.cost import PER, Price
+from modelroute.sidecar.observe import Observer
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.cache import ResponseCache
+    from modelroute.sidecar.limits import TargetLimiter
+
+Json = dict[str, Any]
+log = logging.getLogger(__name__)
+
+# Results of an output check, per route (``output`` in /stats).
+VALID = "valid"          # the first answer met the contract
+REPAIRED = "repaired"    # an answer met it after one or more repair turns
+INVALID = "invalid"      # a target's answers never met it (the request fell back)
+REJECTED = "rejected"    # no target produced a valid answer: the app got a 422
+OUTPUT_RESULTS = (VALID, REPAIRED, INVALID, REJECTED)
+
+
+class CostCell:
+    """Cost of one route's target: its price (updated on each config) and the running totals."""
+
+    __slots__ = ("attempts", "cache_write", "cached_input", "input", "output", "usd")
+
+    def __init__(self) -> None:
+        self.input = self.output = self.cached_input = self.cache_write = 0.0
+        self.usd = 0.0
+        self.attempts = 0
+
+    def price(self, price: Price) -> None:
+        self.input, self.output = price.input, price.output
+        self.cached_input = price.input if price.cached_input is None else price.cached_input
+        self.cache_write = price.input if price.cache_write is None else price.cache_write
+
+    def add(self, usage: Json) -> None:
+        """``cost.cost_of``, inlined: this runs once per attempt on every route."""
+        prompt = usage.get("prompt_tokens") or 0
+        fresh = prompt * self.input
+        details = usage.get("prompt_tokens_details")
+        if details:
+            cached = details.get("cached_tokens") or 0
+            written = details.get("cache_write_tokens") or 0
+            fresh = max(0, prompt - cached - written) * self.input + cached * self.cached_input + written * self.cache_write
+        self.usd += (fresh + (usage.get("completion_tokens") or 0) * self.output) / PER
+        self.attempts += 1
+
+
+@dataclass
+class RouteLedger:
+    unpriced_attempts: int = 0
+    cells: dict[str, CostCell] = field(default_factory=dict)  # target -> its cost
+    output: dict[str, int] = field(default_factory=dict)
+    limited: dict[str, int] = field(default_factory=dict)  # target -> requests refused by its local limit
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(c.usd for c in self.cells.values())
+
+    @property
+    def priced_attempts(self) -> int:
+        return sum(c.attempts for c in self.cells.values())
+
+    @property
+    def target_cost(self) -> dict[str, float]:
+        return {t: c.usd for t, c in self.cells.items() if c.attempts}
+
+
+class Ledger:
+    """Per-route counters of the reflexive layer, for the sidecar's lifetime (they survive config swaps)."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, RouteLedger] = {}
+        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see reflexive.Reflexive)
+        self.limiters: dict[tuple[str, str], TargetLimiter] = {}       # (route, target) -> limiter, current config
+        self.prompt_versions: dict[str, str] = {}                      # route -> prompt version, current config
+
+    def route(self, name: str) -> RouteLedger:
+        rl = self.routes.get(name)
+        if rl is None:
+            rl = self.routes[name] = RouteLedger()
+        return rl
+
+    def cost_cell(self, route: str, target: str, price: Price) -> CostCell:
+        """The running cost of a route's target, priced at ``price`` from now on (totals survive swaps)."""
+        cells = self.route(route).cells
+        cell = cells.get(target)
+        if cell is None:
+            cell = cells[target] = CostCell()
+        cell.price(price)
+        return cell
+
+    def output(self, route: str, result: str) -> None:
+        out = self.route(route).output
+        out[result] = out.get(result, 0) + 1
+
+    def limited(self, route: str, target: str) -> None:
+        lim = self.route(route).limited
+        lim[target] = lim.get(target, 0) + 1
+
+    # -- /stats -------------------------------------------------------------------------------
+    def merge_json(self, stats: Json) -> Json:
+        """``stats`` (``Stats.as_json()``) with the reflexive counters added per route and target."""
+        routes: Json = stats.setdefault("routes", {})
+        names = set(routes) | set(self.routes) | set(self.caches) | set(self.prompt_versions)
+        for name in names:
+            r: Json = routes.setdefault(name, {"targets": {}})
+            targets: Json = r.setdefault("targets", {})
+            r["promptVersion"] = self.prompt_versions.get(name)
+            rl = self.routes.get(name) or RouteLedger()
+            requests = r.get("requests") or 0
+            r["cost"] = {
+                "totalUsd": round(rl.cost_usd, 9),
+                "perRequestUsd": round(rl.cost_usd / requests, 9) if requests else None,
+                "pricedAttempts": rl.priced_attempts,
+                "unpricedAttempts": rl.unpriced_attempts,
+            }
+            r["output"] = {k: rl.output.get(k, 0) for k in OUTPUT_RESULTS}
+            cache = self.caches.get(name)
+            r["cache"] = cache.snapshot() if cache is not None else None
+            for target, usd in rl.target_cost.items():
+                targets.setdefault(target, {})["costUsd"] = round(usd, 9)
+            for target, n in rl.limited.items():
+                targets.setdefault(target, {})["limitRefusals"] = n
+        for (route, target), limiter in self.limiters.items():
+            routes.setdefault(route, {"targets": {}}).setdefault("targets", {}).setdefault(target, {})["limits"] = limiter.snapshot()
+        return stats
+
+    # -- /metrics -----------------------------------------------------------------------------
+    def prometheus(self) -> str:
+        out: list[str] = []
+        add = out.append
+
+        def family(name: str, kind: str, help_text: str) -> None:
+            add(f"# HELP {name} {help_text}")
+            add(f"# TYPE {name} {kind}")
+
+        routes = sorted(self.routes.items())
+        family("modelroute_cost_usd_total", "counter", "Cost of upstream attempts in USD (price table x reported usage) per route and target.")
+        for r, rl in routes:
+            for t, usd in sorted(rl.target_cost.items()):
+                add(f'modelroute_cost_usd_total{{route="{_esc(r)}",target="{_esc(t)}"}} {usd!r}')
+        family("modelroute_unpriced_attempts_total", "counter", "Attempts with usage on a model that has no price.")
+        for r, rl in routes:
+            add(f'modelroute_unpriced_attempts_total{{route="{_esc(r)}"}} {rl.unpriced_attempts}')
+        family("modelroute_output_checks_total", "counter", "Output contract results per route (valid, repaired, invalid, rejected).")
+        for r, rl in routes:
+            for result in OUTPUT_RESULTS:
+                if result in rl.output:
+                    add(f'modelroute_output_checks_total{{route="{_esc(r)}",result="{result}"}} {rl.output[result]}')
+        family("modelroute_limit_refusals_total", "counter", "Requests a target's local rate limit sent to the next target.")
+        for r, rl in routes:
+            for t, n in sorted(rl.limited.items()):
+                add(f'modelroute_limit_refusals_total{{route="{_esc(r)}",target="{_esc(t)}"}} {n}')
+        caches = sorted(self.caches.items())
+        family("modelroute_cache_requests_total", "counter", "Response cache lookups per route and result (hit, miss).")
+        for r, c in caches:
+            add(f'modelroute_cache_requests_total{{route="{_esc(r)}",result="hit"}} {c.hits}')
+            add(f'modelroute_cache_requests_total{{route="{_esc(r)}",result="miss"}} {c.misses}')
+        family("modelroute_cache_hit_ratio", "gauge", "Response cache hits / lookups per route.")
+        for r, c in caches:
+            add(f'modelroute_cache_hit_ratio{{route="{_esc(r)}"}} {c.hit_ratio!r}')
+        family("modelroute_cache_entries", "gauge", "Entries held by the route's response cache.")
+        for r, c in caches:
+            add(f'modelroute_cache_entries{{route="{_esc(r)}"}} {len(c)}')
+        limiters = sorted(self.limiters.items())
+        family("modelroute_quota_utilisation", "gauge", "Fraction of a target's per-minute quota in use (requests, tokens).")
+        for (r, t), lim in limiters:
+            for dimension, value in sorted(lim.utilisation().items()):
+                add(f'modelroute_quota_utilisation{{route="{_esc(r)}",target="{_esc(t)}",dimension="{dimension}"}} {value!r}')
+        family("modelroute_quota_pressure", "gauge", "1 while any quota of the target is at or above 80%.")
+        for (r, t), lim in limiters:
+            pressed = max(lim.utilisation().values()) >= lim.pressure_threshold
+            add(f'modelroute_quota_pressure{{route="{_esc(r)}",target="{_esc(t)}"}} {1 if pressed else 0}')
+        family("modelroute_prompt_info", "gauge", "The prompt version each route serves (1 while loaded).")
+        for r, v in sorted(self.prompt_versions.items()):
+            add(f'modelroute_prompt_info{{route="{_esc(r)}",version="{_esc(v)}"}} 1')
+        return "\n".join(out) + "\n"
+
+
+class CostObserver:
+    """An ``Observer`` that adds each attempt's cost to the ledger, then forwards to the wrapped one."""
+
+    __slots__ = ("_cells", "_inner", "_ledger")
+
+    def __init__(self, inner: Observer, ledger: Ledger, route: str, prices: dict[str, Price | None]) -> None:
+        self._inner = inner
+        self._ledger = ledger
+        # target name -> its cost cell; targets without a price are counted as unpriced
+        self._cells = {t: ledger.cost_cell(route, t, p) for t, p in prices.items() if p is not None}
+
+    @property
+    def inner(self) -> Observer:
+        return self._inner
+
+    def cost(self, target: str, usage: Json | None) -> float | None:
+        """USD of one attempt's usage on ``target`` (None: no price), without counting it: for traces."""
+        cell = self._cells.get(target)
+        if cell is None or not usage:
+            return None
+        probe = CostCell()
+        probe.input, probe.output, probe.cached_input, probe.cache_write = cell.input, cell.output, cell.cached_input, cell.cache_write
+        probe.add(usage)
+        return probe.usd
+
+    def on_attempt(
+        self, route: str, target: str, outcome: str, status: int | None, latency_s: float, usage: dict[str, Any] | None
+    ) -> None:
+        self._inner.on_attempt(route, target, outcome, status, latency_s, usage)
+        if usage:
+            cell = self._cells.get(target)
+            if cell is not None:
+                cell.add(usage)
+            else:
+                self._ledger.route(route).unpriced_attempts += 1
+
+    def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        self._inner.on_request(route, target, outcome, latency_s, streamed)
+
+
+def pressure_logger(where: Callable[[str], Iterable[str]]) -> Callable[[str, str, float], None]:
+    """The limiters' ``on_pressure``: one warning per crossing of 80% of a quota."""
+    def warn(key: str, dimension: str, utilisation: float) -> None:
+        users = ", ".join(where(key)) or key
+        log.warning("quota pressure: %s at %.0f%% of its %s-per-minute limit (%s)", key, utilisation * 100, dimension, users)
+    return warn
+
+
+def _esc(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

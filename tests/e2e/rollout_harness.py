@@ -1,0 +1,207 @@
+"""Helpers for the rollout e2e tests: a route with a canary strategy, traffic, status and Events.
+
+Not a test module (imported by ``test_rollout_*.py`` after they put this directory on
+``sys.path``). Builds on ``operator_harness``: real apiserver, operator and sidecar processes,
+the provider emulator, the real openai SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+from operator_harness import (
+    APP_PORT,
+    Emulator,
+    Keys,
+    OperatorProcess,
+    apply,
+    emulator,
+    get_route,
+    install_crd,
+    modelroute,
+    start_sidecar_pod,
+    wait_for,
+)
+
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+
+STABLE_MODEL = "gpt-4o-mini"
+CANARY_MODEL = "gpt-4.1-mini"
+NAME = "chat"
+
+
+@dataclass
+class RolloutEnv:
+    cluster: ControlPlane
+    ns: str
+    keys: Keys
+    operator: OperatorProcess
+    emu: Emulator
+    kubelet: KubeletPlayer
+    pods: dict[str, PodHandle]
+
+
+@contextmanager
+def rollout_env(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path,
+                pods: int = 2) -> Iterator[RolloutEnv]:
+    install_crd(cluster)
+    keys = Keys(tmp_path / "keys")
+    op = OperatorProcess(cluster, namespace, keys, tmp_path)
+    with emulator(tmp_path) as emu:
+        op.start()
+        handles = {f"web-{i}": start_sidecar_pod(kubelet, namespace, f"web-{i}", {"app": "web"}, keys) for i in range(1, pods + 1)}
+        try:
+            yield RolloutEnv(cluster, namespace, keys, op, emu, kubelet, handles)
+        finally:
+            op.stop()
+            print(op.logs()[-8000:])
+
+
+def strategy(steps: list[dict[str, Any]], *, analysis: dict[str, Any] | None = None,
+             sticky: str | None = None, deadline: int | None = 30) -> dict[str, Any]:
+    canary: dict[str, Any] = {"steps": steps}
+    if analysis is not None:
+        canary["analysis"] = analysis
+    if sticky is not None:
+        canary["stickyBy"] = {"header": sticky}
+    if deadline is not None:
+        canary["progressDeadlineSeconds"] = deadline
+    return {"canary": canary}
+
+
+def route_with(env: RolloutEnv, model: str, strat: dict[str, Any]) -> dict[str, Any]:
+    obj = modelroute(NAME, env.emu, model=model, selector={"matchLabels": {"app": "web"}})
+    obj["spec"]["strategy"] = strat
+    return obj
+
+
+def rollout(env: RolloutEnv) -> dict[str, Any]:
+    return dict((get_route(env.cluster, env.ns, NAME).get("status") or {}).get("rollout") or {})
+
+
+def start_stable(env: RolloutEnv, strat: dict[str, Any]) -> str:
+    """Create the route at the stable model; wait until every pod serves it; the stable revision."""
+    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
+    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
+                  and r.get("stableRevision") and r, timeout=30)
+    for h in env.pods.values():
+        wait_for(f"{h.name} to answer from the stable model", lambda h=h: STABLE_MODEL in answer(h), timeout=30)
+    return str(ro["stableRevision"])
+
+
+def change_model(env: RolloutEnv, model: str, strat: dict[str, Any]) -> None:
+    apply(env.cluster, env.ns, route_with(env, model, strat))
+
+
+def answer(h: PodHandle, text: str = "hello", headers: dict[str, str] | None = None) -> str:
+    client = openai.OpenAI(base_url=f"http://{h.ip}:{APP_PORT}/v1", api_key="unused", max_retries=0, timeout=10,
+                           default_headers=headers or {})
+    try:
+        reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": text}])
+    finally:
+        client.close()
+    return reply.choices[0].message.content or ""
+
+
+@dataclass
+class Traffic:
+    """Background requests through every pod with the real openai SDK; counts answers by model."""
+
+    pods: list[PodHandle]
+    pause: float = 0.02
+    answers: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> Traffic:
+        for h in self.pods:
+            t = threading.Thread(target=self._run, args=(h,), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+
+    def _run(self, h: PodHandle) -> None:
+        client = openai.OpenAI(base_url=f"http://{h.ip}:{APP_PORT}/v1", api_key="unused", max_retries=0, timeout=10)
+        try:
+            while not self._stop.is_set():
+                try:
+                    reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "classify this"}])
+                    text = reply.choices[0].message.content or ""
+                    key = CANARY_MODEL if CANARY_MODEL in text else STABLE_MODEL if STABLE_MODEL in text else text[:40]
+                    with self._lock:
+                        self.answers[key] = self.answers.get(key, 0) + 1
+                except openai.OpenAIError:
+                    with self._lock:
+                        self.errors += 1
+                self._stop.wait(self.pause)
+        finally:
+            client.close()
+
+
+def events(env: RolloutEnv) -> list[dict[str, Any]]:
+    items = env.cluster.rest().get(f"/api/v1/namespaces/{env.ns}/events")["items"]
+    mine = [e for e in items if (e.get("involvedObject") or {}).get("name") == NAME
+            and (e.get("involvedObject") or {}).get("kind") == "ModelRoute"]
+    return sorted(mine, key=lambda e: (e.get("firstTimestamp") or e.get("eventTime") or "", e["metadata"]["name"]))
+
+
+def reasons(env: RolloutEnv) -> list[str]:
+    return [str(e.get("reason")) for e in events(env)]
+
+
+def served_config(h: PodHandle) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://{h.ip}:8788/config", timeout=2) as r:
+        return dict(json.loads(r.read()))
+
+
+def canaries(h: PodHandle) -> list[dict[str, Any]]:
+    return list(served_config(h).get("canaries") or [])
+
+
+def fault(env: RolloutEnv, body: dict[str, Any]) -> None:
+    req = urllib.request.Request(env.emu.url + "/_emulator/faults", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        r.read()
+
+
+def script(env: RolloutEnv, rules: list[dict[str, Any]]) -> None:
+    req = urllib.request.Request(env.emu.url + "/_emulator/script", data=json.dumps(rules).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        r.read()
+
+
+class History:
+    """Everything ``status.rollout`` showed while polling: (phase, step, weights)."""
+
+    def __init__(self, env: RolloutEnv) -> None:
+        self.env = env
+        self.seen: list[tuple[str, int | None, tuple[int, int, int]]] = []
+
+    def poll(self) -> dict[str, Any]:
+        ro = rollout(self.env)
+        w = ro.get("weights") or {}
+        item = (str(ro.get("phase")), ro.get("currentStepIndex"), (w.get("stable", 100), w.get("canary", 0), w.get("mirror", 0)))
+        if not self.seen or self.seen[-1] != item:
+            self.seen.append(item)
+        return ro
+
+    def until(self, what: str, pred: Any, timeout: float = 40.0) -> dict[str, Any]:
+        return wait_for(what, lambda: (ro := self.poll()) and pred(ro) and ro, timeout=timeout, interval=0.1)

@@ -1,0 +1,108 @@
+"""Issue 5, e2e 2: a bad new revision is aborted automatically; all traffic is back on stable at once.
+
+(a) the new revision's model answers 20% of requests with 503 (emulator fault): the error
+rate fails the analysis, the rollout aborts, phase Degraded, the canary is gone from every
+sidecar after one push, and clients only get stable answers again.
+(b) the new revision answers with wrong labels (scripted replies): agreement with stable on
+mirrored traffic fails, the rollout aborts the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from operator_harness import wait_for
+from rollout_harness import (
+    CANARY_MODEL,
+    STABLE_MODEL,
+    History,
+    RolloutEnv,
+    Traffic,
+    answer,
+    canaries,
+    change_model,
+    fault,
+    reasons,
+    rollout_env,
+    script,
+    start_stable,
+    strategy,
+)
+
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
+
+pytestmark = pytest.mark.e2e
+
+
+def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str) -> dict[str, object]:
+    ro = history.until("the abort", lambda r: r.get("phase") == "Degraded", timeout=40)
+    aborted_at = time.monotonic()
+    assert ro["stableRevision"] == old and ro["canaryRevision"] == new
+    assert ro["weights"] == {"stable": 100, "canary": 0, "mirror": 0}
+    # One push: every sidecar drops the canary right away.
+    pods = list(env.pods.values())
+    wait_for("every sidecar back on stable", lambda: all(canaries(h) == [] for h in pods), timeout=3)
+    assert time.monotonic() - aborted_at < 3
+    for h in pods:
+        for _ in range(5):
+            assert STABLE_MODEL in answer(h) or answer(h) == "positive"
+    wait_for("the Aborted event", lambda: "Aborted" in reasons(env), timeout=10)
+    # It stays aborted (no new attempt on its own).
+    time.sleep(2)
+    assert history.poll()["phase"] == "Degraded"
+    return ro
+
+
+def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
+    strat = strategy([{"weight": 30}, {"pause": {"duration": "30s"}}],
+                     analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
+    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        old = start_stable(env, strat)
+        fault(env, {"kind": "status", "status": 503, "model": CANARY_MODEL, "probability": 0.2})
+        history = History(env)
+        with Traffic(list(env.pods.values())) as traffic:
+            change_model(env, CANARY_MODEL, strat)
+            new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, old))["canaryRevision"]
+            ro = assert_back_on_stable(env, history, old, new)
+        metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
+        assert metrics["errorRate"]["verdict"] == "Fail" and metrics["errorRate"]["value"] > 0.05, metrics
+        assert "aborted" in ro["message"]
+        assert traffic.errors > 0  # clients did see the canary's 503s while it got 30%
+
+
+def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
+    strat = strategy([{"mirror": 100}, {"pause": {"duration": "30s"}}],
+                     analysis={"interval": "1s", "minSamples": 20, "minAgreement": 0.9})
+    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        script(env, [{"model": STABLE_MODEL, "reply": {"text": "positive"}},
+                     {"model": CANARY_MODEL, "reply": {"text": "negative"}}])
+        apply_old = start_stable_scripted(env, strat)
+        history = History(env)
+        with Traffic(list(env.pods.values())) as traffic:
+            change_model(env, CANARY_MODEL, strat)
+            new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, apply_old))["canaryRevision"]
+            ro = assert_back_on_stable(env, history, apply_old, new)
+        metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
+        assert metrics["agreement"]["verdict"] == "Fail" and metrics["agreement"]["value"] < 0.9, metrics
+        # Mirrored answers are never returned: clients only ever saw stable's label.
+        assert set(traffic.answers) == {"positive"}, traffic.answers
+
+
+def start_stable_scripted(env: RolloutEnv, strat: dict[str, object]) -> str:
+    """``start_stable`` for a scripted emulator (answers are labels, not model tags)."""
+    from operator_harness import apply
+    from rollout_harness import route_with, rollout
+
+    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
+    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
+                  and r.get("stableRevision") and r, timeout=30)
+    for h in env.pods.values():
+        wait_for(f"{h.name} to answer", lambda h=h: answer(h) == "positive", timeout=30)
+    return str(ro["stableRevision"])

@@ -1,0 +1,56 @@
+"""What the thin handlers record: change times, readiness transitions, dirty namespaces."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from operator_factories import raw_pod, raw_route
+
+from modelroute.operator.runtime import Runtime
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def __call__(self, ns: str) -> bool:
+        self.calls.append(ns)
+        return True
+
+
+def runtime() -> tuple[Runtime, Recorder]:
+    rt = Runtime.__new__(Runtime)  # only the event bookkeeping, no cluster
+    from modelroute.operator.changes import ChangeClock
+    from modelroute.operator.reconciler import Hints
+    from modelroute.operator.scheduler import Scheduler
+
+    rec = Recorder()
+    rt.changes, rt.hints, rt._ready = ChangeClock(), Hints(), {}
+    rt.scheduler = Scheduler(rec, debounce=0.001)
+    return rt, rec
+
+
+async def test_ready_transition_asks_for_verification_but_first_sight_does_not() -> None:
+    rt, rec = runtime()
+    pod: dict[str, Any] = raw_pod("p1", ready=True)
+    rt.pod_event(None, pod)  # seen for the first time after a restart: trust the annotation
+    assert rt.hints.verify == set()
+    rt.pod_event("MODIFIED", raw_pod("p1", ready=False))
+    rt.pod_event("MODIFIED", raw_pod("p1", ready=True))  # the sidecar came back: check what it serves
+    assert rt.hints.verify == {"uid-p1"}
+    rt.hints.acked["uid-p1"] = "sha256:x"
+    rt.pod_event("DELETED", pod)
+    assert rt.hints.verify == set() and rt.hints.acked == {}
+    await asyncio.sleep(0.05)
+    assert rec.calls and set(rec.calls) == {"team"}
+    await rt.scheduler.close()
+
+
+async def test_route_events_start_the_convergence_clock_except_on_listing() -> None:
+    rt, _ = runtime()
+    rt.route_event(None, raw_route("a"))
+    assert rt.changes.pending("team") == []
+    rt.route_event("MODIFIED", raw_route("a", generation=2))
+    assert rt.changes.pending("team") == ["team/a"]
+    await rt.scheduler.close()

@@ -1,0 +1,139 @@
+"""A real sidecar (real runtime build, router and HTTP surface) over scripted in-memory adapters.
+
+``build_adapter`` is replaced so ``Runtime.build`` compiles canaries exactly as in production
+while every target answers from memory: ``adapters[target name]`` is the fake to script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import aiohttp
+import pytest
+
+from modelroute.api.config import CanaryServing, SidecarConfig
+from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec, Params, Target
+from modelroute.api.v1alpha1.strategy import revision_of
+from modelroute.sidecar import runtime as runtime_module
+from modelroute.sidecar.errors import UpstreamError
+from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.server.auth import AuthSettings
+from modelroute.sidecar.server.sidecar import Sidecar
+from modelroute.sidecar.server.state import SidecarState
+
+Json = dict[str, Any]
+ENV = {"KEY_A": "sk-test-a", "KEY_B": "sk-test-b"}
+
+
+class FakeAdapter:
+    """Answers ``text`` (default ``label-<model>``) after ``delay`` seconds, or raises ``error``."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.text: str | None = None
+        self.delay = 0.0
+        self.error: UpstreamError | None = None
+        self.calls: list[Json] = []
+
+    def _answer(self) -> str:
+        return self.text if self.text is not None else f"label-{self.target.model}"
+
+    async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return {"id": "c", "object": "chat.completion", "created": 1, "model": self.target.model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self._answer()}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
+
+    async def stream(self, request: Json, *, timeout: float) -> AsyncIterator[Json]:  # noqa: ASYNC109
+        self.calls.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        m = self.target.model
+        for piece in (self._answer()[:3], self._answer()[3:]):
+            yield {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": m,
+                   "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+        yield {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": m,
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": m, "choices": [],
+               "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def adapters(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeAdapter]:
+    made: dict[str, FakeAdapter] = {}
+
+    def build(target: Target, key: Any, *, params: Params | None = None, system: str | None = None) -> FakeAdapter:
+        a = made.get(target.name)
+        if a is None or a.target != target:
+            a = made[target.name] = FakeAdapter(target)
+        return a
+
+    monkeypatch.setattr(runtime_module, "build_adapter", build)
+    return made
+
+
+def spec(route: str, target: str, model: str, key: str = "KEY_A", **extra: Any) -> ModelRouteSpec:
+    return ModelRouteSpec.model_validate({
+        "route": route, "targets": [{"name": target, "provider": "openai", "model": model, "apiKey": {"env": key}}],
+        "timeoutSeconds": 5, **extra})
+
+
+def config(*, weight: int = 0, mirror: int = 0, sticky: str | None = None, run: str = "run.0",
+           canary_model: str = "gpt-4.1-mini", with_canary: bool = True) -> SidecarConfig:
+    stable = spec("classify", "old", "gpt-4o-mini")
+    routes = [ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
+                                         "metadata": {"name": "classifier"}, "spec": stable.wire()})]
+    canaries = []
+    if with_canary:
+        new = spec("classify", "new", canary_model, key="KEY_B")
+        canaries.append(CanaryServing(route="classify", revision=revision_of(new), run_id=run, spec=new, weight=weight,
+                                      mirror=mirror, sticky_header=sticky))
+    return SidecarConfig(routes=routes, canaries=canaries)
+
+
+class Running:
+    def __init__(self, sidecar: Sidecar, http: aiohttp.ClientSession) -> None:
+        self.sidecar = sidecar
+        self.http = http
+
+    @property
+    def state(self) -> SidecarState:
+        return self.sidecar.state
+
+    async def chat(self, headers: dict[str, str] | None = None, **body: Any) -> tuple[int, dict[str, str], bytes]:
+        payload = {"model": "classify", "messages": [{"role": "user", "content": "ticket: refund please"}], **body}
+        async with self.http.post(self.sidecar.inbound_url + "/v1/chat/completions", json=payload, headers=headers) as r:
+            return r.status, dict(r.headers), await r.read()
+
+    async def stats(self) -> Json:
+        async with self.http.get(self.sidecar.admin_url + "/stats") as r:
+            data: Json = await r.json()
+            return data
+
+    async def metrics(self) -> str:
+        async with self.http.get(self.sidecar.admin_url + "/metrics") as r:
+            return await r.text()
+
+
+@pytest.fixture
+async def start(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    async with AsyncExitStack() as stack:
+        async def _start(cfg: SidecarConfig, **state_kw: Any) -> Running:
+            state = SidecarState(keys=KeyResolver(environ=ENV), **state_kw)
+            await state.apply(cfg, source="file")
+            sc = await stack.enter_async_context(Sidecar(state, AuthSettings(admin_token="tok"), grace_seconds=2))
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            return Running(sc, http)
+        yield _start

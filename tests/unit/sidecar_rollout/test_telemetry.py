@@ -1,0 +1,171 @@
+"""OpenTelemetry from the sidecar with in-memory exporters: spans, attributes, metrics, configuration."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from modelroute.sidecar import telemetry
+from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.telemetry import Telemetry, from_env, server_of
+
+from .conftest import FakeAdapter, Running, config
+
+Start = Callable[..., Awaitable[Running]]
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = "00f067aa0ba902b7"
+
+
+@pytest.fixture
+def otel() -> tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]:
+    spans = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    return Telemetry(tp, MeterProvider(metric_readers=[reader])), spans, reader
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out.setdefault(m.name, []).extend(m.data.data_points)
+    return out
+
+
+async def test_server_and_client_spans_follow_the_conventions(
+        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    tel, spans, reader = otel
+    sc = await start(config(weight=100, run="rev.0"), telemetry=tel)
+    adapters["new"].text = "SECRET-COMPLETION"
+    status, _, _ = await sc.chat(headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"},
+                                 messages=[{"role": "user", "content": "SECRET-PROMPT"}])
+    assert status == 200
+    done = spans.get_finished_spans()
+    server = next(s for s in done if s.kind is SpanKind.SERVER)
+    client = next(s for s in done if s.kind is SpanKind.CLIENT)
+    assert server.name == "POST /v1/chat/completions"
+    assert format(server.context.trace_id, "032x") == TRACE_ID and server.parent is not None
+    assert format(server.parent.span_id, "016x") == PARENT                     # the app's traceparent continues
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    assert client.context.trace_id == server.context.trace_id
+    a = dict(client.attributes or {})
+    canary_rev = sc.state.current().routes["classify"].canary.route.revision  # type: ignore[union-attr]
+    assert client.name == "chat gpt-4.1-mini"
+    assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "gpt-4.1-mini" and a["gen_ai.response.model"] == "gpt-4.1-mini"
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (10, 2)
+    assert a["server.address"] == "api.openai.com" and a["server.port"] == 443
+    assert a["modelroute.route"] == "classify" and a["modelroute.revision"] == canary_rev
+    assert a["modelroute.variant"] == "canary" and a["modelroute.fallback.hop"] == 0
+    assert "error.type" not in a and client.status.status_code is StatusCode.UNSET
+    assert client.start_time is not None and client.end_time is not None and client.end_time >= client.start_time
+    s = dict(server.attributes or {})
+    assert s["http.response.status_code"] == 200 and s["modelroute.variant"] == "canary"
+    assert s["modelroute.revision"] == canary_rev and s["modelroute.target"] == "new"
+    dump = json.dumps([json.loads(x.to_json()) for x in done])
+    assert "SECRET-PROMPT" not in dump and "SECRET-COMPLETION" not in dump
+    m = _metrics(reader)
+    (duration,) = m["gen_ai.client.operation.duration"]
+    assert duration.count == 1 and duration.attributes["modelroute.variant"] == "canary"
+    kinds = {p.attributes["gen_ai.token.type"]: p.sum for p in m["gen_ai.client.token.usage"]}
+    assert kinds == {"input": 10, "output": 2}
+
+
+async def test_failed_attempts_and_fallback_hops(
+        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    from modelroute.api.config import SidecarConfig
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    tel, spans, reader = otel
+    doc = {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "c"},
+           "spec": {"route": "classify", "timeoutSeconds": 5, "targets": [
+               {"name": "first", "provider": "anthropic", "model": "claude-haiku-4-5", "apiKey": {"env": "KEY_A"},
+                "baseUrl": "http://127.0.0.1:9/anthropic"},
+               {"name": "second", "provider": "gemini", "model": "gemini-2.5-flash", "apiKey": {"env": "KEY_B"}}]}}
+    sc = await start(SidecarConfig(routes=[ModelRoute.model_validate(doc)]), telemetry=tel)
+    adapters["first"].error = UpstreamError(FailureKind.RATE_LIMITED, "slow down", 429)
+    status, _, _ = await sc.chat()
+    assert status == 200
+    clients = sorted((s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT), key=lambda s: s.start_time or 0)
+    first, second = (dict(s.attributes or {}) for s in clients)
+    assert first["gen_ai.provider.name"] == "anthropic" and first["error.type"] == "rate_limited"
+    assert (first["server.address"], first["server.port"]) == ("127.0.0.1", 9)
+    assert clients[0].status.status_code is StatusCode.ERROR and first["modelroute.fallback.hop"] == 0
+    assert second["gen_ai.provider.name"] == "gcp.gemini" and second["modelroute.fallback.hop"] == 1
+    assert second["server.address"] == "generativelanguage.googleapis.com" and "error.type" not in second
+    assert first["modelroute.variant"] == "stable" and "modelroute.revision" in first
+    errors = [p for p in _metrics(reader)["gen_ai.client.operation.duration"] if p.attributes.get("error.type")]
+    assert len(errors) == 1 and errors[0].attributes["error.type"] == "rate_limited"
+
+
+async def test_mirror_attempts_are_traced_as_mirror(
+        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    import asyncio
+
+    tel, spans, _ = otel
+    sc = await start(config(mirror=100), telemetry=tel)
+    await sc.chat(stream=True)
+    for _ in range(100):
+        if sc.state.mirrors.inflight == 0 and len(spans.get_finished_spans()) >= 3:
+            break
+        await asyncio.sleep(0.01)
+    variants = sorted(str((s.attributes or {}).get("modelroute.variant")) for s in spans.get_finished_spans()
+                      if s.kind is SpanKind.CLIENT)
+    assert variants == ["mirror", "stable"]
+    stable = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT
+                  and (s.attributes or {}).get("modelroute.variant") == "stable")
+    assert (stable.attributes or {})["modelroute.streamed"] is True
+
+
+def test_disabled_without_an_endpoint_or_when_told() -> None:
+    assert from_env({}) is None
+    assert from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SDK_DISABLED": "true"}) is None
+    assert from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none",
+                     "OTEL_METRICS_EXPORTER": "none"}) is None
+    assert from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}) is None
+
+
+def test_endpoints_from_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+    built = Telemetry(None, None)
+    monkeypatch.setattr(telemetry, "build", lambda **kw: seen.update(kw) or built)
+    assert from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/"}) is built
+    assert seen == {"traces_endpoint": "http://collector:4318/v1/traces", "metrics_endpoint": "http://collector:4318/v1/metrics"}
+    from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:1/x", "OTEL_METRICS_EXPORTER": "none"})
+    assert seen == {"traces_endpoint": "http://t:1/x", "metrics_endpoint": None}
+
+
+def test_build_names_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    tel = telemetry.build(traces_endpoint="http://127.0.0.1:9/v1/traces", metrics_endpoint=None)
+    try:
+        assert tel._tp is not None
+        assert tel._tp.resource.attributes["service.name"] == "modelroute-sidecar"  # type: ignore[attr-defined]
+    finally:
+        tel.shutdown()
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "checkout-sidecar")
+    tel = telemetry.build(traces_endpoint="http://127.0.0.1:9/v1/traces", metrics_endpoint=None)
+    try:
+        assert tel._tp.resource.attributes["service.name"] == "checkout-sidecar"  # type: ignore[union-attr, attr-defined]
+    finally:
+        tel.shutdown()
+
+
+def test_server_of() -> None:
+    assert server_of("openai", None) == ("api.openai.com", 443)
+    assert server_of("openai-compatible", "http://vllm.local:8000/v1") == ("vllm.local", 8000)
+    assert server_of("anthropic", "https://gw.example.com") == ("gw.example.com", 443)
