@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from operator_harness import wait_for
+from operator_harness import apply, wait_for
 from rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
@@ -29,7 +29,9 @@ from rollout_harness import (
     change_model,
     fault,
     reasons,
+    rollout,
     rollout_env,
+    route_with,
     script,
     start_stable,
     strategy,
@@ -97,9 +99,6 @@ def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace:
 
 def start_stable_scripted(env: RolloutEnv, strat: dict[str, object]) -> str:
     """``start_stable`` for a scripted emulator (answers are labels, not model tags)."""
-    from operator_harness import apply
-    from rollout_harness import route_with, rollout
-
     apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
     ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
                   and r.get("stableRevision") and r, timeout=30)

@@ -11,7 +11,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from operator_harness import wait_for
-from rollout_harness import CANARY_MODEL, History, answer, canaries, change_model, reasons, rollout_env, start_stable, strategy
+from rollout_harness import (
+    CANARY_MODEL,
+    History,
+    answer,
+    canaries,
+    change_model,
+    reasons,
+    rollout_env,
+    start_stable,
+    strategy,
+)
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.selection import matches, with_canary
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.api.v1alpha1.strategy import RolloutStatus
+from modelroute.api.v1alpha1.strategy import GateStatus, RolloutStatus
 from modelroute.operator import bundle as bundles
 from modelroute.operator import rollouts
 from modelroute.operator.acceptance import accept, by_key
@@ -51,6 +51,7 @@ class Hints:
     acked: dict[str, str] = field(default_factory=dict)  # pod uid -> hash acknowledged by its sidecar
     verify: set[str] = field(default_factory=set)  # pod uids whose sidecar may have restarted
     rollouts: dict[str, tuple[str | None, RolloutStatus]] = field(default_factory=dict)  # route key -> (uid, last written status.rollout)
+    gates: dict[str, GateStatus] = field(default_factory=dict)  # route key -> result of a gate the engine asked for
 
 
 class Reconciler:
@@ -98,7 +99,7 @@ class Reconciler:
         accepted = accept(validations, by_key(previous or []))
 
         # 1b. Routes with a strategy: one rollout step each; the sidecars serve the stable spec plus the canary.
-        rolls = await self._rollouts(raw_routes, accepted, previous, pods)
+        rolls = await self._rollouts(ns, raw_routes, accepted, previous, pods)
         served = {k: rolls[k].served if k in rolls else with_canary(r, None) for k, r in accepted.items()}
 
         # 2. Persist the served routes before anything is pushed.
@@ -137,7 +138,7 @@ class Reconciler:
         return settled and not any(o.reason for o in outcomes.values())
 
     async def _rollouts(
-        self, raw_routes: list[dict[str, Any]], accepted: Mapping[str, ModelRoute],
+        self, ns: str, raw_routes: list[dict[str, Any]], accepted: Mapping[str, ModelRoute],
         previous: list[ModelRoute] | None, pods: list[SidecarPod],
     ) -> dict[str, RouteRollout]:
         """Step every rollout once, with fresh acks and (when analysis reads them) the sidecars' evidence."""
@@ -155,6 +156,10 @@ class Reconciler:
             state = cached[1] if cached is not None and cached[0] == meta.get("uid") else rollouts.state_of(raw)
             if rollouts.takes_part(route, state):
                 todo.append((raw, route, state))
+        present = {f"{r['metadata'].get('namespace')}/{r['metadata'].get('name')}" for r in raw_routes}
+        for hint in (self.hints.rollouts, self.hints.gates):
+            for gone in [k for k in hint if k.startswith(f"{ns}/") and k not in present]:
+                del hint[gone]
         if not todo:
             return {}
         wanted = [p for p in pods if p.reachable and any(
@@ -165,7 +170,11 @@ class Reconciler:
             acked = rollouts.all_acked(route, previous, pods, self.hints.acked)
             picked = {uid: doc for uid, doc in stats.items()
                       if any(p.uid == uid and matches(route.spec.selector, p.labels) for p in pods)}
-            r = rollouts.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now)
+            r = rollouts.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now,
+                                gate=self.hints.gates.pop(route.key, None))
+            if r.decision.run_gate:
+                # Not implemented yet: answer with a failing gate on the next step (the rollout aborts with the reason).
+                self.hints.gates[route.key] = rollouts.GATE_UNSUPPORTED
             self.hints.rollouts[route.key] = (raw["metadata"].get("uid"), r.decision.status)
             out[route.key] = r
         return out

@@ -20,7 +20,14 @@ from typing import Any
 from modelroute.api.config import CanaryServing
 from modelroute.api.selection import matches, render_for_pod, with_canary
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION, RolloutPhase, RolloutStatus, revision_of
+from modelroute.api.v1alpha1.strategy import (
+    ACTION_ANNOTATION,
+    GateStatus,
+    RolloutPhase,
+    RolloutStatus,
+    Verdict,
+    revision_of,
+)
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.rollout import Decision, Desired, Observations, evidence_from_stats, serving_of, step
 
@@ -84,15 +91,23 @@ def needs_evidence(state: RolloutStatus | None, route: ModelRoute) -> str | None
     return serving_of(state, strategy).run_id
 
 
+GATE_UNSUPPORTED = GateStatus(
+    verdict=Verdict.FAIL,
+    message="golden-dataset gates are not run by this operator yet (the sidecar cannot be asked for the canary "
+            "revision on purpose); remove strategy.canary.gate to roll out without one",
+)
+"""The answer to every gate request for now: fail fast with a reason instead of waiting forever."""
+
+
 def decide(
     raw: Mapping[str, Any], route: ModelRoute, state: RolloutStatus | None, previous: ModelRoute | None,
-    acked: bool, stats: Mapping[str, Mapping[str, Any]], now: datetime,
+    acked: bool, stats: Mapping[str, Mapping[str, Any]], now: datetime, gate: GateStatus | None = None,
 ) -> RouteRollout:
     """One step of the route's rollout and the route the sidecars must serve after it."""
     desired = Desired(revision_of(route.spec), route.spec.strategy, action_of(raw))
     stable_ev, canary_ev = evidence_from_stats(stats, route.spec.route, run) if (run := needs_evidence(state, route)) else (None, None)
-    obs = Observations(all_acked=acked) if stable_ev is None or canary_ev is None else \
-        Observations(all_acked=acked, stable=stable_ev, canary=canary_ev)
+    obs = Observations(all_acked=acked, gate=gate) if stable_ev is None or canary_ev is None else \
+        Observations(all_acked=acked, stable=stable_ev, canary=canary_ev, gate=gate)
     decision = step(state, desired, obs, now)
     return RouteRollout(key=route.key, decision=decision, served=served_route(route, decision, previous))
 

@@ -2,7 +2,9 @@
 
 The apiserver already enforces the CRD schema and CEL rules; this module parses the object
 into the typed model (the same validators the sidecar runs) and checks what only the
-operator can see: that every referenced Secret and key exists in the route's namespace.
+operator can see: that every referenced Secret and key exists in the route's namespace,
+and that every target names a model id the registry knows (an unknown id is refused here,
+as the sidecars would refuse the push).
 ``apiKey.env`` names an env var of the sidecar container and cannot be checked here.
 """
 
@@ -15,10 +17,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION
 
 # Metadata fields that the operator keeps in bundles and pushes (everything else is noise).
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
+
+
+# The built-in registry of model ids (the sidecars check the same list when a push arrives).
+_REGISTRY = ModelRegistry()
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,9 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> 
     parsed = parse(raw)
     if isinstance(parsed, list):
         return replace(base, problems=tuple(parsed))
-    problems = []
+    problems = [
+        f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := _REGISTRY.problem(t)) is not None
+    ]
     for target, secret, key in secret_refs(parsed):
         keys = secrets.get(secret)
         where = f"spec.targets[{target}].apiKey.secretKeyRef"

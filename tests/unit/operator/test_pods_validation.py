@@ -57,7 +57,7 @@ def test_env_key_is_accepted_without_checks() -> None:
 
 
 def test_invalid_route_keeps_last_accepted_version_and_deleted_routes_vanish() -> None:
-    old = validate(raw_route("r1", model="m1"), {}).route
+    old = validate(raw_route("r1", model="gpt-4o-mini"), {}).route
     gone = validate(raw_route("r2"), {}).route
     assert old is not None and gone is not None
     bad = raw_route("r1", generation=2)
@@ -75,7 +75,7 @@ def test_recreated_route_does_not_inherit_the_old_objects_version() -> None:
 
 
 def test_valid_route_replaces_last_accepted() -> None:
-    old = validate(raw_route("r1", model="m1"), {}).route
-    new = validate(raw_route("r1", model="m2", generation=2), {})
+    old = validate(raw_route("r1", model="gpt-4o-mini"), {}).route
+    new = validate(raw_route("r1", model="gpt-4.1-mini", generation=2), {})
     assert old is not None
     assert accept([new], {"team/r1": old}) == {"team/r1": new.route}

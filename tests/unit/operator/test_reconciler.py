@@ -213,7 +213,7 @@ async def test_conflicting_route_changes_nothing(world, sidecars) -> None:  # ty
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, created="2026-01-01T00:00:00Z"))
     assert await rec(NS)
     before = {n: s.version for n, (s, _) in sidecars.items()}
-    kube.add_route(raw_route("r2", selector={"matchLabels": {"app": "web"}}, created="2026-02-01T00:00:00Z", model="x"))
+    kube.add_route(raw_route("r2", selector={"matchLabels": {"app": "web"}}, created="2026-02-01T00:00:00Z", model="gpt-4.1-mini"))
     assert await rec(NS)
     assert {n: s.version for n, (s, _) in sidecars.items()} == before
     st = kube.route("r2")["status"]

@@ -72,7 +72,7 @@ def test_no_selected_pods_is_pending_with_actionable_message() -> None:
 
 def test_newer_route_with_same_name_gets_conflict_naming_the_winner() -> None:
     old = raw_route("first", "chat", created="2026-01-01T00:00:00Z")
-    new = raw_route("second", "chat", created="2026-02-01T00:00:00Z", model="other")
+    new = raw_route("second", "chat", created="2026-02-01T00:00:00Z", model="gpt-4.1-mini")
     vals, acc, plans = world([old, new], [pod("p1"), pod("p2")])
     assert all(p.rendering.config.routes[0].metadata.name == "first" for p in plans)
     res = results(plans, {"p1", "p2"})

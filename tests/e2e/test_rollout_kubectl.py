@@ -1,0 +1,71 @@
+"""Issue 5, e2e 7: ``kubectl modelroute promote NAME`` moves a paused rollout on.
+
+Runs the real ``kubectl-modelroute`` console script with the test kubeconfig; it writes the
+``modelroute.dev/action`` annotation, the operator applies it once and records it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from operator_harness import wait_for
+from rollout_harness import (
+    CANARY_MODEL,
+    NAME,
+    History,
+    answer,
+    canaries,
+    change_model,
+    reasons,
+    rollout_env,
+    start_stable,
+    strategy,
+)
+
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
+
+pytestmark = pytest.mark.e2e
+PLUGIN = Path(sys.executable).parent / "kubectl-modelroute"
+
+
+def plugin(cluster: ControlPlane, namespace: str, *args: str) -> str:
+    out = subprocess.run([str(PLUGIN), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace, *args],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_kubectl_promote_moves_a_paused_rollout_on(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
+    strat = strategy([{"weight": 20}, {"pause": {}}, {"weight": 60}, {"pause": {}}])
+    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        old = start_stable(env, strat)
+        history = History(env)
+        change_model(env, CANARY_MODEL, strat)
+        ro = history.until("the pause until promoted", lambda r: r.get("currentStepIndex") == 1 and r.get("phase") == "Paused")
+        new = ro["canaryRevision"]
+        time.sleep(1.5)
+        assert history.poll()["currentStepIndex"] == 1  # a pause without duration waits for a person
+
+        plugin(cluster, env.ns, "promote", NAME)
+        ro = history.until("the next pause", lambda r: r.get("currentStepIndex") == 3 and r.get("phase") == "Paused")
+        assert ro["weights"]["canary"] == 60 and ro["stableRevision"] == old
+        assert (ro.get("lastAction") or "").startswith("promote:")
+        wait_for("weight 60 on every sidecar", lambda: all(
+            [c["weight"] for c in canaries(h)] == [60] for h in env.pods.values()), timeout=10)
+        assert "StepPromoted" in reasons(env)
+        view = plugin(cluster, env.ns, "get", NAME)
+        assert new in view
+
+        plugin(cluster, env.ns, "promote", NAME)
+        ro = history.until("promotion", lambda r: r.get("phase") == "Healthy" and r.get("stableRevision") == new)
+        for h in env.pods.values():
+            wait_for(f"{h.name} without canary", lambda h=h: canaries(h) == [], timeout=10)
+            assert CANARY_MODEL in answer(h)
