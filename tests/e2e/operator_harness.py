@@ -78,6 +78,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = 0
         self.starts = 0
+        self.extra_args: list[str] = []  # more `modelroute operator` options, e.g. --quota-poll-seconds
 
     @property
     def log_path(self) -> Path:
@@ -90,7 +91,7 @@ class OperatorProcess:
             sys.executable, "-m", "modelroute.cli", "operator",
             "--kubeconfig", str(self.cluster.kubeconfig), "--namespace", self.namespace,
             "--signing-key", str(self.keys.private), "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
-            "--lease-namespace", self.namespace, "--lease-duration", "3", "--log-level", "info",
+            "--lease-namespace", self.namespace, "--lease-duration", "3", "--log-level", "info", *self.extra_args,
         ]
         self.proc = spawn(argv, log_path=self.log_path, tie_to_parent=True)
         wait_for("operator metrics endpoint", lambda: self.metric("modelroute_operator_leader") == 1.0, timeout=30)

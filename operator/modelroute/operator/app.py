@@ -59,6 +59,7 @@ class Options:
     push_concurrency: int = 32
     push_attempts: int = 3
     push_timeout: float = 3.0
+    quota_poll_seconds: float = 30.0  # how often the sidecars' /stats are read for quota pressure (0: never)
 
 
 @dataclass
@@ -120,10 +121,12 @@ async def serve(
             running.metrics.leader.set(1)
             pusher = Pusher(key, push_session, concurrency=options.push_concurrency,
                             attempts=options.push_attempts, timeout=options.push_timeout)
-            runtime = running.runtime = Runtime(connection, kube, key, pusher, running.metrics, debounce=options.debounce)
+            runtime = running.runtime = Runtime(connection, kube, key, pusher, running.metrics, debounce=options.debounce,
+                                                quota_interval=options.quota_poll_seconds)
             try:
                 return await _run_kopf(options, runtime, lock, stop, ready_flag)
             finally:
+                await runtime.quota.close()
                 await runtime.scheduler.close()
                 await lock.release()
                 running.metrics.leader.set(0)

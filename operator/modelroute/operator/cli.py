@@ -39,6 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--push-concurrency", type=int, default=32, metavar="N")
     parser.add_argument("--debounce-ms", type=float, default=30.0, metavar="MS",
                         help="wait this long after an event so a burst becomes one reconcile")
+    parser.add_argument("--quota-poll-seconds", type=float, default=30.0, metavar="SECONDS",
+                        help="read the sidecars' /stats this often for quota pressure (QuotaPressure Events; 0: never)")
     parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
     webhook_options.add_arguments(parser)  # --webhook-* and --sidecar-* (sidecar injection, issue 4)
@@ -57,6 +59,7 @@ def options_from(args: argparse.Namespace) -> Options:
         lease_duration=args.lease_duration,
         debounce=args.debounce_ms / 1000,
         push_concurrency=args.push_concurrency,
+        quota_poll_seconds=args.quota_poll_seconds,
     )
 
 

@@ -20,6 +20,7 @@ from modelroute.operator.metrics import Metrics
 from modelroute.operator.notices import Notice
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.pushclient import Pusher
+from modelroute.operator.quotawatch import QuotaWatch
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.operator.scheduler import Scheduler
 
@@ -40,7 +41,7 @@ def post_event(obj: Mapping[str, Any], notice: Notice) -> None:
 class Runtime:
     def __init__(
         self, connection: KubeConnection, kube: Kube, key: Ed25519PrivateKey, pusher: Pusher, metrics: Metrics,
-        *, debounce: float = 0.03,
+        *, debounce: float = 0.03, quota_interval: float = 0.0,
     ) -> None:
         self.connection, self.kube, self.metrics = connection, kube, metrics
         self.route_index: Mapping[str, Any] = {}
@@ -54,6 +55,9 @@ class Runtime:
         )
         self.scheduler = Scheduler(self.reconciler, debounce=debounce)
         self.reconciler.requeue = self.scheduler.later  # rollouts ask to be looked at again later
+        # Quota pressure in the sidecars' /stats -> Events (0: off; the app sets the interval).
+        self.quota = QuotaWatch(pusher, self._routes, self._pods, post_event, lambda: list(self.pod_index),
+                                interval=quota_interval)
 
     def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any]) -> None:
         self.route_index, self.pod_index = route_index, pod_index
@@ -71,6 +75,7 @@ class Runtime:
             f"{ns}/{meta.get('name')}", meta.get("uid"), meta.get("generation"),
             deleted=type_ == "DELETED", initial=type_ is None,
         )
+        self.quota.start()  # from a handler: its Events go through kopf's poster
         self.scheduler.mark(ns)
 
     def pod_event(self, type_: str | None, body: Mapping[str, Any]) -> None:

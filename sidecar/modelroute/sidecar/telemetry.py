@@ -14,7 +14,8 @@ Spans follow the GenAI semantic conventions: a CLIENT span ``chat {model}`` per 
 (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
 ``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens``, ``error.type``,
 ``server.address``/``server.port``), plus ``modelroute.route``, ``.revision``, ``.variant``,
-``.fallback.hop``, ``.prompt.version``, ``.target``; the SERVER span continues the app's
+``.fallback.hop``, ``.prompt.version``, ``.target``, ``.cost.usd`` (the attempt's usage at the
+target's price, when it has one); the SERVER span continues the app's
 ``traceparent``. Attempt spans are created when the attempt ends, with its real start time
 (``AttemptHook``), so the router needs no span plumbing. Metrics:
 ``gen_ai.client.operation.duration`` (s) and ``gen_ai.client.token.usage``
@@ -38,6 +39,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from modelroute.sidecar.ledger import CostObserver
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, MeterProvider
@@ -195,6 +198,11 @@ class Telemetry:
                 extra["gen_ai.usage.output_tokens"] = out
             if status is not None:
                 extra["http.response.status_code"] = status
+            observer = route.observer
+            if usage and isinstance(observer, CostObserver):  # mirrored copies have no cost observer
+                usd = observer.cost(t.name, usage)
+                if usd is not None:
+                    extra["modelroute.cost.usd"] = usd
             span.set_attributes(extra)
             if outcome != "ok":
                 span.set_status(Status(StatusCode.ERROR, outcome))

@@ -113,6 +113,9 @@ async def test_traces_and_metrics_reach_the_collector_without_content(
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
     assert a["gen_ai.request.model"] == "gpt-4o-mini" and a["gen_ai.response.model"].startswith("gpt-4o-mini")
     assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
+    expected_usd = (a["gen_ai.usage.input_tokens"] * 0.15 + a["gen_ai.usage.output_tokens"] * 0.60) / 1e6
+    assert a["modelroute.cost.usd"] == pytest.approx(expected_usd)   # built-in gpt-4o-mini price x usage
+    assert "modelroute.cost.usd" not in failed.attributes              # a 429 reports no usage: no cost
     assert a["server.address"] == "127.0.0.1" and a["server.port"] == emu.port
     assert a["modelroute.route"] == "classify" and a["modelroute.revision"] == revision_of(stable)
     assert a["modelroute.prompt.version"] == "v7" and "error.type" not in a

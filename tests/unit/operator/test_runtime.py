@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from operator_factories import raw_pod, raw_route
 
@@ -28,6 +28,9 @@ def runtime() -> tuple[Runtime, Recorder]:
     rec = Recorder()
     rt.changes, rt.hints, rt._ready = ChangeClock(), Hints(), {}
     rt.scheduler = Scheduler(rec, debounce=0.001)
+    from modelroute.operator.quotawatch import QuotaWatch
+
+    rt.quota = QuotaWatch(cast(Any, None), lambda ns: [], lambda ns: [], lambda obj, n: None, lambda: [], interval=0)  # off
     return rt, rec
 
 

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.sidecar import cost
 from modelroute.sidecar.eval import cli, dataset, prices, report
 from modelroute.sidecar.eval.dataset import Case, DatasetError
 from modelroute.sidecar.eval.runner import run_route
@@ -68,6 +69,20 @@ def test_prices() -> None:
         prices.parse({"x": {"input": 1}})
 
 
+def test_price_of_prefers_the_table_then_the_route_pricing_then_the_builtin_prices() -> None:
+    from modelroute.api.v1alpha1 import Target
+
+    def target(**extra: Any) -> Target:
+        return Target.model_validate({"name": "t", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "K"}, **extra})
+
+    table = prices.parse({"t": {"input": 9, "output": 9}})
+    priced = target(pricing={"inputPerMillion": 2, "outputPerMillion": 8, "cachedInputPerMillion": 1})
+    assert prices.price_of(priced, table) == cost.Price(9, 9)
+    assert prices.price_of(priced, None) == cost.Price(2, 8, 1, None)
+    assert prices.price_of(target(), None) == cost.DEFAULT_PRICES["gpt-4o-mini"]
+    assert prices.price_of(target(model="my-own-finetune"), {"other": table["t"]}) is None
+
+
 def _route(emu: EmulatorServer) -> dict[str, Any]:
     return {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "tickets"}, "spec": {
         "route": "classify", "timeoutSeconds": 10, "retry": {"attempts": 1},
@@ -92,7 +107,9 @@ def _script(emu: EmulatorServer) -> None:
 async def test_every_target_runs_through_the_routing_engine() -> None:
     async with EmulatorServer() as emu:
         _script(emu)
-        route = ModelRoute.model_validate(_route(emu))
+        doc = _route(emu)
+        doc["spec"]["targets"][1]["pricing"] = {"inputPerMillion": 2, "outputPerMillion": 10}
+        route = ModelRoute.model_validate(doc)
         cases = dataset.parse_lines([json.dumps(c) for c in CASES], "cases")
         seen: list[str] = []
         runs = await run_route(route, cases, KeyResolver(environ=ENV).source_for, concurrency=2,
@@ -104,7 +121,10 @@ async def test_every_target_runs_through_the_routing_engine() -> None:
         assert by["haiku"].exact_match == 0.5 and by["haiku"].valid_rate == 0.75, "refunds is no label"
         assert by["flash"].errors == 4 and by["flash"].errors_by_class == {"server_error": 4} and by["flash"].p50_ms is None
         assert by["mini"].prompt_tokens > 0 and by["mini"].completion_tokens > 0
-        assert by["mini"].cost_usd is not None and by["mini"].cost_usd > 0 and by["haiku"].cost_usd is None
+        mini, haiku = by["mini"], by["haiku"]
+        assert mini.cost_usd == pytest.approx((mini.prompt_tokens * 0.15 + mini.completion_tokens * 0.6) / 1e6)  # --prices
+        assert haiku.cost_usd == pytest.approx((haiku.prompt_tokens * 2 + haiku.completion_tokens * 10) / 1e6)  # route pricing
+        assert (haiku.cost_usd or 0) > 0 and by["flash"].cost_usd == 0.0, "flash: built-in price, no tokens (all failed)"
         assert by["mini"].p50_ms is not None and by["mini"].p50_ms <= (by["mini"].p99_ms or 0)
         # Each target was called alone (no fallback) with the route's prompt.
         assert emu.count(model="gpt-4o-mini") == 4 and emu.count(model="claude-haiku-4-5") == 4
@@ -130,7 +150,7 @@ def test_cli_table_json_and_html_report(tmp_path: Path, monkeypatch: pytest.Monk
         assert lines[0].split()[:3] == ["TARGET", "MODEL", "CASES"]
         assert lines[1].split()[:6] == ["mini", "openai/gpt-4o-mini", "4", "0", "100.0%", "100.0%"]
         assert lines[2].split()[:6] == ["haiku", "anthropic/claude-haiku-4-5", "4", "0", "50.0%", "75.0%"]
-        assert "cost needs a price table" in out
+        assert "cost needs a price" not in out, "no --prices: the built-in prices cover both models"
         assert "4/4 classify -> mini" in err and "4/4 classify -> haiku" in err, "progress on stderr"
         page = (tmp_path / "r.html").read_text()
         assert page.count("<svg") >= 3 and "exact match" in page and "p95" in page
@@ -141,6 +161,7 @@ def test_cli_table_json_and_html_report(tmp_path: Path, monkeypatch: pytest.Monk
         doc = json.loads(out)
         assert err == "" and [t["target"] for t in doc["targets"]] == ["mini", "haiku", "flash"]
         assert doc["targets"][0]["costUsd"] > 0 and doc["targets"][2]["errorsByClass"] == {"server_error": 4}
+        assert doc["targets"][1]["costUsd"] > 0 and "costNote" not in doc, "haiku: built-in price"
         assert {m["id"] for m in doc["targets"][1]["mismatches"]} == {"c2", "c3"}
 
         assert cli.run(parser.parse_args([*base[:2], "--route", "nope", "--dataset", base[5]])) == 2

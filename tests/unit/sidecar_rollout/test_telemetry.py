@@ -67,6 +67,7 @@ async def test_server_and_client_spans_follow_the_conventions(
     assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
     assert a["gen_ai.request.model"] == "gpt-4.1-mini" and a["gen_ai.response.model"] == "gpt-4.1-mini"
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (10, 2)
+    assert a["modelroute.cost.usd"] == pytest.approx((10 * 0.40 + 2 * 1.60) / 1e6)  # built-in gpt-4.1-mini price
     assert a["server.address"] == "api.openai.com" and a["server.port"] == 443
     assert a["modelroute.route"] == "classify" and a["modelroute.revision"] == canary_rev
     assert a["modelroute.variant"] == "canary" and a["modelroute.fallback.hop"] == 0
@@ -94,7 +95,8 @@ async def test_failed_attempts_and_fallback_hops(
            "spec": {"route": "classify", "timeoutSeconds": 5, "targets": [
                {"name": "first", "provider": "anthropic", "model": "claude-haiku-4-5", "apiKey": {"env": "KEY_A"},
                 "baseUrl": "http://127.0.0.1:9/anthropic"},
-               {"name": "second", "provider": "gemini", "model": "gemini-2.5-flash", "apiKey": {"env": "KEY_B"}}]}}
+               {"name": "second", "provider": "gemini", "model": "gemini-2.5-flash", "apiKey": {"env": "KEY_B"},
+                "pricing": {"inputPerMillion": 1, "outputPerMillion": 4}}]}}
     sc = await start(SidecarConfig(routes=[ModelRoute.model_validate(doc)]), telemetry=tel)
     adapters["first"].error = UpstreamError(FailureKind.RATE_LIMITED, "slow down", 429)
     status, _, _ = await sc.chat()
@@ -107,6 +109,8 @@ async def test_failed_attempts_and_fallback_hops(
     assert second["gen_ai.provider.name"] == "gcp.gemini" and second["modelroute.fallback.hop"] == 1
     assert second["server.address"] == "generativelanguage.googleapis.com" and "error.type" not in second
     assert first["modelroute.variant"] == "stable" and "modelroute.revision" in first
+    assert "modelroute.cost.usd" not in first, "no usage, no cost"
+    assert second["modelroute.cost.usd"] == pytest.approx((10 * 1 + 2 * 4) / 1e6)  # the route's pricing wins
     errors = [p for p in _metrics(reader)["gen_ai.client.operation.duration"] if p.attributes.get("error.type")]
     assert len(errors) == 1 and errors[0].attributes["error.type"] == "rate_limited"
 

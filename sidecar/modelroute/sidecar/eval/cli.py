@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--route", required=True, help="route name (spec.route) or ModelRoute name to evaluate")
     parser.add_argument("--dataset", required=True, metavar="JSONL", help="cases: {input, expected, schema?} per line")
     parser.add_argument("--target", action="append", metavar="NAME", help="only these targets (repeatable; default: all)")
-    parser.add_argument("--prices", metavar="YAML", help="USD per million tokens per model or target: {name: {input, output}}")
+    parser.add_argument("--prices", metavar="YAML", help="USD per million tokens per model or target: {name: {input, output}} (wins over the targets' pricing and the built-in prices)")
     parser.add_argument("--concurrency", type=int, default=4, help="cases in flight per target (default 4)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.add_argument("--report", metavar="HTML", help="also write a self-contained HTML report with charts")

@@ -1,11 +1,13 @@
-"""Price tables for ``modelroute eval --prices``: USD per million tokens, per model or target.
+"""Prices for the eval report: ``--prices`` tables, the route's own pricing, the built-in table.
 
-The ModelRoute API has no prices yet, so cost is computed only when a table is given::
+A target is priced (``price_of``) by the ``--prices`` table if it names it, else by its
+``spec.targets[].pricing``, else by the sidecar's built-in list prices (``cost.DEFAULT_PRICES``),
+the same order of precedence the sidecar uses for ``/stats`` apart from the table. The table::
 
     gpt-4o-mini: {input: 0.15, output: 0.60}      # by provider model id
     haiku: {input: 1.00, output: 5.00}            # or by target name (wins over the model id)
 
-(optionally under a top-level ``prices:`` key). Targets without a price get no cost.
+(optionally under a top-level ``prices:`` key). Targets with no price anywhere get no cost.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from modelroute.api.v1alpha1 import Target
+from modelroute.sidecar import cost
+
+BUILTIN = cost.PriceTable()
 
 
 @dataclass(frozen=True)
@@ -59,3 +66,15 @@ def load(path: str | Path) -> dict[str, Price]:
 
 def price_for(prices: dict[str, Price], target: str, model: str) -> Price | None:
     return prices.get(target) or prices.get(model)
+
+
+def price_of(target: Target, table: dict[str, Price] | None = None, *, builtin: cost.PriceTable = BUILTIN) -> cost.Price | None:
+    """What one target's usage costs: ``--prices`` entry, else the target's pricing, else the built-in table."""
+    if table:
+        p = price_for(table, target.name, target.model)
+        if p is not None:
+            return cost.Price(p.input_per_m, p.output_per_m)
+    if target.pricing is not None:
+        tp = target.pricing
+        return cost.Price(tp.input_per_million, tp.output_per_million, tp.cached_input_per_million, tp.cache_write_per_million)
+    return builtin.price(target.model)

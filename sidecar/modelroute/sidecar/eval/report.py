@@ -14,7 +14,7 @@ from modelroute.sidecar.eval.runner import TargetRun
 from modelroute.sidecar.eval.scoring import TargetSummary
 
 MAX_MISMATCHES = 50
-COST_NOTE = "cost needs a price table (--prices prices.yaml); the ModelRoute API has no prices yet"
+COST_NOTE = "cost needs a price: the target's pricing in the route, --prices prices.yaml, or a model in the built-in table"
 
 
 def _pct(v: float | None) -> str:

@@ -17,10 +17,10 @@ from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
-from modelroute.sidecar import router
+from modelroute.sidecar import cost, router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.eval.dataset import Case
-from modelroute.sidecar.eval.prices import Price, price_for
+from modelroute.sidecar.eval.prices import Price, price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
 from modelroute.sidecar.observe import NullObserver
 from modelroute.sidecar.runtime import KeyFor, Runtime
@@ -81,7 +81,7 @@ async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) 
 
 async def run_target(
     route: ModelRoute, target: Target, cases: Sequence[Case], key_for: KeyFor, *,
-    concurrency: int = 4, price: Price | None = None, progress: ProgressFn | None = None,
+    concurrency: int = 4, price: cost.Price | None = None, progress: ProgressFn | None = None,
 ) -> TargetRun:
     """Every case through ``target`` alone; outcomes in dataset order."""
     config = SidecarConfig(routes=[single_target(route, target)])
@@ -100,10 +100,11 @@ async def run_target(
         outcomes = await asyncio.gather(*(one(c) for c in cases))
     finally:
         await rt.aclose()
-    cost = None
+    usd = None
     if price is not None:
-        cost = sum(price.cost(o.prompt_tokens, o.completion_tokens) for o in outcomes)
-    summary = summarize(target.name, target.provider.value, target.model, cases, outcomes, cost)
+        usd = sum(cost.cost_of(price, {"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens})
+                  for o in outcomes)
+    summary = summarize(target.name, target.provider.value, target.model, cases, outcomes, usd)
     return TargetRun(summary, tuple(outcomes))
 
 
@@ -111,10 +112,13 @@ async def run_route(
     route: ModelRoute, cases: Sequence[Case], key_for: KeyFor, *, targets: Sequence[str] | None = None,
     concurrency: int = 4, prices: dict[str, Price] | None = None, progress: ProgressFn | None = None,
 ) -> list[TargetRun]:
-    """Every case through each target of ``route`` (or the named ones), one target at a time."""
+    """Every case through each target of ``route`` (or the named ones), one target at a time.
+
+    Cost uses ``prices`` (the ``--prices`` table) where it names a target, else the target's
+    pricing, else the built-in price table (``prices.price_of``)."""
     chosen = [t for t in route.spec.targets if targets is None or t.name in targets]
     runs = []
     for t in chosen:
-        price = price_for(prices, t.name, t.model) if prices else None
+        price = price_of(t, prices)
         runs.append(await run_target(route, t, cases, key_for, concurrency=concurrency, price=price, progress=progress))
     return runs
