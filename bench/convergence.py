@@ -52,7 +52,7 @@ def free_port() -> int:
 CHANGES = {
     # only the prompt's version label: the sidecar keeps its SDK clients
     "prompt-version": lambda i: {"version": f"v{i}", "system": "You are a helpful assistant."},
-    # the system prompt: today's sidecar builds a new SDK client (adapter) for the target
+    # the system prompt: the sidecar binds a new view to its existing SDK client (runtime.py)
     "system-prompt": lambda i: {"version": "v1", "system": f"You are assistant number {i}."},
 }
 CHANGE = "prompt-version"
@@ -145,7 +145,7 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=50)
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--change", choices=sorted(CHANGES), default="prompt-version",
-                        help="what each change edits (system-prompt makes every sidecar build a new SDK client)")
+                        help="what each change edits (system-prompt re-binds params/prompt to the kept SDK client)")
     args = parser.parse_args()
     global CHANGE
     CHANGE = args.change

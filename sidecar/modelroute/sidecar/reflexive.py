@@ -72,7 +72,7 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
-_HOOKED = "_modelroute_limit_hook"  # marks an adapter whose HTTP client already reports headers
+_HOOKED = "_modelroute_limit_hook"  # marks an HTTP client that already reports headers
 
 
 @dataclass(eq=False)
@@ -386,13 +386,15 @@ def _report_headers(tr: TargetRuntime, limiter: TargetLimiter) -> None:
     The OpenAI and Anthropic SDKs send through an httpx2 client whose response event hooks
     see the headers of every answer (streams included) before the body is read. The
     google-genai client has no such hook; its 429s still teach the limiter through the
-    ``retry-after`` of the error (``RoutePlan._learn``). An adapter shared by two runtimes
-    is hooked once: the limiter of a given key is the same object for the sidecar's life.
+    ``retry-after`` of the error (``RoutePlan._learn``). The HTTP client, not the adapter,
+    is marked: one client serves every ``bound`` view of its target (other params or
+    prompts, other runtimes) and is hooked once; the limiter of a given key is the same
+    object for the sidecar's life, and one client's target has one limiter key.
     """
     adapter: Any = tr.adapter
-    if getattr(adapter, _HOOKED, False):
-        return
     http = getattr(getattr(adapter, "_client", None), "_client", None)
+    if http is None or getattr(http, _HOOKED, False):
+        return
     hooks = getattr(http, "event_hooks", None)
     if not isinstance(hooks, dict) or not isinstance(hooks.get("response"), list):
         return
@@ -404,5 +406,5 @@ def _report_headers(tr: TargetRuntime, limiter: TargetLimiter) -> None:
             log.debug("ignoring unreadable rate-limit headers from %s", tr.name, exc_info=True)
 
     hooks["response"].append(observe)
-    with contextlib.suppress(AttributeError):  # an adapter with __slots__: hooked again next time (harmless)
-        setattr(adapter, _HOOKED, True)
+    with contextlib.suppress(AttributeError):  # a client with __slots__: hooked again next time (harmless)
+        setattr(http, _HOOKED, True)

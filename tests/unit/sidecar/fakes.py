@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelroute.api.v1alpha1.spec import CircuitBreaker, ModelRouteSpec, Target
+from modelroute.api.v1alpha1.spec import CircuitBreaker, ModelRouteSpec, Params, Target
 from modelroute.sidecar.breaker import Breaker
 from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
 
@@ -70,8 +70,37 @@ class FakeAdapter:
                 raise item
             yield item
 
+    def bound(self, params: Params | None, system: str | None) -> FakeView:
+        return FakeView(self, params, system)
+
     async def aclose(self) -> None:
         self.closed = True
+
+
+class FakeView:
+    """What ``FakeAdapter.bound`` returns: calls go to the adapter (its script, its patches); closing is a no-op."""
+
+    def __init__(self, base: FakeAdapter, params: Params | None, system: str | None) -> None:
+        self.base = base
+        self.target = base.target
+        self.params = params
+        self.system = system
+
+    @property
+    def closed(self) -> bool:
+        return self.base.closed
+
+    async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        return await self.base.complete(request, timeout=timeout)
+
+    def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:
+        return self.base.stream(request, timeout=timeout)
+
+    def bound(self, params: Params | None, system: str | None) -> FakeView:
+        return FakeView(self.base, params, system)
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass

@@ -14,17 +14,15 @@ from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar import router, runtime
 from modelroute.sidecar.runtime import NotReady, Runtime, RuntimeHolder
 
-from .fakes import FakeAdapter, Recorder
+from .fakes import FakeAdapter, FakeView, Recorder
 
 built: list[FakeAdapter] = []
 
 
 def fake_build(target: Target, key: Any, *, params: Params | None = None, system: str | None = None) -> FakeAdapter:
     a = FakeAdapter(target)
-    a.params = params  # type: ignore[attr-defined]
-    a.system = system  # type: ignore[attr-defined]
     a.key = key  # type: ignore[attr-defined]
-    built.append(a)
+    built.append(a)  # one per SDK client the runtime would build
     return a
 
 
@@ -34,14 +32,15 @@ def _fake_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "build_adapter", fake_build)
 
 
-def config(*routes: tuple[str, list[str]], temperature: float = 0.1, system: str = "label it") -> SidecarConfig:
+def config(*routes: tuple[str, list[str]], temperature: float = 0.1, system: str = "label it",
+           model: str = "m") -> SidecarConfig:
     docs = []
     for name, targets in routes:
         docs.append({
             "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"mr-{name}"},
             "spec": {
                 "route": name,
-                "targets": [{"name": t, "provider": "openai", "model": f"m-{t}", "apiKey": {"env": "K"}}
+                "targets": [{"name": t, "provider": "openai", "model": f"{model}-{t}", "apiKey": {"env": "K"}}
                             for t in targets],
                 "params": {"temperature": temperature, "maxTokens": 64},
                 "prompt": {"version": "v3", "system": system},
@@ -63,10 +62,11 @@ def test_build_compiles_routes_in_order() -> None:
     assert route is not None
     assert [t.name for t in route.targets] == ["a", "b"]
     assert route.resource == "mr-classify" and route.prompt_version == "v3"
-    a = built[0]
-    assert a.params.temperature == 0.1 and a.params.max_tokens == 64  # type: ignore[attr-defined]
-    assert a.system == "label it"  # type: ignore[attr-defined]
-    assert a.key() == "key-a"  # type: ignore[attr-defined]
+    view = route.targets[0].adapter
+    assert isinstance(view, FakeView) and view.base is built[0]
+    assert view.params is not None and view.params.temperature == 0.1 and view.params.max_tokens == 64
+    assert view.system == "label it"
+    assert built[0].key() == "key-a"  # type: ignore[attr-defined]
     assert rt.route("nope") is None
 
 
@@ -79,7 +79,8 @@ async def test_lease_swap_and_drain_then_close() -> None:
     old_adapter = built[-1]
     with holder.lease() as rt:
         assert rt is old
-        new = Runtime.build(config(("classify", ["a"]), temperature=0.5), key_for, Recorder(), previous=old)
+        new = Runtime.build(config(("classify", ["a"]), model="m2"), key_for, Recorder(), previous=old)
+        assert built[-1] is not old_adapter  # another model: another client
         holder.swap(new)
         assert holder.current is new
         with holder.lease() as rt2:
@@ -111,6 +112,56 @@ async def test_unchanged_targets_keep_adapter_and_breaker_across_a_swap() -> Non
     assert not any(a.closed for a in built)  # still shared with the new runtime
     await holder.aclose()
     assert all(a.closed for a in built)
+
+
+async def test_a_prompt_or_params_change_reuses_the_sdk_client_and_breaker() -> None:
+    holder = RuntimeHolder()
+    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    holder.swap(old)
+    client = built[0]
+    old_target = old.routes["classify"].targets[0]
+    old_target.breaker.record_failure()
+    with holder.lease():  # a request in flight on the old runtime across the swap
+        new = Runtime.build(config(("classify", ["a"]), system="classify it", temperature=0.7), key_for, Recorder(),
+                            previous=old)
+        holder.swap(new)
+        assert built == [client]  # no new SDK client
+        view = new.routes["classify"].targets[0].adapter
+        assert isinstance(view, FakeView) and view.base is client  # the same client, bound to the new prompt
+        assert view.system == "classify it" and view.params is not None and view.params.temperature == 0.7
+        assert old_target.adapter.system == "label it"  # type: ignore[attr-defined]  # the old view is untouched
+        # The breaker tracks the provider's health, which a prompt edit does not change.
+        assert new.routes["classify"].targets[0].breaker is old_target.breaker
+        assert old_target.breaker.consecutive_failures == 1
+    await asyncio.sleep(0.01)  # the old runtime drained and closed: the client is still the new one's
+    assert not client.closed
+    await holder.aclose()
+    assert client.closed  # closed once both runtimes are closed
+
+
+async def test_a_client_closes_exactly_when_its_last_runtime_closes() -> None:
+    first = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    second = Runtime.build(config(("classify", ["a"]), system="other"), key_for, Recorder(), previous=first)
+    third = Runtime.build(config(("classify", ["a"]), system="third"), key_for, Recorder(), previous=second)
+    assert len(built) == 1
+    await second.aclose()
+    await second.aclose()  # idempotent: does not drop another runtime's reference
+    await first.aclose()
+    assert not built[0].closed
+    await third.aclose()
+    assert built[0].closed
+
+
+async def test_a_failed_build_leaves_the_previous_runtime_owning_its_clients() -> None:
+    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+
+    def broken(target: Target) -> Any:
+        raise KeyError("missing key")
+
+    with pytest.raises(KeyError):
+        Runtime.build(config(("classify", ["a"]), ("other", ["b"])), broken, Recorder(), previous=old)
+    await old.aclose()
+    assert built[0].closed
 
 
 async def test_a_request_in_flight_finishes_on_its_runtime() -> None:

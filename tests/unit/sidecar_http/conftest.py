@@ -71,6 +71,9 @@ class FakeAdapter:
             else:
                 yield item
 
+    def bound(self, params: Any, system: str | None) -> FakeAdapter:
+        return self  # FakeBuilder compiles without views
+
     async def aclose(self) -> None:
         self.closed = True
 

@@ -41,6 +41,9 @@ class FakeAdapter:
     def _answer(self) -> str:
         return self.text if self.text is not None else f"label-{self.target.model}"
 
+    def bound(self, params: Params | None, system: str | None) -> FakeAdapter:
+        return self  # one fake per target: tests script it whatever the route's params and prompt
+
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         self.calls.append(request)
         if self.delay:

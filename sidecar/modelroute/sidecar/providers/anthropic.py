@@ -13,6 +13,7 @@ Streams are read as raw SSE and fed to ``AnthropicStreamToChat``; an ``error`` e
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import AsyncGenerator
@@ -57,6 +58,7 @@ class AnthropicAdapter:
         self._key = key
         self._params = params
         self._system = system
+        self._owner = True  # False on a ``bound`` view: the client is closed by the adapter it came from
         kwargs: Json = {}
         if target.base_url:
             kwargs["base_url"] = target.base_url
@@ -125,8 +127,15 @@ class AnthropicAdapter:
             if response is not None:
                 await response.aclose()
 
+    def bound(self, params: Params | None, system: str | None) -> AnthropicAdapter:
+        """A view with other params and system prompt sharing this client, pool and prebuilt options."""
+        view = copy.copy(self)
+        view._params, view._system, view._owner = params, system, False
+        return view
+
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owner:
+            await self._client.close()
 
 
 def _status_error(response: httpx2.Response, body: Json) -> Exception:

@@ -40,8 +40,18 @@ class Adapter(Protocol):
         """
         ...
 
+    def bound(self, params: Params | None, system: str | None) -> Adapter:
+        """This target with other ``params`` and system prompt, sharing this adapter's SDK client and pool.
+
+        Cheap (no client, no SSL context, no I/O: microseconds), so a params or prompt change
+        in a pushed config does not rebuild clients. The view does not own the client: its
+        ``aclose`` does nothing, and the adapter ``build_adapter`` returned must outlive it
+        (``runtime.Runtime`` refcounts that one).
+        """
+        ...
+
     async def aclose(self) -> None:
-        """Close the SDK client and its connection pool."""
+        """Close the SDK client and its connection pool (a ``bound`` view: nothing to close)."""
         ...
 
 
@@ -55,6 +65,8 @@ def build_adapter(
     (``openai-compatible`` only). ``params`` are the target's effective params
     (``translate.params.effective_params(route.params, target)``) and ``system`` the route
     prompt's system text; both default to none (the request goes through as sent).
+    The returned adapter owns its SDK client; ``adapter.bound(params, system)`` derives
+    views for other params and prompts that share it.
     Must be called with a running event loop only if the SDK needs one (none do today).
     """
     if target.provider in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):

@@ -20,6 +20,7 @@ when it changed (a file rotation), keeping the connection pool.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -61,6 +62,7 @@ class OpenAIAdapter:
         self._key = key
         self._params = params
         self._system = system
+        self._owner = True  # False on a ``bound`` view: the client is closed by the adapter it came from
         self._provider = target.provider.value
         # OpenAI proper wants max_completion_tokens; older compatible servers only know max_tokens.
         self._max_field = "max_completion_tokens" if target.provider is Provider.OPENAI else "max_tokens"
@@ -131,5 +133,12 @@ class OpenAIAdapter:
             if response is not None:
                 await response.aclose()
 
+    def bound(self, params: Params | None, system: str | None) -> OpenAIAdapter:
+        """A view with other params and system prompt sharing this client, pool and prebuilt options."""
+        view = copy.copy(self)
+        view._params, view._system, view._owner = params, system, False
+        return view
+
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owner:
+            await self._client.close()
