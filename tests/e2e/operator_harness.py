@@ -164,7 +164,8 @@ def sidecar_argv(handle: PodHandle, keys: Keys) -> list[str]:
     ]
 
 
-def start_sidecar_pod(kubelet: KubeletPlayer, namespace: str, name: str, labels: dict[str, str], keys: Keys) -> PodHandle:
+def start_sidecar_pod(kubelet: KubeletPlayer, namespace: str, name: str, labels: dict[str, str], keys: Keys,
+                      env: dict[str, str] | None = None) -> PodHandle:
     """A pod whose one container is a real ``modelroute sidecar`` process on the pod's loopback IP."""
     handle = kubelet.create_pod(
         namespace, name,
@@ -179,13 +180,14 @@ def start_sidecar_pod(kubelet: KubeletPlayer, namespace: str, name: str, labels:
             {"name": "podinfo", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
         ],
     )
-    start_sidecar_process(kubelet, handle, keys)
+    start_sidecar_process(kubelet, handle, keys, env)
     kubelet.set_running(handle, ready=False)  # the player's probe flips Ready once /readyz answers
     return handle
 
 
-def start_sidecar_process(kubelet: KubeletPlayer, handle: PodHandle, keys: Keys) -> None:
-    kubelet.start_process(handle, sidecar_argv(handle, keys), env={"OPENAI_API_KEY": "sk-e2e-test"})
+def start_sidecar_process(kubelet: KubeletPlayer, handle: PodHandle, keys: Keys, env: dict[str, str] | None = None) -> None:
+    """``env``: extra variables for the sidecar process (e.g. ``OTEL_*``)."""
+    kubelet.start_process(handle, sidecar_argv(handle, keys), env={"OPENAI_API_KEY": "sk-e2e-test", **(env or {})})
 
 
 def served_version(handle: PodHandle) -> str | None:

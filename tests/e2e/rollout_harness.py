@@ -52,13 +52,14 @@ class RolloutEnv:
 
 @contextmanager
 def rollout_env(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path,
-                pods: int = 2) -> Iterator[RolloutEnv]:
+                pods: int = 2, env: dict[str, str] | None = None) -> Iterator[RolloutEnv]:
+    """``env``: extra variables for every sidecar process (e.g. ``OTEL_*``)."""
     install_crd(cluster)
     keys = Keys(tmp_path / "keys")
     op = OperatorProcess(cluster, namespace, keys, tmp_path)
     with emulator(tmp_path) as emu:
         op.start()
-        handles = {f"web-{i}": start_sidecar_pod(kubelet, namespace, f"web-{i}", {"app": "web"}, keys) for i in range(1, pods + 1)}
+        handles = {f"web-{i}": start_sidecar_pod(kubelet, namespace, f"web-{i}", {"app": "web"}, keys, env) for i in range(1, pods + 1)}
         try:
             yield RolloutEnv(cluster, namespace, keys, op, emu, kubelet, handles)
         finally:

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import yaml
 from pydantic import ValidationError
 
-from modelroute.api.config import SidecarConfig
+from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
 from modelroute.sidecar.canary import canary_problems
@@ -84,14 +84,17 @@ REGISTRY_KIND = "ModelRegistry"
 
 
 def _expand(docs: Iterable[Any]) -> list[Any]:
-    """Accept ModelRoute docs, lists of them, and ``{"routes": [...], "modelRegistry"?: {...}}`` wrappers."""
+    """Accept ModelRoute docs, lists of them, and ``{"routes": [...], "modelRegistry"?, "canaries"?}`` wrappers.
+
+    ``canaries`` are read by ``with_canaries`` (they need the routes first).
+    """
     out: list[Any] = []
     for doc in docs:
         if doc is None:
             continue  # an empty YAML document (e.g. a trailing ---)
         if isinstance(doc, list):
             out.extend(doc)
-        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry"}
+        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry", "canaries"}
               and isinstance(doc["routes"], list)):
             out.extend(doc["routes"])
             if doc.get("modelRegistry") is not None:
@@ -256,6 +259,36 @@ def checked(parsed: Parsed, keys: KeyResolver | None) -> SidecarConfig:
     if found:
         raise ConfigError(found)
     return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry)
+
+
+def with_canaries(config: SidecarConfig, body: bytes, keys: KeyResolver | None) -> SidecarConfig:
+    """``config`` plus the ``canaries`` of a JSON ``{"routes": [...], "canaries": [...]}`` admin body.
+
+    Without this a bearer-token ``PUT /config`` would drop canaries silently; they are
+    validated like the operator's (``problems``), every problem reported.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return config
+    raw = doc.get("canaries") if isinstance(doc, dict) else None
+    if not raw:
+        return config
+    if not isinstance(raw, list):
+        raise ConfigError(["body: canaries: must be a list of CanaryServing objects"])
+    canaries, found = [], []
+    for i, item in enumerate(raw):
+        try:
+            canaries.append(CanaryServing.model_validate(item))
+        except ValidationError as e:
+            found += validation_problems(f"body: canaries[{i}]", e)
+    if found:
+        raise ConfigError(found)
+    combined = config.model_copy(update={"canaries": canaries})
+    found = problems(combined, keys)
+    if found:
+        raise ConfigError(found)
+    return combined
 
 
 def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig:

@@ -2,7 +2,9 @@
 
 Shows, on one machine and without any network or Kubernetes: a route served by Anthropic
 answering an OpenAI-SDK app, a route served by Gemini, a streamed answer, and a fallback
-when the primary provider is rate limited and then overloaded.
+when the primary provider is rate limited and then overloaded. Then a live canary
+(``demo_canary``): the operator's pure rollout engine walks a model swap through mirror,
+weights and promotion, and aborts a faulty one, on the sidecar's own evidence.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from typing import Any
 
 import yaml
 
+from modelroute.api import signing
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.testing import demo_canary
 from modelroute.testing.emulators import EmulatorServer
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "standalone" / "routes.yaml"
@@ -77,15 +82,26 @@ async def _demo(config: Path) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             routes = Path(tmp) / "routes.yaml"
             routes.write_text(_retarget(config, emu.url))
+            pem = signing.generate_private_key_pem()  # the demo plays the operator: it signs canary pushes
+            (Path(tmp) / "operator.pub").write_bytes(signing.public_key_pem(pem))
             env = dict(os.environ, OPENAI_API_KEY="sk-demo-openai", ANTHROPIC_API_KEY="sk-demo-anthropic",
                        GEMINI_API_KEY="demo-gemini", MODELROUTE_ADMIN_TOKEN="demo-admin-token")
             cmd = [sys.executable, "-m", "modelroute.cli", "sidecar", "--config", str(routes),
-                   "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}"]
+                   "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+                   "--operator-public-key", str(Path(tmp) / "operator.pub"),
+                   "--pod-namespace", demo_canary.POD_NAMESPACE, "--pod-name", demo_canary.POD_NAME,
+                   "--log-level", "warning"]
             _say("starting the sidecar", " ".join(["modelroute", *cmd[3:]]))
             proc = await asyncio.create_subprocess_exec(*cmd, env=env)
             try:
                 await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{admin}/readyz", proc)
-                return await _calls(AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0), emu, admin)
+                client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+                code = await _calls(client, emu, admin)
+                base = [ModelRoute.model_validate(d) for d in yaml.safe_load_all(routes.read_text()) if d]
+                code = code or await demo_canary.run_canary(client, emu, admin, signing.load_private_key(pem), base)
+                print("\nDone: routing, cross-provider translation, streaming, fallback and a live canary "
+                      "all went through real SDKs." if code == 0 else "\nThe demo did not go as expected (see above).")
+                return code
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()
@@ -133,7 +149,6 @@ async def _calls(client: Any, emu: EmulatorServer, admin: int) -> int:
         for target, ts in rs.get("targets", {}).items():
             lines.append(f"{route:10} {target:6} attempts={ts.get('attempts')} outcomes={ts.get('outcomes')}")
     _say("GET /stats (admin port): attempts per route and target", "\n   ".join(lines))
-    print("\nDone: routing, cross-provider translation, streaming and fallback all went through real SDKs.")
     return 0
 
 
