@@ -24,6 +24,7 @@ from modelroute.operator import bundle as bundles
 from modelroute.operator import rollouts
 from modelroute.operator.acceptance import accept, by_key
 from modelroute.operator.changes import ChangeClock
+from modelroute.operator.gaterun import GateRunner
 from modelroute.operator.kube import client as paths
 from modelroute.operator.kube.client import ApiError, Kube
 from modelroute.operator.metrics import Metrics
@@ -70,7 +71,17 @@ class Reconciler:
         self.kube, self.key, self.pusher, self.metrics = kube, key, pusher, metrics
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
         self.public = key.public_key()
-        self.requeue: Callable[[str, float], None] | None = None
+        self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
+        self._requeue: Callable[[str, float], None] | None = None
+        self._unreadable_logged: set[str] = set()
+
+    @property
+    def requeue(self) -> Callable[[str, float], None] | None:
+        return self._requeue
+
+    @requeue.setter
+    def requeue(self, later: Callable[[str, float], None] | None) -> None:
+        self._requeue = self.gates.requeue = later
 
     async def __call__(self, namespace: str) -> bool:
         started = time.perf_counter()
@@ -172,9 +183,8 @@ class Reconciler:
                       if any(p.uid == uid and matches(route.spec.selector, p.labels) for p in pods)}
             r = rollouts.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now,
                                 gate=self.hints.gates.pop(route.key, None))
-            if r.decision.run_gate:
-                # Not implemented yet: answer with a failing gate on the next step (the rollout aborts with the reason).
-                self.hints.gates[route.key] = rollouts.GATE_UNSUPPORTED
+            if r.decision.run_gate and r.decision.serving.canary_revision is not None:
+                self.gates.ask(ns, route, r.decision.serving.canary_revision, pods)  # the verdict arrives in hints.gates
             self.hints.rollouts[route.key] = (raw["metadata"].get("uid"), r.decision.status)
             out[route.key] = r
         return out
@@ -218,15 +228,26 @@ class Reconciler:
             return None
 
     async def _secret_keys(self, ns: str, names: Iterable[str]) -> dict[str, set[str] | None]:
-        async def keys(name: str) -> set[str] | None:
-            secret = await self.kube.get(paths.secret(ns, name))
+        """Key names per referenced Secret (None: absent). Secrets the operator may not read
+        (least-privilege RBAC grants Secret reads per namespace) are left out: unverifiable,
+        not invalid; the sidecar still refuses a push whose key file is missing."""
+        async def keys(name: str) -> tuple[bool, set[str] | None]:
+            try:
+                secret = await self.kube.get(paths.secret(ns, name))
+            except ApiError as e:
+                if e.status != 403:
+                    raise
+                return False, None
             if secret is None:
-                return None
-            return set(secret.get("data") or {}) | set(secret.get("stringData") or {})
+                return True, None
+            return True, set(secret.get("data") or {}) | set(secret.get("stringData") or {})
 
         names = sorted(names)
         found = await asyncio.gather(*(keys(n) for n in names))
-        return dict(zip(names, found, strict=True))
+        if not all(readable for readable, _ in found) and ns not in self._unreadable_logged:
+            self._unreadable_logged.add(ns)
+            log.info("no RBAC to read Secrets in namespace %s: secretKeyRef existence is not checked there", ns)
+        return {n: k for n, (readable, k) in zip(names, found, strict=True) if readable}
 
     async def _write_bundle(
         self, ns: str, cm: Mapping[str, Any] | None, previous: list[ModelRoute] | None,

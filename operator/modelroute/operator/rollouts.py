@@ -25,7 +25,6 @@ from modelroute.api.v1alpha1.strategy import (
     GateStatus,
     RolloutPhase,
     RolloutStatus,
-    Verdict,
     revision_of,
 )
 from modelroute.operator.pods import SidecarPod
@@ -89,14 +88,6 @@ def needs_evidence(state: RolloutStatus | None, route: ModelRoute) -> str | None
     if strategy is None or strategy.canary is None or strategy.canary.analysis is None:
         return None
     return serving_of(state, strategy).run_id
-
-
-GATE_UNSUPPORTED = GateStatus(
-    verdict=Verdict.FAIL,
-    message="golden-dataset gates are not run by this operator yet (the sidecar cannot be asked for the canary "
-            "revision on purpose); remove strategy.canary.gate to roll out without one",
-)
-"""The answer to every gate request for now: fail fast with a reason instead of waiting forever."""
 
 
 def decide(

@@ -82,7 +82,8 @@ def secret_refs(route: ModelRoute) -> list[tuple[str, str, str]]:
 
 
 def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> Validation:
-    """Validate one ModelRoute; ``secrets`` maps Secret name -> its data keys (None: absent)."""
+    """Validate one ModelRoute; ``secrets`` maps Secret name -> its data keys (None: absent; a name
+    missing from the mapping could not be read and is not checked)."""
     meta = raw.get("metadata") or {}
     ns, name = meta.get("namespace") or "", meta.get("name") or ""
     base = Validation(
@@ -95,7 +96,9 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> 
         f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := _REGISTRY.problem(t)) is not None
     ]
     for target, secret, key in secret_refs(parsed):
-        keys = secrets.get(secret)
+        if secret not in secrets:
+            continue  # not verifiable (no RBAC to read Secrets here); the sidecar checks the key file
+        keys = secrets[secret]
         where = f"spec.targets[{target}].apiKey.secretKeyRef"
         if keys is None:
             problems.append(f"{where}: Secret {secret!r} does not exist in namespace {ns!r}")

@@ -150,3 +150,14 @@ def test_examples_are_valid_modelroutes(chart: Any) -> None:
 def test_notes_mention_next_steps(chart: Any) -> None:
     notes = Path(chart.path / "templates" / "NOTES.txt").read_text()
     assert "modelroute.dev/inject" in notes and "examples/" in notes
+
+
+def test_gate_datasets_are_readable_only_by_name(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    def configmap_gets(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        role = chart.find(docs, "ClusterRole", "-operator")
+        return [r for r in _rules(role) if "configmaps" in r["resources"] and r["verbs"] == ["get"]]
+
+    assert configmap_gets(default_docs) == [], "no gate datasets: no extra ConfigMap read"
+    docs = chart.documents(chart.template("rbac.gateConfigMaps={golden,golden-v2}"))
+    assert configmap_gets(docs) == [{"apiGroups": [""], "resources": ["configmaps"],
+                                     "resourceNames": ["golden", "golden-v2"], "verbs": ["get"]}]

@@ -76,7 +76,10 @@ def test_all_acked_compares_served_hashes_with_the_last_bundle() -> None:
     assert not rollouts.all_acked(route, None, [web], {})
 
 
-def test_a_gate_fails_fast_with_a_reason() -> None:
+def test_a_failed_gate_aborts_with_the_numbers() -> None:
+    from modelroute.api.v1alpha1.strategy import GateThresholds
+    from modelroute.operator.rollout import GateResults, gate_status
+
     strat = {"canary": {**STRATEGY["canary"], "gate": {"configMap": "golden", "key": "cases.jsonl"}}}
     old_raw = raw_route("chat", strategy=strat)
     first = rollouts.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
@@ -86,9 +89,10 @@ def test_a_gate_fails_fast_with_a_reason() -> None:
     asked = rollouts.decide(new_raw, new, started.decision.status, started.served, acked=True, stats={}, now=NOW)
     assert asked.decision.run_gate
     done = rollouts.decide(new_raw, new, asked.decision.status, asked.served, acked=True, stats={}, now=NOW,
-                           gate=rollouts.GATE_UNSUPPORTED)
+                           gate=gate_status(GateThresholds(min_exact_match=0.9), GateResults(10, 0, 0.5, 1.0, 0.1)))
     assert done.decision.status.phase is RolloutPhase.DEGRADED
-    assert "not run by this operator" in done.decision.status.message
+    assert "0.5" in done.decision.status.message and done.decision.status.gate is not None
+    assert done.decision.status.gate.metrics[0].value == 0.5
     assert canary_of(done.served) is None and done.served.spec.targets[0].model == "gpt-4o-mini"
 
 

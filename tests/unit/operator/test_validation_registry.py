@@ -22,3 +22,11 @@ def test_unknown_model_is_invalid_with_the_field_path() -> None:
     assert not v.valid
     assert v.problems[0].startswith("spec.targets[0].model: ")
     assert "gpt-4o-minii" in v.problems[0]
+
+
+def test_secret_that_could_not_be_read_is_not_checked() -> None:
+    r = raw("gpt-4o-mini")
+    r["spec"]["targets"][0]["apiKey"] = {"secretKeyRef": {"name": "keys", "key": "openai"}}  # type: ignore[index]
+    assert validate(r, {}).valid  # unreadable (RBAC): left to the sidecar
+    assert not validate(r, {"keys": None}).valid  # read, and absent
+    assert not validate(r, {"keys": {"other"}}).valid  # read, key missing

@@ -1,4 +1,4 @@
-"""The admin listener: probes, config read/write, stats and metrics (for the operator and for Prometheus).
+"""The admin listener: probes, config read/write, stats, metrics, and the signed ``POST /eval`` gate (``evalgate``).
 
 ``PUT /config`` accepts either a signed ``ConfigPush`` (operator mode, header
 ``X-Modelroute-Signature``) or, with ``Authorization: Bearer <token>``, ModelRoute documents
@@ -87,6 +87,7 @@ async def put_config(request: web.Request) -> web.Response:
         return resp
     try:
         config = configfile.checked(configfile.parse_json_or_yaml(body, "body"), state.keys)
+        config = configfile.with_canaries(config, body, state.keys)
     except ConfigError as e:
         state.stats.config_rejections += 1
         return _error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
@@ -173,4 +174,7 @@ def build_app(state: SidecarState, auth: AuthSettings) -> web.Application:
     app.router.add_put("/config", put_config)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
+    from modelroute.sidecar.server.evalgate import post_eval  # it builds on this module's helpers
+
+    app.router.add_post("/eval", post_eval)
     return app

@@ -13,8 +13,10 @@ These are pure checks: they return the verified push or raise ``Denied`` with th
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
@@ -110,3 +112,37 @@ def verify_push(
             raise Denied(403, f"push issued at {issued.isoformat()} is not newer than the loaded push "
                               f"({last.isoformat()}): replay refused", "replayed_push")
     return push
+
+
+def verify_request(settings: AuthSettings, body: bytes, signature: str | None, *, now: datetime | None = None) -> dict[str, Any]:
+    """A signed operator request other than a push (e.g. ``POST /eval``): signature, audience and age checked.
+
+    Returns the JSON object; raises ``Denied`` (401/403) or ``BadPush`` (422) like ``verify_push``.
+    No replay floor: such requests only read (they never change what is served), so a replay within
+    ``max_skew`` costs work, not integrity.
+    """
+    if settings.operator_key is None:
+        raise Denied(401, "operator requests are disabled: start the sidecar with --operator-public-key", "writes_disabled")
+    if not signature:
+        raise Denied(401, f"missing {SIGNATURE_HEADER} header: operator requests must be signed", "missing_signature")
+    if not verify(settings.operator_key, body, signature):
+        raise Denied(403, "invalid signature: the request was not signed by the operator's key", "invalid_signature")
+    try:
+        doc = json.loads(body)
+        audience = PodRef.model_validate(doc.get("audience")) if isinstance(doc, dict) else None
+        issued = _aware(datetime.fromisoformat(str(doc["issuedAt"]))) if isinstance(doc, dict) else None
+    except (ValueError, KeyError, ValidationError) as e:
+        raise BadPush([f"request: {type(e).__name__}: {e}"[:500]]) from None
+    if not isinstance(doc, dict) or audience is None or issued is None:
+        raise BadPush(["request: expected a JSON object with audience and issuedAt"])
+    if settings.pod is None:
+        raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
+                     "no_pod_identity")
+    if audience != settings.pod:
+        raise Denied(403, f"request is for pod {audience.namespace}/{audience.name}, "
+                          f"this is {settings.pod.namespace}/{settings.pod.name}", "wrong_audience")
+    now = now or datetime.now(UTC)
+    if abs(now - issued) > settings.max_skew:
+        raise Denied(403, f"request issued at {issued.isoformat()} is outside the accepted window of "
+                          f"{int(settings.max_skew.total_seconds())}s around now", "stale_request")
+    return doc

@@ -1,0 +1,148 @@
+"""The gate run: dataset from a ConfigMap, one signed POST /eval, the verdict left for the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from operator_factories import pod, raw_route
+
+from modelroute.api import signing
+from modelroute.api.config import PodRef
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.strategy import Gate, GateStatus, Verdict
+from modelroute.operator import gaterun
+from modelroute.operator.gaterun import GateProblem, GateRunner
+from modelroute.operator.kube.client import ApiError
+from modelroute.operator.validation import parse
+from modelroute.sidecar.server.auth import AuthSettings, verify_request
+
+KEY = Ed25519PrivateKey.generate()
+GATE = Gate.model_validate({"configMap": "golden", "key": "cases.jsonl", "thresholds": {"minExactMatch": 0.9}})
+DATASET = '# comment\n{"input": "a", "expected": "x"}\n\n{"input": "b", "expected": "y"}\n'
+
+
+def route() -> ModelRoute:
+    raw = raw_route("chat", selector={"matchLabels": {"app": "web"}}, strategy={"canary": {
+        "steps": [{"weight": 50}], "gate": GATE.model_dump(mode="json", by_alias=True, exclude_none=True)}})
+    r = parse(raw)
+    assert isinstance(r, ModelRoute), r
+    return r
+
+
+def test_dataset_from_the_configmap() -> None:
+    cases = gaterun.dataset_of({"data": {"cases.jsonl": DATASET}}, "team", GATE)
+    assert [c["input"] for c in cases] == ["a", "b"]
+    with pytest.raises(GateProblem, match=r"ConfigMap team/golden .* not found"):
+        gaterun.dataset_of(None, "team", GATE)
+    with pytest.raises(GateProblem, match=r"no key 'cases.jsonl' \(keys: other\)"):
+        gaterun.dataset_of({"data": {"other": DATASET}}, "team", GATE)
+    with pytest.raises(GateProblem, match=r"\[cases.jsonl\]:2: not JSON"):
+        gaterun.dataset_of({"data": {"cases.jsonl": "{}\n{nope"}}, "team", GATE)
+    with pytest.raises(GateProblem, match="no cases"):
+        gaterun.dataset_of({"data": {"cases.jsonl": "# only a comment\n"}}, "team", GATE)
+
+
+def test_picks_one_ready_selected_sidecar() -> None:
+    pods = [pod("web-b", {"app": "web"}), pod("web-a", {"app": "web"}, ready=False), pod("db", {"app": "db"}),
+            pod("web-c", {"app": "web"})]
+    picked = gaterun.pick_pod(route(), pods)
+    assert picked is not None and picked.name == "web-b"
+    starting = gaterun.pick_pod(route(), [pod("web-a", {"app": "web"}, ready=False)])
+    assert starting is not None and starting.name == "web-a", "acked but not Ready yet: still asked"
+    assert gaterun.pick_pod(route(), [pod("web-a", {"app": "web"}, ip=None)]) is None
+    assert gaterun.pick_pod(route(), [pod("db", {"app": "db"})]) is None
+
+
+def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
+    from datetime import UTC, datetime
+    p = pod("web-1", {"app": "web"})
+    body = gaterun.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC))
+    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace=p.namespace, name=p.name))
+    doc = verify_request(auth, body, signing.sign(KEY, body))
+    assert doc["route"] == "chat" and doc["revision"] == "sha256:abc" and doc["cases"] == [{"input": "a"}]
+
+
+def test_verdicts_from_answers() -> None:
+    entry = {"cases": 10, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
+    v = gaterun.verdict_of(GATE, 200, json.dumps({"targets": [entry]}))
+    assert v is not None and v.verdict is Verdict.FAIL and v.metrics[0].value == 0.5 and "10 cases" in v.message
+    ok = gaterun.verdict_of(GATE, 200, json.dumps({"targets": [{**entry, "exactMatch": 0.95}]}))
+    assert ok is not None and ok.verdict is Verdict.PASS
+    assert gaterun.verdict_of(GATE, 409, "{}") is None, "not serving the revision yet: try again"
+    assert gaterun.verdict_of(GATE, 503, "busy") is None
+    refused = gaterun.verdict_of(GATE, 422, json.dumps({"error": {"message": "dataset rejected", "problems": ["cases:1: bad"]}}))
+    assert refused is not None and refused.verdict is Verdict.FAIL and "cases:1: bad" in refused.message
+    garbled = gaterun.verdict_of(GATE, 200, "{}")
+    assert garbled is not None and garbled.verdict is Verdict.FAIL
+
+
+class FakeKube:
+    def __init__(self, configmap: dict[str, Any] | ApiError | None) -> None:
+        self.configmap = configmap
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        assert path.endswith("/configmaps/golden"), path
+        if isinstance(self.configmap, ApiError):
+            raise self.configmap
+        return self.configmap
+
+
+async def run(kube: FakeKube, answer: tuple[int, dict[str, Any]]) -> tuple[dict[str, GateStatus], list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+
+    async def post_eval(request: web.Request) -> web.Response:
+        body = await request.read()
+        assert signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER))
+        seen.append(json.loads(body))
+        return web.json_response(answer[1], status=answer[0])
+
+    app = web.Application()
+    app.router.add_post("/eval", post_eval)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    results: dict[str, GateStatus] = {}
+    requeued: list[float] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            gates = GateRunner(kube, KEY, lambda: session, results)  # type: ignore[arg-type]
+            gates.requeue = lambda ns, delay: requeued.append(delay)
+            r = route()
+            target = pod("web-1", {"app": "web"}, ip="127.0.0.1", admin_port=str(port))
+            gates.ask("team", r, "sha256:new", [target])
+            gates.ask("team", r, "sha256:new", [target])   # already running: no second run
+            await asyncio.wait_for(gates.running[r.key][1], 5)
+    finally:
+        await runner.cleanup()
+    assert requeued, "the namespace is looked at again once the run ends"
+    return results, seen
+
+
+async def test_a_run_leaves_the_verdict_with_the_numbers() -> None:
+    entry = {"cases": 2, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
+    results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (200, {"targets": [entry]}))
+    assert len(seen) == 1 and seen[0]["revision"] == "sha256:new" and len(seen[0]["cases"]) == 2
+    assert seen[0]["audience"] == {"namespace": "team", "name": "web-1"}
+    gate = results["team/chat"]
+    assert gate.verdict is Verdict.FAIL and gate.metrics[0].name == "exactMatch" and gate.metrics[0].value == 0.5
+
+
+async def test_a_missing_dataset_fails_the_gate_with_the_reason() -> None:
+    results, seen = await run(FakeKube(None), (200, {}))
+    assert not seen and results["team/chat"].verdict is Verdict.FAIL
+    assert "ConfigMap team/golden" in str(results["team/chat"].message)
+    results, _ = await run(FakeKube(ApiError(403, "Forbidden", "no")), (200, {}))
+    assert "rbac.gateConfigMaps" in str(results["team/chat"].message)
+
+
+async def test_a_busy_sidecar_is_retried_not_failed() -> None:
+    results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (409, {"error": {"message": "not yet"}}))
+    assert len(seen) == 1 and results == {}

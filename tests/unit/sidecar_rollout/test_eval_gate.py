@@ -1,0 +1,122 @@
+"""``POST /eval``: the operator's signed golden-dataset run against the served canary revision."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from modelroute.api import signing
+from modelroute.api.config import PodRef
+from modelroute.operator.rollout import GateResults
+from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.server import evalgate
+from modelroute.sidecar.server.auth import AuthSettings
+from modelroute.sidecar.server.sidecar import Sidecar
+from modelroute.sidecar.server.state import SidecarState
+
+from .conftest import ENV, FakeAdapter, config
+
+KEY = Ed25519PrivateKey.generate()
+POD = PodRef(namespace="ns", name="web-1")
+CASES = [{"id": f"c{i}", "input": f"ticket {i}", "expected": "billing"} for i in range(6)]
+
+
+class Admin:
+    def __init__(self, sidecar: Sidecar, http: aiohttp.ClientSession) -> None:
+        self.sidecar, self.http = sidecar, http
+
+    def body(self, **over: Any) -> bytes:
+        cfg = self.sidecar.state.current()
+        assert cfg is not None
+        doc = {"audience": {"namespace": POD.namespace, "name": POD.name}, "issuedAt": datetime.now(UTC).isoformat(),
+               "route": "classify", "revision": cfg.config.canaries[0].revision, "cases": CASES, **over}
+        return json.dumps(doc).encode()
+
+    async def post(self, body: bytes, signature: str | None) -> tuple[int, dict[str, Any]]:
+        headers = {signing.SIGNATURE_HEADER: signature} if signature else {}
+        async with self.http.post(self.sidecar.admin_url + "/eval", data=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def signed(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        return await self.post(body, signing.sign(KEY, body))
+
+
+def live_counters(admin: Admin) -> dict[str, Any]:
+    doc = admin.sidecar.state.stats.as_json()
+    doc.pop("uptimeSeconds")
+    return doc
+
+
+@pytest.fixture
+async def admin(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Admin]:
+    state = SidecarState(keys=KeyResolver(environ=ENV))
+    await state.apply(config(weight=0), source="file")
+    auth = AuthSettings(operator_key=KEY.public_key(), pod=POD)
+    async with Sidecar(state, auth, grace_seconds=2) as sc, aiohttp.ClientSession() as http:
+        yield Admin(sc, http)
+
+
+async def test_runs_the_cases_on_the_canary_only_and_leaves_live_counters_alone(
+        admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+    adapters["new"].text = "billing"
+    before = live_counters(admin)
+    evidence_before = admin.sidecar.state.evidence.as_json()
+    status, doc = await admin.signed(admin.body())
+    assert status == 200, doc
+    entry = doc["targets"][0]
+    assert entry["cases"] == 6 and entry["errors"] == 0 and entry["exactMatch"] == 1.0 and entry["validOutputRate"] == 1.0
+    results = GateResults.from_eval_json(entry)   # the operator reads exactly this shape
+    assert results.cases == 6 and results.exact_match == 1.0 and results.latency_p95_seconds is not None
+    assert len(adapters["new"].calls) == 6 and not adapters["old"].calls, "the stable revision is not called"
+    assert live_counters(admin) == before, "live stats untouched"
+    assert admin.sidecar.state.evidence.as_json() == evidence_before, "rollout evidence untouched"
+
+
+async def test_wrong_labels_score_zero(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+    adapters["new"].text = "shipping"
+    status, doc = await admin.signed(admin.body())
+    assert status == 200 and doc["targets"][0]["exactMatch"] == 0.0
+
+
+async def test_only_the_served_canary_revision(admin: Admin) -> None:
+    status, doc = await admin.signed(admin.body(revision="sha256:other"))
+    assert status == 409 and doc["error"]["code"] == "revision_not_served"
+    status, doc = await admin.signed(admin.body(route="nope"))
+    assert status == 409
+
+
+async def test_unsigned_forged_and_misaddressed_requests_are_refused(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+    body = admin.body()
+    assert (await admin.post(body, None))[0] == 401
+    assert (await admin.post(body, signing.sign(Ed25519PrivateKey.generate(), body)))[0] == 403
+    other = admin.body(audience={"namespace": "ns", "name": "web-2"})
+    assert (await admin.signed(other))[1]["error"]["code"] == "wrong_audience"
+    old = admin.body(issuedAt=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    assert (await admin.signed(old))[0] == 403
+    assert "new" not in adapters or not adapters["new"].calls, "nothing ran"
+
+
+async def test_bad_datasets_are_reported(admin: Admin) -> None:
+    status, doc = await admin.signed(admin.body(cases=[{"expected": "x"}]))
+    assert status == 422 and doc["error"]["code"] == "invalid_dataset" and doc["error"]["problems"]
+    status, doc = await admin.signed(admin.body(cases=[]))
+    assert status == 422
+
+
+async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: dict[str, FakeAdapter],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    adapters["new"].text = "billing"
+    adapters["new"].delay = 2.0
+    monkeypatch.setattr(evalgate, "TIME_BOUND_SECONDS", 0.2)
+    started = asyncio.get_running_loop().time()
+    status, doc = await admin.signed(admin.body())
+    assert status == 200 and asyncio.get_running_loop().time() - started < 1.5
+    entry = doc["targets"][0]
+    assert entry["errors"] == 6 and entry["errorsByClass"] == {"deadline": 6}
