@@ -29,6 +29,7 @@ Exporting happens on the SDK's background threads; nothing here blocks the event
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -97,6 +98,27 @@ class ServerSpan:
         if resp.status >= 500:
             span.set_attribute("error.type", str(resp.status))
             span.set_status(Status(StatusCode.ERROR))
+
+    def record_content(self, request: Mapping[str, Any], resp: web.StreamResponse) -> None:
+        """Prompt and completion text, for routes that opt in (``spec.telemetry.recordContent``).
+
+        The app's messages always; the answer when it was a JSON body (a streamed answer is
+        not buffered for this).
+        """
+        span = self.span
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.input.messages", json.dumps(request.get("messages", []), ensure_ascii=False))
+        body = getattr(resp, "body", None)
+        if isinstance(body, bytes | bytearray) and resp.content_type == "application/json":
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                return
+            choices = answer.get("choices") if isinstance(answer, dict) else None
+            if choices:
+                outputs = [c.get("message", {}) for c in choices if isinstance(c, dict)]
+                span.set_attribute("gen_ai.output.messages", json.dumps(outputs, ensure_ascii=False))
 
 
 class Telemetry:

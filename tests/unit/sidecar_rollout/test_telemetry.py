@@ -173,3 +173,23 @@ def test_server_of() -> None:
     assert server_of("openai", None) == ("api.openai.com", 443)
     assert server_of("openai-compatible", "http://vllm.local:8000/v1") == ("vllm.local", 8000)
     assert server_of("anthropic", "https://gw.example.com") == ("gw.example.com", 443)
+
+
+async def test_content_is_recorded_only_when_the_route_opts_in(
+        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    from modelroute.api.config import SidecarConfig
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    from .conftest import spec
+
+    tel, spans, _ = otel
+    opted = spec("classify", "old", "gpt-4o-mini", telemetry={"recordContent": True})
+    route = ModelRoute.model_validate({"metadata": {"name": "classifier"}, "spec": opted.wire()})
+    sc = await start(SidecarConfig(routes=[route]), telemetry=tel)
+    adapters["old"].text = "OPTED-COMPLETION"
+    status, _, _ = await sc.chat(messages=[{"role": "user", "content": "OPTED-PROMPT"}])
+    assert status == 200
+    server = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER)
+    attrs = dict(server.attributes or {})
+    assert "OPTED-PROMPT" in str(attrs["gen_ai.input.messages"])
+    assert "OPTED-COMPLETION" in str(attrs["gen_ai.output.messages"])

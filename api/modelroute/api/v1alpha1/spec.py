@@ -131,6 +131,15 @@ class CircuitBreaker(ApiModel):
     open_seconds: float = Field(default=30, description="How long the breaker stays open before one half-open probe is let through.", gt=0, le=3600)
 
 
+class RouteTelemetry(ApiModel):
+    """What the route's OpenTelemetry spans may carry beyond metadata."""
+
+    record_content: bool = Field(
+        default=False,
+        description="Record prompt and completion text on the request's server span (gen_ai.input.messages / gen_ai.output.messages). Off by default: traces never hold content.",
+    )
+
+
 class ModelRouteSpec(ApiModel):
     """What a route serves and how it falls back."""
 
@@ -150,6 +159,7 @@ class ModelRouteSpec(ApiModel):
     selector: LabelSelector | None = Field(default=None, description="Pods (with a modelroute sidecar, same namespace) this route is pushed to. Unset: every such pod.")
     output: Output | None = Field(default=None, description="Output contract: answers are validated, repaired or refused. Unset: free text, unchecked.")
     cache: CachePolicy | None = Field(default=None, description="Response cache of the route. Unset: no caching.")
+    telemetry: RouteTelemetry | None = Field(default=None, description="Telemetry options of the route (content recording is opt-in).")
     strategy: Strategy | None = Field(default=None, description="How a change of targets, params or prompt reaches live traffic (canary steps and analysis). Unset: at once.")
 
     @model_validator(mode="after")

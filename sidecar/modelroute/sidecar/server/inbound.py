@@ -118,6 +118,10 @@ async def serve(request: web.Request, state: SidecarState, body: dict[str, Any],
     with tel.server_span(request) as span:  # continues the app's traceparent
         resp = await _serve(request, state, body, wire)
         span.finish(resp)
+        runtime = state.holder.current
+        route = runtime.routes.get(body["model"]) if runtime is not None else None
+        if route is not None and route.spec.telemetry is not None and route.spec.telemetry.record_content:
+            span.record_content(body, resp)  # the route opted in; never otherwise
         return resp
 
 
