@@ -105,6 +105,7 @@ class _Api(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if "watch=true" in self.path:   # a list+watch of one name: one change, then the deletion
+            type(self).watches.append(self.path)  # before answering: the client may finish first
             obj = next(iter(self.objects.values()))
             changed = json.loads(json.dumps(obj))
             changed["status"]["rollout"]["message"] = "changed while watching"
@@ -115,7 +116,6 @@ class _Api(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
-            type(self).watches.append(self.path)
             return
         obj = self._object()
         if obj is None:
