@@ -123,6 +123,27 @@ def _as_upstream(exc: BaseException, timeout: float) -> UpstreamError:
     return UpstreamError(FailureKind.BAD_RESPONSE, f"adapter failed: {type(exc).__name__}")
 
 
+
+async def _retry_after_failure(
+    call: _Call, route: RouteRuntime, tr: TargetRuntime, err: UpstreamError, attempt: int,
+    bounded_by_deadline: bool, *, streamed: bool,
+) -> bool:
+    """The policy after one failed attempt, shared by both entry points: True = retry this
+    target; False = move on to the next; raises for a CLIENT error (no fallback) and for a
+    timeout at the deadline."""
+    if err.kind is FailureKind.CLIENT:
+        tr.breaker.record_success()  # the target is healthy; the request is not
+        call.finish(tr.name, OUTCOME_CLIENT, streamed)
+        raise RouteFailed(call.attempts, client_error=err) from None
+    if _spared(tr, err):
+        return False
+    tr.breaker.record_failure()
+    if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
+        raise _Deadline from None
+    if attempt + 1 >= route.spec.retry.attempts or tr.breaker.is_open:
+        return False
+    return await _backoff_or_move_on(call, attempt + 1, err)
+
 async def _backoff_or_move_on(call: _Call, retry: int, err: UpstreamError) -> bool:
     """Sleep before retry ``retry`` on the same target; False if that sleep would cross the deadline."""
     delay = backoff_delay(retry, call.route.spec.retry.backoff, retry_after=err.retry_after)
@@ -186,20 +207,9 @@ async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None
                 except Exception as exc:  # every failure becomes an UpstreamError here
                     err = _as_upstream(exc, timeout)
                     call.record(tr, err.kind.value, err.status, err.message, time.perf_counter() - t0, None)
-                    if err.kind is FailureKind.CLIENT:
-                        tr.breaker.record_success()  # the target is healthy; the request is not
-                        call.finish(tr.name, OUTCOME_CLIENT, False)
-                        raise RouteFailed(call.attempts, client_error=err) from None
-                    if _spared(tr, err):
-                        break
-                    tr.breaker.record_failure()
-                    if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
-                        raise _Deadline from None
-                    if attempt + 1 >= route.spec.retry.attempts or tr.breaker.is_open:
-                        break
-                    if not await _backoff_or_move_on(call, attempt + 1, err):
-                        break
-                    continue
+                    if await _retry_after_failure(call, route, tr, err, attempt, bounded_by_deadline, streamed=False):
+                        continue
+                    break
                 tr.breaker.record_success()
                 call.record(tr, OK, 200, "", time.perf_counter() - t0, _usage_of(response), response.get("model"))
                 call.finish(tr.name, OK, False)
@@ -413,20 +423,9 @@ async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = Fals
                         exc = UpstreamError(FailureKind.BAD_RESPONSE, "stream ended before its first chunk")
                     err = _as_upstream(exc, timeout)
                     call.record(tr, err.kind.value, err.status, err.message, time.perf_counter() - t0, None, None, True)
-                    if err.kind is FailureKind.CLIENT:
-                        tr.breaker.record_success()
-                        call.finish(tr.name, OUTCOME_CLIENT, True)
-                        raise RouteFailed(call.attempts, client_error=err) from None
-                    if _spared(tr, err):
-                        break
-                    tr.breaker.record_failure()
-                    if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
-                        raise _Deadline from None
-                    if attempt + 1 >= route.spec.retry.attempts or tr.breaker.is_open:
-                        break
-                    if not await _backoff_or_move_on(call, attempt + 1, err):
-                        break
-                    continue
+                    if await _retry_after_failure(call, route, tr, err, attempt, bounded_by_deadline, streamed=True):
+                        continue
+                    break
                 tr.breaker.record_success()
                 idle = tr.target.timeout_seconds or route.spec.timeout_seconds
                 return StreamingCompletion(call, tr, head, it, idle, t0, want_usage)
