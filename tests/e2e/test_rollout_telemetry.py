@@ -136,14 +136,20 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
                 assert a["modelroute.fallback.hop"] == 0 and "error.type" not in a
                 assert a["modelroute.prompt.version"] == "v3"
 
-        metrics = collector.wait_for_metrics(lambda ms: {"gen_ai.client.operation.duration", "gen_ai.client.token.usage"}
-                                             <= {m.name for m in ms if m.resource.get("service.name") == SERVICE}, timeout=20)
-        named = {m.name: m for m in metrics if m.resource.get("service.name") == SERVICE}
-        duration, tokens = named["gen_ai.client.operation.duration"], named["gen_ai.client.token.usage"]
-        assert duration.unit == "s" and tokens.unit == "{token}"
-        assert {"stable", "canary"} <= {p["attrs"]["modelroute.variant"] for p in duration.points}
-        assert {p["attrs"]["gen_ai.token.type"] for p in tokens.points} == {"input", "output"}
-        assert all(p["attrs"]["modelroute.route"] == "chat" for p in tokens.points)
+        def ours(ms: list[Any], name: str) -> list[Any]:
+            return [m for m in ms if m.name == name and m.resource.get("service.name") == SERVICE]
+
+        def variants(ms: list[Any]) -> set[str]:  # over every export of every pod (each pod exports its own)
+            return {p["attrs"]["modelroute.variant"] for m in ours(ms, "gen_ai.client.operation.duration") for p in m.points}
+
+        metrics = collector.wait_for_metrics(
+            lambda ms: bool(ours(ms, "gen_ai.client.token.usage")) and {"stable", "canary"} <= variants(ms), timeout=20)
+        durations, tokens = ours(metrics, "gen_ai.client.operation.duration"), ours(metrics, "gen_ai.client.token.usage")
+        assert all(m.unit == "s" for m in durations) and all(m.unit == "{token}" for m in tokens)
+        assert {"stable", "canary"} <= variants(metrics)
+        token_points = [p for m in tokens for p in m.points]
+        assert {p["attrs"]["gen_ai.token.type"] for p in token_points} == {"input", "output"}
+        assert all(p["attrs"]["modelroute.route"] == "chat" for p in token_points)
 
     export = collector.raw_text()
     assert export.strip()
