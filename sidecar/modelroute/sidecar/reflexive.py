@@ -27,7 +27,6 @@ limiters, the per-route caches, the ledger) and compiles plans for each new runt
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -72,7 +71,7 @@ if TYPE_CHECKING:
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
-_HOOKED = "_modelroute_limit_hook"  # marks an HTTP client that already reports headers
+_LIMITS = "limits"  # the transport header observer that feeds a target's limiter
 
 
 @dataclass(eq=False)
@@ -381,30 +380,22 @@ class Reflexive:
 
 
 def _report_headers(tr: TargetRuntime, limiter: TargetLimiter) -> None:
-    """Let the target's SDK client feed every response's rate-limit headers to ``limiter``.
+    """Let the target's transport feed every response's rate-limit headers to ``limiter``.
 
-    The OpenAI and Anthropic SDKs send through an httpx2 client whose response event hooks
-    see the headers of every answer (streams included) before the body is read. The
-    google-genai client has no such hook; its 429s still teach the limiter through the
-    ``retry-after`` of the error (``RoutePlan._learn``). The HTTP client, not the adapter,
-    is marked: one client serves every ``bound`` view of its target (other params or
-    prompts, other runtimes) and is hooked once; the limiter of a given key is the same
-    object for the sidecar's life, and one client's target has one limiter key.
+    Every adapter sends through a ``providers.transport.Transport``, whose header observers
+    see the headers of every answer (errors and streams included) before the body is read.
+    The transport, not the adapter, is marked: one transport serves every ``bound`` view of
+    its target (other params or prompts, other runtimes) and is hooked once; the limiter of
+    a given key is the same object for the sidecar's life, and one target has one limiter key.
     """
-    adapter: Any = tr.adapter
-    http = getattr(getattr(adapter, "_client", None), "_client", None)
-    if http is None or getattr(http, _HOOKED, False):
-        return
-    hooks = getattr(http, "event_hooks", None)
-    if not isinstance(hooks, dict) or not isinstance(hooks.get("response"), list):
+    transport = getattr(tr.adapter, "transport", None)
+    if transport is None or _LIMITS in transport.observers:
         return
 
-    async def observe(response: Any) -> None:
+    def observe(headers: Any) -> None:
         try:
-            limiter.observe_headers(response.headers)
+            limiter.observe_headers(headers)
         except Exception:  # a strange header must never fail the request
             log.debug("ignoring unreadable rate-limit headers from %s", tr.name, exc_info=True)
 
-    hooks["response"].append(observe)
-    with contextlib.suppress(AttributeError):  # a client with __slots__: hooked again next time (harmless)
-        setattr(http, _HOOKED, True)
+    transport.observe_headers(_LIMITS, observe)

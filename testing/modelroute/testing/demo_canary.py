@@ -122,6 +122,7 @@ class Traffic:
     workers: int = 4
     answers: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    generation: int = 0  # bumped by reset(): a request started before it is not counted after it
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -134,6 +135,7 @@ class Traffic:
 
     def reset(self) -> None:
         self.answers, self.errors = {}, 0
+        self.generation += 1
 
     def summary(self) -> str:
         by_model = ", ".join(f"{m} {n}" for m, n in sorted(self.answers.items()))
@@ -145,13 +147,16 @@ class Traffic:
         n = 0
         while True:
             n += 1
+            started = self.generation
             try:
                 reply = await self.client.chat.completions.create(
                     model=ROUTE, messages=[{"role": "user", "content": f"ticket {i}-{n}: my card was charged twice"}])
                 model = next((m for m in (GOOD_MODEL, BAD_MODEL, STABLE_MODEL) if str(reply.model).startswith(m)), reply.model)
-                self.answers[model] = self.answers.get(model, 0) + 1
+                if started == self.generation:
+                    self.answers[model] = self.answers.get(model, 0) + 1
             except OpenAIError:
-                self.errors += 1
+                if started == self.generation:
+                    self.errors += 1
             await asyncio.sleep(0.01)
 
 

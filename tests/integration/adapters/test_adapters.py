@@ -199,3 +199,39 @@ async def test_key_rotation_is_picked_up_on_the_same_pool(env: tuple[Stub, Adapt
     assert KEY in auth[0]
     assert "sk-rotated-key-0987654321" in auth[1]
     assert "sk-rotated-key-0987654321" in auth[2]
+
+
+SDK_HEADERS = {
+    "openai": {"user-agent": "AsyncOpenAI/Python", "x-stainless-lang": "python"},
+    "anthropic": {"user-agent": "AsyncAnthropic/Python", "anthropic-version": "20"},
+    "gemini": {"user-agent": "google-genai-sdk/", "x-goog-api-client": "google-genai-sdk/"},
+}
+
+
+async def test_the_sdk_built_the_request_the_transport_sent(env: tuple[Stub, Adapter, list[str]]) -> None:
+    stub, adapter, _ = env
+    await adapter.complete(REQ, timeout=5)
+    [c async for c in adapter.stream(SREQ, timeout=5)]
+    for headers, _body in stub.seen:
+        for name, prefix in SDK_HEADERS[stub.provider].items():
+            assert headers.get(name, "").startswith(prefix), (name, headers.get(name))
+        assert "x-stainless-read-timeout" not in headers and "x-stainless-raw-response" not in headers
+        assert headers["content-type"].startswith("application/json")
+    if stub.provider == "gemini":  # the SDK converted its types into the REST body (camelCase)
+        assert stub.seen[0][1]["contents"] == [{"parts": [{"text": "hi"}], "role": "user"}]
+    else:
+        assert stub.seen[0][1]["model"] == MODELS[stub.provider]
+
+
+async def test_header_observers_see_error_answers_too(env: tuple[Stub, Adapter, list[str]]) -> None:
+    stub, adapter, _ = env
+    seen: list[str | None] = []
+    transport: Any = adapter.transport  # type: ignore[attr-defined]
+    assert transport.observe_headers("t", lambda h: seen.append(h.get("x-ratelimit-remaining-requests")))
+    assert not transport.observe_headers("t", lambda h: None)  # one observer per key
+    stub.plan = [Step("status", status=429, headers={"x-ratelimit-remaining-requests": "0", "retry-after": "1"}),
+                 Step("ok")]
+    e = await failure(adapter)
+    assert e.kind is FailureKind.RATE_LIMITED and e.retry_after == 1.0
+    await adapter.complete(REQ, timeout=5)
+    assert seen == ["0", None]

@@ -1,4 +1,4 @@
-"""Real adapters: a ``bound`` view shares its adapter's SDK client, and only the owner closes it."""
+"""Real adapters: a ``bound`` view shares its adapter's SDK client and pool, and only the owner closes them."""
 
 from __future__ import annotations
 
@@ -20,29 +20,19 @@ def target(provider: Provider) -> Target:
                                   "apiKey": {"env": "K"}})
 
 
-@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC])
-async def test_a_stainless_view_shares_the_client_and_only_the_owner_closes_it(provider: Provider) -> None:
+@pytest.mark.parametrize("provider", [Provider.OPENAI, Provider.ANTHROPIC, Provider.GEMINI])
+async def test_a_view_shares_the_sdk_client_and_pool_and_only_the_owner_closes_it(provider: Provider) -> None:
     base: Any = build_adapter(target(provider), lambda: "k", params=Params(temperature=0.1), system="a")
     view: Any = base.bound(Params(temperature=0.9), "b")
-    assert view._client is base._client and view._options is base._options
+    assert view.sdk is base.sdk and view.transport is base.transport
     assert (view._params.temperature, view._system) == (0.9, "b")
     assert (base._params.temperature, base._system) == (0.1, "a")  # the owner is unchanged
-    await view.aclose()
-    assert not base._client.is_closed()
-    await base.aclose()
-    assert base._client.is_closed()
-
-
-async def test_a_gemini_view_shares_the_lazily_created_client() -> None:
-    base: Any = build_adapter(target(Provider.GEMINI), lambda: "k")
-    view: Any = base.bound(None, "b")  # made before the client exists
-    aio = view._aio()
-    assert base._aio() is aio  # one client, created once for both
-    session = base._conn._session
+    session = view.transport._pool()  # the pool is created on first use, by whichever view sends first
+    assert base.transport._pool() is session
     await view.aclose()
     assert not session.closed
     await base.aclose()
-    assert session.closed
+    assert session.closed and base.transport.closed
 
 
 def config(system: str) -> SidecarConfig:
@@ -63,13 +53,15 @@ async def test_a_system_prompt_change_across_a_swap_keeps_the_sdk_client() -> No
     old_adapter: Any = old.routes["chat"].targets[0].adapter
     new_adapter: Any = new.routes["chat"].targets[0].adapter
     assert new_adapter is not old_adapter and new_adapter._system == "two" and old_adapter._system == "one"
-    client = new_adapter._client
-    assert client is old_adapter._client  # the same SDK client object (and connection pool)
+    assert new_adapter.sdk is old_adapter.sdk  # the same SDK client object
+    transport = new_adapter.transport
+    assert transport is old_adapter.transport  # and the same connection pool
+    session = transport._pool()
     await old.drained()
     await old.aclose()
-    assert not client.is_closed()  # the new runtime still uses it
+    assert not session.closed  # the new runtime still uses it
     await holder.aclose()
-    assert client.is_closed()  # closed once both runtimes are closed
+    assert session.closed  # closed once both runtimes are closed
 
 
 async def test_rate_limit_headers_are_hooked_once_per_client_across_prompt_changes() -> None:
@@ -86,7 +78,6 @@ async def test_rate_limit_headers_are_hooked_once_per_client_across_prompt_chang
     new = Runtime.build(limited("two"), lambda t: (lambda: "k"), NullObserver(), previous=old)
     reflexive.compile(new)
     adapter: Any = new.routes["chat"].targets[0].adapter
-    hooks = adapter._client._client.event_hooks["response"]
-    assert len(hooks) == 1  # one observer on the one shared client, not one per config
+    assert adapter.transport.observers == ("limits",)  # one observer on the one shared pool, not one per config
     await old.aclose()
     await new.aclose()

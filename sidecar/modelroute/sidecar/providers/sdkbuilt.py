@@ -1,0 +1,178 @@
+"""The adapter skeleton every provider shares: its SDK builds each request, the transport sends it.
+
+``SdkBuiltAdapter`` owns what does not depend on the provider: one ``transport.Transport``
+(the target's pool) shared with its ``bound`` views, the non-streaming and streaming call
+around it, JSON reading, and the mapping of any failure to ``UpstreamError``. A provider
+module supplies ``build`` (the SDK turns the translated request into URL, headers and body),
+``answer`` (the 200 body to a ``chat.completion``) and ``stream_translator``.
+
+Why the SDK builds but does not send: its own send pipeline cost more CPU per call than the
+whole exchange on a bare aiohttp session (``transport``'s docstring, bench/README.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Protocol
+
+from modelroute.api.v1alpha1.spec import Params, Target
+from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
+from modelroute.sidecar.providers.transport import Prepared, Transport
+from modelroute.sidecar.translate.errors import StreamError, TranslationError
+
+Json = dict[str, Any]
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def dumps(body: Json) -> bytes:
+    """A request body as the SDKs serialize it (compact UTF-8 JSON), with one reused encoder."""
+    return _encode(body).encode()
+
+
+class StreamTranslator(Protocol):
+    def feed(self, event: Json) -> list[Json]: ...
+    def finish(self) -> list[Json]: ...
+
+
+class SdkBuiltAdapter:
+    """One target: ``target``, translation params and system prompt, and the pool (shared with ``bound`` views)."""
+
+    def __init__(self, target: Target, *, params: Params | None, system: str | None) -> None:
+        self.target = target
+        self._params = params
+        self._system = system
+        self._owner = True  # False on a ``bound`` view: the pool is closed by the adapter it came from
+        self._provider = target.provider.value
+        self._transport = Transport(self._provider)
+
+    # ---- provider specifics -------------------------------------------------------------
+
+    async def build(self, request: Json, stream: bool) -> tuple[Prepared, bytes]:
+        """Where and what to send for the app's chat ``request``, built by the SDK."""
+        raise NotImplementedError
+
+    def answer(self, data: Json) -> Json:
+        """The provider's 200 body -> a ``chat.completion`` dict (or ``UpstreamError``)."""
+        raise NotImplementedError
+
+    def stream_translator(self, request: Json) -> StreamTranslator:
+        raise NotImplementedError
+
+    def failure(self, exc: BaseException) -> UpstreamError:
+        """Any exception of a call that is not already an ``UpstreamError``."""
+        return map_failure(exc, self._provider)
+
+    # ---- the adapter ------------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        try:
+            prepared, body = await self.build(request, False)
+            raw = await self._transport.send(prepared, body, timeout=timeout)
+            return self.answer(loads_object(raw, self._provider))
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc) from None
+
+    async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
+        events: AsyncGenerator[str, None] | None = None
+        try:
+            prepared, body = await self.build(request, True)
+            events = self._transport.stream(prepared, body, timeout=timeout)
+            tr = self.stream_translator(request)
+            async for event in json_events(events):
+                for chunk in tr.feed(event):
+                    yield chunk
+            for chunk in tr.finish():
+                yield chunk
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc) from None
+        finally:
+            if events is not None:
+                await events.aclose()
+
+    def bound(self, params: Params | None, system: str | None) -> Any:
+        """A view with other params and system prompt sharing this SDK client and pool."""
+        view = copy.copy(self)
+        view._params, view._system, view._owner = params, system, False
+        return view
+
+    async def aclose(self) -> None:
+        if self._owner:
+            await self._transport.aclose()
+            await self.close_sdk()
+
+    async def close_sdk(self) -> None:
+        """Release what the SDK client holds (nothing, unless a provider says otherwise)."""
+
+
+def map_failure(exc: BaseException, provider: str) -> UpstreamError:
+    """A failure raised outside the transport (translation, our reading of the body)."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, TranslationError):
+        return client_error(400, str(exc))
+    if isinstance(exc, StreamError):
+        return stream_error(exc, provider)
+    if isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+        return bad_response(provider, "body is not JSON")
+    return UpstreamError(FailureKind.BAD_RESPONSE, f"{provider}: {type(exc).__name__}")
+
+
+def stream_error(exc: StreamError, provider: str) -> UpstreamError:
+    """A failure reported inside a stream (error event, cut stream, impossible event)."""
+    t = exc.error_type
+    msg = scrub(f"{provider} stream: {exc}")
+    if t in ("overloaded_error",):
+        return UpstreamError(FailureKind.OVERLOADED, msg, status=529)
+    if t in ("rate_limit_error", "RESOURCE_EXHAUSTED"):
+        return UpstreamError(FailureKind.RATE_LIMITED, msg, status=429)
+    if t == "incomplete_stream":
+        return UpstreamError(FailureKind.CONNECTION, msg)
+    if t == "DEADLINE_EXCEEDED":
+        return UpstreamError(FailureKind.TIMEOUT, msg)
+    if t == "bad_event":
+        return UpstreamError(FailureKind.BAD_RESPONSE, msg, status=502)
+    if t in _REQUEST_FAULTS:
+        return client_error(400, msg, t, exc.body if isinstance(exc.body, dict) else None)
+    return UpstreamError(FailureKind.SERVER, msg, status=500)  # api_error, server_error, UNAVAILABLE, ...
+
+
+_REQUEST_FAULTS = frozenset({
+    "invalid_request_error", "request_too_large", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE",
+})
+
+
+async def json_events(data: AsyncIterator[str]) -> AsyncIterator[Json]:
+    """Each SSE event's ``data`` parsed as a JSON object; stops at ``[DONE]``."""
+    async for item in data:
+        if item == "[DONE]":
+            return
+        try:
+            event = json.loads(item)
+        except ValueError:
+            raise bad_response("stream", "event is not JSON") from None
+        if not isinstance(event, dict):
+            raise bad_response("stream", "event is not an object")
+        yield event
+
+
+def loads_object(content: bytes, provider: str) -> Json:
+    """The JSON object of a 200 body, or BAD_RESPONSE."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        raise bad_response(provider, "body is not JSON") from None
+    if not isinstance(value, dict):
+        raise bad_response(provider, "body is not a JSON object")
+    return value

@@ -1,0 +1,191 @@
+"""The one seam between the adapters and the network: a target's aiohttp connection pool.
+
+Each provider's official SDK builds the request (``Prepared``: the URL, its authentication
+and its own headers, and for Gemini the body too); this module sends it. Sending used to go
+through the SDKs' own request pipelines (httpx2 request and response objects over their
+aiohttp transport), which cost ~1.5 ms of CPU per call on this project's 2-core benchmark
+machine against ~0.3 ms for the same exchange on a bare ``aiohttp.ClientSession``: more than
+the whole latency budget of the sidecar (bench/README.md has the figures). So the SDK
+prepares the headers once per key (``stainless.prepare``, ``gemini._Connection``) and the
+request goes out here, on one pool per target.
+
+Everything the network can do wrong leaves as ``UpstreamError``: an HTTP error status is
+classified by ``errors.from_status`` exactly as for the SDK exceptions before; refused,
+reset and cut connections are CONNECTION, timeouts TIMEOUT. Observers registered with
+``observe_headers`` see the headers of every answer (the local rate limiter learns from
+them), errors and streams included, before the body is read.
+
+Proxies: like the SDKs' own clients, the pool honours ``HTTPS_PROXY``/``HTTP_PROXY``/
+``NO_PROXY``, resolved once per target instead of once per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.providers.errors import bad_response, from_status, parse_body
+
+HeaderObserver = Callable[[Mapping[str, str]], None]
+
+# Headers of an SDK-built request that belong to its own HTTP client, not to the API call.
+_TRANSPORT_HEADERS = frozenset({
+    "host", "connection", "content-length", "transfer-encoding", "accept-encoding",
+    "x-stainless-read-timeout", "x-stainless-timeout", "x-stainless-raw-response",
+})
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What an SDK built for one endpoint and key: where to send and with which headers.
+
+    ``secrets`` are the credentials inside ``headers``; error messages are scrubbed of them.
+    """
+
+    url: str
+    headers: Mapping[str, str]
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:  # never the headers: they hold the key
+        return f"Prepared({self.url!r})"
+
+
+def api_headers(items: Any) -> dict[str, str]:
+    """An SDK-built header list without what its HTTP client would add or manage itself."""
+    return {str(k): str(v) for k, v in items if str(k).lower() not in _TRANSPORT_HEADERS}
+
+
+def env_proxy(url: str) -> tuple[URL, aiohttp.BasicAuth | None] | None:
+    """The proxy the environment asks for ``url`` (``*_PROXY``/``NO_PROXY``), as aiohttp's ``trust_env`` would."""
+    try:
+        return get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None
+
+
+class Transport:
+    """One target's pool: ``send`` for whole answers, ``stream`` for SSE. Created per adapter, shared by its views."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self._session: aiohttp.ClientSession | None = None
+        self._observers: dict[str, HeaderObserver] = {}
+        self._proxies: dict[str, tuple[URL, aiohttp.BasicAuth | None] | None] = {}
+
+    def observe_headers(self, key: str, observer: HeaderObserver) -> bool:
+        """Call ``observer`` with the headers of every answer; one observer per ``key`` (False if taken)."""
+        if key in self._observers:
+            return False
+        self._observers[key] = observer
+        return True
+
+    @property
+    def observers(self) -> tuple[str, ...]:
+        return tuple(self._observers)
+
+    def _pool(self) -> aiohttp.ClientSession:
+        if self._session is None:  # needs a running loop, hence on first use
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+                timeout=aiohttp.ClientTimeout(total=None),
+                trust_env=False,  # resolved once per URL below instead of a thread hop per request
+                skip_auto_headers=("User-Agent",),
+                raise_for_status=False,
+            )
+        return self._session
+
+    def _proxy(self, url: str) -> tuple[URL, aiohttp.BasicAuth | None] | None:
+        try:
+            return self._proxies[url]
+        except KeyError:
+            if len(self._proxies) > 64:
+                self._proxies.clear()
+            proxy = self._proxies[url] = env_proxy(url)
+            return proxy
+
+    async def _open(self, req: Prepared, body: bytes, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        proxy = self._proxy(req.url)
+        try:
+            resp = await self._pool().post(req.url, data=body, headers=req.headers, timeout=limits,
+                                           proxy=proxy[0] if proxy else None, proxy_auth=proxy[1] if proxy else None)
+        except Exception as exc:
+            raise self.failure(exc) from None
+        for observer in self._observers.values():
+            with contextlib.suppress(Exception):  # a strange header must never fail the request
+                observer(resp.headers)
+        if resp.status >= 300:
+            try:
+                raw = await resp.read()
+            except Exception:
+                raw = b""
+            finally:
+                resp.release()
+            raise from_status(resp.status, resp.headers, parse_body(raw), provider=self.provider, secrets=req.secrets)
+        return resp
+
+    async def send(self, req: Prepared, body: bytes, *, timeout: float) -> bytes:  # noqa: ASYNC109
+        """POST ``body``; the 2xx answer's body, or ``UpstreamError``."""
+        resp = await self._open(req, body, aiohttp.ClientTimeout(total=timeout))
+        try:
+            return await resp.read()
+        except Exception as exc:
+            raise self.failure(exc) from None
+        finally:
+            resp.release()
+
+    async def stream(self, req: Prepared, body: bytes, *, timeout: float) -> AsyncGenerator[str, None]:  # noqa: ASYNC109
+        """POST ``body`` and yield the ``data`` of each server-sent event of the 2xx answer.
+
+        ``timeout`` bounds connecting and each read (the router bounds the whole stream).
+        Closing the generator drops the connection.
+        """
+        from modelroute.sidecar.providers.sse import sse_data
+
+        resp = await self._open(req, body, aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+        try:
+            async for data in sse_data(_lines(resp.content)):
+                yield data
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc) from None
+        finally:
+            resp.close()
+
+    def failure(self, exc: BaseException) -> UpstreamError:
+        """A transport exception as TIMEOUT or CONNECTION (messages never carry request details)."""
+        if isinstance(exc, UpstreamError):
+            return exc
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            return UpstreamError(FailureKind.TIMEOUT, f"{self.provider}: timed out")
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return UpstreamError(FailureKind.CONNECTION, f"{self.provider}: connection lost mid-answer")
+        if isinstance(exc, (aiohttp.ClientError, OSError, EOFError)):
+            return UpstreamError(FailureKind.CONNECTION, f"{self.provider}: connection failed")
+        if isinstance(exc, UnicodeDecodeError):
+            return bad_response(self.provider, "stream is not UTF-8")
+        if isinstance(exc, ValueError):  # aiohttp's own checks on a malformed URL or header
+            return UpstreamError(FailureKind.CONNECTION, f"{self.provider}: request could not be sent")
+        return UpstreamError(FailureKind.BAD_RESPONSE, f"{self.provider}: {type(exc).__name__}")
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None or self._session.closed
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    async for raw in content:
+        yield raw.rstrip(b"\r\n").decode("utf-8")
