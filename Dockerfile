@@ -6,7 +6,9 @@
 # with every dependency pinned by requirements.lock (used as constraints: only the runtime
 # dependencies get installed, at exactly the locked versions; the dev tools it also pins do
 # not); the final stage is a slim Python with only that virtualenv, no compilers, no source
-# tree, running as an unprivileged user.
+# tree, running as an unprivileged user. Bytecode is compiled at both optimization levels: the
+# injected sidecar runs with PYTHONOPTIMIZE=2 (no docstrings in memory) on a read-only root
+# filesystem, where it could not write its own.
 
 ARG PYTHON_VERSION=3.11.14
 ARG HATCHLING_VERSION=1.33.0
@@ -28,7 +30,7 @@ COPY testing ./testing
 RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/modelroute/bin/pip install --constraint requirements.lock /wheels/modelroute-*.whl \
     && /opt/modelroute/bin/pip check \
-    && /opt/modelroute/bin/python -m compileall -q /opt/modelroute/lib
+    && /opt/modelroute/bin/python -m compileall -q -o 0 -o 2 /opt/modelroute/lib
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="modelroute" \

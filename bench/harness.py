@@ -114,15 +114,17 @@ class Stack:
         """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
-        without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar``).
+        without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
+        ``PYTHONOPTIMIZE=2``, as the injected container; its bytecode is compiled first, as in the image).
         """
+        precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
         cfg.write_text(config_yaml(upstream))
         port, admin = free_port(), free_port()
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
                                    "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-                                   "--log-level", log_level], env=KEYS)
+                                   "--log-level", log_level], env={**KEYS, **DEPLOYED_ENV})
         try:
             wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=120)  # 3 SDKs to import on a busy host
         except RuntimeError:
@@ -154,6 +156,22 @@ def stack() -> Iterator[Stack]:
         raise
     s.close()
     shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+DEPLOYED_ENV = {"PYTHONOPTIMIZE": "2"}  # what the injected sidecar container sets (operator/.../injection/sidecar.py)
+_precompiled = False
+
+
+def precompile() -> None:
+    """Write the -OO bytecode the image ships (Dockerfile), so the sidecar does not compile at start."""
+    global _precompiled
+    if _precompiled:
+        return
+    site = subprocess.run([PY, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run([PY, "-m", "compileall", "-q", "-o", "2", site, str(REPO / "sidecar"), str(REPO / "api"),
+                    str(REPO / "cli")], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _precompiled = True
 
 
 def config_yaml(upstream: str) -> str:

@@ -170,6 +170,15 @@ def test_the_image_installs_with_the_lock_as_constraints() -> None:
     assert "pip check" in runs
 
 
+def test_the_image_ships_the_bytecode_the_injected_sidecar_runs() -> None:
+    """The sidecar container sets PYTHONOPTIMIZE=2 on a read-only root filesystem: the image
+    must carry -OO bytecode (and plain bytecode for the operator), or every start compiles."""
+    runs = " ".join(STAGES[0].all("RUN"))
+    levels = re.search(r"compileall((?: -q)?(?: -o \d)+) /opt/modelroute/lib", runs)
+    assert levels and {"-o 0", "-o 2"} <= set(re.findall(r"-o \d", levels.group(1))), runs
+    # (tests/unit/injection/test_patch.py checks that the injected container sets PYTHONOPTIMIZE=2)
+
+
 @pytest.mark.parametrize("path", ["requirements.lock", "pyproject.toml", "README.md", "api", "operator", "sidecar", "cli", "testing"])
 def test_dockerignore_lets_copied_paths_through(path: str) -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.api.signing import load_public_key
-from modelroute.sidecar import configfile
+from modelroute.sidecar import configfile, heap
 from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
 from modelroute.sidecar.secrets import KeyResolver
@@ -95,6 +95,7 @@ def _fail(lines: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    heap.tune_allocator()  # before anything of size is allocated
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:  # an INFO line per upstream request costs more than the rest of the proxying
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

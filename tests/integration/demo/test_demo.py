@@ -7,14 +7,21 @@ error rate while only mirrored (no user error), back on stable in one push.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
+import pytest
 
-def test_demo_promotes_then_aborts_a_canary() -> None:
+
+@pytest.mark.parametrize("optimize", ["", "2"], ids=["plain", "PYTHONOPTIMIZE=2"])
+def test_demo_promotes_then_aborts_a_canary(optimize: str) -> None:
+    """Also under PYTHONOPTIMIZE=2, as the injected sidecar runs: no behaviour may hang on asserts or docstrings."""
+    env = {**os.environ, "PYTHONOPTIMIZE": optimize} if optimize else {k: v for k, v in os.environ.items()
+                                                                         if k != "PYTHONOPTIMIZE"}
     proc = subprocess.run([sys.executable, "-m", "modelroute.cli", "demo"], capture_output=True, text=True,
-                          timeout=90)
+                          timeout=90, env=env)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     # The existing sections still run first.

@@ -90,6 +90,7 @@ def test_downward_api_env_and_volume() -> None:
     assert env["MODELROUTE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["MODELROUTE_POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["MODELROUTE_SECRETS_DIR"]["value"] == "/var/run/secrets/modelroute"
+    assert env["PYTHONOPTIMIZE"]["value"] == "2"  # the image ships -OO bytecode for it (Dockerfile)
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
     items = {i["path"]: i["fieldRef"]["fieldPath"] for i in vols["modelroute-podinfo"]["downwardAPI"]["items"]}
     assert items == {"labels": "metadata.labels",

@@ -217,3 +217,27 @@ async def test_gemini_sdk_round_trip(upstream: tuple[Upstream, str]) -> None:
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "Cold."
     assert chunks[-1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33}
     assert "alt=sse" in state.paths[-1]
+
+
+async def test_the_gemini_adapter_sends_what_generate_content_would(upstream: tuple[Upstream, str]) -> None:
+    """The adapter lets google-genai convert the translator's dict without validating it into
+    the SDK's types first; the body on the wire must be the one ``generate_content`` sends."""
+    from google import genai
+
+    from modelroute.api.v1alpha1.spec import Target
+    from modelroute.sidecar.providers.gemini import GeminiAdapter
+
+    state, url = upstream
+    client = genai.Client(api_key="test", http_options={"base_url": url})
+    kwargs = chat_to_gemini_request(REQUEST, model="gemini-2.5-flash")
+    await client.aio.models.generate_content(**kwargs)
+    by_sdk = state.bodies[-1]
+    adapter = GeminiAdapter(Target(name="g", provider="gemini", model="gemini-2.5-flash", base_url=url,
+                                   api_key={"env": "K"}), lambda: "test")
+    try:
+        prepared, body = await adapter.build(REQUEST, False)
+    finally:
+        await adapter.aclose()
+    assert json.loads(body) == by_sdk
+    assert prepared.url == url.rstrip("/") + state.paths[-1]  # the same path and API version
+    assert prepared.headers["x-goog-api-key"] == "test"

@@ -124,6 +124,8 @@ def container(
             {"name": names.ENV_POD_NAME, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
             {"name": names.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
             {"name": names.ENV_SECRETS_DIR, "value": names.SECRETS_DIR},
+            # No docstrings or asserts in memory (~5 MB less per pod; the image ships the -OO bytecode).
+            {"name": "PYTHONOPTIMIZE", "value": "2"},
         ],
         "ports": [{"name": names.ADMIN_PORT_NAME, "containerPort": admin, "protocol": "TCP"}],
         "startupProbe": _http_probe("/readyz", admin, settings.startup_probe),

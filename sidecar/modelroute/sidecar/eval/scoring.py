@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from modelroute.sidecar.eval.dataset import Case
 
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
@@ -89,6 +87,8 @@ def judge(case: Case, output: str, labels: frozenset[str]) -> tuple[bool, bool]:
 
 
 def _schema_ok(schema: dict[str, Any], value: Any) -> bool:
+    import jsonschema  # only evals with a schema need it
+
     cls = jsonschema.validators.validator_for(schema)
     try:
         cls.check_schema(schema)

@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
-
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from modelroute.sidecar.output.parse import LabelSet, OutputError, extract_json
 from modelroute.sidecar.output.schema import DEFAULT_CACHE, SchemaCache, validate
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 Json = dict[str, Any]
 

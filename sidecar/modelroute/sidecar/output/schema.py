@@ -5,20 +5,20 @@ validator (``check_schema`` plus building the validator) costs far more than val
 small answer, so validators are cached by the schema's canonical JSON: route schemas are
 compiled when the config is compiled, schemas sent with a request reuse the cache.
 Error messages name the JSON path of each problem, so a model can act on them in a repair turn.
+``jsonschema`` is imported when the first schema is compiled: routes without one never load it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, ValidationError
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
+from typing import TYPE_CHECKING, Any
 
 from modelroute.sidecar.output.parse import OutputError
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 Json = dict[str, Any]
 
@@ -61,6 +61,10 @@ class SchemaCache:
 
 def compile_validator(schema: Any) -> Validator:
     """A validator for ``schema`` (format checks on). Raises ``InvalidSchema`` with the reason."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+    from jsonschema.validators import validator_for
+
     if not isinstance(schema, dict):
         raise InvalidSchema("a JSON Schema must be an object")
     cls = validator_for(schema, default=Draft202012Validator)

@@ -17,6 +17,7 @@ import os
 import time
 from typing import Any
 
+import httpx2
 import pydantic
 from google import genai
 from google.genai import _common
@@ -28,7 +29,7 @@ from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.errors import client_error, scrub
 from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, StreamTranslator, dumps
-from modelroute.sidecar.providers.transport import Prepared, api_headers
+from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 from modelroute.sidecar.translate.gemini import (
     GeminiStreamToChat,
     chat_to_gemini_request,
@@ -45,14 +46,31 @@ def _chat_id() -> str:
     return "chatcmpl-" + os.urandom(12).hex()
 
 
+_clients: tuple[httpx2.Client, httpx2.AsyncClient] | None = None
+
+
+def _builder_clients() -> tuple[httpx2.Client, httpx2.AsyncClient]:
+    """One pair of httpx2 clients for every ``genai.Client``: they build requests, never send them.
+
+    Given these, google-genai makes no clients, SSL contexts or aiohttp settings of its own
+    (~2.5 MB per target otherwise).
+    """
+    global _clients
+    if _clients is None:
+        _clients = (httpx2.Client(verify=tls_context()), httpx2.AsyncClient(verify=tls_context()))
+    return _clients
+
+
 class _Builder:
     """The ``genai.Client`` that builds one target's requests, shared by an adapter and its views."""
 
     def __init__(self, target: Target, key: KeyFn | None) -> None:
         self._key = key
         self.api_key = self._current_key()
+        sync, aio = _builder_clients()
         http_options = genai_types.HttpOptions(
-            base_url=target.base_url, retry_options=genai_types.HttpRetryOptions(attempts=1)
+            base_url=target.base_url, retry_options=genai_types.HttpRetryOptions(attempts=1),
+            httpx_client=sync, httpx_async_client=aio, async_client_args={"ssl": tls_context()},
         )
         self.client = genai.Client(api_key=self.api_key, http_options=http_options)
 
@@ -74,8 +92,10 @@ class _Builder:
         """URL, headers and body for ``generate_content(**kwargs)`` (or its stream), built by the SDK."""
         self._rotate()
         api = self.client._api_client
-        params = genai_types._GenerateContentParameters(**kwargs)
-        request = genai_models._GenerateContentParameters_to_mldev(api, params, None, params)
+        # The SDK's converter reads dicts as well as its pydantic types; given the dict it skips
+        # validating into GenerateContentConfig and friends (same body: the translator's golden
+        # requests convert identically either way, tests/unit/translate/test_sdk_wire.py).
+        request = genai_models._GenerateContentParameters_to_mldev(api, kwargs, None, kwargs)
         path = "{model}:streamGenerateContent?alt=sse" if stream else "{model}:generateContent"
         path = path.format_map(request.get("_url") or {})
         request.pop("config", None)

@@ -17,7 +17,7 @@ import httpx2
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, dumps
-from modelroute.sidecar.providers.transport import Prepared, api_headers
+from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 
 Json = dict[str, Any]
 
@@ -29,11 +29,11 @@ def builder_client() -> httpx2.AsyncClient:
 
     The SDKs build their requests with it and never send through it, so one per process
     serves every target (an SDK would otherwise create one per client, each with its own
-    SSL context and CA bundle: ~4 MB apiece).
+    SSL context and CA bundle: ~2 MB apiece).
     """
     global _http
     if _http is None:
-        _http = httpx2.AsyncClient()
+        _http = httpx2.AsyncClient(verify=tls_context())
     return _http
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,22 @@ class Prepared:
 
     def __repr__(self) -> str:  # never the headers: they hold the key
         return f"Prepared({self.url!r})"
+
+
+def tls_context() -> ssl.SSLContext:
+    """The process's verifying TLS context: aiohttp's own default, shared.
+
+    The SDK clients that only build requests get it too (an SSL context with the CA bundle
+    loaded costs ~2 MB, and every SDK client would otherwise make its own).
+    """
+    global _tls
+    if _tls is None:
+        shared = getattr(aiohttp.connector, "_SSL_CONTEXT_VERIFIED", None)
+        _tls = shared if isinstance(shared, ssl.SSLContext) else ssl.create_default_context()
+    return _tls
+
+
+_tls: ssl.SSLContext | None = None
 
 
 def api_headers(items: Any) -> dict[str, str]:
@@ -94,7 +111,7 @@ class Transport:
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:  # needs a running loop, hence on first use
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60),
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, ssl=tls_context()),
                 timeout=aiohttp.ClientTimeout(total=None),
                 trust_env=False,  # resolved once per URL below instead of a thread hop per request
                 skip_auto_headers=("User-Agent",),

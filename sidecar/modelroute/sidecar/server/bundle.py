@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from modelroute.api.config import RouteBundle
@@ -25,6 +25,9 @@ from modelroute.api.selection import render_for_pod
 from modelroute.api.signing import verify
 from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.server.state import SidecarState
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from modelroute.api.config import SidecarConfig
-from modelroute.sidecar import configfile
+from modelroute.sidecar import configfile, heap
 from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.evidence import Evidence
 from modelroute.sidecar.mirror import DEFAULT_LIMIT, MirrorPool
@@ -142,6 +142,7 @@ class SidecarState:
             runtime.instrument(self.telemetry)
         self.evidence.configure(config.canaries)
         self.holder.swap(runtime)
+        heap.settle()  # a new SDK's objects leave the collector's generations
         self._note(version, source, issued_at)
         self.stats.config_version = version
         self.stats.config_swaps += 1

@@ -1,0 +1,33 @@
+"""``heap.settle``: freezes the start-up heap when modules were loaded, and only then."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+
+from modelroute.sidecar import heap
+
+
+def test_settle_freezes_once_per_batch_of_new_modules() -> None:
+    try:
+        heap.settle()
+        before = gc.get_freeze_count()
+        assert not heap.settle()  # nothing new since: no-op
+        assert gc.get_freeze_count() == before
+        sys.modules["modelroute_test_fake_sdk"] = types.ModuleType("modelroute_test_fake_sdk")
+        kept = [[] for _ in range(10)]  # lists are tracked by the collector
+        assert heap.settle()  # a config brought a module: what is alive now is frozen
+        assert gc.get_freeze_count() >= before + len(kept)
+    finally:
+        sys.modules.pop("modelroute_test_fake_sdk", None)
+        gc.unfreeze()
+
+
+def test_tune_allocator_takes_on_glibc_linux() -> None:
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":  # musl and others: nothing to tune, and no error
+        assert heap.tune_allocator() is False
+        return
+    assert heap.tune_allocator() is True
