@@ -110,12 +110,13 @@ class Stack:
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar") -> tuple[str, str, Proc]:
+                name: str = "sidecar", optimize: int = 2) -> tuple[str, str, Proc]:
         """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
         ``PYTHONOPTIMIZE=2``, as the injected container; its bytecode is compiled first, as in the image).
+        ``optimize=0``: plain ``python``, as ``modelroute sidecar`` runs outside the image.
         """
         precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
@@ -124,7 +125,7 @@ class Stack:
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
                                    "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-                                   "--log-level", log_level], env={**KEYS, **DEPLOYED_ENV})
+                                   "--log-level", log_level], env={**KEYS, "PYTHONOPTIMIZE": str(optimize) if optimize else ""})
         try:
             wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=120)  # 3 SDKs to import on a busy host
         except RuntimeError:
@@ -158,7 +159,6 @@ def stack() -> Iterator[Stack]:
     shutil.rmtree(s.tmp, ignore_errors=True)
 
 
-DEPLOYED_ENV = {"PYTHONOPTIMIZE": "2"}  # what the injected sidecar container sets (operator/.../injection/sidecar.py)
 _precompiled = False
 
 

@@ -86,13 +86,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     info = harness.machine()
     with harness.stack() as st:
         upstream = st.emulator()
-        sidecar, _admin, sc = st.sidecar(upstream)
+        sidecar, _admin, sc = st.sidecar(upstream, optimize=args.optimize)
         start_kb = harness.rss_kb(sc.pid)
         res = asyncio.run(soak(args, sidecar, sc.pid))
     s = res["samples"]
     growth = (s[-1]["rss_kb"] - s[0]["rss_kb"]) / s[0]["rss_kb"] * 100 if len(s) >= 2 else None
     peak = max([res["warm_rss_kb"], *(x["rss_kb"] for x in s)])
-    return {"bench": "memory", "machine": info, "start_rss_kb": start_kb, **res, "growth_pct": growth,
+    return {"bench": "memory", "machine": info, "optimize": args.optimize, "start_rss_kb": start_kb, **res, "growth_pct": growth,
             "peak_rss_kb": peak, "goal": {"rss_mb": GOAL_MB, "growth_pct": GOAL_GROWTH_PCT}}
 
 
@@ -102,12 +102,14 @@ def main() -> None:
     p.add_argument("--every", type=int, default=10_000, help="RSS sample interval, in requests")
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--max-seconds", type=float, default=1200, help="stop the soak early after this long")
+    p.add_argument("--optimize", type=int, choices=(0, 2), default=2,
+                   help="PYTHONOPTIMIZE of the sidecar: 2 as the injected container runs it (default), 0 plain python")
     args = p.parse_args()
     out = run(args)
     mb = 1024.0
     rows = [["after start (config loaded)", out["start_rss_kb"] / mb], ["after warm-up (all providers)", out["warm_rss_kb"] / mb]]
     rows += [[f"after {x['requests']} requests", x["rss_kb"] / mb] for x in out["samples"]]
-    print(f"sidecar resident memory, 3 providers, {out['requests']} requests in {out['seconds']:.0f} s "
+    print(f"sidecar resident memory (PYTHONOPTIMIZE={args.optimize}), 3 providers, {out['requests']} requests in {out['seconds']:.0f} s "
           f"({out['errors']} errors; load avg at start {out['machine']['loadavg_1m_at_start']})")
     print(harness.table(["point", "RSS MB"], rows))
     g = out["growth_pct"]
