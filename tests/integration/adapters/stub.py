@@ -100,6 +100,7 @@ class Stub:
         self.provider = provider
         self.plan: list[Step] = []
         self.seen: list[tuple[dict[str, str], Json]] = []
+        self.peers: list[object] = []  # the client's (host, port) per request: shows connection reuse
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -129,6 +130,7 @@ class Stub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.seen.append(({k.lower(): v for k, v in request.headers.items()}, body))
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
         step = self.plan.pop(0) if self.plan else Step()
         streaming = bool(body.get("stream")) or request.path.endswith(":streamGenerateContent")
         if step.kind == "hang":

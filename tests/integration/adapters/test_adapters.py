@@ -235,3 +235,11 @@ async def test_header_observers_see_error_answers_too(env: tuple[Stub, Adapter, 
     assert e.kind is FailureKind.RATE_LIMITED and e.retry_after == 1.0
     await adapter.complete(REQ, timeout=5)
     assert seen == ["0", None]
+
+
+async def test_streams_and_answers_reuse_one_connection(env: tuple[Stub, Adapter, list[str]]) -> None:
+    stub, adapter, _ = env
+    for _ in range(2):
+        [c async for c in adapter.stream(SREQ, timeout=5)]
+        await adapter.complete(REQ, timeout=5)
+    assert len(set(stub.peers)) == 1, stub.peers  # every call on the first connection, streams included

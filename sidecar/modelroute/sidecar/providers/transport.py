@@ -37,6 +37,8 @@ from modelroute.sidecar.providers.errors import bad_response, from_status, parse
 
 HeaderObserver = Callable[[Mapping[str, str]], None]
 
+MAX_CONNECTIONS = 1000  # per target, as the SDKs' own pools
+
 # Headers of an SDK-built request that belong to its own HTTP client, not to the API call.
 _TRANSPORT_HEADERS = frozenset({
     "host", "connection", "content-length", "transfer-encoding", "accept-encoding",
@@ -111,7 +113,7 @@ class Transport:
     def _pool(self) -> aiohttp.ClientSession:
         if self._session is None:  # needs a running loop, hence on first use
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=60, ssl=tls_context()),
+                connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ttl_dns_cache=60, ssl=tls_context()),
                 timeout=aiohttp.ClientTimeout(total=None),
                 trust_env=False,  # resolved once per URL below instead of a thread hop per request
                 skip_auto_headers=("User-Agent",),
@@ -131,7 +133,7 @@ class Transport:
     async def _open(self, req: Prepared, body: bytes, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         proxy = self._proxy(req.url)
         try:
-            resp = await self._pool().post(req.url, data=body, headers=req.headers, timeout=limits,
+            resp = await self._pool().post(req.url, data=body, headers=req.headers, timeout=limits, allow_redirects=False,
                                            proxy=proxy[0] if proxy else None, proxy_auth=proxy[1] if proxy else None)
         except Exception as exc:
             raise self.failure(exc) from None
@@ -167,15 +169,23 @@ class Transport:
         from modelroute.sidecar.providers.sse import sse_data
 
         resp = await self._open(req, body, aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+        complete = False
         try:
             async for data in sse_data(_lines(resp.content)):
                 yield data
+            complete = True
         except UpstreamError:
             raise
         except Exception as exc:
             raise self.failure(exc) from None
         finally:
-            resp.close()
+            if not complete:  # the reader stopped at its end marker ([DONE]): take what already arrived
+                with contextlib.suppress(Exception):
+                    resp.content.read_nowait()
+            if resp.content.at_eof():
+                resp.release()  # read to the end: the connection goes back to the pool
+            else:
+                resp.close()  # stopped early or broken: drop the connection
 
     def failure(self, exc: BaseException) -> UpstreamError:
         """A transport exception as TIMEOUT or CONNECTION (messages never carry request details)."""
