@@ -121,6 +121,25 @@ async def test_401_falls_back_and_never_leaks_the_key(env: tuple[Stub, Adapter, 
     assert e.kind is FailureKind.SERVER and e.status == 401
 
 
+async def test_gemini_bad_key_400_falls_back() -> None:
+    """Gemini answers a bad key with 400 INVALID_ARGUMENT / API_KEY_INVALID: the target is wrong, not the request."""
+    stub = await Stub("gemini").start()
+    body = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                      "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                                   "domain": "googleapis.com"}]}}
+    adapter = build_adapter(Target(name="t", provider="gemini", model="gemini-x", base_url=stub.url, api_key={"env": "K"}),
+                            lambda: KEY)
+    try:
+        stub.plan = [Step("status", 400, body=body), Step("status", 400)]
+        e = await failure(adapter)
+        assert e.kind is FailureKind.SERVER and e.status == 400
+        e = await failure(adapter)  # a plain INVALID_ARGUMENT is the request's fault: back to the app
+        assert e.kind is FailureKind.CLIENT
+    finally:
+        await adapter.aclose()
+        await stub.stop()
+
+
 async def test_timeout(env: tuple[Stub, Adapter, list[str]]) -> None:
     stub, adapter, _ = env
     stub.plan = [Step("hang")]

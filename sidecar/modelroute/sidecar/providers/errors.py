@@ -112,8 +112,8 @@ def from_status(
     """Classify an HTTP error answer of a provider.
 
     429 -> RATE_LIMITED (with retry-after); 529 or an ``overloaded_error`` type ->
-    OVERLOADED; 408 -> TIMEOUT; other 5xx -> SERVER; 401/403/404 (key or model of the
-    target is wrong) -> SERVER so the route falls back; other 4xx -> CLIENT with the
+    OVERLOADED; 408 -> TIMEOUT; other 5xx -> SERVER; 401/403/404 and Gemini's 400
+    ``API_KEY_INVALID`` (key or model of the target is wrong) -> SERVER so the route falls back; other 4xx -> CLIENT with the
     provider's body so the app gets it as is.
     """
     etype = error_type_of(body)
@@ -128,7 +128,7 @@ def from_status(
         return UpstreamError(FailureKind.TIMEOUT, detail, status=status)
     if status >= 500:
         return UpstreamError(FailureKind.SERVER, detail, status=status, retry_after=retry_after)
-    if status in TARGET_FAULTS:
+    if status in TARGET_FAULTS or (status == 400 and _key_rejected(body)):
         # bad key, no access, unknown model: the target's config is wrong, not the app's
         # request; another target may well work, and the app must not see our 401.
         return UpstreamError(FailureKind.SERVER, detail, status=status)
@@ -138,6 +138,18 @@ def from_status(
             safe_body = None  # a provider echoing the key back: send our own envelope instead
         return client_error(status, detail, etype or "invalid_request_error", safe_body)
     return UpstreamError(FailureKind.BAD_RESPONSE, detail, status=status)
+
+
+def _key_rejected(body: Any) -> bool:
+    """Gemini answers a bad API key with 400 INVALID_ARGUMENT, reason ``API_KEY_INVALID``: the target's fault."""
+    err = body.get("error") if isinstance(body, dict) else None
+    details = err.get("details") if isinstance(err, dict) else None
+    return isinstance(details, list) and any(
+        isinstance(d, dict) and d.get("reason") in _KEY_REASONS for d in details
+    )
+
+
+_KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
 
 
 def bad_response(provider: str, what: str) -> UpstreamError:

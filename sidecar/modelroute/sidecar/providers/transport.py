@@ -96,6 +96,7 @@ class Transport:
     def __init__(self, provider: str) -> None:
         self.provider = provider
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self._observers: dict[str, HeaderObserver] = {}
         self._proxies: dict[str, tuple[URL, aiohttp.BasicAuth | None] | None] = {}
 
@@ -111,6 +112,8 @@ class Transport:
         return tuple(self._observers)
 
     def _pool(self) -> aiohttp.ClientSession:
+        if self._closed:  # a late retry after the owner closed: no new pool that nobody would close
+            raise UpstreamError(FailureKind.CONNECTION, f"{self.provider}: the target's connection pool is closed")
         if self._session is None:  # needs a running loop, hence on first use
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ttl_dns_cache=60, ssl=tls_context()),
@@ -204,13 +207,14 @@ class Transport:
         return UpstreamError(FailureKind.BAD_RESPONSE, f"{self.provider}: {type(exc).__name__}")
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     @property
     def closed(self) -> bool:
-        return self._session is None or self._session.closed
+        return self._closed
 
 
 async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
