@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.cost import PriceTable
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
-from modelroute.sidecar.stats import BUCKETS, Histogram
+from modelroute.sidecar.promtext import Exposition, labels
+from modelroute.sidecar.stats import BUCKETS, LE, Histogram
 
 Json = dict[str, Any]
 VARIANTS = ("stable", "canary", "mirror")
@@ -159,64 +160,50 @@ class Evidence:
         """Prometheus text for the rollout counters (appended to ``/metrics``; empty before any rollout)."""
         if not self.runs:
             return ""
-        out: list[str] = []
-        add = out.append
+        x = Exposition()
         runs = sorted(self.runs.items())
 
-        def family(name: str, kind: str, text: str) -> None:
-            add(f"# HELP {name} {text}")
-            add(f"# TYPE {name} {kind}")
-
-        def each(name: str, value: Any, extra: str = "") -> None:
+        def each(name: str, value: Callable[[VariantEvidence], float], **extra: str) -> None:
             for route, run in runs:
                 for v, e in run.variants.items():
-                    add(f'{name}{{route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}"{extra}}} {value(e)}')
+                    x.sample(name, labels(route=route, run=run.run_id, variant=v, **extra), value(e))
 
-        family("modelroute_rollout_requests_total", "counter", "Requests per rollout run and variant (stable, canary, mirror).")
+        x.family("modelroute_rollout_requests_total", "counter", "Requests per rollout run and variant (stable, canary, mirror).")
         each("modelroute_rollout_requests_total", lambda e: e.requests)
-        family("modelroute_rollout_errors_total", "counter", "Failed requests per rollout run, variant and class.")
+        x.family("modelroute_rollout_errors_total", "counter", "Failed requests per rollout run, variant and class.")
         for route, run in runs:
             for v, e in run.variants.items():
                 for kind, n in sorted(e.errors.items()):
-                    add(f'modelroute_rollout_errors_total{{route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}",'
-                        f'class="{_esc(kind)}"}} {n}')
-        family("modelroute_rollout_request_duration_seconds", "histogram", "Latency of answered requests per rollout run and variant.")
+                    x.sample("modelroute_rollout_errors_total", labels(route=route, run=run.run_id, variant=v, **{"class": kind}), n)
+        x.family("modelroute_rollout_request_duration_seconds", "histogram", "Latency of answered requests per rollout run and variant.")
         for route, run in runs:
             for v, e in run.variants.items():
-                labels = f'route="{_esc(route)}",run="{_esc(run.run_id)}",variant="{v}"'
-                cum = 0
-                for le, n in zip([*map(repr, BUCKETS), "+Inf"], e.latency.counts, strict=True):
-                    cum += n
-                    add(f'modelroute_rollout_request_duration_seconds_bucket{{{labels},le="{le}"}} {cum}')
-                add(f"modelroute_rollout_request_duration_seconds_sum{{{labels}}} {e.latency.sum!r}")
-                add(f"modelroute_rollout_request_duration_seconds_count{{{labels}}} {e.latency.count}")
-        family("modelroute_rollout_tokens_total", "counter", "Tokens per rollout run, variant and kind.")
-        each("modelroute_rollout_tokens_total", lambda e: e.prompt_tokens, ',kind="prompt"')
-        each("modelroute_rollout_tokens_total", lambda e: e.completion_tokens, ',kind="completion"')
-        family("modelroute_rollout_cost_usd_total", "counter", "Cost in USD of priced requests per rollout run and variant.")
-        each("modelroute_rollout_cost_usd_total", lambda e: repr(e.cost_usd))
-        family("modelroute_rollout_outputs_checked_total", "counter", "Answers checked for validity per rollout run and variant.")
+                x.histogram("modelroute_rollout_request_duration_seconds", labels(route=route, run=run.run_id, variant=v),
+                            LE, e.latency.counts, e.latency.sum, e.latency.count)
+        x.family("modelroute_rollout_tokens_total", "counter", "Tokens per rollout run, variant and kind.")
+        each("modelroute_rollout_tokens_total", lambda e: e.prompt_tokens, kind="prompt")
+        each("modelroute_rollout_tokens_total", lambda e: e.completion_tokens, kind="completion")
+        x.family("modelroute_rollout_cost_usd_total", "counter", "Cost in USD of priced requests per rollout run and variant.")
+        each("modelroute_rollout_cost_usd_total", lambda e: e.cost_usd)
+        x.family("modelroute_rollout_outputs_checked_total", "counter", "Answers checked for validity per rollout run and variant.")
         each("modelroute_rollout_outputs_checked_total", lambda e: e.checked)
-        family("modelroute_rollout_outputs_valid_total", "counter", "Valid answers per rollout run and variant.")
+        x.family("modelroute_rollout_outputs_valid_total", "counter", "Valid answers per rollout run and variant.")
         each("modelroute_rollout_outputs_valid_total", lambda e: e.valid)
-        family("modelroute_rollout_compared_total", "counter", "Mirrored answers compared with stable's, per rollout run.")
+        x.family("modelroute_rollout_compared_total", "counter", "Mirrored answers compared with stable's, per rollout run.")
         each("modelroute_rollout_compared_total", lambda e: e.compared)
-        family("modelroute_rollout_agreed_total", "counter", "Mirrored answers that agreed with stable's, per rollout run.")
+        x.family("modelroute_rollout_agreed_total", "counter", "Mirrored answers that agreed with stable's, per rollout run.")
         each("modelroute_rollout_agreed_total", lambda e: e.agreed)
-        family("modelroute_rollout_mirror_dropped_total", "counter", "Mirror copies dropped because the mirror pool was full.")
+        x.family("modelroute_rollout_mirror_dropped_total", "counter", "Mirror copies dropped because the mirror pool was full.")
         for route, run in runs:
-            add(f'modelroute_rollout_mirror_dropped_total{{route="{_esc(route)}",run="{_esc(run.run_id)}"}} '
-                f"{run.variants['mirror'].dropped}")
-        family("modelroute_rollout_weight_percent", "gauge", "Share of live requests answered (canary) or copied (mirror) per rollout run.")
+            x.sample("modelroute_rollout_mirror_dropped_total", labels(route=route, run=run.run_id), run.variants["mirror"].dropped)
+        x.family("modelroute_rollout_weight_percent", "gauge", "Share of live requests answered (canary) or copied (mirror) per rollout run.")
         for route, run in runs:
-            lbl = f'route="{_esc(route)}",run="{_esc(run.run_id)}"'
-            add(f'modelroute_rollout_weight_percent{{{lbl},kind="canary"}} {run.weight if run.active else 0}')
-            add(f'modelroute_rollout_weight_percent{{{lbl},kind="mirror"}} {run.mirror if run.active else 0}')
-        return "\n".join(out) + "\n"
+            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="canary"),
+                     run.weight if run.active else 0)
+            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="mirror"),
+                     run.mirror if run.active else 0)
+        return x.text()
 
-
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 # ---- what an answer says (pure) ------------------------------------------------------------

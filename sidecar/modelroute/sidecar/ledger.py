@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelroute.sidecar.cost import PER, Price
 from modelroute.sidecar.observe import Observer
+from modelroute.sidecar.promtext import Exposition, labels
 
 if TYPE_CHECKING:
     from modelroute.sidecar.cache import ResponseCache
@@ -146,54 +147,48 @@ class Ledger:
 
     # -- /metrics -----------------------------------------------------------------------------
     def prometheus(self) -> str:
-        out: list[str] = []
-        add = out.append
-
-        def family(name: str, kind: str, help_text: str) -> None:
-            add(f"# HELP {name} {help_text}")
-            add(f"# TYPE {name} {kind}")
-
+        x = Exposition()
         routes = sorted(self.routes.items())
-        family("modelroute_cost_usd_total", "counter", "Cost of upstream attempts in USD (price table x reported usage) per route and target.")
+        x.family("modelroute_cost_usd_total", "counter", "Cost of upstream attempts in USD (price table x reported usage) per route and target.")
         for r, rl in routes:
             for t, usd in sorted(rl.target_cost.items()):
-                add(f'modelroute_cost_usd_total{{route="{_esc(r)}",target="{_esc(t)}"}} {usd!r}')
-        family("modelroute_unpriced_attempts_total", "counter", "Attempts with usage on a model that has no price.")
+                x.sample("modelroute_cost_usd_total", labels(route=r, target=t), usd)
+        x.family("modelroute_unpriced_attempts_total", "counter", "Attempts with usage on a model that has no price.")
         for r, rl in routes:
-            add(f'modelroute_unpriced_attempts_total{{route="{_esc(r)}"}} {rl.unpriced_attempts}')
-        family("modelroute_output_checks_total", "counter", "Output contract results per route (valid, repaired, invalid, rejected).")
+            x.sample("modelroute_unpriced_attempts_total", labels(route=r), rl.unpriced_attempts)
+        x.family("modelroute_output_checks_total", "counter", "Output contract results per route (valid, repaired, invalid, rejected).")
         for r, rl in routes:
             for result in OUTPUT_RESULTS:
                 if result in rl.output:
-                    add(f'modelroute_output_checks_total{{route="{_esc(r)}",result="{result}"}} {rl.output[result]}')
-        family("modelroute_limit_refusals_total", "counter", "Requests a target's local rate limit sent to the next target.")
+                    x.sample("modelroute_output_checks_total", labels(route=r, result=result), rl.output[result])
+        x.family("modelroute_limit_refusals_total", "counter", "Requests a target's local rate limit sent to the next target.")
         for r, rl in routes:
             for t, n in sorted(rl.limited.items()):
-                add(f'modelroute_limit_refusals_total{{route="{_esc(r)}",target="{_esc(t)}"}} {n}')
+                x.sample("modelroute_limit_refusals_total", labels(route=r, target=t), n)
         caches = sorted(self.caches.items())
-        family("modelroute_cache_requests_total", "counter", "Response cache lookups per route and result (hit, miss).")
+        x.family("modelroute_cache_requests_total", "counter", "Response cache lookups per route and result (hit, miss).")
         for r, c in caches:
-            add(f'modelroute_cache_requests_total{{route="{_esc(r)}",result="hit"}} {c.hits}')
-            add(f'modelroute_cache_requests_total{{route="{_esc(r)}",result="miss"}} {c.misses}')
-        family("modelroute_cache_hit_ratio", "gauge", "Response cache hits / lookups per route.")
+            x.sample("modelroute_cache_requests_total", labels(route=r, result="hit"), c.hits)
+            x.sample("modelroute_cache_requests_total", labels(route=r, result="miss"), c.misses)
+        x.family("modelroute_cache_hit_ratio", "gauge", "Response cache hits / lookups per route.")
         for r, c in caches:
-            add(f'modelroute_cache_hit_ratio{{route="{_esc(r)}"}} {c.hit_ratio!r}')
-        family("modelroute_cache_entries", "gauge", "Entries held by the route's response cache.")
+            x.sample("modelroute_cache_hit_ratio", labels(route=r), c.hit_ratio)
+        x.family("modelroute_cache_entries", "gauge", "Entries held by the route's response cache.")
         for r, c in caches:
-            add(f'modelroute_cache_entries{{route="{_esc(r)}"}} {len(c)}')
+            x.sample("modelroute_cache_entries", labels(route=r), len(c))
         limiters = sorted(self.limiters.items())
-        family("modelroute_quota_utilisation", "gauge", "Fraction of a target's per-minute quota in use (requests, tokens).")
+        x.family("modelroute_quota_utilisation", "gauge", "Fraction of a target's per-minute quota in use (requests, tokens).")
         for (r, t), lim in limiters:
             for dimension, value in sorted(lim.utilisation().items()):
-                add(f'modelroute_quota_utilisation{{route="{_esc(r)}",target="{_esc(t)}",dimension="{dimension}"}} {value!r}')
-        family("modelroute_quota_pressure", "gauge", "1 while any quota of the target is at or above 80%.")
+                x.sample("modelroute_quota_utilisation", labels(route=r, target=t, dimension=dimension), value)
+        x.family("modelroute_quota_pressure", "gauge", "1 while any quota of the target is at or above 80%.")
         for (r, t), lim in limiters:
             pressed = max(lim.utilisation().values()) >= lim.pressure_threshold
-            add(f'modelroute_quota_pressure{{route="{_esc(r)}",target="{_esc(t)}"}} {1 if pressed else 0}')
-        family("modelroute_prompt_info", "gauge", "The prompt version each route serves (1 while loaded).")
+            x.sample("modelroute_quota_pressure", labels(route=r, target=t), 1 if pressed else 0)
+        x.family("modelroute_prompt_info", "gauge", "The prompt version each route serves (1 while loaded).")
         for r, v in sorted(self.prompt_versions.items()):
-            add(f'modelroute_prompt_info{{route="{_esc(r)}",version="{_esc(v)}"}} 1')
-        return "\n".join(out) + "\n"
+            x.sample("modelroute_prompt_info", labels(route=r, version=v), 1)
+        return x.text()
 
 
 class CostObserver:
@@ -244,5 +239,3 @@ def pressure_logger(where: Callable[[str], Iterable[str]]) -> Callable[[str, str
     return warn
 
 
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

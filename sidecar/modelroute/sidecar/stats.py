@@ -13,9 +13,11 @@ import time
 from bisect import bisect_left
 from typing import Any
 
+from modelroute.sidecar.promtext import Exposition, labels
+
 # Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-_LE = [repr(b) for b in BUCKETS] + ["+Inf"]
+LE = [repr(b) for b in BUCKETS] + ["+Inf"]  # the Prometheus "le" label of each bucket
 
 
 class Histogram:
@@ -47,7 +49,7 @@ class Histogram:
         return {
             "count": self.count,
             "sumSeconds": round(self.sum, 6),
-            "buckets": {le: n for le, n in zip(_LE, self.counts, strict=True) if n},
+            "buckets": {le: n for le, n in zip(LE, self.counts, strict=True) if n},
             "p50AtMostSeconds": p50,
             "p99AtMostSeconds": p99,
         }
@@ -163,63 +165,50 @@ class Stats:
 
     def prometheus(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
-        out: list[str] = []
-        add = out.append
+        x = Exposition()
 
-        def family(name: str, kind: str, help_text: str) -> None:
-            add(f"# HELP {name} {help_text}")
-            add(f"# TYPE {name} {kind}")
-
-        def hist(name: str, labels: str, h: Histogram) -> None:
-            cum = 0
-            for le, n in zip(_LE, h.counts, strict=True):
-                cum += n
-                add(f'{name}_bucket{{{labels},le="{le}"}} {cum}')
-            add(f"{name}_sum{{{labels}}} {h.sum!r}")
-            add(f"{name}_count{{{labels}}} {h.count}")
+        def hist(name: str, label_text: str, h: Histogram) -> None:
+            x.histogram(name, label_text, LE, h.counts, h.sum, h.count)
 
         routes = sorted(self.routes.items())
-        family("modelroute_requests_total", "counter", "Inbound requests per route and outcome.")
+        x.family("modelroute_requests_total", "counter", "Inbound requests per route and outcome.")
         for r, rs in routes:
             for outcome, n in sorted(rs.outcomes.items()):
-                add(f'modelroute_requests_total{{route="{_esc(r)}",outcome="{_esc(outcome)}"}} {n}')
-        family("modelroute_streamed_requests_total", "counter", "Inbound streaming requests per route.")
+                x.sample("modelroute_requests_total", labels(route=r, outcome=outcome), n)
+        x.family("modelroute_streamed_requests_total", "counter", "Inbound streaming requests per route.")
         for r, rs in routes:
-            add(f'modelroute_streamed_requests_total{{route="{_esc(r)}"}} {rs.streamed}')
-        family("modelroute_request_duration_seconds", "histogram", "Inbound request latency per route (to the last byte).")
+            x.sample("modelroute_streamed_requests_total", labels(route=r), rs.streamed)
+        x.family("modelroute_request_duration_seconds", "histogram", "Inbound request latency per route (to the last byte).")
         for r, rs in routes:
-            hist("modelroute_request_duration_seconds", f'route="{_esc(r)}"', rs.latency)
-        family("modelroute_attempts_total", "counter", "Upstream attempts per route, target and outcome.")
+            hist("modelroute_request_duration_seconds", labels(route=r), rs.latency)
+        x.family("modelroute_attempts_total", "counter", "Upstream attempts per route, target and outcome.")
         for r, rs in routes:
             for t, ts in sorted(rs.targets.items()):
                 for outcome, n in sorted(ts.outcomes.items()):
-                    add(f'modelroute_attempts_total{{route="{_esc(r)}",target="{_esc(t)}",outcome="{_esc(outcome)}"}} {n}')
-        family("modelroute_answered_total", "counter", "Requests answered per route and target.")
+                    x.sample("modelroute_attempts_total", labels(route=r, target=t, outcome=outcome), n)
+        x.family("modelroute_answered_total", "counter", "Requests answered per route and target.")
         for r, rs in routes:
             for t, ts in sorted(rs.targets.items()):
-                add(f'modelroute_answered_total{{route="{_esc(r)}",target="{_esc(t)}"}} {ts.answered}')
-        family("modelroute_attempt_duration_seconds", "histogram", "Upstream attempt latency per route and target.")
+                x.sample("modelroute_answered_total", labels(route=r, target=t), ts.answered)
+        x.family("modelroute_attempt_duration_seconds", "histogram", "Upstream attempt latency per route and target.")
         for r, rs in routes:
             for t, ts in sorted(rs.targets.items()):
-                hist("modelroute_attempt_duration_seconds", f'route="{_esc(r)}",target="{_esc(t)}"', ts.latency)
-        family("modelroute_tokens_total", "counter", "Tokens reported by providers per route, target and kind.")
+                hist("modelroute_attempt_duration_seconds", labels(route=r, target=t), ts.latency)
+        x.family("modelroute_tokens_total", "counter", "Tokens reported by providers per route, target and kind.")
         for r, rs in routes:
             for t, ts in sorted(rs.targets.items()):
-                lbl = f'route="{_esc(r)}",target="{_esc(t)}"'
-                add(f'modelroute_tokens_total{{{lbl},kind="prompt"}} {ts.prompt_tokens}')
-                add(f'modelroute_tokens_total{{{lbl},kind="completion"}} {ts.completion_tokens}')
-        family("modelroute_rejected_requests_total", "counter", "Inbound requests rejected before routing, per HTTP status.")
+                x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="prompt"), ts.prompt_tokens)
+                x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="completion"), ts.completion_tokens)
+        x.family("modelroute_rejected_requests_total", "counter", "Inbound requests rejected before routing, per HTTP status.")
         for status, n in sorted(self.rejected.items()):
-            add(f'modelroute_rejected_requests_total{{status="{status}"}} {n}')
-        family("modelroute_config_info", "gauge", "The config version being served (1 while loaded).")
+            x.sample("modelroute_rejected_requests_total", labels(status=str(status)), n)
+        x.family("modelroute_config_info", "gauge", "The config version being served (1 while loaded).")
         if self.config_version is not None:
-            add(f'modelroute_config_info{{version="{_esc(self.config_version)}"}} 1')
-        family("modelroute_config_swaps_total", "counter", "Configs loaded since start.")
-        add(f"modelroute_config_swaps_total {self.config_swaps}")
-        family("modelroute_config_rejections_total", "counter", "Configs refused since start (invalid, unauthorized, stale).")
-        add(f"modelroute_config_rejections_total {self.config_rejections}")
-        return "\n".join(out) + "\n"
+            x.sample("modelroute_config_info", labels(version=self.config_version), 1)
+        x.family("modelroute_config_swaps_total", "counter", "Configs loaded since start.")
+        x.sample("modelroute_config_swaps_total", "", self.config_swaps)
+        x.family("modelroute_config_rejections_total", "counter", "Configs refused since start (invalid, unauthorized, stale).")
+        x.sample("modelroute_config_rejections_total", "", self.config_rejections)
+        return x.text()
 
 
-def _esc(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
