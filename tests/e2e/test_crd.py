@@ -75,4 +75,4 @@ def test_valid_modelroute_is_accepted_and_listed_by_short_name(crd_installed: Co
     listing = crd_installed.kubectl("get", "mr", "-n", namespace).stdout
     assert "good" in listing and "classify" in listing
     header = listing.splitlines()[0].split()
-    assert header[:4] == ["NAME", "ROUTE", "PRIMARY", "PHASE"]
+    assert header[:5] == ["NAME", "ROUTE", "PRIMARY", "PHASE", "ROLLOUT"]

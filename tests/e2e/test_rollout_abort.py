@@ -59,6 +59,9 @@ def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str)
     # It stays aborted (no new attempt on its own).
     time.sleep(2)
     assert history.poll()["phase"] == "Degraded"
+    # `kubectl get mr` says so: the route serves stable (Ready), its rollout is Degraded.
+    rows = [line.split() for line in env.cluster.kubectl("get", "mr", "-n", env.ns).stdout.splitlines()]
+    assert rows[0][3:5] == ["PHASE", "ROLLOUT"] and rows[1][3:5] == ["Ready", "Degraded"], rows
     return ro
 
 

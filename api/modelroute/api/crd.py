@@ -105,6 +105,8 @@ def crd() -> dict[str, Any]:
                         {"name": "Route", "type": "string", "jsonPath": ".spec.route", "description": "Name apps send as `model`."},
                         {"name": "Primary", "type": "string", "jsonPath": ".status.primaryTarget", "description": "Provider/model of the first target."},
                         {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Summary of the route's state."},
+                        {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase",
+                         "description": "The newest revision's rollout: Progressing, Paused, Healthy or Degraded (aborted)."},
                         {"name": "Selected", "type": "integer", "jsonPath": ".status.pods.selected", "description": "Sidecar pods selected.", "priority": 1},
                         {"name": "Synced", "type": "integer", "jsonPath": ".status.pods.synced", "description": "Selected pods serving the current config."},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -26,9 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelroute.sidecar.backoff import backoff_delay
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
@@ -112,6 +112,30 @@ def _attempt_timeout(call: _Call, tr: TargetRuntime) -> tuple[float, bool]:
     return remaining, True
 
 
+@contextlib.contextmanager
+def _ending(call: _Call, streamed: bool) -> Iterator[None]:
+    """How the attempt loop of either entry point ends early: the deadline, or the app went away."""
+    try:
+        yield
+    except _Deadline:
+        call.finish(None, OUTCOME_DEADLINE, streamed)
+        raise DeadlineExceeded(call.attempts) from None
+    except asyncio.CancelledError:
+        call.finish(None, OUTCOME_CANCELLED, streamed)
+        raise
+
+
+def _give_up(call: _Call, streamed: bool, on_exhausted: Callable[[list[Attempt]], None] | None = None) -> NoReturn:
+    """Every target was tried (or skipped): DeadlineExceeded if the deadline is what ended it, else RouteFailed."""
+    if call.remaining() < _EPSILON:
+        call.finish(None, OUTCOME_DEADLINE, streamed)
+        raise DeadlineExceeded(call.attempts)
+    call.finish(None, OUTCOME_EXHAUSTED, streamed)
+    if on_exhausted is not None:
+        on_exhausted(call.attempts)
+    raise RouteFailed(call.attempts)
+
+
 def _as_upstream(exc: BaseException, timeout: float) -> UpstreamError:
     if isinstance(exc, UpstreamError):
         return exc
@@ -187,7 +211,7 @@ async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None
         if hit is not None:
             call.finish(None, OK, False)
             return Completion(hit[0], hit[1], call.attempts)
-    try:
+    with _ending(call, False):
         for tr in route.targets:
             for attempt in range(route.spec.retry.attempts):
                 if not tr.breaker.allow():
@@ -216,19 +240,7 @@ async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None
                 if plan is not None:
                     plan.store(request, response, tr.name)
                 return Completion(response, tr.name, call.attempts)
-    except _Deadline:
-        call.finish(None, OUTCOME_DEADLINE, False)
-        raise DeadlineExceeded(call.attempts) from None
-    except asyncio.CancelledError:
-        call.finish(None, OUTCOME_CANCELLED, False)
-        raise
-    if call.remaining() < _EPSILON:
-        call.finish(None, OUTCOME_DEADLINE, False)
-        raise DeadlineExceeded(call.attempts)
-    call.finish(None, OUTCOME_EXHAUSTED, False)
-    if plan is not None:
-        plan.failed(call.attempts)
-    raise RouteFailed(call.attempts)
+    _give_up(call, False, plan.failed if plan is not None else None)
 
 
 # ---- streaming ------------------------------------------------------------------------
@@ -395,7 +407,7 @@ async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = Fals
         return await plan.open_stream(route, request)
     call = _new_call(route)
     upstream_request, want_usage = _with_usage(request)
-    try:
+    with _ending(call, True):
         for tr in route.targets:
             for attempt in range(route.spec.retry.attempts):
                 if not tr.breaker.allow():
@@ -429,14 +441,4 @@ async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = Fals
                 tr.breaker.record_success()
                 idle = tr.target.timeout_seconds or route.spec.timeout_seconds
                 return StreamingCompletion(call, tr, head, it, idle, t0, want_usage)
-    except _Deadline:
-        call.finish(None, OUTCOME_DEADLINE, True)
-        raise DeadlineExceeded(call.attempts) from None
-    except asyncio.CancelledError:
-        call.finish(None, OUTCOME_CANCELLED, True)
-        raise
-    if call.remaining() < _EPSILON:
-        call.finish(None, OUTCOME_DEADLINE, True)
-        raise DeadlineExceeded(call.attempts)
-    call.finish(None, OUTCOME_EXHAUSTED, True)
-    raise RouteFailed(call.attempts)
+    _give_up(call, True)
