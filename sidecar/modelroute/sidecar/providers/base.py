@@ -22,6 +22,11 @@ KeyFn = Callable[[], str]
 """Returns the target's current API key; cheap, and re-reads rotated key files itself."""
 
 
+def current_key(key: KeyFn | None, default: str = "") -> str:
+    """The key to send now: ``key()``, or ``default`` for a keyless target (or an empty key)."""
+    return (key() if key is not None else None) or default
+
+
 class Adapter(Protocol):
     """One target's client (one SDK client, one connection pool, reused by every request)."""
 

@@ -1,9 +1,9 @@
 """Adapter for Gemini ``generateContent``: the ``google-genai`` SDK builds, the transport sends.
 
-One ``genai.Client`` per target builds each request exactly as its own
-``models.generate_content`` would: the SDK validates the translator's kwargs into its
-types, converts them to the REST body (``_GenerateContentParameters_to_mldev``) and builds
-the URL and headers (``x-goog-api-key``, its client headers) with ``_build_request``. The
+One ``genai.Client`` per target builds each request as its own ``models.generate_content``
+would: the SDK converts the translator's kwargs to the REST body
+(``_GenerateContentParameters_to_mldev``, which validates the contents into its types; a
+refusal is the app's request's fault, 400) and builds the URL and headers (``x-goog-api-key``, its client headers) with ``_build_request``. The
 body goes out on the target's pool (``transport.Transport``; the SDK's own retry and
 send path is not involved) and the raw JSON answer, camelCase, is read by
 ``translate.gemini``, which accepts the wire spelling. Streams use
@@ -26,7 +26,7 @@ from google.genai import types as genai_types
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import UpstreamError
-from modelroute.sidecar.providers.base import KeyFn
+from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.errors import client_error, scrub
 from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
@@ -66,7 +66,7 @@ class _Builder:
 
     def __init__(self, target: Target, key: KeyFn | None) -> None:
         self._key = key
-        self.api_key = self._current_key()
+        self.api_key = current_key(key)
         sync, aio = _builder_clients()
         http_options = genai_types.HttpOptions(
             base_url=target.base_url, retry_options=genai_types.HttpRetryOptions(attempts=1),
@@ -74,11 +74,8 @@ class _Builder:
         )
         self.client = genai.Client(api_key=self.api_key, http_options=http_options)
 
-    def _current_key(self) -> str:
-        return (self._key() if self._key is not None else None) or ""
-
     def _rotate(self) -> None:
-        key = self._current_key()
+        key = current_key(self._key)
         if key == self.api_key:
             return
         self.api_key = key

@@ -1,9 +1,7 @@
-"""Server-sent events, read from the raw HTTP body of an SDK call.
+"""Server-sent events, read from the lines of a streaming answer (``transport.Transport.stream``).
 
-The adapters let the SDK build, authenticate and send the request, but read streaming
-answers themselves: the SDKs' stream classes build a pydantic object per event that the
-translators would immediately turn back into a dict. Here each event's ``data`` is one
-``json.loads``.
+Every provider streams SSE; the adapters want each event's ``data`` (one ``json.loads``
+each, in ``sdkbuilt.json_events``), not the SDKs' per-event pydantic objects.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import httpx2
 
 from modelroute.api.v1alpha1.spec import Params, Target
-from modelroute.sidecar.providers.base import KeyFn
+from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, dumps
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 
@@ -49,7 +49,7 @@ class _Builder:
         self.prepared_for: str | None = None
 
     async def prepare(self) -> Prepared:
-        key = (self.key() if self.key is not None else None) or self.default_key
+        key = current_key(self.key, self.default_key)
         if self.prepared is None or key != self.prepared_for:
             self.client.api_key = key
             options = await self.client._prepare_options(self.options.model_copy())
@@ -71,7 +71,7 @@ class StainlessAdapter(SdkBuiltAdapter):
 
     def __init__(self, target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None) -> None:
         super().__init__(target, params=params, system=system)
-        client = self.sdk_client((key() if key is not None else None) or self.DEFAULT_KEY, target.base_url)
+        client = self.sdk_client(current_key(key, self.DEFAULT_KEY), target.base_url)
         url = str(client.base_url.copy_with(raw_path=client.base_url.raw_path + self.PATH.lstrip("/").encode()))
         self._builder = _Builder(client, self.options(url), key, self.DEFAULT_KEY)
 
