@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from modelroute.api.config import SidecarConfig
+from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.pushes import signed_body
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,17 @@ class Pusher:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 
-    async def stats(self, pod: SidecarPod) -> dict[str, Any] | None:
-        """``GET /stats`` (the rollout evidence lives under ``rollouts``), or None when the sidecar cannot say."""
+    async def stats(self, pod: SidecarPod) -> SidecarStats | None:
+        """``GET /stats`` as the operator reads it (rollout evidence, limiter state), or None when the sidecar cannot say."""
         try:
             async with self.semaphore, self.session.get(pod.admin_url + "/stats", timeout=self.timeout) as resp:
                 if resp.status != 200:
                     return None
-                doc = await resp.json()
-                return doc if isinstance(doc, dict) else None
+                return SidecarStats.model_validate_json(await resp.read())
+        except ValidationError as e:
+            log.warning("pod %s/%s: /stats does not match modelroute.api.stats.SidecarStats: %s",
+                        pod.namespace, pod.name, e.errors(include_url=False, include_input=False)[:3])
+            return None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelroute.api.stats import SidecarStats
 from modelroute.operator.notices import Notice
 from modelroute.operator.status import MAX_LISTED
 
@@ -46,22 +47,19 @@ def has_limits(raw_route: Mapping[str, Any]) -> bool:
     return any(isinstance(t, Mapping) and t.get("limits") for t in targets)
 
 
-def pressures(route_key: str, route: str, pod: str, stats: Mapping[str, Any]) -> list[Pressure]:
-    """The targets of ``route`` (its ``spec.route``) under pressure in one pod's ``/stats`` document."""
-    routes = stats.get("routes")
-    doc = routes.get(route) if isinstance(routes, Mapping) else None
-    if not isinstance(doc, Mapping):
+def pressures(route_key: str, route: str, pod: str, stats: SidecarStats) -> list[Pressure]:
+    """The targets of ``route`` (its ``spec.route``) under pressure in one pod's ``/stats``."""
+    doc = stats.routes.get(route)
+    if doc is None:
         return []
     out = []
-    for target, t in sorted((doc.get("targets") or {}).items()):
-        limits = t.get("limits") if isinstance(t, Mapping) else None
-        if not isinstance(limits, Mapping):
+    for target, t in sorted(doc.targets.items()):
+        limits = t.limits
+        if limits is None or not limits.utilisation:
             continue
-        use = {d: float(v) for d, v in (limits.get("utilisation") or {}).items() if isinstance(v, int | float)}
-        if not use:
-            continue
+        use = limits.utilisation
         dimension = max(sorted(use), key=lambda d: use[d])
-        if limits.get("pressure") is True or use[dimension] >= THRESHOLD:
+        if limits.pressure or use[dimension] >= THRESHOLD:
             out.append(Pressure(route_key, target, pod, dimension, use[dimension]))
     return out
 

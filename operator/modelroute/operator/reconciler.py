@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.selection import matches, with_canary
+from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import GateStatus, RolloutStatus
 from modelroute.operator import bundle as bundles
@@ -189,7 +190,7 @@ class Reconciler:
             out[route.key] = r
         return out
 
-    async def _stats(self, pods: list[SidecarPod]) -> dict[str, dict[str, Any]]:
+    async def _stats(self, pods: list[SidecarPod]) -> dict[str, SidecarStats]:
         docs = await asyncio.gather(*(self.pusher.stats(p) for p in pods))
         return {p.uid: d for p, d in zip(pods, docs, strict=True) if d is not None}
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from modelroute.api.config import CanaryServing
 from modelroute.api.selection import matches, render_for_pod, with_canary
+from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
@@ -92,7 +93,7 @@ def needs_evidence(state: RolloutStatus | None, route: ModelRoute) -> str | None
 
 def decide(
     raw: Mapping[str, Any], route: ModelRoute, state: RolloutStatus | None, previous: ModelRoute | None,
-    acked: bool, stats: Mapping[str, Mapping[str, Any]], now: datetime, gate: GateStatus | None = None,
+    acked: bool, stats: Mapping[str, SidecarStats], now: datetime, gate: GateStatus | None = None,
 ) -> RouteRollout:
     """One step of the route's rollout and the route the sidecars must serve after it."""
     desired = Desired(revision_of(route.spec), route.spec.strategy, action_of(raw))

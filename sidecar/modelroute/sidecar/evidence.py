@@ -1,12 +1,8 @@
 """Rollout evidence: counters per route, rollout run and variant (stable, canary, mirror).
 
-The operator judges a canary from these (``/stats`` -> ``rollouts``), parsed by
-``modelroute.operator.rollout.counters.evidence_from_stats``; the wire form of one variant
-is the one documented there::
-
-    {"rollouts": {"<route>": {"run": "<run id>", "revision": "<canary revision>",
-                              "weights": {"canary": 5, "mirror": 100}, "active": true,
-                              "variants": {"stable": {...}, "canary": {...}, "mirror": {...}}}}}
+The operator judges a canary from these (``/stats`` -> ``rollouts``, one
+``modelroute.api.stats.RunEvidence`` per route), read by
+``modelroute.operator.rollout.counters.evidence_from_stats``.
 
 Counters start at zero for a new run id (so the cumulative values are the run's evidence);
 a route keeps its last run's counters after the rollout ends, until a new run replaces them.
@@ -27,6 +23,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.cost import PriceTable
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
@@ -34,7 +31,7 @@ from modelroute.sidecar.promtext import Exposition, labels
 from modelroute.sidecar.stats import BUCKETS, LE, Histogram
 
 Json = dict[str, Any]
-VARIANTS = ("stable", "canary", "mirror")
+VARIANTS = wire.VARIANTS
 
 
 class VariantEvidence:
@@ -81,18 +78,18 @@ class VariantEvidence:
         if agreed:
             self.agreed += 1
 
-    def to_json(self) -> Json:
-        """The wire form ``modelroute.operator.rollout.counters.Counters.from_json`` parses."""
-        return {
-            "requests": self.requests,
-            "errors": dict(self.errors),
-            "latency": {"le": list(BUCKETS), "counts": list(self.latency.counts), "sum": self.latency.sum},
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
-            "cost": {"usd": self.cost_usd, "priced": self.priced},
-            "outputs": {"checked": self.checked, "valid": self.valid},
-            "agreement": {"compared": self.compared, "agreed": self.agreed},
-            "dropped": self.dropped,
-        }
+    def to_wire(self) -> wire.VariantCounters:
+        """The form the operator reads (``modelroute.api.stats.VariantCounters``)."""
+        return wire.VariantCounters(
+            requests=self.requests,
+            errors=dict(self.errors),
+            latency=wire.LatencyHistogram(le=list(BUCKETS), counts=list(self.latency.counts), sum=self.latency.sum),
+            tokens=wire.TokenCounts(prompt=self.prompt_tokens, completion=self.completion_tokens),
+            cost=wire.CostCounts(usd=self.cost_usd, priced=self.priced),
+            outputs=wire.OutputCounts(checked=self.checked, valid=self.valid),
+            agreement=wire.AgreementCounts(compared=self.compared, agreed=self.agreed),
+            dropped=self.dropped,
+        )
 
 
 def _int(v: Any) -> int:
@@ -112,14 +109,14 @@ class RunEvidence:
         self.active = True
         self.variants = {v: VariantEvidence() for v in VARIANTS}
 
-    def to_json(self) -> Json:
-        return {
-            "run": self.run_id,
-            "revision": self.revision,
-            "active": self.active,
-            "weights": {"canary": self.weight if self.active else 0, "mirror": self.mirror if self.active else 0},
-            "variants": {v: e.to_json() for v, e in self.variants.items()},
-        }
+    def to_wire(self) -> wire.RunEvidence:
+        return wire.RunEvidence(
+            run=self.run_id,
+            revision=self.revision,
+            active=self.active,
+            weights=wire.RolloutWeights(canary=self.weight if self.active else 0, mirror=self.mirror if self.active else 0),
+            variants={v: e.to_wire() for v, e in self.variants.items()},
+        )
 
 
 class Evidence:
@@ -154,7 +151,8 @@ class Evidence:
         return self.prices.cost(model, usage) if usage else None
 
     def as_json(self) -> Json:
-        return {route: run.to_json() for route, run in sorted(self.runs.items())}
+        """``/stats`` -> ``rollouts``: route -> ``modelroute.api.stats.RunEvidence`` (camelCase JSON)."""
+        return {route: run.to_wire().model_dump(mode="json", by_alias=True) for route, run in sorted(self.runs.items())}
 
     def prometheus(self) -> str:
         """Prometheus text for the rollout counters (appended to ``/metrics``; empty before any rollout)."""

@@ -142,7 +142,7 @@ class Ledger:
             for target, n in rl.limited.items():
                 targets.setdefault(target, {})["limitRefusals"] = n
         for (route, target), limiter in self.limiters.items():
-            routes.setdefault(route, {"targets": {}}).setdefault("targets", {}).setdefault(target, {})["limits"] = limiter.snapshot()
+            routes.setdefault(route, {"targets": {}}).setdefault("targets", {}).setdefault(target, {})["limits"] = limiter.snapshot().model_dump(mode="json", by_alias=True)
         return stats
 
     # -- /metrics -----------------------------------------------------------------------------

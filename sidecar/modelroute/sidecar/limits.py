@@ -36,6 +36,8 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+from modelroute.api.stats import LimiterSnapshot
+
 Json = dict[str, Any]
 
 WINDOW = 60.0
@@ -344,16 +346,16 @@ class TargetLimiter:
             elif value < self.pressure_threshold - REARM:
                 self._pressed.discard(dimension)
 
-    def snapshot(self) -> Json:
+    def snapshot(self) -> LimiterSnapshot:
         """For ``/stats``: limits, window usage, utilisation, admitted/refused counters."""
         use = self.utilisation()
-        return {
-            "requestsPerMinute": self.limit("requests"), "tokensPerMinute": self.limit("tokens"),
-            "windowRequests": len(self._entries), "windowTokens": self._tokens,
-            "utilisation": use, "pressure": max(use.values()) >= self.pressure_threshold,
-            "admitted": self.admitted, "refused": self.refused,
-            "blockedForSeconds": max(0.0, self._blocked_until - self.clock.monotonic()),
-        }
+        return LimiterSnapshot(
+            requests_per_minute=self.limit("requests"), tokens_per_minute=self.limit("tokens"),
+            window_requests=len(self._entries), window_tokens=self._tokens,
+            utilisation=use, pressure=max(use.values()) >= self.pressure_threshold,
+            admitted=self.admitted, refused=self.refused,
+            blocked_for_seconds=max(0.0, self._blocked_until - self.clock.monotonic()),
+        )
 
 
 # ---- header parsing ------------------------------------------------------------------
@@ -451,5 +453,5 @@ class Limiters:
             limiter.max_wait = max_wait
         return limiter
 
-    def snapshot(self) -> Json:
+    def snapshot(self) -> dict[str, LimiterSnapshot]:
         return {key: limiter.snapshot() for key, limiter in sorted(self._by_key.items())}

@@ -10,6 +10,7 @@ from typing import Any
 import openai
 import pytest
 
+from modelroute.api.stats import SidecarStats
 from modelroute.testing.emulators.server import EmulatorServer
 
 from .conftest import Running, Start, route, target
@@ -65,6 +66,9 @@ async def test_provider_headers_teach_the_limiter(emu: EmulatorServer, start: St
     assert emu.count("openai") == 1
     limits = (await sc.stats())["routes"]["learn"]["targets"]["primary"]["limits"]
     assert limits["blockedForSeconds"] > 25
+    # The operator's typed view of the same document (modelroute.api.stats) reads it too.
+    view = SidecarStats.model_validate(await sc.stats()).routes["learn"].targets["primary"].limits
+    assert view is not None and view.blocked_for_seconds > 25 and view.tokens_per_minute == 1_000_000
 
 
 async def test_second_identical_deterministic_request_makes_no_upstream_call(emu: EmulatorServer, start: Start) -> None:

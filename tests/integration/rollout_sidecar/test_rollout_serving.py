@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import openai
 
+from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1.strategy import Analysis, Verdict, variant_for
 from modelroute.operator.rollout.analysis import evaluate
 from modelroute.operator.rollout.counters import evidence_from_stats
@@ -143,7 +144,7 @@ async def test_per_run_counters_feed_the_operator_analysis(pods: Pods, emu: Emul
             with contextlib.suppress(openai.InternalServerError):  # the canary's 503s reach the app (no fallback)
                 await pod.ask(f"ticket {i}")
     await _mirrors_done(a, b)
-    docs = {p.name: await p.stats() for p in (a, b)}
+    docs = {p.name: SidecarStats.model_validate(await p.stats()) for p in (a, b)}
     stable, canary = evidence_from_stats(docs, "classify", run)
     served_stable = emu.count("openai", STABLE_MODEL)
     assert stable.requests == served_stable and stable.failed == 0
@@ -155,7 +156,7 @@ async def test_per_run_counters_feed_the_operator_analysis(pods: Pods, emu: Emul
                                   min_valid_output_rate=0.5), stable, canary)
     assert judgement.verdict is Verdict.PASS, judgement.summary()
     for doc in docs.values():
-        assert doc["rollouts"]["classify"]["run"] == run and doc["rollouts"]["classify"]["active"] is True
+        assert doc.rollouts["classify"].run == run and doc.rollouts["classify"].active is True
 
 
 async def test_promotion_push_ends_the_canary_and_serving_is_as_before(pods: Pods, emu: EmulatorServer) -> None:

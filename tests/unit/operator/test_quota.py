@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from pydantic import ValidationError
 
+from modelroute.api.stats import SidecarStats
 from modelroute.operator import quota
 from modelroute.operator.quota import Pressure, decide, has_limits, pressures
 
 KEY = "shop/tickets"
 
 
-def stats(**targets: tuple[float, float]) -> dict[str, Any]:
+def stats(**targets: tuple[float, float]) -> SidecarStats:
     """A sidecar /stats document for route "classify"; per target (requests, tokens) utilisation."""
-    return {"routes": {"classify": {"requests": 3, "targets": {
+    return SidecarStats.model_validate({"routes": {"classify": {"requests": 3, "targets": {
         name: {"costUsd": 0.1, "limits": {"requestsPerMinute": 5, "utilisation": {"requests": r, "tokens": t},
                                           "pressure": max(r, t) >= 0.8}}
-        for name, (r, t) in targets.items()} | {"plain": {"costUsd": 0.2}}}}}
+        for name, (r, t) in targets.items()} | {"plain": {"costUsd": 0.2}}}}})
 
 
 def test_has_limits_looks_at_the_targets() -> None:
@@ -33,7 +33,8 @@ def test_pressures_reads_the_limits_of_each_target() -> None:
         Pressure(KEY, "nano", "web-1", "tokens", 0.85),
     ]
     assert pressures(KEY, "other-route", "web-1", doc) == []
-    assert pressures(KEY, "classify", "web-1", {"routes": "garbage"}) == []
+    with pytest.raises(ValidationError):   # the push client treats such a pod as not answering
+        SidecarStats.model_validate({"routes": "garbage"})
 
 
 def test_one_event_per_route_per_crossing_not_per_poll() -> None:
@@ -79,5 +80,6 @@ def test_many_crossings_are_listed_up_to_a_bound() -> None:
 
 @pytest.mark.parametrize("pressed", [True, False])
 def test_the_sidecar_flag_counts_even_below_the_threshold(pressed: bool) -> None:
-    doc = {"routes": {"classify": {"targets": {"mini": {"limits": {"utilisation": {"requests": 0.5}, "pressure": pressed}}}}}}
+    doc = SidecarStats.model_validate(
+        {"routes": {"classify": {"targets": {"mini": {"limits": {"utilisation": {"requests": 0.5}, "pressure": pressed}}}}}})
     assert bool(pressures(KEY, "classify", "web-1", doc)) is pressed

@@ -120,13 +120,13 @@ async def test_tokens_are_estimated_then_corrected_from_usage() -> None:
     limiter = TargetLimiter("t", tokens_per_minute=1000, max_wait=0.5, clock=clock)
     ticket = await limiter.acquire(100)
     limiter.settle(ticket, {"prompt_tokens": 400, "completion_tokens": 200, "total_tokens": 600})
-    assert limiter.snapshot()["windowTokens"] == 600
+    assert limiter.snapshot().window_tokens == 600
     with pytest.raises(RateLimited) as info:
         await limiter.acquire(500)
     assert info.value.dimension == "tokens"
     other = await limiter.acquire(400)
     limiter.settle(other, None)  # no usage reported: the estimate stands
-    assert limiter.snapshot()["windowTokens"] == 1000
+    assert limiter.snapshot().window_tokens == 1000
     with pytest.raises(RateLimited) as info:
         await limiter.acquire(5000)
     assert info.value.dimension == "too_large"
@@ -140,11 +140,11 @@ async def test_cancelled_wait_gives_the_slot_back() -> None:
     await limiter.acquire(1)
     waiter = asyncio.create_task(limiter.acquire(1))
     await asyncio.sleep(0)
-    assert clock.sleeping == 1 and limiter.snapshot()["windowRequests"] == 2
+    assert clock.sleeping == 1 and limiter.snapshot().window_requests == 2
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
-    assert limiter.snapshot()["windowRequests"] == 1
+    assert limiter.snapshot().window_requests == 1
     await clock.advance(60)
     await limiter.acquire(1)  # admitted at once: the cancelled reservation is gone
 
@@ -221,7 +221,7 @@ async def test_pressure_signal_at_80_percent_once_per_crossing() -> None:
     await limiter.acquire(1)
     assert seen == [("haiku", "requests", 0.8)]
     await limiter.acquire(1)
-    assert len(seen) == 1 and limiter.snapshot()["pressure"] is True
+    assert len(seen) == 1 and limiter.snapshot().pressure is True
     await clock.advance(61)
     await limiter.acquire(1)  # back to 10%: re-armed
     for _ in range(7):
@@ -238,7 +238,7 @@ async def test_registry_keeps_state_across_reconfiguration() -> None:
     assert a is b
     with pytest.raises(RateLimited):
         await b.acquire(1)
-    assert limiters.snapshot()["openai|gpt-4o-mini|env:K"]["windowRequests"] == 1
+    assert limiters.snapshot()["openai|gpt-4o-mini|env:K"].window_requests == 1
 
 
 def test_parsers() -> None:

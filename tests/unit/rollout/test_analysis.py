@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from rollout_sim import BOUNDS, counters
 
+from modelroute.api.stats import SidecarStats, VariantCounters
 from modelroute.api.v1alpha1.strategy import Analysis, Verdict
 from modelroute.operator.rollout import (
     Counters,
@@ -52,8 +54,8 @@ def test_sum_over_pods_and_window_with_a_restarted_sidecar() -> None:
 
 def test_wire_form_round_trips_and_missing_keys_are_zero() -> None:
     c = counters(10, errors=2) + Counters(cost_usd=0.5, priced=10, outputs_checked=10, outputs_valid=9)
-    assert Counters.from_json(c.to_json()) == c
-    assert Counters.from_json({"requests": 3}) == Counters(requests=3)
+    assert Counters.of(c.wire()) == c
+    assert Counters.of(VariantCounters.model_validate({"requests": 3})) == Counters(requests=3)
     assert Counters(errors={"cancelled": 5, "timeout": 2}).failed == 2, "the app going away is not the revision's fault"
 
 
@@ -96,18 +98,20 @@ def test_cost_ratio_with_a_free_stable() -> None:
 
 
 def test_evidence_from_sidecar_stats_counts_only_this_run() -> None:
-    def doc(run: str, stable: int, canary: int, mirror: int) -> dict[str, object]:
-        return {"rollouts": {"classify": {"run": run, "variants": {
-            "stable": counters(stable).to_json(), "canary": counters(canary, errors=1).to_json(),
-            "mirror": counters(mirror).to_json()}}}}
+    def doc(run: str, stable: int, canary: int, mirror: int) -> SidecarStats:
+        return SidecarStats.model_validate({"rollouts": {"classify": {"run": run, "revision": run.split(".")[0], "variants": {
+            "stable": counters(stable).wire(), "canary": counters(canary, errors=1).wire(),
+            "mirror": counters(mirror).wire()}}}})
 
     stats = {
         "pod-a": doc("b.0", 100, 5, 40),
         "pod-b": doc("b.0", 80, 4, 30),
         "pod-c": doc("a.3", 999, 999, 999),             # still on an older run: ignored
-        "pod-d": {"routes": {}},                        # no rollout counters yet
-        "pod-e": {"rollouts": {"classify": {"run": "b.0", "variants": {"canary": {"latency": {"le": [1.0], "counts": [1]}}}}}},
+        "pod-d": SidecarStats.model_validate({"routes": {}}),   # no rollout counters yet
     }
+    with pytest.raises(ValidationError, match="histogram needs 2 counts"):   # a malformed document never gets this far
+        SidecarStats.model_validate(
+            {"rollouts": {"classify": {"run": "b.0", "revision": "b", "variants": {"canary": {"latency": {"le": [1.0], "counts": [1]}}}}}})
     stable, canary = evidence_from_stats(stats, "classify", "b.0")
     assert stable.requests == 180 and canary.requests == 5 + 40 + 4 + 30 and canary.failed == 2
     assert canary.compared == 79

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from modelroute.api.config import CanaryServing
+from modelroute.api.stats import SidecarStats
 from modelroute.operator.rollout.counters import Counters, evidence_from_stats
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError
 from modelroute.sidecar.errors import FailureKind as K
@@ -36,7 +37,7 @@ def test_variant_counters_round_trip_through_the_operator_parser() -> None:
     v.failed("cancelled")
     v.compare(True)
     v.compare(False)
-    c = Counters.from_json(v.to_json())
+    c = Counters.of(v.to_wire())
     assert c.requests == 3                              # the cancelled one is not a request
     assert dict(c.errors) == {"server_error": 1, "cancelled": 1} and c.failed == 1
     assert c.latency.bounds == BUCKETS and c.latency.count == 2 and abs(c.latency.sum - 0.23) < 1e-9
@@ -62,7 +63,7 @@ def test_stats_document_parses_with_evidence_from_stats() -> None:
         c.failed("timeout")
         m.answered(0.03, USAGE, None, True)
         m.compare(True)
-        pods[pod] = {"routes": {}, "rollouts": ev.as_json()}
+        pods[pod] = SidecarStats.model_validate({"routes": {}, "rollouts": ev.as_json()})
     stable, canary = evidence_from_stats(pods, "classify", "rev1.0")
     assert stable.requests == 6 and stable.priced == 6 and stable.cost_usd > 0
     assert canary.requests == 6 and dict(canary.errors) == {"timeout": 2}   # canary live + mirror, both pods

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 
+from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1.strategy import variant_for
 from modelroute.operator.rollout.counters import evidence_from_stats
 from modelroute.sidecar.errors import FailureKind, UpstreamError
@@ -45,7 +46,7 @@ async def test_weight_100_answers_with_the_canary(start: Start, adapters: dict[s
     assert headers["x-modelroute-target"] == "new"
     stats = await sc.stats()
     assert stats["routes"]["classify"]["requests"] == 1            # a live canary answer is an inbound request
-    stable, canary = evidence_from_stats({"pod": stats}, "classify", "rev.0")
+    stable, canary = evidence_from_stats({"pod": SidecarStats.model_validate(stats)}, "classify", "rev.0")
     assert (stable.requests, canary.requests, canary.outputs_valid, canary.prompt_tokens) == (0, 1, 1, 10)
     assert canary.priced == 1 and canary.cost_usd > 0                 # gpt-4.1-mini has a list price
 
@@ -84,7 +85,7 @@ async def test_mirror_adds_no_latency_and_is_compared(start: Start, adapters: di
     assert mirror["requests"] == 5 and mirror["agreement"] == {"compared": 5, "agreed": 5}
     assert mirror["latency"]["sum"] >= 5.0
     assert stats["routes"]["classify"]["requests"] == 5               # copies are not inbound requests
-    _, canary = evidence_from_stats({"p": stats}, "classify", "rev.0")
+    _, canary = evidence_from_stats({"p": SidecarStats.model_validate(stats)}, "classify", "rev.0")
     assert canary.requests == 5 and canary.compared == 5
 
 

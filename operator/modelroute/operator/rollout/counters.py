@@ -6,22 +6,23 @@ interval. Cumulative counters from many processes are combined the Prometheus wa
 over pods, and a delta between two snapshots of one pod that treats a decrease (the sidecar
 restarted) as a reset, so the delta is the whole new value.
 
-Wire form of one variant's counters (every key optional, missing = zero)::
-
-    {"requests": 120,                                    # answered or failed, not cancelled
-     "errors": {"server_error": 3, "timeout": 1},        # by class (FailureKind / router outcome)
-     "latency": {"le": [0.005, 0.01, ...], "counts": [..len(le)+1..], "sum": 12.3},  # per bucket, last is +Inf
-     "tokens": {"prompt": 1000, "completion": 200},
-     "cost": {"usd": 0.12, "priced": 120},               # priced = requests whose cost is known
-     "outputs": {"checked": 100, "valid": 99},           # schema-valid / parseable outputs
-     "agreement": {"compared": 100, "agreed": 97}}       # same label / JSON as stable
+The wire form is ``modelroute.api.stats.VariantCounters``, written by the sidecar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from modelroute.api.stats import (
+    AgreementCounts,
+    CostCounts,
+    LatencyHistogram,
+    OutputCounts,
+    SidecarStats,
+    TokenCounts,
+    VariantCounters,
+)
 
 NOT_ERRORS = frozenset({"cancelled", "ok"})
 """Classes that are not failures of the revision (the app went away; success)."""
@@ -140,37 +141,32 @@ class Counters:
 
     # -- wire form ----------------------------------------------------------------------
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> Counters:
-        """Parse the wire form (see the module docstring); raises ``ValueError`` on a bad shape."""
-        lat = data.get("latency") or {}
-        bounds = tuple(float(b) for b in lat.get("le", ()))
-        counts = tuple(int(n) for n in lat.get("counts", [0] * (len(bounds) + 1)))
-        tokens, cost = data.get("tokens") or {}, data.get("cost") or {}
-        outputs, agreement = data.get("outputs") or {}, data.get("agreement") or {}
+    def of(w: VariantCounters) -> Counters:
+        """From the sidecar's wire form (``modelroute.api.stats.VariantCounters``)."""
         return Counters(
-            requests=int(data.get("requests", 0)),
-            errors={str(k): int(v) for k, v in (data.get("errors") or {}).items()},
-            latency=Histogram(bounds, counts, float(lat.get("sum", 0.0))),
-            prompt_tokens=int(tokens.get("prompt", 0)),
-            completion_tokens=int(tokens.get("completion", 0)),
-            cost_usd=float(cost.get("usd", 0.0)),
-            priced=int(cost.get("priced", 0)),
-            outputs_checked=int(outputs.get("checked", 0)),
-            outputs_valid=int(outputs.get("valid", 0)),
-            compared=int(agreement.get("compared", 0)),
-            agreed=int(agreement.get("agreed", 0)),
+            requests=w.requests,
+            errors=dict(w.errors),
+            latency=Histogram(tuple(w.latency.le), tuple(w.latency.counts), w.latency.sum),
+            prompt_tokens=w.tokens.prompt,
+            completion_tokens=w.tokens.completion,
+            cost_usd=w.cost.usd,
+            priced=w.cost.priced,
+            outputs_checked=w.outputs.checked,
+            outputs_valid=w.outputs.valid,
+            compared=w.agreement.compared,
+            agreed=w.agreement.agreed,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "errors": dict(self.errors),
-            "latency": {"le": list(self.latency.bounds), "counts": list(self.latency.counts), "sum": self.latency.sum},
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
-            "cost": {"usd": self.cost_usd, "priced": self.priced},
-            "outputs": {"checked": self.outputs_checked, "valid": self.outputs_valid},
-            "agreement": {"compared": self.compared, "agreed": self.agreed},
-        }
+    def wire(self) -> VariantCounters:
+        return VariantCounters(
+            requests=self.requests,
+            errors=dict(self.errors),
+            latency=LatencyHistogram(le=list(self.latency.bounds), counts=list(self.latency.counts), sum=self.latency.sum),
+            tokens=TokenCounts(prompt=self.prompt_tokens, completion=self.completion_tokens),
+            cost=CostCounts(usd=self.cost_usd, priced=self.priced),
+            outputs=OutputCounts(checked=self.outputs_checked, valid=self.outputs_valid),
+            agreement=AgreementCounts(compared=self.compared, agreed=self.agreed),
+        )
 
 
 def total(parts: Iterable[Counters]) -> Counters:
@@ -191,29 +187,20 @@ def window(before: Mapping[str, Counters], after: Mapping[str, Counters]) -> Cou
     return total(now.minus(before[k]) if k in before else now for k, now in after.items())
 
 
-def evidence_from_stats(stats_by_pod: Mapping[str, Mapping[str, Any]], route: str, run_id: str) -> tuple[Counters, Counters]:
+def evidence_from_stats(stats_by_pod: Mapping[str, SidecarStats], route: str, run_id: str) -> tuple[Counters, Counters]:
     """(stable, canary) evidence of one rollout run, summed over the sidecars' ``/stats`` documents.
 
-    Expected shape in each sidecar's ``/stats`` (counters start at zero for a new run id, so
-    the cumulative values *are* the run's evidence and no baseline is needed)::
-
-        {"rollouts": {"<route>": {"run": "<canaryRevision>.<attempt>",
-                                  "variants": {"stable": {...}, "canary": {...}, "mirror": {...}}}}}
-
-    The canary's evidence is its live counters plus its mirrored ones. A pod reporting another
-    run (not yet switched, or already moved on) contributes nothing; a malformed document is
-    skipped, never fatal.
+    Counters start at zero for a new run id, so the cumulative values *are* the run's
+    evidence and no baseline is needed. The canary's evidence is its live counters plus its
+    mirrored ones. A pod reporting another run (not yet switched, or already moved on)
+    contributes nothing.
     """
     stable, canary = Counters(), Counters()
     for doc in stats_by_pod.values():
-        entry = ((doc.get("rollouts") or {}).get(route)) if isinstance(doc, Mapping) else None
-        if not isinstance(entry, Mapping) or entry.get("run") != run_id:
+        entry = doc.rollouts.get(route)
+        if entry is None or entry.run != run_id:
             continue
-        variants = entry.get("variants") or {}
-        try:
-            parsed = {k: Counters.from_json(v) for k, v in variants.items() if isinstance(v, Mapping)}
-        except (TypeError, ValueError):
-            continue
+        parsed = {k: Counters.of(v) for k, v in entry.variants.items()}
         stable = stable + parsed.get("stable", Counters())
         canary = canary + parsed.get("canary", Counters()) + parsed.get("mirror", Counters())
     return stable, canary
