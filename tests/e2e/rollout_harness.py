@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import openai
-from operator_harness import (
+
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+
+from .operator_harness import (
     APP_PORT,
     Emulator,
     Keys,
@@ -30,9 +34,6 @@ from operator_harness import (
     start_sidecar_pod,
     wait_for,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 
 STABLE_MODEL = "gpt-4o-mini"
 CANARY_MODEL = "gpt-4.1-mini"

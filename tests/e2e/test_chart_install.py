@@ -33,14 +33,12 @@ from typing import Any
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from operator_harness import Emulator, emulator, free_port, wait_for
-
 from modelroute.api import signing
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 from modelroute.testing.cluster.processes import spawn, stop_pid
+
+from .operator_harness import Emulator, emulator, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

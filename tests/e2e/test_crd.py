@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-from operator_harness import wait_for
+from .operator_harness import wait_for
 
 pytestmark = pytest.mark.e2e
 

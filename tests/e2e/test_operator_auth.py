@@ -6,7 +6,6 @@ push meant for another pod gets 403; the sidecar keeps serving what the operator
 
 from __future__ import annotations
 
-import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -14,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
+from modelroute.api import signing
+from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import (
+from .operator_harness import (
     ADMIN_PORT,
     Keys,
     OperatorProcess,
@@ -29,11 +31,6 @@ from operator_harness import (
     start_sidecar_pod,
     wait_for,
 )
-
-from modelroute.api import signing
-from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

@@ -7,18 +7,15 @@ stops, so it must not share the test's loop), reconciles, and releases its Lease
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from operator_harness import Keys, apply, condition, get_route, install_crd, wait_for
-
 from modelroute.operator.app import Options, Running, serve
 from modelroute.testing.cluster.controlplane import ControlPlane
+
+from .operator_harness import Keys, apply, condition, get_route, install_crd, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import (
+from .operator_harness import (
     Keys,
     OperatorProcess,
     apply,
@@ -29,9 +29,6 @@ from operator_harness import (
     start_sidecar_pod,
     wait_for,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

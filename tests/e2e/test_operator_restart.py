@@ -8,14 +8,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import (
+from .operator_harness import (
     Keys,
     OperatorProcess,
     apply,
@@ -31,9 +31,6 @@ from operator_harness import (
     start_sidecar_process,
     wait_for,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 WEB = {"matchLabels": {"app": "web"}}

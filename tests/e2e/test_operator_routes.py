@@ -6,16 +6,16 @@ the kubelet player on per-pod loopback IPs), the provider emulator, and the real
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 
-from operator_harness import (
+from .operator_harness import (
     Emulator,
     Keys,
     OperatorProcess,
@@ -32,9 +32,6 @@ from operator_harness import (
     start_sidecar_pod,
     wait_for,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 
 pytestmark = pytest.mark.e2e
 WEB = {"matchLabels": {"app": "web"}}

@@ -9,16 +9,16 @@ mirrored traffic fails, the rollout aborts the same way.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import apply, wait_for
-from rollout_harness import (
+from .operator_harness import apply, wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
     History,
@@ -36,9 +36,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

@@ -9,16 +9,16 @@ Event; clients never saw the new revision.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import apply, wait_for
-from rollout_harness import (
+from .operator_harness import apply, wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
     History,
@@ -34,9 +34,6 @@ from rollout_harness import (
     script,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import wait_for
-from rollout_harness import (
+from .operator_harness import wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     History,
     answer,
@@ -22,9 +22,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import wait_for
-from rollout_harness import (
+from .operator_harness import wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     NAME,
     History,
@@ -28,9 +29,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 PLUGIN = Path(sys.executable).parent / "kubectl-modelroute"

@@ -7,15 +7,15 @@ sidecars serve it without a canary. The bundle in the cluster then holds the new
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import wait_for
-from rollout_harness import (
+from .operator_harness import wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
     History,
@@ -28,9 +28,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

@@ -7,17 +7,17 @@ pause ends at its original start + duration, and the sidecars keep serving the c
 
 from __future__ import annotations
 
-import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import served_version, start_sidecar_process, wait_for
-from rollout_harness import (
+from .operator_harness import served_version, start_sidecar_process, wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     History,
     canaries,
@@ -27,9 +27,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 PAUSE = 8

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import openai
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from operator_harness import APP_PORT, wait_for
-from rollout_harness import (
+from .operator_harness import APP_PORT, wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
     History,
@@ -21,9 +21,6 @@ from rollout_harness import (
     start_stable,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
 
 pytestmark = pytest.mark.e2e
 

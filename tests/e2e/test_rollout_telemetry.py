@@ -10,7 +10,6 @@ both variants, both GenAI metrics, and never the user's prompt or the route's sy
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ import pytest
 from opentelemetry import propagate
 from opentelemetry.sdk.trace import TracerProvider
 
-sys.path.insert(0, str(Path(__file__).parent))
+from modelroute.testing.cluster.controlplane import ControlPlane
+from modelroute.testing.cluster.kubelet import KubeletPlayer
+from modelroute.testing.otelcol import Collector, Span
 
-from operator_harness import APP_PORT, apply, wait_for
-from rollout_harness import (
+from .operator_harness import APP_PORT, apply, wait_for
+from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
     History,
@@ -35,10 +36,6 @@ from rollout_harness import (
     route_with,
     strategy,
 )
-
-from modelroute.testing.cluster.controlplane import ControlPlane
-from modelroute.testing.cluster.kubelet import KubeletPlayer
-from modelroute.testing.otelcol import Collector, Span
 
 pytestmark = pytest.mark.e2e
 

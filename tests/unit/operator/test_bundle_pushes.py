@@ -4,7 +4,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from operator_factories import pod, raw_route
 
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush, SidecarConfig
@@ -12,6 +11,8 @@ from modelroute.api.selection import render_for_pod
 from modelroute.operator import bundle
 from modelroute.operator.pushes import plan, signed_body
 from modelroute.operator.validation import validate
+
+from .operator_factories import pod, raw_route
 
 KEY = signing.load_private_key(signing.generate_private_key_pem())
 PUB = KEY.public_key()

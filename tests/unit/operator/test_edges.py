@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 from aiohttp import web
-from operator_factories import pod
 
 from modelroute.api import signing
 from modelroute.api.config import SidecarConfig
@@ -17,6 +16,8 @@ from modelroute.operator import cli
 from modelroute.operator.changes import ChangeClock
 from modelroute.operator.leader import expired
 from modelroute.operator.pushclient import Pusher
+
+from .operator_factories import pod
 
 KEY = signing.load_private_key(signing.generate_private_key_pem())
 

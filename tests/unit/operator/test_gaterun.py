@@ -10,7 +10,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from operator_factories import pod, raw_route
 
 from modelroute.api import signing
 from modelroute.api.config import PodRef
@@ -21,6 +20,8 @@ from modelroute.operator.gaterun import GateProblem, GateRunner
 from modelroute.operator.kube.client import ApiError
 from modelroute.operator.validation import parse
 from modelroute.sidecar.server.auth import AuthSettings, verify_request
+
+from .operator_factories import pod, raw_route
 
 KEY = Ed25519PrivateKey.generate()
 GATE = Gate.model_validate({"configMap": "golden", "key": "cases.jsonl", "thresholds": {"minExactMatch": 0.9}})

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from operator_factories import raw_pod, raw_route
-
 from modelroute.operator.acceptance import accept
 from modelroute.operator.pods import DEFAULT_ADMIN_PORT, SidecarPod, snapshot
 from modelroute.operator.validation import referenced_secrets, validate
+
+from .operator_factories import raw_pod, raw_route
 
 
 def test_pod_view_reads_ip_phase_ready_port_and_hash() -> None:

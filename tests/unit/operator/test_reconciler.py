@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from operator_factories import raw_pod, raw_route
 
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush
@@ -23,6 +22,8 @@ from modelroute.operator.notices import Notice
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.pushclient import Pusher
 from modelroute.operator.reconciler import Hints, Reconciler
+
+from .operator_factories import raw_pod, raw_route
 
 KEY = signing.load_private_key(signing.generate_private_key_pem())
 NS = "team"

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from operator_factories import raw_pod, raw_route
-
 from modelroute.api.config import RouteBundle
 from modelroute.api.selection import CANARY_ANNOTATION, canary_of, render_for_pod
 from modelroute.api.v1alpha1 import ModelRoute
@@ -14,6 +12,8 @@ from modelroute.api.v1alpha1.strategy import RolloutPhase, revision_of
 from modelroute.operator import rollouts
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.validation import parse, snapshot
+
+from .operator_factories import raw_pod, raw_route
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 STRATEGY = {"canary": {"steps": [{"mirror": 100}, {"weight": 50}], "stickyBy": {"header": "x-user-id"}}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, cast
 
-from operator_factories import raw_pod, raw_route
-
 from modelroute.operator.runtime import Runtime
+
+from .operator_factories import raw_pod, raw_route
 
 
 class Recorder:

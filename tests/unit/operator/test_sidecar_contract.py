@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from operator_factories import raw_route
-
 from modelroute.api import signing
 from modelroute.api.config import PodRef
 from modelroute.api.selection import render_for_pod
@@ -15,6 +13,8 @@ from modelroute.operator.pushes import signed_body
 from modelroute.operator.validation import validate
 from modelroute.sidecar.server.auth import AuthSettings, verify_push
 from modelroute.sidecar.server.bundle import read_bundle
+
+from .operator_factories import raw_route
 
 KEY = signing.load_private_key(signing.generate_private_key_pem())
 

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from operator_factories import pod, raw_route
-
 from modelroute.api.config import route_hash
 from modelroute.api.v1alpha1 import Phase
 from modelroute.operator.acceptance import accept
@@ -11,6 +9,8 @@ from modelroute.operator.notices import notices
 from modelroute.operator.pushes import PodPlan, plan
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
 from modelroute.operator.validation import Validation, validate
+
+from .operator_factories import pod, raw_route
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 WEB = {"matchLabels": {"app": "web"}}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from rollout_sim import BOUNDS, counters
 
 from modelroute.api.stats import SidecarStats, VariantCounters
 from modelroute.api.v1alpha1.strategy import Analysis, Verdict
@@ -17,6 +16,8 @@ from modelroute.operator.rollout import (
     total,
     window,
 )
+
+from .rollout_sim import BOUNDS, counters
 
 
 def hist(*counts: int) -> Histogram:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rollout_sim import STEPS, T0, Fleet, strategy
 
 from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION
 from modelroute.cli.kubectl_plugin import action_patch, action_value, analysis_table, main, render
 from modelroute.operator.rollout import Desired, Verb
+
+from .rollout_sim import STEPS, T0, Fleet, strategy
 
 
 def route_object(status_rollout: dict[str, Any] | None) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from rollout_sim import T0, Fleet, counters, strategy
-
 from modelroute.api.v1alpha1.strategy import PauseReason, RolloutPhase, RolloutStatus, Verdict, Weights
 from modelroute.operator.rollout import Desired, Observations, step
+
+from .rollout_sim import T0, Fleet, counters, strategy
 
 A, B, C = "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"
 
