@@ -19,7 +19,7 @@ metadata: {name: ticket-classifier}
 spec:
   route: classify
   targets:
-    - {name: haiku, provider: anthropic, model: claude-haiku-4-5, apiKey: {env: ANTHROPIC_API_KEY}}
+    - {name: haiku, provider: anthropic, model: claude-haiku-4-5, apiVersion: "2023-06-01", apiKey: {env: ANTHROPIC_API_KEY}}
     - {name: mini, provider: openai, model: gpt-4o-mini, apiKey: {file: KEYFILE}}
   params: {temperature: 0.1, maxTokens: 128}
   prompt: {version: v3, system: "You label support tickets."}
