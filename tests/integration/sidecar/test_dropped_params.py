@@ -113,3 +113,37 @@ async def test_a_push_with_route_params_the_target_refuses_is_422(emu: EmulatorS
     assert status == 422
     text = str(body)
     assert field in text and "target 'anthropic'" in text and hint in text and "remove" in text
+
+
+async def test_the_trace_says_what_was_dropped(emu: EmulatorServer) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from modelroute.api.config import SidecarConfig
+    from modelroute.api.v1alpha1 import ModelRoute
+    from modelroute.sidecar.secrets import KeyResolver
+    from modelroute.sidecar.server.auth import AuthSettings
+    from modelroute.sidecar.server.sidecar import Sidecar
+    from modelroute.sidecar.server.state import SidecarState
+    from modelroute.sidecar.telemetry import Telemetry
+
+    from .conftest import ENV
+
+    spans = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(spans))
+    state = SidecarState(keys=KeyResolver(environ=ENV), telemetry=Telemetry(tp, MeterProvider()))
+    await state.apply(SidecarConfig(routes=[ModelRoute.model_validate(route("r", [target(emu, "anthropic")]))]), source="file")
+    async with Sidecar(state, AuthSettings(admin_token="t"), grace_seconds=2) as sc:
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=sc.inbound_url + "/v1", api_key="x", max_retries=0)
+        try:
+            await client.chat.completions.create(model="r", messages=MSG, temperature=0.3)
+        finally:
+            await client.close()
+    server = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER)
+    assert (server.attributes or {})["modelroute.dropped_params"] == "temperature"

@@ -17,7 +17,7 @@ from modelroute.api.v1alpha1.capabilities import (
     unsupported_params,
 )
 
-A, O, G = Provider.ANTHROPIC, Provider.OPENAI, Provider.GEMINI
+A, OA, G = Provider.ANTHROPIC, Provider.OPENAI, Provider.GEMINI
 
 
 def test_the_default_anthropic_version_is_what_the_pinned_sdk_sends() -> None:
@@ -51,10 +51,10 @@ def test_anthropic_2023_per_model_rules() -> None:
 
 def test_openai_reasoning_models_take_only_the_default_temperature() -> None:
     for model in ("o1", "o3-mini", "o4-mini", "gpt-5-mini", "gpt-5.4-nano", "gpt-5-2025-08-07"):
-        assert names(O, None, model, temperature=0.2, top_p=0.5) == ["temperature", "top_p"], model
-        assert names(O, None, model, temperature=1, stop=["x"]) == [], model
+        assert names(OA, None, model, temperature=0.2, top_p=0.5) == ["temperature", "top_p"], model
+        assert names(OA, None, model, temperature=1, stop=["x"]) == [], model
     for model in ("gpt-4o-mini", "gpt-4.1", "gpt-5-chat-latest"):
-        assert not rules_for(O, None, model), model
+        assert not rules_for(OA, None, model), model
 
 
 def test_gemini_and_openai_compatible_take_every_param() -> None:

@@ -37,8 +37,6 @@ from pydantic import TypeAdapter
 
 from modelroute.api.v1alpha1 import ApiKey, Params, Provider, Target
 from modelroute.api.v1alpha1.capabilities import DEFAULT_API_VERSION
-from modelroute.sidecar.translate.anthropic import sdk_kwargs
-from modelroute.testing.emulators.dialects import anthropic_schema
 from modelroute.sidecar.translate import (
     AnthropicStreamToChat,
     ChatStreamToAnthropic,
@@ -58,6 +56,8 @@ from modelroute.sidecar.translate import (
     gemini_to_chat_request,
     gemini_to_chat_response,
 )
+from modelroute.sidecar.translate.anthropic import sdk_kwargs
+from modelroute.testing.emulators.dialects import anthropic_schema
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
