@@ -101,7 +101,7 @@ def test_drop_and_a_pinned_version_make_the_route_valid() -> None:
 def test_api_version_problems() -> None:
     assert route_param_problems(spec([target(apiVersion="2024-01-01")])) == [
         ("spec.targets[0].apiVersion", "target 't': apiVersion '2024-01-01' is not a known anthropic API version (2023-06-01, 2026-10-21)")]
-    assert route_param_problems(spec([target(provider="openai", model="gpt-4o-mini", apiVersion="2023-06-01")])) == [
-        ("spec.targets[0].apiVersion", "target 't': apiVersion applies to anthropic targets only (remove it)")]
+    with pytest.raises(ValueError, match="apiVersion applies to anthropic targets only"):
+        spec([target(provider="openai", model="gpt-4o-mini", apiVersion="2023-06-01")])
     t = spec([target()]).targets[0]
     assert api_version_of(t) == "2026-10-21"

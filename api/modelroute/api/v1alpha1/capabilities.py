@@ -161,9 +161,7 @@ def api_version_problem(target: Target) -> str | None:
     """Why a target's ``apiVersion`` cannot be used, or None."""
     if target.api_version is None:
         return None
-    known = API_VERSIONS.get(target.provider)
-    if not known:
-        return f"target {target.name!r}: apiVersion applies to anthropic targets only (remove it)"
+    known = API_VERSIONS.get(target.provider, ())  # other providers: refused when the Target is parsed
     if target.api_version not in known:
         return f"target {target.name!r}: apiVersion {target.api_version!r} is not a known {target.provider.value} API version ({', '.join(known)})"
     return None

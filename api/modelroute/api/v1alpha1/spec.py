@@ -82,6 +82,8 @@ class Target(ApiModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": "self.provider == 'openai-compatible' || has(self.apiKey)",
          "message": "apiKey is required unless provider is openai-compatible", "fieldPath": ".apiKey"},
+        {"rule": "!has(self.apiVersion) || self.provider == 'anthropic'",
+         "message": "apiVersion applies to anthropic targets only", "fieldPath": ".apiVersion"},
     ]})
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
@@ -103,6 +105,12 @@ class Target(ApiModel):
     def _key_required(self) -> Self:
         if self.api_key is None and self.provider is not Provider.OPENAI_COMPATIBLE:
             raise ValueError(f"target {self.name!r}: apiKey is required for provider {self.provider.value}")
+        return self
+
+    @model_validator(mode="after")
+    def _api_version_provider(self) -> Self:
+        if self.api_version is not None and self.provider is not Provider.ANTHROPIC:
+            raise ValueError(f"target {self.name!r}: apiVersion applies to anthropic targets only (remove it)")
         return self
 
 
