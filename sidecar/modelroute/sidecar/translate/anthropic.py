@@ -22,13 +22,14 @@ tools raise ``TranslationError``; penalties, seed, logprobs and whitespace-only 
 sequences (Anthropic rejects them) are dropped; temperature is
 capped at 1.0 (Anthropic's range); sampling params the target's API version and model
 refuse are dropped first (``translate.accepts``: under ``anthropic-version: 2026-10-21``,
-the SDK's default, all of them; under 2023-06-01 the per-model rules); thinking blocks are not surfaced.
+the SDK's default, all of them; under 2023-06-01 the per-model rules); thinking blocks are
+not surfaced. Tool-call history without ``tools`` in the request gets placeholder tool
+definitions and ``tool_choice: none`` (Anthropic rejects tool_use blocks without definitions).
 
-The request is the wire body: under 2023-06-01 ``temperature``/``top_p`` are top-level
-fields, which anthropic 2.x's ``create()`` no longer has as keywords (pass them in its
-``extra_body`` there, see ``sdk_kwargs``). There is never an ``extra_body`` field on the wire. Tool-call
-history without ``tools`` in the request gets placeholder tool definitions and
-``tool_choice: none`` (Anthropic rejects tool_use blocks without definitions).
+The request translator returns the wire body: under 2023-06-01 ``temperature``/``top_p``
+are top-level fields, which anthropic 2.x's ``create()`` no longer has as keywords (callers
+of ``create()`` pass them in its ``extra_body``: ``sdk_kwargs``). There is never an
+``extra_body`` field on the wire.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ FINISH_REASONS = {
 
 # ---- request -------------------------------------------------------------------------
 
-_UNSET: Any = object()
+_UNSET: Any = object()  # ``accepts`` not given: derive the filter from api_version and model
 SAMPLING_FIELDS = ("temperature", "top_p")
+
 
 def chat_to_anthropic_request(
     request: Json,
