@@ -57,6 +57,9 @@ def test_crd_is_established_with_printer_columns_and_explain(crd_installed: Cont
         ([{k: v for k, v in GOOD_TARGET.items() if k != "apiKey"}], {}, "spec.targets[0].apiKey", "apiKey is required"),
         ([{**GOOD_TARGET, "apiKey": {"env": "A", "file": "/k"}}], {}, "spec.targets[0].apiKey", "exactly one of env, file or secretKeyRef"),
         ([GOOD_TARGET], {"params": {"temperature": 3}}, "spec.params.temperature", "less than or equal to 2"),
+        ([{**GOOD_TARGET, "provider": "openai", "apiVersion": "2023-06-01"}], {}, "spec.targets[0].apiVersion",
+         "apiVersion applies to anthropic targets only"),
+        ([GOOD_TARGET], {"unsupportedParams": "ignore"}, "spec.unsupportedParams", "Unsupported value: \"ignore\""),
     ],
 )
 def test_invalid_modelroute_is_rejected_with_the_field_path(

@@ -3,8 +3,9 @@
 The apiserver already enforces the CRD schema and CEL rules; this module parses the object
 into the typed model (the same validators the sidecar runs) and checks what only the
 operator can see: that every referenced Secret and key exists in the route's namespace,
-and that every target names a model id the registry knows (an unknown id is refused here,
-as the sidecars would refuse the push).
+that every target names a model id the registry knows (an unknown id is refused here,
+as the sidecars would refuse the push), and that no target is given params its provider,
+API version and model refuse (``modelroute.api.v1alpha1.capabilities``, the same table).
 ``apiKey.env`` names an env var of the sidecar container and cannot be checked here.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION
 
@@ -95,6 +97,7 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> 
     problems = [
         f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := _REGISTRY.problem(t)) is not None
     ]
+    problems += [f"{field}: {msg}" for field, msg in route_param_problems(parsed.spec)]
     for target, secret, key in secret_refs(parsed):
         if secret not in secrets:
             continue  # not verifiable (no RBAC to read Secrets here); the sidecar checks the key file

@@ -3,7 +3,9 @@
 Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spec``:
 ``includeDefaults``, ``models: [{provider, models}]``) that extends the built-in registry
 of model ids; several such documents are merged. Every target's model is checked against
-it (``openai``, ``anthropic`` and ``gemini`` always; ``openai-compatible`` when listed).
+it (``openai``, ``anthropic`` and ``gemini`` always; ``openai-compatible`` when listed),
+and every route or target param against what the target's provider, ``apiVersion`` and
+model accept (``modelroute.api.v1alpha1.capabilities``).
 
 A config with errors must fail at start (or at ``PUT /config``) with one clear line per
 problem saying where it is: file, document number (1-based), ``metadata.name`` and field path,
@@ -24,6 +26,7 @@ from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
 from modelroute.sidecar.canary import canary_problems
 from modelroute.sidecar.secrets import KeyResolver
@@ -228,6 +231,7 @@ def route_problems(
             p = registry.problem(t)
             if p is not None:
                 problems.append(f"{where}: spec.targets[{ti}].model: {p}")
+        problems += [f"{where}: {field}: {msg}" for field, msg in route_param_problems(r.spec)]
         if keys is None:
             continue
         for ti, t in enumerate(r.spec.targets):
@@ -249,6 +253,8 @@ def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
         found += [f"canaries[{i}] ({c.route}): spec.targets[{ti}].model: {p}"
                   for i, c in enumerate(config.canaries)
                   for ti, t in enumerate(c.spec.targets) if (p := registry.problem(t)) is not None]
+        found += [f"canaries[{i}] ({c.route}): {field}: {msg}"
+                  for i, c in enumerate(config.canaries) for field, msg in route_param_problems(c.spec)]
     return found
 
 

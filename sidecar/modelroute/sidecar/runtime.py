@@ -35,6 +35,7 @@ from modelroute.sidecar.breaker import Breaker
 from modelroute.sidecar.canary import CANARY, MIRROR, STABLE, Canary, Variant
 from modelroute.sidecar.observe import AttemptHook, NullObserver, Observer
 from modelroute.sidecar.providers.base import Adapter, KeyFn, build_adapter
+from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 from modelroute.sidecar.translate.params import effective_params
 
 if TYPE_CHECKING:
@@ -63,10 +64,15 @@ class TargetRuntime:
     target: Target
     adapter: Adapter
     breaker: Breaker
+    accepts: ParamFilter | None = None  # params this target refuses (the adapter drops them); None: no rules
 
     @property
     def name(self) -> str:
         return self.target.name
+
+    def dropped(self, request: dict[str, object]) -> tuple[str, ...]:
+        """The params of ``request`` (and of the route) not sent to this target."""
+        return self.accepts.dropped(request) if self.accepts is not None else ()
 
 
 @dataclass(eq=False)
@@ -91,6 +97,13 @@ class RouteRuntime:
     @property
     def prompt_version(self) -> str | None:
         return self.spec.prompt.version if self.spec.prompt else None
+
+    def dropped(self, target: str, request: dict[str, object]) -> tuple[str, ...]:
+        """The params not sent to ``target`` (a target name of this route) for ``request``."""
+        for tr in self.targets:
+            if tr.name == target:
+                return tr.dropped(request)
+        return ()
 
 
 @dataclass(eq=False)
@@ -171,7 +184,7 @@ class Runtime:
                         else Breaker(spec.circuit_breaker)
                     )
                 breakers[bkey] = breaker
-                targets.append(TargetRuntime(target, view, breaker))
+                targets.append(TargetRuntime(target, view, breaker, param_filter(target, params)))
             return tuple(targets)
 
         try:

@@ -56,12 +56,13 @@ class Histogram:
 
 
 class TargetStats:
-    __slots__ = ("answered", "attempts", "completion_tokens", "latency", "outcomes", "prompt_tokens")
+    __slots__ = ("answered", "attempts", "completion_tokens", "dropped", "latency", "outcomes", "prompt_tokens")
 
     def __init__(self) -> None:
         self.attempts = 0
         self.answered = 0
         self.outcomes: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}  # param -> answers it was not sent for (the target refuses it)
         self.latency = Histogram()
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -73,6 +74,7 @@ class TargetStats:
             "outcomes": dict(self.outcomes),
             "latency": self.latency.as_json(),
             "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
+            "droppedParams": dict(sorted(self.dropped.items())),
         }
 
 
@@ -149,6 +151,12 @@ class Stats:
         if target is not None and outcome == "ok":
             rs.target(target).answered += 1
 
+    def on_dropped(self, route: str, target: str, params: tuple[str, ...]) -> None:
+        """Params the answering target refuses, left out of the request (x-modelroute-dropped-params)."""
+        dropped = self.route(route).target(target).dropped
+        for p in params:
+            dropped[p] = dropped.get(p, 0) + 1
+
     # -- HTTP surface ----------------------------------------------------------------------
     def on_rejected(self, status: int) -> None:
         self.rejected[status] = self.rejected.get(status, 0) + 1
@@ -199,6 +207,12 @@ class Stats:
             for t, ts in sorted(rs.targets.items()):
                 x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="prompt"), ts.prompt_tokens)
                 x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="completion"), ts.completion_tokens)
+        x.family("modelroute_dropped_params_total", "counter",
+                 "Request params not sent because the answering target refuses them, per route, target and param.")
+        for r, rs in routes:
+            for t, ts in sorted(rs.targets.items()):
+                for param, n in sorted(ts.dropped.items()):
+                    x.sample("modelroute_dropped_params_total", labels(route=r, target=t, param=param), n)
         x.family("modelroute_rejected_requests_total", "counter", "Inbound requests rejected before routing, per HTTP status.")
         for status, n in sorted(self.rejected.items()):
             x.sample("modelroute_rejected_requests_total", labels(status=str(status)), n)

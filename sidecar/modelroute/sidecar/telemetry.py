@@ -91,7 +91,8 @@ class ServerSpan:
         h = resp.headers
         for header, attr in (("x-modelroute-route", "modelroute.route"), ("x-modelroute-revision", "modelroute.revision"),
                              ("x-modelroute-variant", "modelroute.variant"), ("x-modelroute-target", "modelroute.target"),
-                             ("x-modelroute-prompt-version", "modelroute.prompt.version")):
+                             ("x-modelroute-prompt-version", "modelroute.prompt.version"),
+                             ("x-modelroute-dropped-params", "modelroute.dropped_params")):
             value = h.get(header)
             if value:
                 span.set_attribute(attr, value)

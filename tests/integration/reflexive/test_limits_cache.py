@@ -72,11 +72,13 @@ async def test_provider_headers_teach_the_limiter(emu: EmulatorServer, start: St
 
 
 async def test_second_identical_deterministic_request_makes_no_upstream_call(emu: EmulatorServer, start: Start) -> None:
-    sc = await start([route("det", [target(emu, "anthropic")], params={"temperature": 0}, cache={"ttlSeconds": 60})])
+    # temperature needs anthropic-version 2023-06-01 (the SDK's 2026-10-21 refuses it).
+    det = target(emu, "anthropic", apiVersion="2023-06-01")
+    sc = await start([route("det", [det], params={"temperature": 0}, cache={"ttlSeconds": 60})])
     client = openai.AsyncOpenAI(base_url=sc.url + "/v1", api_key="x", max_retries=0)
     first = await client.chat.completions.create(model="det", messages=[{"role": "user", "content": "one two"}])
     second = await client.chat.completions.create(model="det", messages=[{"role": "user", "content": "one two"}])
-    assert emu.count("anthropic") == 1
+    assert emu.count("anthropic") == 1 and emu.requests("anthropic")[0].body["temperature"] == 0
     assert second.choices[0].message.content == first.choices[0].message.content == "[anthropic:claude-haiku-4-5] one two"
     # A streaming request with the same content is replayed from the cache.
     text = ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from modelroute.operator.validation import validate
 
 
@@ -30,3 +32,30 @@ def test_secret_that_could_not_be_read_is_not_checked() -> None:
     assert validate(r, {}).valid  # unreadable (RBAC): left to the sidecar
     assert not validate(r, {"keys": None}).valid  # read, and absent
     assert not validate(r, {"keys": {"other"}}).valid  # read, key missing
+
+
+def test_route_params_the_target_refuses_are_invalid_with_the_ways_out() -> None:
+    r = raw("gpt-4o-mini")
+    r["spec"]["targets"] = [{"name": "haiku", "provider": "anthropic", "model": "claude-haiku-4-5", "apiKey": {"env": "K"}}]  # type: ignore[index]
+    r["spec"]["params"] = {"temperature": 0.1}  # type: ignore[index]
+    v = validate(r, {})
+    assert not v.valid
+    (problem,) = v.problems
+    assert problem.startswith("spec.params.temperature: target 'haiku' (anthropic claude-haiku-4-5, apiVersion 2026-10-21)")
+    assert "apiVersion: '2023-06-01'" in problem and "unsupportedParams: drop" in problem
+    r["spec"]["unsupportedParams"] = "drop"  # type: ignore[index]
+    assert validate(r, {}).valid
+    r["spec"].pop("unsupportedParams")  # type: ignore[attr-defined]
+    r["spec"]["targets"][0]["apiVersion"] = "2023-06-01"  # type: ignore[index]
+    assert validate(r, {}).valid
+
+
+def test_an_invalid_route_params_status_says_why() -> None:
+    from modelroute.operator.status import compute
+
+    r = raw("o4-mini")
+    r["spec"]["params"] = {"temperature": 0.2}  # type: ignore[index]
+    v = validate(r, {})
+    st = compute(v, None, [], None, datetime(2026, 11, 24, tzinfo=UTC))
+    ready = next(c for c in st.conditions if c.type == "Ready")
+    assert ready.reason == "InvalidSpec" and "only the default temperature" in ready.message

@@ -49,8 +49,8 @@ def test_anthropic_round_trip_through_the_forward_translator() -> None:
                          {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}]},
                          {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]}],
             "tools": [{"name": "f", "input_schema": {"type": "object"}}]}
-    out = chat_to_anthropic_request(anthropic_to_chat_request(body), model="claude-haiku-4-5")
-    assert out["system"] == "S" and out["stop_sequences"] == ["END"] and out["extra_body"] == {"temperature": 0.5}
+    out = chat_to_anthropic_request(anthropic_to_chat_request(body), model="claude-haiku-4-5", api_version="2023-06-01")
+    assert out["system"] == "S" and out["stop_sequences"] == ["END"] and out["temperature"] == 0.5 and "extra_body" not in out
     assert out["messages"] == [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": 1}}]},

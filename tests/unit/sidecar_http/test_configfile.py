@@ -19,7 +19,7 @@ metadata: {name: ticket-classifier}
 spec:
   route: classify
   targets:
-    - {name: haiku, provider: anthropic, model: claude-haiku-4-5, apiKey: {env: ANTHROPIC_API_KEY}}
+    - {name: haiku, provider: anthropic, model: claude-haiku-4-5, apiVersion: "2023-06-01", apiKey: {env: ANTHROPIC_API_KEY}}
     - {name: mini, provider: openai, model: gpt-4o-mini, apiKey: {file: KEYFILE}}
   params: {temperature: 0.1, maxTokens: 128}
   prompt: {version: v3, system: "You label support tickets."}
@@ -146,3 +146,37 @@ def test_body_formats(keys: KeyResolver) -> None:
     for body in (json.dumps([d]), json.dumps({"routes": [d]}), json.dumps(d)):
         parsed = configfile.parse_json_or_yaml(body.encode(), "body")
         assert parsed.problems == [] and [r.spec.route for _, r in parsed.routes] == ["a"]
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_route_params_a_target_refuses_are_one_line_each_with_the_ways_out(tmp_path: Path, keys: KeyResolver) -> None:
+    f = tmp_path / "routes.yaml"
+    f.write_text(GOOD.replace('apiVersion: "2023-06-01", ', "").replace("{file: KEYFILE}", "{env: ANTHROPIC_API_KEY}")
+                 .replace("model: gpt-4o-mini,", "model: o4-mini,"))
+    first, second = problems_of([f], keys)
+    assert first == (
+        f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'haiku' (anthropic claude-haiku-4-5, apiVersion "
+        "2026-10-21) cannot take temperature: anthropic-version 2026-10-21 removed sampling parameters; remove temperature, "
+        "set spec.targets[0].apiVersion: '2023-06-01' (it keeps temperature for claude-haiku-4-5), or set "
+        "spec.unsupportedParams: drop (the param is then not sent to this target)")
+    assert second.startswith(f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'mini' (openai o4-mini) "
+                             "cannot take temperature: o4-mini is a reasoning model")
+    f.write_text(f.read_text().replace("  params:", "  unsupportedParams: drop\n  params:"))
+    assert configfile.load([f], keys).routes[0].spec.unsupported_params == "drop"
+
+
+def _readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("```yaml\n# routes.yaml") + len("```yaml\n")
+    return text[start:text.index("```", start)]
+
+
+@pytest.mark.parametrize("source", ["README.md", "examples/standalone/routes.yaml", *sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "charts/modelroute/examples").glob("*.yaml"))])
+def test_documented_examples_are_valid(source: str) -> None:
+    text = _readme_example() if source == "README.md" else (REPO / source).read_text()
+    parsed = configfile.parse_text(text, source)
+    assert parsed.routes and not parsed.problems
+    assert configfile.route_problems(parsed.routes, None, parsed.claims) == []

@@ -36,6 +36,7 @@ from openai.types.chat.completion_create_params import (
 from pydantic import TypeAdapter
 
 from modelroute.api.v1alpha1 import ApiKey, Params, Provider, Target
+from modelroute.api.v1alpha1.capabilities import DEFAULT_API_VERSION
 from modelroute.sidecar.translate import (
     AnthropicStreamToChat,
     ChatStreamToAnthropic,
@@ -55,6 +56,8 @@ from modelroute.sidecar.translate import (
     gemini_to_chat_request,
     gemini_to_chat_response,
 )
+from modelroute.sidecar.translate.anthropic import sdk_kwargs
+from modelroute.testing.emulators.dialects import anthropic_schema
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -92,7 +95,13 @@ def _run_stream(translator: Any, events: list[Json]) -> Json:
 SDK_CALLS: dict[str, Any] = {"openai": AsyncCompletions.create, "anthropic": AsyncMessages.create, "gemini": AsyncModels.generate_content}
 
 
-def _check_request_kwargs(pair: str, out: Json) -> None:
+def _check_request_kwargs(pair: str, out: Json, options: Json) -> None:
+    if pair == "anthropic":
+        # The wire body: what the API version in use accepts, never an ``extra_body`` field.
+        version = options.get("api_version") or DEFAULT_API_VERSION[Provider.ANTHROPIC]
+        refused = anthropic_schema.validate(out, {"anthropic-version": version})
+        assert refused is None, refused.message
+        out = sdk_kwargs(out)
     # Every key must be a keyword of the SDK call, or create(**kwargs) raises TypeError.
     assert set(out) <= set(inspect.signature(SDK_CALLS[pair]).parameters), set(out)
     if pair == "openai":
@@ -101,7 +110,7 @@ def _check_request_kwargs(pair: str, out: Json) -> None:
         adapter.validate_python(body)
     elif pair == "anthropic":
         adapter = TypeAdapter(MessageCreateParamsStreaming if out.get("stream") else MessageCreateParamsNonStreaming)
-        adapter.validate_python(out)
+        adapter.validate_python({k: v for k, v in out.items() if k != "extra_body"})
     elif pair == "gemini":
         assert set(out) == {"model", "contents", "config"}
         for content in out["contents"]:
@@ -183,7 +192,7 @@ def run_case(pair: str, case: Json) -> Any:
         translate: Any = {"openai": chat_to_openai_request, "anthropic": chat_to_anthropic_request, "gemini": chat_to_gemini_request}[pair]
         out = translate(data, params=_params(options), **kwargs)
         assert json.dumps(data, sort_keys=True) == before, "request translator mutated its input"
-        _check_request_kwargs(pair, out)
+        _check_request_kwargs(pair, out, options)
         return _jsonable(out)
 
     if kind == "response":

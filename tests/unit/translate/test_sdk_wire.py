@@ -26,6 +26,7 @@ from modelroute.sidecar.translate import (
     chat_to_openai_request,
     gemini_to_chat_response,
 )
+from modelroute.sidecar.translate.anthropic import sdk_kwargs
 
 Json = dict[str, Any]
 
@@ -84,11 +85,13 @@ class Upstream:
     def __init__(self) -> None:
         self.bodies: list[Json] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.bodies.append(body)
         self.paths.append(request.path_qs)
+        self.headers.append(dict(request.headers))
         path = request.path
         if path.endswith("/chat/completions"):
             return web.json_response({
@@ -151,7 +154,13 @@ async def test_anthropic_sdk_round_trip(upstream: tuple[Upstream, str]) -> None:
     try:
         message = await client.messages.create(**chat_to_anthropic_request(REQUEST, model="claude-haiku-4-5"))
         wire = state.bodies[-1]
-        assert wire["system"] == "Be terse." and wire["temperature"] == 0.2 and wire["max_tokens"] == 50
+        # anthropic-version 2026-10-21 (the SDK's) refuses sampling params: none reach the wire.
+        assert state.headers[-1]["anthropic-version"] == "2026-10-21"
+        assert wire["system"] == "Be terse." and wire["max_tokens"] == 50
+        assert not {"temperature", "top_p", "top_k", "extra_body"} & set(wire)
+        # Under 2023-06-01 temperature is a top-level field (create() takes it through extra_body).
+        await client.messages.create(**sdk_kwargs(chat_to_anthropic_request(REQUEST, model="claude-haiku-4-5", api_version="2023-06-01")))
+        assert state.bodies[-1]["temperature"] == 0.2 and "extra_body" not in state.bodies[-1]
         assert wire["messages"][0]["content"][1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
         assert wire["messages"][1]["content"] == [{"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Oslo"}}]
         assert wire["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "call_1", "content": "{\"temp_c\": 3}"}]

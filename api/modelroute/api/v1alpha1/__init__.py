@@ -26,6 +26,7 @@ from modelroute.api.v1alpha1.spec import (
     Retry,
     SecretKeyRef,
     Target,
+    UnsupportedParams,
 )
 from modelroute.api.v1alpha1.status import (
     Condition,
@@ -41,5 +42,5 @@ __all__ = [
     "ApiKey", "ApiModel", "Backoff", "CircuitBreaker", "Condition", "ConditionStatus",
     "LabelSelector", "LabelSelectorRequirement", "ModelRoute", "ModelRouteSpec", "ModelRouteStatus",
     "ObjectMeta", "Params", "Phase", "PodCounts", "PodFailure", "Prompt", "Provider", "Retry",
-    "SecretKeyRef", "SelectorOperator", "Target",
+    "SecretKeyRef", "SelectorOperator", "Target", "UnsupportedParams",
 ]

@@ -10,7 +10,8 @@ Matching: an id is allowed when it is listed, or when it is a listed id plus a v
 suffix (``claude-haiku-4-5-20251001``, ``gpt-4o-mini-2024-07-18``, ``gemini-2.5-flash-001``,
 ``...-preview-05-20``, ``...-latest``). Gemini ids may carry the ``models/`` prefix.
 ``openai-compatible`` targets (self-hosted servers, any model name) are not checked
-unless the registry lists models for that provider.
+unless the registry lists models for that provider. Which request params each provider,
+API version and model accepts is the registry's capability table, ``capabilities.py``.
 """
 
 from __future__ import annotations

@@ -30,6 +30,13 @@ class Provider(StrEnum):
     OPENAI_COMPATIBLE = "openai-compatible"
 
 
+class UnsupportedParams(StrEnum):
+    """What to do with route params a target cannot take."""
+
+    ERROR = "error"
+    DROP = "drop"
+
+
 class SecretKeyRef(ApiModel):
     name: str = Field(description="Name of the Secret (in the ModelRoute's namespace) that holds the key.", pattern=DNS_LABEL, max_length=253)
     key: str = Field(description="Key inside the Secret's data.", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
@@ -75,6 +82,8 @@ class Target(ApiModel):
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": "self.provider == 'openai-compatible' || has(self.apiKey)",
          "message": "apiKey is required unless provider is openai-compatible", "fieldPath": ".apiKey"},
+        {"rule": "!has(self.apiVersion) || self.provider == 'anthropic'",
+         "message": "apiVersion applies to anthropic targets only", "fieldPath": ".apiVersion"},
     ]})
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
@@ -82,6 +91,11 @@ class Target(ApiModel):
     model: str = Field(description="Provider model id, for example gpt-4o-mini, claude-haiku-4-5 or gemini-3.5-flash.", min_length=1, max_length=200)
     base_url: str | None = Field(default=None, description="Override of the provider endpoint (self-hosted gateways, vLLM/Ollama, tests).", pattern=r"^https?://", max_length=2048)
     api_key: ApiKey | None = Field(default=None, description="Where the API key comes from. Required except for openai-compatible endpoints without auth.")
+    api_version: str | None = Field(
+        default=None, max_length=32, pattern=r"^[0-9A-Za-z._-]+$",
+        description="API version the target's calls use (anthropic: the anthropic-version header, 2023-06-01 or 2026-10-21). "
+                    "Unset: what the pinned SDK sends (anthropic 2026-10-21, which refuses temperature, topP and topK).",
+    )
     params: Params | None = Field(default=None, description="Parameters for this target only; they override the route's params.")
     timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
     limits: Limits | None = Field(default=None, description="Local rate limits of this target; unset: only the provider's headers limit.")
@@ -91,6 +105,12 @@ class Target(ApiModel):
     def _key_required(self) -> Self:
         if self.api_key is None and self.provider is not Provider.OPENAI_COMPATIBLE:
             raise ValueError(f"target {self.name!r}: apiKey is required for provider {self.provider.value}")
+        return self
+
+    @model_validator(mode="after")
+    def _api_version_provider(self) -> Self:
+        if self.api_version is not None and self.provider is not Provider.ANTHROPIC:
+            raise ValueError(f"target {self.name!r}: apiVersion applies to anthropic targets only (remove it)")
         return self
 
 
@@ -152,6 +172,12 @@ class ModelRouteSpec(ApiModel):
     route: str = Field(description="The name apps send as `model`.", pattern=ROUTE_NAME)
     targets: list[Target] = Field(description="Primary target first, then the fallback chain, in order.", min_length=1, max_length=MAX_TARGETS)
     params: Params = Field(default_factory=Params, description="Sampling parameters for every target (a target may override).")
+    unsupported_params: UnsupportedParams | None = Field(
+        default=None,
+        description="Route or target params a target cannot take (its provider, apiVersion and model refuse them): "
+                    "error (unset: the config is refused) or drop (not sent to that target). App-sent params a target "
+                    "cannot take are always dropped and reported in the x-modelroute-dropped-params header.",
+    )
     prompt: Prompt | None = Field(default=None, description="Versioned system prompt put before the app's messages.")
     timeout_seconds: float = Field(default=30, description="Deadline of one request across all attempts and fallbacks.", gt=0, le=600)
     retry: Retry = Field(default_factory=Retry, description="Retries on one target before falling back.")

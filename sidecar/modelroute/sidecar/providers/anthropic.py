@@ -3,7 +3,7 @@
 Same shape as the OpenAI adapter (both SDKs are Stainless-generated, see ``stainless``):
 an ``AsyncAnthropic`` client per target (``max_retries=0``, SDK tracing off: the sidecar
 traces requests itself) prepares the request with its auth and ``anthropic-version``
-headers; the answer is parsed once into a dict and translated by ``translate.anthropic``.
+headers (a target's ``apiVersion`` replaces the SDK's version through ``default_headers``); the answer is parsed once into a dict and translated by ``translate.anthropic``.
 Streams are read as raw SSE and fed to ``AnthropicStreamToChat``; an ``error`` event
 (``overloaded_error`` mid-stream) becomes an ``UpstreamError`` of the matching kind, and so
 does a 200 that carries Anthropic's error envelope.
@@ -45,6 +45,8 @@ class AnthropicAdapter(StainlessAdapter):
 
     def sdk_client(self, key: str, base_url: str | None) -> Any:
         kwargs: Json = {"base_url": base_url} if base_url else {}
+        if self.target.api_version:  # the SDK sends its own version unless told otherwise
+            kwargs["default_headers"] = {"anthropic-version": self.target.api_version}
         return anthropic.AsyncAnthropic(api_key=key, max_retries=0, http_client=builder_client(),
                                         open_telemetry=False, **kwargs)
 
@@ -53,7 +55,8 @@ class AnthropicAdapter(StainlessAdapter):
 
     def body(self, request: Json, stream: bool) -> Json:
         body = chat_to_anthropic_request(request, model=self.target.model, params=self._params, system=self._system,
-                                         native_json_schema=anthropic_native_schema(self.target.model))
+                                         native_json_schema=anthropic_native_schema(self.target.model),
+                                         accepts=self._accepts)
         if stream:
             body["stream"] = True
         else:

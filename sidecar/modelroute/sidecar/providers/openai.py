@@ -50,7 +50,8 @@ class OpenAIAdapter(StainlessAdapter):
 
     def body(self, request: Json, stream: bool) -> Json:
         kwargs = chat_to_openai_request(
-            request, model=self.target.model, params=self._params, system=self._system, max_tokens_field=self._max_field
+            request, model=self.target.model, params=self._params, system=self._system, max_tokens_field=self._max_field,
+            accepts=self._accepts,
         )
         extra = kwargs.pop("extra_body", None)
         if extra:

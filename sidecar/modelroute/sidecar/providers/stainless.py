@@ -5,7 +5,9 @@ The SDK client builds the request: ``_Builder.prepare`` runs its own ``_prepare_
 the authentication headers and the SDK's headers (user agent, ``x-stainless-*``,
 ``anthropic-version``, ...). That is redone only when the key changes (a rotated key file);
 the body is the translator's JSON, and ``transport.Transport`` sends it
-(``sdkbuilt.SdkBuiltAdapter``).
+(``sdkbuilt.SdkBuiltAdapter``). Each adapter and view holds its target's compiled
+``translate.accepts.ParamFilter`` (None when the model has no parameter rules), so the
+params a target refuses are dropped without per-request lookups.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, dumps
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
+from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 
 Json = dict[str, Any]
 
@@ -71,6 +74,7 @@ class StainlessAdapter(SdkBuiltAdapter):
 
     def __init__(self, target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None) -> None:
         super().__init__(target, params=params, system=system)
+        self._accepts: ParamFilter | None = param_filter(target, params)
         client = self.sdk_client(current_key(key, self.DEFAULT_KEY), target.base_url)
         url = str(client.base_url.copy_with(raw_path=client.base_url.raw_path + self.PATH.lstrip("/").encode()))
         self._builder = _Builder(client, self.options(url), key, self.DEFAULT_KEY)
@@ -84,6 +88,11 @@ class StainlessAdapter(SdkBuiltAdapter):
 
     def body(self, request: Json, stream: bool) -> Json:
         raise NotImplementedError
+
+    def bound(self, params: Params | None, system: str | None) -> Any:
+        view = super().bound(params, system)
+        view._accepts = param_filter(self.target, params)
+        return view
 
     @property
     def sdk(self) -> Any:

@@ -27,6 +27,7 @@ from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
 from modelroute.sidecar.evidence import failure_class
 from modelroute.sidecar.runtime import RouteRuntime
+from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import error_body, error_response, failure_body
 from modelroute.sidecar.server.rollout import RolloutRequest
 from modelroute.sidecar.server.state import STATE, SidecarState
@@ -164,6 +165,7 @@ async def _answer(request: web.Request, route: RouteRuntime, body: dict[str, Any
     if tap is not None:
         tap.answered(done.target, done.response)
     headers[H_TARGET] = done.target
+    note_dropped(request, route, done.target, body, headers)
     return web.Response(body=wire.response(done.response), content_type=JSON, headers=headers)
 
 
@@ -185,6 +187,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
             tap.failed(failure_class(e))
         return _failure(body["model"], e, headers, wire)
     headers[H_TARGET] = sc.target
+    note_dropped(request, route, sc.target, body, headers)
     resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
     enc = wire.stream(sc.first)
     try:

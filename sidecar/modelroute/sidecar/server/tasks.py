@@ -34,6 +34,7 @@ from modelroute.sidecar.output import (
     parse_extract,
     task_contract,
 )
+from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import failure_body
 from modelroute.sidecar.server.inbound import (
     H_PROMPT,
@@ -113,6 +114,7 @@ async def _task(request: web.Request, state: SidecarState, kind: str) -> web.Str
                 headers[H_TARGET] = e.attempts[-1].target
             return web.Response(status=status, body=dumps(payload), content_type=JSON, headers=headers)
         headers[H_TARGET] = done.target
+        note_dropped(request, route, done.target, chat, headers)
         try:
             value = contract.check_completion(done.response)  # the normalised answer: microseconds
         except OutputError as e:  # cannot happen for an answer the router accepted; never pass it on

@@ -20,19 +20,25 @@ Lossy spots, on purpose: ``response_format`` becomes a system-prompt instruction
 ``native_json_schema=True``, ``output_config.format``); ``n > 1``, audio parts and custom
 tools raise ``TranslationError``; penalties, seed, logprobs and whitespace-only stop
 sequences (Anthropic rejects them) are dropped; temperature is
-capped at 1.0 (Anthropic's range) and sent in ``extra_body`` (anthropic 2.x's ``create()``
-has no sampling keywords); when both temperature and top_p are set only temperature is sent
-(recent Claude models reject both); thinking blocks are not surfaced. Tool-call
-history without ``tools`` in the request gets placeholder tool definitions and
-``tool_choice: none`` (Anthropic rejects tool_use blocks without definitions).
+capped at 1.0 (Anthropic's range); sampling params the target's API version and model
+refuse are dropped first (``translate.accepts``: under ``anthropic-version: 2026-10-21``,
+the SDK's default, all of them; under 2023-06-01 the per-model rules); thinking blocks are
+not surfaced. Tool-call history without ``tools`` in the request gets placeholder tool
+definitions and ``tool_choice: none`` (Anthropic rejects tool_use blocks without definitions).
+
+The request translator returns the wire body: under 2023-06-01 ``temperature``/``top_p``
+are top-level fields, which anthropic 2.x's ``create()`` no longer has as keywords (callers
+of ``create()`` pass them in its ``extra_body``: ``sdk_kwargs``). There is never an
+``extra_body`` field on the wire.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from modelroute.api.v1alpha1 import Params
+from modelroute.api.v1alpha1 import Params, Provider
 from modelroute.sidecar.translate import chat
+from modelroute.sidecar.translate.accepts import ParamFilter, default_filter
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 from modelroute.sidecar.translate.params import apply_params
 
@@ -53,6 +59,10 @@ FINISH_REASONS = {
 
 # ---- request -------------------------------------------------------------------------
 
+_UNSET: Any = object()  # ``accepts`` not given: derive the filter from api_version and model
+SAMPLING_FIELDS = ("temperature", "top_p")
+
+
 def chat_to_anthropic_request(
     request: Json,
     *,
@@ -61,8 +71,10 @@ def chat_to_anthropic_request(
     system: str | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
     native_json_schema: bool = False,
+    api_version: str | None = None,
+    accepts: ParamFilter | None = _UNSET,
 ) -> Json:
-    """Keyword arguments for ``AsyncAnthropic().messages.create(**kwargs)``.
+    """The Messages API body for the target (``sdk_kwargs`` makes ``create()`` keywords of it).
 
     ``request`` is the chat request as the app sent it (not mutated); ``params`` the
     target's effective params; ``system`` the route prompt's system text (it comes first).
@@ -70,8 +82,14 @@ def chat_to_anthropic_request(
     neither the request nor the params set a limit (Anthropic requires one).
     ``native_json_schema`` sends a ``json_schema`` response_format as
     ``output_config.format`` instead of a prompt instruction (only models with structured
-    outputs accept it). Raises ``TranslationError`` for what Anthropic cannot express.
+    outputs accept it). ``accepts`` is the target's compiled ``ParamFilter`` (None: no
+    rules); unset, it is derived from ``api_version`` (None: the SDK's) and ``model``.
+    Raises ``TranslationError`` for what Anthropic cannot express.
     """
+    if accepts is _UNSET:
+        accepts = default_filter(Provider.ANTHROPIC, api_version, model, params)
+    if accepts is not None:
+        request, params = accepts.strip(request)
     body = apply_params(request, params, system)
     n = body.get("n")
     if isinstance(n, int) and n > 1:
@@ -96,14 +114,12 @@ def chat_to_anthropic_request(
     if system_parts:
         kwargs["system"] = "\n\n".join(system_parts)
 
-    # anthropic 2.x's create() has no sampling keywords any more; the API still takes them
-    # for the models that support them, so they travel in extra_body.
+    # Top-level fields of the 2023-06-01 API (the filter above removed what the target refuses).
     temperature = body.get("temperature")
-    top_p = body.get("top_p")
     if temperature is not None:
-        kwargs["extra_body"] = {"temperature": min(float(temperature), 1.0)}
-    elif top_p is not None:
-        kwargs["extra_body"] = {"top_p": top_p}
+        kwargs["temperature"] = min(float(temperature), 1.0)
+    if body.get("top_p") is not None:
+        kwargs["top_p"] = body["top_p"]
     # Anthropic rejects whitespace-only stop sequences; they are dropped.
     stops = [s for s in chat.stop_list(body.get("stop")) or () if s.strip()]
     if stops:
@@ -128,6 +144,14 @@ def chat_to_anthropic_request(
     if body.get("stream"):
         kwargs["stream"] = True
     return kwargs
+
+
+def sdk_kwargs(body: Json) -> Json:
+    """A wire body as keywords of anthropic 2.x's ``messages.create()`` (sampling fields in ``extra_body``)."""
+    extra = {k: body[k] for k in SAMPLING_FIELDS if k in body}
+    if not extra:
+        return body
+    return {**{k: v for k, v in body.items() if k not in extra}, "extra_body": extra}
 
 
 def _messages(messages: Any, system_parts: list[str]) -> list[Json]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.api.v1alpha1 import Params
+from modelroute.sidecar.translate.accepts import ParamFilter
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.params import apply_params
 
@@ -42,6 +43,7 @@ def chat_to_openai_request(
     params: Params | None = None,
     system: str | None = None,
     max_tokens_field: str = "max_completion_tokens",
+    accepts: ParamFilter | None = None,
 ) -> Json:
     """Keyword arguments for ``AsyncOpenAI().chat.completions.create(**kwargs)``.
 
@@ -49,8 +51,11 @@ def chat_to_openai_request(
     mutated. ``params`` are the target's effective params (``effective_params``), ``system``
     the route prompt's system text. Use ``max_tokens_field="max_tokens"`` for
     openai-compatible servers that predate ``max_completion_tokens``.
-    Unknown body fields are returned under ``extra_body``.
+    Unknown body fields are returned under ``extra_body``. ``accepts`` (the target's compiled
+    ``ParamFilter``, e.g. for reasoning models) drops the params the model refuses first.
     """
+    if accepts is not None:
+        request, params = accepts.strip(request)
     body = apply_params(request, params, system, max_tokens_field=max_tokens_field)
     kwargs: Json = {"model": model, "messages": body.get("messages") or []}
     extra: Json | None = None

@@ -173,6 +173,9 @@ async def _answer(
         return _error(dialect, 401, "Incorrect API key provided (emulator).")
     if parse_error is not None:
         return _error(dialect, 400, parse_error)
+    refused = dialect.validate(body, request.headers)
+    if refused is not None:
+        return _error(dialect, refused.status, refused.message, param=refused.param)
     try:
         prompt = dialect.parse(body, url_model, url_stream)
     except BadRequest as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from . import anthropic_schema
 from .base import BadRequest, dumps, sse_event
 
 _STOP = {
@@ -74,6 +75,9 @@ class AnthropicDialect:
         if not headers.get("anthropic-version"):
             return BadRequest("anthropic-version: header is required")
         return None
+
+    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
+        return anthropic_schema.validate(body, headers)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):

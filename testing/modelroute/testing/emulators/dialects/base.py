@@ -40,6 +40,11 @@ class Dialect(Protocol):
         """An auth error when credentials/required headers are missing, else None."""
         ...
 
+    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
+        """The 400 the real API gives a request its schema refuses (fields the request's API
+        version does not have), or None. Runs before ``parse``."""
+        ...
+
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         """The prompt of a request body (raises BadRequest). Gemini passes model/stream
         from the URL; the others read them from the body."""

@@ -80,6 +80,9 @@ class GeminiDialect:
             )
         return None
 
+    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
+        return None  # strict schema validation: issue 12
+
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):
             raise BadRequest("Invalid JSON payload received. Expected an object.")
