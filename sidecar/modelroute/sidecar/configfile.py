@@ -81,6 +81,8 @@ def _where(source: str, index: int, doc: Any) -> str:
 
 
 REGISTRY_KIND = "ModelRegistry"
+CLEAR_ROUTES = "clearRoutes"
+"""The one deliberate way to make an admin ``PUT /config`` serve zero routes: ``{"routes": [], "clearRoutes": true}``."""
 
 
 def _expand(docs: Iterable[Any]) -> list[Any]:
@@ -94,7 +96,7 @@ def _expand(docs: Iterable[Any]) -> list[Any]:
             continue  # an empty YAML document (e.g. a trailing ---)
         if isinstance(doc, list):
             out.extend(doc)
-        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry", "canaries"}
+        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry", "canaries", CLEAR_ROUTES}
               and isinstance(doc["routes"], list)):
             out.extend(doc["routes"])
             if doc.get("modelRegistry") is not None:
@@ -316,12 +318,37 @@ def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig
 
 
 def parse_json_or_yaml(body: bytes, source: str) -> Parsed:
-    """An admin ``PUT /config`` body: JSON or YAML, a list of docs or ``{"routes": [...]}``."""
+    """An admin ``PUT /config`` body: JSON or YAML, a list of docs or ``{"routes": [...]}``.
+
+    A body without any ModelRoute (empty, ``null``, ``---``, only comments, an empty list) is a
+    problem, not an order to drop every route: serving zero routes takes the named form
+    ``{"routes": [], "clearRoutes": true}``.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return Parsed([], [f"{source}: body is not UTF-8"], [], [])
     try:
-        return parse_documents([json.loads(text)], source)
+        docs = [json.loads(text)]
     except json.JSONDecodeError:
-        return parse_text(text, source)
+        try:
+            docs = list(yaml.safe_load_all(text))
+        except yaml.YAMLError as e:
+            return Parsed([], [_yaml_error(source, e)], [], [])
+    parsed = parse_documents(docs, source)
+    parsed.problems.extend(emptiness_problems(docs, parsed, source))
+    return parsed
+
+
+def emptiness_problems(docs: Sequence[Any], parsed: Parsed, source: str) -> list[str]:
+    """Why ``docs`` may not replace the served routes with none (pure)."""
+    flagged = [d for d in docs if isinstance(d, dict) and CLEAR_ROUTES in d]
+    for doc in flagged:
+        if doc[CLEAR_ROUTES] is not True or doc.get("routes") != []:
+            return [f"{source}: {CLEAR_ROUTES}: only {{\"routes\": [], \"{CLEAR_ROUTES}\": true}} clears every route"]
+    if parsed.routes or parsed.claims or parsed.problems:
+        return []  # routes (valid or not) were sent; their own problems say what is wrong
+    if flagged and len(docs) == 1:
+        return []
+    return [f"{source}: no ModelRoute documents (empty body, null, '---' or only comments): refusing to serve zero "
+            f"routes; to clear every route on purpose send {{\"routes\": [], \"{CLEAR_ROUTES}\": true}}"]
