@@ -15,6 +15,7 @@ Nothing here raises on the first error: parsing collects, ``problems()`` collect
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -186,12 +187,74 @@ def _yaml_error(source: str, e: yaml.YAMLError) -> str:
     return f"{source}{at}: YAML syntax error: {problem}"
 
 
+MAX_DEPTH = 64          # nesting of a document; real ModelRoutes stay under 20
+MAX_NODES = 200_000     # containers and values, YAML aliases counted as often as they are used
+
+
+def _children(node: dict[Any, Any] | list[Any]) -> list[Any]:
+    return list(node.values()) if isinstance(node, dict) else node
+
+
+def shape_problem(docs: Sequence[Any], source: str) -> str | None:
+    """Why ``docs`` are too deep, too big once YAML aliases are expanded, or cyclic (pure, iterative).
+
+    Checked before validation, which would recurse (a ``RecursionError``) or expand an alias
+    bomb into exponentially many nodes.
+    """
+    depth: dict[int, int] = {}
+    size: dict[int, int] = {}
+    for root in docs:
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        on_path: set[int] = set()
+        while stack:
+            node, done = stack.pop()
+            if not isinstance(node, (dict, list)):
+                continue
+            key = id(node)
+            kids = [k for k in _children(node) if isinstance(k, (dict, list))]
+            if done:
+                on_path.discard(key)
+                depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+                size[key] = 1 + len(_children(node)) - len(kids) + sum(size[id(k)] for k in kids)
+                if depth[key] > MAX_DEPTH:
+                    return f"{source}: nested more than {MAX_DEPTH} levels deep"
+                if size[key] > MAX_NODES:
+                    return f"{source}: more than {MAX_NODES} values (YAML aliases counted each time they are used)"
+                continue
+            if key in size:
+                continue
+            if key in on_path:
+                return f"{source}: a YAML alias refers to the node that contains it"
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
+    return None
+
+
+def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], str | None]:
+    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them."""
+    try:
+        if json_first:
+            try:
+                docs = [json.loads(text)]
+            except json.JSONDecodeError:
+                docs = list(yaml.safe_load_all(text))
+        else:
+            docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        return [], _yaml_error(source, e)
+    except RecursionError:
+        return [], f"{source}: nested too deeply"
+    except ValueError:  # the only one left: an integer of more than 4300 digits
+        return [], f"{source}: a number has more than {sys.get_int_max_str_digits()} digits"
+    return docs, shape_problem(docs, source)
+
+
 def parse_text(text: str, source: str) -> Parsed:
     """Parse YAML (multi-document) or JSON text holding ModelRoute documents."""
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        return Parsed([], [_yaml_error(source, e)], [], [])
+    docs, problem = _documents(text, source, json_first=False)
+    if problem is not None:
+        return Parsed([], [problem], [], [])
     return parse_documents(docs, source)
 
 
@@ -328,13 +391,9 @@ def parse_json_or_yaml(body: bytes, source: str) -> Parsed:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return Parsed([], [f"{source}: body is not UTF-8"], [], [])
-    try:
-        docs = [json.loads(text)]
-    except json.JSONDecodeError:
-        try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as e:
-            return Parsed([], [_yaml_error(source, e)], [], [])
+    docs, problem = _documents(text, source, json_first=True)
+    if problem is not None:
+        return Parsed([], [problem], [], [])
     parsed = parse_documents(docs, source)
     parsed.problems.extend(emptiness_problems(docs, parsed, source))
     return parsed

@@ -11,9 +11,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER, sign
+from modelroute.sidecar import configfile
+from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.server.admin import AdminLimits, redact_prompts
 from modelroute.sidecar.server.auth import AuthSettings, signature_well_formed
 from modelroute.sidecar.server.floor import FloorFile
@@ -154,3 +158,40 @@ def test_floor_file_tolerates_garbage(tmp_path: Path) -> None:
     assert floor.load() is None
     floor.save(datetime(2026, 1, 1, tzinfo=UTC), "sha256:x")
     assert floor.load() == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['x'] * 9)}]\n"
+               for p, c in zip(["", "a", "b", "c", "d", "e"], "abcdef", strict=True))
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    (b"[" * 100_000, "nested too deeply"),
+    (b'{"a":' * 100_000, "nested too deeply"),
+    (b"- " * 50_000, "nested too deeply"),
+    (b"[" * 70 + b"]" * 70, "nested more than 64 levels deep"),
+    (b"1" * 5000, "a number has more than 4300 digits"),
+    (b"a: &a [*a]", "a YAML alias refers to the node that contains it"),
+    (BOMB.encode(), "more than 200000 values"),
+])
+async def test_hostile_bodies_are_422_not_500(builder: Any, keys: Any, http: aiohttp.ClientSession, body: bytes,
+                                              problem: str) -> None:
+    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(admin_token=TOKEN)) as sc:  # 4 MiB limit
+        status, resp = await put(http, sc, body, AUTH)
+    assert status == 422 and problem in resp["error"]["problems"][0], resp
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                              lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                              max_leaves=30).map(lambda v: json.dumps(v).encode())))
+def test_admin_body_parsing_only_ever_reports_problems(body: bytes) -> None:
+    problems: list[str] = []
+    try:
+        config = configfile.checked(configfile.parse_json_or_yaml(body, "body"), None)
+    except ConfigError as e:
+        problems, config = e.problems, None
+    if config is None:
+        assert problems and all(isinstance(p, str) and p.startswith("body") for p in problems)
+    else:
+        assert config.routes or b"clearRoutes" in body  # nothing else can mean "serve zero routes"
