@@ -6,9 +6,9 @@
 problem (422) and the old config keeps serving; a valid config is swapped in atomically. A body
 without routes is refused (422) unless it is the named form ``{"routes": [], "clearRoutes": true}``.
 
-Writes are checked before a byte of the body is read (``guarded_body``): the bearer token in
-full; for a signed push (the signature covers the body) the header's presence and form. Then the
-declared ``Content-Length`` against ``AdminLimits.max_body_bytes`` (413), then a bounded read that
+Writes are checked before a byte of the body is read: the bearer token in full (``bearer_ok``);
+for a signed push, whose signature covers the body, the header's presence and form
+(``check_signed_headers``). Then (``guarded_body``) the declared ``Content-Length`` against ``AdminLimits.max_body_bytes`` (413), then a bounded read that
 also caps chunked bodies and gives up on slow ones (408). Rejections close the connection, so an
 unauthenticated client cannot make the sidecar buffer or drain a large body.
 
