@@ -160,7 +160,8 @@ def sidecar_argv(handle: PodHandle, keys: Keys) -> list[str]:
         "--operator-public-key", str(keys.public),
         "--bundle-dir", str(handle.volume_path("routes")),
         "--pod-labels-file", str(handle.volume_path("podinfo") / "labels"),
-        "--pod-namespace", handle.namespace, "--pod-name", handle.name,
+        "--pod-namespace", handle.namespace, "--pod-name", handle.name, "--pod-uid", handle.uid,
+        "--state-dir", str(handle.directory / "state"),  # an emptyDir: survives restart_process
     ]
 
 

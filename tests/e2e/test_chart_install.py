@@ -363,7 +363,8 @@ def _play_sidecar(
             env[e["name"]] = _local(e["value"], mounts, local)
         else:
             field = e["valueFrom"]["fieldRef"]["fieldPath"]
-            env[e["name"]] = {"metadata.name": handle.name, "metadata.namespace": handle.namespace}[field]
+            env[e["name"]] = {"metadata.name": handle.name, "metadata.namespace": handle.namespace,
+                               "metadata.uid": handle.uid}[field]
     kubelet.start_process(handle, argv, env=env)
     kubelet.set_running(handle, ready=False)
     return sidecar

@@ -82,6 +82,9 @@ class SidecarConfig(ApiModel):
 class PodRef(ApiModel):
     namespace: str = Field(description="Namespace of the pod.")
     name: str = Field(description="Name of the pod.")
+    uid: str | None = Field(default=None, description="UID of the pod (metadata.uid). A sidecar that knows its UID "
+                                                      "(downward API) refuses pushes for any other, so a push cannot be "
+                                                      "replayed to a later pod of the same name.")
 
 
 class ConfigPush(ApiModel):

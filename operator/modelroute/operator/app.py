@@ -24,7 +24,7 @@ from modelroute.api import signing
 from modelroute.operator import handlers
 from modelroute.operator.kube import connection as kubeconn
 from modelroute.operator.kube.client import Kube
-from modelroute.operator.leader import LeaseLock
+from modelroute.operator.leader import LeaseLock, LeaseTiming
 from modelroute.operator.metrics import Metrics, MetricsServer
 from modelroute.operator.pods import SIDECAR_SELECTOR
 from modelroute.operator.pushclient import Pusher
@@ -87,8 +87,10 @@ def settings(options: Options) -> kopf.OperatorSettings:
     s.watching.server_timeout = 270  # the apiserver ends the watch; kopf reconnects
     s.watching.client_timeout = 300
     s.watching.connect_timeout = 10
-    s.networking.request_timeout = 60
-    s.networking.connect_timeout = 10
+    # kopf's own API calls (patches, events) end within the renew deadline too, as the operator's do.
+    timing = LeaseTiming(options.lease_duration)
+    s.networking.request_timeout = timing.api_timeout().total
+    s.networking.connect_timeout = timing.api_timeout().connect
     s.watching.label_selectors["v1", "pods"] = SIDECAR_SELECTOR  # server-side: never watch every pod
     return s
 
@@ -110,10 +112,11 @@ async def serve(
     log.info("metrics on http://%s:%d/metrics", options.metrics_host, server.port)
     stop = stop_flag or asyncio.Event()
     try:
-        async with aiohttp.ClientSession() as api_session, aiohttp.ClientSession(
+        timing = LeaseTiming(options.lease_duration)  # no apiserver call may outlast leadership
+        async with aiohttp.ClientSession(timeout=timing.api_timeout()) as api_session, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=4)
         ) as push_session:
-            kube = Kube(connection, api_session)
+            kube = Kube(connection, api_session, timing.api_timeout())
             lock = LeaseLock(kube, options.lease_namespace, options.lease_name, options.identity, options.lease_duration)
             if not await _first(lock.acquire(), stop):
                 return 0

@@ -83,7 +83,8 @@ def pick_pod(route: ModelRoute, pods: Iterable[SidecarPod]) -> SidecarPod | None
 
 
 def eval_body(pod: SidecarPod, route: str, revision: str, cases: list[dict[str, Any]], issued_at: datetime) -> bytes:
-    return json.dumps({"audience": {"namespace": pod.namespace, "name": pod.name}, "issuedAt": issued_at.isoformat(),
+    audience = {"namespace": pod.namespace, "name": pod.name, **({"uid": pod.uid} if pod.uid else {})}
+    return json.dumps({"audience": audience, "issuedAt": issued_at.isoformat(),
                        "route": route, "revision": revision, "cases": cases}, separators=(",", ":")).encode()
 
 

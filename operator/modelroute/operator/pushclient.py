@@ -119,7 +119,7 @@ class Pusher:
         return PushOutcome(served_hash=None, pushed=False, reason=last.reason, message=last.message, attempts=self.attempts)
 
     async def _put(self, pod: SidecarPod, config: SidecarConfig, attempt: int) -> PushOutcome:
-        body, headers = signed_body(self.key, pod.namespace, pod.name, config, datetime.now(UTC))
+        body, headers = signed_body(self.key, pod.namespace, pod.name, config, datetime.now(UTC), pod.uid)
         try:
             async with self.session.put(pod.admin_url + "/config", data=body, headers=headers, timeout=self.timeout) as resp:
                 text = await resp.text()

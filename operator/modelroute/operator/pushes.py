@@ -52,14 +52,15 @@ def plan(
     return plans
 
 
-def push_body(namespace: str, pod: str, config: SidecarConfig, issued_at: datetime) -> bytes:
-    push = ConfigPush(audience=PodRef(namespace=namespace, name=pod), issued_at=issued_at, config=config)
+def push_body(namespace: str, pod: str, config: SidecarConfig, issued_at: datetime, uid: str | None = None) -> bytes:
+    """The push for one pod; ``uid`` binds it to that pod (a later pod of the same name refuses it)."""
+    push = ConfigPush(audience=PodRef(namespace=namespace, name=pod, uid=uid or None), issued_at=issued_at, config=config)
     return push.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def signed_body(
-    key: Ed25519PrivateKey, namespace: str, pod: str, config: SidecarConfig, issued_at: datetime
+    key: Ed25519PrivateKey, namespace: str, pod: str, config: SidecarConfig, issued_at: datetime, uid: str | None = None
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one push."""
-    body = push_body(namespace, pod, config, issued_at)
+    body = push_body(namespace, pod, config, issued_at, uid)
     return body, {signing.SIGNATURE_HEADER: signing.sign(key, body), "Content-Type": "application/json"}

@@ -24,8 +24,14 @@ from modelroute.sidecar import configfile, heap
 from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
 from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.server.admin import (
+    DEFAULT_ADMIN_BODY_SECONDS,
+    DEFAULT_ADMIN_MAX_BODY_BYTES,
+    AdminLimits,
+)
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import BundleSource
+from modelroute.sidecar.server.floor import FloorFile
 from modelroute.sidecar.server.inbound import DEFAULT_MAX_BODY_BYTES
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
@@ -41,6 +47,8 @@ ENV_BUNDLE_DIR = "MODELROUTE_BUNDLE_DIR"
 ENV_POD_LABELS = "MODELROUTE_POD_LABELS_FILE"
 ENV_POD_NAMESPACE = "MODELROUTE_POD_NAMESPACE"
 ENV_POD_NAME = "MODELROUTE_POD_NAME"
+ENV_POD_UID = "MODELROUTE_POD_UID"
+ENV_STATE_DIR = "MODELROUTE_STATE_DIR"
 
 log = logging.getLogger("modelroute.sidecar")
 
@@ -79,6 +87,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"this pod's namespace: the audience of signed pushes (env {ENV_POD_NAMESPACE})")
     parser.add_argument("--pod-name", default=env(ENV_POD_NAME),
                         help=f"this pod's name: the audience of signed pushes (env {ENV_POD_NAME})")
+    parser.add_argument("--pod-uid", default=env(ENV_POD_UID),
+                        help=f"this pod's UID: signed pushes for another UID are refused (env {ENV_POD_UID})")
+    parser.add_argument("--state-dir", type=Path, default=env(ENV_STATE_DIR), metavar="DIR",
+                        help="writable directory kept across container restarts (a pod emptyDir): the replay floor "
+                             f"of signed pushes lives there (env {ENV_STATE_DIR})")
+    parser.add_argument("--admin-max-body-bytes", type=int, default=DEFAULT_ADMIN_MAX_BODY_BYTES, metavar="N",
+                        help="largest admin request body (PUT /config, POST /eval); bigger gets 413 before it is read "
+                             "(default 4 MiB)")
+    parser.add_argument("--admin-body-seconds", type=float, default=DEFAULT_ADMIN_BODY_SECONDS, metavar="S",
+                        help="an admin request body must arrive within this (else 408; default 10)")
     parser.add_argument("--grace-seconds", type=float, default=20.0, metavar="S",
                         help="on SIGTERM, how long requests in flight may take to finish (default 20)")
     parser.add_argument("--mirror-limit", type=int, default=int(env("MODELROUTE_MIRROR_LIMIT", str(DEFAULT_MIRROR_LIMIT))),
@@ -116,7 +134,10 @@ def run(args: argparse.Namespace) -> int:
             problems.append(f"--operator-public-key {args.operator_public_key}: {type(e).__name__}: {e}")
     if (args.pod_namespace is None) != (args.pod_name is None):
         problems.append("--pod-namespace and --pod-name must be given together")
-    pod = PodRef(namespace=args.pod_namespace, name=args.pod_name) if args.pod_namespace and args.pod_name else None
+    if args.pod_uid and not (args.pod_namespace and args.pod_name):
+        problems.append("--pod-uid needs --pod-namespace and --pod-name")
+    pod = (PodRef(namespace=args.pod_namespace, name=args.pod_name, uid=args.pod_uid or None)
+           if args.pod_namespace and args.pod_name else None)
     bundle = None
     if args.bundle_dir:
         if operator_key is None:
@@ -126,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
                                   Path(args.pod_labels_file) if args.pod_labels_file else None, args.pod_namespace)
     if args.max_body_bytes < 1024:
         problems.append("--max-body-bytes must be at least 1024")
+    if args.admin_max_body_bytes < 1024:
+        problems.append("--admin-max-body-bytes must be at least 1024")
+    if args.admin_body_seconds <= 0:
+        problems.append("--admin-body-seconds must be more than 0")
     if args.mirror_limit < 0:
         problems.append("--mirror-limit must be 0 or more")
 
@@ -164,14 +189,17 @@ async def _serve_with(
     args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None,
     config: SidecarConfig | None, tel: Telemetry | None,
 ) -> int:
-    state = SidecarState(keys=keys, max_body_bytes=args.max_body_bytes, telemetry=tel, mirror_limit=args.mirror_limit)
+    floor = FloorFile(Path(args.state_dir)) if args.state_dir else None
+    state = SidecarState(keys=keys, max_body_bytes=args.max_body_bytes, telemetry=tel, mirror_limit=args.mirror_limit,
+                         floor_file=floor)
     if config is not None:
         try:
             await state.apply(config, source="file")
         except ConfigError as e:
             return _fail(e.problems)
     sidecar = Sidecar(state, auth, listen=args.listen, admin_listen=args.admin_listen, bundle=bundle,
-                      grace_seconds=args.grace_seconds)
+                      grace_seconds=args.grace_seconds,
+                      admin_limits=AdminLimits(args.admin_max_body_bytes, args.admin_body_seconds))
     try:
         await sidecar.start()
     except OSError as e:

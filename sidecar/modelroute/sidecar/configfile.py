@@ -17,6 +17,7 @@ Nothing here raises on the first error: parsing collects, ``problems()`` collect
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -84,6 +85,8 @@ def _where(source: str, index: int, doc: Any) -> str:
 
 
 REGISTRY_KIND = "ModelRegistry"
+CLEAR_ROUTES = "clearRoutes"
+"""The one deliberate way to make an admin ``PUT /config`` serve zero routes: ``{"routes": [], "clearRoutes": true}``."""
 
 
 def _expand(docs: Iterable[Any]) -> list[Any]:
@@ -97,7 +100,7 @@ def _expand(docs: Iterable[Any]) -> list[Any]:
             continue  # an empty YAML document (e.g. a trailing ---)
         if isinstance(doc, list):
             out.extend(doc)
-        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry", "canaries"}
+        elif (isinstance(doc, dict) and "routes" in doc and set(doc) <= {"routes", "modelRegistry", "canaries", CLEAR_ROUTES}
               and isinstance(doc["routes"], list)):
             out.extend(doc["routes"])
             if doc.get("modelRegistry") is not None:
@@ -187,12 +190,74 @@ def _yaml_error(source: str, e: yaml.YAMLError) -> str:
     return f"{source}{at}: YAML syntax error: {problem}"
 
 
+MAX_DEPTH = 64          # nesting of a document; real ModelRoutes stay under 20
+MAX_NODES = 200_000     # containers and values, YAML aliases counted as often as they are used
+
+
+def _children(node: dict[Any, Any] | list[Any]) -> list[Any]:
+    return list(node.values()) if isinstance(node, dict) else node
+
+
+def shape_problem(docs: Sequence[Any], source: str) -> str | None:
+    """Why ``docs`` are too deep, too big once YAML aliases are expanded, or cyclic (pure, iterative).
+
+    Checked before validation, which would recurse (a ``RecursionError``) or expand an alias
+    bomb into exponentially many nodes.
+    """
+    depth: dict[int, int] = {}
+    size: dict[int, int] = {}
+    for root in docs:
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        on_path: set[int] = set()
+        while stack:
+            node, done = stack.pop()
+            if not isinstance(node, (dict, list)):
+                continue
+            key = id(node)
+            kids = [k for k in _children(node) if isinstance(k, (dict, list))]
+            if done:
+                on_path.discard(key)
+                depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+                size[key] = 1 + len(_children(node)) - len(kids) + sum(size[id(k)] for k in kids)
+                if depth[key] > MAX_DEPTH:
+                    return f"{source}: nested more than {MAX_DEPTH} levels deep"
+                if size[key] > MAX_NODES:
+                    return f"{source}: more than {MAX_NODES} values (YAML aliases counted each time they are used)"
+                continue
+            if key in size:
+                continue
+            if key in on_path:
+                return f"{source}: a YAML alias refers to the node that contains it"
+            on_path.add(key)
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
+    return None
+
+
+def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], str | None]:
+    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them."""
+    try:
+        if json_first:
+            try:
+                docs = [json.loads(text)]
+            except json.JSONDecodeError:
+                docs = list(yaml.safe_load_all(text))
+        else:
+            docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        return [], _yaml_error(source, e)
+    except RecursionError:
+        return [], f"{source}: nested too deeply"
+    except ValueError:  # the only one left: an integer of more than 4300 digits
+        return [], f"{source}: a number has more than {sys.get_int_max_str_digits()} digits"
+    return docs, shape_problem(docs, source)
+
+
 def parse_text(text: str, source: str) -> Parsed:
     """Parse YAML (multi-document) or JSON text holding ModelRoute documents."""
-    try:
-        docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        return Parsed([], [_yaml_error(source, e)], [], [])
+    docs, problem = _documents(text, source, json_first=False)
+    if problem is not None:
+        return Parsed([], [problem], [], [])
     return parse_documents(docs, source)
 
 
@@ -322,12 +387,33 @@ def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig
 
 
 def parse_json_or_yaml(body: bytes, source: str) -> Parsed:
-    """An admin ``PUT /config`` body: JSON or YAML, a list of docs or ``{"routes": [...]}``."""
+    """An admin ``PUT /config`` body: JSON or YAML, a list of docs or ``{"routes": [...]}``.
+
+    A body without any ModelRoute (empty, ``null``, ``---``, only comments, an empty list) is a
+    problem, not an order to drop every route: serving zero routes takes the named form
+    ``{"routes": [], "clearRoutes": true}``.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return Parsed([], [f"{source}: body is not UTF-8"], [], [])
-    try:
-        return parse_documents([json.loads(text)], source)
-    except json.JSONDecodeError:
-        return parse_text(text, source)
+    docs, problem = _documents(text, source, json_first=True)
+    if problem is not None:
+        return Parsed([], [problem], [], [])
+    parsed = parse_documents(docs, source)
+    parsed.problems.extend(emptiness_problems(docs, parsed, source))
+    return parsed
+
+
+def emptiness_problems(docs: Sequence[Any], parsed: Parsed, source: str) -> list[str]:
+    """Why ``docs`` may not replace the served routes with none (pure)."""
+    flagged = [d for d in docs if isinstance(d, dict) and CLEAR_ROUTES in d]
+    for doc in flagged:
+        if doc[CLEAR_ROUTES] is not True or doc.get("routes") != []:
+            return [f"{source}: {CLEAR_ROUTES}: only {{\"routes\": [], \"{CLEAR_ROUTES}\": true}} clears every route"]
+    if parsed.routes or parsed.claims or parsed.problems:
+        return []  # routes (valid or not) were sent; their own problems say what is wrong
+    if flagged and len(docs) == 1:
+        return []
+    return [f"{source}: no ModelRoute documents (empty body, null, '---' or only comments): refusing to serve zero "
+            f"routes; to clear every route on purpose send {{\"routes\": [], \"{CLEAR_ROUTES}\": true}}"]

@@ -45,6 +45,9 @@ def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> No
     ("sidecar.resources.requests.cpu=lots", "cpu"),
     ("webhook.annotatedPodsFailurePolicy=Sometimes", "annotatedPodsFailurePolicy"),
     ("webhook.tls.mode=secret", "existingSecret"),
+    ("adminNetworkPolicy.namespaces={Team_A}", "namespaces"),
+    ("adminNetworkPolicy.allowFromCIDRs={everyone}", "allowFromCIDRs"),
+    ("adminNetworkPolicy.openOtherPort=true", "openOtherPort"),
 ])
 def test_a_typo_or_bad_value_fails_at_install(chart: Any, setting: str, message: str) -> None:
     result = chart.run_helm("template", "x", str(chart.path), "--set", setting, check=False)

@@ -89,6 +89,10 @@ def test_downward_api_env_and_volume() -> None:
     env = {e["name"]: e for e in sidecar_of(out)["env"]}
     assert env["MODELROUTE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["MODELROUTE_POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["MODELROUTE_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"  # pushes bound to the UID
+    assert env["MODELROUTE_STATE_DIR"]["value"] == "/tmp/state"  # under the tmp emptyDir: kept across restarts
+    mounts = {m["mountPath"]: m["name"] for m in sidecar_of(out)["volumeMounts"]}
+    assert mounts["/tmp"] == "modelroute-tmp"
     assert env["MODELROUTE_SECRETS_DIR"]["value"] == "/var/run/secrets/modelroute"
     assert env["PYTHONOPTIMIZE"]["value"] == "2"  # the image ships -OO bytecode for it (Dockerfile)
     vols = {v["name"]: v for v in out["spec"]["volumes"]}
@@ -238,6 +242,7 @@ def test_injected_command_line_and_env_match_the_real_sidecar_cli() -> None:
     args = build_parser(c["args"]).parse_args(c["args"])  # SystemExit on an unknown option
     assert args.listen == ("127.0.0.1", 8787) and args.admin_listen == ("0.0.0.0", 8788)
     env = {e["name"] for e in c["env"]}
-    assert {sidecar_cli.ENV_POD_NAME, sidecar_cli.ENV_POD_NAMESPACE, sidecar_secrets.SECRETS_DIR_ENV} <= env
+    assert {sidecar_cli.ENV_POD_NAME, sidecar_cli.ENV_POD_NAMESPACE, sidecar_cli.ENV_POD_UID, sidecar_cli.ENV_STATE_DIR,
+            sidecar_secrets.SECRETS_DIR_ENV} <= env
     secrets_dir = next(e["value"] for e in c["env"] if e["name"] == sidecar_secrets.SECRETS_DIR_ENV)
     assert secrets_dir == sidecar_secrets.DEFAULT_SECRETS_DIR

@@ -54,10 +54,10 @@ def test_same_routes_ignores_order_but_not_content() -> None:
 
 def test_push_body_is_a_signed_config_push_for_one_pod() -> None:
     cfg = SidecarConfig(routes=[route("a")])
-    body, headers = signed_body(KEY, "team", "web-1", cfg, NOW)
+    body, headers = signed_body(KEY, "team", "web-1", cfg, NOW, "uid-1")
     assert signing.verify(PUB, body, headers[signing.SIGNATURE_HEADER])
     push = ConfigPush.model_validate_json(body)
-    assert (push.audience.namespace, push.audience.name) == ("team", "web-1")
+    assert (push.audience.namespace, push.audience.name, push.audience.uid) == ("team", "web-1", "uid-1")
     assert push.config.hash == cfg.hash
     assert json.loads(body)["issuedAt"].startswith("2026-11-24T12:00:00")
 

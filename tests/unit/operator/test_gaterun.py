@@ -131,7 +131,7 @@ async def test_a_run_leaves_the_verdict_with_the_numbers() -> None:
     entry = {"cases": 2, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
     results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (200, {"targets": [entry]}))
     assert len(seen) == 1 and seen[0]["revision"] == "sha256:new" and len(seen[0]["cases"]) == 2
-    assert seen[0]["audience"] == {"namespace": "team", "name": "web-1"}
+    assert seen[0]["audience"] == {"namespace": "team", "name": "web-1", "uid": "uid-web-1"}  # bound to the pod
     gate = results["team/chat"]
     assert gate.verdict is Verdict.FAIL and gate.metrics[0].name == "exactMatch" and gate.metrics[0].value == 0.5
 

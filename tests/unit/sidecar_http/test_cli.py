@@ -77,3 +77,17 @@ def test_bad_public_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (tmp_path / "pub.pem").write_text("not a key")
     assert cli.run(parse("--operator-public-key", str(tmp_path / "pub.pem"))) == 2
     assert "--operator-public-key" in capsys.readouterr().err
+
+
+def test_admin_limits_and_pod_uid_are_checked(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("MODELROUTE_POD_NAME", "MODELROUTE_POD_NAMESPACE"):
+        monkeypatch.delenv(var, raising=False)
+    args = parse("--admin-max-body-bytes", "10", "--admin-body-seconds", "0", "--pod-uid", "u-1")
+    assert (args.admin_max_body_bytes, args.admin_body_seconds) == (10, 0)
+    assert cli.run(args) == 2
+    err = capsys.readouterr().err
+    assert "--admin-max-body-bytes must be at least 1024" in err
+    assert "--admin-body-seconds must be more than 0" in err
+    assert "--pod-uid needs --pod-namespace and --pod-name" in err
+    defaults = parse()
+    assert (defaults.admin_max_body_bytes, defaults.admin_body_seconds) == (4 * 1024 * 1024, 10.0)

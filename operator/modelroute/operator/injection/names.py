@@ -46,11 +46,14 @@ PUBLIC_KEY_FILE = PODINFO_DIR + "/operator-public-key"
 BUNDLE_DIR = "/etc/modelroute/bundle"
 SECRETS_DIR = "/var/run/secrets/modelroute"
 TMP_DIR = "/tmp"
+STATE_DIR = TMP_DIR + "/state"                # the replay floor of pushes: kept across container restarts
 SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # --- environment ------------------------------------------------------------------------------
 ENV_POD_NAME = "MODELROUTE_POD_NAME"
 ENV_POD_NAMESPACE = "MODELROUTE_POD_NAMESPACE"
+ENV_POD_UID = "MODELROUTE_POD_UID"            # pushes are bound to the pod's UID
+ENV_STATE_DIR = "MODELROUTE_STATE_DIR"
 ENV_SECRETS_DIR = "MODELROUTE_SECRETS_DIR"
 
 # Namespaces never injected, whatever their labels say (plus the operator's own namespace).

@@ -123,6 +123,8 @@ def container(
         "env": [
             {"name": names.ENV_POD_NAME, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
             {"name": names.ENV_POD_NAMESPACE, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
+            {"name": names.ENV_POD_UID, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.uid"}}},
+            {"name": names.ENV_STATE_DIR, "value": names.STATE_DIR},
             {"name": names.ENV_SECRETS_DIR, "value": names.SECRETS_DIR},
             # No docstrings or asserts in memory (~5 MB less per pod; the image ships the -OO bytecode).
             {"name": "PYTHONOPTIMIZE", "value": "2"},

@@ -23,10 +23,17 @@ class ApiError(Exception):
         self.status, self.reason, self.message = status, reason, message
 
 
+DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5)
+
+
 class Kube:
-    def __init__(self, connection: KubeConnection, session: aiohttp.ClientSession) -> None:
+    """``timeout`` bounds every call (aiohttp's own default is 300 s: a stalled apiserver must not hold a caller that long)."""
+
+    def __init__(self, connection: KubeConnection, session: aiohttp.ClientSession,
+                 timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT) -> None:
         self.connection = connection
         self.session = session
+        self.timeout = timeout
         self._ssl = connection.ssl_context()
 
     async def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
@@ -38,7 +45,7 @@ class Kube:
             headers["Authorization"] = auth
         data = json.dumps(body).encode() if body is not None else None
         async with self.session.request(
-            method, self.connection.server + path, data=data, headers=headers, ssl=self._ssl
+            method, self.connection.server + path, data=data, headers=headers, ssl=self._ssl, timeout=self.timeout
         ) as resp:
             text = await resp.text()
             if resp.status >= 400:

@@ -3,14 +3,28 @@
 ``PUT /config`` accepts either a signed ``ConfigPush`` (operator mode, header
 ``X-Modelroute-Signature``) or, with ``Authorization: Bearer <token>``, ModelRoute documents
 (a JSON/YAML list, ``{"routes": [...]}``, or multi-document YAML). Validation reports every
-problem (422) and the old config keeps serving; a valid config is swapped in atomically.
+problem (422) and the old config keeps serving; a valid config is swapped in atomically. A body
+without routes is refused (422) unless it is the named form ``{"routes": [], "clearRoutes": true}``.
+
+Writes are checked before a byte of the body is read: the bearer token in full (``bearer_ok``);
+for a signed push, whose signature covers the body, the header's presence and form
+(``check_signed_headers``). Then (``guarded_body``) the declared ``Content-Length`` against ``AdminLimits.max_body_bytes`` (413), then a bounded read that
+also caps chunked bodies and gives up on slow ones (408). Rejections close the connection, so an
+unauthenticated client cannot make the sidecar buffer or drain a large body.
+
+Reads: ``/healthz``, ``/readyz``, ``/stats`` and ``/metrics`` are open (probes, the operator, a
+metrics scraper; counters only, no content). ``GET /config`` shows prompt text only to a bearer
+token holder; everyone else sees each prompt's version (``redact_prompts``). In a cluster the
+chart's NetworkPolicy limits who reaches the admin port at all (docs/security.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -19,19 +33,90 @@ from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar import configfile
 from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.server.auth import AuthSettings, BadPush, Denied, bearer_ok, verify_push
+from modelroute.sidecar.server.auth import (
+    AuthSettings,
+    BadPush,
+    Denied,
+    bearer_ok,
+    signature_well_formed,
+    verify_push,
+)
 from modelroute.sidecar.server.state import STATE, SidecarState
 
 log = logging.getLogger(__name__)
 
+DEFAULT_ADMIN_MAX_BODY_BYTES = 4 * 1024 * 1024
+DEFAULT_ADMIN_BODY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class AdminLimits:
+    """Bounds on admin request bodies (``PUT /config``, ``POST /eval``)."""
+
+    max_body_bytes: int = DEFAULT_ADMIN_MAX_BODY_BYTES   # larger: 413, declared or not
+    body_seconds: float = DEFAULT_ADMIN_BODY_SECONDS     # the whole body must arrive within this: else 408
+
+
 AUTH = web.AppKey("modelroute_auth", AuthSettings)
-MAX_CONFIG_BYTES = 8 * 1024 * 1024
+LIMITS = web.AppKey("modelroute_admin_limits", AdminLimits)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str, code: str, **extra: Any) -> web.Response:
     return web.json_response({"error": {"message": message, "code": code, **extra}}, status=status)
+
+
+class Refused(Exception):
+    """An admin request refused before (or while) its body is read; the connection is closed."""
+
+    def __init__(self, status: int, message: str, code: str, *, www_authenticate: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.www_authenticate = status, message, code, www_authenticate
+
+    def response(self, **extra: Any) -> web.Response:
+        resp = _error(self.status, self.message, self.code, **extra)
+        if self.www_authenticate:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        resp.force_close()  # never drain (or buffer) the rest of a refused body
+        return resp
+
+
+def authorization_of(request: web.Request) -> str | None:
+    """The ``Authorization`` header; a non-ASCII one is refused (no token is non-ASCII)."""
+    value = request.headers.get("Authorization")
+    if value is not None and not value.isascii():
+        raise Denied(401, "the Authorization header must be ASCII", "invalid_token")
+    return value
+
+
+def check_signed_headers(auth: AuthSettings, signature: str | None) -> None:
+    """Before reading a signed body: operator mode on, and a well-formed signature header (401)."""
+    if auth.operator_key is None:
+        raise Denied(401, "signed operator requests are disabled: start the sidecar with --operator-public-key",
+                     "writes_disabled")
+    if not signature:
+        raise Denied(401, f"missing {SIGNATURE_HEADER} header: operator requests must be signed", "missing_signature")
+    if not signature_well_formed(signature):
+        raise Denied(401, f"malformed {SIGNATURE_HEADER} header: expected ed25519=<base64 of 64 bytes>", "invalid_signature")
+
+
+async def guarded_body(request: web.Request, limits: AdminLimits) -> bytes:
+    """The body, read only up to ``limits`` (size, then time); raises ``Refused`` (413, 408)."""
+    limit = limits.max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise Refused(413, f"request body is {declared} bytes; the admin limit is {limit} bytes", "request_too_large")
+    buf = bytearray()
+    try:
+        async with asyncio.timeout(limits.body_seconds):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                buf += chunk
+                if len(buf) > limit:
+                    raise Refused(413, f"request body exceeds the admin limit of {limit} bytes", "request_too_large")
+    except TimeoutError:
+        raise Refused(408, f"request body not received within {limits.body_seconds:g}s", "body_timeout") from None
+    return bytes(buf)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -49,12 +134,29 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": True, "version": p.version, "source": p.source})
 
 
-def _config_view(state: SidecarState) -> dict[str, Any]:
+def redact_prompts(view: dict[str, Any]) -> dict[str, Any]:
+    """``view`` with every route's and canary's prompt text replaced by its version (pure)."""
+    def spec_of(spec: Any) -> Any:
+        prompt = spec.get("prompt") if isinstance(spec, dict) else None
+        if not isinstance(prompt, dict):
+            return spec
+        return {**spec, "prompt": {"version": prompt.get("version"), "redacted": True}}
+
+    out = dict(view)
+    out["routes"] = [{**r, "spec": spec_of(r.get("spec"))} for r in view.get("routes", [])]
+    if "canaries" in view:
+        out["canaries"] = [{**c, "spec": spec_of(c.get("spec"))} for c in view["canaries"]]
+    return out
+
+
+def _config_view(state: SidecarState, *, full: bool = False) -> dict[str, Any]:
     rt = state.current()
     p = state.provenance
     if rt is None or p is None:
         return {"version": None, "routes": [], "source": None, "issuedAt": None, "loadedAt": None}
     view = rt.config.redacted()  # key references only: keys never live in the config
+    if not full:
+        view = redact_prompts(view)
     view.update({
         "source": p.source,
         "issuedAt": p.issued_at.isoformat() if p.issued_at else None,
@@ -64,27 +166,41 @@ def _config_view(state: SidecarState) -> dict[str, Any]:
 
 
 async def get_config(request: web.Request) -> web.Response:
-    return web.json_response(_config_view(request.app[STATE]))
+    """Prompt text only for the admin token's holder; anyone else who reaches the port sees versions."""
+    auth = request.app[AUTH]
+    full = False
+    if request.headers.get("Authorization") is not None:
+        try:
+            bearer_ok(auth, authorization_of(request))
+        except Denied as e:
+            return Refused(e.status, e.message, e.code, www_authenticate=True).response()
+        full = True
+    return web.json_response(_config_view(request.app[STATE], full=full))
 
 
 async def put_config(request: web.Request) -> web.Response:
     state = request.app[STATE]
     auth = request.app[AUTH]
-    body = await request.read()
     signature = request.headers.get(SIGNATURE_HEADER)
     use_operator = auth.operator_key is not None and (signature is not None or auth.admin_token is None)
     try:
+        # Credentials before the body: a signature covers the body, so only its form is checked here.
+        if use_operator:
+            check_signed_headers(auth, signature)
+        else:
+            bearer_ok(auth, authorization_of(request))
+        body = await guarded_body(request, request.app[LIMITS])
         if use_operator:
             return await _apply_push(state, auth, body, signature)
-        bearer_ok(auth, request.headers.get("Authorization"))
     except Denied as e:
         state.stats.config_rejections += 1
         log.warning("PUT /config refused (%d %s): %s", e.status, e.code, e.message)
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 and not use_operator else None
-        resp = _error(e.status, e.message, e.code, mode=auth.mode())
-        if headers:
-            resp.headers.update(headers)
-        return resp
+        return Refused(e.status, e.message, e.code, www_authenticate=e.status == 401 and not use_operator).response(
+            mode=auth.mode())
+    except Refused as e:
+        state.stats.config_rejections += 1
+        log.warning("PUT /config refused (%d %s): %s", e.status, e.code, e.message)
+        return e.response()
     try:
         config = configfile.checked(configfile.parse_json_or_yaml(body, "body"), state.keys)
         config = configfile.with_canaries(config, body, state.keys)
@@ -99,7 +215,7 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
     async with state.lock:  # the replay floor is read and advanced under the same lock as the swap
         current = state.current()
         try:
-            push = verify_push(auth, body, signature, last_push_at=state.last_push_at,
+            push = verify_push(auth, body, signature, last_push_at=state.replay_floor(),
                                current_version=current.version if current else None)
         except BadPush as e:
             state.stats.config_rejections += 1
@@ -164,10 +280,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return _error(500, "internal error in the modelroute sidecar (logged)", "internal_error")
 
 
-def build_app(state: SidecarState, auth: AuthSettings) -> web.Application:
-    app = web.Application(client_max_size=MAX_CONFIG_BYTES, middlewares=[json_errors])
+def build_app(state: SidecarState, auth: AuthSettings, limits: AdminLimits | None = None) -> web.Application:
+    limits = limits or AdminLimits()
+    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[json_errors])
     app[STATE] = state
     app[AUTH] = auth
+    app[LIMITS] = limits
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/config", get_config)

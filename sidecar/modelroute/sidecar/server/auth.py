@@ -2,8 +2,10 @@
 
 Operator mode: the body is a ``ConfigPush`` signed with the operator's Ed25519 key; the sidecar
 holds only the public half, so a pod that can reach another pod's sidecar still cannot
-reconfigure it. A push is accepted only for this pod (``audience``), only if it is not older
-than the last accepted push (replay) and only if it was signed within ``MAX_SKEW`` of now.
+reconfigure it. A push is accepted only for this pod (``audience``: namespace, name and, when
+the sidecar knows it, the pod's UID, so a captured push cannot outlive its pod even under the same
+name), only if it is not older than the replay floor (the last accepted push or bundle, kept
+across container restarts by ``floor.FloorFile``) and only if signed within ``MAX_SKEW`` of now.
 
 Standalone mode: ``Authorization: Bearer <token>`` compared in constant time.
 
@@ -12,6 +14,8 @@ These are pure checks: they return the verified push or raise ``Denied`` with th
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 from dataclasses import dataclass
@@ -77,6 +81,25 @@ def bearer_ok(settings: AuthSettings, authorization: str | None) -> None:
         raise Denied(401, "invalid admin token", "invalid_token")
 
 
+def signature_well_formed(header: str) -> bool:
+    """Whether ``header`` has the form of a signature (``ed25519=`` + base64 of 64 bytes); checked before the body is read."""
+    if not header.isascii() or not header.startswith("ed25519=") or len(header) != len("ed25519=") + 88:
+        return False
+    try:
+        return len(base64.b64decode(header.removeprefix("ed25519="), validate=True)) == 64
+    except (binascii.Error, ValueError):
+        return False
+
+
+def audience_problem(audience: PodRef, pod: PodRef, what: str = "push") -> str | None:
+    """Why ``audience`` is not this ``pod`` (None: it is). A sidecar that knows its UID requires it."""
+    if (audience.namespace, audience.name) != (pod.namespace, pod.name):
+        return f"{what} is for pod {audience.namespace}/{audience.name}, this is {pod.namespace}/{pod.name}"
+    if pod.uid is not None and audience.uid != pod.uid:
+        return f"{what} is for pod UID {audience.uid or '(none)'}, this pod's UID is {pod.uid}"
+    return None
+
+
 def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
@@ -100,9 +123,8 @@ def verify_push(
     if settings.pod is None:
         raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
                      "no_pod_identity")
-    if push.audience != settings.pod:
-        raise Denied(403, f"push is for pod {push.audience.namespace}/{push.audience.name}, "
-                          f"this is {settings.pod.namespace}/{settings.pod.name}", "wrong_audience")
+    if (problem := audience_problem(push.audience, settings.pod)) is not None:
+        raise Denied(403, problem, "wrong_audience")
     now = now or datetime.now(UTC)
     issued = _aware(push.issued_at)
     if abs(now - issued) > settings.max_skew:
@@ -111,7 +133,7 @@ def verify_push(
     if last_push_at is not None:
         last = _aware(last_push_at)
         if issued < last or (issued == last and push.config.hash != current_version):
-            raise Denied(403, f"push issued at {issued.isoformat()} is not newer than the loaded push "
+            raise Denied(403, f"push issued at {issued.isoformat()} is not newer than the config already accepted "
                               f"({last.isoformat()}): replay refused", "replayed_push")
     return push
 
@@ -140,9 +162,8 @@ def verify_request(settings: AuthSettings, body: bytes, signature: str | None, *
     if settings.pod is None:
         raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
                      "no_pod_identity")
-    if audience != settings.pod:
-        raise Denied(403, f"request is for pod {audience.namespace}/{audience.name}, "
-                          f"this is {settings.pod.namespace}/{settings.pod.name}", "wrong_audience")
+    if (problem := audience_problem(audience, settings.pod, "request")) is not None:
+        raise Denied(403, problem, "wrong_audience")
     now = now or datetime.now(UTC)
     if abs(now - issued) > settings.max_skew:
         raise Denied(403, f"request issued at {issued.isoformat()} is outside the accepted window of "

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from modelroute.api.config import RouteBundle
 from modelroute.api.selection import render_for_pod
 from modelroute.api.signing import verify
 from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.server.floor import aware as _aware
 from modelroute.sidecar.server.state import SidecarState
 
 if TYPE_CHECKING:
@@ -76,10 +76,6 @@ def read_bundle(directory: Path, key: Ed25519PublicKey) -> RouteBundle:
     except ValidationError as e:
         raise BundleError(f"{directory / BUNDLE_FILE}: not a valid RouteBundle: {e.error_count()} problems, "
                           f"first: {e.errors()[0]['msg']}") from None
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from modelroute.sidecar.eval.dataset import Case, DatasetError, parse_lines
 from modelroute.sidecar.eval.runner import run_case
 from modelroute.sidecar.eval.scoring import Outcome, labels_of, summarize
 from modelroute.sidecar.observe import NullObserver
-from modelroute.sidecar.server.admin import AUTH, _error
+from modelroute.sidecar.server.admin import AUTH, LIMITS, Refused, _error, check_signed_headers, guarded_body
 from modelroute.sidecar.server.auth import BadPush, Denied, verify_request
 from modelroute.sidecar.server.state import STATE, SidecarState
 
@@ -81,14 +81,19 @@ def _request_fields(doc: dict[str, Any]) -> tuple[str, str, list[Any]]:
 
 async def post_eval(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    body = await request.read()
+    signature = request.headers.get(SIGNATURE_HEADER)
     try:
-        doc = verify_request(request.app[AUTH], body, request.headers.get(SIGNATURE_HEADER))
+        check_signed_headers(request.app[AUTH], signature)  # before a byte of the body is read
+        body = await guarded_body(request, request.app[LIMITS])
+        doc = verify_request(request.app[AUTH], body, signature)
         route_name, revision, raw_cases = _request_fields(doc)
         cases = parse_lines((json.dumps(c) for c in raw_cases), "cases")
     except Denied as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
-        return _error(e.status, e.message, e.code)
+        return Refused(e.status, e.message, e.code).response()
+    except Refused as e:
+        log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
+        return e.response()
     except BadPush as e:
         return _error(422, "eval request rejected", "invalid_request", problems=e.problems)
     except DatasetError as e:

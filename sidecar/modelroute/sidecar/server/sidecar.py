@@ -44,6 +44,7 @@ class Sidecar:
         bundle: BundleSource | None = None,
         bundle_poll_seconds: float = POLL_SECONDS,
         grace_seconds: float = 20.0,
+        admin_limits: admin.AdminLimits | None = None,
     ) -> None:
         self.state = state
         self.auth = auth or AuthSettings()
@@ -52,6 +53,7 @@ class Sidecar:
         self.bundle = bundle
         self.bundle_poll_seconds = bundle_poll_seconds
         self.grace_seconds = grace_seconds
+        self.admin_limits = admin_limits or admin.AdminLimits()
         self._runners: list[web.AppRunner] = []
         self._bound: list[Address] = []
         self._watcher: asyncio.Task[None] | None = None
@@ -69,7 +71,7 @@ class Sidecar:
         app = inbound.build_app(self.state)
         native.add_routes(app)  # the Anthropic and Gemini APIs beside the OpenAI one
         tasks.add_routes(app)   # POST /v1/classify, /v1/extract
-        apps = [(app, self.listen), (admin.build_app(self.state, self.auth), self.admin_listen)]
+        apps = [(app, self.listen), (admin.build_app(self.state, self.auth, self.admin_limits), self.admin_listen)]
         bound: list[Address] = []
         try:
             for app, (host, port) in apps:

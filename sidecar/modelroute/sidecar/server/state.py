@@ -30,6 +30,7 @@ from modelroute.sidecar.observe import Observer
 from modelroute.sidecar.reflexive import Reflexive
 from modelroute.sidecar.runtime import Runtime, RuntimeHolder
 from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.server.floor import FloorFile, aware
 from modelroute.sidecar.stats import Stats
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class SidecarState:
         max_body_bytes: int = 4 * 1024 * 1024,
         telemetry: Telemetry | None = None,
         mirror_limit: int = DEFAULT_LIMIT,
+        floor_file: FloorFile | None = None,
     ) -> None:
         self.builder = builder
         self.keys = keys or KeyResolver()
@@ -87,6 +89,8 @@ class SidecarState:
         self.draining = False
         self.last_push_at: datetime | None = None      # newest accepted operator push (the replay floor)
         self.last_bundle_at: datetime | None = None    # newest bundle loaded
+        self.floor_file = floor_file                   # the replay floor across container restarts
+        self.restored_floor = floor_file.load() if floor_file is not None else None
         self.started = time.time()
         self._lock = asyncio.Lock()
 
@@ -101,6 +105,11 @@ class SidecarState:
     @property
     def loaded_at(self) -> float:
         return self.provenance.loaded_at if self.provenance is not None else self.started
+
+    def replay_floor(self) -> datetime | None:
+        """A push must not be older than this: the newest signed config applied, here or before a restart."""
+        found = [aware(t) for t in (self.last_push_at, self.last_bundle_at, self.restored_floor) if t is not None]
+        return max(found, default=None)
 
     def inflight(self) -> int:
         rt = self.holder.current
@@ -158,6 +167,10 @@ class SidecarState:
             self.last_push_at = issued_at
         if source == "bundle" and (self.last_bundle_at is None or issued_at > self.last_bundle_at):
             self.last_bundle_at = issued_at
+        if self.floor_file is not None and source in ("push", "bundle"):
+            floor = self.replay_floor()
+            if floor is not None and floor == aware(issued_at):  # a new high: persist it
+                self.floor_file.save(floor, version)
 
     # -- shutdown ----------------------------------------------------------------------------
     async def drain(self, grace: float) -> bool:
