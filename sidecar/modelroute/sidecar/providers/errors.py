@@ -4,6 +4,9 @@ Each adapter knows its SDK's exception classes; what an HTTP status, a ``retry-a
 header or a provider error body *means* is decided here once, so the three adapters
 classify failures identically. Messages are built from status, error type and the
 provider's message only; they never contain request headers (where the API key lives).
+Every field taken from a provider's error (type, code, param, message) is scrubbed of the
+target's keys and of anything key-shaped before it is kept (``client_error``): a provider that
+echoes the key back, in whatever field, never gets it shown to the app.
 """
 
 from __future__ import annotations
@@ -94,11 +97,29 @@ def parse_body(raw: bytes | str | None) -> Json | None:
     return value if isinstance(value, dict) else None
 
 
-def client_error(status: int, message: str, error_type: str = "invalid_request_error", body: Json | None = None) -> UpstreamError:
-    """A CLIENT failure: returned to the app as is (``body``, else an OpenAI error envelope)."""
-    if body is None:
-        body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
-    return UpstreamError(FailureKind.CLIENT, message, status=status, body=body)
+def upstream_fields(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(type, code, param) of a provider error body, whatever its provider's shape; unscrubbed."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return None, None, None
+    type_, code, param = inner.get("type") or inner.get("status"), inner.get("code"), inner.get("param")
+    return (type_ if isinstance(type_, str) else None, code if isinstance(code, str) else None,
+            param if isinstance(param, str) else None)
+
+
+def client_error(status: int, message: str, error_type: str = "invalid_request_error", body: Json | None = None,
+                 *, secrets: tuple[str | None, ...] = ()) -> UpstreamError:
+    """A CLIENT failure, returned to the app with the provider's status and its error's fields.
+
+    ``body`` (the provider's error body) is reduced to an OpenAI error envelope whose every
+    field is scrubbed (of ``secrets`` and of anything key-shaped); the rest of it is dropped.
+    """
+    type_, code, param = upstream_fields(body)
+    message = scrub(message, *secrets)
+    clean = {"error": {"message": message, "type": scrub(type_ or error_type, *secrets),
+                       "param": scrub(param, *secrets) if param is not None else None,
+                       "code": scrub(code, *secrets) if code is not None else None}}
+    return UpstreamError(FailureKind.CLIENT, message, status=status, body=clean)
 
 
 def from_status(
@@ -133,10 +154,8 @@ def from_status(
         # request; another target may well work, and the app must not see our 401.
         return UpstreamError(FailureKind.SERVER, detail, status=status)
     if 400 <= status < 500:
-        safe_body = body if isinstance(body, dict) else None
-        if safe_body is not None and secrets and any(s and s in json.dumps(safe_body) for s in secrets):
-            safe_body = None  # a provider echoing the key back: send our own envelope instead
-        return client_error(status, detail, etype or "invalid_request_error", safe_body)
+        return client_error(status, detail, etype or "invalid_request_error", body if isinstance(body, dict) else None,
+                            secrets=secrets)
     return UpstreamError(FailureKind.BAD_RESPONSE, detail, status=status)
 
 
