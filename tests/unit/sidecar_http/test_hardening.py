@@ -74,7 +74,7 @@ PATHS = [CHAT, MESSAGES, GEMINI, "/v1/extract"]
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(("raw", "status", "says"), [
     (b"[" * 30_000 + b"]" * 30_000, 400, "too deeply"),
-    (b'{"a":' * 500 + b"1" + b"}" * 500, 400, "nested deeper than 64"),
+    (b'{"a":' * 500 + b"1" + b"}" * 500, 400, "nested deeper than 128"),
     (b'{"model":"classify","n":' + b"9" * 5000 + b"}", 400, "4300 digits"),
     (b'{"model":"classify","temperature":NaN}', 400, "temperature: NaN is not a finite number"),
     (b'{"model":"classify","temperature":1e999}', 400, "temperature: 1e999 is not a finite number"),

@@ -11,9 +11,10 @@ so that no body can cost a 500, a breaker trip or a fetch further down:
   surrogates (``"\\ud800"``) are refused with the path of the field: no SDK or JSON encoder can
   send them upstream.
 
-Cheap on the hot path: the full walk over the value runs only when the text could hold one of
-those (an escaped surrogate, more brackets than ``MAX_DEPTH``, a non-finite number seen by the
-parser); an ordinary chat body costs one ``str.count`` pass beyond ``json.loads``.
+Cheap on the hot path: the walk that names the field runs only when something is wrong (the parser
+saw a non-finite number, a regex finds an unpaired surrogate escape, or a level-by-level pass over
+the containers, run when the text has more brackets than ``MAX_DEPTH``, finds them too deep); an
+ordinary chat body costs two ``str.count`` passes beyond ``json.loads``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import re
 import zlib
 from typing import Any
 
-MAX_DEPTH = 64
+MAX_DEPTH = 128
 """Deepest nesting of arrays and objects accepted in a request body."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class BodyError(ValueError):
@@ -102,11 +104,41 @@ def parse_json(raw: bytes) -> Any:
         raise BodyError(f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
         raise BodyError("the request body has an integer with more than 4300 digits") from None
-    if odd or "\\ud" in text or "\\uD" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+    if (odd or (("\\ud" in text or "\\uD" in text) and unpaired_escape(text))
+            or (text.count("[") + text.count("{") > MAX_DEPTH and deeper_than(value, MAX_DEPTH))):
         problem = find_problem(value)
         if problem is not None:
             raise BodyError(f"{problem[0]}: {problem[1]}", param=problem[0])
     return value
+
+
+def unpaired_escape(text: str) -> bool:
+    """True when a ``\\uD800``-``\\uDFFF`` escape in ``text`` is not half of a surrogate pair.
+
+    May say True for an escaped backslash before ``u`` (text, not an escape): the walk then clears it.
+    """
+    expect_low_at = -1
+    for m in _SURROGATE_ESCAPE.finditer(text):
+        low = m.group()[3] in "cdefCDEF"
+        if low != (m.start() == expect_low_at):
+            return True  # a low half with no high half before it, or a high half not followed by a low one
+        expect_low_at = -1 if low else m.end()
+    return expect_low_at != -1  # a high half at the very end
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """True when arrays and objects nest more than ``limit`` levels (level by level: no recursion, no paths)."""
+    level = [value]
+    for _ in range(limit):
+        below: list[Any] = []
+        for v in level:
+            for x in (v.values() if v.__class__ is dict else v):
+                if x.__class__ is dict or x.__class__ is list:
+                    below.append(x)
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def _join(path: str, key: str | int) -> str:
