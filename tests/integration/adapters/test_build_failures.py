@@ -33,7 +33,7 @@ MODELS = {"openai": "gpt-x", "anthropic": "claude-x", "gemini": "gemini-x"}
 KEY = "plain-secret-key-that-matches-no-pattern"  # only the adapter's own key list can scrub it
 MSG = [{"role": "user", "content": "hi"}]
 
-UNBUILDABLE = [
+UNBUILDABLE: list[dict[str, Any]] = [
     {"model": "r", "messages": MSG, "temperature": float("nan")},
     {"model": "r", "messages": MSG, "top_p": float("inf")},
     {"model": "r", "messages": [{"role": "user", "content": "lone \ud800 surrogate"}]},
@@ -53,17 +53,21 @@ async def env(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stub, Adapt
         await stub.stop()
 
 
+async def call(adapter: Adapter, body: dict[str, Any], stream: bool) -> None:
+    if stream:
+        async for _ in adapter.stream({**body, "stream": True}, timeout=5):
+            pass
+    else:
+        await adapter.complete(body, timeout=5)
+
+
 @pytest.mark.parametrize("request_body", UNBUILDABLE)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_unbuildable_request_is_a_client_error_and_nothing_is_sent(
         env: tuple[Stub, Adapter], request_body: dict[str, Any], stream: bool) -> None:
     stub, adapter = env
     with pytest.raises(UpstreamError) as info:
-        if stream:
-            async for _ in adapter.stream({**request_body, "stream": True}, timeout=5):
-                pass
-        else:
-            await adapter.complete(request_body, timeout=5)
+        await call(adapter, request_body, stream)
     assert info.value.kind is FailureKind.CLIENT and info.value.status == 400
     assert stub.seen == []
 

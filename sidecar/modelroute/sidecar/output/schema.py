@@ -91,7 +91,7 @@ def compile_validator(schema: Any) -> Validator:
 def _refuse(uri: str) -> Any:
     from referencing.exceptions import NoSuchResource
 
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
 
 
 _REGISTRY: Any = None
