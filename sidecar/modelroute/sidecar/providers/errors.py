@@ -26,13 +26,33 @@ MAX_MESSAGE = 300
 TARGET_FAULTS = frozenset({401, 403, 404})
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` shortened, with anything that looks like a key (or is one of ``secrets``) masked."""
+def _mask(text: str, secrets: tuple[str | None, ...]) -> str:
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
-    text = _KEYISH.sub("***", text)
+    return _KEYISH.sub("***", text)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` shortened, with anything that looks like a key (or is one of ``secrets``) masked."""
+    text = _mask(text, secrets)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+MAX_BODY_DEPTH = 16
+
+
+def scrub_tree(value: Any, secrets: tuple[str | None, ...] = (), depth: int = 0) -> Any:
+    """A provider's error body with every string (keys included) masked; nesting past ``MAX_BODY_DEPTH`` dropped."""
+    if isinstance(value, str):
+        return _mask(value, secrets)
+    if depth >= MAX_BODY_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {_mask(str(k), secrets): scrub_tree(v, secrets, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_tree(v, secrets, depth + 1) for v in value]
+    return value
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -111,14 +131,14 @@ def client_error(status: int, message: str, error_type: str = "invalid_request_e
                  *, secrets: tuple[str | None, ...] = ()) -> UpstreamError:
     """A CLIENT failure, returned to the app with the provider's status and its error's fields.
 
-    ``body`` (the provider's error body) is reduced to an OpenAI error envelope whose every
-    field is scrubbed (of ``secrets`` and of anything key-shaped); the rest of it is dropped.
+    ``body`` is the provider's error body with every string scrubbed (of ``secrets`` and of
+    anything key-shaped); without one, an OpenAI error envelope of ``message`` and ``error_type``.
     """
-    type_, code, param = upstream_fields(body)
     message = scrub(message, *secrets)
-    clean = {"error": {"message": message, "type": scrub(type_ or error_type, *secrets),
-                       "param": scrub(param, *secrets) if param is not None else None,
-                       "code": scrub(code, *secrets) if code is not None else None}}
+    if body is None:
+        clean: Json = {"error": {"message": message, "type": scrub(error_type, *secrets), "param": None, "code": None}}
+    else:
+        clean = scrub_tree(body, secrets)
     return UpstreamError(FailureKind.CLIENT, message, status=status, body=clean)
 
 
