@@ -265,3 +265,4 @@ async def test_routing_errors_use_each_apis_envelope(sidecar: Sidecar, http: aio
         body = await r.json()
     shape = MESSAGES if path.startswith(MESSAGES) else GEMINI if path.startswith("/v1beta/") or ":" in path else CHAT
     assert_envelope(shape, status, body)
+

@@ -66,6 +66,8 @@ async def read_json(request: web.Request, state: SidecarState, wire: Wire) -> An
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return reject(state, wire, 413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
+    except web.RequestPayloadError as e:  # e.g. broken chunked framing
+        return reject(state, wire, 400, f"the request body could not be read: {str(e).strip()[:200]}")
     try:
         raw = decode_content(raw, request.headers.get(hdrs.CONTENT_ENCODING), limit)
         if not raw:
