@@ -19,6 +19,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
+from modelroute.api.schemasafety import schema_problem
 from modelroute.api.v1alpha1.base import ApiModel
 
 MAX_LABELS = 256
@@ -70,6 +71,9 @@ class Output(ApiModel):
         if len({label.strip().casefold() for label in self.labels}) != len(self.labels) or any(not x.strip() for x in self.labels):
             raise ValueError("output labels must be non-empty and distinct (ignoring case)")
         if self.schema_ is not None:
+            problem = schema_problem(self.schema_)
+            if problem is not None:
+                raise ValueError(f"output schema: {problem}")
             from jsonschema import Draft202012Validator
             from jsonschema.exceptions import SchemaError
             from jsonschema.validators import validator_for

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.sidecar.eval.dataset import Case
+from modelroute.sidecar.output.schema import InvalidSchema, compile_validator, schema_errors
 
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 _NOT_JSON = object()
@@ -87,14 +88,11 @@ def judge(case: Case, output: str, labels: frozenset[str]) -> tuple[bool, bool]:
 
 
 def _schema_ok(schema: dict[str, Any], value: Any) -> bool:
-    import jsonschema  # only evals with a schema need it
-
-    cls = jsonschema.validators.validator_for(schema)
     try:
-        cls.check_schema(schema)
-    except jsonschema.SchemaError:
+        validator = compile_validator(schema)  # local $refs only: a dataset's schema fetches nothing
+    except InvalidSchema:
         return False
-    return bool(cls(schema).is_valid(value))
+    return not schema_errors(validator, value)
 
 
 def labels_of(cases: Sequence[Case]) -> frozenset[str]:

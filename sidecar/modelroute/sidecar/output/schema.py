@@ -6,6 +6,10 @@ small answer, so validators are cached by the schema's canonical JSON: route sch
 compiled when the config is compiled, schemas sent with a request reuse the cache.
 Error messages name the JSON path of each problem, so a model can act on them in a repair turn.
 ``jsonschema`` is imported when the first schema is compiled: routes without one never load it.
+
+No schema causes network or file access: ``modelroute.api.schemasafety`` refuses any ``$ref``
+but a local ``#/...`` pointer (and bounds depth and size) before compiling, and validators are
+built with a ``referencing.Registry`` whose ``retrieve`` refuses every URI.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
+from modelroute.api.schemasafety import schema_problem
 from modelroute.sidecar.output.parse import OutputError
 
 if TYPE_CHECKING:
@@ -47,7 +52,10 @@ class SchemaCache:
 
     def validator(self, schema: Json) -> Validator:
         """The compiled validator of ``schema``. Raises ``InvalidSchema``."""
-        key = schema_key(schema)
+        try:
+            key = schema_key(schema)
+        except (RecursionError, ValueError):
+            raise InvalidSchema("the schema nests too deeply or holds values that are not JSON") from None
         found = self._validators.get(key)
         if found is not None:
             self._validators.move_to_end(key)
@@ -65,16 +73,38 @@ def compile_validator(schema: Any) -> Validator:
     from jsonschema.exceptions import SchemaError
     from jsonschema.validators import validator_for
 
-    if not isinstance(schema, dict):
-        raise InvalidSchema("a JSON Schema must be an object")
+    problem = schema_problem(schema)
+    if problem is not None:
+        raise InvalidSchema(problem)
     cls = validator_for(schema, default=Draft202012Validator)
     try:
         cls.check_schema(schema)
     except SchemaError as e:
         where = "/".join(str(p) for p in e.absolute_path)
         raise InvalidSchema(f"invalid JSON Schema{' at ' + where if where else ''}: {e.message}") from None
-    validator: Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    except RecursionError:
+        raise InvalidSchema("the schema nests too deeply") from None
+    validator: Validator = cls(schema, format_checker=cls.FORMAT_CHECKER, registry=_local_registry())
     return validator
+
+
+def _refuse(uri: str) -> Any:
+    from referencing.exceptions import NoSuchResource
+
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # an attrs class
+
+
+_REGISTRY: Any = None
+
+
+def _local_registry() -> Any:
+    """The registry every validator resolves ``$ref`` in: the document itself; ``retrieve`` refuses all."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from referencing import Registry
+
+        _REGISTRY = Registry(retrieve=_refuse)  # type: ignore[call-arg]
+    return _REGISTRY
 
 
 def _path(error: ValidationError) -> str:
@@ -86,7 +116,14 @@ def _path(error: ValidationError) -> str:
 
 def schema_errors(validator: Validator, value: Any) -> list[str]:
     """Human-readable problems of ``value`` (at most ``MAX_REPORTED``), most relevant first; [] when valid."""
-    errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), e.path.__repr__()))
+    from referencing.exceptions import Unresolvable
+
+    try:
+        errors = sorted(validator.iter_errors(value), key=lambda e: (len(e.absolute_path), e.path.__repr__()))
+    except RecursionError:
+        return ["$: the value nests too deeply to validate"]
+    except Unresolvable as e:  # schema_problem rules this out; never fetched either way
+        return [f"$: the schema's reference {e} cannot be resolved"]
     out = [f"{_path(e)}: {e.message}" for e in errors[:MAX_REPORTED]]
     if len(errors) > MAX_REPORTED:
         out.append(f"... and {len(errors) - MAX_REPORTED} more")

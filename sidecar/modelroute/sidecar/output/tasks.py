@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.sidecar.output.contract import OutputContract
+from modelroute.sidecar.output.parse import LabelSet
 from modelroute.sidecar.translate.chat import dumps
 
 Json = dict[str, Any]
@@ -88,6 +89,10 @@ def parse_classify(body: Any) -> Task:
             raise TaskError("labels must be a non-empty list of non-empty strings", param="labels")
         if len(labels) > MAX_LABELS:
             raise TaskError(f"at most {MAX_LABELS} labels", param="labels")
+        try:
+            LabelSet(labels)  # labels that differ only in case or punctuation cannot be told apart
+        except ValueError as e:
+            raise TaskError(f"labels: {e}", param="labels") from None
     return Task(route, text, tuple(labels) if labels else None, None, variables)
 
 

@@ -4,6 +4,9 @@ Each adapter knows its SDK's exception classes; what an HTTP status, a ``retry-a
 header or a provider error body *means* is decided here once, so the three adapters
 classify failures identically. Messages are built from status, error type and the
 provider's message only; they never contain request headers (where the API key lives).
+Every field taken from a provider's error (type, code, param, message) is scrubbed of the
+target's keys and of anything key-shaped before it is kept (``client_error``): a provider that
+echoes the key back, in whatever field, never gets it shown to the app.
 """
 
 from __future__ import annotations
@@ -23,13 +26,33 @@ MAX_MESSAGE = 300
 TARGET_FAULTS = frozenset({401, 403, 404})
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    """``text`` shortened, with anything that looks like a key (or is one of ``secrets``) masked."""
+def _mask(text: str, secrets: tuple[str | None, ...]) -> str:
     for s in secrets:
         if s and len(s) >= 4:
             text = text.replace(s, "***")
-    text = _KEYISH.sub("***", text)
+    return _KEYISH.sub("***", text)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """``text`` shortened, with anything that looks like a key (or is one of ``secrets``) masked."""
+    text = _mask(text, secrets)
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+MAX_BODY_DEPTH = 16
+
+
+def scrub_tree(value: Any, secrets: tuple[str | None, ...] = (), depth: int = 0) -> Any:
+    """A provider's error body with every string (keys included) masked; nesting past ``MAX_BODY_DEPTH`` dropped."""
+    if isinstance(value, str):
+        return _mask(value, secrets)
+    if depth >= MAX_BODY_DEPTH:
+        return None
+    if isinstance(value, dict):
+        return {_mask(str(k), secrets): scrub_tree(v, secrets, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_tree(v, secrets, depth + 1) for v in value]
+    return value
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
@@ -94,11 +117,29 @@ def parse_body(raw: bytes | str | None) -> Json | None:
     return value if isinstance(value, dict) else None
 
 
-def client_error(status: int, message: str, error_type: str = "invalid_request_error", body: Json | None = None) -> UpstreamError:
-    """A CLIENT failure: returned to the app as is (``body``, else an OpenAI error envelope)."""
+def upstream_fields(body: Any) -> tuple[str | None, str | None, str | None]:
+    """(type, code, param) of a provider error body, whatever its provider's shape; unscrubbed."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return None, None, None
+    type_, code, param = inner.get("type") or inner.get("status"), inner.get("code"), inner.get("param")
+    return (type_ if isinstance(type_, str) else None, code if isinstance(code, str) else None,
+            param if isinstance(param, str) else None)
+
+
+def client_error(status: int, message: str, error_type: str = "invalid_request_error", body: Json | None = None,
+                 *, secrets: tuple[str | None, ...] = ()) -> UpstreamError:
+    """A CLIENT failure, returned to the app with the provider's status and its error's fields.
+
+    ``body`` is the provider's error body with every string scrubbed (of ``secrets`` and of
+    anything key-shaped); without one, an OpenAI error envelope of ``message`` and ``error_type``.
+    """
+    message = scrub(message, *secrets)
     if body is None:
-        body = {"error": {"message": message, "type": error_type, "param": None, "code": None}}
-    return UpstreamError(FailureKind.CLIENT, message, status=status, body=body)
+        clean: Json = {"error": {"message": message, "type": scrub(error_type, *secrets), "param": None, "code": None}}
+    else:
+        clean = scrub_tree(body, secrets)
+    return UpstreamError(FailureKind.CLIENT, message, status=status, body=clean)
 
 
 def from_status(
@@ -133,10 +174,8 @@ def from_status(
         # request; another target may well work, and the app must not see our 401.
         return UpstreamError(FailureKind.SERVER, detail, status=status)
     if 400 <= status < 500:
-        safe_body = body if isinstance(body, dict) else None
-        if safe_body is not None and secrets and any(s and s in json.dumps(safe_body) for s in secrets):
-            safe_body = None  # a provider echoing the key back: send our own envelope instead
-        return client_error(status, detail, etype or "invalid_request_error", safe_body)
+        return client_error(status, detail, etype or "invalid_request_error", body if isinstance(body, dict) else None,
+                            secrets=secrets)
     return UpstreamError(FailureKind.BAD_RESPONSE, detail, status=status)
 
 

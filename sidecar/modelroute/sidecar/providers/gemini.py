@@ -130,13 +130,13 @@ class GeminiAdapter(SdkBuiltAdapter):
             model=self.target.model, id=_chat_id(), created=int(time.time()), include_usage=wants_usage(request)
         )
 
-    def failure(self, exc: BaseException) -> UpstreamError:
+    def build_failure(self, exc: Exception) -> UpstreamError:
         if isinstance(exc, pydantic.ValidationError):  # google-genai refused what the app's request became
             errors = exc.errors()
             where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
             what = errors[0]["msg"] if errors else str(exc)
             return client_error(400, scrub(f"gemini: the request cannot be expressed for google-genai: {where}: {what}"))
-        return super().failure(exc)
+        return super().build_failure(exc)
 
     async def close_sdk(self) -> None:
         await self._builder.aclose()

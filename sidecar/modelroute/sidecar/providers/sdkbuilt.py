@@ -6,6 +6,11 @@ around it, JSON reading, and the mapping of any failure to ``UpstreamError``. A 
 module supplies ``build`` (the SDK turns the translated request into URL, headers and body),
 ``answer`` (the 200 body to a ``chat.completion``) and ``stream_translator``.
 
+Building is the app's business, sending the target's: a request that cannot be built (the
+translator refuses it, the SDK's types refuse it, a NaN or a lone surrogate cannot be encoded)
+is a CLIENT failure (400: no breaker verdict, no fallback, ``build_failure``); only what happens
+from the send on counts against the target (``failure``).
+
 Why the SDK builds but does not send: its own send pipeline cost more CPU per call than the
 whole exchange on a bare aiohttp session (``transport``'s docstring, bench/README.md).
 """
@@ -63,8 +68,30 @@ class SdkBuiltAdapter:
         raise NotImplementedError
 
     def failure(self, exc: BaseException) -> UpstreamError:
-        """Any exception of a call that is not already an ``UpstreamError``."""
+        """Any exception of a call, from the send on, that is not already an ``UpstreamError``."""
         return map_failure(exc, self._provider)
+
+    def build_failure(self, exc: Exception) -> UpstreamError:
+        """Why the app's request could not be built for this target: the request's fault (CLIENT, 400)."""
+        if isinstance(exc, TranslationError):
+            return client_error(400, scrub(str(exc)))
+        if isinstance(exc, RecursionError):
+            return client_error(400, f"{self._provider}: the request nests too deeply to be encoded")
+        if isinstance(exc, UnicodeError):
+            return client_error(400, f"{self._provider}: the request holds a string that is not valid Unicode "
+                                     "(a lone UTF-16 surrogate?) and cannot be encoded")
+        if isinstance(exc, (ValueError, TypeError, KeyError, AttributeError, IndexError)):
+            what = "a number is NaN or infinite" if "JSON compliant" in str(exc) else f"{type(exc).__name__}: {exc}"
+            return client_error(400, scrub(f"{self._provider}: the request cannot be encoded for this target: {what}"))
+        return map_failure(exc, self._provider)  # e.g. a key that cannot be read: the target's side
+
+    async def _build(self, request: Json, stream: bool) -> tuple[Prepared, bytes]:
+        try:
+            return await self.build(request, stream)
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.build_failure(exc) from None
 
     # ---- the adapter ------------------------------------------------------------------------
 
@@ -73,8 +100,8 @@ class SdkBuiltAdapter:
         return self._transport
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        prepared, body = await self._build(request, False)
         try:
-            prepared, body = await self.build(request, False)
             raw = await self._transport.send(prepared, body, timeout=timeout)
             return self.answer(loads_object(raw, self._provider))
         except UpstreamError:
@@ -85,7 +112,7 @@ class SdkBuiltAdapter:
     async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
         events: AsyncGenerator[str, None] | None = None
         try:
-            prepared, body = await self.build(request, True)
+            prepared, body = await self._build(request, True)
             events = self._transport.stream(prepared, body, timeout=timeout)
             tr = self.stream_translator(request)
             async for event in json_events(events):

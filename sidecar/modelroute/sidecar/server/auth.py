@@ -77,7 +77,9 @@ def bearer_ok(settings: AuthSettings, authorization: str | None) -> None:
     if not authorization:
         raise Denied(401, "missing 'Authorization: Bearer <token>' header", "missing_token")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
+    # surrogateescape: aiohttp decodes header bytes that are not UTF-8 to lone surrogates
+    presented = token.strip().encode("utf-8", "surrogateescape")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(presented, settings.admin_token.encode()):
         raise Denied(401, "invalid admin token", "invalid_token")
 
 

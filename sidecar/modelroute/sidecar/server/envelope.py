@@ -2,7 +2,9 @@
 
 Apps use the OpenAI SDK, which reads ``{"error": {"message", "type", "param", "code"}}`` and
 raises the matching exception class from the status code; so every error the sidecar returns,
-including the ones it makes up itself, has that shape. Messages never carry stack traces or keys.
+including the ones it makes up itself, has that shape (the Anthropic and Gemini listeners
+re-dress it, ``wire.py``). Messages never carry stack traces or keys: every field taken from an
+upstream error is scrubbed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
+from modelroute.sidecar.providers.errors import scrub, upstream_fields
 
 JSON = "application/json"
 
@@ -55,19 +58,10 @@ _CLIENT_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403:
 
 
 def _upstream_detail(err: UpstreamError) -> tuple[str | None, str | None, str | None]:
-    """(type, code, param) from a provider error body, whatever its provider's shape."""
-    body = err.body or {}
-    inner = body.get("error", body)
-    if not isinstance(inner, dict):
-        return None, None, None
-    type_ = inner.get("type") or inner.get("status")
-    code = inner.get("code")
-    param = inner.get("param")
-    return (
-        type_ if isinstance(type_, str) else None,
-        code if isinstance(code, str) else None,
-        param if isinstance(param, str) else None,
-    )
+    """(type, code, param) from a provider error body, scrubbed again (the adapters scrub with the target's keys)."""
+    type_, code, param = upstream_fields(err.body)
+    return (scrub(type_) if type_ is not None else None, scrub(code) if code is not None else None,
+            scrub(param) if param is not None else None)
 
 
 def failure_status(exc: RouteFailed | DeadlineExceeded) -> int:

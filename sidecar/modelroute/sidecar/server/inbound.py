@@ -16,22 +16,22 @@ a failure after the first chunk ends the stream with ``data: {"error": {...}}`` 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
 from modelroute.sidecar.evidence import failure_class
 from modelroute.sidecar.runtime import RouteRuntime
+from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import error_body, error_response, failure_body
 from modelroute.sidecar.server.rollout import RolloutRequest
 from modelroute.sidecar.server.state import STATE, SidecarState
-from modelroute.sidecar.server.wire import JSON, OPENAI, Wire
+from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
 from modelroute.sidecar.translate.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def reject(state: SidecarState, wire: Wire, status: int, message: str, type_: st
 
 
 async def read_json(request: web.Request, state: SidecarState, wire: Wire) -> Any | web.Response:
-    """The request body as JSON, or the error response (413, 400) to send instead."""
+    """The request body as JSON, or the error response (413, 415, 400) to send instead (see ``body``)."""
     limit = state.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return reject(state, wire, 413, f"request body is {request.content_length} bytes; the limit is {limit} bytes",
@@ -67,14 +67,16 @@ async def read_json(request: web.Request, state: SidecarState, wire: Wire) -> An
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return reject(state, wire, 413, f"request body exceeds the limit of {limit} bytes", code="request_too_large")
-    if not raw:
-        return reject(state, wire, 400, "the request body is empty; expected a JSON object")
+    except web.RequestPayloadError as e:  # e.g. broken chunked framing
+        return reject(state, wire, 400, f"the request body could not be read: {str(e).strip()[:200]}")
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        return reject(state, wire, 400, "the request body is not UTF-8 JSON")
-    except json.JSONDecodeError as e:
-        return reject(state, wire, 400, f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+        raw = decode_content(raw, request.headers.get(hdrs.CONTENT_ENCODING), limit)
+        if not raw:
+            return reject(state, wire, 400, "the request body is empty; expected a JSON object")
+        return parse_json(raw)
+    except BodyError as e:
+        code = "request_too_large" if e.status == 413 else None
+        return reject(state, wire, e.status, e.message, param=e.param, code=code)
 
 
 def _check_chat(body: Any) -> tuple[str, str | None] | None:
@@ -251,12 +253,23 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 _STATUS_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
+                 404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error",
+                 415: "invalid_request_error"}
+
+
+def wire_of(request: web.Request) -> Wire:
+    """The API a request came in on, from its path alone (so even a 404 or a 500 answers in it)."""
+    path = request.path
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return ANTHROPIC
+    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and (request.method != "GET" or ":" in path)):
+        return GEMINI
+    return OPENAI
 
 
 @web.middleware
-async def openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as an OpenAI error envelope; an unexpected exception is logged, never shown."""
+async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves in the envelope of the request's API; an unexpected exception is logged, never shown."""
     try:
         return await handler(request)
     except web.HTTPException as e:
@@ -265,18 +278,22 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
         msg = f"{request.method} {request.path}: {e.reason}"
         if e.status == 404:
             msg = (f"no such endpoint {request.method} {request.path} (the sidecar serves /v1/chat/completions, "
-                   "/v1/models, /v1/messages and /v1beta/models/{route}:generateContent)")
-        return error_response(e.status, msg, _STATUS_TYPES.get(e.status, "api_error"))
+                   "/v1/models, /v1/classify, /v1/extract, /v1/messages and /v1beta/models/{route}:generateContent)")
+        resp = wire_of(request).error(e.status, error_body(msg, _STATUS_TYPES.get(e.status, "api_error")))
+        if hdrs.ALLOW in e.headers:
+            resp.headers[hdrs.ALLOW] = e.headers[hdrs.ALLOW]
+        return resp
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
-        return error_response(500, "internal error in the modelroute sidecar (logged)", "server_error", code="internal_error")
+        return wire_of(request).error(500, error_body("internal error in the modelroute sidecar (logged)", "server_error",
+                                                      code="internal_error"))
 
 
 def build_app(state: SidecarState) -> web.Application:
     """The inbound app. The body limit is enforced by aiohttp's reader and checked up front."""
-    app = web.Application(client_max_size=state.max_body_bytes, middlewares=[openai_errors])
+    app = web.Application(client_max_size=state.max_body_bytes, middlewares=[api_errors])
     app[STATE] = state
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_get("/v1/models", list_models)

@@ -13,14 +13,18 @@ and the stream are written back in the app's protocol by its ``Wire``.
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from modelroute.sidecar.server.inbound import read_json, reject, serve
-from modelroute.sidecar.server.state import STATE
-from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI
+from modelroute.sidecar.server.state import STATE, SidecarState
+from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, Wire
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request, route_of
+
+log = logging.getLogger(__name__)
 
 GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
 
@@ -34,6 +38,8 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
         chat = anthropic_to_chat_request(body)
     except TranslationError as e:
         return reject(state, ANTHROPIC, 400, str(e))
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
+        return _malformed(state, ANTHROPIC, "an Anthropic Messages request", e)
     return await serve(request, state, chat, ANTHROPIC)
 
 
@@ -53,7 +59,15 @@ async def gemini_generate(request: web.Request) -> web.StreamResponse:
         chat = gemini_to_chat_request(body, route=route_of(model_path), stream=stream)
     except TranslationError as e:
         return reject(state, GEMINI, 400, str(e))
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
+        return _malformed(state, GEMINI, "a Gemini generateContent request", e)
     return await serve(request, state, chat, GEMINI)
+
+
+def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> web.Response:
+    """The translators check every field they read (``translate.shape``); this is the net under them."""
+    log.warning("inbound translator missed a malformed body (%s: %s)", type(exc).__name__, exc)
+    return reject(state, wire, 400, f"the request body is not {what}: {type(exc).__name__}: {exc}"[:500])
 
 
 def add_routes(app: web.Application) -> None:

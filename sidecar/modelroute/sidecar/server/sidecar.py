@@ -71,12 +71,14 @@ class Sidecar:
         app = inbound.build_app(self.state)
         native.add_routes(app)  # the Anthropic and Gemini APIs beside the OpenAI one
         tasks.add_routes(app)   # POST /v1/classify, /v1/extract
-        apps = [(app, self.listen), (admin.build_app(self.state, self.auth, self.admin_limits), self.admin_listen)]
+        # Inbound bodies are decompressed by ``body.decode_content`` (bounded, errors in the app's envelope).
+        apps = [(app, self.listen, False), (admin.build_app(self.state, self.auth, self.admin_limits), self.admin_listen, True)]
         bound: list[Address] = []
         try:
-            for app, (host, port) in apps:
+            for app, (host, port), decompress in apps:
                 # No access log: it costs more than the whole hot path; /stats and /metrics count requests.
-                runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace_seconds, handle_signals=False)
+                runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.grace_seconds, handle_signals=False,
+                                       auto_decompress=decompress)
                 await runner.setup()
                 self._runners.append(runner)
                 await web.TCPSite(runner, host, port, reuse_address=True, backlog=1024).start()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelroute.sidecar.translate import chat
+from modelroute.sidecar.translate import chat, shape
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 Json = dict[str, Any]
@@ -36,13 +36,13 @@ def anthropic_to_chat_request(body: Json) -> Json:
 
     ``model`` (the route name) is kept. Streaming requests ask for the usage chunk
     (``stream_options.include_usage``) because Anthropic's ``message_delta`` reports usage.
-    Raises ``TranslationError`` (a 400 for the app) for what the pivot cannot express.
+    Raises ``TranslationError`` (a 400 for the app, naming the field) for a body of the wrong
+    shape and for what the pivot cannot express.
     """
-    if not isinstance(body, dict):
-        raise TranslationError("request body must be a JSON object")
+    body = shape.obj(body, "request body")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise TranslationError("model is required")
+        raise TranslationError("model is required (a non-empty string: the route name)")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise TranslationError("messages must be a non-empty list")
@@ -50,30 +50,33 @@ def anthropic_to_chat_request(body: Json) -> Json:
     system = _system_text(body.get("system"))
     if system:
         messages.append({"role": "system", "content": system})
-    for m in raw_messages:
-        if not isinstance(m, dict):
-            raise TranslationError("each message must be an object")
+    for i, m in enumerate(raw_messages):
+        where = f"messages[{i}]"
+        m = shape.obj(m, where)
         role = m.get("role")
         if role == "user":
-            messages.extend(_user_messages(m.get("content")))
+            messages.extend(_user_messages(m.get("content"), where))
         elif role == "assistant":
-            messages.append(_assistant_message(m.get("content")))
+            messages.append(_assistant_message(m.get("content"), where))
         else:
-            raise TranslationError(f"message role must be user or assistant, not {role!r}")
+            raise TranslationError(f"{where}.role must be user or assistant, not {role!r}")
 
     out: Json = {"model": model, "messages": messages}
     max_tokens = body.get("max_tokens")
     if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
         out["max_tokens"] = max_tokens
     for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
+        value = body.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TranslationError(f"{key} must be a number, not {shape.kind(value)}")
+            out[key] = value
     stops = body.get("stop_sequences")
     if isinstance(stops, list) and stops:
         out["stop"] = [s for s in stops if isinstance(s, str)]
     tools = body.get("tools")
     if tools:
-        out["tools"] = [_tool(t) for t in tools]
+        out["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(shape.array(tools, "tools"))]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         mapped = _tool_choice(choice)
@@ -99,45 +102,51 @@ def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        return "\n\n".join(b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text")
-    raise TranslationError("system must be a string or a list of text blocks")
+        texts = []
+        for i, b in enumerate(system):
+            b = shape.obj(b, f"system[{i}]")
+            if b.get("type") == "text":
+                texts.append(shape.text(b, "text", f"system[{i}]"))
+        return "\n\n".join(texts)
+    raise TranslationError(f"system must be a string or a list of text blocks, not {shape.kind(system)}")
 
 
-def _blocks(content: Any) -> list[Json]:
+def _blocks(content: Any, where: str) -> list[Json]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
-    if isinstance(content, list) and all(isinstance(b, dict) for b in content):
-        return content
-    raise TranslationError("message content must be a string or a list of content blocks")
+    if isinstance(content, list):
+        return [shape.obj(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
+    raise TranslationError(f"{where}.content must be a string or a list of content blocks, not {shape.kind(content)}")
 
 
-def _user_messages(content: Any) -> list[Json]:
+def _user_messages(content: Any, where: str) -> list[Json]:
     """One user turn -> tool messages (its ``tool_result`` blocks, first) then a user message."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     tools: list[Json] = []
     parts: list[Json] = []
-    for block in _blocks(content):
+    for i, block in enumerate(_blocks(content, where)):
+        at = f"{where}.content[{i}]"
         kind = block.get("type")
         if kind == "text":
-            parts.append({"type": "text", "text": block.get("text", "")})
+            parts.append({"type": "text", "text": shape.text(block, "text", at)})
         elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _source_url(block.get("source"), "image")}})
+            parts.append({"type": "image_url", "image_url": {"url": _source_url(block.get("source"), "image", at)}})
         elif kind == "document":
-            source = block.get("source") or {}
+            source = shape.obj(block.get("source") or {}, f"{at}.source")
             if source.get("type") == "text":
-                parts.append({"type": "text", "text": source.get("data", "")})
+                parts.append({"type": "text", "text": shape.text(source, "data", f"{at}.source")})
             else:
-                parts.append({"type": "file", "file": {"file_data": _source_url(source, "document")}})
+                parts.append({"type": "file", "file": {"file_data": _source_url(source, "document", at)}})
         elif kind == "tool_result":
-            text = _tool_result_text(block.get("content"))
+            text = _tool_result_text(block.get("content"), at)
             if block.get("is_error"):
                 text = f"Error: {text}"
-            tools.append({"role": "tool", "tool_call_id": block.get("tool_use_id") or "", "content": text})
+            tools.append({"role": "tool", "tool_call_id": shape.text(block, "tool_use_id", at), "content": text})
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise TranslationError(f"content block type {kind!r} is not supported in user messages")
+            raise TranslationError(f"{at}: content block type {kind!r} is not supported in user messages")
     out = tools
     if parts:
         only_text = all(p["type"] == "text" for p in parts)
@@ -145,58 +154,67 @@ def _user_messages(content: Any) -> list[Json]:
     return out
 
 
-def _source_url(source: Any, what: str) -> str:
-    if not isinstance(source, dict):
-        raise TranslationError(f"{what} block needs a source")
+def _source_url(source: Any, what: str, where: str) -> str:
+    source = shape.obj(source, f"{where}.source")
     kind = source.get("type")
     if kind == "base64":
-        return f"data:{source.get('media_type') or 'application/octet-stream'};base64,{source.get('data', '')}"
+        media = shape.text(source, "media_type", f"{where}.source") or "application/octet-stream"
+        return f"data:{media};base64,{shape.text(source, 'data', f'{where}.source')}"
     if kind == "url" and what == "image":
-        return str(source.get("url") or "")
-    raise TranslationError(f"{what} source type {kind!r} is not supported")
+        return shape.text(source, "url", f"{where}.source")
+    raise TranslationError(f"{where}.source: {what} source type {kind!r} is not supported")
 
 
-def _tool_result_text(content: Any) -> str:
+def _tool_result_text(content: Any, where: str) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    raise TranslationError("tool_result content must be a string or a list of blocks")
+        texts = []
+        for i, b in enumerate(content):
+            b = shape.obj(b, f"{where}.content[{i}]")
+            if b.get("type") == "text":
+                texts.append(shape.text(b, "text", f"{where}.content[{i}]"))
+        return "".join(texts)
+    raise TranslationError(f"{where}.content must be a string or a list of blocks, not {shape.kind(content)}")
 
 
-def _assistant_message(content: Any) -> Json:
+def _assistant_message(content: Any, where: str) -> Json:
     texts: list[str] = []
     calls: list[Json] = []
-    for block in _blocks(content):
+    for i, block in enumerate(_blocks(content, where)):
+        at = f"{where}.content[{i}]"
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text", ""))
+            texts.append(shape.text(block, "text", at))
         elif kind == "tool_use":
-            calls.append(chat.tool_call(block.get("id") or "", block.get("name") or "", chat.dumps(block.get("input") or {})))
+            calls.append(chat.tool_call(shape.text(block, "id", at), shape.text(block, "name", at),
+                                        chat.dumps(block.get("input") or {})))
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
-            raise TranslationError(f"content block type {kind!r} is not supported in assistant messages")
+            raise TranslationError(f"{at}: content block type {kind!r} is not supported in assistant messages")
     message: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
     if calls:
         message["tool_calls"] = calls
     return message
 
 
-def _tool(tool: Any) -> Json:
-    if not isinstance(tool, dict):
-        raise TranslationError("each tool must be an object")
+def _tool(tool: Any, where: str) -> Json:
+    tool = shape.obj(tool, where)
     kind = tool.get("type")
     if kind not in (None, "custom"):
-        raise TranslationError(f"server tool {kind!r} is not supported through modelroute")
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise TranslationError("tool needs a name")
-    fn: Json = {"name": name, "parameters": tool.get("input_schema") or {"type": "object", "properties": {}}}
-    if tool.get("description"):
-        fn["description"] = tool["description"]
+        raise TranslationError(f"{where}: server tool {kind!r} is not supported through modelroute")
+    name = shape.text(tool, "name", where)
+    if not name:
+        raise TranslationError(f"{where} needs a name")
+    schema = tool.get("input_schema")
+    fn: Json = {"name": name, "parameters": shape.obj(schema, f"{where}.input_schema") if schema
+                else {"type": "object", "properties": {}}}
+    description = shape.text(tool, "description", where)
+    if description:
+        fn["description"] = description
     return {"type": "function", "function": fn}
 
 
@@ -209,7 +227,7 @@ def _tool_choice(choice: Json) -> Any:
     if kind == "none":
         return "none"
     if kind == "tool":
-        name = choice.get("name")
+        name = shape.text(choice, "name", "tool_choice")
         if not name:
             raise TranslationError("tool_choice of type tool needs a name")
         return {"type": "function", "function": {"name": name}}

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelroute.sidecar.translate import chat
+from modelroute.sidecar.translate import chat, shape
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 Json = dict[str, Any]
@@ -53,31 +53,30 @@ def gemini_to_chat_request(body: Json, *, route: str, stream: bool = False) -> J
     usage chunk (Gemini reports ``usageMetadata`` on the last chunk).
     Raises ``TranslationError`` (a 400 for the app) for what the pivot cannot express.
     """
-    if not isinstance(body, dict):
-        raise TranslationError("request body must be a JSON object")
+    body = shape.obj(body, "request body")
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise TranslationError("contents must be a non-empty list")
     messages: list[Json] = []
     system = _get(body, "systemInstruction", "system_instruction")
     if system:
-        text = _parts_text(system.get("parts") if isinstance(system, dict) else None)
+        system = shape.obj(system, "systemInstruction")
+        text = _parts_text(system.get("parts"), "systemInstruction.parts")
         if text:
             messages.append({"role": "system", "content": text})
     calls = _Calls()
-    for content in contents:
-        if not isinstance(content, dict):
-            raise TranslationError("each content must be an object")
+    for i, content in enumerate(contents):
+        where = f"contents[{i}]"
+        content = shape.obj(content, where)
         role = content.get("role") or "user"
-        parts = content.get("parts") or []
-        if not isinstance(parts, list):
-            raise TranslationError("content parts must be a list")
+        parts = shape.array(content.get("parts") or [], f"{where}.parts")
+        parts = [shape.obj(p, f"{where}.parts[{j}]") for j, p in enumerate(parts)]
         if role == "model":
-            messages.append(_model_message(parts, calls))
+            messages.append(_model_message(parts, calls, f"{where}.parts"))
         elif role in ("user", "function", "tool"):
-            messages.extend(_user_messages(parts, calls))
+            messages.extend(_user_messages(parts, calls, f"{where}.parts"))
         else:
-            raise TranslationError(f"content role must be user or model, not {role!r}")
+            raise TranslationError(f"{where}.role must be user or model, not {role!r}")
 
     out: Json = {"model": route, "messages": messages}
     config = _get(body, "generationConfig", "generation_config") or {}
@@ -94,10 +93,15 @@ def gemini_to_chat_request(body: Json, *, route: str, stream: bool = False) -> J
     return out
 
 
-def _parts_text(parts: Any) -> str:
-    if not isinstance(parts, list):
+def _parts_text(parts: Any, where: str) -> str:
+    if parts is None:
         return ""
-    return "".join(p.get("text") or "" for p in parts if isinstance(p, dict) and not p.get("thought"))
+    texts = []
+    for i, p in enumerate(shape.array(parts, where)):
+        p = shape.obj(p, f"{where}[{i}]")
+        if not p.get("thought"):
+            texts.append(shape.text(p, "text", f"{where}[{i}]"))
+    return "".join(texts)
 
 
 class _Calls:
@@ -107,15 +111,15 @@ class _Calls:
         self.count = 0
         self.open: list[tuple[str, str]] = []   # (id, name), unanswered, oldest first
 
-    def add(self, fc: Json) -> str:
-        call_id = str(fc.get("id") or f"call_{self.count}")
+    def add(self, fc: Json, where: str) -> str:
+        call_id = shape.text(fc, "id", where) or f"call_{self.count}"
         self.count += 1
-        self.open.append((call_id, str(fc.get("name") or "")))
+        self.open.append((call_id, shape.text(fc, "name", where)))
         return call_id
 
-    def answer(self, fr: Json) -> str:
-        wanted = fr.get("id")
-        name = fr.get("name")
+    def answer(self, fr: Json, where: str) -> str:
+        wanted = shape.text(fr, "id", where)
+        name = shape.text(fr, "name", where)
         for i, (call_id, call_name) in enumerate(self.open):
             if (wanted and call_id == wanted) or (not wanted and call_name == name):
                 del self.open[i]
@@ -125,47 +129,55 @@ class _Calls:
         raise TranslationError(f"functionResponse {name!r} answers no earlier functionCall")
 
 
-def _model_message(parts: list[Any], calls: _Calls) -> Json:
+def _model_message(parts: list[Json], calls: _Calls, where: str) -> Json:
     texts: list[str] = []
     tool_calls: list[Json] = []
-    for part in parts:
+    for i, part in enumerate(parts):
         fc = _get(part, "functionCall", "function_call")
         if fc is not None:
-            tool_calls.append(chat.tool_call(calls.add(fc), str(fc.get("name") or ""), chat.dumps(fc.get("args") or {})))
+            at = f"{where}[{i}].functionCall"
+            fc = shape.obj(fc, at)
+            tool_calls.append(chat.tool_call(calls.add(fc, at), shape.text(fc, "name", at), chat.dumps(fc.get("args") or {})))
         elif part.get("text") is not None and not part.get("thought"):
-            texts.append(part["text"])
+            texts.append(shape.text(part, "text", f"{where}[{i}]"))
     message: Json = {"role": "assistant", "content": "".join(texts) if texts or not tool_calls else None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     return message
 
 
-def _user_messages(parts: list[Any], calls: _Calls) -> list[Json]:
+def _user_messages(parts: list[Json], calls: _Calls, where: str) -> list[Json]:
     tools: list[Json] = []
     chat_parts: list[Json] = []
-    for part in parts:
-        if not isinstance(part, dict):
-            raise TranslationError("each part must be an object")
+    for i, part in enumerate(parts):
+        at = f"{where}[{i}]"
         fr = _get(part, "functionResponse", "function_response")
         inline = _get(part, "inlineData", "inline_data")
         file = _get(part, "fileData", "file_data")
         if fr is not None:
-            tools.append({"role": "tool", "tool_call_id": calls.answer(fr), "content": _response_text(fr.get("response"))})
+            fr = shape.obj(fr, f"{at}.functionResponse")
+            tools.append({"role": "tool", "tool_call_id": calls.answer(fr, f"{at}.functionResponse"),
+                          "content": _response_text(fr.get("response"))})
         elif part.get("text") is not None:
+            text = shape.text(part, "text", at)
             if not part.get("thought"):
-                chat_parts.append({"type": "text", "text": part["text"]})
+                chat_parts.append({"type": "text", "text": text})
         elif inline is not None:
-            mime = _get(inline, "mimeType", "mime_type") or "application/octet-stream"
-            url = f"data:{mime};base64,{inline.get('data') or ''}"
+            inline = shape.obj(inline, f"{at}.inlineData")
+            mime = _mime(inline, f"{at}.inlineData") or "application/octet-stream"
+            url = f"data:{mime};base64,{shape.text(inline, 'data', f'{at}.inlineData')}"
             chat_parts.append({"type": "image_url", "image_url": {"url": url}} if mime.startswith("image/")
                               else {"type": "file", "file": {"file_data": url}})
         elif file is not None:
-            mime = _get(file, "mimeType", "mime_type") or ""
-            if not mime.startswith("image/"):
-                raise TranslationError("fileData parts are only supported for images")
-            chat_parts.append({"type": "image_url", "image_url": {"url": str(_get(file, "fileUri", "file_uri") or "")}})
+            file = shape.obj(file, f"{at}.fileData")
+            if not _mime(file, f"{at}.fileData").startswith("image/"):
+                raise TranslationError(f"{at}.fileData: fileData parts are only supported for images")
+            uri = _get(file, "fileUri", "file_uri")
+            if uri is not None and not isinstance(uri, str):
+                raise TranslationError(f"{at}.fileData.fileUri must be a string, not {shape.kind(uri)}")
+            chat_parts.append({"type": "image_url", "image_url": {"url": uri or ""}})
         else:
-            raise TranslationError(f"unsupported part with keys {sorted(part)}")
+            raise TranslationError(f"{at}: unsupported part with keys {sorted(part)}")
     out = tools
     if chat_parts:
         if len(chat_parts) == 1 and chat_parts[0]["type"] == "text":
@@ -173,6 +185,13 @@ def _user_messages(parts: list[Any], calls: _Calls) -> list[Json]:
         else:
             out.append({"role": "user", "content": chat_parts})
     return out
+
+
+def _mime(d: Json, where: str) -> str:
+    mime = _get(d, "mimeType", "mime_type")
+    if mime is not None and not isinstance(mime, str):
+        raise TranslationError(f"{where}.mimeType must be a string, not {shape.kind(mime)}")
+    return mime or ""
 
 
 def _response_text(response: Any) -> str:
@@ -192,6 +211,9 @@ def _apply_config(config: Json, out: Json) -> None:
             out[dst] = value
     stops = _get(config, "stopSequences", "stop_sequences")
     if stops:
+        stops = shape.array(stops, "generationConfig.stopSequences")
+        if not all(isinstance(x, str) for x in stops):
+            raise TranslationError("generationConfig.stopSequences must be an array of strings")
         out["stop"] = list(stops)
     n = _get(config, "candidateCount", "candidate_count")
     if isinstance(n, int) and n > 1:
@@ -245,26 +267,35 @@ def _declarations(tools: Any) -> list[Json]:
     if not isinstance(tools, list):
         raise TranslationError("tools must be a list")
     out: list[Json] = []
-    for tool in tools:
-        decls = _get(tool, "functionDeclarations", "function_declarations") if isinstance(tool, dict) else None
+    for i, tool in enumerate(tools):
+        tool = shape.obj(tool, f"tools[{i}]")
+        decls = _get(tool, "functionDeclarations", "function_declarations")
         if decls is None:
-            kinds = sorted(tool) if isinstance(tool, dict) else []
-            raise TranslationError(f"only functionDeclarations tools are supported, not {kinds}")
-        for d in decls:
+            raise TranslationError(f"tools[{i}]: only functionDeclarations tools are supported, not {sorted(tool)}")
+        for j, d in enumerate(shape.array(decls, f"tools[{i}].functionDeclarations")):
+            at = f"tools[{i}].functionDeclarations[{j}]"
+            d = shape.obj(d, at)
             params = _get(d, "parametersJsonSchema", "parameters_json_schema")
             if params is None and isinstance(d.get("parameters"), dict):
                 params = openapi_to_json_schema(d["parameters"])
-            fn: Json = {"name": d.get("name") or "", "parameters": params or {"type": "object", "properties": {}}}
-            if d.get("description"):
-                fn["description"] = d["description"]
+            if params is not None and not isinstance(params, dict):
+                raise TranslationError(f"{at}.parametersJsonSchema must be an object, not {shape.kind(params)}")
+            fn: Json = {"name": shape.text(d, "name", at), "parameters": params or {"type": "object", "properties": {}}}
+            description = shape.text(d, "description", at)
+            if description:
+                fn["description"] = description
             out.append({"type": "function", "function": fn})
     return out
 
 
 def _apply_tool_config(tool_config: Any, tools: list[Json], out: Json) -> None:
     config = _get(tool_config, "functionCallingConfig", "function_calling_config") if isinstance(tool_config, dict) else None
-    mode = (config or {}).get("mode")
-    allowed = _get(config, "allowedFunctionNames", "allowed_function_names") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        config = {}
+    mode = config.get("mode")
+    allowed = _get(config, "allowedFunctionNames", "allowed_function_names")
+    if allowed is not None and not isinstance(allowed, list):
+        raise TranslationError(f"toolConfig.functionCallingConfig.allowedFunctionNames must be an array, not {shape.kind(allowed)}")
     if mode in ("ANY", "VALIDATED") and allowed:
         # Only the allowed functions may be called: offer only those.
         tools = [t for t in tools if t["function"]["name"] in allowed] or tools
