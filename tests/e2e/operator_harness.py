@@ -1,7 +1,6 @@
 """Helpers for the operator e2e tests: the operator and sidecars as real processes, the emulator.
 
-Not a test module. Test files import it after putting this directory on ``sys.path``
-(pytest runs with ``--import-mode=importlib``).
+Not a test module: test files import it relatively.
 """
 
 from __future__ import annotations
@@ -47,12 +46,13 @@ def free_port() -> int:
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
     """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value/error."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            last = fn()
-            if last:
-                return last
+            got = fn()
+            if got:
+                return got
+            last = got
         except Exception as e:  # a probe that raises just is not there yet
             last = e
         time.sleep(interval)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +69,15 @@ def env(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path:
             print(op.logs()[-5000:])
 
 
-def synced(env: Env, name: str, selected: int) -> dict[str, object] | None:
+def answers_from(h: PodHandle, prefix: str) -> bool:
+    return chat(h).startswith(prefix)
+
+
+def serves_no_route(h: PodHandle) -> bool:
+    return served_routes(h) == []
+
+
+def synced(env: Env, name: str, selected: int) -> dict[str, Any] | None:
     mr = get_route(env.cluster, env.ns, name)
     st = mr.get("status") or {}
     ok = st.get("pods") == {"selected": selected, "synced": selected, "failed": 0} and \
@@ -103,7 +113,7 @@ def test_spec_change_label_moves_and_delete(env: Env) -> None:
     # A spec change reaches both sidecars.
     apply(env.cluster, env.ns, modelroute("support", env.emu, selector=WEB, model="gpt-4o"))
     for name in ("web-1", "web-2"):
-        wait_for(f"{name} serves gpt-4o", lambda n=name: chat(env.pods[n]).startswith("[openai:gpt-4o]"), timeout=30)
+        wait_for(f"{name} serves gpt-4o", partial(answers_from, env.pods[name], "[openai:gpt-4o]"), timeout=30)
     wait_for("status after the change", lambda: synced(env, "support", 2), timeout=30)
     events = env.cluster.kubectl("get", "events", "-n", env.ns, "--field-selector", "involvedObject.name=support").stdout
     assert "ConfigPushed" in events and "to 2 pods (web-1, web-2)" in events
@@ -120,7 +130,7 @@ def test_spec_change_label_moves_and_delete(env: Env) -> None:
     # Deleting the ModelRoute removes it everywhere.
     env.cluster.kubectl("delete", "mr", "support", "-n", env.ns)
     for name in ("web-1", "db-1"):
-        wait_for(f"{name} drops the route", lambda n=name: served_routes(env.pods[n]) == [], timeout=30)
+        wait_for(f"{name} drops the route", partial(serves_no_route, env.pods[name]), timeout=30)
         assert route_missing(env.pods[name])
 
 
@@ -131,7 +141,7 @@ def test_conflicting_route_gets_conflict_and_changes_nothing(env: Env) -> None:
 
     apply(env.cluster, env.ns, modelroute("second", env.emu, selector=WEB, model="gpt-4o"))
 
-    def conflict() -> dict[str, object] | None:
+    def conflict() -> dict[str, Any] | None:
         mr = get_route(env.cluster, env.ns, "second")
         c = condition(mr, "Conflict")
         return mr if c and c["status"] == "True" else None

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from .operator_harness import apply, wait_for
+from .operator_harness import wait_for
 from .rollout_harness import (
     CANARY_MODEL,
     STABLE_MODEL,
@@ -29,9 +30,7 @@ from .rollout_harness import (
     change_model,
     fault,
     reasons,
-    rollout,
     rollout_env,
-    route_with,
     script,
     start_stable,
     strategy,
@@ -40,7 +39,7 @@ from .rollout_harness import (
 pytestmark = pytest.mark.e2e
 
 
-def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str) -> dict[str, object]:
+def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str) -> dict[str, Any]:
     ro = history.until("the abort", lambda r: r.get("phase") == "Degraded", timeout=40)
     aborted_at = time.monotonic()
     assert ro["stableRevision"] == old and ro["canaryRevision"] == new
@@ -85,7 +84,7 @@ def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace:
     with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         script(env, [{"model": STABLE_MODEL, "reply": {"text": "positive"}},
                      {"model": CANARY_MODEL, "reply": {"text": "negative"}}])
-        apply_old = start_stable_scripted(env, strat)
+        apply_old = start_stable(env, strat, label="positive")
         history = History(env)
         with Traffic(list(env.pods.values())) as traffic:
             change_model(env, CANARY_MODEL, strat)
@@ -95,13 +94,3 @@ def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace:
         assert metrics["agreement"]["verdict"] == "Fail" and metrics["agreement"]["value"] < 0.9, metrics
         # Mirrored answers are never returned: clients only ever saw stable's label.
         assert set(traffic.answers) == {"positive"}, traffic.answers
-
-
-def start_stable_scripted(env: RolloutEnv, strat: dict[str, object]) -> str:
-    """``start_stable`` for a scripted emulator (answers are labels, not model tags)."""
-    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
-    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
-                  and r.get("stableRevision") and r, timeout=30)
-    for h in env.pods.values():
-        wait_for(f"{h.name} to answer", lambda h=h: answer(h) == "positive", timeout=30)
-    return str(ro["stableRevision"])

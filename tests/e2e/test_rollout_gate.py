@@ -24,14 +24,12 @@ from .rollout_harness import (
     History,
     RolloutEnv,
     Traffic,
-    answer,
     canaries,
     change_model,
     events,
-    rollout,
     rollout_env,
-    route_with,
     script,
+    start_stable,
     strategy,
 )
 
@@ -54,12 +52,7 @@ def start(env: RolloutEnv, strat: dict[str, Any], canary_label: str) -> tuple[st
                                 "data": {"cases.jsonl": DATASET}})
     script(env, [{"model": STABLE_MODEL, "reply": {"text": "positive"}},
                  {"model": CANARY_MODEL, "reply": {"text": canary_label}}])
-    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
-    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
-                  and r.get("stableRevision") and r, timeout=30)
-    for h in env.pods.values():
-        wait_for(f"{h.name} to answer", lambda h=h: answer(h) == "positive", timeout=30)
-    return str(ro["stableRevision"]), History(env)
+    return start_stable(env, strat, label="positive"), History(env)
 
 
 def gate_event(env: RolloutEnv, reason: str) -> dict[str, Any] | None:

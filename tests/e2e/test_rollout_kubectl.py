@@ -28,6 +28,8 @@ from .rollout_harness import (
     rollout_env,
     start_stable,
     strategy,
+    wait_each,
+    without_canary,
 )
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +66,6 @@ def test_kubectl_promote_moves_a_paused_rollout_on(cluster: ControlPlane, namesp
 
         plugin(cluster, env.ns, "promote", NAME)
         ro = history.until("promotion", lambda r: r.get("phase") == "Healthy" and r.get("stableRevision") == new)
+        wait_each(env, "without canary", without_canary, timeout=10)
         for h in env.pods.values():
-            wait_for(f"{h.name} without canary", lambda h=h: canaries(h) == [], timeout=10)
             assert CANARY_MODEL in answer(h)

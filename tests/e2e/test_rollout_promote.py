@@ -8,6 +8,7 @@ sidecars serve it without a canary. The bundle in the cluster then holds the new
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,11 +28,13 @@ from .rollout_harness import (
     rollout_env,
     start_stable,
     strategy,
+    wait_each,
+    without_canary,
 )
 
 pytestmark = pytest.mark.e2e
 
-STEPS = [{"mirror": 100}, {"pause": {"duration": "2s"}}, {"weight": 50}, {"pause": {"duration": "2s"}}]
+STEPS: list[dict[str, Any]] = [{"mirror": 100}, {"pause": {"duration": "2s"}}, {"weight": 50}, {"pause": {"duration": "2s"}}]
 ANALYSIS = {"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05}
 
 
@@ -71,6 +74,6 @@ def test_healthy_revision_is_mirrored_weighted_and_promoted(
         rs = reasons(env)
         assert rs.count("RolloutStarted") == 1 and rs.count("StepStarted") >= 4 and "Promoted" in rs, rs
         # Afterwards: the new revision serves all traffic, no canary anywhere.
-        for h in pods:
-            wait_for(f"{h.name} without canary", lambda h=h: canaries(h) == [], timeout=10)
+        wait_each(env, "without canary", without_canary, timeout=10)
+        for h in env.pods.values():
             assert CANARY_MODEL in answer(h)

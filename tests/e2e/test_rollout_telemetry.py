@@ -35,6 +35,7 @@ from .rollout_harness import (
     rollout_env,
     route_with,
     strategy,
+    wait_each,
 )
 
 pytestmark = pytest.mark.e2e
@@ -81,8 +82,7 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
                       and r.get("stableRevision") and r, timeout=30)
         stable_rev = str(ro["stableRevision"])
         pods = list(env.pods.values())
-        for h in pods:
-            wait_for(f"{h.name} to answer from the stable model", lambda h=h: STABLE_MODEL in answer(h), timeout=30)
+        wait_each(env, "to answer from the stable model", lambda h: STABLE_MODEL in answer(h), timeout=30)
         apply(env.cluster, env.ns, _route(env, CANARY_MODEL, strat))
         ro = History(env).until("weight 50, paused", lambda r: r.get("canaryRevision") not in (None, stable_rev)
                                 and r.get("phase") == "Paused" and (r.get("weights") or {}).get("canary") == 50)

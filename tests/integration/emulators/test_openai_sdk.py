@@ -12,7 +12,7 @@ import pytest
 
 from modelroute.testing.emulators import EmulatorServer, key_fingerprint
 
-from .conftest import KEY, drain
+from .conftest import KEY, drain, function_call
 
 MSG: list[Any] = [
     {"role": "system", "content": "be brief"},
@@ -76,7 +76,7 @@ async def test_tool_call_from_message(oai: openai.AsyncOpenAI) -> None:
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
-    call = choice.message.tool_calls[0]
+    call = function_call(choice.message)
     assert call.type == "function"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris", "days": 3}

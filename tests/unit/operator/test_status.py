@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from modelroute.api.config import route_hash
-from modelroute.api.v1alpha1 import Phase
+from modelroute.api.v1alpha1 import Condition, ModelRouteStatus, Phase
 from modelroute.operator.acceptance import accept
 from modelroute.operator.notices import notices
 from modelroute.operator.pushes import PodPlan, plan
@@ -16,8 +16,14 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 WEB = {"matchLabels": {"app": "web"}}
 
 
-def cond(status, type_):  # type: ignore[no-untyped-def]
+def find_cond(status: ModelRouteStatus, type_: str) -> Condition | None:
     return next((c for c in status.conditions if c.type == type_), None)
+
+
+def cond(status: ModelRouteStatus, type_: str) -> Condition:
+    found = find_cond(status, type_)
+    assert found is not None, f"no {type_} condition in {status.conditions}"
+    return found
 
 
 def results(plans: list[PodPlan], synced: set[str] = frozenset(), failed: dict[str, tuple[str, str]] | None = None) -> list[PodResult]:  # type: ignore[assignment]
@@ -41,7 +47,7 @@ def test_two_of_three_pods_synced_is_ready() -> None:
     assert (st.pods.selected, st.pods.synced, st.pods.failed) == (2, 2, 0)
     assert st.config_hash == route_hash(acc["team/a"]) and st.primary_target == "openai/gpt-4o-mini"
     assert cond(st, "Synced").status.value == "True" and cond(st, "Ready").status.value == "True"
-    assert cond(st, "Degraded") is None and cond(st, "Conflict") is None
+    assert find_cond(st, "Degraded") is None and find_cond(st, "Conflict") is None
     assert st.observed_generation == 1
 
 

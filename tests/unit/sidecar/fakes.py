@@ -107,12 +107,17 @@ class FakeView:
 class Recorder:
     attempts: list[tuple[str, str, str, int | None, Json | None]] = field(default_factory=list)
     requests: list[tuple[str, str | None, str, bool]] = field(default_factory=list)
+    broken: bool = False  # raise from every hook, as a buggy observer would
 
     def on_attempt(self, route: str, target: str, outcome: str, status: int | None, latency_s: float,
                    usage: Json | None) -> None:
+        if self.broken:
+            raise RuntimeError("stats bug")
         self.attempts.append((route, target, outcome, status, usage))
 
     def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        if self.broken:
+            raise RuntimeError("stats bug")
         self.requests.append((route, target, outcome, streamed))
 
 
