@@ -72,7 +72,7 @@ async def test_key_file_rotation_reaches_the_provider(tmp_path: Path, start: Sta
         sc = await start([route("r", [target(emu, "openai", apiKey={"file": str(key)})])], keys=keys)
         await sc.client.chat.completions.create(model="r", messages=MSG)
         key.write_text("sk-second\n")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # about time itself: past check_interval the file is read again
         await sc.client.chat.completions.create(model="r", messages=MSG)
         used = [r.headers["authorization"] for r in emu.requests("openai")]
         assert used == [key_fingerprint("sk-first"), key_fingerprint("sk-second")]

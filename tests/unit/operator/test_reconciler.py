@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -283,6 +282,6 @@ async def test_concurrent_marks_are_debounced_into_one_reconcile() -> None:
     for _ in range(10):
         s.mark("a")
     s.mark("b")
-    await asyncio.sleep(0.1)
+    await s.settled()
     assert sorted(calls) == ["a", "b"]
     await s.close()

@@ -44,6 +44,7 @@ class FakeAdapter:
         self.script = list(script or [])
         self.calls: list[Json] = []
         self.closed = False
+        self.hanging = asyncio.Event()  # set when a call reaches ``HANG``
 
     def _next(self) -> Any:
         return self.script.pop(0) if self.script else answer(self.target.name)
@@ -52,6 +53,7 @@ class FakeAdapter:
         self.calls.append(request)
         step = self._next()
         if step == HANG:
+            self.hanging.set()
             await asyncio.sleep(3600)
         if isinstance(step, BaseException):
             raise step
@@ -65,6 +67,7 @@ class FakeAdapter:
             step = [chunk(self.target.name), chunk(finish="stop")]
         for item in step:
             if item == HANG:
+                self.hanging.set()
                 await asyncio.sleep(3600)
             if isinstance(item, BaseException):
                 raise item

@@ -180,9 +180,9 @@ async def test_breaker_opening_stops_retries_on_that_target() -> None:
 
 
 async def test_cancellation_releases_the_probe_and_reports() -> None:
-    route, _, rec = make_route({"a": [HANG]})
+    route, ads, rec = make_route({"a": [HANG]})
     task = asyncio.create_task(router.complete(route, REQ))
-    await asyncio.sleep(0.02)
+    await ads["a"].hanging.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

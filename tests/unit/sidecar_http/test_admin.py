@@ -217,7 +217,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
     resp.release()
     async with http.post(token_sidecar.inbound_url + "/v1/chat/completions", json={"model": "classify", "messages": MSG}) as r:
         assert r.headers["x-modelroute-target"] == "fresh"
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(token_sidecar.state.holder.retired(), 5)
     assert old.inflight == 0 and old._closed  # the old runtime is closed by the holder once drained
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,8 @@ def test_bad_signature_refused(tmp_path: Path, make_doc: Any) -> None:
 
 
 async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Path, builder: Any, keys: Any,
-                                                                   make_doc: Any) -> None:
+                                                                   make_doc: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="modelroute.sidecar.server.bundle")
     labels = tmp_path / "labels"
     labels.write_text('app="web"\n')
     t0 = datetime.now(UTC) - timedelta(minutes=1)
@@ -93,7 +95,11 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
         async with http.put(sc.admin_url + "/config", data=body, headers={SIGNATURE_HEADER: sign(KEY, body)}) as r:
             assert r.status == 200
         write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], t0 + timedelta(seconds=1))
-        await asyncio.sleep(0.3)
+        for _ in range(500):  # until the watcher has read the older bundle and said why it ignores it
+            if any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+        assert any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records)
         assert list(state.current().routes) == ["pushed"]  # type: ignore[union-attr]
 
         # a bundle newer than the push is loaded

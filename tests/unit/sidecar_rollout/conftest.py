@@ -29,12 +29,14 @@ ENV = {"KEY_A": "sk-test-a", "KEY_B": "sk-test-b"}
 
 
 class FakeAdapter:
-    """Answers ``text`` (default ``label-<model>``) after ``delay`` seconds, or raises ``error``."""
+    """Answers ``text`` (default ``label-<model>``) once ``gate`` is set and ``delay`` seconds have passed,
+    or raises ``error``."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.text: str | None = None
         self.delay = 0.0
+        self.gate: asyncio.Event | None = None
         self.error: UpstreamError | None = None
         self.calls: list[Json] = []
 
@@ -46,6 +48,8 @@ class FakeAdapter:
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         self.calls.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.error is not None:
