@@ -122,6 +122,11 @@ class OperatorProcess:
                 return float(m.group(1))
         return None
 
+    def reconciles(self) -> float:
+        """Namespace reconciles so far, whatever their result."""
+        return sum(self.metric("modelroute_operator_reconciles_total", f'result="{r}"') or 0.0
+                   for r in ("converged", "retry", "error"))
+
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
 

@@ -52,7 +52,8 @@ def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str)
         for _ in range(5):
             assert STABLE_MODEL in answer(h) or answer(h) == "positive"
     wait_for("the Aborted event", lambda: "Aborted" in reasons(env), timeout=10)
-    # It stays aborted (no new attempt on its own).
+    # It stays aborted (no new attempt on its own). No event to wait on: the operator does not
+    # look at an aborted rollout again unless something changes, which is the point.
     time.sleep(2)
     assert history.poll()["phase"] == "Degraded"
     # `kubectl get mr` says so: the route serves stable (Ready), its rollout is Degraded.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -48,8 +47,9 @@ def test_too_little_traffic_pauses_instead_of_promoting(
         samples = {m["name"]: m for m in ro["analysis"]["metrics"]}
         assert any(m["verdict"] == "Inconclusive" for m in samples.values()), samples
         wait_for("the AnalysisInconclusive event", lambda: "AnalysisInconclusive" in reasons(env), timeout=10)
-        # It waits for a person: nothing moves on its own.
-        time.sleep(3)
+        # It waits for a person: nothing moves on its own while the operator looks again (every interval).
+        seen = env.operator.reconciles()
+        wait_for("three more looks at the paused rollout", lambda: env.operator.reconciles() >= seen + 3, timeout=30)
         ro = history.poll()
         assert ro["phase"] == "Paused" and ro["stableRevision"] == old and ro["canaryRevision"] == new
         assert ro["currentStepIndex"] == 1

@@ -51,6 +51,7 @@ def test_kubectl_promote_moves_a_paused_rollout_on(cluster: ControlPlane, namesp
         change_model(env, CANARY_MODEL, strat)
         ro = history.until("the pause until promoted", lambda r: r.get("currentStepIndex") == 1 and r.get("phase") == "Paused")
         new = ro["canaryRevision"]
+        # No event to wait on: a pause without duration or analysis is not looked at again on its own.
         time.sleep(1.5)
         assert history.poll()["currentStepIndex"] == 1  # a pause without duration waits for a person
 
