@@ -12,8 +12,9 @@ import pytest
 
 from modelroute.api.stats import SidecarStats
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import route, target
 
-from .conftest import Running, Start, route, target
+from .conftest import Running, Start
 
 MSG = [{"role": "user", "content": "hello there"}]
 

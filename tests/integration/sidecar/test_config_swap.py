@@ -14,8 +14,9 @@ from openai.types.chat import ChatCompletionMessageParam
 from modelroute.sidecar.secrets import KeyResolver
 from modelroute.testing.emulators.reqlog import key_fingerprint
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping"}]

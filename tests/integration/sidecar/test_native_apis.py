@@ -11,8 +11,9 @@ from google import genai
 from google.genai import errors as genai_errors
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 PROVIDERS = ["openai", "anthropic", "gemini"]
