@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,7 @@ from modelroute.operator.notices import Notice
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.pushclient import Pusher
 from modelroute.operator.reconciler import Hints, Reconciler
+from modelroute.testing.webapps import serving
 
 from .operator_factories import raw_pod, raw_route
 
@@ -128,22 +130,14 @@ class FakeSidecar:
 @pytest.fixture
 async def sidecars() -> AsyncIterator[dict[str, tuple[FakeSidecar, int]]]:
     out: dict[str, tuple[FakeSidecar, int]] = {}
-    runners = []
-    for name in ("p1", "p2", "p3"):
-        fake = FakeSidecar(name)
-        app = web.Application()
-        app.router.add_put("/config", fake.put)
-        app.router.add_get("/config", fake.get)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        out[name] = (fake, port)
-        runners.append(runner)
-    yield out
-    for r in runners:
-        await r.cleanup()
+    async with AsyncExitStack() as stack:
+        for name in ("p1", "p2", "p3"):
+            fake = FakeSidecar(name)
+            app = web.Application()
+            app.router.add_put("/config", fake.put)
+            app.router.add_get("/config", fake.get)
+            out[name] = (fake, await stack.enter_async_context(serving(app)))
+        yield out
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from modelroute.sidecar.translate.anthropic_inbound import error_event
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.gemini_inbound import count_tokens_response as gemini_count
 from modelroute.sidecar.translate.gemini_inbound import error_chunk, route_of
+from modelroute.testing.webapps import serving
 
 Json = dict[str, Any]
 
@@ -133,15 +134,8 @@ async def sidecar() -> AsyncIterator[tuple[Sidecar, str]]:
     app.router.add_post("/v1/messages", state.messages)
     app.router.add_post("/v1/messages/count_tokens", state.count_anthropic)
     app.router.add_post("/{version:v1|v1beta}/models/{call}", state.gemini)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield state, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_anthropic_sdk_app(sidecar: tuple[Sidecar, str]) -> None:
