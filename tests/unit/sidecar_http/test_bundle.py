@@ -12,24 +12,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from modelroute.api.config import ConfigPush, PodRef, RouteBundle
-from modelroute.api.signing import (
-    SIGNATURE_HEADER,
-    generate_private_key_pem,
-    load_private_key,
-    load_public_key,
-    public_key_pem,
-    sign,
-)
+from modelroute.api.config import PodRef, RouteBundle
+from modelroute.api.signing import sign
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import BundleError, BundleSource, parse_labels, read_bundle
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.sidecars import OperatorKey
 
-PRIV = generate_private_key_pem()
-KEY = load_private_key(PRIV)
-PUB = load_public_key(public_key_pem(PRIV))
+OPERATOR = OperatorKey()
+KEY, PUB = OPERATOR.private, OPERATOR.public
 POD = PodRef(namespace="team-a", name="app-1")
 
 
@@ -54,7 +47,7 @@ def test_parse_labels_downward_api_format() -> None:
 
 
 def test_bad_signature_refused(tmp_path: Path, make_doc: Any) -> None:
-    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), key=load_private_key(generate_private_key_pem()))
+    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), key=OperatorKey().private)
     with pytest.raises(BundleError, match="signature does not verify"):
         read_bundle(tmp_path / "b", PUB)
     with pytest.raises(BundleError, match="does not exist"):
@@ -89,10 +82,11 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
         assert list(state.current().routes) == ["summarize"]  # type: ignore[union-attr]
 
         # a newer operator push wins over an older bundle
-        push = ConfigPush(audience=POD, issued_at=datetime.now(UTC), config=state.current().config.model_copy(  # type: ignore[union-attr]
-            update={"routes": [ModelRoute.model_validate(make_doc("pushed", "pushed"))]}))
-        body = json.dumps(push.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
-        async with http.put(sc.admin_url + "/config", data=body, headers={SIGNATURE_HEADER: sign(KEY, body)}) as r:
+        serving = state.current()
+        assert serving is not None
+        pushed = serving.config.model_copy(update={"routes": [ModelRoute.model_validate(make_doc("pushed", "pushed"))]})
+        body, headers = OPERATOR.push(pushed, POD.namespace, POD.name)
+        async with http.put(sc.admin_url + "/config", data=body, headers=headers) as r:
             assert r.status == 200
         write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], t0 + timedelta(seconds=1))
         for _ in range(500):  # until the watcher has read the older bundle and said why it ignores it
