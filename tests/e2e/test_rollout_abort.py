@@ -49,7 +49,7 @@ def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new
 
 def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
     strat = rh.strategy([{"weight": 30}, {"pause": {"duration": "30s"}}],
-                     analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
+                        analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         old = rh.start_stable(env, strat)
         rh.fault(env, {"kind": "status", "status": 503, "model": rh.CANARY_MODEL, "probability": 0.2})
@@ -66,10 +66,10 @@ def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, ku
 
 def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
     strat = rh.strategy([{"mirror": 100}, {"pause": {"duration": "30s"}}],
-                     analysis={"interval": "1s", "minSamples": 20, "minAgreement": 0.9})
+                        analysis={"interval": "1s", "minSamples": 20, "minAgreement": 0.9})
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
-                     {"model": rh.CANARY_MODEL, "reply": {"text": "negative"}}])
+                        {"model": rh.CANARY_MODEL, "reply": {"text": "negative"}}])
         apply_old = rh.start_stable(env, strat, label="positive")
         history = rh.History(env)
         with rh.Traffic(list(env.pods.values())) as traffic:

@@ -38,7 +38,7 @@ def start(env: rh.RolloutEnv, strat: dict[str, Any], canary_label: str) -> tuple
     apply(env.cluster, env.ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "golden"},
                                 "data": {"cases.jsonl": DATASET}})
     rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
-                 {"model": rh.CANARY_MODEL, "reply": {"text": canary_label}}])
+                    {"model": rh.CANARY_MODEL, "reply": {"text": canary_label}}])
     return rh.start_stable(env, strat, label="positive"), rh.History(env)
 
 

@@ -19,7 +19,7 @@ def test_too_little_traffic_pauses_instead_of_promoting(
     cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path,
 ) -> None:
     strat = rh.strategy([{"mirror": 100}, {"pause": {"duration": "1s"}}, {"weight": 100}],
-                     analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
+                        analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         old = rh.start_stable(env, strat)
         history = rh.History(env)

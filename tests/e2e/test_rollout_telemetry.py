@@ -73,7 +73,7 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
         rh.wait_each(env, "to answer from the stable model", lambda h: rh.STABLE_MODEL in rh.answer(h), timeout=30)
         apply(env.cluster, env.ns, _route(env, rh.CANARY_MODEL, strat))
         ro = rh.History(env).until("weight 50, paused", lambda r: r.get("canaryRevision") not in (None, stable_rev)
-                                and r.get("phase") == "Paused" and (r.get("weights") or {}).get("canary") == 50)
+                                   and r.get("phase") == "Paused" and (r.get("weights") or {}).get("canary") == 50)
         canary_rev = str(ro["canaryRevision"])
         wait_for("weight 50 on every sidecar", lambda: all(
             [(c["revision"], c["weight"]) for c in rh.canaries(h)] == [(canary_rev, 50)] for h in pods), timeout=10)
