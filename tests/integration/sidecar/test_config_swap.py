@@ -15,6 +15,7 @@ from modelroute.sidecar.secrets import KeyResolver
 from modelroute.testing.emulators.reqlog import key_fingerprint
 from modelroute.testing.emulators.server import EmulatorServer
 from modelroute.testing.sidecars import MODELS, route, target
+from modelroute.testing.waiting import eventually
 
 from .conftest import Running
 
@@ -40,11 +41,7 @@ async def test_hot_swap_with_requests_in_flight(emu: EmulatorServer, start: Star
     inflight = [asyncio.ensure_future(one()) for _ in range(5)] + [asyncio.ensure_future(one_stream()) for _ in range(3)]
     old = sc.state.current()
     assert old is not None
-    for _ in range(500):  # wait until every request has leased the old config
-        if old.inflight == len(inflight):
-            break
-        await asyncio.sleep(0.01)
-    assert old.inflight == len(inflight)
+    await eventually(lambda: old.inflight == len(inflight), "every request to lease the old config")
     status, body = await sc.put_config([route("r", [target(emu, "anthropic")])])
     assert status == 200 and body["changed"] is True
     new = await one()  # new requests see the new config at once, while the old ones still run

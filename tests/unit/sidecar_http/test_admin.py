@@ -19,6 +19,7 @@ from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import OperatorKey
+from modelroute.testing.waiting import eventually
 
 POD = PodRef(namespace="team-a", name="app-1")
 OPERATOR = OperatorKey()
@@ -196,11 +197,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
     inflight = asyncio.ensure_future(http.post(token_sidecar.inbound_url + "/v1/chat/completions",
                                                json={"model": "classify", "messages": MSG}))
     assert old is not None
-    for _ in range(400):
-        if old.inflight == 1:
-            break
-        await asyncio.sleep(0.005)
-    assert old.inflight == 1
+    await eventually(lambda: old.inflight == 1, "the request to lease the old config")
     new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4.1-nano", "apiKey": {"env": "TEST_KEY_A"}}]
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify", targets=new_targets)]).encode(), auth))[0] == 200
     resp = await inflight

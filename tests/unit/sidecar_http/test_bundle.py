@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -20,10 +19,16 @@ from modelroute.sidecar.server.bundle import BundleError, BundleSource, parse_la
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import OperatorKey
+from modelroute.testing.waiting import eventually
 
 OPERATOR = OperatorKey()
 KEY, PUB = OPERATOR.private, OPERATOR.public
 POD = PodRef(namespace="team-a", name="app-1")
+
+
+def routes(state: SidecarState) -> list[str]:
+    rt = state.current()
+    return list(rt.routes) if rt is not None else []
 
 
 def write_bundle(directory: Path, docs: list[dict[str, Any]], issued: datetime, *, key: Any = KEY,
@@ -66,20 +71,13 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
     source = BundleSource(tmp_path / "b", PUB, labels, "team-a")
     async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=source, bundle_poll_seconds=0.05) as sc, \
             aiohttp.ClientSession() as http:
-        for _ in range(500):
-            if state.ready:
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["classify"]  # type: ignore[union-attr]
+        await eventually(lambda: state.ready, "the bundle loaded")
+        assert routes(state) == ["classify"]
         async with http.get(sc.admin_url + "/config") as r:
             assert (await r.json())["source"] == "bundle"
         # the pod is relabelled: the watcher re-selects
         labels.write_text('app="batch"\n')
-        for _ in range(500):
-            if list(state.current().routes) == ["summarize"]:  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["summarize"]  # type: ignore[union-attr]
+        await eventually(lambda: routes(state) == ["summarize"], "the relabelled pod's route")
 
         # a newer operator push wins over an older bundle
         serving = state.current()
@@ -89,20 +87,13 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
         async with http.put(sc.admin_url + "/config", data=body, headers=headers) as r:
             assert r.status == 200
         write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], t0 + timedelta(seconds=1))
-        for _ in range(500):  # until the watcher has read the older bundle and said why it ignores it
-            if any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records):
-                break
-            await asyncio.sleep(0.02)
-        assert any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records)
-        assert list(state.current().routes) == ["pushed"]  # type: ignore[union-attr]
+        await eventually(lambda: any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records),
+                         "the watcher to read the older bundle and say why it ignores it")
+        assert routes(state) == ["pushed"]
 
         # a bundle newer than the push is loaded
         write_bundle(tmp_path / "b", [selected(make_doc, "for-batch", "batch", "batch")], datetime.now(UTC))
-        for _ in range(500):
-            if list(state.current().routes) == ["batch"]:  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["batch"]  # type: ignore[union-attr]
+        await eventually(lambda: routes(state) == ["batch"], "the newer bundle's route")
 
 
 async def test_bundle_of_other_namespace_refused(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
