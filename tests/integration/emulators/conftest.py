@@ -8,10 +8,8 @@ from typing import TypeVar
 import anthropic
 import openai
 import pytest
-from anthropic.types import TextBlock, TextDelta
 from google import genai
 from google.genai import types
-from openai.types.chat import ChatCompletionMessage, ChatCompletionMessageFunctionToolCall
 
 from modelroute.testing.emulators import EmulatorServer
 
@@ -48,26 +46,6 @@ async def gem(emu: EmulatorServer) -> AsyncIterator[genai.Client]:
     client = gemini_client(emu.url)
     yield client
     await client.aio.aclose()
-
-
-def text_of(block: object) -> str:
-    """The text of an Anthropic content block or delta that must be text (SDK unions name every kind)."""
-    assert isinstance(block, TextBlock | TextDelta), block
-    return block.text
-
-
-def function_call(message: ChatCompletionMessage, index: int = 0) -> ChatCompletionMessageFunctionToolCall:
-    """The message's ``index``-th tool call, which must be a function call."""
-    assert message.tool_calls, message
-    call = message.tool_calls[index]
-    assert isinstance(call, ChatCompletionMessageFunctionToolCall), call
-    return call
-
-
-def error_type(err: anthropic.APIStatusError) -> object:
-    """``error.type`` of an Anthropic error body (the SDK types the body as ``object``)."""
-    assert isinstance(err.body, dict), err.body
-    return err.body["error"]["type"]
 
 
 async def drain(stream: AsyncIterable[T], into: list[T] | None = None) -> list[T]:

@@ -10,8 +10,9 @@ import anthropic
 import pytest
 
 from modelroute.testing.emulators import EmulatorServer, key_fingerprint
+from modelroute.testing.sdkviews import error_type, text_of
 
-from .conftest import KEY, drain, error_type, text_of
+from .conftest import KEY, drain
 
 MSG: list[Any] = [{"role": "user", "content": "hello there friend"}]
 WEATHER: Any = {

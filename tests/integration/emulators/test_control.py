@@ -21,8 +21,9 @@ from modelroute.testing.emulators import (
     Reply,
     ToolCall,
 )
+from modelroute.testing.sdkviews import function_call
 
-from .conftest import KEY, function_call
+from .conftest import KEY
 
 # Typed as JSON would bring it: the check under test is the one at run time.
 UNKNOWN_KIND: Any = "explode"

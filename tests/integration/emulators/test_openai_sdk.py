@@ -11,8 +11,9 @@ import openai
 import pytest
 
 from modelroute.testing.emulators import EmulatorServer, key_fingerprint
+from modelroute.testing.sdkviews import function_call
 
-from .conftest import KEY, drain, function_call
+from .conftest import KEY, drain
 
 MSG: list[Any] = [
     {"role": "system", "content": "be brief"},
