@@ -251,6 +251,13 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     return None
 
 
+def must_condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The ``type_`` condition, which must be there."""
+    c = condition(obj, type_)
+    assert c is not None, f"no {type_} condition in {obj.get('status')}"
+    return c
+
+
 @contextmanager
 def emulator(log_dir: Path) -> Iterator[Emulator]:
     emu = Emulator(log_dir / "emulator.log")

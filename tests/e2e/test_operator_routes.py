@@ -74,7 +74,7 @@ def test_route_reaches_the_two_selected_sidecars_only(env: Env) -> None:
     mr = oh.wait_for("status selected 2, synced 2", lambda: synced(env, "support", 2), timeout=60)
     assert mr["status"]["phase"] == "Ready"
     assert mr["status"]["primaryTarget"] == "openai/gpt-4o-mini"
-    assert oh.condition(mr, "Ready")["status"] == "True"  # type: ignore[index]
+    assert oh.must_condition(mr, "Ready")["status"] == "True"
     for name in ("web-1", "web-2"):
         assert oh.chat(env.pods[name]).startswith("[openai:gpt-4o-mini]")
     assert oh.route_missing(env.pods["db-1"])
@@ -131,7 +131,7 @@ def test_conflicting_route_gets_conflict_and_changes_nothing(env: Env) -> None:
         return mr if c and c["status"] == "True" else None
 
     mr = oh.wait_for("Conflict on the second route", conflict, timeout=30)
-    message = oh.condition(mr, "Conflict")["message"]  # type: ignore[index]
+    message = oh.must_condition(mr, "Conflict")["message"]
     assert f"already served by ModelRoute {env.ns}/first" in message and "'chat'" in message
     assert mr["status"]["phase"] == "Conflict"
     assert {n: oh.served_version(h) for n, h in env.pods.items()} == before
@@ -155,6 +155,6 @@ def test_invalid_update_keeps_serving_the_last_good_version(env: Env) -> None:
         return mr if (mr.get("status") or {}).get("phase") == "Invalid" else None
 
     mr = oh.wait_for("Invalid phase", invalid, timeout=30)
-    assert "Secret 'openai-key' does not exist" in oh.condition(mr, "Ready")["message"]  # type: ignore[index]
+    assert "Secret 'openai-key' does not exist" in oh.must_condition(mr, "Ready")["message"]
     assert oh.served_version(env.pods["web-1"]) == before
     assert oh.chat(env.pods["web-1"]).startswith("[openai:gpt-4o-mini]")
