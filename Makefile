@@ -26,6 +26,7 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy -p modelroute.api -p modelroute.cli -p modelroute.sidecar -p modelroute.operator -p modelroute.testing
+	$(BIN)/mypy tests
 
 crd: venv
 	$(BIN)/modelroute crd -o crds/modelroute.dev_modelroutes.yaml

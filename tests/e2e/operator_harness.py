@@ -1,7 +1,6 @@
 """Helpers for the operator e2e tests: the operator and sidecars as real processes, the emulator.
 
-Not a test module. Test files import it after putting this directory on ``sys.path``
-(pytest runs with ``--import-mode=importlib``).
+Not a test module: test files import it relatively.
 """
 
 from __future__ import annotations
@@ -47,12 +46,13 @@ def free_port() -> int:
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
     """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value/error."""
     deadline = time.monotonic() + timeout
-    last: Any = None
+    last: object = None
     while time.monotonic() < deadline:
         try:
-            last = fn()
-            if last:
-                return last
+            got = fn()
+            if got:
+                return got
+            last = got
         except Exception as e:  # a probe that raises just is not there yet
             last = e
         time.sleep(interval)
@@ -121,6 +121,11 @@ class OperatorProcess:
             if m:
                 return float(m.group(1))
         return None
+
+    def reconciles(self) -> float:
+        """Namespace reconciles so far, whatever their result."""
+        return sum(self.metric("modelroute_operator_reconciles_total", f'result="{r}"') or 0.0
+                   for r in ("converged", "retry", "error"))
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))
@@ -245,6 +250,13 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
         if c["type"] == type_:
             return dict(c)
     return None
+
+
+def must_condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    """The ``type_`` condition, which must be there."""
+    c = condition(obj, type_)
+    assert c is not None, f"no {type_} condition in {obj.get('status')}"
+    return c
 
 
 @contextmanager

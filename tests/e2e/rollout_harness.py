@@ -1,7 +1,6 @@
 """Helpers for the rollout e2e tests: a route with a canary strategy, traffic, status and Events.
 
-Not a test module (imported by ``test_rollout_*.py`` after they put this directory on
-``sys.path``). Builds on ``operator_harness``: real apiserver, operator and sidecar processes,
+Not a test module (``test_rollout_*.py`` import it relatively). Builds on ``operator_harness``: real apiserver, operator and sidecar processes,
 the provider emulator, the real openai SDK.
 """
 
@@ -10,9 +9,10 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -90,14 +90,31 @@ def rollout(env: RolloutEnv) -> dict[str, Any]:
     return dict((get_route(env.cluster, env.ns, NAME).get("status") or {}).get("rollout") or {})
 
 
-def start_stable(env: RolloutEnv, strat: dict[str, Any]) -> str:
-    """Create the route at the stable model; wait until every pod serves it; the stable revision."""
+def start_stable(env: RolloutEnv, strat: dict[str, Any], *, label: str | None = None) -> str:
+    """Create the route at the stable model; wait until every pod serves it; the stable revision.
+
+    ``label``: the answer a scripted emulator gives (else the answer names the stable model).
+    """
     apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
     ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
                   and r.get("stableRevision") and r, timeout=30)
-    for h in env.pods.values():
-        wait_for(f"{h.name} to answer from the stable model", lambda h=h: STABLE_MODEL in answer(h), timeout=30)
+
+    def serves_stable(h: PodHandle) -> bool:
+        got = answer(h)
+        return got == label if label is not None else STABLE_MODEL in got
+
+    wait_each(env, "to answer from the stable model", serves_stable, timeout=30)
     return str(ro["stableRevision"])
+
+
+def wait_each(env: RolloutEnv, what: str, ok: Callable[[PodHandle], bool], timeout: float = 30.0) -> None:
+    """Wait until ``ok(pod)`` holds for every pod, one pod after the other."""
+    for h in env.pods.values():
+        wait_for(f"{h.name} {what}", partial(ok, h), timeout=timeout)
+
+
+def without_canary(h: PodHandle) -> bool:
+    return canaries(h) == []
 
 
 def change_model(env: RolloutEnv, model: str, strat: dict[str, Any]) -> None:
@@ -205,5 +222,9 @@ class History:
             self.seen.append(item)
         return ro
 
-    def until(self, what: str, pred: Any, timeout: float = 40.0) -> dict[str, Any]:
-        return wait_for(what, lambda: (ro := self.poll()) and pred(ro) and ro, timeout=timeout, interval=0.1)
+    def until(self, what: str, pred: Callable[[dict[str, Any]], object], timeout: float = 40.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            ro = self.poll()
+            return ro if ro and pred(ro) else None
+
+        return wait_for(what, reached, timeout=timeout, interval=0.1)

@@ -233,7 +233,10 @@ def test_operator_installs_its_tls_under_the_chart_rbac(installed: Install) -> N
     assert lease["spec"]["holderIdentity"]
     # The ServiceAccount really is limited: no cluster-wide Secret read, no Secret read in apps.
     who = f"system:serviceaccount:{installed.ns}:{FULLNAME}"
-    can = lambda *a: installed.cluster.kubectl("auth", "can-i", *a, f"--as={who}", check=False).stdout.strip()  # noqa: E731
+
+    def can(*a: str) -> str:
+        return installed.cluster.kubectl("auth", "can-i", *a, f"--as={who}", check=False).stdout.strip()
+
     assert can("get", "secrets", "--all-namespaces") == "no"
     assert can("get", "secrets", "-n", installed.apps) == "no"
     assert can("get", "secrets", "-n", installed.served) == "yes"

@@ -23,7 +23,7 @@ def _route(name: str, targets: list[dict[str, object]], **spec: object) -> str:
     })
 
 
-GOOD_TARGET = {"name": "mini", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "OPENAI_API_KEY"}}
+GOOD_TARGET: dict[str, object] = {"name": "mini", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "OPENAI_API_KEY"}}
 
 
 @pytest.fixture(scope="module")

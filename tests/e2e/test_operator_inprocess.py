@@ -15,7 +15,7 @@ import pytest
 from modelroute.operator.app import Options, Running, serve
 from modelroute.testing.cluster.controlplane import ControlPlane
 
-from .operator_harness import Keys, apply, condition, get_route, install_crd, wait_for
+from .operator_harness import Keys, apply, get_route, install_crd, must_condition, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def test_serve_in_process_reconciles_and_releases_the_lease(cluster: ControlPlan
         })
         mr = wait_for("Pending status", lambda: (r := get_route(cluster, namespace, "lonely")).get("status") and r, timeout=20)
         assert mr["status"]["phase"] == "Pending"
-        assert "matches no pod labelled modelroute.dev/sidecar=true" in condition(mr, "Ready")["message"]  # type: ignore[index]
+        assert "matches no pod labelled modelroute.dev/sidecar=true" in must_condition(mr, "Ready")["message"]
         # The bundle ConfigMap holds the accepted route.
         cm = cluster.rest().get(f"/api/v1/namespaces/{namespace}/configmaps/modelroute-routes")
         assert '"lonely"' in cm["data"]["bundle.json"] and cm["data"]["bundle.sig"].startswith("ed25519=")

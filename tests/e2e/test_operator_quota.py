@@ -53,7 +53,7 @@ def test_quota_pressure_becomes_one_event_on_the_modelroute(
             route["spec"]["targets"][0]["limits"] = {"requestsPerMinute": 5}
             apply(cluster, namespace, route)
             wait_for("web-1 serves the route", lambda: served_routes(pod) == ["chat"], timeout=60)
-            time.sleep(2)  # polls while the quota is idle: no event
+            time.sleep(2)  # polls (every 1 s) while the quota is idle: no event. Polls are not counted anywhere.
             assert quota_events(cluster, namespace, "limited") == []
 
             for i in range(5):

@@ -11,49 +11,34 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 
-from .operator_harness import apply, wait_for
-from .rollout_harness import (
-    CANARY_MODEL,
-    STABLE_MODEL,
-    History,
-    RolloutEnv,
-    Traffic,
-    answer,
-    canaries,
-    change_model,
-    fault,
-    reasons,
-    rollout,
-    rollout_env,
-    route_with,
-    script,
-    start_stable,
-    strategy,
-)
+from . import rollout_harness as rh
+from .operator_harness import wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str) -> dict[str, object]:
+def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new: str) -> dict[str, Any]:
     ro = history.until("the abort", lambda r: r.get("phase") == "Degraded", timeout=40)
     aborted_at = time.monotonic()
     assert ro["stableRevision"] == old and ro["canaryRevision"] == new
     assert ro["weights"] == {"stable": 100, "canary": 0, "mirror": 0}
     # One push: every sidecar drops the canary right away.
     pods = list(env.pods.values())
-    wait_for("every sidecar back on stable", lambda: all(canaries(h) == [] for h in pods), timeout=3)
+    wait_for("every sidecar back on stable", lambda: all(rh.canaries(h) == [] for h in pods), timeout=3)
     assert time.monotonic() - aborted_at < 3
     for h in pods:
         for _ in range(5):
-            assert STABLE_MODEL in answer(h) or answer(h) == "positive"
-    wait_for("the Aborted event", lambda: "Aborted" in reasons(env), timeout=10)
-    # It stays aborted (no new attempt on its own).
+            assert rh.STABLE_MODEL in rh.answer(h) or rh.answer(h) == "positive"
+    wait_for("the Aborted event", lambda: "Aborted" in rh.reasons(env), timeout=10)
+    # It stays aborted (no new attempt on its own). No event to wait on: the operator does not
+    # look at an aborted rollout again unless something changes, which is the point.
     time.sleep(2)
     assert history.poll()["phase"] == "Degraded"
     # `kubectl get mr` says so: the route serves stable (Ready), its rollout is Degraded.
@@ -63,14 +48,14 @@ def assert_back_on_stable(env: RolloutEnv, history: History, old: str, new: str)
 
 
 def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
-    strat = strategy([{"weight": 30}, {"pause": {"duration": "30s"}}],
-                     analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
-        old = start_stable(env, strat)
-        fault(env, {"kind": "status", "status": 503, "model": CANARY_MODEL, "probability": 0.2})
-        history = History(env)
-        with Traffic(list(env.pods.values())) as traffic:
-            change_model(env, CANARY_MODEL, strat)
+    strat = rh.strategy([{"weight": 30}, {"pause": {"duration": "30s"}}],
+                        analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        old = rh.start_stable(env, strat)
+        rh.fault(env, {"kind": "status", "status": 503, "model": rh.CANARY_MODEL, "probability": 0.2})
+        history = rh.History(env)
+        with rh.Traffic(list(env.pods.values())) as traffic:
+            rh.change_model(env, rh.CANARY_MODEL, strat)
             new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, old))["canaryRevision"]
             ro = assert_back_on_stable(env, history, old, new)
         metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
@@ -80,28 +65,18 @@ def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, ku
 
 
 def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
-    strat = strategy([{"mirror": 100}, {"pause": {"duration": "30s"}}],
-                     analysis={"interval": "1s", "minSamples": 20, "minAgreement": 0.9})
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
-        script(env, [{"model": STABLE_MODEL, "reply": {"text": "positive"}},
-                     {"model": CANARY_MODEL, "reply": {"text": "negative"}}])
-        apply_old = start_stable_scripted(env, strat)
-        history = History(env)
-        with Traffic(list(env.pods.values())) as traffic:
-            change_model(env, CANARY_MODEL, strat)
+    strat = rh.strategy([{"mirror": 100}, {"pause": {"duration": "30s"}}],
+                        analysis={"interval": "1s", "minSamples": 20, "minAgreement": 0.9})
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
+                        {"model": rh.CANARY_MODEL, "reply": {"text": "negative"}}])
+        apply_old = rh.start_stable(env, strat, label="positive")
+        history = rh.History(env)
+        with rh.Traffic(list(env.pods.values())) as traffic:
+            rh.change_model(env, rh.CANARY_MODEL, strat)
             new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, apply_old))["canaryRevision"]
             ro = assert_back_on_stable(env, history, apply_old, new)
         metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
         assert metrics["agreement"]["verdict"] == "Fail" and metrics["agreement"]["value"] < 0.9, metrics
         # Mirrored answers are never returned: clients only ever saw stable's label.
         assert set(traffic.answers) == {"positive"}, traffic.answers
-
-
-def start_stable_scripted(env: RolloutEnv, strat: dict[str, object]) -> str:
-    """``start_stable`` for a scripted emulator (answers are labels, not model tags)."""
-    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
-    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
-                  and r.get("stableRevision") and r, timeout=30)
-    for h in env.pods.values():
-        wait_for(f"{h.name} to answer", lambda h=h: answer(h) == "positive", timeout=30)
-    return str(ro["stableRevision"])

@@ -17,23 +17,8 @@ import pytest
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 
+from . import rollout_harness as rh
 from .operator_harness import apply, wait_for
-from .rollout_harness import (
-    CANARY_MODEL,
-    STABLE_MODEL,
-    History,
-    RolloutEnv,
-    Traffic,
-    answer,
-    canaries,
-    change_model,
-    events,
-    rollout,
-    rollout_env,
-    route_with,
-    script,
-    strategy,
-)
 
 pytestmark = pytest.mark.e2e
 
@@ -44,34 +29,29 @@ DATASET = "\n".join(
 
 
 def gated(thresholds: dict[str, Any]) -> dict[str, Any]:
-    strat = strategy([{"weight": 50}, {"pause": {}}])
+    strat = rh.strategy([{"weight": 50}, {"pause": {}}])
     strat["canary"]["gate"] = {"configMap": "golden", "key": "cases.jsonl", "thresholds": thresholds}
     return strat
 
 
-def start(env: RolloutEnv, strat: dict[str, Any], canary_label: str) -> tuple[str, History]:
+def start(env: rh.RolloutEnv, strat: dict[str, Any], canary_label: str) -> tuple[str, rh.History]:
     apply(env.cluster, env.ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "golden"},
                                 "data": {"cases.jsonl": DATASET}})
-    script(env, [{"model": STABLE_MODEL, "reply": {"text": "positive"}},
-                 {"model": CANARY_MODEL, "reply": {"text": canary_label}}])
-    apply(env.cluster, env.ns, route_with(env, STABLE_MODEL, strat))
-    ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
-                  and r.get("stableRevision") and r, timeout=30)
-    for h in env.pods.values():
-        wait_for(f"{h.name} to answer", lambda h=h: answer(h) == "positive", timeout=30)
-    return str(ro["stableRevision"]), History(env)
+    rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
+                    {"model": rh.CANARY_MODEL, "reply": {"text": canary_label}}])
+    return rh.start_stable(env, strat, label="positive"), rh.History(env)
 
 
-def gate_event(env: RolloutEnv, reason: str) -> dict[str, Any] | None:
-    return next((e for e in events(env) if e.get("reason") == reason), None)
+def gate_event(env: rh.RolloutEnv, reason: str) -> dict[str, Any] | None:
+    return next((e for e in rh.events(env) if e.get("reason") == reason), None)
 
 
 def test_a_passing_gate_lets_the_rollout_proceed(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer,
                                                  tmp_path: Path) -> None:
     strat = gated({"minExactMatch": 0.9, "maxErrorRate": 0.05, "maxLatencyP95Seconds": 10})
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         old, history = start(env, strat, "positive")
-        change_model(env, CANARY_MODEL, strat)
+        rh.change_model(env, rh.CANARY_MODEL, strat)
         ro = history.until("the first weight step", lambda r: r.get("canaryRevision") not in (None, old)
                            and (r.get("weights") or {}).get("canary") == 50, timeout=60)
         gate = ro["gate"]
@@ -89,10 +69,10 @@ def test_a_passing_gate_lets_the_rollout_proceed(cluster: ControlPlane, namespac
 def test_a_failing_gate_aborts_before_any_live_traffic(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer,
                                                        tmp_path: Path) -> None:
     strat = gated({"minExactMatch": 0.9})
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         old, history = start(env, strat, "negative")
-        with Traffic(list(env.pods.values())) as traffic:
-            change_model(env, CANARY_MODEL, strat)
+        with rh.Traffic(list(env.pods.values())) as traffic:
+            rh.change_model(env, rh.CANARY_MODEL, strat)
             ro = history.until("the abort", lambda r: r.get("canaryRevision") not in (None, old)
                                and r.get("phase") == "Degraded", timeout=60)
         assert ro["stableRevision"] == old
@@ -105,6 +85,6 @@ def test_a_failing_gate_aborts_before_any_live_traffic(cluster: ControlPlane, na
         assert "gate failed" in ro["message"] and "exactMatch" in ro["message"], ro["message"]
         # Clients only ever got stable's label, and the gate's calls were not live traffic.
         assert set(traffic.answers) == {"positive"}, traffic.answers
-        wait_for("every sidecar back on stable", lambda: all(canaries(h) == [] for h in env.pods.values()), timeout=10)
+        wait_for("every sidecar back on stable", lambda: all(rh.canaries(h) == [] for h in env.pods.values()), timeout=10)
         aborted = wait_for("the Aborted event", lambda: gate_event(env, "Aborted"), timeout=10)
         assert "exactMatch" in str(aborted.get("message")), aborted

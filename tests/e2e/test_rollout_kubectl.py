@@ -16,19 +16,8 @@ import pytest
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 
+from . import rollout_harness as rh
 from .operator_harness import wait_for
-from .rollout_harness import (
-    CANARY_MODEL,
-    NAME,
-    History,
-    answer,
-    canaries,
-    change_model,
-    reasons,
-    rollout_env,
-    start_stable,
-    strategy,
-)
 
 pytestmark = pytest.mark.e2e
 PLUGIN = Path(sys.executable).parent / "kubectl-modelroute"
@@ -42,28 +31,29 @@ def plugin(cluster: ControlPlane, namespace: str, *args: str) -> str:
 
 
 def test_kubectl_promote_moves_a_paused_rollout_on(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
-    strat = strategy([{"weight": 20}, {"pause": {}}, {"weight": 60}, {"pause": {}}])
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
-        old = start_stable(env, strat)
-        history = History(env)
-        change_model(env, CANARY_MODEL, strat)
+    strat = rh.strategy([{"weight": 20}, {"pause": {}}, {"weight": 60}, {"pause": {}}])
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        old = rh.start_stable(env, strat)
+        history = rh.History(env)
+        rh.change_model(env, rh.CANARY_MODEL, strat)
         ro = history.until("the pause until promoted", lambda r: r.get("currentStepIndex") == 1 and r.get("phase") == "Paused")
         new = ro["canaryRevision"]
+        # No event to wait on: a pause without duration or analysis is not looked at again on its own.
         time.sleep(1.5)
         assert history.poll()["currentStepIndex"] == 1  # a pause without duration waits for a person
 
-        plugin(cluster, env.ns, "promote", NAME)
+        plugin(cluster, env.ns, "promote", rh.NAME)
         ro = history.until("the next pause", lambda r: r.get("currentStepIndex") == 3 and r.get("phase") == "Paused")
         assert ro["weights"]["canary"] == 60 and ro["stableRevision"] == old
         assert (ro.get("lastAction") or "").startswith("promote:")
         wait_for("weight 60 on every sidecar", lambda: all(
-            [c["weight"] for c in canaries(h)] == [60] for h in env.pods.values()), timeout=10)
-        assert "StepPromoted" in reasons(env)
-        view = plugin(cluster, env.ns, "get", NAME)
+            [c["weight"] for c in rh.canaries(h)] == [60] for h in env.pods.values()), timeout=10)
+        assert "StepPromoted" in rh.reasons(env)
+        view = plugin(cluster, env.ns, "get", rh.NAME)
         assert new in view
 
-        plugin(cluster, env.ns, "promote", NAME)
+        plugin(cluster, env.ns, "promote", rh.NAME)
         ro = history.until("promotion", lambda r: r.get("phase") == "Healthy" and r.get("stableRevision") == new)
+        rh.wait_each(env, "without canary", rh.without_canary, timeout=10)
         for h in env.pods.values():
-            wait_for(f"{h.name} without canary", lambda h=h: canaries(h) == [], timeout=10)
-            assert CANARY_MODEL in answer(h)
+            assert rh.CANARY_MODEL in rh.answer(h)

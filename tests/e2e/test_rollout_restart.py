@@ -16,17 +16,8 @@ import pytest
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 
+from . import rollout_harness as rh
 from .operator_harness import served_version, start_sidecar_process, wait_for
-from .rollout_harness import (
-    CANARY_MODEL,
-    History,
-    canaries,
-    change_model,
-    reasons,
-    rollout_env,
-    start_stable,
-    strategy,
-)
 
 pytestmark = pytest.mark.e2e
 PAUSE = 8
@@ -37,11 +28,11 @@ def _time(text: str) -> datetime:
 
 
 def test_operator_restart_resumes_the_same_step(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
-    strat = strategy([{"mirror": 100}, {"pause": {"duration": f"{PAUSE}s"}}, {"weight": 50}, {"pause": {}}])
-    with rollout_env(cluster, namespace, kubelet, tmp_path) as env:
-        old = start_stable(env, strat)
-        history = History(env)
-        change_model(env, CANARY_MODEL, strat)
+    strat = rh.strategy([{"mirror": 100}, {"pause": {"duration": f"{PAUSE}s"}}, {"weight": 50}, {"pause": {}}])
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        old = rh.start_stable(env, strat)
+        history = rh.History(env)
+        rh.change_model(env, rh.CANARY_MODEL, strat)
         ro = history.until("the timed pause", lambda r: r.get("currentStepIndex") == 1 and r.get("pauseConditions"))
         new = ro["canaryRevision"]
         pause_start = ro["pauseConditions"][0]["startTime"]
@@ -54,7 +45,7 @@ def test_operator_restart_resumes_the_same_step(cluster: ControlPlane, namespace
         env.kubelet.kill_process(web1)
         start_sidecar_process(env.kubelet, web1, env.keys)
         wait_for("web-1 to serve from the bundle", lambda: served_version(web1) == kept, timeout=15)
-        assert [(c["revision"], c["mirror"]) for c in canaries(web1)] == [(new, 100)]
+        assert [(c["revision"], c["mirror"]) for c in rh.canaries(web1)] == [(new, 100)]
         env.operator.start()
         restarted = time.time()
 
@@ -63,7 +54,7 @@ def test_operator_restart_resumes_the_same_step(cluster: ControlPlane, namespace
         assert ro["currentStepIndex"] == 1 and ro["canaryRevision"] == new
         assert ro["pauseConditions"][0]["startTime"] == pause_start
         for h in env.pods.values():
-            assert [(c["revision"], c["mirror"]) for c in canaries(h)] == [(new, 100)]
+            assert [(c["revision"], c["mirror"]) for c in rh.canaries(h)] == [(new, 100)]
 
         ro = history.until("the next step", lambda r: (r.get("currentStepIndex") or 0) >= 3, timeout=30)
         # The pause ended at its original start + duration, not PAUSE seconds after the restart.
@@ -71,6 +62,6 @@ def test_operator_restart_resumes_the_same_step(cluster: ControlPlane, namespace
         assert ended - _time(pause_start) < timedelta(seconds=PAUSE + 3), (pause_start, ro["stepStartTime"])
         assert ended.timestamp() < restarted + PAUSE, "the pause restarted with the operator"
         assert ro["canaryRevision"] == new and ro["weights"]["canary"] == 50
-        assert reasons(env).count("RolloutStarted") == 1
+        assert rh.reasons(env).count("RolloutStarted") == 1
         wait_for("weight 50 on every sidecar", lambda: all(
-            [c["weight"] for c in canaries(h)] == [50] for h in env.pods.values()), timeout=10)
+            [c["weight"] for c in rh.canaries(h)] == [50] for h in env.pods.values()), timeout=10)

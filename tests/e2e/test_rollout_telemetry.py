@@ -23,19 +23,8 @@ from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
 from modelroute.testing.otelcol import Collector, Span
 
+from . import rollout_harness as rh
 from .operator_harness import APP_PORT, apply, wait_for
-from .rollout_harness import (
-    CANARY_MODEL,
-    STABLE_MODEL,
-    History,
-    RolloutEnv,
-    answer,
-    canaries,
-    rollout,
-    rollout_env,
-    route_with,
-    strategy,
-)
 
 pytestmark = pytest.mark.e2e
 
@@ -52,8 +41,8 @@ def collector(tmp_path: Path) -> Iterator[Collector]:
         yield col
 
 
-def _route(env: RolloutEnv, model: str, strat: dict[str, Any]) -> dict[str, Any]:
-    obj = route_with(env, model, strat)
+def _route(env: rh.RolloutEnv, model: str, strat: dict[str, Any]) -> dict[str, Any]:
+    obj = rh.route_with(env, model, strat)
     obj["spec"]["prompt"] = {"version": "v3", "system": SYSTEM}
     return obj
 
@@ -74,21 +63,20 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
 ) -> None:
     otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint, "OTEL_SERVICE_NAME": SERVICE,
             "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_METRIC_EXPORT_INTERVAL": "500"}
-    strat = strategy([{"weight": 50}, {"pause": {}}], deadline=None)
-    with rollout_env(cluster, namespace, kubelet, tmp_path, env=otel) as env:
-        apply(env.cluster, env.ns, _route(env, STABLE_MODEL, strat))
-        ro = wait_for("the first revision to be stable", lambda: (r := rollout(env)).get("phase") == "Healthy"
+    strat = rh.strategy([{"weight": 50}, {"pause": {}}], deadline=None)
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path, env=otel) as env:
+        apply(env.cluster, env.ns, _route(env, rh.STABLE_MODEL, strat))
+        ro = wait_for("the first revision to be stable", lambda: (r := rh.rollout(env)).get("phase") == "Healthy"
                       and r.get("stableRevision") and r, timeout=30)
         stable_rev = str(ro["stableRevision"])
         pods = list(env.pods.values())
-        for h in pods:
-            wait_for(f"{h.name} to answer from the stable model", lambda h=h: STABLE_MODEL in answer(h), timeout=30)
-        apply(env.cluster, env.ns, _route(env, CANARY_MODEL, strat))
-        ro = History(env).until("weight 50, paused", lambda r: r.get("canaryRevision") not in (None, stable_rev)
-                                and r.get("phase") == "Paused" and (r.get("weights") or {}).get("canary") == 50)
+        rh.wait_each(env, "to answer from the stable model", lambda h: rh.STABLE_MODEL in rh.answer(h), timeout=30)
+        apply(env.cluster, env.ns, _route(env, rh.CANARY_MODEL, strat))
+        ro = rh.History(env).until("weight 50, paused", lambda r: r.get("canaryRevision") not in (None, stable_rev)
+                                   and r.get("phase") == "Paused" and (r.get("weights") or {}).get("canary") == 50)
         canary_rev = str(ro["canaryRevision"])
         wait_for("weight 50 on every sidecar", lambda: all(
-            [(c["revision"], c["weight"]) for c in canaries(h)] == [(canary_rev, 50)] for h in pods), timeout=10)
+            [(c["revision"], c["weight"]) for c in rh.canaries(h)] == [(canary_rev, 50)] for h in pods), timeout=10)
 
         tracer = TracerProvider().get_tracer("app")   # the app's own tracing (not exported)
         calls: list[tuple[str, str, str]] = []
@@ -98,8 +86,8 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
                 calls += [_app_call(client, tracer) for _ in range(12)]
             finally:
                 client.close()
-        answered = {CANARY_MODEL if CANARY_MODEL in text else STABLE_MODEL for _, _, text in calls}
-        assert answered == {STABLE_MODEL, CANARY_MODEL}   # 24 requests at 50%: both revisions answered
+        answered = {rh.CANARY_MODEL if rh.CANARY_MODEL in text else rh.STABLE_MODEL for _, _, text in calls}
+        assert answered == {rh.STABLE_MODEL, rh.CANARY_MODEL}   # 24 requests at 50%: both revisions answered
         assert all(MARKER in text for _, _, text in calls)  # the emulator echoes it: it was sent
 
         app_traces = {t: parent for t, parent, _ in calls}
@@ -120,7 +108,7 @@ def test_canary_traces_reach_the_collector_without_prompt_text(
             by_variant.setdefault(c.attributes["modelroute.variant"], []).append(c)
         assert {"stable", "canary"} <= set(by_variant), sorted(by_variant)
         server_ids = {s.span_id for s in servers}
-        for variant, model, revision in (("stable", STABLE_MODEL, stable_rev), ("canary", CANARY_MODEL, canary_rev)):
+        for variant, model, revision in (("stable", rh.STABLE_MODEL, stable_rev), ("canary", rh.CANARY_MODEL, canary_rev)):
             for c in by_variant[variant]:
                 a = c.attributes
                 assert c.parent_span_id in server_ids

@@ -28,7 +28,9 @@ class Scheduler:
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._failures: dict[str, int] = {}
         self._later: dict[str, tuple[float, asyncio.TimerHandle]] = {}
-        self.idle = asyncio.Event()
+        self._busy: set[str] = set()  # marked and not yet reconciled since
+        self.idle = asyncio.Event()  # set while no namespace is marked or reconciling
+        self.idle.set()
 
     def later(self, namespace: str, delay: float) -> None:
         """Mark ``namespace`` again after ``delay`` seconds (the earliest of several asks wins)."""
@@ -52,6 +54,8 @@ class Scheduler:
             event = self._dirty[namespace] = asyncio.Event()
             self._workers[namespace] = asyncio.create_task(self._work(namespace), name=f"reconcile {namespace}")
         event.set()
+        self._busy.add(namespace)
+        self.idle.clear()
 
     async def _work(self, namespace: str) -> None:
         event = self._dirty[namespace]
@@ -67,6 +71,14 @@ class Scheduler:
                 log.exception("reconcile of namespace %s failed", namespace)
                 converged = False
             self._schedule_retry(namespace, converged)
+            if not event.is_set():
+                self._busy.discard(namespace)
+                if not self._busy:
+                    self.idle.set()
+
+    async def settled(self) -> None:
+        """Return once no namespace is marked or reconciling (a retry due later does not count)."""
+        await self.idle.wait()
 
     def _schedule_retry(self, namespace: str, converged: bool) -> None:
         handle = self._retries.pop(namespace, None)

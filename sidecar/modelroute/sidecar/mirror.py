@@ -104,6 +104,11 @@ class MirrorPool:
             if not released:
                 self.inflight -= 1
 
+    async def drained(self) -> None:
+        """Return once no copy is in flight, its comparison with stable's answer included."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def aclose(self) -> None:
         """Cancel copies in flight (shutdown: they must not hold the drain up)."""
         self._closed = True

@@ -316,6 +316,11 @@ class RuntimeHolder:
         await old.drained()
         await old.aclose()
 
+    async def retired(self) -> None:
+        """Return once every runtime swapped out so far has drained and been closed."""
+        while self._retiring:
+            await asyncio.wait(set(self._retiring))
+
     async def aclose(self, grace: float | None = 30.0) -> None:
         """Shutdown: wait (up to ``grace`` seconds) for in-flight requests, then close every runtime."""
         current, self._current = self._current, None

@@ -26,6 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.config import CanaryServing, SidecarConfig
+from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.strategy import (
     RolloutPhase,
@@ -184,7 +185,7 @@ class Rollout:
             obs = Observations(all_acked=self.pushed == serving_in)
             if serving_in.run_id is not None:
                 stats = await asyncio.to_thread(self.sidecar.stats)
-                stable, canary = evidence_from_stats({POD_NAME: stats}, ROUTE, serving_in.run_id)
+                stable, canary = evidence_from_stats({POD_NAME: SidecarStats.model_validate(stats)}, ROUTE, serving_in.run_id)
                 obs = Observations(all_acked=obs.all_acked, stable=stable, canary=canary)
             decision = step(self.state, desired, obs, datetime.now(UTC))
             await self._report(decision)

@@ -18,12 +18,6 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[EmulatorServer]:
-    async with EmulatorServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def oai(emu: EmulatorServer) -> AsyncIterator[openai.AsyncOpenAI]:
     client = openai.AsyncOpenAI(base_url=emu.openai_url, api_key=KEY, max_retries=0, timeout=5.0)
     yield client

@@ -10,6 +10,7 @@ import anthropic
 import pytest
 
 from modelroute.testing.emulators import EmulatorServer, key_fingerprint
+from modelroute.testing.sdkviews import error_type, text_of
 
 from .conftest import KEY, drain
 
@@ -26,7 +27,7 @@ async def test_default_answer_and_usage(anth: anthropic.AsyncAnthropic) -> None:
     assert m.type == "message" and m.role == "assistant" and m.model == "claude-haiku-4-5"
     assert m._request_id == "req_emu1"
     assert m.content[0].type == "text"
-    assert m.content[0].text == "[anthropic:claude-haiku-4-5] hello there friend"
+    assert text_of(m.content[0]) == "[anthropic:claude-haiku-4-5] hello there friend"
     assert m.stop_reason == "end_turn"
     assert (m.usage.input_tokens, m.usage.output_tokens) == (5, 4)
 
@@ -38,7 +39,7 @@ async def test_stream_named_events_in_order(anth: anthropic.AsyncAnthropic) -> N
     assert kinds[:2] == ["message_start", "content_block_start"]
     assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     deltas = [e for e in events if e.type == "content_block_delta"]
-    assert "".join(d.delta.text for d in deltas) == "[anthropic:claude-haiku-4-5] hello there friend"
+    assert "".join(text_of(d.delta) for d in deltas) == "[anthropic:claude-haiku-4-5] hello there friend"
     md = events[-2]
     assert md.type == "message_delta"
     assert md.delta.stop_reason == "end_turn" and md.usage.output_tokens == 4
@@ -63,7 +64,7 @@ async def test_stream_helper_final_message(anth: anthropic.AsyncAnthropic) -> No
     async with anth.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=MSG) as stream:
         pieces = [t async for t in stream.text_stream]
         final = await stream.get_final_message()
-    assert "".join(pieces) == final.content[0].text == "[anthropic:claude-haiku-4-5] hello there friend"
+    assert "".join(pieces) == text_of(final.content[0]) == "[anthropic:claude-haiku-4-5] hello there friend"
     assert final.usage.output_tokens == 4
 
 
@@ -84,7 +85,7 @@ async def test_tool_use_blocks(anth: anthropic.AsyncAnthropic) -> None:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": block.id, "content": "warm"}]},
     ]
     m2 = await anth.messages.create(model="c", max_tokens=64, tools=[WEATHER], messages=follow)
-    assert m2.content[0].text == "[anthropic:c] tool result: warm"
+    assert text_of(m2.content[0]) == "[anthropic:c] tool result: warm"
 
 
 async def test_tool_use_streamed_input_json(anth: anthropic.AsyncAnthropic) -> None:
@@ -104,7 +105,7 @@ async def test_tool_use_streamed_input_json(anth: anthropic.AsyncAnthropic) -> N
 
 async def test_max_tokens_stop_reason(anth: anthropic.AsyncAnthropic) -> None:
     m = await anth.messages.create(model="c", max_tokens=2, messages=MSG)
-    assert m.content[0].text == "[anthropic:c] hello"
+    assert text_of(m.content[0]) == "[anthropic:c] hello"
     assert m.stop_reason == "max_tokens"
     m = await anth.messages.create(model="c", max_tokens=50, stop_sequences=["friend"], messages=MSG)
     assert m.stop_reason == "stop_sequence" and m.stop_sequence == "friend"
@@ -144,7 +145,7 @@ async def test_429_rate_limit_error(emu: EmulatorServer, anth: anthropic.AsyncAn
         await anth.messages.create(model="c", max_tokens=10, messages=MSG)
     assert err.value.status_code == 429
     assert err.value.response.headers["retry-after"] == "7"
-    assert err.value.body["error"]["type"] == "rate_limit_error"
+    assert error_type(err.value) == "rate_limit_error"
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -154,7 +155,7 @@ async def test_529_overloaded(emu: EmulatorServer, anth: anthropic.AsyncAnthropi
         await anth.messages.create(model="c", max_tokens=10, messages=MSG, stream=stream)
     assert err.value.status_code == 529
     assert isinstance(err.value, anthropic.OverloadedError)
-    assert err.value.body["error"]["type"] == "overloaded_error"
+    assert error_type(err.value) == "overloaded_error"
     # the fault was for model "c" only
     ok = await anth.messages.create(model="other", max_tokens=10, messages=MSG)
     assert ok.stop_reason == "end_turn"
@@ -178,7 +179,7 @@ async def test_stream_error_event_mid_stream(emu: EmulatorServer, anth: anthropi
         await drain(stream, events)
     got = [e.type for e in events]
     assert got[:2] == ["message_start", "content_block_start"] and len(got) == 3  # ping is not yielded
-    assert err.value.body["error"]["type"] == "overloaded_error"
+    assert error_type(err.value) == "overloaded_error"
 
 
 async def test_stream_cut_has_no_message_stop(emu: EmulatorServer, anth: anthropic.AsyncAnthropic) -> None:

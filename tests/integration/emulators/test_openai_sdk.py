@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from modelroute.testing.emulators import EmulatorServer, key_fingerprint
+from modelroute.testing.sdkviews import function_call
 
 from .conftest import KEY, drain
 
@@ -76,7 +77,7 @@ async def test_tool_call_from_message(oai: openai.AsyncOpenAI) -> None:
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
-    call = choice.message.tool_calls[0]
+    call = function_call(choice.message)
     assert call.type == "function"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris", "days": 3}

@@ -12,8 +12,10 @@ import pytest
 
 from modelroute.api.stats import SidecarStats
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import route, target
+from modelroute.testing.webapps import serving
 
-from .conftest import Running, Start, route, target
+from .conftest import Running, Start
 
 MSG = [{"role": "user", "content": "hello there"}]
 
@@ -169,12 +171,7 @@ async def test_openai_rate_limit_headers_lower_the_local_limit(start: Start, emu
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serving(app) as port:
         provider = {"name": "primary", "provider": "openai", "model": "gpt-4o-mini", "baseUrl": f"http://127.0.0.1:{port}/v1",
                     "apiKey": {"env": "KEY_OPENAI"}, "limits": {"requestsPerMinute": 1000, "maxWaitMs": 0}}
         sc = await start([route("hdr", [provider, target(emu, "gemini", "backup")])])
@@ -182,5 +179,3 @@ async def test_openai_rate_limit_headers_lower_the_local_limit(start: Start, emu
         assert (await chat(sc, {"model": "hdr", "messages": MSG}))[1]["x-modelroute-target"] == "backup"
         limits = (await sc.stats())["routes"]["hdr"]["targets"]["primary"]["limits"]
         assert limits["requestsPerMinute"] == 3.0 and limits["refused"] == 1
-    finally:
-        await runner.cleanup()

@@ -10,8 +10,9 @@ from modelroute.sidecar import configfile
 from modelroute.sidecar.configfile import ConfigError
 from modelroute.sidecar.secrets import KeyResolver
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import ENV, route, target
 
-from .conftest import ENV, Start, route, target
+from .conftest import Start
 
 ROUTE = """
 apiVersion: modelroute.dev/v1alpha1

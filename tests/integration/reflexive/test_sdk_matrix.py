@@ -15,8 +15,9 @@ import pytest
 from google import genai
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import route, target
 
-from .conftest import PROVIDERS, Running, Start, route, target
+from .conftest import PROVIDERS, Running, Start
 
 SDKS = ["openai", "anthropic", "google-genai"]
 LABELS = ["billing", "shipping", "other"]

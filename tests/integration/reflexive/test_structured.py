@@ -14,8 +14,9 @@ import openai
 import pytest
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, PROVIDERS, Running, Start, route, target
+from .conftest import PROVIDERS, Running, Start
 
 PERSON: dict[str, Any] = {
     "type": "object", "additionalProperties": False,

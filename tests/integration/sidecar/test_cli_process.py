@@ -29,8 +29,7 @@ from modelroute.api.signing import (
 )
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.testing.emulators.server import EmulatorServer
-
-from .conftest import ENV, MODELS, route, target
+from modelroute.testing.sidecars import ENV, MODELS, route, target
 
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping"}]
 LISTENING = re.compile(r"inbound on (http://\S+), admin on (http://\S+)")

@@ -14,8 +14,10 @@ from openai.types.chat import ChatCompletionMessageParam
 from modelroute.sidecar.secrets import KeyResolver
 from modelroute.testing.emulators.reqlog import key_fingerprint
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import MODELS, route, target
+from modelroute.testing.waiting import eventually
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping"}]
@@ -39,11 +41,7 @@ async def test_hot_swap_with_requests_in_flight(emu: EmulatorServer, start: Star
     inflight = [asyncio.ensure_future(one()) for _ in range(5)] + [asyncio.ensure_future(one_stream()) for _ in range(3)]
     old = sc.state.current()
     assert old is not None
-    for _ in range(500):  # wait until every request has leased the old config
-        if old.inflight == len(inflight):
-            break
-        await asyncio.sleep(0.01)
-    assert old.inflight == len(inflight)
+    await eventually(lambda: old.inflight == len(inflight), "every request to lease the old config")
     status, body = await sc.put_config([route("r", [target(emu, "anthropic")])])
     assert status == 200 and body["changed"] is True
     new = await one()  # new requests see the new config at once, while the old ones still run
@@ -72,7 +70,7 @@ async def test_key_file_rotation_reaches_the_provider(tmp_path: Path, start: Sta
         sc = await start([route("r", [target(emu, "openai", apiKey={"file": str(key)})])], keys=keys)
         await sc.client.chat.completions.create(model="r", messages=MSG)
         key.write_text("sk-second\n")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # about time itself: past check_interval the file is read again
         await sc.client.chat.completions.create(model="r", messages=MSG)
         used = [r.headers["authorization"] for r in emu.requests("openai")]
         assert used == [key_fingerprint("sk-first"), key_fingerprint("sk-second")]

@@ -12,8 +12,9 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 PAIRS = [("openai", "anthropic"), ("anthropic", "gemini"), ("gemini", "openai")]

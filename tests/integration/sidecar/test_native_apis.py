@@ -11,8 +11,10 @@ from google import genai
 from google.genai import errors as genai_errors
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sdkviews import text_of
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 PROVIDERS = ["openai", "anthropic", "gemini"]
@@ -31,7 +33,7 @@ async def test_anthropic_sdk_app(emu: EmulatorServer, start: Start, provider: st
     sc = await start([route("r", [target(emu, provider)])])
     client = anthropic_client(sc)
     msg = await client.messages.create(model="r", max_tokens=64, messages=[{"role": "user", "content": "hello"}])
-    assert msg.content[0].text == f"[{provider}:{MODELS[provider]}] hello"  # type: ignore[union-attr]
+    assert text_of(msg.content[0]) == f"[{provider}:{MODELS[provider]}] hello"
     assert msg.stop_reason == "end_turn" and msg.usage.output_tokens > 0
     text = ""
     async with client.messages.stream(model="r", max_tokens=64, messages=[{"role": "user", "content": "one two"}]) as s:

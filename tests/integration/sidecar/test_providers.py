@@ -9,8 +9,10 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sdkviews import function_call
+from modelroute.testing.sidecars import MODELS, route, target
 
-from .conftest import MODELS, Running, route, target
+from .conftest import Running
 
 PROVIDERS = ["openai", "anthropic", "gemini"]
 Start = Callable[..., Awaitable[Running]]
@@ -61,7 +63,7 @@ async def test_tool_call(emu: EmulatorServer, start: Start, provider: str) -> No
         "name": "get_weather", "description": "weather", "parameters": {
             "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
     resp = await sc.client.chat.completions.create(model="r", messages=msg("call get_weather city=Paris"), tools=tools)
-    call = resp.choices[0].message.tool_calls
-    assert call and call[0].function.name == "get_weather"  # type: ignore[union-attr]
-    assert '"Paris"' in call[0].function.arguments  # type: ignore[union-attr]
+    call = function_call(resp.choices[0].message)
+    assert call.function.name == "get_weather"
+    assert '"Paris"' in call.function.arguments
     assert resp.choices[0].finish_reason == "tool_calls"

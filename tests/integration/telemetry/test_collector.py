@@ -81,10 +81,7 @@ async def test_traces_and_metrics_reach_the_collector_without_content(
         async for _ in stream:
             pass
         await client.close()
-        for _ in range(200):
-            if state.mirrors.inflight == 0:
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(state.mirrors.drained(), 10)
     await asyncio.to_thread(tel.shutdown)   # flush spans and metrics
 
     spans = collector.wait_for_spans(lambda s: sum(x.kind == CLIENT for x in s) >= 5)

@@ -16,6 +16,7 @@ from modelroute.operator import cli
 from modelroute.operator.changes import ChangeClock
 from modelroute.operator.leader import expired
 from modelroute.operator.pushclient import Pusher
+from modelroute.testing.webapps import serving
 
 from .operator_factories import pod
 
@@ -36,12 +37,8 @@ async def sidecar() -> AsyncIterator[tuple[list[int], int]]:
 
     app = web.Application()
     app.router.add_put("/config", put)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield statuses, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    await runner.cleanup()
+    async with serving(app) as port:
+        yield statuses, port
 
 
 async def test_push_retries_transient_errors_then_succeeds(sidecar: tuple[list[int], int]) -> None:

@@ -20,6 +20,7 @@ from modelroute.operator.gaterun import GateProblem, GateRunner
 from modelroute.operator.kube.client import ApiError
 from modelroute.operator.validation import parse
 from modelroute.sidecar.server.auth import AuthSettings, verify_request
+from modelroute.testing.webapps import serving
 
 from .operator_factories import pod, raw_route
 
@@ -105,24 +106,16 @@ async def run(kube: FakeKube, answer: tuple[int, dict[str, Any]]) -> tuple[dict[
 
     app = web.Application()
     app.router.add_post("/eval", post_eval)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     results: dict[str, GateStatus] = {}
     requeued: list[float] = []
-    try:
-        async with aiohttp.ClientSession() as session:
-            gates = GateRunner(kube, KEY, lambda: session, results)  # type: ignore[arg-type]
-            gates.requeue = lambda ns, delay: requeued.append(delay)
-            r = route()
-            target = pod("web-1", {"app": "web"}, ip="127.0.0.1", admin_port=str(port))
-            gates.ask("team", r, "sha256:new", [target])
-            gates.ask("team", r, "sha256:new", [target])   # already running: no second run
-            await asyncio.wait_for(gates.running[r.key][1], 5)
-    finally:
-        await runner.cleanup()
+    async with serving(app) as port, aiohttp.ClientSession() as session:
+        gates = GateRunner(kube, KEY, lambda: session, results)  # type: ignore[arg-type]
+        gates.requeue = lambda ns, delay: requeued.append(delay)
+        r = route()
+        target = pod("web-1", {"app": "web"}, ip="127.0.0.1", admin_port=str(port))
+        gates.ask("team", r, "sha256:new", [target])
+        gates.ask("team", r, "sha256:new", [target])   # already running: no second run
+        await asyncio.wait_for(gates.running[r.key][1], 5)
     assert requeued, "the namespace is looked at again once the run ends"
     return results, seen
 

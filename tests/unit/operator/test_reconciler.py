@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
@@ -22,6 +22,7 @@ from modelroute.operator.notices import Notice
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.pushclient import Pusher
 from modelroute.operator.reconciler import Hints, Reconciler
+from modelroute.testing.webapps import serving
 
 from .operator_factories import raw_pod, raw_route
 
@@ -129,22 +130,14 @@ class FakeSidecar:
 @pytest.fixture
 async def sidecars() -> AsyncIterator[dict[str, tuple[FakeSidecar, int]]]:
     out: dict[str, tuple[FakeSidecar, int]] = {}
-    runners = []
-    for name in ("p1", "p2", "p3"):
-        fake = FakeSidecar(name)
-        app = web.Application()
-        app.router.add_put("/config", fake.put)
-        app.router.add_get("/config", fake.get)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        out[name] = (fake, port)
-        runners.append(runner)
-    yield out
-    for r in runners:
-        await r.cleanup()
+    async with AsyncExitStack() as stack:
+        for name in ("p1", "p2", "p3"):
+            fake = FakeSidecar(name)
+            app = web.Application()
+            app.router.add_put("/config", fake.put)
+            app.router.add_get("/config", fake.get)
+            out[name] = (fake, await stack.enter_async_context(serving(app)))
+        yield out
 
 
 @pytest.fixture
@@ -163,11 +156,17 @@ async def world(sidecars: dict[str, tuple[FakeSidecar, int]]) -> AsyncIterator[t
         yield kube, rec, posted
 
 
-def cond(raw: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    return next((c for c in raw["status"]["conditions"] if c["type"] == type_), None)
+World = tuple[FakeKube, Reconciler, list[Notice]]
+Sidecars = dict[str, tuple[FakeSidecar, int]]
 
 
-async def test_route_reaches_selected_pods_and_status_says_so(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+def cond(raw: dict[str, Any], type_: str) -> dict[str, Any]:
+    found: dict[str, Any] | None = next((c for c in raw["status"]["conditions"] if c["type"] == type_), None)
+    assert found is not None, f"no {type_} condition in {raw['status']}"
+    return found
+
+
+async def test_route_reaches_selected_pods_and_status_says_so(world: World, sidecars: Sidecars) -> None:
     kube, rec, posted = world
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
     assert await rec(NS)
@@ -175,7 +174,7 @@ async def test_route_reaches_selected_pods_and_status_says_so(world, sidecars) -
     assert sidecars["p3"][0].routes == []  # served an empty config: ready, no routes
     st = kube.route("r1")["status"]
     assert st["pods"] == {"selected": 2, "synced": 2, "failed": 0}
-    assert st["phase"] == "Ready" and cond(kube.route("r1"), "Synced")["status"] == "True"  # type: ignore[index]
+    assert st["phase"] == "Ready" and cond(kube.route("r1"), "Synced")["status"] == "True"
     assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == sidecars["p1"][0].version
     assert [n.reason for n in posted] == ["ConfigPushed", "Ready"]
     # The bundle holds the accepted route, signed.
@@ -188,7 +187,7 @@ async def test_route_reaches_selected_pods_and_status_says_so(world, sidecars) -
     assert len(kube.writes) == writes and sum(s.puts for s, _ in sidecars.values()) == puts
 
 
-async def test_invalid_update_keeps_last_accepted_version(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_invalid_update_keeps_last_accepted_version(world: World, sidecars: Sidecars) -> None:
     kube, rec, posted = world
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
     assert await rec(NS)
@@ -201,7 +200,7 @@ async def test_invalid_update_keeps_last_accepted_version(world, sidecars) -> No
     assert sidecars["p1"][0].version == served  # nothing half-applied
     st = kube.route("r1")["status"]
     assert st["phase"] == "Invalid" and st["observedGeneration"] == 2
-    assert "Secret 'nope' does not exist" in cond(kube.route("r1"), "Ready")["message"]  # type: ignore[index]
+    assert "Secret 'nope' does not exist" in cond(kube.route("r1"), "Ready")["message"]
     assert posted[-1].reason == "InvalidSpec"
     # The Secret appears: the new version is accepted and pushed.
     kube.objects[f"/api/v1/namespaces/{NS}/secrets/nope"] = {"metadata": {"name": "nope", "resourceVersion": "1"}, "data": {"k": "eA=="}}
@@ -209,7 +208,7 @@ async def test_invalid_update_keeps_last_accepted_version(world, sidecars) -> No
     assert sidecars["p1"][0].version != served and kube.route("r1")["status"]["phase"] == "Ready"
 
 
-async def test_conflicting_route_changes_nothing(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_conflicting_route_changes_nothing(world: World, sidecars: Sidecars) -> None:
     kube, rec, _ = world
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, created="2026-01-01T00:00:00Z"))
     assert await rec(NS)
@@ -219,11 +218,11 @@ async def test_conflicting_route_changes_nothing(world, sidecars) -> None:  # ty
     assert {n: s.version for n, (s, _) in sidecars.items()} == before
     st = kube.route("r2")["status"]
     assert st["phase"] == "Conflict"
-    assert "already served by ModelRoute team/r1" in cond(kube.route("r2"), "Conflict")["message"]  # type: ignore[index]
+    assert "already served by ModelRoute team/r1" in cond(kube.route("r2"), "Conflict")["message"]
     assert kube.route("r1")["status"]["phase"] == "Ready"
 
 
-async def test_push_failure_is_degraded_and_asks_for_retry(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_push_failure_is_degraded_and_asks_for_retry(world: World, sidecars: Sidecars) -> None:
     kube, rec, posted = world
     sidecars["p2"][0].fail_with = 422
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
@@ -238,7 +237,7 @@ async def test_push_failure_is_degraded_and_asks_for_retry(world, sidecars) -> N
     assert kube.route("r1")["status"]["phase"] == "Ready"
 
 
-async def test_unreachable_sidecar_is_reported(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_unreachable_sidecar_is_reported(world: World, sidecars: Sidecars) -> None:
     kube, rec, _ = world
     kube.pod("p1")["metadata"]["annotations"]["modelroute.dev/admin-port"] = "1"  # nothing listens there
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
@@ -247,7 +246,7 @@ async def test_unreachable_sidecar_is_reported(world, sidecars) -> None:  # type
     assert st["failures"][0]["reason"] == "Unreachable"
 
 
-async def test_restart_reads_bundle_and_annotations_no_push_storm(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_reads_bundle_and_annotations_no_push_storm(world: World, sidecars: Sidecars) -> None:
     kube, rec, _ = world
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
     assert await rec(NS)
@@ -259,7 +258,7 @@ async def test_restart_reads_bundle_and_annotations_no_push_storm(world, sidecar
     assert sum(s.puts for s, _ in sidecars.values()) == puts
 
 
-async def test_deleting_the_route_empties_the_sidecars(world, sidecars) -> None:  # type: ignore[no-untyped-def]
+async def test_deleting_the_route_empties_the_sidecars(world: World, sidecars: Sidecars) -> None:
     kube, rec, _ = world
     kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
     assert await rec(NS)
@@ -283,6 +282,6 @@ async def test_concurrent_marks_are_debounced_into_one_reconcile() -> None:
     for _ in range(10):
         s.mark("a")
     s.mark("b")
-    await asyncio.sleep(0.1)
+    await s.settled()
     assert sorted(calls) == ["a", "b"]
     await s.close()

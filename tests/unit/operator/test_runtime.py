@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from modelroute.operator.runtime import Runtime
@@ -45,7 +44,7 @@ async def test_ready_transition_asks_for_verification_but_first_sight_does_not()
     rt.hints.acked["uid-p1"] = "sha256:x"
     rt.pod_event("DELETED", pod)
     assert rt.hints.verify == set() and rt.hints.acked == {}
-    await asyncio.sleep(0.05)
+    await rt.scheduler.settled()
     assert rec.calls and set(rec.calls) == {"team"}
     await rt.scheduler.close()
 

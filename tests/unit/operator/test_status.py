@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from modelroute.api.config import route_hash
-from modelroute.api.v1alpha1 import Phase
+from modelroute.api.v1alpha1 import Condition, ModelRoute, ModelRouteStatus, Phase
 from modelroute.operator.acceptance import accept
 from modelroute.operator.notices import notices
+from modelroute.operator.pods import SidecarPod
 from modelroute.operator.pushes import PodPlan, plan
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
 from modelroute.operator.validation import Validation, validate
@@ -16,11 +19,17 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 WEB = {"matchLabels": {"app": "web"}}
 
 
-def cond(status, type_):  # type: ignore[no-untyped-def]
+def find_cond(status: ModelRouteStatus, type_: str) -> Condition | None:
     return next((c for c in status.conditions if c.type == type_), None)
 
 
-def results(plans: list[PodPlan], synced: set[str] = frozenset(), failed: dict[str, tuple[str, str]] | None = None) -> list[PodResult]:  # type: ignore[assignment]
+def cond(status: ModelRouteStatus, type_: str) -> Condition:
+    found = find_cond(status, type_)
+    assert found is not None, f"no {type_} condition in {status.conditions}"
+    return found
+
+
+def results(plans: list[PodPlan], synced: Collection[str] = frozenset(), failed: dict[str, tuple[str, str]] | None = None) -> list[PodResult]:
     failed = failed or {}
     return [
         PodResult(plan=p, served_hash=p.desired_hash if p.pod.name in synced else None, failure=failed.get(p.pod.name))
@@ -28,7 +37,7 @@ def results(plans: list[PodPlan], synced: set[str] = frozenset(), failed: dict[s
     ]
 
 
-def world(raws: list[dict], pods: list) -> tuple[list[Validation], dict, list[PodPlan]]:  # type: ignore[type-arg]
+def world(raws: list[dict[str, Any]], pods: list[SidecarPod]) -> tuple[list[Validation], dict[str, ModelRoute], list[PodPlan]]:
     vals = [validate(r, {}) for r in raws]
     accepted = accept(vals, {})
     return vals, accepted, plan(accepted.values(), pods)
@@ -41,7 +50,7 @@ def test_two_of_three_pods_synced_is_ready() -> None:
     assert (st.pods.selected, st.pods.synced, st.pods.failed) == (2, 2, 0)
     assert st.config_hash == route_hash(acc["team/a"]) and st.primary_target == "openai/gpt-4o-mini"
     assert cond(st, "Synced").status.value == "True" and cond(st, "Ready").status.value == "True"
-    assert cond(st, "Degraded") is None and cond(st, "Conflict") is None
+    assert find_cond(st, "Degraded") is None and find_cond(st, "Conflict") is None
     assert st.observed_generation == 1
 
 
@@ -89,7 +98,8 @@ def test_invalid_route_reports_problem_and_what_keeps_serving() -> None:
     good = validate(raw_route("a"), {})
     bad_raw = raw_route("a", generation=2, api_key={"secretKeyRef": {"name": "missing", "key": "k"}})
     bad = validate(bad_raw, {"missing": None})
-    acc = accept([bad], {"team/a": good.route})  # type: ignore[dict-item]
+    assert good.route is not None
+    acc = accept([bad], {"team/a": good.route})
     plans = plan(acc.values(), [pod("p1")])
     st = compute(bad, acc["team/a"], results(plans, {"p1"}), None, NOW)
     assert st.phase is Phase.INVALID and st.observed_generation == 2

@@ -33,6 +33,8 @@ from modelroute.sidecar.translate.anthropic_inbound import error_event
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.gemini_inbound import count_tokens_response as gemini_count
 from modelroute.sidecar.translate.gemini_inbound import error_chunk, route_of
+from modelroute.testing.sdkviews import tool_use_of
+from modelroute.testing.webapps import serving
 
 Json = dict[str, Any]
 
@@ -133,15 +135,8 @@ async def sidecar() -> AsyncIterator[tuple[Sidecar, str]]:
     app.router.add_post("/v1/messages", state.messages)
     app.router.add_post("/v1/messages/count_tokens", state.count_anthropic)
     app.router.add_post("/{version:v1|v1beta}/models/{call}", state.gemini)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield state, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_anthropic_sdk_app(sidecar: tuple[Sidecar, str]) -> None:
@@ -168,7 +163,7 @@ async def test_anthropic_sdk_app(sidecar: tuple[Sidecar, str]) -> None:
         assert text == "Checking."
         assert final.stop_reason == "tool_use"
         assert [b.type for b in final.content] == ["text", "tool_use"]
-        assert final.content[1].input == {"city": "Oslo"}  # type: ignore[union-attr]
+        assert tool_use_of(final.content[1]).input == {"city": "Oslo"}
         assert final.usage.input_tokens == 40 and final.usage.output_tokens == 8
 
         counted = await client.messages.count_tokens(model="assist", messages=[{"role": "user", "content": "x" * 400}])

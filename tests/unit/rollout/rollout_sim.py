@@ -51,7 +51,7 @@ class Fleet:
     now: datetime = T0
     served: Serving | None = None
     stuck: bool = False
-    rate: int = 20             # canary requests per second of traffic
+    rate: float = 20           # canary requests per second of traffic
     errors: float = 0.0
     agree: float = 1.0
     stable: Counters = field(default_factory=Counters)

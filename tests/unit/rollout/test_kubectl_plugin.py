@@ -107,8 +107,8 @@ class _Api(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if "watch=true" in self.path:   # a list+watch of one name: one change, then the deletion
             type(self).watches.append(self.path)  # before answering: the client may finish first
-            obj = next(iter(self.objects.values()))
-            changed = json.loads(json.dumps(obj))
+            first = next(iter(self.objects.values()))
+            changed = json.loads(json.dumps(first))
             changed["status"]["rollout"]["message"] = "changed while watching"
             lines = [json.dumps({"type": "MODIFIED", "object": changed}), json.dumps({"type": "DELETED", "object": changed})]
             data = ("\n".join(lines) + "\n").encode()

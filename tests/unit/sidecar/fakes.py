@@ -44,6 +44,7 @@ class FakeAdapter:
         self.script = list(script or [])
         self.calls: list[Json] = []
         self.closed = False
+        self.hanging = asyncio.Event()  # set when a call reaches ``HANG``
 
     def _next(self) -> Any:
         return self.script.pop(0) if self.script else answer(self.target.name)
@@ -52,6 +53,7 @@ class FakeAdapter:
         self.calls.append(request)
         step = self._next()
         if step == HANG:
+            self.hanging.set()
             await asyncio.sleep(3600)
         if isinstance(step, BaseException):
             raise step
@@ -65,6 +67,7 @@ class FakeAdapter:
             step = [chunk(self.target.name), chunk(finish="stop")]
         for item in step:
             if item == HANG:
+                self.hanging.set()
                 await asyncio.sleep(3600)
             if isinstance(item, BaseException):
                 raise item
@@ -107,12 +110,17 @@ class FakeView:
 class Recorder:
     attempts: list[tuple[str, str, str, int | None, Json | None]] = field(default_factory=list)
     requests: list[tuple[str, str | None, str, bool]] = field(default_factory=list)
+    broken: bool = False  # raise from every hook, as a buggy observer would
 
     def on_attempt(self, route: str, target: str, outcome: str, status: int | None, latency_s: float,
                    usage: Json | None) -> None:
+        if self.broken:
+            raise RuntimeError("stats bug")
         self.attempts.append((route, target, outcome, status, usage))
 
     def on_request(self, route: str, target: str | None, outcome: str, latency_s: float, streamed: bool) -> None:
+        if self.broken:
+            raise RuntimeError("stats bug")
         self.requests.append((route, target, outcome, streamed))
 
 

@@ -16,7 +16,7 @@ def test_settle_freezes_once_per_batch_of_new_modules() -> None:
         assert not heap.settle()  # nothing new since: no-op
         assert gc.get_freeze_count() == before
         sys.modules["modelroute_test_fake_sdk"] = types.ModuleType("modelroute_test_fake_sdk")
-        kept = [[] for _ in range(10)]  # lists are tracked by the collector
+        kept: list[list[int]] = [[] for _ in range(10)]  # lists are tracked by the collector
         assert heap.settle()  # a config brought a module: what is alive now is frozen
         assert gc.get_freeze_count() >= before + len(kept)
     finally:

@@ -85,10 +85,11 @@ async def test_lease_swap_and_drain_then_close() -> None:
         assert holder.current is new
         with holder.lease() as rt2:
             assert rt2 is new  # new requests see the new config at once
+        # No event to wait on for "not closed": give the retiring task time to (wrongly) close it.
         await asyncio.sleep(0.01)
         assert rt.inflight == 1
         assert not old_adapter.closed  # the request in flight still uses it
-    await asyncio.sleep(0.01)
+    await holder.retired()
     assert old_adapter.closed  # drained, then closed
     assert not built[-1].closed
     await holder.aclose()
@@ -104,7 +105,7 @@ async def test_unchanged_targets_keep_adapter_and_breaker_across_a_swap() -> Non
     new = Runtime.build(config(("classify", ["a", "b"]), ("other", ["c"])), key_for, Recorder(), previous=old)
     assert len(built) == 3  # only "c" is new
     holder.swap(new)
-    await asyncio.sleep(0.01)
+    await holder.retired()
     route = new.routes["classify"]
     assert route.targets[0].adapter is old_route.targets[0].adapter
     assert route.targets[0].breaker is old_route.targets[0].breaker
@@ -133,7 +134,7 @@ async def test_a_prompt_or_params_change_reuses_the_sdk_client_and_breaker() -> 
         # The breaker tracks the provider's health, which a prompt edit does not change.
         assert new.routes["classify"].targets[0].breaker is old_target.breaker
         assert old_target.breaker.consecutive_failures == 1
-    await asyncio.sleep(0.01)  # the old runtime drained and closed: the client is still the new one's
+    await holder.retired()  # the old runtime drained and closed: the client is still the new one's
     assert not client.closed
     await holder.aclose()
     assert client.closed  # closed once both runtimes are closed
@@ -166,10 +167,11 @@ async def test_a_failed_build_leaves_the_previous_runtime_owning_its_clients() -
 
 async def test_a_request_in_flight_finishes_on_its_runtime() -> None:
     holder = RuntimeHolder(Runtime.build(config(("classify", ["a"])), key_for, Recorder()))
-    gate = asyncio.Event()
+    started, gate = asyncio.Event(), asyncio.Event()
     first = built[-1]
 
     async def slow_complete(request: dict[str, Any], *, timeout: float) -> dict[str, Any]:  # noqa: ASYNC109
+        started.set()
         await gate.wait()
         return {"choices": [], "served_by": "old"}
 
@@ -181,11 +183,11 @@ async def test_a_request_in_flight_finishes_on_its_runtime() -> None:
             return str(c.response["served_by"])
 
     task = asyncio.create_task(request())
-    await asyncio.sleep(0.01)
+    await started.wait()
     holder.swap(Runtime.build(config(("classify", ["z"])), key_for, Recorder(), previous=holder.current))
     gate.set()
     assert await task == "old"
-    await asyncio.sleep(0.01)
+    await holder.retired()
     assert first.closed
     await holder.aclose()
 

@@ -13,23 +13,17 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
-from modelroute.api.signing import (
-    SIGNATURE_HEADER,
-    generate_private_key_pem,
-    load_private_key,
-    load_public_key,
-    public_key_pem,
-    sign,
-)
+from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.signing import SIGNATURE_HEADER, sign
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.sidecars import OperatorKey
+from modelroute.testing.waiting import eventually
 
 POD = PodRef(namespace="team-a", name="app-1")
-PRIV = generate_private_key_pem()
-KEY = load_private_key(PRIV)
-PUB = load_public_key(public_key_pem(PRIV))
+OPERATOR = OperatorKey()
+KEY, PUB = OPERATOR.private, OPERATOR.public
 MSG = [{"role": "user", "content": "hi"}]
 
 
@@ -52,8 +46,7 @@ async def operator_sidecar(builder: Any, keys: Any) -> AsyncIterator[Sidecar]:
 
 
 def push_body(config: SidecarConfig, *, pod: PodRef = POD, issued: datetime | None = None) -> bytes:
-    push = ConfigPush(audience=pod, issued_at=issued or datetime.now(UTC), config=config)
-    return json.dumps(push.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
+    return OPERATOR.push(config, pod.namespace, pod.name, issued)[0]
 
 
 async def put(http: aiohttp.ClientSession, sc: Sidecar, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -154,7 +147,7 @@ async def test_signed_push_refusals(operator_sidecar: Sidecar, http: aiohttp.Cli
     body = push_body(config)
     status, resp = await put(http, operator_sidecar, body)
     assert (status, resp["error"]["code"]) == (401, "missing_signature")
-    other = load_private_key(generate_private_key_pem())
+    other = OperatorKey().private
     status, resp = await put(http, operator_sidecar, body, {SIGNATURE_HEADER: sign(other, body)})
     assert (status, resp["error"]["code"]) == (403, "invalid_signature")
     tampered = body.replace(b"classify", b"classifx")
@@ -204,11 +197,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
     inflight = asyncio.ensure_future(http.post(token_sidecar.inbound_url + "/v1/chat/completions",
                                                json={"model": "classify", "messages": MSG}))
     assert old is not None
-    for _ in range(400):
-        if old.inflight == 1:
-            break
-        await asyncio.sleep(0.005)
-    assert old.inflight == 1
+    await eventually(lambda: old.inflight == 1, "the request to lease the old config")
     new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4.1-nano", "apiKey": {"env": "TEST_KEY_A"}}]
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify", targets=new_targets)]).encode(), auth))[0] == 200
     resp = await inflight
@@ -217,7 +206,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
     resp.release()
     async with http.post(token_sidecar.inbound_url + "/v1/chat/completions", json={"model": "classify", "messages": MSG}) as r:
         assert r.headers["x-modelroute-target"] == "fresh"
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(token_sidecar.state.holder.retired(), 5)
     assert old.inflight == 0 and old._closed  # the old runtime is closed by the holder once drained
 
 

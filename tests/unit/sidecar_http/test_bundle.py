@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,25 +11,24 @@ from typing import Any
 import aiohttp
 import pytest
 
-from modelroute.api.config import ConfigPush, PodRef, RouteBundle
-from modelroute.api.signing import (
-    SIGNATURE_HEADER,
-    generate_private_key_pem,
-    load_private_key,
-    load_public_key,
-    public_key_pem,
-    sign,
-)
+from modelroute.api.config import PodRef, RouteBundle
+from modelroute.api.signing import sign
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import BundleError, BundleSource, parse_labels, read_bundle
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.sidecars import OperatorKey
+from modelroute.testing.waiting import eventually
 
-PRIV = generate_private_key_pem()
-KEY = load_private_key(PRIV)
-PUB = load_public_key(public_key_pem(PRIV))
+OPERATOR = OperatorKey()
+KEY, PUB = OPERATOR.private, OPERATOR.public
 POD = PodRef(namespace="team-a", name="app-1")
+
+
+def routes(state: SidecarState) -> list[str]:
+    rt = state.current()
+    return list(rt.routes) if rt is not None else []
 
 
 def write_bundle(directory: Path, docs: list[dict[str, Any]], issued: datetime, *, key: Any = KEY,
@@ -53,7 +52,7 @@ def test_parse_labels_downward_api_format() -> None:
 
 
 def test_bad_signature_refused(tmp_path: Path, make_doc: Any) -> None:
-    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), key=load_private_key(generate_private_key_pem()))
+    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), key=OperatorKey().private)
     with pytest.raises(BundleError, match="signature does not verify"):
         read_bundle(tmp_path / "b", PUB)
     with pytest.raises(BundleError, match="does not exist"):
@@ -61,7 +60,8 @@ def test_bad_signature_refused(tmp_path: Path, make_doc: Any) -> None:
 
 
 async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Path, builder: Any, keys: Any,
-                                                                   make_doc: Any) -> None:
+                                                                   make_doc: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="modelroute.sidecar.server.bundle")
     labels = tmp_path / "labels"
     labels.write_text('app="web"\n')
     t0 = datetime.now(UTC) - timedelta(minutes=1)
@@ -71,38 +71,29 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
     source = BundleSource(tmp_path / "b", PUB, labels, "team-a")
     async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=source, bundle_poll_seconds=0.05) as sc, \
             aiohttp.ClientSession() as http:
-        for _ in range(500):
-            if state.ready:
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["classify"]  # type: ignore[union-attr]
+        await eventually(lambda: state.ready, "the bundle loaded")
+        assert routes(state) == ["classify"]
         async with http.get(sc.admin_url + "/config") as r:
             assert (await r.json())["source"] == "bundle"
         # the pod is relabelled: the watcher re-selects
         labels.write_text('app="batch"\n')
-        for _ in range(500):
-            if list(state.current().routes) == ["summarize"]:  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["summarize"]  # type: ignore[union-attr]
+        await eventually(lambda: routes(state) == ["summarize"], "the relabelled pod's route")
 
         # a newer operator push wins over an older bundle
-        push = ConfigPush(audience=POD, issued_at=datetime.now(UTC), config=state.current().config.model_copy(  # type: ignore[union-attr]
-            update={"routes": [ModelRoute.model_validate(make_doc("pushed", "pushed"))]}))
-        body = json.dumps(push.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
-        async with http.put(sc.admin_url + "/config", data=body, headers={SIGNATURE_HEADER: sign(KEY, body)}) as r:
+        serving = state.current()
+        assert serving is not None
+        pushed = serving.config.model_copy(update={"routes": [ModelRoute.model_validate(make_doc("pushed", "pushed"))]})
+        body, headers = OPERATOR.push(pushed, POD.namespace, POD.name)
+        async with http.put(sc.admin_url + "/config", data=body, headers=headers) as r:
             assert r.status == 200
         write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], t0 + timedelta(seconds=1))
-        await asyncio.sleep(0.3)
-        assert list(state.current().routes) == ["pushed"]  # type: ignore[union-attr]
+        await eventually(lambda: any("ignored: a newer push is serving" in r.getMessage() for r in caplog.records),
+                         "the watcher to read the older bundle and say why it ignores it")
+        assert routes(state) == ["pushed"]
 
         # a bundle newer than the push is loaded
         write_bundle(tmp_path / "b", [selected(make_doc, "for-batch", "batch", "batch")], datetime.now(UTC))
-        for _ in range(500):
-            if list(state.current().routes) == ["batch"]:  # type: ignore[union-attr]
-                break
-            await asyncio.sleep(0.02)
-        assert list(state.current().routes) == ["batch"]  # type: ignore[union-attr]
+        await eventually(lambda: routes(state) == ["batch"], "the newer bundle's route")
 
 
 async def test_bundle_of_other_namespace_refused(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from modelroute.sidecar import router
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.waiting import eventually
 
 
 @pytest.fixture
@@ -300,12 +300,9 @@ async def test_app_going_away_mid_stream_stops_upstream(sidecar: Sidecar, builde
                          json={"model": "classify", "messages": MSG, "stream": True}) as r:
         assert (await r.content.readuntil(b"\n\n")).startswith(b"data: ")
         r.close()  # the app hangs up
-    for _ in range(500):
-        outcomes = sidecar.state.stats.routes["classify"].outcomes if "classify" in sidecar.state.stats.routes else {}
-        if outcomes.get("cancelled"):
-            break
-        await asyncio.sleep(0.02)
-    assert outcomes == {"cancelled": 1}
+    stats = sidecar.state.stats
+    await eventually(lambda: "classify" in stats.routes and stats.routes["classify"].outcomes, "the request's outcome")
+    assert stats.routes["classify"].outcomes == {"cancelled": 1}
     assert sidecar.state.inflight() == 0
 
 

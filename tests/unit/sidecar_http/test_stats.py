@@ -9,8 +9,13 @@ from modelroute.sidecar.stats import BUCKETS, Histogram, Stats
 
 
 def test_is_an_observer() -> None:
-    observer: Observer = Stats()
+    stats = Stats()
+    observer: Observer = stats  # mypy (``make typecheck``) checks Stats against the protocol
     observer.on_attempt("r", "t", "ok", 200, 0.01, None)
+    observer.on_request("r", "t", "ok", 0.01, False)
+    j = stats.as_json()  # and what the router reports through the seam lands in the stats
+    assert j["routes"]["r"]["targets"]["t"]["outcomes"] == {"ok": 1}
+    assert j["routes"]["r"]["requests"] == 1
 
 
 def test_histogram_buckets_and_quantiles() -> None:

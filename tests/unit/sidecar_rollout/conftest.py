@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-import aiohttp
 import pytest
 
 from modelroute.api.config import CanaryServing, SidecarConfig
@@ -20,21 +19,22 @@ from modelroute.api.v1alpha1.strategy import revision_of
 from modelroute.sidecar import runtime as runtime_module
 from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.secrets import KeyResolver
-from modelroute.sidecar.server.auth import AuthSettings
-from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.sidecars import SidecarClient, start_sidecar
 
 Json = dict[str, Any]
 ENV = {"KEY_A": "sk-test-a", "KEY_B": "sk-test-b"}
 
 
 class FakeAdapter:
-    """Answers ``text`` (default ``label-<model>``) after ``delay`` seconds, or raises ``error``."""
+    """Answers ``text`` (default ``label-<model>``) once ``gate`` is set and ``delay`` seconds have passed,
+    or raises ``error``."""
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self.text: str | None = None
         self.delay = 0.0
+        self.gate: asyncio.Event | None = None
         self.error: UpstreamError | None = None
         self.calls: list[Json] = []
 
@@ -46,6 +46,8 @@ class FakeAdapter:
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         self.calls.append(request)
+        if self.gate is not None:
+            await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.error is not None:
@@ -106,28 +108,11 @@ def config(*, weight: int = 0, mirror: int = 0, sticky: str | None = None, run: 
     return SidecarConfig(routes=routes, canaries=canaries)
 
 
-class Running:
-    def __init__(self, sidecar: Sidecar, http: aiohttp.ClientSession) -> None:
-        self.sidecar = sidecar
-        self.http = http
-
-    @property
-    def state(self) -> SidecarState:
-        return self.sidecar.state
-
+class Running(SidecarClient):
     async def chat(self, headers: dict[str, str] | None = None, **body: Any) -> tuple[int, dict[str, str], bytes]:
         payload = {"model": "classify", "messages": [{"role": "user", "content": "ticket: refund please"}], **body}
         async with self.http.post(self.sidecar.inbound_url + "/v1/chat/completions", json=payload, headers=headers) as r:
             return r.status, dict(r.headers), await r.read()
-
-    async def stats(self) -> Json:
-        async with self.http.get(self.sidecar.admin_url + "/stats") as r:
-            data: Json = await r.json()
-            return data
-
-    async def metrics(self) -> str:
-        async with self.http.get(self.sidecar.admin_url + "/metrics") as r:
-            return await r.text()
 
 
 @pytest.fixture
@@ -136,7 +121,5 @@ async def start(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Callable[...,
         async def _start(cfg: SidecarConfig, **state_kw: Any) -> Running:
             state = SidecarState(keys=KeyResolver(environ=ENV), **state_kw)
             await state.apply(cfg, source="file")
-            sc = await stack.enter_async_context(Sidecar(state, AuthSettings(admin_token="tok"), grace_seconds=2))
-            http = await stack.enter_async_context(aiohttp.ClientSession())
-            return Running(sc, http)
+            return Running(*await start_sidecar(stack, state, grace_seconds=2))
         yield _start

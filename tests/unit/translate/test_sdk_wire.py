@@ -27,6 +27,7 @@ from modelroute.sidecar.translate import (
     gemini_to_chat_response,
 )
 from modelroute.sidecar.translate.anthropic import sdk_kwargs
+from modelroute.testing.webapps import serving
 
 Json = dict[str, Any]
 
@@ -120,15 +121,8 @@ async def upstream() -> AsyncIterator[tuple[Upstream, str]]:
     state = Upstream()
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with serving(app) as port:
         yield state, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def test_openai_sdk_accepts_kwargs(upstream: tuple[Upstream, str]) -> None:
