@@ -43,8 +43,10 @@ UNBUILDABLE: list[dict[str, Any]] = [
 @pytest.fixture(params=PROVIDERS)
 async def env(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Stub, Adapter]]:
     stub = await Stub(request.param).start()
+    # anthropic on 2023-06-01: the default version refuses sampling params, so they would be dropped unbuilt
+    version = {"api_version": "2023-06-01"} if request.param == "anthropic" else {}
     target = Target(name="t", provider=request.param, model=MODELS[request.param], base_url=stub.url,
-                    api_key={"env": "K"})
+                    api_key={"env": "K"}, **version)
     adapter = build_adapter(target, lambda: KEY)
     try:
         yield stub, adapter

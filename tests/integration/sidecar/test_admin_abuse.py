@@ -24,9 +24,9 @@ from modelroute.api.signing import (
     sign,
 )
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.testing.sidecars import route
 
 from . import test_cli_process
-from .conftest import route
 from .test_cli_process import Proc, spawn
 
 procs = test_cli_process.procs  # the fixture: kills what a test started
@@ -192,7 +192,7 @@ async def test_slow_body_times_out_and_bad_headers_are_4xx(tmp_path: Path, procs
     assert r.status == 408 and r.json()["error"]["code"] == "body_timeout"  # type: ignore[index]
 
     for path, method in (("/config", "PUT"), ("/config", "GET")):
-        r = await head_only(p.admin, method, path, [("Authorization", "Bearer tökén".encode()), ("Content-Length", "0")])
+        r = await head_only(p.admin, method, path, [("Authorization", "Bearer tökén".encode()), ("Content-Length", b"0")])
         assert r.status == 401, (method, r.body)
     body, headers = push(config_of("a"), datetime.now(UTC))
     forged = sign(load_private_key(generate_private_key_pem()), body)

@@ -15,8 +15,9 @@ import anthropic
 import pytest
 
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.sidecars import route, target
 
-from .conftest import Running, route, target
+from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
 H = "x-modelroute-dropped-params"
@@ -129,8 +130,7 @@ async def test_the_trace_says_what_was_dropped(emu: EmulatorServer) -> None:
     from modelroute.sidecar.server.sidecar import Sidecar
     from modelroute.sidecar.server.state import SidecarState
     from modelroute.sidecar.telemetry import Telemetry
-
-    from .conftest import ENV
+    from modelroute.testing.sidecars import ENV
 
     spans = InMemorySpanExporter()
     tp = TracerProvider()

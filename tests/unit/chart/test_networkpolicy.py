@@ -34,8 +34,8 @@ def _peer_ok(peer: dict[str, Any], source: tuple[dict[str, str], dict[str, str]]
 def _port_ok(spec: dict[str, Any], port: int, protocol: str) -> bool:
     if spec.get("protocol", "TCP") != protocol:
         return False
-    first = PORTS[spec["port"]] if isinstance(spec["port"], str) else spec["port"]
-    return first <= port <= spec.get("endPort", first)
+    first = int(PORTS[spec["port"]] if isinstance(spec["port"], str) else spec["port"])
+    return first <= port <= int(spec.get("endPort", first))
 
 
 def admits(policies: list[dict[str, Any]], pod_ns: str, source: tuple[dict[str, str], dict[str, str]], port: int,

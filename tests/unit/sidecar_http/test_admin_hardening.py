@@ -97,7 +97,7 @@ async def test_get_config_redacts_prompts_without_the_token(builder: Any, keys: 
 
 
 def test_redact_prompts_covers_canaries_and_leaves_the_rest() -> None:
-    view = {"version": "v", "routes": [{"spec": {"route": "r", "prompt": {"version": "1", "system": "s", "user": "u"}}},
+    view: dict[str, Any] = {"version": "v", "routes": [{"spec": {"route": "r", "prompt": {"version": "1", "system": "s", "user": "u"}}},
                                        {"spec": {"route": "q"}}],
             "canaries": [{"route": "r", "spec": {"prompt": {"version": "2", "system": "c"}}}]}
     out = redact_prompts(view)

@@ -56,7 +56,7 @@ async def _build(version: str | None, route: dict[str, Any], target_params: dict
         prepared, body = await adapter.build(APP, False)
     finally:
         await adapter.aclose()
-    return prepared.headers, json.loads(body)
+    return dict(prepared.headers), json.loads(body)
 
 
 @pytest.mark.parametrize("version", ["2023-06-01", "2026-10-21"])
