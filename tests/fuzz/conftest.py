@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.emulators.server import EmulatorServer

@@ -1,6 +1,6 @@
 """What a sidecar's ``GET /stats`` promises the operator: rollout evidence and limiter state.
 
-The sidecar writes these models (``modelroute.sidecar.evidence``, ``modelroute.sidecar.limits``)
+The sidecar writes these models (``modelroute.sidecar.rollout.evidence``, ``modelroute.sidecar.pipeline.limits``)
 and the operator reads them (``modelroute.operator.rollout.counters``, ``modelroute.operator.quota``),
 so a field added on one side is type-checked on the other. The rest of ``/stats`` (per-route
 counters, cost, cache) is for people and dashboards: ``SidecarStats`` ignores it.

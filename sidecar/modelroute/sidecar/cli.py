@@ -20,24 +20,25 @@ from typing import TYPE_CHECKING
 
 from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.api.signing import load_public_key
-from modelroute.sidecar import configfile, heap
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
-from modelroute.sidecar.secrets import KeyResolver
-from modelroute.sidecar.server.admin import (
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
+from modelroute.sidecar.server import memory
+from modelroute.sidecar.server.auth import AuthSettings
+from modelroute.sidecar.server.bundle import BundleSource
+from modelroute.sidecar.server.floor import FloorFile
+from modelroute.sidecar.server.guard import (
     DEFAULT_ADMIN_BODY_SECONDS,
     DEFAULT_ADMIN_MAX_BODY_BYTES,
     AdminLimits,
 )
-from modelroute.sidecar.server.auth import AuthSettings
-from modelroute.sidecar.server.bundle import BundleSource
-from modelroute.sidecar.server.floor import FloorFile
 from modelroute.sidecar.server.inbound import DEFAULT_MAX_BODY_BYTES
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.telemetry import Telemetry
+    from modelroute.sidecar.metrics.telemetry import Telemetry
 
 EXIT_CONFIG = 2
 
@@ -113,7 +114,7 @@ def _fail(lines: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    heap.tune_allocator()  # before anything of size is allocated
+    memory.tune_allocator()  # before anything of size is allocated
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:  # an INFO line per upstream request costs more than the rest of the proxying
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     config: SidecarConfig | None = None
     if args.config:
         try:
-            config = configfile.load(args.config, keys)
+            config = loader.load(args.config, keys)
         except ConfigError as e:
             problems += e.problems
     elif bundle is None and operator_key is None and token is None:
@@ -175,8 +176,7 @@ async def _serve(
     args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None, config: SidecarConfig | None
 ) -> int:
     # OTEL_* variables; None (and no OpenTelemetry SDK import) when nothing is to be exported.
-    from modelroute.sidecar import telemetry
-
+    from modelroute.sidecar.metrics import telemetry
     tel = telemetry.from_env()
     try:
         return await _serve_with(args, keys, auth, bundle, config, tel)

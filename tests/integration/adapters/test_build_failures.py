@@ -17,12 +17,12 @@ import pytest
 
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.spec import Target
-from modelroute.sidecar import router
-from modelroute.sidecar.breaker import Breaker
 from modelroute.sidecar.errors import FailureKind, RouteFailed, UpstreamError
-from modelroute.sidecar.observe import NullObserver
 from modelroute.sidecar.providers.base import Adapter, build_adapter
-from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.breaker import Breaker
+from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 from modelroute.sidecar.server.envelope import failure_body
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, OPENAI
 

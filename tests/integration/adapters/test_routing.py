@@ -9,9 +9,9 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.spec import Target
-from modelroute.sidecar import router
 from modelroute.sidecar.errors import FailureKind, RouteFailed, UpstreamError
-from modelroute.sidecar.runtime import Runtime, RuntimeHolder
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
 
 from .stub import Step, Stub
 

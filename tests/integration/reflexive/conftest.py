@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from modelroute.sidecar import configfile
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import ENV, Json, SidecarClient, start_sidecar
 
@@ -37,7 +37,7 @@ async def start() -> AsyncIterator[Start]:
     async with AsyncExitStack() as stack:
         async def _start(docs: list[Json]) -> Running:
             keys = KeyResolver(environ=ENV)
-            config = configfile.checked(configfile.parse_documents(docs, "test"), keys)
+            config = loader.checked(loader.parse_documents(docs, "test"), keys)
             state = SidecarState(keys=keys)
             await state.apply(config, source="file")
             return Running(*await start_sidecar(stack, state))

@@ -28,7 +28,7 @@ async def test_200_concurrent_never_exceed_50_rpm_upstream_and_the_rest_falls_ba
         emu: EmulatorServer, start: Start, caplog: pytest.LogCaptureFixture) -> None:
     limited = target(emu, "openai", "primary", limits={"requestsPerMinute": 50, "maxWaitMs": 200})
     sc = await start([route("busy", [limited, target(emu, "gemini", "backup")])])
-    caplog.set_level(logging.WARNING, logger="modelroute.sidecar.ledger")
+    caplog.set_level(logging.WARNING, logger="modelroute.sidecar.pipeline.counters")
     results = await asyncio.gather(*(chat(sc, {"model": "busy", "messages": MSG}) for _ in range(200)))
     assert [s for s, _, _ in results].count(200) == 200
     assert emu.count("openai") == 50                     # never more than the limit upstream

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from modelroute.sidecar import configfile
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.testing.emulators.server import EmulatorServer
 from modelroute.testing.sidecars import ENV, route, target
 
@@ -39,20 +39,20 @@ def test_sidecar_start_rejects_unknown_models_and_accepts_a_registry_extension(t
     routes = tmp_path / "routes.yaml"
     routes.write_text(ROUTE)
     with pytest.raises(ConfigError) as e:
-        configfile.load([routes], keys)
+        loader.load([routes], keys)
     assert e.value.problems == [
         f"{routes} doc 1 (tickets): spec.targets[0].model: target 'tuned': model 'ft:gpt-4o-mini:acme:tickets:abc' is not "
         "in the model registry for provider openai (add it under modelRegistry.models to allow it)"]
     registry = tmp_path / "registry.yaml"
     registry.write_text(REGISTRY)
-    config = configfile.load([routes, registry], keys)    # dated versions of listed ids are allowed too
+    config = loader.load([routes, registry], keys)    # dated versions of listed ids are allowed too
     assert config.model_registry is not None and config.routes[0].spec.targets[0].model.startswith("ft:")
     registry.write_text(REGISTRY.replace("models:\n    - {provider", "includeDefaults: false\n  models:\n    - {provider"))
     with pytest.raises(ConfigError, match="'claude-haiku-4-5-20251001' is not in the model registry for provider anthropic"):
-        configfile.load([routes, registry], keys)
+        loader.load([routes, registry], keys)
     registry.write_text(REGISTRY.replace("models: [", "modelz: ["))
     with pytest.raises(ConfigError, match=r"doc 1 \(acme-models\) \(ModelRegistry\): models"):
-        configfile.load([registry, routes], keys)
+        loader.load([registry, routes], keys)
 
 
 async def test_put_config_rejects_unknown_models(emu: EmulatorServer, start: Start) -> None:
@@ -73,4 +73,4 @@ async def test_put_config_rejects_unknown_models(emu: EmulatorServer, start: Sta
     assert view["modelRegistry"]["models"] == [{"provider": "gemini", "models": ["gemini-9-ultra"]}]
     # A config applied directly (signed push, bundle) is checked against its own registry or the built-in one.
     from modelroute.api.config import SidecarConfig
-    assert any("gemini-9-ultra" in p for p in configfile.problems(SidecarConfig(routes=sc.state.current().config.routes), None))  # type: ignore[union-attr]
+    assert any("gemini-9-ultra" in p for p in loader.problems(SidecarConfig(routes=sc.state.current().config.routes), None))  # type: ignore[union-attr]

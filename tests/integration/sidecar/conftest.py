@@ -11,7 +11,7 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import ENV, Json, SidecarClient, start_sidecar

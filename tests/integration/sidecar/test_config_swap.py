@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.testing.emulators.reqlog import key_fingerprint
 from modelroute.testing.emulators.server import EmulatorServer
 from modelroute.testing.sidecars import MODELS, route, target

@@ -125,11 +125,11 @@ async def test_the_trace_says_what_was_dropped(emu: EmulatorServer) -> None:
 
     from modelroute.api.config import SidecarConfig
     from modelroute.api.v1alpha1 import ModelRoute
-    from modelroute.sidecar.secrets import KeyResolver
+    from modelroute.sidecar.config.secrets import KeyResolver
+    from modelroute.sidecar.metrics.telemetry import Telemetry
     from modelroute.sidecar.server.auth import AuthSettings
     from modelroute.sidecar.server.sidecar import Sidecar
     from modelroute.sidecar.server.state import SidecarState
-    from modelroute.sidecar.telemetry import Telemetry
     from modelroute.testing.sidecars import ENV
 
     spans = InMemorySpanExporter()

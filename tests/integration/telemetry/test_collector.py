@@ -18,8 +18,8 @@ import pytest
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.strategy import revision_of
-from modelroute.sidecar import telemetry
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics import telemetry
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState

@@ -236,8 +236,7 @@ def test_only_add_operations() -> None:
 def test_injected_command_line_and_env_match_the_real_sidecar_cli() -> None:
     from modelroute.cli.main import build_parser
     from modelroute.sidecar import cli as sidecar_cli
-    from modelroute.sidecar import secrets as sidecar_secrets
-
+    from modelroute.sidecar.config import secrets as sidecar_secrets
     c = sidecar_of(injected(pod({})))
     args = build_parser(c["args"]).parse_args(c["args"])  # SystemExit on an unknown option
     assert args.listen == ("127.0.0.1", 8787) and args.admin_listen == ("0.0.0.0", 8788)

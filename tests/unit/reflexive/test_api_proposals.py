@@ -18,8 +18,8 @@ from modelroute.api.v1alpha1 import ApiKey, ModelRouteSpec, Prompt, Provider, Ta
 from modelroute.api.v1alpha1.output import Output, OutputMode
 from modelroute.api.v1alpha1.quota import CachePolicy, Limits
 from modelroute.api.v1alpha1.registry import DEFAULT_MODELS, ModelRegistry, ProviderModels, model_allowed
-from modelroute.sidecar.cost import Price, PriceTable
 from modelroute.sidecar.output import OutputContract
+from modelroute.sidecar.pipeline.cost import Price, PriceTable
 
 PERSON: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 

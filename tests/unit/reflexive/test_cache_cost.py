@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from modelroute.sidecar.cache import (
+from modelroute.sidecar.pipeline.cache import (
     ResponseCache,
     cache_key,
     chunks_to_completion,
     completion_to_chunks,
     is_cacheable,
 )
-from modelroute.sidecar.cost import DEFAULT_PRICES, Price, PriceTable, cost_of
+from modelroute.sidecar.pipeline.cost import DEFAULT_PRICES, Price, PriceTable, cost_of
 
 from .fakeclock import FakeClock
 

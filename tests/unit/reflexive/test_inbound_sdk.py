@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from modelroute.sidecar.limits import estimate_tokens
+from modelroute.sidecar.pipeline.limits import estimate_tokens
 from modelroute.sidecar.translate import (
     ChatStreamToAnthropic,
     ChatStreamToGemini,

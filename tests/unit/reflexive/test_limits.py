@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from modelroute.sidecar.limits import (
+from modelroute.sidecar.pipeline.limits import (
     Limiters,
     RateLimited,
     TargetLimiter,

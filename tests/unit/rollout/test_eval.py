@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.sidecar import cost
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.eval import cli, dataset, prices, report
 from modelroute.sidecar.eval.dataset import Case, DatasetError
 from modelroute.sidecar.eval.runner import run_route
 from modelroute.sidecar.eval.scoring import judge, labels_of, normalize_label, quantile
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.pipeline import cost
 from modelroute.testing.emulators import EmulatorServer, EmulatorThread
 
 ENV = {"KEY_OPENAI": "sk-openai-test", "KEY_ANTHROPIC": "sk-ant-test", "KEY_GEMINI": "gemini-test-key"}

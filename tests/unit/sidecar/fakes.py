@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.api.v1alpha1.spec import CircuitBreaker, ModelRouteSpec, Params, Target
-from modelroute.sidecar.breaker import Breaker
-from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
+from modelroute.sidecar.routing.breaker import Breaker
+from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
 Json = dict[str, Any]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelroute.api.v1alpha1.spec import Backoff
-from modelroute.sidecar.backoff import backoff_delay
+from modelroute.sidecar.routing.backoff import backoff_delay
 
 B = Backoff(initial_ms=200, max_ms=5000)
 

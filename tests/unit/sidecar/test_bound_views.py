@@ -8,9 +8,9 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.spec import Params, Provider, Target
-from modelroute.sidecar.observe import NullObserver
 from modelroute.sidecar.providers.base import build_adapter
-from modelroute.sidecar.runtime import Runtime, RuntimeHolder
+from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
 
 URL = "http://127.0.0.1:9/v1"  # never called: nothing here sends a request
 
@@ -65,18 +65,18 @@ async def test_a_system_prompt_change_across_a_swap_keeps_the_sdk_client() -> No
 
 
 async def test_rate_limit_headers_are_hooked_once_per_client_across_prompt_changes() -> None:
-    from modelroute.sidecar.reflexive import Reflexive
+    from modelroute.sidecar.pipeline.plan import Planner
 
     def limited(system: str) -> SidecarConfig:
         cfg = config(system).model_dump(by_alias=True, mode="json")
         cfg["routes"][0]["spec"]["targets"][0]["limits"] = {"requestsPerMinute": 60}
         return SidecarConfig.model_validate(cfg)
 
-    reflexive = Reflexive()
+    planner = Planner()
     old = Runtime.build(limited("one"), lambda t: (lambda: "k"), NullObserver())
-    reflexive.compile(old)
+    planner.compile(old)
     new = Runtime.build(limited("two"), lambda t: (lambda: "k"), NullObserver(), previous=old)
-    reflexive.compile(new)
+    planner.compile(new)
     adapter: Any = new.routes["chat"].targets[0].adapter
     assert adapter.transport.observers == ("limits",)  # one observer on the one shared pool, not one per config
     await old.aclose()

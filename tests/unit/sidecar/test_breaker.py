@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from modelroute.api.v1alpha1.spec import CircuitBreaker
-from modelroute.sidecar.breaker import Breaker, BreakerState
+from modelroute.sidecar.routing.breaker import Breaker, BreakerState
 
 
 class Clock:

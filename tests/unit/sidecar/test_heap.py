@@ -1,4 +1,4 @@
-"""``heap.settle``: freezes the start-up heap when modules were loaded, and only then."""
+"""``memory.settle``: freezes the start-up heap when modules were loaded, and only then."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ import gc
 import sys
 import types
 
-from modelroute.sidecar import heap
+from modelroute.sidecar.server import memory
 
 
 def test_settle_freezes_once_per_batch_of_new_modules() -> None:
     try:
-        heap.settle()
+        memory.settle()
         before = gc.get_freeze_count()
-        assert not heap.settle()  # nothing new since: no-op
+        assert not memory.settle()  # nothing new since: no-op
         assert gc.get_freeze_count() == before
         sys.modules["modelroute_test_fake_sdk"] = types.ModuleType("modelroute_test_fake_sdk")
         kept: list[list[int]] = [[] for _ in range(10)]  # lists are tracked by the collector
-        assert heap.settle()  # a config brought a module: what is alive now is frozen
+        assert memory.settle()  # a config brought a module: what is alive now is frozen
         assert gc.get_freeze_count() >= before + len(kept)
     finally:
         sys.modules.pop("modelroute_test_fake_sdk", None)
@@ -28,6 +28,6 @@ def test_tune_allocator_takes_on_glibc_linux() -> None:
     import platform
 
     if platform.libc_ver()[0] != "glibc":  # musl and others: nothing to tune, and no error
-        assert heap.tune_allocator() is False
+        assert memory.tune_allocator() is False
         return
-    assert heap.tune_allocator() is True
+    assert memory.tune_allocator() is True

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
+from modelroute.sidecar.routing import router
 from modelroute.sidecar.translate.errors import TranslationError
 
 from .fakes import HANG, answer, chunk, make_route, usage_chunk

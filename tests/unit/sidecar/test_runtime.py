@@ -11,8 +11,8 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.spec import Params, Target
-from modelroute.sidecar import router, runtime
-from modelroute.sidecar.runtime import NotReady, Runtime, RuntimeHolder
+from modelroute.sidecar.routing import router, runtime
+from modelroute.sidecar.routing.runtime import NotReady, Runtime, RuntimeHolder
 
 from .fakes import FakeAdapter, FakeView, Recorder
 
@@ -196,8 +196,8 @@ def test_sdks_are_imported_only_when_a_target_needs_them() -> None:
     code = """
 import sys
 from modelroute.api.config import SidecarConfig
-from modelroute.sidecar.runtime import Runtime
-from modelroute.sidecar.observe import NullObserver
+from modelroute.sidecar.routing.runtime import Runtime
+from modelroute.sidecar.routing.observer import NullObserver
 cfg = SidecarConfig.model_validate({"routes": [{"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
     "metadata": {"name": "x"}, "spec": {"route": "r", "targets": [{"name": "a", "provider": "openai",
     "model": "gpt", "apiKey": {"env": "K"}}]}}]})

@@ -11,11 +11,11 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
-from modelroute.sidecar.breaker import Breaker
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.errors import FailureKind, UpstreamError
-from modelroute.sidecar.observe import Observer
-from modelroute.sidecar.runtime import RouteRuntime, Runtime, TargetRuntime
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.routing.breaker import Breaker
+from modelroute.sidecar.routing.observer import Observer
+from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime, TargetRuntime
 
 Json = dict[str, Any]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from modelroute.sidecar import configfile
-from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
 
 
 def route(model: str) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def body(canaries: Any) -> bytes:
 
 
 def config_of(raw: bytes) -> Any:
-    return configfile.with_canaries(configfile.checked(configfile.parse_json_or_yaml(raw, "body"), None), raw, None)
+    return loader.with_canaries(loader.checked(loader.parse_json_or_yaml(raw, "body"), None), raw, None)
 
 
 def test_canaries_are_kept() -> None:

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER, sign
-from modelroute.sidecar import configfile
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.server.admin import AdminLimits, redact_prompts
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.server.admin import redact_prompts
 from modelroute.sidecar.server.auth import AuthSettings, signature_well_formed
 from modelroute.sidecar.server.floor import FloorFile
+from modelroute.sidecar.server.guard import AdminLimits
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
@@ -188,7 +189,7 @@ async def test_hostile_bodies_are_422_not_500(builder: Any, keys: Any, http: aio
 def test_admin_body_parsing_only_ever_reports_problems(body: bytes) -> None:
     problems: list[str] = []
     try:
-        config = configfile.checked(configfile.parse_json_or_yaml(body, "body"), None)
+        config = loader.checked(loader.parse_json_or_yaml(body, "body"), None)
     except ConfigError as e:
         problems, config = e.problems, None
     if config is None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from modelroute.api.config import SidecarConfig
-from modelroute.sidecar import configfile
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.config.secrets import KeyResolver
 
 GOOD = """\
 apiVersion: modelroute.dev/v1alpha1
@@ -45,7 +45,7 @@ def keys(tmp_path: Path) -> KeyResolver:
 
 def problems_of(paths: list[Path], keys: KeyResolver) -> list[str]:
     with pytest.raises(ConfigError) as ei:
-        configfile.load(paths, keys)
+        loader.load(paths, keys)
     return ei.value.problems
 
 
@@ -53,7 +53,7 @@ def test_good_file_loads(tmp_path: Path, keys: KeyResolver) -> None:
     (tmp_path / "key").write_text("sk-file\n")
     f = tmp_path / "routes.yaml"
     f.write_text(GOOD.replace("KEYFILE", str(tmp_path / "key")) + "---\n" + doc("second", "summarize") + "---\n")
-    config = configfile.load([f], keys)
+    config = loader.load([f], keys)
     assert [r.spec.route for r in config.routes] == ["classify", "summarize"]
     assert config.routes[0].spec.prompt is not None and config.routes[0].spec.prompt.version == "v3"
 
@@ -111,20 +111,20 @@ def test_empty_file_is_a_problem(tmp_path: Path, keys: KeyResolver) -> None:
 
 def test_problems_of_parsed_config(tmp_path: Path, keys: KeyResolver) -> None:
     text = doc("one", "classify") + "---\n" + doc("two", "x", "{name: t, provider: openai, model: gpt-4o-mini, apiKey: {env: GONE}}")
-    parsed = configfile.parse_text(text, "f")
+    parsed = loader.parse_text(text, "f")
     assert parsed.problems == []
     config = SidecarConfig(routes=[r for _, r in parsed.routes])
-    assert configfile.problems(config, keys) == [
+    assert loader.problems(config, keys) == [
         "routes[1] (two): spec.targets[0].apiKey.env: environment variable GONE is not set"]
     with pytest.raises(ConfigError) as ei:
-        configfile.checked(parsed, keys)
+        loader.checked(parsed, keys)
     assert ei.value.problems == ["f doc 2 (two): spec.targets[0].apiKey.env: environment variable GONE is not set"]
 
 
 def test_duplicates_found_even_among_invalid_documents(keys: KeyResolver) -> None:
     text = doc("one", "classify") + "---\n" + doc("one", "classify", "{name: t, provider: nope, model: m}")
     with pytest.raises(ConfigError) as ei:
-        configfile.load_text(text, "f.yaml", keys)
+        loader.load_text(text, "f.yaml", keys)
     assert ei.value.problems == [
         "f.yaml doc 2 (one): spec.targets[0].provider: Input should be 'openai', 'anthropic', 'gemini' or 'openai-compatible'",
         "f.yaml doc 2 (one): spec.route: route name 'classify' is already defined by f.yaml doc 1 (one)",
@@ -144,7 +144,7 @@ def test_body_formats(keys: KeyResolver) -> None:
     d = {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "a"},
          "spec": {"route": "a", "targets": [{"name": "t", "provider": "openai-compatible", "model": "m"}]}}
     for body in (json.dumps([d]), json.dumps({"routes": [d]}), json.dumps(d)):
-        parsed = configfile.parse_json_or_yaml(body.encode(), "body")
+        parsed = loader.parse_json_or_yaml(body.encode(), "body")
         assert parsed.problems == [] and [r.spec.route for _, r in parsed.routes] == ["a"]
 
 
@@ -164,7 +164,7 @@ def test_route_params_a_target_refuses_are_one_line_each_with_the_ways_out(tmp_p
     assert second.startswith(f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'mini' (openai o4-mini) "
                              "cannot take temperature: o4-mini is a reasoning model")
     f.write_text(f.read_text().replace("  params:", "  unsupportedParams: drop\n  params:"))
-    assert configfile.load([f], keys).routes[0].spec.unsupported_params == "drop"
+    assert loader.load([f], keys).routes[0].spec.unsupported_params == "drop"
 
 
 def _readme_example() -> str:
@@ -177,6 +177,6 @@ def _readme_example() -> str:
     str(p.relative_to(REPO)) for p in (REPO / "charts/modelroute/examples").glob("*.yaml"))])
 def test_documented_examples_are_valid(source: str) -> None:
     text = _readme_example() if source == "README.md" else (REPO / source).read_text()
-    parsed = configfile.parse_text(text, source)
+    parsed = loader.parse_text(text, source)
     assert parsed.routes and not parsed.problems
-    assert configfile.route_problems(parsed.routes, None, parsed.claims) == []
+    assert loader.route_problems(parsed.routes, None, parsed.claims) == []

@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from modelroute.sidecar import router
+from modelroute.sidecar.routing import router
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelroute.api.v1alpha1 import Target
-from modelroute.sidecar.secrets import SECRETS_DIR_ENV, FileKey, KeyResolver, KeyUnavailable
+from modelroute.sidecar.config.secrets import SECRETS_DIR_ENV, FileKey, KeyResolver, KeyUnavailable
 
 
 class Clock:

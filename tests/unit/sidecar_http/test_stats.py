@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelroute.sidecar.observe import Observer
-from modelroute.sidecar.stats import BUCKETS, Histogram, Stats
+from modelroute.sidecar.metrics.stats import BUCKETS, Histogram, Stats
+from modelroute.sidecar.routing.observer import Observer
 
 
 def test_is_an_observer() -> None:

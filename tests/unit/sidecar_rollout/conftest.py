@@ -16,9 +16,9 @@ import pytest
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec, Params, Target
 from modelroute.api.v1alpha1.strategy import revision_of
-from modelroute.sidecar import runtime as runtime_module
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.errors import UpstreamError
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.routing import runtime as runtime_module
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import SidecarClient, start_sidecar
 

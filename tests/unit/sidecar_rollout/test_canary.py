@@ -9,12 +9,12 @@ import pytest
 
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1.strategy import variant_for
-from modelroute.sidecar import configfile
-from modelroute.sidecar.canary import Canary, canary_problems
-from modelroute.sidecar.observe import NullObserver
-from modelroute.sidecar.runtime import Runtime
-from modelroute.sidecar.secrets import KeyResolver
-from modelroute.sidecar.stats import Stats
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics.stats import Stats
+from modelroute.sidecar.routing.canary import Canary, canary_problems
+from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.routing.runtime import Runtime
 
 from .conftest import ENV, FakeAdapter, config, spec
 
@@ -118,14 +118,14 @@ def test_canary_problems_are_reported_with_their_place() -> None:
     assert "canaries[1] (classify): spec.route: is 'other'" in text
     assert "canaries[2] (classify): route: route 'classify' already has a canary" in text
     assert "canaries[3] (classify): spec.targets[0].apiKey.env:" in text and "MISSING_KEY" in text
-    # PUT /config and the bundle go through configfile.problems: the canary problems are part of it.
-    assert set(found) <= set(configfile.problems(bad, KeyResolver(environ=ENV)))
+    # PUT /config and the bundle go through loader.problems: the canary problems are part of it.
+    assert set(found) <= set(loader.problems(bad, KeyResolver(environ=ENV)))
     assert canary_problems(config(weight=5), KeyResolver(environ=ENV)) == []
 
 
 async def test_an_invalid_canary_is_rejected_and_the_old_config_keeps_serving(
         adapters: dict[str, FakeAdapter]) -> None:
-    from modelroute.sidecar.configfile import ConfigError
+    from modelroute.sidecar.config.loader import ConfigError
     from modelroute.sidecar.server.state import SidecarState
 
     state = SidecarState(keys=KeyResolver(environ=ENV))

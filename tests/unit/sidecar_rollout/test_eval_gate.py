@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelroute.api import signing
 from modelroute.api.config import PodRef
 from modelroute.operator.rollout import GateResults
-from modelroute.sidecar.secrets import KeyResolver
-from modelroute.sidecar.server import evalgate
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.rollout import gate
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
@@ -114,7 +114,7 @@ async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     adapters["new"].text = "billing"
     adapters["new"].delay = 2.0
-    monkeypatch.setattr(evalgate, "TIME_BOUND_SECONDS", 0.2)
+    monkeypatch.setattr(gate, "TIME_BOUND_SECONDS", 0.2)
     started = asyncio.get_running_loop().time()
     status, doc = await admin.signed(admin.body())
     assert status == 200 and asyncio.get_running_loop().time() - started < 1.5

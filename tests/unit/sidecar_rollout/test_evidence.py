@@ -7,7 +7,8 @@ from modelroute.api.stats import SidecarStats
 from modelroute.operator.rollout.counters import Counters, evidence_from_stats
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError
 from modelroute.sidecar.errors import FailureKind as K
-from modelroute.sidecar.evidence import (
+from modelroute.sidecar.metrics.stats import BUCKETS
+from modelroute.sidecar.rollout.evidence import (
     Evidence,
     StreamText,
     VariantEvidence,
@@ -16,7 +17,6 @@ from modelroute.sidecar.evidence import (
     output_valid,
     wants_json,
 )
-from modelroute.sidecar.stats import BUCKETS
 
 from .conftest import spec
 

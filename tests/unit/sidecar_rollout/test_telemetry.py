@@ -14,9 +14,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from modelroute.sidecar import telemetry
 from modelroute.sidecar.errors import FailureKind, UpstreamError
-from modelroute.sidecar.telemetry import Telemetry, from_env, server_of
+from modelroute.sidecar.metrics import telemetry
+from modelroute.sidecar.metrics.telemetry import Telemetry, from_env, server_of
 
 from .conftest import FakeAdapter, Running, config
 

@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.sidecar import configfile
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.eval import dataset, prices, report
 from modelroute.sidecar.eval.progress import Progress
 from modelroute.sidecar.eval.runner import run_route
 from modelroute.sidecar.eval.scoring import Outcome
-from modelroute.sidecar.secrets import KeyResolver
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -41,10 +41,10 @@ def _find(config_routes: list[ModelRoute], name: str) -> ModelRoute | None:
 def run(args: argparse.Namespace) -> int:
     keys = KeyResolver()
     try:
-        config = configfile.load(args.config, keys)
+        config = loader.load(args.config, keys)
         cases = dataset.load(args.dataset)
         table = prices.load(args.prices) if args.prices else None
-    except configfile.ConfigError as e:
+    except loader.ConfigError as e:
         print("error: invalid config:\n  " + "\n  ".join(e.problems), file=sys.stderr)
         return 2
     except dataset.DatasetError as e:

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from modelroute.api.v1alpha1 import Target
-from modelroute.sidecar import cost
+from modelroute.sidecar.pipeline import cost
 
 BUILTIN = cost.PriceTable()
 

@@ -17,13 +17,14 @@ from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
-from modelroute.sidecar import cost, router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.eval.prices import Price, price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
-from modelroute.sidecar.observe import NullObserver
-from modelroute.sidecar.runtime import KeyFor, Runtime
+from modelroute.sidecar.pipeline import cost
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.routing.runtime import KeyFor, Runtime
 
 Json = dict[str, Any]
 ProgressFn = Callable[[str, Outcome], None]

@@ -1,6 +1,6 @@
 """Adapter for Anthropic Messages: the ``anthropic`` SDK builds, the transport sends.
 
-Same shape as the OpenAI adapter (both SDKs are Stainless-generated, see ``stainless``):
+Same shape as the OpenAI adapter (both SDKs are Stainless-generated, see ``openai_anthropic``):
 an ``AsyncAnthropic`` client per target (``max_retries=0``, SDK tracing off: the sidecar
 traces requests itself) prepares the request with its auth and ``anthropic-version``
 headers (a target's ``apiVersion`` replaces the SDK's version through ``default_headers``); the answer is parsed once into a dict and translated by ``translate.anthropic``.
@@ -19,9 +19,9 @@ import anthropic
 from anthropic._models import FinalRequestOptions
 
 from modelroute.sidecar.output.native import anthropic_native_schema
+from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response, from_status
-from modelroute.sidecar.providers.sdkbuilt import StreamTranslator
-from modelroute.sidecar.providers.stainless import StainlessAdapter, builder_client
+from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
 from modelroute.sidecar.translate.anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,

@@ -27,8 +27,8 @@ from google.genai import types as genai_types
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn, current_key
+from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import client_error, scrub
-from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 from modelroute.sidecar.translate.gemini import (
     GeminiStreamToChat,

@@ -2,7 +2,7 @@
 
 The pivot format is OpenAI's, so this is the lean path: the translator only sets model,
 params and system prompt. The ``AsyncOpenAI`` client (``max_retries=0``: the router owns
-retries) prepares the request once per key (``stainless.StainlessAdapter``); the body is
+retries) prepares the request once per key (``openai_anthropic.StainlessAdapter``); the body is
 sent on the target's pool and parsed once with ``json.loads``.
 """
 
@@ -15,9 +15,9 @@ from openai._models import FinalRequestOptions
 
 from modelroute.api.v1alpha1.spec import Params, Provider, Target
 from modelroute.sidecar.providers.base import KeyFn
+from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response
-from modelroute.sidecar.providers.sdkbuilt import StreamTranslator
-from modelroute.sidecar.providers.stainless import StainlessAdapter, builder_client
+from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
 from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
     chat_response,

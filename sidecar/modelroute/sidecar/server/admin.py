@@ -20,103 +20,32 @@ chart's NetworkPolicy limits who reaches the admin port at all (docs/security.md
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
-from modelroute.sidecar import configfile
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.server.auth import (
-    AuthSettings,
-    BadPush,
-    Denied,
-    bearer_ok,
-    signature_well_formed,
-    verify_push,
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.server.auth import AuthSettings, BadPush, Denied, bearer_ok, verify_push
+from modelroute.sidecar.server.evalgate import post_eval
+from modelroute.sidecar.server.guard import (
+    AUTH,
+    LIMITS,
+    AdminLimits,
+    Handler,
+    Refused,
+    admin_error,
+    authorization_of,
+    check_signed_headers,
+    guarded_body,
 )
 from modelroute.sidecar.server.state import STATE, SidecarState
 
 log = logging.getLogger(__name__)
-
-DEFAULT_ADMIN_MAX_BODY_BYTES = 4 * 1024 * 1024
-DEFAULT_ADMIN_BODY_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class AdminLimits:
-    """Bounds on admin request bodies (``PUT /config``, ``POST /eval``)."""
-
-    max_body_bytes: int = DEFAULT_ADMIN_MAX_BODY_BYTES   # larger: 413, declared or not
-    body_seconds: float = DEFAULT_ADMIN_BODY_SECONDS     # the whole body must arrive within this: else 408
-
-
-AUTH = web.AppKey("modelroute_auth", AuthSettings)
-LIMITS = web.AppKey("modelroute_admin_limits", AdminLimits)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(status: int, message: str, code: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"message": message, "code": code, **extra}}, status=status)
-
-
-class Refused(Exception):
-    """An admin request refused before (or while) its body is read; the connection is closed."""
-
-    def __init__(self, status: int, message: str, code: str, *, www_authenticate: bool = False) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code, self.www_authenticate = status, message, code, www_authenticate
-
-    def response(self, **extra: Any) -> web.Response:
-        resp = _error(self.status, self.message, self.code, **extra)
-        if self.www_authenticate:
-            resp.headers["WWW-Authenticate"] = "Bearer"
-        resp.force_close()  # never drain (or buffer) the rest of a refused body
-        return resp
-
-
-def authorization_of(request: web.Request) -> str | None:
-    """The ``Authorization`` header; a non-ASCII one is refused (no token is non-ASCII)."""
-    value = request.headers.get("Authorization")
-    if value is not None and not value.isascii():
-        raise Denied(401, "the Authorization header must be ASCII", "invalid_token")
-    return value
-
-
-def check_signed_headers(auth: AuthSettings, signature: str | None) -> None:
-    """Before reading a signed body: operator mode on, and a well-formed signature header (401)."""
-    if auth.operator_key is None:
-        raise Denied(401, "signed operator requests are disabled: start the sidecar with --operator-public-key",
-                     "writes_disabled")
-    if not signature:
-        raise Denied(401, f"missing {SIGNATURE_HEADER} header: operator requests must be signed", "missing_signature")
-    if not signature_well_formed(signature):
-        raise Denied(401, f"malformed {SIGNATURE_HEADER} header: expected ed25519=<base64 of 64 bytes>", "invalid_signature")
-
-
-async def guarded_body(request: web.Request, limits: AdminLimits) -> bytes:
-    """The body, read only up to ``limits`` (size, then time); raises ``Refused`` (413, 408)."""
-    limit = limits.max_body_bytes
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise Refused(413, f"request body is {declared} bytes; the admin limit is {limit} bytes", "request_too_large")
-    buf = bytearray()
-    try:
-        async with asyncio.timeout(limits.body_seconds):
-            async for chunk in request.content.iter_chunked(64 * 1024):
-                buf += chunk
-                if len(buf) > limit:
-                    raise Refused(413, f"request body exceeds the admin limit of {limit} bytes", "request_too_large")
-    except TimeoutError:
-        raise Refused(408, f"request body not received within {limits.body_seconds:g}s", "body_timeout") from None
-    return bytes(buf)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -202,11 +131,11 @@ async def put_config(request: web.Request) -> web.Response:
         log.warning("PUT /config refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()
     try:
-        config = configfile.checked(configfile.parse_json_or_yaml(body, "body"), state.keys)
-        config = configfile.with_canaries(config, body, state.keys)
+        config = loader.checked(loader.parse_json_or_yaml(body, "body"), state.keys)
+        config = loader.with_canaries(config, body, state.keys)
     except ConfigError as e:
         state.stats.config_rejections += 1
-        return _error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
+        return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
     return await _apply(state, config, source="admin", issued_at=None)
 
@@ -219,12 +148,12 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
                                current_version=current.version if current else None)
         except BadPush as e:
             state.stats.config_rejections += 1
-            return _error(422, "push rejected: not a valid ConfigPush; the previous config keeps serving", "invalid_config",
+            return admin_error(422, "push rejected: not a valid ConfigPush; the previous config keeps serving", "invalid_config",
                           problems=e.problems)
         try:
             applied = state.apply_locked(push.config, source="push", issued_at=push.issued_at)
         except ConfigError as e:
-            return _error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
+            return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                           "invalid_config", problems=e.problems)
     return web.json_response({"version": applied.version, "changed": applied.changed})
 
@@ -233,14 +162,14 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
     try:
         applied = await state.apply(config, source=source, issued_at=issued_at)
     except ConfigError as e:
-        return _error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
+        return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
     return web.json_response({"version": applied.version, "changed": applied.changed})
 
 
 async def stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    doc = state.reflexive.ledger.merge_json(state.stats.as_json())  # + cost, output checks, cache, limits, prompt
+    doc = state.planner.ledger.merge_json(state.stats.as_json())  # + cost, output checks, cache, limits, prompt
     doc["rollouts"] = state.evidence.as_json()  # per route, run and variant: what the operator judges a canary on
     doc["mirror"] = {"inflight": state.mirrors.inflight, "sent": state.mirrors.sent, "dropped": state.mirrors.dropped,
                      "limit": state.mirrors.limit}
@@ -249,7 +178,7 @@ async def stats(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    text = state.stats.prometheus() + state.evidence.prometheus() + state.reflexive.ledger.prometheus()
+    text = state.stats.prometheus() + state.evidence.prometheus() + state.planner.ledger.prometheus()
     extra = (
         "# HELP modelroute_ready Whether the sidecar serves a config (1) or not (0).\n"
         "# TYPE modelroute_ready gauge\n"
@@ -274,10 +203,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        return _error(e.status, f"{request.method} {request.path}: {e.reason}", "http_error")
+        return admin_error(e.status, f"{request.method} {request.path}: {e.reason}", "http_error")
     except Exception:
         log.exception("unexpected error serving admin %s %s", request.method, request.path)
-        return _error(500, "internal error in the modelroute sidecar (logged)", "internal_error")
+        return admin_error(500, "internal error in the modelroute sidecar (logged)", "internal_error")
 
 
 def build_app(state: SidecarState, auth: AuthSettings, limits: AdminLimits | None = None) -> web.Application:
@@ -292,7 +221,5 @@ def build_app(state: SidecarState, auth: AuthSettings, limits: AdminLimits | Non
     app.router.add_put("/config", put_config)
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
-    from modelroute.sidecar.server.evalgate import post_eval  # it builds on this module's helpers
-
     app.router.add_post("/eval", post_eval)
     return app

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from modelroute.api.config import RouteBundle
 from modelroute.api.selection import render_for_pod
 from modelroute.api.signing import verify
-from modelroute.sidecar.configfile import ConfigError
+from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.server.floor import aware as _aware
 from modelroute.sidecar.server.state import SidecarState
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.sidecar.runtime import RouteRuntime
+from modelroute.sidecar.routing.runtime import RouteRuntime
 from modelroute.sidecar.server.state import STATE
 from modelroute.sidecar.translate.accepts import DROPPED_HEADER
 

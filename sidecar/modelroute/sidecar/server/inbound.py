@@ -22,10 +22,10 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
-from modelroute.sidecar.evidence import failure_class
-from modelroute.sidecar.runtime import RouteRuntime
+from modelroute.sidecar.rollout.evidence import failure_class
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.runtime import RouteRuntime
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import error_body, error_response, failure_body

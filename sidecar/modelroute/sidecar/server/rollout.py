@@ -15,9 +15,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from modelroute.sidecar.canary import CANARY, STABLE, Canary
-from modelroute.sidecar.evidence import StreamText, answer_text, output_valid, wants_json
-from modelroute.sidecar.runtime import RouteRuntime, Runtime
+from modelroute.sidecar.rollout.evidence import StreamText, answer_text, output_valid, wants_json
+from modelroute.sidecar.routing.canary import CANARY, STABLE, Canary
+from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime
 from modelroute.sidecar.server.state import SidecarState
 
 Json = dict[str, Any]

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from modelroute.sidecar.server import admin, inbound, native, tasks
+from modelroute.sidecar.server import admin, guard, inbound, native, tasks
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import POLL_SECONDS, BundleSource
 from modelroute.sidecar.server.state import SidecarState
@@ -44,7 +44,7 @@ class Sidecar:
         bundle: BundleSource | None = None,
         bundle_poll_seconds: float = POLL_SECONDS,
         grace_seconds: float = 20.0,
-        admin_limits: admin.AdminLimits | None = None,
+        admin_limits: guard.AdminLimits | None = None,
     ) -> None:
         self.state = state
         self.auth = auth or AuthSettings()
@@ -53,7 +53,7 @@ class Sidecar:
         self.bundle = bundle
         self.bundle_poll_seconds = bundle_poll_seconds
         self.grace_seconds = grace_seconds
-        self.admin_limits = admin_limits or admin.AdminLimits()
+        self.admin_limits = admin_limits or guard.AdminLimits()
         self._runners: list[web.AppRunner] = []
         self._bound: list[Address] = []
         self._watcher: asyncio.Task[None] | None = None

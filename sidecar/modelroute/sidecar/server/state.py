@@ -22,19 +22,20 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from modelroute.api.config import SidecarConfig
-from modelroute.sidecar import configfile, heap
-from modelroute.sidecar.configfile import ConfigError
-from modelroute.sidecar.evidence import Evidence
-from modelroute.sidecar.mirror import DEFAULT_LIMIT, MirrorPool
-from modelroute.sidecar.observe import Observer
-from modelroute.sidecar.reflexive import Reflexive
-from modelroute.sidecar.runtime import Runtime, RuntimeHolder
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics.stats import Stats
+from modelroute.sidecar.pipeline.plan import Planner
+from modelroute.sidecar.rollout.evidence import Evidence
+from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT, MirrorPool
+from modelroute.sidecar.routing.observer import Observer
+from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
+from modelroute.sidecar.server import memory
 from modelroute.sidecar.server.floor import FloorFile, aware
-from modelroute.sidecar.stats import Stats
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.telemetry import Telemetry  # the OTel SDK is imported only when enabled
+    from modelroute.sidecar.metrics.telemetry import Telemetry  # the OTel SDK is imported only when enabled
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SidecarState:
         self.telemetry = telemetry                # None: tracing off, zero cost on the hot path
         self.evidence = Evidence()                # rollout counters per route, run and variant
         self.mirrors = MirrorPool(self.evidence, mirror_limit)
-        self.reflexive = Reflexive()              # limits, caches, cost ledger: kept across config swaps
+        self.planner = Planner()              # limits, caches, cost ledger: kept across config swaps
         self.holder = RuntimeHolder()
         self.provenance: Provenance | None = None
         self.draining = False
@@ -130,7 +131,7 @@ class SidecarState:
 
         Synchronous on purpose: no request can observe a half-applied config.
         """
-        found = configfile.problems(config, self.keys)
+        found = loader.problems(config, self.keys)
         if found:
             self.stats.config_rejections += 1
             raise ConfigError(found)
@@ -146,12 +147,12 @@ class SidecarState:
             self.stats.config_rejections += 1
             log.warning("cannot compile config %s: %s: %s", version, type(e).__name__, e)
             raise ConfigError([f"config {version}: cannot be compiled: {type(e).__name__}: {e}"]) from None
-        self.reflexive.compile(runtime)           # output contracts, cache, limits, cost per route
+        self.planner.compile(runtime)           # output contracts, cache, limits, cost per route
         if self.telemetry is not None:
             runtime.instrument(self.telemetry)
         self.evidence.configure(config.canaries)
         self.holder.swap(runtime)
-        heap.settle()  # a new SDK's objects leave the collector's generations
+        memory.settle()  # a new SDK's objects leave the collector's generations
         self._note(version, source, issued_at)
         self.stats.config_version = version
         self.stats.config_swaps += 1

@@ -19,7 +19,6 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.sidecar import router
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.output import (
     InvalidSchema,
@@ -34,6 +33,7 @@ from modelroute.sidecar.output import (
     parse_extract,
     task_contract,
 )
+from modelroute.sidecar.routing import router
 from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import failure_body
 from modelroute.sidecar.server.inbound import (
@@ -92,7 +92,7 @@ async def _task(request: web.Request, state: SidecarState, kind: str) -> web.Str
             known = ", ".join(sorted(runtime.routes)) or "(none)"
             return reject(state, OPENAI, 404, f"route {task.route!r} does not exist; known routes: {known}",
                           param="route", code="model_not_found")
-        base = state.reflexive.plan_for(route)
+        base = state.planner.plan_for(route)
         prompt = route.spec.prompt
         try:
             contract = task_contract(task, base.contract, kind=kind)

@@ -1,4 +1,4 @@
-"""Counters of the reflexive layer: cost, output checks, local limits, cache; for ``/stats`` and ``/metrics``.
+"""Counters of the request pipeline's stages: cost, output checks, local limits, cache; for ``/stats`` and ``/metrics``.
 
 Kept apart from ``stats.py`` (the routing counters) so that a route without an output
 contract, a cache or limits never touches it on its hot path; only cost is recorded for
@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelroute.sidecar.cost import PER, Price
-from modelroute.sidecar.observe import Observer
-from modelroute.sidecar.promtext import Exposition, labels
+from modelroute.sidecar.metrics.promtext import Exposition, labels
+from modelroute.sidecar.pipeline.cost import PER, Price
+from modelroute.sidecar.routing.observer import Observer
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.cache import ResponseCache
-    from modelroute.sidecar.limits import TargetLimiter
+    from modelroute.sidecar.pipeline.cache import ResponseCache
+    from modelroute.sidecar.pipeline.limits import TargetLimiter
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -86,11 +86,11 @@ class RouteLedger:
 
 
 class Ledger:
-    """Per-route counters of the reflexive layer, for the sidecar's lifetime (they survive config swaps)."""
+    """Per-route counters of the pipeline stages, for the sidecar's lifetime (they survive config swaps)."""
 
     def __init__(self) -> None:
         self.routes: dict[str, RouteLedger] = {}
-        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see reflexive.Reflexive)
+        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see plan.Planner)
         self.limiters: dict[tuple[str, str], TargetLimiter] = {}       # (route, target) -> limiter, current config
         self.prompt_versions: dict[str, str] = {}                      # route -> prompt version, current config
 
@@ -119,7 +119,7 @@ class Ledger:
 
     # -- /stats -------------------------------------------------------------------------------
     def merge_json(self, stats: Json) -> Json:
-        """``stats`` (``Stats.as_json()``) with the reflexive counters added per route and target."""
+        """``stats`` (``Stats.as_json()``) with the pipeline counters added per route and target."""
         routes: Json = stats.setdefault("routes", {})
         names = set(routes) | set(self.routes) | set(self.caches) | set(self.prompt_versions)
         for name in names:

@@ -25,10 +25,10 @@ from typing import Any
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
-from modelroute.sidecar.cost import PriceTable
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
-from modelroute.sidecar.promtext import Exposition, labels
-from modelroute.sidecar.stats import BUCKETS, LE, Histogram
+from modelroute.sidecar.metrics.promtext import Exposition, labels
+from modelroute.sidecar.metrics.stats import BUCKETS, LE, Histogram
+from modelroute.sidecar.pipeline.cost import PriceTable
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS

@@ -29,8 +29,8 @@ from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
-from modelroute.sidecar.canary import canary_problems
-from modelroute.sidecar.secrets import KeyResolver
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.routing.canary import canary_problems
 
 
 class ConfigError(Exception):

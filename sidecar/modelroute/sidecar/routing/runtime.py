@@ -31,15 +31,15 @@ from typing import TYPE_CHECKING
 from modelroute.api.config import SidecarConfig, canonical_json
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
 from modelroute.api.v1alpha1.strategy import revision_of
-from modelroute.sidecar.breaker import Breaker
-from modelroute.sidecar.canary import CANARY, MIRROR, STABLE, Canary, Variant
-from modelroute.sidecar.observe import AttemptHook, NullObserver, Observer
 from modelroute.sidecar.providers.base import Adapter, KeyFn, build_adapter
+from modelroute.sidecar.routing.breaker import Breaker
+from modelroute.sidecar.routing.canary import CANARY, MIRROR, STABLE, Canary, Variant
+from modelroute.sidecar.routing.observer import AttemptHook, NullObserver, Observer
 from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 from modelroute.sidecar.translate.params import effective_params
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.reflexive import RoutePlan
+    from modelroute.sidecar.pipeline.plan import RoutePlan
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class RouteRuntime:
     variant: Variant = STABLE          # which side of a rollout this runtime serves
     canary: Canary | None = None       # set on a stable route while a rollout runs
     tracer: AttemptHook | None = None  # telemetry (spans, GenAI metrics) per attempt; None: off
-    plan: RoutePlan | None = None      # output contract, cache, limits (reflexive.py); None: plain route
+    plan: RoutePlan | None = None      # output contract, cache, limits (pipeline/plan.py); None: plain route
 
     @property
     def name(self) -> str:

@@ -1,7 +1,7 @@
 """The Prometheus text exposition format (0.0.4), written by hand for ``GET /metrics``.
 
 Two owners write metric families (``stats.Stats``: requests, attempts, latency, tokens,
-config; ``ledger.Ledger``: cost, output checks, cache, quotas); both go through
+config; ``pipeline.counters.Ledger``: cost, output checks, cache, quotas); both go through
 ``Exposition`` so escaping and line shapes are decided once. Label values are escaped
 (backslash, newline, double quote); values are written with ``repr`` (exact floats).
 """

@@ -41,7 +41,7 @@ from aiohttp import web
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from modelroute.sidecar.ledger import CostObserver
+from modelroute.sidecar.pipeline.counters import CostObserver
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, MeterProvider
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.trace import Span, TracerProvider
 
-    from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
+    from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class ServerSpan:
 
 
 class Telemetry:
-    """Tracer and meter of one sidecar; implements ``observe.AttemptHook``."""
+    """Tracer and meter of one sidecar; implements ``routing.observer.AttemptHook``."""
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> None:
         self._tp = tracer_provider

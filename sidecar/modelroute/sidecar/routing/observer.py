@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
+    from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
 
 class Observer(Protocol):

@@ -5,7 +5,7 @@ The SDK client builds the request: ``_Builder.prepare`` runs its own ``_prepare_
 the authentication headers and the SDK's headers (user agent, ``x-stainless-*``,
 ``anthropic-version``, ...). That is redone only when the key changes (a rotated key file);
 the body is the translator's JSON, and ``transport.Transport`` sends it
-(``sdkbuilt.SdkBuiltAdapter``). Each adapter and view holds its target's compiled
+(``build_send.SdkBuiltAdapter``). Each adapter and view holds its target's compiled
 ``translate.accepts.ParamFilter`` (None when the model has no parameter rules), so the
 params a target refuses are dropped without per-request lookups.
 """
@@ -18,7 +18,7 @@ import httpx2
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.providers.base import KeyFn, current_key
-from modelroute.sidecar.providers.sdkbuilt import SdkBuiltAdapter, dumps
+from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, dumps
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 

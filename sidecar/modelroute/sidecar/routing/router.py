@@ -30,14 +30,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from modelroute.sidecar.backoff import backoff_delay
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
 from modelroute.sidecar.providers.errors import client_error
+from modelroute.sidecar.routing.backoff import backoff_delay
 from modelroute.sidecar.translate.errors import TranslationError
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.reflexive import RoutePlan
-    from modelroute.sidecar.runtime import RouteRuntime, TargetRuntime
+    from modelroute.sidecar.pipeline.plan import RoutePlan
+    from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -201,8 +201,8 @@ async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None
     not modified. Returns the first successful ``Completion``. Raises ``RouteFailed`` (503
     with ``attempts``; or, when ``client_error`` is set, that upstream 4xx as is),
     ``DeadlineExceeded`` (504). Never raises an SDK exception.
-    ``plan`` (default ``route.plan``; None on plain routes) adds the reflexive layer:
-    cache, local limits, output contract (``modelroute.sidecar.reflexive``).
+    ``plan`` (default ``route.plan``; None on plain routes) adds the pipeline stages:
+    cache, local limits, output contract (``modelroute.sidecar.pipeline.plan``).
     """
     call = _new_call(route)
     plan = plan or route.plan

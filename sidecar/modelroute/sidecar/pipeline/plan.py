@@ -1,9 +1,9 @@
-"""The reflexive-task layer on the routing path: output contracts, response cache, local limits, cost.
+"""The request pipeline's per-route plan: output contracts, response cache, local limits, cost.
 
 Why one module: the router stays one loop of retries, breakers and deadlines and calls this
 layer through a single per-route object, ``RouteRuntime.plan`` (a ``RoutePlan``). A route
 without an output contract, a cache and limits has ``plan = None`` and pays nothing but
-that ``None`` check; cost is the one thing every route gets (``ledger.CostObserver``).
+that ``None`` check; cost is the one thing every route gets (``counters.CostObserver``).
 
 Per request (``router.complete`` / ``router.open_stream``):
 
@@ -21,7 +21,7 @@ Per request (``router.complete`` / ``router.open_stream``):
 
 A streaming chat request on a route with a contract is served non-streaming upstream,
 checked, and replayed as a stream: an invalid answer must never reach the app, and a
-stream cannot be taken back. ``Reflexive`` holds what lives as long as the sidecar (the
+stream cannot be taken back. ``Planner`` holds what lives as long as the sidecar (the
 limiters, the per-route caches, the ledger) and compiles plans for each new runtime.
 """
 
@@ -34,17 +34,17 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from modelroute.api.v1alpha1.spec import Target
-from modelroute.sidecar import router
-from modelroute.sidecar.cache import (
+from modelroute.sidecar.errors import Attempt, FailureKind, UpstreamError
+from modelroute.sidecar.output import InvalidOutput, Mode, OutputContract, apply_contract, complete_valid
+from modelroute.sidecar.pipeline.cache import (
     ResponseCache,
     cache_key,
     chunks_to_completion,
     completion_to_chunks,
     is_cacheable,
 )
-from modelroute.sidecar.cost import Price, PriceTable
-from modelroute.sidecar.errors import Attempt, FailureKind, UpstreamError
-from modelroute.sidecar.ledger import (
+from modelroute.sidecar.pipeline.cost import Price, PriceTable
+from modelroute.sidecar.pipeline.counters import (
     INVALID,
     REJECTED,
     REPAIRED,
@@ -53,7 +53,7 @@ from modelroute.sidecar.ledger import (
     Ledger,
     pressure_logger,
 )
-from modelroute.sidecar.limits import (
+from modelroute.sidecar.pipeline.limits import (
     SYSTEM_CLOCK,
     Clock,
     Limiters,
@@ -62,11 +62,11 @@ from modelroute.sidecar.limits import (
     Ticket,
     estimate_tokens,
 )
-from modelroute.sidecar.observe import NullObserver
-from modelroute.sidecar.output import InvalidOutput, Mode, OutputContract, apply_contract, complete_valid
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.observer import NullObserver
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.runtime import RouteRuntime, Runtime, TargetRuntime
+    from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime, TargetRuntime
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ _LIMITS = "limits"  # the transport header observer that feeds a target's limite
 
 @dataclass(eq=False)
 class RoutePlan:
-    """What the reflexive layer does for one route (``RouteRuntime.plan``); immutable per runtime."""
+    """What the pipeline does for one route (``RouteRuntime.plan``); immutable per runtime."""
 
     name: str
     revision: str
@@ -312,7 +312,7 @@ def price_of(target: Target, table: PriceTable) -> Price | None:
     return table.price(target.model)
 
 
-class Reflexive:
+class Planner:
     """The sidecar-lifetime part: limiters, per-route caches and the ledger; ``compile`` equips a new runtime."""
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK, ledger: Ledger | None = None, prices: PriceTable | None = None) -> None:

@@ -25,8 +25,8 @@ from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.strategy import variant_for
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.runtime import RouteRuntime
-    from modelroute.sidecar.secrets import KeyResolver
+    from modelroute.sidecar.config.secrets import KeyResolver
+    from modelroute.sidecar.routing.runtime import RouteRuntime
 
 STABLE: Literal["stable"] = "stable"
 CANARY: Literal["canary"] = "canary"

@@ -13,7 +13,7 @@ import time
 from bisect import bisect_left
 from typing import Any
 
-from modelroute.sidecar.promtext import Exposition, labels
+from modelroute.sidecar.metrics.promtext import Exposition, labels
 
 # Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -113,7 +113,7 @@ def _tokens(usage: dict[str, Any], *names: str) -> int:
 
 
 class Stats:
-    """Implements ``modelroute.sidecar.observe.Observer``; also counts requests rejected at the door."""
+    """Implements ``modelroute.sidecar.routing.observer.Observer``; also counts requests rejected at the door."""
 
     def __init__(self) -> None:
         self.started = time.time()

@@ -20,11 +20,9 @@ import logging
 import time
 from typing import Any
 
-from modelroute.sidecar import router
-from modelroute.sidecar.canary import Canary
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.eval.scoring import answers_agree
-from modelroute.sidecar.evidence import (
+from modelroute.sidecar.rollout.evidence import (
     Evidence,
     VariantEvidence,
     answer_text,
@@ -32,7 +30,9 @@ from modelroute.sidecar.evidence import (
     output_valid,
     wants_json,
 )
-from modelroute.sidecar.runtime import Runtime
+from modelroute.sidecar.routing import router
+from modelroute.sidecar.routing.canary import Canary
+from modelroute.sidecar.routing.runtime import Runtime
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
