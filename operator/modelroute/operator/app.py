@@ -27,7 +27,7 @@ from modelroute.operator.kube.client import Kube
 from modelroute.operator.leader import LeaseLock, LeaseTiming
 from modelroute.operator.metrics import Metrics, MetricsServer
 from modelroute.operator.pods import SIDECAR_SELECTOR
-from modelroute.operator.pushclient import Pusher
+from modelroute.operator.push.client import Pusher
 from modelroute.operator.runtime import Runtime
 
 log = logging.getLogger(__name__)

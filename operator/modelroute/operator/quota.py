@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelroute.api.stats import SidecarStats
-from modelroute.operator.notices import Notice
+from modelroute.operator.events import Notice
 from modelroute.operator.status import MAX_LISTED
 
 THRESHOLD = 0.8

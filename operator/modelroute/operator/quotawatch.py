@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from modelroute.api.selection import matches
 from modelroute.api.v1alpha1 import LabelSelector
 from modelroute.operator import quota
-from modelroute.operator.notices import Notice
+from modelroute.operator.events import Notice
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.pushclient import Pusher
+from modelroute.operator.push.client import Pusher
 
 log = logging.getLogger(__name__)
 

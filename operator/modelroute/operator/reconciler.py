@@ -22,18 +22,18 @@ from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import GateStatus, RolloutStatus
 from modelroute.operator import bundle as bundles
-from modelroute.operator import rollouts
 from modelroute.operator.acceptance import accept, by_key
-from modelroute.operator.changes import ChangeClock
-from modelroute.operator.gaterun import GateRunner
+from modelroute.operator.convergence import ChangeClock
+from modelroute.operator.events import Notice, notices
 from modelroute.operator.kube import client as paths
 from modelroute.operator.kube.client import ApiError, Kube
 from modelroute.operator.metrics import Metrics
-from modelroute.operator.notices import Notice, notices
 from modelroute.operator.pods import HASH_ANNOTATION, SidecarPod
-from modelroute.operator.pushclient import Pusher, PushOutcome
-from modelroute.operator.pushes import PodPlan, plan
-from modelroute.operator.rollouts import RouteRollout
+from modelroute.operator.push.client import Pusher, PushOutcome
+from modelroute.operator.push.plan import PodPlan, plan
+from modelroute.operator.rollout import driver
+from modelroute.operator.rollout.driver import RouteRollout
+from modelroute.operator.rollout.gate_runner import GateRunner
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
 from modelroute.operator.validation import Validation, referenced_secrets, validate
 
@@ -165,8 +165,8 @@ class Reconciler:
                 continue
             cached = self.hints.rollouts.get(key)
             # Our own last write is newer than a watch event that has not arrived yet.
-            state = cached[1] if cached is not None and cached[0] == meta.get("uid") else rollouts.state_of(raw)
-            if rollouts.takes_part(route, state):
+            state = cached[1] if cached is not None and cached[0] == meta.get("uid") else driver.state_of(raw)
+            if driver.takes_part(route, state):
                 todo.append((raw, route, state))
         present = {f"{r['metadata'].get('namespace')}/{r['metadata'].get('name')}" for r in raw_routes}
         for hint in (self.hints.rollouts, self.hints.gates):
@@ -175,14 +175,14 @@ class Reconciler:
         if not todo:
             return {}
         wanted = [p for p in pods if p.reachable and any(
-            rollouts.needs_evidence(st, r) and matches(r.spec.selector, p.labels) for _, r, st in todo)]
+            driver.needs_evidence(st, r) and matches(r.spec.selector, p.labels) for _, r, st in todo)]
         stats = await self._stats(wanted)
         out = {}
         for raw, route, state in todo:
-            acked = rollouts.all_acked(route, previous, pods, self.hints.acked)
+            acked = driver.all_acked(route, previous, pods, self.hints.acked)
             picked = {uid: doc for uid, doc in stats.items()
                       if any(p.uid == uid and matches(route.spec.selector, p.labels) for p in pods)}
-            r = rollouts.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now,
+            r = driver.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now,
                                 gate=self.hints.gates.pop(route.key, None))
             if r.decision.run_gate and r.decision.serving.canary_revision is not None:
                 self.gates.ask(ns, route, r.decision.serving.canary_revision, pods)  # the verdict arrives in hints.gates

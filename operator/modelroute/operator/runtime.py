@@ -13,13 +13,13 @@ from typing import Any, cast
 import kopf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelroute.operator.changes import ChangeClock
+from modelroute.operator.convergence import ChangeClock
+from modelroute.operator.events import Notice
 from modelroute.operator.kube.client import Kube
 from modelroute.operator.kube.connection import KubeConnection
 from modelroute.operator.metrics import Metrics
-from modelroute.operator.notices import Notice
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.pushclient import Pusher
+from modelroute.operator.push.client import Pusher
 from modelroute.operator.quotawatch import QuotaWatch
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.operator.scheduler import Scheduler

@@ -25,7 +25,7 @@ from modelroute.api.v1alpha1 import (
 )
 from modelroute.api.v1alpha1.status import MAX_POD_FAILURES
 from modelroute.operator.pods import SIDECAR_SELECTOR
-from modelroute.operator.pushes import PodPlan
+from modelroute.operator.push.plan import PodPlan
 from modelroute.operator.validation import Validation
 
 MAX_LISTED = 5

@@ -36,7 +36,7 @@ from modelroute.api.v1alpha1.strategy import (
     Weights,
     revision_of,
 )
-from modelroute.operator.pushes import signed_body
+from modelroute.operator.push.plan import signed_body
 from modelroute.operator.rollout.analysis import describe
 from modelroute.operator.rollout.counters import evidence_from_stats
 from modelroute.operator.rollout.machine import Decision, Desired, Observations, Serving, serving_of, step

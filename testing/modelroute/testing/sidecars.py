@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import generate_private_key_pem, load_private_key, load_public_key, public_key_pem
-from modelroute.operator.pushes import signed_body
+from modelroute.operator.push.plan import signed_body
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState

@@ -9,7 +9,7 @@ from modelroute.api import signing
 from modelroute.api.config import ConfigPush, SidecarConfig
 from modelroute.api.selection import render_for_pod
 from modelroute.operator import bundle
-from modelroute.operator.pushes import plan, signed_body
+from modelroute.operator.push.plan import plan, signed_body
 from modelroute.operator.validation import validate
 
 from .operator_factories import pod, raw_route

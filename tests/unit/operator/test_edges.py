@@ -13,9 +13,9 @@ from aiohttp import web
 from modelroute.api import signing
 from modelroute.api.config import SidecarConfig
 from modelroute.operator import cli
-from modelroute.operator.changes import ChangeClock
+from modelroute.operator.convergence import ChangeClock
 from modelroute.operator.leader import expired
-from modelroute.operator.pushclient import Pusher
+from modelroute.operator.push.client import Pusher
 from modelroute.testing.webapps import serving
 
 from .operator_factories import pod

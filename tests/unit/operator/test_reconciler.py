@@ -15,12 +15,12 @@ from aiohttp import web
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush
 from modelroute.operator import bundle as bundles
-from modelroute.operator.changes import ChangeClock
+from modelroute.operator.convergence import ChangeClock
+from modelroute.operator.events import Notice
 from modelroute.operator.kube.client import ApiError
 from modelroute.operator.metrics import Metrics
-from modelroute.operator.notices import Notice
 from modelroute.operator.pods import HASH_ANNOTATION
-from modelroute.operator.pushclient import Pusher
+from modelroute.operator.push.client import Pusher
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.testing.webapps import serving
 

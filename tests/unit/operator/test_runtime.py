@@ -20,7 +20,7 @@ class Recorder:
 
 def runtime() -> tuple[Runtime, Recorder]:
     rt = Runtime.__new__(Runtime)  # only the event bookkeeping, no cluster
-    from modelroute.operator.changes import ChangeClock
+    from modelroute.operator.convergence import ChangeClock
     from modelroute.operator.reconciler import Hints
     from modelroute.operator.scheduler import Scheduler
 

@@ -11,7 +11,7 @@ from modelroute.api import signing
 from modelroute.api.config import PodRef
 from modelroute.api.selection import render_for_pod
 from modelroute.operator import bundle
-from modelroute.operator.pushes import signed_body
+from modelroute.operator.push.plan import signed_body
 from modelroute.operator.validation import validate
 from modelroute.sidecar.server.auth import AuthSettings, Denied, signature_well_formed, verify_push
 from modelroute.sidecar.server.bundle import read_bundle

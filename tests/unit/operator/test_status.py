@@ -7,9 +7,9 @@ from typing import Any
 from modelroute.api.config import route_hash
 from modelroute.api.v1alpha1 import Condition, ModelRoute, ModelRouteStatus, Phase
 from modelroute.operator.acceptance import accept
-from modelroute.operator.notices import notices
+from modelroute.operator.events import notices
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.pushes import PodPlan, plan
+from modelroute.operator.push.plan import PodPlan, plan
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
 from modelroute.operator.validation import Validation, validate
 

@@ -1,8 +1,11 @@
 """Progressive delivery of ModelRoute revisions: a pure canary state machine and its analysis.
 
 ``machine.step`` decides, ``analysis.evaluate`` judges, ``counters`` aggregates the
-sidecars' per-revision evidence, ``actions`` parses what people ask for. No I/O here: the
-operator's reconciler feeds observations in and applies the decision (status, pushes, Events).
+sidecars' per-revision evidence, ``actions`` parses what people ask for, ``gate`` judges a
+golden-dataset run. No I/O in these: the operator's reconciler feeds observations in and applies
+the decision (status, pushes, Events) through ``driver`` (pure glue: state in, served routes
+out). ``gate_runner`` is the one I/O module here: it fetches the dataset and asks a sidecar to
+run it (``POST /eval``). Neither is imported by this ``__init__``.
 """
 
 from modelroute.operator.rollout.actions import Action, Verb, pending_action

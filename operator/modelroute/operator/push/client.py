@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from modelroute.api.config import SidecarConfig
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.pushes import signed_body
+from modelroute.operator.push.plan import signed_body
 
 log = logging.getLogger(__name__)
 

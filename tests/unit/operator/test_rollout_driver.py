@@ -9,8 +9,8 @@ from modelroute.api.config import RouteBundle
 from modelroute.api.selection import CANARY_ANNOTATION, canary_of, render_for_pod
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import RolloutPhase, revision_of
-from modelroute.operator import rollouts
 from modelroute.operator.pods import SidecarPod
+from modelroute.operator.rollout import driver
 from modelroute.operator.validation import parse, snapshot
 
 from .operator_factories import raw_pod, raw_route
@@ -27,7 +27,7 @@ def typed(raw: dict[str, Any]) -> ModelRoute:
 
 def test_first_sight_makes_the_spec_stable_and_serves_it_unchanged() -> None:
     raw = raw_route("chat", strategy=STRATEGY)
-    r = rollouts.decide(raw, typed(raw), None, None, acked=False, stats={}, now=NOW)
+    r = driver.decide(raw, typed(raw), None, None, acked=False, stats={}, now=NOW)
     assert r.decision.status.stable_revision == revision_of(typed(raw).spec)
     assert r.decision.promoted == r.decision.status.stable_revision
     assert r.served.spec == typed(raw).spec and canary_of(r.served) is None
@@ -35,10 +35,10 @@ def test_first_sight_makes_the_spec_stable_and_serves_it_unchanged() -> None:
 
 def test_a_new_revision_keeps_the_stable_spec_and_adds_the_canary() -> None:
     old_raw = raw_route("chat", strategy=STRATEGY)
-    first = rollouts.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
+    first = driver.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
     new_raw = raw_route("chat", model="gpt-4.1-mini", strategy=STRATEGY)
     new = typed(new_raw)
-    r = rollouts.decide(new_raw, new, first.decision.status, first.served, acked=True, stats={}, now=NOW + timedelta(seconds=1))
+    r = driver.decide(new_raw, new, first.decision.status, first.served, acked=True, stats={}, now=NOW + timedelta(seconds=1))
     assert r.decision.status.phase is RolloutPhase.PROGRESSING
     assert r.served.spec.targets[0].model == "gpt-4o-mini"          # stable keeps serving
     assert r.served.spec.strategy is not None
@@ -50,9 +50,9 @@ def test_a_new_revision_keeps_the_stable_spec_and_adds_the_canary() -> None:
 
 def test_bundle_render_equals_the_push_render_canary_included() -> None:
     old_raw = raw_route("chat", strategy=STRATEGY)
-    first = rollouts.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
+    first = driver.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
     new_raw = raw_route("chat", model="gpt-4.1-mini", strategy=STRATEGY)
-    r = rollouts.decide(new_raw, typed(new_raw), first.decision.status, first.served, acked=True, stats={}, now=NOW)
+    r = driver.decide(new_raw, typed(new_raw), first.decision.status, first.served, acked=True, stats={}, now=NOW)
     pushed = render_for_pod([r.served], {}).config
     assert [c.route for c in pushed.canaries] == ["chat"]
     assert all(CANARY_ANNOTATION not in x.metadata.annotations for x in pushed.routes)
@@ -70,10 +70,10 @@ def test_all_acked_compares_served_hashes_with_the_last_bundle() -> None:
     web = SidecarPod.from_raw(raw_pod("w1", {"app": "web"}, served=want))
     stale = SidecarPod.from_raw(raw_pod("w2", {"app": "web"}, served="sha256:old"))
     other = SidecarPod.from_raw(raw_pod("db", {"app": "db"}, served="sha256:old"))
-    assert rollouts.all_acked(route, [route], [web, other], {})
-    assert not rollouts.all_acked(route, [route], [web, stale], {})
-    assert rollouts.all_acked(route, [route], [web, stale], {stale.uid: want})   # a fresh ack wins
-    assert not rollouts.all_acked(route, None, [web], {})
+    assert driver.all_acked(route, [route], [web, other], {})
+    assert not driver.all_acked(route, [route], [web, stale], {})
+    assert driver.all_acked(route, [route], [web, stale], {stale.uid: want})   # a fresh ack wins
+    assert not driver.all_acked(route, None, [web], {})
 
 
 def test_a_failed_gate_aborts_with_the_numbers() -> None:
@@ -82,13 +82,13 @@ def test_a_failed_gate_aborts_with_the_numbers() -> None:
 
     strat = {"canary": {**STRATEGY["canary"], "gate": {"configMap": "golden", "key": "cases.jsonl"}}}
     old_raw = raw_route("chat", strategy=strat)
-    first = rollouts.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
+    first = driver.decide(old_raw, typed(old_raw), None, None, acked=True, stats={}, now=NOW)
     new_raw = raw_route("chat", model="gpt-4.1-mini", strategy=strat)
     new = typed(new_raw)
-    started = rollouts.decide(new_raw, new, first.decision.status, first.served, acked=True, stats={}, now=NOW)
-    asked = rollouts.decide(new_raw, new, started.decision.status, started.served, acked=True, stats={}, now=NOW)
+    started = driver.decide(new_raw, new, first.decision.status, first.served, acked=True, stats={}, now=NOW)
+    asked = driver.decide(new_raw, new, started.decision.status, started.served, acked=True, stats={}, now=NOW)
     assert asked.decision.run_gate
-    done = rollouts.decide(new_raw, new, asked.decision.status, asked.served, acked=True, stats={}, now=NOW,
+    done = driver.decide(new_raw, new, asked.decision.status, asked.served, acked=True, stats={}, now=NOW,
                            gate=gate_status(GateThresholds(min_exact_match=0.9), GateResults(10, 0, 0.5, 1.0, 0.1)))
     assert done.decision.status.phase is RolloutPhase.DEGRADED
     assert "0.5" in done.decision.status.message and done.decision.status.gate is not None
@@ -101,5 +101,5 @@ def test_the_index_keeps_the_action_annotation_only() -> None:
     raw["metadata"]["annotations"] = {"modelroute.dev/action": "promote:abc", "other": "x"}
     snap = snapshot(raw)
     assert snap["metadata"]["annotations"] == {"modelroute.dev/action": "promote:abc"}
-    assert rollouts.action_of(snap) == "promote:abc"
+    assert driver.action_of(snap) == "promote:abc"
     assert parse(snap) == parse(raw_route("chat"))   # annotations never reach the served route

@@ -15,9 +15,9 @@ from modelroute.api import signing
 from modelroute.api.config import PodRef
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import Gate, GateStatus, Verdict
-from modelroute.operator import gaterun
-from modelroute.operator.gaterun import GateProblem, GateRunner
 from modelroute.operator.kube.client import ApiError
+from modelroute.operator.rollout import gate_runner
+from modelroute.operator.rollout.gate_runner import GateProblem, GateRunner
 from modelroute.operator.validation import parse
 from modelroute.sidecar.server.auth import AuthSettings, verify_request
 from modelroute.testing.webapps import serving
@@ -38,33 +38,33 @@ def route() -> ModelRoute:
 
 
 def test_dataset_from_the_configmap() -> None:
-    cases = gaterun.dataset_of({"data": {"cases.jsonl": DATASET}}, "team", GATE)
+    cases = gate_runner.dataset_of({"data": {"cases.jsonl": DATASET}}, "team", GATE)
     assert [c["input"] for c in cases] == ["a", "b"]
     with pytest.raises(GateProblem, match=r"ConfigMap team/golden .* not found"):
-        gaterun.dataset_of(None, "team", GATE)
+        gate_runner.dataset_of(None, "team", GATE)
     with pytest.raises(GateProblem, match=r"no key 'cases.jsonl' \(keys: other\)"):
-        gaterun.dataset_of({"data": {"other": DATASET}}, "team", GATE)
+        gate_runner.dataset_of({"data": {"other": DATASET}}, "team", GATE)
     with pytest.raises(GateProblem, match=r"\[cases.jsonl\]:2: not JSON"):
-        gaterun.dataset_of({"data": {"cases.jsonl": "{}\n{nope"}}, "team", GATE)
+        gate_runner.dataset_of({"data": {"cases.jsonl": "{}\n{nope"}}, "team", GATE)
     with pytest.raises(GateProblem, match="no cases"):
-        gaterun.dataset_of({"data": {"cases.jsonl": "# only a comment\n"}}, "team", GATE)
+        gate_runner.dataset_of({"data": {"cases.jsonl": "# only a comment\n"}}, "team", GATE)
 
 
 def test_picks_one_ready_selected_sidecar() -> None:
     pods = [pod("web-b", {"app": "web"}), pod("web-a", {"app": "web"}, ready=False), pod("db", {"app": "db"}),
             pod("web-c", {"app": "web"})]
-    picked = gaterun.pick_pod(route(), pods)
+    picked = gate_runner.pick_pod(route(), pods)
     assert picked is not None and picked.name == "web-b"
-    starting = gaterun.pick_pod(route(), [pod("web-a", {"app": "web"}, ready=False)])
+    starting = gate_runner.pick_pod(route(), [pod("web-a", {"app": "web"}, ready=False)])
     assert starting is not None and starting.name == "web-a", "acked but not Ready yet: still asked"
-    assert gaterun.pick_pod(route(), [pod("web-a", {"app": "web"}, ip=None)]) is None
-    assert gaterun.pick_pod(route(), [pod("db", {"app": "db"})]) is None
+    assert gate_runner.pick_pod(route(), [pod("web-a", {"app": "web"}, ip=None)]) is None
+    assert gate_runner.pick_pod(route(), [pod("db", {"app": "db"})]) is None
 
 
 def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
     from datetime import UTC, datetime
     p = pod("web-1", {"app": "web"})
-    body = gaterun.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC))
+    body = gate_runner.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC))
     auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace=p.namespace, name=p.name))
     doc = verify_request(auth, body, signing.sign(KEY, body))
     assert doc["route"] == "chat" and doc["revision"] == "sha256:abc" and doc["cases"] == [{"input": "a"}]
@@ -72,15 +72,15 @@ def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
 
 def test_verdicts_from_answers() -> None:
     entry = {"cases": 10, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
-    v = gaterun.verdict_of(GATE, 200, json.dumps({"targets": [entry]}))
+    v = gate_runner.verdict_of(GATE, 200, json.dumps({"targets": [entry]}))
     assert v is not None and v.verdict is Verdict.FAIL and v.metrics[0].value == 0.5 and "10 cases" in v.message
-    ok = gaterun.verdict_of(GATE, 200, json.dumps({"targets": [{**entry, "exactMatch": 0.95}]}))
+    ok = gate_runner.verdict_of(GATE, 200, json.dumps({"targets": [{**entry, "exactMatch": 0.95}]}))
     assert ok is not None and ok.verdict is Verdict.PASS
-    assert gaterun.verdict_of(GATE, 409, "{}") is None, "not serving the revision yet: try again"
-    assert gaterun.verdict_of(GATE, 503, "busy") is None
-    refused = gaterun.verdict_of(GATE, 422, json.dumps({"error": {"message": "dataset rejected", "problems": ["cases:1: bad"]}}))
+    assert gate_runner.verdict_of(GATE, 409, "{}") is None, "not serving the revision yet: try again"
+    assert gate_runner.verdict_of(GATE, 503, "busy") is None
+    refused = gate_runner.verdict_of(GATE, 422, json.dumps({"error": {"message": "dataset rejected", "problems": ["cases:1: bad"]}}))
     assert refused is not None and refused.verdict is Verdict.FAIL and "cases:1: bad" in refused.message
-    garbled = gaterun.verdict_of(GATE, 200, "{}")
+    garbled = gate_runner.verdict_of(GATE, 200, "{}")
     assert garbled is not None and garbled.verdict is Verdict.FAIL
 
 
