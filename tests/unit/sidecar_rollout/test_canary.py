@@ -10,9 +10,10 @@ import pytest
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1.strategy import variant_for
 from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.loader import canary_problems
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.metrics.stats import Stats
-from modelroute.sidecar.routing.canary import Canary, canary_problems
+from modelroute.sidecar.routing.canary import Canary
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import Runtime
 

@@ -26,11 +26,10 @@ import yaml
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
-from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
 from modelroute.sidecar.config.secrets import KeyResolver
-from modelroute.sidecar.routing.canary import canary_problems
 
 
 class ConfigError(Exception):
@@ -299,12 +298,39 @@ def route_problems(
         problems += [f"{where}: {field}: {msg}" for field, msg in route_param_problems(r.spec)]
         if keys is None:
             continue
-        for ti, t in enumerate(r.spec.targets):
-            p = keys.problem(t)
-            if p is not None:
-                assert t.api_key is not None
-                which = "env" if t.api_key.env is not None else "file" if t.api_key.file is not None else "secretKeyRef"
-                problems.append(f"{where}: spec.targets[{ti}].apiKey.{which}: {p}")
+        problems += key_problems(where, r.spec.targets, keys)
+    return problems
+
+
+def key_problems(where: str, targets: Sequence[Target], keys: KeyResolver) -> list[str]:
+    """Targets whose API key cannot be read, each with the field that names it."""
+    problems: list[str] = []
+    for ti, t in enumerate(targets):
+        p = keys.problem(t)
+        if p is not None:
+            assert t.api_key is not None
+            which = "env" if t.api_key.env is not None else "file" if t.api_key.file is not None else "secretKeyRef"
+            problems.append(f"{where}: spec.targets[{ti}].apiKey.{which}: {p}")
+    return problems
+
+
+def canary_problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
+    """Semantic problems of ``config.canaries`` (one per line, like ``problems``)."""
+    problems: list[str] = []
+    routes = {r.spec.route for r in config.routes}
+    seen: set[str] = set()
+    for i, c in enumerate(config.canaries):
+        where = f"canaries[{i}] ({c.route})"
+        if c.route not in routes:
+            problems.append(f"{where}: route: no route {c.route!r} in this config to add a canary to")
+        if c.spec.route != c.route:
+            problems.append(f"{where}: spec.route: is {c.spec.route!r}, expected the canary's route {c.route!r}")
+        if c.route in seen:
+            problems.append(f"{where}: route: route {c.route!r} already has a canary")
+        seen.add(c.route)
+        if keys is None:
+            continue
+        problems += key_problems(where, c.spec.targets, keys)
     return problems
 
 

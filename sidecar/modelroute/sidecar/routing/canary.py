@@ -21,11 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.strategy import variant_for
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.config.secrets import KeyResolver
     from modelroute.sidecar.routing.runtime import RouteRuntime
 
 STABLE: Literal["stable"] = "stable"
@@ -63,28 +61,3 @@ class Canary:
         """Whether a request answered by stable is also copied to the canary."""
         m = self.mirror
         return m > 0 and (m >= 100 or draw() * 100.0 < m)
-
-
-def canary_problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
-    """Semantic problems of ``config.canaries`` (one per line, like ``configfile.problems``)."""
-    problems: list[str] = []
-    routes = {r.spec.route for r in config.routes}
-    seen: set[str] = set()
-    for i, c in enumerate(config.canaries):
-        where = f"canaries[{i}] ({c.route})"
-        if c.route not in routes:
-            problems.append(f"{where}: route: no route {c.route!r} in this config to add a canary to")
-        if c.spec.route != c.route:
-            problems.append(f"{where}: spec.route: is {c.spec.route!r}, expected the canary's route {c.route!r}")
-        if c.route in seen:
-            problems.append(f"{where}: route: route {c.route!r} already has a canary")
-        seen.add(c.route)
-        if keys is None:
-            continue
-        for ti, t in enumerate(c.spec.targets):
-            p = keys.problem(t)
-            if p is not None:
-                assert t.api_key is not None
-                which = "env" if t.api_key.env is not None else "file" if t.api_key.file is not None else "secretKeyRef"
-                problems.append(f"{where}: spec.targets[{ti}].apiKey.{which}: {p}")
-    return problems
