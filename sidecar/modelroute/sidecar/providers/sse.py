@@ -1,7 +1,7 @@
 """Server-sent events, read from the lines of a streaming answer (``transport.Transport.stream``).
 
 Every provider streams SSE; the adapters want each event's ``data`` (one ``json.loads``
-each, in ``sdkbuilt.json_events``), not the SDKs' per-event pydantic objects.
+each, in ``build_send.json_events``), not the SDKs' per-event pydantic objects.
 """
 
 from __future__ import annotations

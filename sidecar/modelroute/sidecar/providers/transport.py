@@ -6,7 +6,7 @@ through the SDKs' own request pipelines (httpx2 request and response objects ove
 aiohttp transport), which cost ~1.5 ms of CPU per call on this project's 2-core benchmark
 machine against ~0.3 ms for the same exchange on a bare ``aiohttp.ClientSession``: more than
 the whole latency budget of the sidecar (bench/README.md has the figures). So the SDK
-prepares the headers once per key (``stainless.prepare``, ``gemini._Connection``) and the
+prepares the headers once per key (``openai_anthropic.prepare``, ``gemini._Connection``) and the
 request goes out here, on one pool per target.
 
 Everything the network can do wrong leaves as ``UpstreamError``: an HTTP error status is

@@ -1,9 +1,10 @@
 """A config compiled for serving, and the holder that swaps it atomically.
 
 ``Runtime.build`` turns a validated ``SidecarConfig`` into what the hot path needs: per
-route its targets in order, each with its adapter (one SDK client and pool) and its
+route its targets in order, each with its adapter (an SDK client that builds requests and a
+transport, one aiohttp pool, that sends them) and its
 circuit breaker; a route with a rollout in progress also gets its canary revision
-(``canary.Canary``: one ``RouteRuntime`` for live canary traffic, one for mirrored copies).
+(``routing.canary.Canary``: one ``RouteRuntime`` for live canary traffic, one for mirrored copies).
 ``RuntimeHolder`` serves one runtime at a time: a request leases the
 current runtime for its whole life (streams included), so a swap never changes the config
 under a request in flight; the old runtime's clients are closed once its last lease ends.
