@@ -53,7 +53,7 @@ def test_operator_pod_runs_under_the_chart_serviceaccount_and_holds_its_lease(re
     # the Service's endpoints (--enable-aggregator-routing; there is no kube-proxy).
     mwc = _json(release, "get", "mutatingwebhookconfiguration", FULLNAME)
     for hook in mwc["webhooks"]:
-        assert hook["clientConfig"].get("service", {}).get("name") == FULLNAME, hook["clientConfig"]
+        assert hook["clientConfig"].get("service", {}).get("name") == f"{FULLNAME}-webhook", hook["clientConfig"]
         assert "url" not in hook["clientConfig"]
         assert hook["clientConfig"].get("caBundle")  # managed TLS: the operator wrote its CA
 
