@@ -3,12 +3,14 @@
 At start it makes one call with no retry and logs whether anything answered on the base
 URL (with a native sidecar, something must: the app starts only after the sidecar is
 ready). Then it serves ``GET /ask?model=M&prompt=P`` on :8080, answering with what the
-SDK returned, and ``GET /healthz``. Every answer is also logged as one JSON line.
+SDK returned, and ``GET /healthz``. Every answer is also logged as one JSON line. On
+SIGTERM it stops accepting and finishes the requests in flight before it exits.
 """
 
 import json
 import os
-import sys
+import signal
+import threading
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,11 +66,13 @@ def main() -> None:
     # Any HTTP status means the sidecar was listening; a connection error means it was not.
     log(event="start", base_url=base_url, sidecar_answered=first.get("status") is not None or first["ok"], first=first)
     server = ThreadingHTTPServer(("0.0.0.0", 8080), Handler)
+    server.daemon_threads = False  # server_close() joins the requests in flight
+    # SIGTERM: stop accepting, finish what is in flight (its SDK calls still need the sidecar).
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log(event="serving", port=8080)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        sys.exit(0)
+    server.serve_forever()
+    server.server_close()
+    log(event="stopped")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import http.client
 import os
 import signal
 import socket
@@ -77,6 +78,25 @@ def http_status(netns: Path, host: str, port: int, path: str, timeout: float = 2
             return int(head[1]) if len(head) > 1 and head[0].startswith(b"HTTP/") else None
     except (OSError, ValueError):
         return None
+
+
+def http_get(netns: Path, host: str, port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """``GET http://host:port/path`` inside ``netns`` (e.g. a pod IP): (status, body)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    sock = socket_in(netns)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except OSError:
+        sock.close()
+        raise
+    conn.sock = sock
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -538,6 +538,7 @@ disabled_plugins = [
             "serializeImagePulls": False,
             "containerLogMaxSize": "10Mi",
             "registerNode": True,
+            "syncFrequency": "10s",  # mounted Secret/ConfigMap updates reach pods within seconds
             "protectKernelDefaults": False,
         }
         path = self.node_dir / "kubelet-config.yaml"
