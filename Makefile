@@ -44,7 +44,7 @@ node: venv controlplane node-deps
 	$(BIN)/python hack/local-cluster build --node
 
 demo-cluster: venv node
-	$(BIN)/python hack/demo-cluster
+	hack/demo-cluster
 
 unit: venv
 	$(BIN)/pytest tests -m 'not e2e'

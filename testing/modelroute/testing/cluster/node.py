@@ -96,9 +96,13 @@ class NodeCluster(ControlPlane):
         super().__init__(state_dir, binaries, name=name, tie_to_parent=tie_to_parent, log=log)
         self.node_binaries = node_binaries
         self.node_dir = self.state_dir / "node"
-        digest = hashlib.sha256(str(self.state_dir).encode()).hexdigest()[:8]
-        self.netns_name = f"mr-{digest}"
+        self.netns_name = self.netns_name_for(self.state_dir)
         self.netns = Path("/run/netns") / self.netns_name
+
+    @staticmethod
+    def netns_name_for(state_dir: Path) -> str:
+        """``mr-<hash of the state directory>``: one namespace per cluster, found again by ``down``."""
+        return "mr-" + hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:8]
 
     # -- addresses ---------------------------------------------------------------------
 
