@@ -41,9 +41,24 @@ from node_harness import (
 )
 
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
-from modelroute.testing.cluster.imagebuild import build_and_import
+from modelroute.testing.cluster.imagebuild import build_and_import, build_images
 from modelroute.testing.cluster.node import NODE_IP, NodeCluster
 from modelroute.testing.cluster.processes import spawn, stop_pid
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the node components and the images before the first test, outside any test's
+    timeout (minutes on a fresh machine; progress shown live). A failure here is reported
+    again by the ``node`` fixture, which fails the tests."""
+    here = Path(__file__).parent
+    if not any(item.get_closest_marker("e2e") and here in Path(str(item.fspath)).parents for item in session.items):
+        return
+    with uncaptured(session.config):
+        try:
+            ensure_node_binaries()
+            build_images()
+        except Exception as exc:
+            print(f"\n[modelroute cluster] building the node or its images failed: {exc}", flush=True)
 
 
 @pytest.fixture(scope="session")

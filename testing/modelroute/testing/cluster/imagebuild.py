@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelroute.testing.cluster.binaries import Log, cache_dir, repo_root, stderr_log
+from modelroute.testing.cluster.binaries import Log, _file_lock, cache_dir, repo_root, stderr_log
 
 if TYPE_CHECKING:
     from modelroute.testing.cluster.node import NodeCluster
@@ -178,13 +178,18 @@ def import_into_node(node: NodeCluster, ref: str, log: Log = stderr_log) -> None
     log(f"imported {ref} into the node's containerd")
 
 
+def build_images(log: Log = stderr_log) -> tuple[str, str]:
+    """The base, the modelroute image and the app image (cached); (image, app image) refs."""
+    if shutil.which("buildah") is None or shutil.which("mmdebstrap") is None:
+        raise ImageBuildError("buildah and mmdebstrap are needed (hack/node-deps installs them)")
+    with _file_lock(cache_dir(), "images"):  # parallel sessions build each image once
+        base = ensure_base_image(log)
+        return build_modelroute_image(base, log), build_app_image(base, log)
+
+
 def build_and_import(node: NodeCluster, log: Log = stderr_log) -> str:
     """Everything ``hack/local-cluster images`` does; returns the modelroute image reference."""
-    if shutil.which("buildah") is None or shutil.which("mmdebstrap") is None:
-        raise ImageBuildError("buildah and mmdebstrap are needed (apt-get install buildah mmdebstrap)")
-    base = ensure_base_image(log)
-    image = build_modelroute_image(base, log)
-    app = build_app_image(base, log)
+    image, app = build_images(log)
     for ref in (image, app):
         import_into_node(node, ref, log)
     (node.node_dir / "images.env").write_text(f"MODELROUTE_IMAGE={image}\nAPP_IMAGE={app}\n")
