@@ -54,8 +54,9 @@ def show_answers(node: Node) -> None:
 
 
 def follow(node: Node, until: str) -> dict[str, Any]:
-    """Print every change of the rollout's (phase, step, weights) until ``phase == until``."""
+    """Print every change of the rollout's (phase, step, weights) from its start until ``phase == until``."""
     last = None
+    started = False
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         ro = rollout(node)
@@ -64,7 +65,8 @@ def follow(node: Node, until: str) -> dict[str, Any]:
         if row != last:
             print(f"   rollout: phase={row[0]} step={row[1]} stable={row[2]}% canary={row[3]}%", flush=True)
             last = row
-        if ro.get("phase") == until and not ro.get("canaryRevision"):
+        started = started or bool(ro.get("canaryRevision"))
+        if started and ro.get("phase") == until and not ro.get("canaryRevision"):
             return ro
         time.sleep(0.5)
     raise RuntimeError(f"the rollout did not reach {until} in time: {rollout(node)}")
@@ -113,7 +115,7 @@ def main() -> int:
                            "--dry-run=client", "-o", "yaml").stdout
         c.kubectl("apply", "-f", "-", input=secret)
         c.kubectl("delete", "modelroute", "chat", "-n", APP_NS, "--ignore-not-found")
-        c.kubectl("apply", "-f", "-", input=json.dumps(route(node, "gpt-4o-mini", fallback="gpt-4o")))
+        c.kubectl("apply", "-f", "-", input=json.dumps(route(node, "gpt-4o-mini", CANARY, fallback="gpt-4o")))
         c.kubectl("apply", "-f", "-", input=json.dumps(app_manifest(node, 3)))
         wait_for("3 app pods Ready", lambda: len([p for p in app_pods(node) if ready(p)]) == 3, timeout=240)
         print(c.kubectl("get", "pods", "-n", APP_NS, "-o", "wide").stdout)

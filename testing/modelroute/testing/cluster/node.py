@@ -311,9 +311,10 @@ class NodeCluster(ControlPlane):
         for default in DEFAULT_PATHS:
             private = self.node_dir / "default-paths" / default.strip("/").replace("/", "-")
             private.mkdir(parents=True, exist_ok=True)
-            if not Path(default).exists():
+            if not Path(default).exists():  # a mount point on the host: created once, removed by the last down
                 Path(default).mkdir(parents=True)
-                (self.node_dir / "created-paths").open("a").write(default + "\n")
+                with _created_paths_registry().open("a") as registry:
+                    registry.write(default + "\n")
             lines.append(f"mount --bind {private} {default}")
         _run("nsenter", "-t", str(holder.pid), "--mount", "--", "sh", "-c", "\n".join(lines))
 
@@ -327,12 +328,15 @@ class NodeCluster(ControlPlane):
             for path in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
                 _rmdir(path)
             _rmdir(root)
-        created = self.node_dir / "created-paths"
-        if created.exists():
-            for default in created.read_text().split():
+        # Mount points this project created on the host: removed (if empty) by the last node to
+        # go down. While another node runs they stay: its mounts on them must not be detached.
+        registry = _created_paths_registry()
+        others = [p for p in Path("/run/netns").glob("mr-*") if p.name != self.netns_name]
+        if registry.exists() and not others:
+            for default in registry.read_text().split():
                 with contextlib.suppress(OSError):
                     Path(default).rmdir()  # only if empty: nothing else used it
-            created.unlink()
+            registry.unlink()
 
     def _make_cgroups(self) -> None:
         parent = self.cgroup_parent.lstrip("/")
@@ -582,6 +586,12 @@ disabled_plugins = [
         out["nodeReady"] = out["ready"] and self.node_ready()
         out["ready"] = out["nodeReady"]
         return out
+
+
+def _created_paths_registry() -> Path:
+    from modelroute.testing.cluster.binaries import cache_dir
+
+    return cache_dir() / "node-created-paths"
 
 
 def _wait_exec(proc: subprocess.Popen[bytes], executable: Path) -> None:
