@@ -40,6 +40,11 @@ def _leftovers(state: Path, netns: Path) -> list[str]:
                 found.append(f"process {entry.name}: {cmdline[:120]}")
     found += [f"mount {line}" for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(state) in line]
     found += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob(f"*/**/{netns.name}")]
+    # The kubelet's and containerd's default paths: at most empty mount points on the host
+    # (another node may still be running); their content lived in the state directory.
+    from modelroute.testing.cluster.node import DEFAULT_PATHS
+
+    found += [f"written on the host: {d}" for d in DEFAULT_PATHS if Path(d).is_dir() and any(Path(d).iterdir())]
     return found
 
 
