@@ -18,7 +18,7 @@ from typing import Any
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
 from modelroute.testing.cluster.imagebuild import build_and_import
 from modelroute.testing.cluster.local import default_state_dir
-from modelroute.testing.cluster.node import NODE_IP, NodeCluster
+from modelroute.testing.cluster.node import NodeCluster
 from modelroute.testing.cluster.nodeapp import (
     APP_NS,
     EMULATOR_PORT,
@@ -35,6 +35,7 @@ from modelroute.testing.cluster.nodeapp import (
     route,
     wait_for,
 )
+from modelroute.testing.cluster.nodeconfig import NODE_IP
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 CANARY = {"canary": {"steps": [{"weight": 20}, {"pause": {"duration": "5s"}}, {"weight": 50}, {"pause": {"duration": "5s"}}],

@@ -42,7 +42,8 @@ from node_harness import (
 
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
 from modelroute.testing.cluster.imagebuild import build_and_import, build_images
-from modelroute.testing.cluster.node import NODE_IP, NodeCluster
+from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.cluster.nodeconfig import NODE_IP
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 

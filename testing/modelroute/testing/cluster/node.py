@@ -48,16 +48,20 @@ from modelroute.testing.cluster.binaries import Binaries, Log, stderr_log
 from modelroute.testing.cluster.controlplane import ControlPlane, ControlPlaneError, Ports, free_port
 from modelroute.testing.cluster.kubeconfig import render_kubeconfig, write_private
 from modelroute.testing.cluster.netns import http_status
+from modelroute.testing.cluster.nodeconfig import (
+    NODE_IP,
+    NODE_NAME,
+    PAUSE_IMAGE,
+    POD_CIDR,
+    cni_config,
+    containerd_config,
+    kubelet_config,
+)
 from modelroute.testing.cluster.processes import log_tail, pid_runs, read_pid, spawn, stop_pid
 
-NODE_NAME = "modelroute-node"
-NODE_IP = "10.213.0.2"
 NODE_GATEWAY = "10.213.0.1"  # on no interface: the default route the kubelet wants leads nowhere
-POD_CIDR = "10.244.0.0/24"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 APISERVER_PORT = 443
-PAUSE_IMAGE = "localhost/modelroute/pause:1.0.0"
-CNI_BIN_DIR = Path("/usr/lib/cni")
 # The kubelet sets these machine-wide; in its mount namespace they are private files.
 KUBELET_SYSCTLS = (
     "vm/overcommit_memory",
@@ -359,75 +363,12 @@ class NodeCluster(ControlPlane):
         cni_conf = self.node_dir / "cni" / "net.d"
         cni_conf.mkdir(parents=True, exist_ok=True)
         base.mkdir(parents=True, exist_ok=True)
-        (cni_conf / "10-modelroute.conflist").write_text(json.dumps(self._cni_config(), indent=2))
-        (base / "config.toml").write_text(self._containerd_config())
+        (cni_conf / "10-modelroute.conflist").write_text(json.dumps(cni_config(self.node_dir), indent=2))
+        (base / "config.toml").write_text(containerd_config(self.node_dir, self.containerd_socket))
         self.log("starting containerd (own config, root, state and sockets under the state directory)")
         proc = self._spawn("containerd", [str(self._components()[3][1]), "--config", str(base / "config.toml")])
         self._wait("containerd", proc, lambda: self._ctr("version", check=False).returncode == 0, deadline,
                    self._path("containerd.log"))
-
-    def _containerd_config(self) -> str:
-        base = self.node_dir / "containerd"
-        return f"""version = 2
-root = "{base / 'root'}"
-state = "{base / 'state'}"
-disabled_plugins = [
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
-]
-
-[grpc]
-  address = "{self.containerd_socket}"
-
-[ttrpc]
-  address = "{self.containerd_socket}.ttrpc"
-
-[metrics]
-  address = ""
-
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
-  restrict_oom_score_adj = true
-  netns_mounts_under_state_dir = true
-  enable_selinux = false
-  disable_apparmor = true
-
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        SystemdCgroup = false
-
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{CNI_BIN_DIR}"
-    conf_dir = "{self.node_dir / 'cni' / 'net.d'}"
-"""
-
-    def _cni_config(self) -> dict[str, Any]:
-        return {
-            "cniVersion": "1.0.0",
-            "name": "modelroute",
-            "plugins": [
-                {
-                    "type": "bridge",
-                    "bridge": "cni0",
-                    "isGateway": True,
-                    "ipMasq": False,
-                    "hairpinMode": True,
-                    "ipam": {
-                        "type": "host-local",
-                        "ranges": [[{"subnet": POD_CIDR}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
-                        "dataDir": str(self.node_dir / "cni" / "ipam"),
-                    },
-                }
-            ],
-        }
 
     def _ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return _run("ctr", f"--address={self.containerd_socket}", "--namespace=k8s.io", *args, check=check)
@@ -518,37 +459,7 @@ disabled_plugins = [
 
     def _write_kubelet_config(self) -> None:
         self._make_cgroups()
-        config = {
-            "apiVersion": "kubelet.config.k8s.io/v1beta1",
-            "kind": "KubeletConfiguration",
-            "failCgroupV1": False,
-            "cgroupDriver": "cgroupfs",
-            "cgroupRoot": self.cgroup_parent,
-            "failSwapOn": False,
-            "maxOpenFiles": 20000,
-            "makeIPTablesUtilChains": False,
-            "address": NODE_IP,
-            "healthzBindAddress": "127.0.0.1",
-            "authentication": {
-                "anonymous": {"enabled": False},
-                "webhook": {"enabled": False},
-                "x509": {"clientCAFile": str(self.pki.ca_cert)},
-            },
-            # Only clients with a certificate from the cluster CA get in (the apiserver).
-            "authorization": {"mode": "AlwaysAllow"},
-            "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                             "nodefs.inodesFree": "1%"},
-            "imageGCHighThresholdPercent": 100,
-            "imageGCLowThresholdPercent": 99,
-            "imageMinimumGCAge": "876000h",
-            "resolvConf": "",
-            "podPidsLimit": -1,
-            "serializeImagePulls": False,
-            "containerLogMaxSize": "10Mi",
-            "registerNode": True,
-            "syncFrequency": "10s",  # mounted Secret/ConfigMap updates reach pods within seconds
-            "protectKernelDefaults": False,
-        }
+        config = kubelet_config(self.pki.ca_cert, self.cgroup_parent)
         path = self.node_dir / "kubelet-config.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
 
