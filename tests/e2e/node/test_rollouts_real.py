@@ -5,7 +5,10 @@ at the same step. Traffic is the app's own openai SDK calls, from every pod."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
 
 from node_harness import (
+    APP_NS,
     RELEASE_NS,
     Node,
     Traffic,
@@ -29,6 +33,7 @@ from node_harness import (
 
 pytestmark = pytest.mark.e2e
 
+PLUGIN = Path(sys.executable).parent / "kubectl-modelroute"
 ANALYSIS = {"interval": "1s", "minSamples": 10, "maxErrorRate": 0.05}
 
 
@@ -45,6 +50,30 @@ def _all_pods_answer(node: Node, model: str) -> bool:
     return all(model_of(pod_get(node, p["status"]["podIP"], "/ask?model=chat")) == model for p in app_pods(node))
 
 
+@contextmanager
+def _watching(node: Node, log: Path) -> Iterator[Path]:
+    """``kubectl modelroute get chat --watch`` running alongside, its output in ``log``."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(PLUGIN), "--kubeconfig", str(node.cluster.kubeconfig), "-n", APP_NS,
+                                 "get", "chat", "--watch"], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield log
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def _phases(log: Path) -> list[str]:
+    """The ``Status:`` phases the watch rendered, in order, repeats folded."""
+    seen: list[str] = []
+    for line in log.read_text().splitlines():
+        if line.startswith("Status:"):
+            phase = line.split()[1]
+            if not seen or seen[-1] != phase:
+                seen.append(phase)
+    return seen
+
+
 def _stable(node: Node, model: str, strategy: dict[str, Any]) -> str:
     """The route at ``model``, settled (a change rolls out like any other: with traffic)."""
     with Traffic(node):
@@ -55,26 +84,30 @@ def _stable(node: Node, model: str, strategy: dict[str, Any]) -> str:
     return str(ro["stableRevision"])
 
 
-def test_a_healthy_canary_is_promoted_on_real_pods(app: Node) -> None:
+def test_a_healthy_canary_is_promoted_on_real_pods(app: Node, tmp_path: Path) -> None:
     old = _stable(app, "gpt-4o-mini", _strategy())
-    with Traffic(app) as traffic:
+    with _watching(app, tmp_path / "watch.log") as watch, Traffic(app) as traffic:
         _apply(app, "gpt-4o", _strategy())
         wait_for("the rollout to start", lambda: rollout(app).get("canaryRevision") not in (None, old), timeout=60)
         done = wait_for("the promotion", lambda: (r := rollout(app)).get("phase") == "Healthy"
                         and r.get("stableRevision") != old and not r.get("canaryRevision") and r, timeout=120)
+        wait_for("the watch to show it", lambda: _phases(watch)[-1:] == ["Healthy"], timeout=30)
     assert (done.get("analysis") or {}).get("verdict") == "Pass", done
     assert not traffic.errors, traffic.errors[:5]
     assert traffic.answers.get("gpt-4o", 0) > 0 and traffic.answers.get("gpt-4o-mini", 0) > 0, traffic.answers
     wait_for("every pod on the promoted model", lambda: _all_pods_answer(app, "gpt-4o"), timeout=60)
+    phases = _phases(watch)  # kubectl modelroute get --watch followed the rollout to its end
+    assert "Paused" in phases and phases[-1] == "Healthy", (phases, watch.read_text()[-2000:])
 
 
-def test_a_failing_canary_is_aborted_on_real_pods(app: Node) -> None:
+def test_a_failing_canary_is_aborted_on_real_pods(app: Node, tmp_path: Path) -> None:
     _stable(app, "gpt-4o", _strategy())
     app.emulator_post("/_emulator/faults", {"kind": "status", "status": 503, "model": "gpt-4.1", "probability": 0.5})
     try:
-        with Traffic(app):
+        with _watching(app, tmp_path / "watch.log") as watch, Traffic(app):
             _apply(app, "gpt-4.1", _strategy())
             wait_for("the abort", lambda: rollout(app).get("phase") == "Degraded", timeout=120)
+            wait_for("the watch to show it", lambda: _phases(watch)[-1:] == ["Degraded"], timeout=30)
         wait_for("every pod back on stable", lambda: _all_pods_answer(app, "gpt-4o"), timeout=30)
     finally:
         app.cluster.kubectl("delete", "-f", "-", input=json.dumps(route(app, "gpt-4o")), check=False)
