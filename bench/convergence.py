@@ -155,7 +155,7 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).parent))
         from convergence_node import run
 
-        run(args.pods or 10, args.changes, NS, spec, expected_hash)
+        run(args.pods or 10, args.changes, NS, spec)
         return 0
     args.pods = args.pods or 50
 

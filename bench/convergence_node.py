@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries, repo_root
 from modelroute.testing.cluster.imagebuild import build_and_import
 from modelroute.testing.cluster.netns import http_get
@@ -57,8 +59,21 @@ def _last_served(cluster: NodeCluster, ips: list[str], version: str, limit: floa
     return max(done.values())
 
 
-def run(pods: int, changes: int, ns: str, spec: Callable[[int], dict[str, Any]],
-        expected_hash: Callable[[int], str]) -> list[float]:
+def _with_secret_key(spec: dict[str, Any]) -> dict[str, Any]:
+    """The bench's spec with the provider key from the mounted Secret (pods have no key env)."""
+    for target in spec["targets"]:
+        target["apiKey"] = {"secretKeyRef": {"name": "llm-keys", "key": "openai"}}
+    return spec
+
+
+def run(pods: int, changes: int, ns: str, bench_spec: Callable[[int], dict[str, Any]]) -> list[float]:
+    def spec(i: int) -> dict[str, Any]:
+        return _with_secret_key(bench_spec(i))
+
+    def expected_hash(i: int) -> str:
+        route = ModelRoute.model_validate({"metadata": {"name": "bench", "namespace": ns}, "spec": spec(i)})
+        return SidecarConfig(routes=[route]).hash
+
     state = Path(tempfile.mkdtemp(prefix="modelroute-bench-node-"))
     print(f"state dir: {state}", flush=True)
     cluster = NodeCluster(state, ensure_binaries(), ensure_node_binaries(), name="modelroute-bench")
