@@ -67,7 +67,8 @@ def follow(node: Node, until: str) -> dict[str, Any]:
             print(f"   rollout: phase={row[0]} step={row[1]} stable={row[2]}% canary={row[3]}%", flush=True)
             last = row
         started = started or bool(ro.get("canaryRevision"))
-        if started and ro.get("phase") == until and not ro.get("canaryRevision"):
+        # an aborted rollout keeps naming its canary revision; a promoted one has none left
+        if started and ro.get("phase") == until and (until == "Degraded" or not ro.get("canaryRevision")):
             return ro
         time.sleep(0.5)
     raise RuntimeError(f"the rollout did not reach {until} in time: {rollout(node)}")
