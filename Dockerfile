@@ -12,8 +12,11 @@
 
 ARG PYTHON_VERSION=3.11.14
 ARG HATCHLING_VERSION=1.33.0
+# Any image with python3.11, `python` and pip; machines without a registry build one from
+# Debian packages (hack/local-cluster images: mmdebstrap) and pass it here.
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim-bookworm
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
+FROM ${BASE_IMAGE} AS builder
 ARG HATCHLING_VERSION
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -32,7 +35,7 @@ RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/modelroute/bin/pip check \
     && /opt/modelroute/bin/python -m compileall -q -o 0 -o 2 /opt/modelroute/lib
 
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="modelroute" \
       org.opencontainers.image.description="Kubernetes-native routing for small LLMs: operator and sidecar" \
       org.opencontainers.image.licenses="Apache-2.0"

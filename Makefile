@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MODELROUTE_CACHE ?= $(HOME)/.cache/modelroute
 
-.PHONY: demo test venv lint typecheck unit e2e crd clean
+.PHONY: demo test venv lint typecheck unit e2e crd clean node-deps node demo-cluster
 
 $(BIN)/modelroute: pyproject.toml requirements.lock
 	@echo "==> creating $(VENV) and installing modelroute with pinned dependencies"
@@ -36,13 +36,24 @@ crd: venv
 controlplane: venv
 	$(BIN)/python hack/local-cluster build
 
+# The real one-node cluster (issue 10): Debian packages (hack/node-deps), then kubelet,
+# kube-controller-manager and kube-scheduler built once into $(MODELROUTE_CACHE).
+node-deps:
+	hack/node-deps
+
+node: venv controlplane node-deps
+	$(BIN)/python hack/local-cluster build --node
+
+demo-cluster: venv node
+	hack/demo-cluster
+
 unit: venv
 	$(BIN)/pytest tests -m 'not e2e'
 
-e2e: venv controlplane
+e2e: venv controlplane node
 	$(BIN)/pytest tests -m e2e
 
-test: venv lint typecheck controlplane
+test: venv lint typecheck controlplane node
 	$(BIN)/pytest tests
 
 clean:

@@ -8,6 +8,7 @@ hash. The operator's convergence histogram marks the last ack (polled every 10 m
 then every sidecar's ``GET /config`` is checked to report the new hash (computed locally).
 
     .venv/bin/python bench/convergence.py [--pods 50] [--changes 20]
+    .venv/bin/python bench/convergence.py --node [--pods 10]   # real pods (convergence_node.py)
 
 Prints p50/p90/p99/max and the operator's own histogram count/sum.
 """
@@ -142,13 +143,21 @@ async def measure(plane: ControlPlane, pods: list[PodHandle], changes: int, metr
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pods", type=int, default=50)
+    parser.add_argument("--pods", type=int, default=None, help="default 50 (player), 10 with --node")
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--change", choices=sorted(CHANGES), default="prompt-version",
                         help="what each change edits (system-prompt re-binds params/prompt to the kept SDK client)")
+    parser.add_argument("--node", action="store_true", help="real pods on the one-node cluster (default 10)")
     args = parser.parse_args()
     global CHANGE
     CHANGE = args.change
+    if args.node:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from convergence_node import run
+
+        run(args.pods or 10, args.changes, NS, spec)
+        return 0
+    args.pods = args.pods or 50
 
     work = Path(tempfile.mkdtemp(prefix="modelroute-bench-"))
     print(f"work dir: {work}", flush=True)

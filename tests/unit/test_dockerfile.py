@@ -47,7 +47,7 @@ def parse() -> tuple[dict[str, str], list[Stage]]:
         op, rest = op.upper(), rest.strip()
         if op == "ARG" and not stages and "=" in rest:
             k, v = rest.split("=", 1)
-            args[k] = v
+            args[k] = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], v)  # an ARG may use an earlier one
         elif op == "FROM":
             parts = rest.split()
             image = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], parts[0])
@@ -68,6 +68,13 @@ def test_multi_stage_with_slim_python_bases_pinned_by_tag() -> None:
         repo, _, tag = stage.image.partition(":")
         assert repo == "python", stage.image
         assert re.fullmatch(r"3\.11\.\d+-slim(-\w+)?", tag), f"{stage.image}: pin a full version tag"
+
+
+def test_the_base_image_is_a_build_arg_defaulting_to_upstream_python_slim() -> None:
+    # Machines without a registry build a Debian base and pass it (hack/local-cluster images).
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", ARGS["BASE_IMAGE"]), ARGS["BASE_IMAGE"]
+    text = DOCKERFILE.read_text()
+    assert [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")] == ["${BASE_IMAGE}"] * len(STAGES)
 
 
 def test_every_copied_path_exists() -> None:

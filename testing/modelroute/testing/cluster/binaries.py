@@ -115,6 +115,49 @@ ETCD = GoBuild(
 )
 
 
+# The node components, compiled in ONE `go build` from the kube-apiserver module (same go.mod,
+# same k8s.io/kubernetes pin): the three share most packages, so one invocation compiles
+# each package once and reuses whatever the apiserver build left in the Go build cache.
+NODE_COMPONENTS = ("kubelet", "kube-controller-manager", "kube-scheduler")
+NODE_BUILD = GoBuild(
+    name="kube-node",
+    version=KUBERNETES_VERSION,
+    module_dir="kube-apiserver",
+    package=" ".join(f"k8s.io/kubernetes/cmd/{name}" for name in NODE_COMPONENTS),
+    ldflags=_k8s_version_ldflags(KUBERNETES_VERSION),
+)
+# The sandbox ("pause") container's program: static, waits for SIGTERM (hack/build/pause).
+PAUSE = GoBuild(name="pause", version="1.0.0", module_dir="pause", package=".")
+
+
+def node_binary_paths(cache: Path | None = None) -> dict[str, Path]:
+    """Where kubelet, kube-controller-manager, kube-scheduler and pause live in the cache."""
+    cache = cache or cache_dir()
+    paths = {name: cache / "bin" / f"{name}-{KUBERNETES_VERSION}" for name in NODE_COMPONENTS}
+    paths["pause"] = PAUSE.output(cache)
+    return paths
+
+
+def ensure_node_binaries(cache: Path | None = None, log: Log = stderr_log) -> dict[str, Path]:
+    """Build the node components (one ``go build`` for all three) and pause, if missing."""
+    cache = cache or cache_dir()
+    paths = node_binary_paths(cache)
+    if not all(_is_executable(paths[name]) for name in NODE_COMPONENTS):
+        with _file_lock(cache, f"{NODE_BUILD.name}-{NODE_BUILD.version}"):
+            if not all(_is_executable(paths[name]) for name in NODE_COMPONENTS):
+                out_dir = cache / "bin" / f".kube-node-{os.getpid()}"
+                shutil.rmtree(out_dir, ignore_errors=True)
+                out_dir.mkdir(parents=True)
+                try:
+                    _go_build(NODE_BUILD, cache, out_dir, log)
+                    for name in NODE_COMPONENTS:
+                        os.replace(out_dir / name, paths[name])
+                finally:
+                    shutil.rmtree(out_dir, ignore_errors=True)
+    ensure_go_binary(PAUSE, cache, log, env={"CGO_ENABLED": "0"})
+    return paths
+
+
 def binary_paths(cache: Path | None = None) -> Binaries:
     """Where the binaries live in the cache, without building anything."""
     cache = cache or cache_dir()
@@ -158,7 +201,9 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def ensure_go_binary(build: GoBuild, cache: Path, log: Log = stderr_log) -> Path:
+def ensure_go_binary(
+    build: GoBuild, cache: Path, log: Log = stderr_log, env: dict[str, str] | None = None
+) -> Path:
     """Build ``build`` into the cache unless it is already there; return its path."""
     out = build.output(cache)
     if _is_executable(out):
@@ -166,7 +211,7 @@ def ensure_go_binary(build: GoBuild, cache: Path, log: Log = stderr_log) -> Path
     with _file_lock(cache, f"{build.name}-{build.version}"):
         if _is_executable(out):  # another process built it while we waited
             return out
-        _go_build(build, cache, out, log)
+        _go_build(build, cache, out, log, env=env)
     return out
 
 
@@ -208,7 +253,15 @@ def ensure_otelcol(cache: Path | None = None, log: Log = stderr_log) -> Path:
     return out
 
 
-def _go_build(build: GoBuild, cache: Path, out: Path, log: Log, module_dir: Path | None = None) -> None:
+def _go_build(
+    build: GoBuild,
+    cache: Path,
+    out: Path,
+    log: Log,
+    module_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> None:
+    """``go build`` one or more packages (space-separated; ``out`` is then a directory)."""
     go = shutil.which("go")
     if go is None:
         raise RuntimeError(f"building {build.name} {build.version} needs the Go toolchain (`go`) on PATH")
@@ -221,26 +274,29 @@ def _go_build(build: GoBuild, cache: Path, out: Path, log: Log, module_dir: Path
     log_path = log_dir / f"build-{build.name}-{build.version}.log"
     tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     ldflags = " ".join(("-s", "-w", *build.ldflags))
-    cmd = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", str(tmp_out), build.package]
+    packages = build.package.split()
+    target = f"{out}/" if len(packages) > 1 else str(tmp_out)
+    cmd = [go, "build", "-v", "-trimpath", "-ldflags", ldflags, "-o", target, *packages]
     log(
         f"building {build.name} {build.version} from the Go module proxy into {out} "
         f"(once per machine; this takes minutes: kube-apiserver ~6 min on 2 CPUs). "
         f"Go output: {log_path}"
     )
     started = time.monotonic()
-    total = _count_packages(go, build.package, module_dir)
-    rc = _run_with_heartbeat(cmd, module_dir, log_path, build.name, started, total, log)
+    total = _count_packages(go, packages, module_dir)
+    rc = _run_with_heartbeat(cmd, module_dir, log_path, build.name, started, total, log, env or {})
     if rc != 0:
         tmp_out.unlink(missing_ok=True)
         tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
         raise RuntimeError(
             f"go build of {build.name} {build.version} failed (exit {rc}); see {log_path}:\n{tail}"
         )
-    os.replace(tmp_out, out)
+    if len(packages) == 1:
+        os.replace(tmp_out, out)
     log(f"built {build.name} {build.version} in {time.monotonic() - started:.0f}s")
 
 
-def _count_packages(go: str, package: str, module_dir: Path) -> int | None:
+def _count_packages(go: str, packages: list[str], module_dir: Path) -> int | None:
     """How many packages the build involves (for the progress line); None if unknown.
 
     GOPROXY=off: on a fresh machine the modules are not downloaded yet, and this must not
@@ -248,7 +304,7 @@ def _count_packages(go: str, package: str, module_dir: Path) -> int | None:
     """
     try:
         out = subprocess.run(
-            [go, "list", "-deps", package],
+            [go, "list", "-deps", *packages],
             cwd=module_dir,
             env={**os.environ, "GOPROXY": "off"},
             capture_output=True,
@@ -261,10 +317,17 @@ def _count_packages(go: str, package: str, module_dir: Path) -> int | None:
 
 
 def _run_with_heartbeat(
-    cmd: list[str], cwd: Path, log_path: Path, name: str, started: float, total: int | None, log: Log
+    cmd: list[str],
+    cwd: Path,
+    log_path: Path,
+    name: str,
+    started: float,
+    total: int | None,
+    log: Log,
+    extra_env: dict[str, str],
 ) -> int:
     """Run ``cmd`` with output to ``log_path``; log a heartbeat with the package count."""
-    env = {**os.environ, "GOFLAGS": os.environ.get("GOFLAGS", "-buildvcs=false")}
+    env = {**os.environ, "GOFLAGS": os.environ.get("GOFLAGS", "-buildvcs=false"), **extra_env}
     packages = downloads = 0
     with open(log_path, "w") as sink:
         proc = subprocess.Popen(

@@ -1,0 +1,3 @@
+module modelroute.dev/build/pause
+
+go 1.24.0

@@ -1,0 +1,54 @@
+"""Helpers of the real one-node cluster tests (the fixtures are in conftest.py); the app
+helpers live in :mod:`modelroute.testing.cluster.nodeapp`, shared with ``make demo-cluster``."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from modelroute.testing.cluster.nodeapp import (  # noqa: F401  (re-exported for the tests)
+    APP_NS,
+    APP_PORT,
+    EMULATOR_PORT,
+    FULLNAME,
+    RELEASE,
+    RELEASE_NS,
+    SIDECAR,
+    Node,
+    Traffic,
+    app_manifest,
+    app_pods,
+    ask,
+    kjson,
+    model_of,
+    operator_pod,
+    pod_get,
+    ready,
+    rollout,
+    route,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "charts" / "modelroute"
+
+
+@contextmanager
+def uncaptured(config: pytest.Config) -> Iterator[None]:
+    """Show build progress live (minutes on a fresh machine)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield
+        return
+    with capman.global_and_fixture_disabled():
+        yield
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
