@@ -22,9 +22,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
+from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
+from modelroute.testing.cluster.imagebuild import build_and_import, build_images
+from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.cluster.nodeconfig import NODE_IP
+from modelroute.testing.cluster.processes import spawn, stop_pid
 
-from node_harness import (
+from .node_harness import (
     APP_NS,
     CHART,
     EMULATOR_PORT,
@@ -39,12 +43,6 @@ from node_harness import (
     uncaptured,
     wait_for,
 )
-
-from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
-from modelroute.testing.cluster.imagebuild import build_and_import, build_images
-from modelroute.testing.cluster.node import NodeCluster
-from modelroute.testing.cluster.nodeconfig import NODE_IP
-from modelroute.testing.cluster.processes import spawn, stop_pid
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelroute.testing.cluster.nodeapp import (  # noqa: F401  (re-exported for the tests)
+from modelroute.testing.cluster.nodeapp import (
     APP_NS,
     APP_PORT,
     EMULATOR_PORT,
@@ -32,6 +32,33 @@ from modelroute.testing.cluster.nodeapp import (  # noqa: F401  (re-exported for
     route,
     wait_for,
 )
+
+__all__ = [
+    "APP_NS",
+    "APP_PORT",
+    "CHART",
+    "EMULATOR_PORT",
+    "FULLNAME",
+    "RELEASE",
+    "RELEASE_NS",
+    "REPO",
+    "SIDECAR",
+    "Node",
+    "Traffic",
+    "app_manifest",
+    "app_pods",
+    "ask",
+    "free_port",
+    "kjson",
+    "model_of",
+    "operator_pod",
+    "pod_get",
+    "ready",
+    "rollout",
+    "route",
+    "uncaptured",
+    "wait_for",
+]  # the cluster helpers the node tests share, and this module's own
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "modelroute"

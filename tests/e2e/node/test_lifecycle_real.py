@@ -4,18 +4,15 @@ with requests in flight (none lost: the app finishes them, the native sidecar ou
 
 from __future__ import annotations
 
-import sys
+import functools
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from node_harness import APP_NS, RELEASE_NS, SIDECAR, Node, app_pods, operator_pod, pod_get, wait_for
-
 from modelroute.testing.emulators import key_fingerprint
+
+from .node_harness import APP_NS, RELEASE_NS, SIDECAR, Node, app_pods, operator_pod, pod_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +41,7 @@ def test_a_rotated_key_secret_is_used_without_a_restart_and_never_logged(app: No
     for pod in app_pods(app):
         ip = pod["status"]["podIP"]
         # The kubelet rewrites the mounted Secret (atomic symlink swap); the sidecar reloads it.
-        wait_for(f"{pod['metadata']['name']} to call with the new key", lambda ip=ip: _last_key(app, ip) == new,
+        wait_for(f"{pod['metadata']['name']} to call with the new key", functools.partial(lambda i: _last_key(app, i) == new, ip),
                  timeout=120, interval=1)
     after = {p["metadata"]["name"]: _sidecar_restarts(p) for p in app_pods(app)}
     assert after == before, (before, after)

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from node_harness import REPO
+from .node_harness import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -9,15 +9,13 @@ namespace of the test run's own). Tests talk to pods through the apiserver (``ku
 
 from __future__ import annotations
 
+import functools
 import json
-import sys
-from pathlib import Path
+from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from node_harness import (
+from .node_harness import (
     APP_NS,
     FULLNAME,
     RELEASE_NS,
@@ -37,7 +35,11 @@ pytestmark = pytest.mark.e2e
 
 
 def test_operator_pod_runs_under_the_chart_serviceaccount_and_holds_its_lease(release: Node) -> None:
-    pod = wait_for("the operator pod Ready", lambda: (p := operator_pod(release)) and ready(p) and p, timeout=120)
+    def ready_pod() -> dict[str, Any] | None:
+        p = operator_pod(release)
+        return p if p and ready(p) else None
+
+    pod = wait_for("the operator pod Ready", ready_pod, timeout=120)
     assert pod["status"]["phase"] == "Running"
     assert pod["spec"]["serviceAccountName"] == FULLNAME
     leases = kjson(release, "get", "leases", "-n", RELEASE_NS)["items"]
@@ -71,9 +73,11 @@ def test_every_replica_gets_the_native_sidecar_and_the_app_starts_after_it(app: 
 
 def test_the_apps_real_sdk_calls_reach_the_emulator_through_the_sidecar(app: Node) -> None:
     for pod in app_pods(app):
-        answer = wait_for(
-            "the route served", lambda p=pod: (a := ask(app, p["metadata"]["name"]))["ok"] and a, timeout=60
-        )
+        def served(name: str = pod["metadata"]["name"]) -> dict[str, Any] | None:
+            a = ask(app, name)
+            return a if a["ok"] else None
+
+        answer = wait_for("the route served", served, timeout=60)
         assert answer["content"].startswith("[openai:gpt-4o-mini]"), answer
 
 
@@ -83,7 +87,7 @@ def test_a_changed_modelroute_is_served_by_all_three_pods(app: Node) -> None:
         name = pod["metadata"]["name"]
         wait_for(
             f"{name} serving the new model",
-            lambda n=name: ask(app, n).get("content", "").startswith("[openai:gpt-4o]"),
+            functools.partial(lambda n: str(ask(app, n).get("content", "")).startswith("[openai:gpt-4o]"), name),
             timeout=60,
         )
 

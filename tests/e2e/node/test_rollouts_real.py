@@ -14,9 +14,7 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from node_harness import (
+from .node_harness import (
     APP_NS,
     RELEASE_NS,
     Node,

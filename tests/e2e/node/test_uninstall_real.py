@@ -5,14 +5,10 @@ still be created in the namespace that asked for injection."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib: make the harness importable
-
-from node_harness import (
+from .node_harness import (
     APP_NS,
     CHART,
     FULLNAME,
