@@ -6,6 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram, Stats
 from modelroute.sidecar.routing.observer import Observer
+from modelroute.testing.scrape import scrape
 
 
 def test_is_an_observer() -> None:
@@ -54,7 +55,7 @@ def test_prometheus_text_parses() -> None:
     s.config_version = "sha256:abc"
     s.on_attempt("a/b", "t", "ok", 200, 0.02, {"prompt_tokens": 3, "completion_tokens": 2})
     s.on_request("a/b", "t", "ok", 0.02, False)
-    fams = {f.name: f for f in text_string_to_metric_families(s.prometheus())}
+    fams = {f.name: f for f in text_string_to_metric_families(scrape(s))}
     hist = fams["modelroute_attempt_duration_seconds"]
     assert hist.type == "histogram"
     buckets = {x.labels["le"]: x.value for x in hist.samples if x.name.endswith("_bucket")}

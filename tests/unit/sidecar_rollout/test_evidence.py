@@ -17,6 +17,7 @@ from modelroute.sidecar.rollout.evidence import (
     output_valid,
     wants_json,
 )
+from modelroute.testing.scrape import sample, scrape
 
 from .conftest import spec
 
@@ -93,7 +94,7 @@ def test_runs_reset_on_a_new_run_id_and_survive_weight_changes() -> None:
 
 def test_prometheus_series() -> None:
     ev = Evidence()
-    assert ev.prometheus() == ""
+    assert scrape(ev) == ""
     ev.configure([_canary("r1.0", weight=5, mirror=50)])
     v = ev.variant("classify", "r1.0", "canary")
     assert v is not None
@@ -102,16 +103,16 @@ def test_prometheus_series() -> None:
     m = ev.variant("classify", "r1.0", "mirror")
     assert m is not None
     m.dropped += 3
-    text = ev.prometheus()
-    lbl = 'route="classify",run="r1.0",variant="canary"'
-    assert f"modelroute_rollout_requests_total{{{lbl}}} 2" in text
-    assert f'modelroute_rollout_errors_total{{{lbl},class="rate_limited"}} 1' in text
-    assert f'modelroute_rollout_request_duration_seconds_bucket{{{lbl},le="0.025"}} 1' in text
-    assert f"modelroute_rollout_request_duration_seconds_count{{{lbl}}} 1" in text
-    assert f'modelroute_rollout_tokens_total{{{lbl},kind="prompt"}} 100' in text
-    assert f"modelroute_rollout_cost_usd_total{{{lbl}}} 0.5" in text
-    assert 'modelroute_rollout_mirror_dropped_total{route="classify",run="r1.0"} 3' in text
-    assert 'modelroute_rollout_weight_percent{route="classify",run="r1.0",kind="mirror"} 50' in text
+    text = scrape(ev)
+    lbl = {"route": "classify", "run": "r1.0", "variant": "canary"}
+    assert sample(text, "modelroute_rollout_requests_total", **lbl) == 2
+    assert sample(text, "modelroute_rollout_errors_total", **lbl, **{"class": "rate_limited"}) == 1
+    assert sample(text, "modelroute_rollout_request_duration_seconds_bucket", **lbl, le="0.025") == 1
+    assert sample(text, "modelroute_rollout_request_duration_seconds_count", **lbl) == 1
+    assert sample(text, "modelroute_rollout_tokens_total", **lbl, kind="prompt") == 100
+    assert sample(text, "modelroute_rollout_cost_usd_total", **lbl) == 0.5
+    assert sample(text, "modelroute_rollout_mirror_dropped_total", route="classify", run="r1.0") == 3
+    assert sample(text, "modelroute_rollout_weight_percent", route="classify", run="r1.0", kind="mirror") == 50
     for line in text.splitlines():                      # well-formed exposition lines
         assert line.startswith("#") or line.rsplit(" ", 1)[1].replace(".", "", 1).replace("e-", "").isdigit()
 

@@ -7,18 +7,19 @@ and a few multiplications per attempt that reported usage.
 
 ``merge_json`` adds these counters into the ``/stats`` JSON of ``Stats.as_json`` (per route:
 ``promptVersion``, ``cost``, ``output``, ``cache``; per target: ``costUsd``, ``limits``);
-``prometheus`` writes the extra metric families. Label values are route and target names
+``collect`` yields the extra metric families at scrape time (a prometheus-client collector). Label values are route and target names
 from the config and closed sets (output results, limit dimensions) only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelroute.sidecar.metrics.promtext import Exposition, labels
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
 from modelroute.sidecar.pipeline.cost import PER, Price
 from modelroute.sidecar.routing.observer import Observer
 
@@ -146,49 +147,56 @@ class Ledger:
         return stats
 
     # -- /metrics -----------------------------------------------------------------------------
-    def prometheus(self) -> str:
-        x = Exposition()
+    def collect(self) -> Iterator[Metric]:
         routes = sorted(self.routes.items())
-        x.family("modelroute_cost_usd_total", "counter", "Cost of upstream attempts in USD (price table x reported usage) per route and target.")
+        cost = CounterMetricFamily("modelroute_cost_usd", "Cost of upstream attempts in USD (price table x reported usage) per route and target.",
+                                   labels=("route", "target"))
         for r, rl in routes:
             for t, usd in sorted(rl.target_cost.items()):
-                x.sample("modelroute_cost_usd_total", labels(route=r, target=t), usd)
-        x.family("modelroute_unpriced_attempts_total", "counter", "Attempts with usage on a model that has no price.")
+                cost.add_metric((r, t), usd)
+        yield cost
+        unpriced = CounterMetricFamily("modelroute_unpriced_attempts", "Attempts with usage on a model that has no price.", labels=("route",))
         for r, rl in routes:
-            x.sample("modelroute_unpriced_attempts_total", labels(route=r), rl.unpriced_attempts)
-        x.family("modelroute_output_checks_total", "counter", "Output contract results per route (valid, repaired, invalid, rejected).")
+            unpriced.add_metric((r,), rl.unpriced_attempts)
+        yield unpriced
+        checks = CounterMetricFamily("modelroute_output_checks", "Output contract results per route (valid, repaired, invalid, rejected).",
+                                     labels=("route", "result"))
         for r, rl in routes:
             for result in OUTPUT_RESULTS:
                 if result in rl.output:
-                    x.sample("modelroute_output_checks_total", labels(route=r, result=result), rl.output[result])
-        x.family("modelroute_limit_refusals_total", "counter", "Requests a target's local rate limit sent to the next target.")
+                    checks.add_metric((r, result), rl.output[result])
+        yield checks
+        refusals = CounterMetricFamily("modelroute_limit_refusals", "Requests a target's local rate limit sent to the next target.",
+                                       labels=("route", "target"))
         for r, rl in routes:
             for t, n in sorted(rl.limited.items()):
-                x.sample("modelroute_limit_refusals_total", labels(route=r, target=t), n)
+                refusals.add_metric((r, t), n)
+        yield refusals
         caches = sorted(self.caches.items())
-        x.family("modelroute_cache_requests_total", "counter", "Response cache lookups per route and result (hit, miss).")
+        lookups = CounterMetricFamily("modelroute_cache_requests", "Response cache lookups per route and result (hit, miss).",
+                                      labels=("route", "result"))
+        ratio = GaugeMetricFamily("modelroute_cache_hit_ratio", "Response cache hits / lookups per route.", labels=("route",))
+        entries = GaugeMetricFamily("modelroute_cache_entries", "Entries held by the route's response cache.", labels=("route",))
         for r, c in caches:
-            x.sample("modelroute_cache_requests_total", labels(route=r, result="hit"), c.hits)
-            x.sample("modelroute_cache_requests_total", labels(route=r, result="miss"), c.misses)
-        x.family("modelroute_cache_hit_ratio", "gauge", "Response cache hits / lookups per route.")
-        for r, c in caches:
-            x.sample("modelroute_cache_hit_ratio", labels(route=r), c.hit_ratio)
-        x.family("modelroute_cache_entries", "gauge", "Entries held by the route's response cache.")
-        for r, c in caches:
-            x.sample("modelroute_cache_entries", labels(route=r), len(c))
-        limiters = sorted(self.limiters.items())
-        x.family("modelroute_quota_utilisation", "gauge", "Fraction of a target's per-minute quota in use (requests, tokens).")
-        for (r, t), lim in limiters:
-            for dimension, value in sorted(lim.utilisation().items()):
-                x.sample("modelroute_quota_utilisation", labels(route=r, target=t, dimension=dimension), value)
-        x.family("modelroute_quota_pressure", "gauge", "1 while any quota of the target is at or above 80%.")
-        for (r, t), lim in limiters:
-            pressed = max(lim.utilisation().values()) >= lim.pressure_threshold
-            x.sample("modelroute_quota_pressure", labels(route=r, target=t), 1 if pressed else 0)
-        x.family("modelroute_prompt_info", "gauge", "The prompt version each route serves (1 while loaded).")
+            lookups.add_metric((r, "hit"), c.hits)
+            lookups.add_metric((r, "miss"), c.misses)
+            ratio.add_metric((r,), c.hit_ratio)
+            entries.add_metric((r,), len(c))
+        yield from (lookups, ratio, entries)
+        utilisation = GaugeMetricFamily("modelroute_quota_utilisation", "Fraction of a target's per-minute quota in use (requests, tokens).",
+                                        labels=("route", "target", "dimension"))
+        pressure = GaugeMetricFamily("modelroute_quota_pressure", "1 while any quota of the target is at or above 80%.",
+                                     labels=("route", "target"))
+        for (r, t), lim in sorted(self.limiters.items()):
+            used = lim.utilisation()
+            for dimension, value in sorted(used.items()):
+                utilisation.add_metric((r, t, dimension), value)
+            pressure.add_metric((r, t), 1 if max(used.values()) >= lim.pressure_threshold else 0)
+        yield from (utilisation, pressure)
+        prompt = GaugeMetricFamily("modelroute_prompt_info", "The prompt version each route serves (1 while loaded).", labels=("route", "version"))
         for r, v in sorted(self.prompt_versions.items()):
-            x.sample("modelroute_prompt_info", labels(route=r, version=v), 1)
-        return x.text()
+            prompt.add_metric((r, v), 1)
+        yield prompt
 
 
 class CostObserver:

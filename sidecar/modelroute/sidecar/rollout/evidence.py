@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
-from modelroute.sidecar.metrics.promtext import Exposition, labels
-from modelroute.sidecar.metrics.stats import BUCKETS, LE, Histogram
+from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.pipeline.cost import PriceTable
 
 Json = dict[str, Any]
@@ -154,53 +155,56 @@ class Evidence:
         """``/stats`` -> ``rollouts``: route -> ``modelroute.api.stats.RunEvidence`` (camelCase JSON)."""
         return {route: run.to_wire().model_dump(mode="json", by_alias=True) for route, run in sorted(self.runs.items())}
 
-    def prometheus(self) -> str:
-        """Prometheus text for the rollout counters (appended to ``/metrics``; empty before any rollout)."""
+    def collect(self) -> Iterator[Metric]:
+        """The rollout metric families at scrape time (a prometheus-client collector; none before any rollout)."""
         if not self.runs:
-            return ""
-        x = Exposition()
+            return
         runs = sorted(self.runs.items())
+        variant_labels = ("route", "run", "variant")
 
-        def each(name: str, value: Callable[[VariantEvidence], float], **extra: str) -> None:
+        def each(name: str, help_text: str, value: Callable[[VariantEvidence], float]) -> CounterMetricFamily:
+            family = CounterMetricFamily(name, help_text, labels=variant_labels)
             for route, run in runs:
                 for v, e in run.variants.items():
-                    x.sample(name, labels(route=route, run=run.run_id, variant=v, **extra), value(e))
+                    family.add_metric((route, run.run_id, v), value(e))
+            return family
 
-        x.family("modelroute_rollout_requests_total", "counter", "Requests per rollout run and variant (stable, canary, mirror).")
-        each("modelroute_rollout_requests_total", lambda e: e.requests)
-        x.family("modelroute_rollout_errors_total", "counter", "Failed requests per rollout run, variant and class.")
+        yield each("modelroute_rollout_requests", "Requests per rollout run and variant (stable, canary, mirror).", lambda e: e.requests)
+        errors = CounterMetricFamily("modelroute_rollout_errors", "Failed requests per rollout run, variant and class.",
+                                     labels=(*variant_labels, "class"))
         for route, run in runs:
             for v, e in run.variants.items():
                 for kind, n in sorted(e.errors.items()):
-                    x.sample("modelroute_rollout_errors_total", labels(route=route, run=run.run_id, variant=v, **{"class": kind}), n)
-        x.family("modelroute_rollout_request_duration_seconds", "histogram", "Latency of answered requests per rollout run and variant.")
+                    errors.add_metric((route, run.run_id, v, kind), n)
+        yield errors
+        duration = HistogramMetricFamily("modelroute_rollout_request_duration_seconds",
+                                         "Latency of answered requests per rollout run and variant.", labels=variant_labels)
         for route, run in runs:
             for v, e in run.variants.items():
-                x.histogram("modelroute_rollout_request_duration_seconds", labels(route=route, run=run.run_id, variant=v),
-                            LE, e.latency.counts, e.latency.sum, e.latency.count)
-        x.family("modelroute_rollout_tokens_total", "counter", "Tokens per rollout run, variant and kind.")
-        each("modelroute_rollout_tokens_total", lambda e: e.prompt_tokens, kind="prompt")
-        each("modelroute_rollout_tokens_total", lambda e: e.completion_tokens, kind="completion")
-        x.family("modelroute_rollout_cost_usd_total", "counter", "Cost in USD of priced requests per rollout run and variant.")
-        each("modelroute_rollout_cost_usd_total", lambda e: e.cost_usd)
-        x.family("modelroute_rollout_outputs_checked_total", "counter", "Answers checked for validity per rollout run and variant.")
-        each("modelroute_rollout_outputs_checked_total", lambda e: e.checked)
-        x.family("modelroute_rollout_outputs_valid_total", "counter", "Valid answers per rollout run and variant.")
-        each("modelroute_rollout_outputs_valid_total", lambda e: e.valid)
-        x.family("modelroute_rollout_compared_total", "counter", "Mirrored answers compared with stable's, per rollout run.")
-        each("modelroute_rollout_compared_total", lambda e: e.compared)
-        x.family("modelroute_rollout_agreed_total", "counter", "Mirrored answers that agreed with stable's, per rollout run.")
-        each("modelroute_rollout_agreed_total", lambda e: e.agreed)
-        x.family("modelroute_rollout_mirror_dropped_total", "counter", "Mirror copies dropped because the mirror pool was full.")
+                duration.add_metric((route, run.run_id, v), e.latency.buckets(), e.latency.sum)
+        yield duration
+        tokens = CounterMetricFamily("modelroute_rollout_tokens", "Tokens per rollout run, variant and kind.", labels=(*variant_labels, "kind"))
+        for kind, value in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
+            for route, run in runs:
+                for v, e in run.variants.items():
+                    tokens.add_metric((route, run.run_id, v, kind), getattr(e, value))
+        yield tokens
+        yield each("modelroute_rollout_cost_usd", "Cost in USD of priced requests per rollout run and variant.", lambda e: e.cost_usd)
+        yield each("modelroute_rollout_outputs_checked", "Answers checked for validity per rollout run and variant.", lambda e: e.checked)
+        yield each("modelroute_rollout_outputs_valid", "Valid answers per rollout run and variant.", lambda e: e.valid)
+        yield each("modelroute_rollout_compared", "Mirrored answers compared with stable's, per rollout run.", lambda e: e.compared)
+        yield each("modelroute_rollout_agreed", "Mirrored answers that agreed with stable's, per rollout run.", lambda e: e.agreed)
+        dropped = CounterMetricFamily("modelroute_rollout_mirror_dropped", "Mirror copies dropped because the mirror pool was full.",
+                                      labels=("route", "run"))
         for route, run in runs:
-            x.sample("modelroute_rollout_mirror_dropped_total", labels(route=route, run=run.run_id), run.variants["mirror"].dropped)
-        x.family("modelroute_rollout_weight_percent", "gauge", "Share of live requests answered (canary) or copied (mirror) per rollout run.")
+            dropped.add_metric((route, run.run_id), run.variants["mirror"].dropped)
+        yield dropped
+        weight = GaugeMetricFamily("modelroute_rollout_weight_percent",
+                                   "Share of live requests answered (canary) or copied (mirror) per rollout run.", labels=("route", "run", "kind"))
         for route, run in runs:
-            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="canary"),
-                     run.weight if run.active else 0)
-            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="mirror"),
-                     run.mirror if run.active else 0)
-        return x.text()
+            weight.add_metric((route, run.run_id, "canary"), run.weight if run.active else 0)
+            weight.add_metric((route, run.run_id, "mirror"), run.mirror if run.active else 0)
+        yield weight
 
 
 
