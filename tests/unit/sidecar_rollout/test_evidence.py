@@ -5,7 +5,7 @@ from __future__ import annotations
 from modelroute.api.config import CanaryServing
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.rollout.counters import Counters, evidence_from_stats
-from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError
+from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError, failure_class
 from modelroute.sidecar.errors import FailureKind as K
 from modelroute.sidecar.metrics.stats import BUCKETS
 from modelroute.sidecar.rollout.evidence import (
@@ -13,7 +13,6 @@ from modelroute.sidecar.rollout.evidence import (
     StreamText,
     VariantEvidence,
     answer_text,
-    failure_class,
     output_valid,
     wants_json,
 )

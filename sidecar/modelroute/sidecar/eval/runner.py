@@ -17,7 +17,7 @@ from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_class
 from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.eval.prices import Price, price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
@@ -56,20 +56,12 @@ def output_text(response: Json) -> str:
     return ""
 
 
-def _failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
-    if isinstance(exc, DeadlineExceeded):
-        return "deadline"
-    if exc.client_error is not None:
-        return "client_error"
-    return exc.attempts[-1].outcome if exc.attempts else "exhausted"
-
-
 async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> Outcome:
     t0 = time.perf_counter()
     try:
         done = await router.complete(rt.routes[route], case.request_for(route))
     except (RouteFailed, DeadlineExceeded) as e:
-        return Outcome(case.id, None, time.perf_counter() - t0, error=_failure_class(e))
+        return Outcome(case.id, None, time.perf_counter() - t0, error=failure_class(e))
     latency = time.perf_counter() - t0
     text = output_text(done.response)
     usage = done.response.get("usage") or {}

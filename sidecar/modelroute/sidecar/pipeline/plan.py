@@ -64,6 +64,7 @@ from modelroute.sidecar.pipeline.limits import (
 )
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.translate.chat import wants_usage
 
 if TYPE_CHECKING:
     from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime, TargetRuntime
@@ -192,7 +193,7 @@ class RoutePlan:
     # -- streaming requests --------------------------------------------------------------
     async def open_stream(self, route: RouteRuntime, request: Json) -> router.StreamingCompletion:
         """A streaming request on this route: checked-and-replayed, replayed from cache, or streamed (and cached)."""
-        include_usage = _wants_usage(request)
+        include_usage = wants_usage(request)
         if self.contract is not None:
             body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
             done = await router.complete(route, body, plan=self)
@@ -224,11 +225,6 @@ def normalised(completion: Json, value: Any, contract: OutputContract, usage: Js
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     out["choices"] = [{**choices[0], "message": {**message, "content": text}}, *choices[1:]]
     return out
-
-
-def _wants_usage(request: Json) -> bool:
-    options = request.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 def _observe_hit(route: RouteRuntime) -> None:

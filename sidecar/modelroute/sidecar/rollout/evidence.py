@@ -27,7 +27,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.pipeline.cost import PriceTable
 
@@ -290,12 +289,3 @@ def output_valid(text: str, want_json: bool) -> bool:
     except (json.JSONDecodeError, ValueError):
         return False
     return True
-
-
-def failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
-    """The error class of a request the router could not answer."""
-    if isinstance(exc, DeadlineExceeded):
-        return "deadline"
-    if exc.client_error is not None:
-        return "client_error"
-    return exc.attempts[-1].outcome if exc.attempts else "exhausted"

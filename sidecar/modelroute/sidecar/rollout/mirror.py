@@ -20,13 +20,12 @@ import logging
 import time
 from typing import Any
 
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_class
 from modelroute.sidecar.eval.scoring import answers_agree
 from modelroute.sidecar.rollout.evidence import (
     Evidence,
     VariantEvidence,
     answer_text,
-    failure_class,
     output_valid,
     wants_json,
 )

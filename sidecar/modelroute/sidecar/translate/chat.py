@@ -72,6 +72,20 @@ def usage(
 
 # ---- readers of a chat request -------------------------------------------------------
 
+def wants_usage(request: Json) -> bool:
+    """True when the app asked for the final usage chunk (``stream_options.include_usage``)."""
+    options = request.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def with_usage(request: Json) -> Json:
+    """``request`` with ``stream_options.include_usage`` on (token stats), as it is if the app asked already."""
+    if wants_usage(request):
+        return request
+    options = request.get("stream_options")
+    return {**request, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+
+
 def text_of(content: Any) -> str:
     """Plain text of a message's ``content``: a string, or the text parts of a list joined."""
     if content is None:
