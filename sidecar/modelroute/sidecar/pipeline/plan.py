@@ -134,7 +134,7 @@ class RoutePlan:
     @staticmethod
     def _learn(admitted: tuple[TargetLimiter, Ticket] | None, err: UpstreamError) -> None:
         if admitted is not None and err.retry_after is not None:
-            admitted[0].observe_headers({"retry-after": repr(err.retry_after)})
+            admitted[0].blocked_for(err.retry_after)
 
     # -- one attempt on one target (called by the router inside the attempt's timeout) ---
     async def complete(self, tr: TargetRuntime, request: Json, timeout: float, remaining: float) -> Json:  # noqa: ASYNC109
