@@ -19,7 +19,7 @@ from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_class
 from modelroute.sidecar.eval.dataset import Case
-from modelroute.sidecar.eval.prices import Price, price_of
+from modelroute.sidecar.eval.prices import price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
 from modelroute.sidecar.pipeline import cost
 from modelroute.sidecar.routing import router
@@ -103,7 +103,7 @@ async def run_target(
 
 async def run_route(
     route: ModelRoute, cases: Sequence[Case], key_for: KeyFor, *, targets: Sequence[str] | None = None,
-    concurrency: int = 4, prices: dict[str, Price] | None = None, progress: ProgressFn | None = None,
+    concurrency: int = 4, prices: dict[str, cost.Price] | None = None, progress: ProgressFn | None = None,
 ) -> list[TargetRun]:
     """Every case through each target of ``route`` (or the named ones), one target at a time.
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from modelroute.sidecar.pipeline.cost import PER, Price
+from modelroute.sidecar.pipeline.cost import Price, cost_of
 from modelroute.sidecar.routing.observer import Observer
 
 if TYPE_CHECKING:
@@ -41,28 +41,16 @@ OUTPUT_RESULTS = (VALID, REPAIRED, INVALID, REJECTED)
 class CostCell:
     """Cost of one route's target: its price (updated on each config) and the running totals."""
 
-    __slots__ = ("attempts", "cache_write", "cached_input", "input", "output", "usd")
+    __slots__ = ("attempts", "price", "usd")
 
-    def __init__(self) -> None:
-        self.input = self.output = self.cached_input = self.cache_write = 0.0
+    def __init__(self, price: Price) -> None:
+        self.price = price
         self.usd = 0.0
         self.attempts = 0
 
-    def price(self, price: Price) -> None:
-        self.input, self.output = price.input, price.output
-        self.cached_input = price.input if price.cached_input is None else price.cached_input
-        self.cache_write = price.input if price.cache_write is None else price.cache_write
-
     def add(self, usage: Json) -> None:
-        """``cost.cost_of``, inlined: this runs once per attempt on every route."""
-        prompt = usage.get("prompt_tokens") or 0
-        fresh = prompt * self.input
-        details = usage.get("prompt_tokens_details")
-        if details:
-            cached = details.get("cached_tokens") or 0
-            written = details.get("cache_write_tokens") or 0
-            fresh = max(0, prompt - cached - written) * self.input + cached * self.cached_input + written * self.cache_write
-        self.usd += (fresh + (usage.get("completion_tokens") or 0) * self.output) / PER
+        """One attempt's usage (this runs once per attempt on every route)."""
+        self.usd += cost_of(self.price, usage)
         self.attempts += 1
 
 
@@ -106,8 +94,8 @@ class Ledger:
         cells = self.route(route).cells
         cell = cells.get(target)
         if cell is None:
-            cell = cells[target] = CostCell()
-        cell.price(price)
+            cell = cells[target] = CostCell(price)
+        cell.price = price
         return cell
 
     def output(self, route: str, result: str) -> None:
@@ -219,10 +207,7 @@ class CostObserver:
         cell = self._cells.get(target)
         if cell is None or not usage:
             return None
-        probe = CostCell()
-        probe.input, probe.output, probe.cached_input, probe.cache_write = cell.input, cell.output, cell.cached_input, cell.cache_write
-        probe.add(usage)
-        return probe.usd
+        return cost_of(cell.price, usage)
 
     def on_attempt(
         self, route: str, target: str, outcome: str, status: int | None, latency_s: float, usage: dict[str, Any] | None

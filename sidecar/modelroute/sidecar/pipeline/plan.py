@@ -43,7 +43,7 @@ from modelroute.sidecar.pipeline.cache import (
     completion_to_chunks,
     is_cacheable,
 )
-from modelroute.sidecar.pipeline.cost import Price, PriceTable
+from modelroute.sidecar.pipeline.cost import PriceTable, target_price
 from modelroute.sidecar.pipeline.counters import (
     INVALID,
     REJECTED,
@@ -301,13 +301,6 @@ def limiter_key(target: Target) -> str:
     return f"{target.provider.value}:{target.model}@{target.base_url or 'default'}#{json.dumps(ref, sort_keys=True)}"
 
 
-def price_of(target: Target, table: PriceTable) -> Price | None:
-    if target.pricing is not None:
-        p = target.pricing
-        return Price(p.input_per_million, p.output_per_million, p.cached_input_per_million, p.cache_write_per_million)
-    return table.price(target.model)
-
-
 class Planner:
     """The sidecar-lifetime part: limiters, per-route caches and the ledger; ``compile`` equips a new runtime."""
 
@@ -335,7 +328,7 @@ class Planner:
             self.ledger.prompt_versions[route.name] = route.prompt_version
         inner = route.observer.inner if isinstance(route.observer, CostObserver) else route.observer
         if not isinstance(inner, NullObserver):  # mirrored copies are not the route's traffic
-            prices = {tr.name: price_of(tr.target, self.prices) for tr in route.targets}
+            prices = {tr.name: target_price(tr.target, self.prices) for tr in route.targets}
             route.observer = CostObserver(inner, self.ledger, route.name, prices)
         contract = OutputContract.from_api(spec.output) if spec.output is not None else None
         if contract is not None and not contract.constrains:
