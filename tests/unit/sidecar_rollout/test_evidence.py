@@ -12,7 +12,7 @@ from modelroute.sidecar.rollout.evidence import (
     Evidence,
     StreamText,
     VariantEvidence,
-    answer_text,
+    judged_text,
     output_valid,
     wants_json,
 )
@@ -124,9 +124,9 @@ def _completion(content: str | None, tool_calls: list[dict[str, object]] | None 
 
 
 def test_answer_text_and_stream_text_agree() -> None:
-    assert answer_text(_completion("billing")) == "billing"
+    assert judged_text(_completion("billing")) == "billing"
     call: dict[str, object] = {"id": "1", "type": "function", "function": {"name": "label", "arguments": '{"x": 1}'}}
-    as_text = answer_text(_completion(None, [call]))
+    as_text = judged_text(_completion(None, [call]))
     assert as_text == '[{"arguments":{"x":1},"name":"label"}]'
     st = StreamText()
     st.feed({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "label", "arguments": '{"x"'}}]}}]})
@@ -137,7 +137,7 @@ def test_answer_text_and_stream_text_agree() -> None:
         st2.feed({"choices": [{"index": 0, "delta": {"content": piece}}]})
     st2.feed({"choices": [], "usage": USAGE})
     assert st2.text() == "billing"
-    assert answer_text({"choices": []}) == ""
+    assert judged_text({"choices": []}) == ""
 
 
 def test_output_validity() -> None:

@@ -25,6 +25,7 @@ from modelroute.sidecar.pipeline import cost
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import KeyFor, Runtime
+from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 ProgressFn = Callable[[str, Outcome], None]
@@ -44,12 +45,10 @@ def single_target(route: ModelRoute, target: Target) -> ModelRoute:
 
 def output_text(response: Json) -> str:
     """The answer of a ``chat.completion``: its content, else its first tool call's arguments."""
-    choices = response.get("choices") or [{}]
-    message = choices[0].get("message") or {}
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    calls = message.get("tool_calls") or []
+    text = chat.answer_text(response)
+    if text is not None:
+        return text
+    calls = chat.answer_tool_calls(response)
     if calls:
         args = (calls[0].get("function") or {}).get("arguments")
         return args if isinstance(args, str) else json.dumps(args)

@@ -29,6 +29,7 @@ from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.pipeline.cost import PriceTable
+from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS
@@ -216,19 +217,15 @@ def wants_json(request: Json) -> bool:
     return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
 
 
-def answer_text(completion: Json) -> str:
-    """The first choice's answer as text: its content, else its tool calls as canonical JSON."""
-    choices = completion.get("choices") or ()
-    if not choices or not isinstance(choices[0], dict):
-        return ""
-    msg = choices[0].get("message") or {}
-    content = msg.get("content")
-    if isinstance(content, str) and content:
-        return content
-    calls = msg.get("tool_calls")
+def judged_text(completion: Json) -> str:
+    """What the output check and agreement judge: the answer's text, else its tool calls as canonical JSON."""
+    text = chat.answer_text(completion)
+    if text:
+        return text
+    calls = chat.answer_tool_calls(completion)
     if calls:
-        return _tool_calls_text([(c.get("function") or {}) for c in calls if isinstance(c, dict)])
-    return content if isinstance(content, str) else ""
+        return _tool_calls_text([(c.get("function") or {}) for c in calls])
+    return text or ""
 
 
 def _tool_calls_text(functions: list[Json]) -> str:

@@ -25,7 +25,7 @@ from modelroute.sidecar.eval.scoring import answers_agree
 from modelroute.sidecar.rollout.evidence import (
     Evidence,
     VariantEvidence,
-    answer_text,
+    judged_text,
     output_valid,
     wants_json,
 )
@@ -85,7 +85,7 @@ class MirrorPool:
                 latency = time.perf_counter() - t0
             self.inflight -= 1
             released = True
-            text = answer_text(done.response)
+            text = judged_text(done.response)
             if record is None:
                 return
             usage = done.response.get("usage")
