@@ -15,7 +15,9 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from modelroute.sidecar.metrics.families import counter, gauge
 
 # Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -185,58 +187,34 @@ class Stats:
         """The metric families at scrape time (a prometheus-client collector; the hot path never sees it)."""
         routes = sorted(self.routes.items())
         targets = [(r, t, ts) for r, rs in routes for t, ts in sorted(rs.targets.items())]
-        requests = CounterMetricFamily("modelroute_requests", "Inbound requests per route and outcome.", labels=("route", "outcome"))
-        for r, rs in routes:
-            for outcome, n in sorted(rs.outcomes.items()):
-                requests.add_metric((r, outcome), n)
-        yield requests
-        streamed = CounterMetricFamily("modelroute_streamed_requests", "Inbound streaming requests per route.", labels=("route",))
-        for r, rs in routes:
-            streamed.add_metric((r,), rs.streamed)
-        yield streamed
+        yield counter("modelroute_requests", "Inbound requests per route and outcome.", ("route", "outcome"),
+                      (((r, o), n) for r, rs in routes for o, n in sorted(rs.outcomes.items())))
+        yield counter("modelroute_streamed_requests", "Inbound streaming requests per route.", ("route",),
+                      (((r,), rs.streamed) for r, rs in routes))
         duration = HistogramMetricFamily("modelroute_request_duration_seconds", "Inbound request latency per route (to the last byte).",
                                          labels=("route",))
         for r, rs in routes:
             duration.add_metric((r,), rs.latency.buckets(), rs.latency.sum)
         yield duration
-        attempts = CounterMetricFamily("modelroute_attempts", "Upstream attempts per route, target and outcome.",
-                                       labels=("route", "target", "outcome"))
-        for r, t, ts in targets:
-            for outcome, n in sorted(ts.outcomes.items()):
-                attempts.add_metric((r, t, outcome), n)
-        yield attempts
-        answered = CounterMetricFamily("modelroute_answered", "Requests answered per route and target.", labels=("route", "target"))
-        for r, t, ts in targets:
-            answered.add_metric((r, t), ts.answered)
-        yield answered
+        yield counter("modelroute_attempts", "Upstream attempts per route, target and outcome.", ("route", "target", "outcome"),
+                      (((r, t, o), n) for r, t, ts in targets for o, n in sorted(ts.outcomes.items())))
+        yield counter("modelroute_answered", "Requests answered per route and target.", ("route", "target"),
+                      (((r, t), ts.answered) for r, t, ts in targets))
         attempt_duration = HistogramMetricFamily("modelroute_attempt_duration_seconds", "Upstream attempt latency per route and target.",
                                                  labels=("route", "target"))
         for r, t, ts in targets:
             attempt_duration.add_metric((r, t), ts.latency.buckets(), ts.latency.sum)
         yield attempt_duration
-        tokens = CounterMetricFamily("modelroute_tokens", "Tokens reported by providers per route, target and kind.",
-                                     labels=("route", "target", "kind"))
-        for r, t, ts in targets:
-            tokens.add_metric((r, t, "prompt"), ts.prompt_tokens)
-            tokens.add_metric((r, t, "completion"), ts.completion_tokens)
-        yield tokens
-        dropped = CounterMetricFamily(
-            "modelroute_dropped_params",
-            "Request params not sent because the answering target refuses them, per route, target and param.",
-            labels=("route", "target", "param"))
-        for r, t, ts in targets:
-            for param, n in sorted(ts.dropped.items()):
-                dropped.add_metric((r, t, param), n)
-        yield dropped
-        rejected = CounterMetricFamily("modelroute_rejected_requests", "Inbound requests rejected before routing, per HTTP status.",
-                                       labels=("status",))
-        for status, n in sorted(self.rejected.items()):
-            rejected.add_metric((str(status),), n)
-        yield rejected
-        info = GaugeMetricFamily("modelroute_config_info", "The config version being served (1 while loaded).", labels=("version",))
-        if self.config_version is not None:
-            info.add_metric((self.config_version,), 1)
-        yield info
+        yield counter("modelroute_tokens", "Tokens reported by providers per route, target and kind.", ("route", "target", "kind"),
+                      (row for r, t, ts in targets for row in (((r, t, "prompt"), ts.prompt_tokens), ((r, t, "completion"), ts.completion_tokens))))
+        yield counter("modelroute_dropped_params",
+                      "Request params not sent because the answering target refuses them, per route, target and param.",
+                      ("route", "target", "param"),
+                      (((r, t, p), n) for r, t, ts in targets for p, n in sorted(ts.dropped.items())))
+        yield counter("modelroute_rejected_requests", "Inbound requests rejected before routing, per HTTP status.", ("status",),
+                      (((str(status),), n) for status, n in sorted(self.rejected.items())))
+        yield gauge("modelroute_config_info", "The config version being served (1 while loaded).", ("version",),
+                    [((self.config_version,), 1)] if self.config_version is not None else [])
         yield CounterMetricFamily("modelroute_config_swaps", "Configs loaded since start.", value=self.config_swaps)
         yield CounterMetricFamily("modelroute_config_rejections", "Configs refused since start (invalid, unauthorized, stale).",
                                   value=self.config_rejections)

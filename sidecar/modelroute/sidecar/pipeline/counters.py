@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 
+from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.pipeline.cost import Price, cost_of
 from modelroute.sidecar.routing.observer import Observer
 
@@ -136,55 +137,30 @@ class Ledger:
 
     # -- /metrics -----------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
+        """The pipeline's metric families at scrape time (a prometheus-client collector)."""
         routes = sorted(self.routes.items())
-        cost = CounterMetricFamily("modelroute_cost_usd", "Cost of upstream attempts in USD (price table x reported usage) per route and target.",
-                                   labels=("route", "target"))
-        for r, rl in routes:
-            for t, usd in sorted(rl.target_cost.items()):
-                cost.add_metric((r, t), usd)
-        yield cost
-        unpriced = CounterMetricFamily("modelroute_unpriced_attempts", "Attempts with usage on a model that has no price.", labels=("route",))
-        for r, rl in routes:
-            unpriced.add_metric((r,), rl.unpriced_attempts)
-        yield unpriced
-        checks = CounterMetricFamily("modelroute_output_checks", "Output contract results per route (valid, repaired, invalid, rejected).",
-                                     labels=("route", "result"))
-        for r, rl in routes:
-            for result in OUTPUT_RESULTS:
-                if result in rl.output:
-                    checks.add_metric((r, result), rl.output[result])
-        yield checks
-        refusals = CounterMetricFamily("modelroute_limit_refusals", "Requests a target's local rate limit sent to the next target.",
-                                       labels=("route", "target"))
-        for r, rl in routes:
-            for t, n in sorted(rl.limited.items()):
-                refusals.add_metric((r, t), n)
-        yield refusals
+        yield counter("modelroute_cost_usd", "Cost of upstream attempts in USD (price table x reported usage) per route and target.",
+                      ("route", "target"), (((r, t), usd) for r, rl in routes for t, usd in sorted(rl.target_cost.items())))
+        yield counter("modelroute_unpriced_attempts", "Attempts with usage on a model that has no price.", ("route",),
+                      (((r,), rl.unpriced_attempts) for r, rl in routes))
+        yield counter("modelroute_output_checks", "Output contract results per route (valid, repaired, invalid, rejected).",
+                      ("route", "result"), (((r, k), rl.output[k]) for r, rl in routes for k in OUTPUT_RESULTS if k in rl.output))
+        yield counter("modelroute_limit_refusals", "Requests a target's local rate limit sent to the next target.", ("route", "target"),
+                      (((r, t), n) for r, rl in routes for t, n in sorted(rl.limited.items())))
         caches = sorted(self.caches.items())
-        lookups = CounterMetricFamily("modelroute_cache_requests", "Response cache lookups per route and result (hit, miss).",
-                                      labels=("route", "result"))
-        ratio = GaugeMetricFamily("modelroute_cache_hit_ratio", "Response cache hits / lookups per route.", labels=("route",))
-        entries = GaugeMetricFamily("modelroute_cache_entries", "Entries held by the route's response cache.", labels=("route",))
-        for r, c in caches:
-            lookups.add_metric((r, "hit"), c.hits)
-            lookups.add_metric((r, "miss"), c.misses)
-            ratio.add_metric((r,), c.hit_ratio)
-            entries.add_metric((r,), len(c))
-        yield from (lookups, ratio, entries)
-        utilisation = GaugeMetricFamily("modelroute_quota_utilisation", "Fraction of a target's per-minute quota in use (requests, tokens).",
-                                        labels=("route", "target", "dimension"))
-        pressure = GaugeMetricFamily("modelroute_quota_pressure", "1 while any quota of the target is at or above 80%.",
-                                     labels=("route", "target"))
-        for (r, t), lim in sorted(self.limiters.items()):
-            used = lim.utilisation()
-            for dimension, value in sorted(used.items()):
-                utilisation.add_metric((r, t, dimension), value)
-            pressure.add_metric((r, t), 1 if max(used.values()) >= lim.pressure_threshold else 0)
-        yield from (utilisation, pressure)
-        prompt = GaugeMetricFamily("modelroute_prompt_info", "The prompt version each route serves (1 while loaded).", labels=("route", "version"))
-        for r, v in sorted(self.prompt_versions.items()):
-            prompt.add_metric((r, v), 1)
-        yield prompt
+        yield counter("modelroute_cache_requests", "Response cache lookups per route and result (hit, miss).", ("route", "result"),
+                      (row for r, c in caches for row in (((r, "hit"), c.hits), ((r, "miss"), c.misses))))
+        yield gauge("modelroute_cache_hit_ratio", "Response cache hits / lookups per route.", ("route",),
+                    (((r,), c.hit_ratio) for r, c in caches))
+        yield gauge("modelroute_cache_entries", "Entries held by the route's response cache.", ("route",),
+                    (((r,), len(c)) for r, c in caches))
+        used = [(r, t, lim.utilisation(), lim.pressure_threshold) for (r, t), lim in sorted(self.limiters.items())]
+        yield gauge("modelroute_quota_utilisation", "Fraction of a target's per-minute quota in use (requests, tokens).",
+                    ("route", "target", "dimension"), (((r, t, d), v) for r, t, u, _ in used for d, v in sorted(u.items())))
+        yield gauge("modelroute_quota_pressure", "1 while any quota of the target is at or above 80%.", ("route", "target"),
+                    (((r, t), 1 if max(u.values()) >= threshold else 0) for r, t, u, threshold in used))
+        yield gauge("modelroute_prompt_info", "The prompt version each route serves (1 while loaded).", ("route", "version"),
+                    (((r, v), 1) for r, v in sorted(self.prompt_versions.items())))
 
 
 class CostObserver:

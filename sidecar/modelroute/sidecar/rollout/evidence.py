@@ -23,10 +23,11 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import HistogramMetricFamily, Metric
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
+from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.pipeline.cost import PriceTable
 from modelroute.sidecar.translate import chat
@@ -160,51 +161,34 @@ class Evidence:
         if not self.runs:
             return
         runs = sorted(self.runs.items())
-        variant_labels = ("route", "run", "variant")
+        variants = [(route, run, v, e) for route, run in runs for v, e in run.variants.items()]
+        by_variant = ("route", "run", "variant")
 
-        def each(name: str, help_text: str, value: Callable[[VariantEvidence], float]) -> CounterMetricFamily:
-            family = CounterMetricFamily(name, help_text, labels=variant_labels)
-            for route, run in runs:
-                for v, e in run.variants.items():
-                    family.add_metric((route, run.run_id, v), value(e))
-            return family
+        def each(name: str, help_text: str, value: Callable[[VariantEvidence], float]) -> Metric:
+            return counter(name, help_text, by_variant, (((route, run.run_id, v), value(e)) for route, run, v, e in variants))
 
         yield each("modelroute_rollout_requests", "Requests per rollout run and variant (stable, canary, mirror).", lambda e: e.requests)
-        errors = CounterMetricFamily("modelroute_rollout_errors", "Failed requests per rollout run, variant and class.",
-                                     labels=(*variant_labels, "class"))
-        for route, run in runs:
-            for v, e in run.variants.items():
-                for kind, n in sorted(e.errors.items()):
-                    errors.add_metric((route, run.run_id, v, kind), n)
-        yield errors
+        yield counter("modelroute_rollout_errors", "Failed requests per rollout run, variant and class.", (*by_variant, "class"),
+                      (((route, run.run_id, v, kind), n) for route, run, v, e in variants for kind, n in sorted(e.errors.items())))
         duration = HistogramMetricFamily("modelroute_rollout_request_duration_seconds",
-                                         "Latency of answered requests per rollout run and variant.", labels=variant_labels)
-        for route, run in runs:
-            for v, e in run.variants.items():
-                duration.add_metric((route, run.run_id, v), e.latency.buckets(), e.latency.sum)
+                                         "Latency of answered requests per rollout run and variant.", labels=by_variant)
+        for route, run, v, e in variants:
+            duration.add_metric((route, run.run_id, v), e.latency.buckets(), e.latency.sum)
         yield duration
-        tokens = CounterMetricFamily("modelroute_rollout_tokens", "Tokens per rollout run, variant and kind.", labels=(*variant_labels, "kind"))
-        for kind, value in (("prompt", "prompt_tokens"), ("completion", "completion_tokens")):
-            for route, run in runs:
-                for v, e in run.variants.items():
-                    tokens.add_metric((route, run.run_id, v, kind), getattr(e, value))
-        yield tokens
+        yield counter("modelroute_rollout_tokens", "Tokens per rollout run, variant and kind.", (*by_variant, "kind"),
+                      (((route, run.run_id, v, kind), getattr(e, kind + "_tokens"))
+                       for kind in ("prompt", "completion") for route, run, v, e in variants))
         yield each("modelroute_rollout_cost_usd", "Cost in USD of priced requests per rollout run and variant.", lambda e: e.cost_usd)
         yield each("modelroute_rollout_outputs_checked", "Answers checked for validity per rollout run and variant.", lambda e: e.checked)
         yield each("modelroute_rollout_outputs_valid", "Valid answers per rollout run and variant.", lambda e: e.valid)
         yield each("modelroute_rollout_compared", "Mirrored answers compared with stable's, per rollout run.", lambda e: e.compared)
         yield each("modelroute_rollout_agreed", "Mirrored answers that agreed with stable's, per rollout run.", lambda e: e.agreed)
-        dropped = CounterMetricFamily("modelroute_rollout_mirror_dropped", "Mirror copies dropped because the mirror pool was full.",
-                                      labels=("route", "run"))
-        for route, run in runs:
-            dropped.add_metric((route, run.run_id), run.variants["mirror"].dropped)
-        yield dropped
-        weight = GaugeMetricFamily("modelroute_rollout_weight_percent",
-                                   "Share of live requests answered (canary) or copied (mirror) per rollout run.", labels=("route", "run", "kind"))
-        for route, run in runs:
-            weight.add_metric((route, run.run_id, "canary"), run.weight if run.active else 0)
-            weight.add_metric((route, run.run_id, "mirror"), run.mirror if run.active else 0)
-        yield weight
+        yield counter("modelroute_rollout_mirror_dropped", "Mirror copies dropped because the mirror pool was full.", ("route", "run"),
+                      (((route, run.run_id), run.variants["mirror"].dropped) for route, run in runs))
+        yield gauge("modelroute_rollout_weight_percent", "Share of live requests answered (canary) or copied (mirror) per rollout run.",
+                    ("route", "run", "kind"),
+                    (row for route, run in runs for row in (((route, run.run_id, "canary"), run.weight if run.active else 0),
+                                                            ((route, run.run_id, "mirror"), run.mirror if run.active else 0))))
 
 
 
