@@ -399,7 +399,8 @@ async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = Fals
     if plan is not None and not direct:
         return await plan.open_stream(route, request)
     call = _new_call(route)
-    upstream_request, want_usage = with_usage(request), wants_usage(request)
+    want_usage = wants_usage(request)
+    upstream_request = request if want_usage else with_usage(request)
     with _ending(call, True):
         for tr in route.targets:
             for attempt in range(route.spec.retry.attempts):
