@@ -249,6 +249,8 @@ def test_parsers() -> None:
     assert retry_after_seconds({"retry-after": "Thu, 01 Jan 2026 00:00:05 GMT"}, wall=1767225600.0) == pytest.approx(5)
     assert retry_after_seconds({"retry-after": "3", "retry-after-ms": "1500"}, wall=0) == 1.5
     assert retry_after_seconds({}, wall=0) is None
+    assert retry_after_seconds({"retry-after-ms": "-5", "retry-after": "2"}, wall=0) == 2  # a negative ms value is ignored
+    assert retry_after_seconds({"retry-after": "soon"}, wall=0) is None
 
 
 def test_estimate_tokens() -> None:
