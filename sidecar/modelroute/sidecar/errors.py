@@ -71,3 +71,12 @@ class DeadlineExceeded(Exception):
     """The route's overall deadline passed before any target answered (504)."""
 
     attempts: list[Attempt] = field(default_factory=list)
+
+
+def failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
+    """The error class of a request the router could not answer (rollout evidence, eval outcomes)."""
+    if isinstance(exc, DeadlineExceeded):
+        return "deadline"
+    if exc.client_error is not None:
+        return "client_error"
+    return exc.attempts[-1].outcome if exc.attempts else "exhausted"

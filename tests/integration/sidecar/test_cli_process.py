@@ -29,6 +29,7 @@ from modelroute.api.signing import (
 )
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.testing.emulators.server import EmulatorServer
+from modelroute.testing.scrape import sample
 from modelroute.testing.sidecars import ENV, MODELS, route, target
 
 MSG: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping"}]
@@ -117,7 +118,7 @@ async def test_standalone_serves_and_drains_on_sigterm(tmp_path: Path, emu: Emul
         slow_stream = asyncio.ensure_future(streamed())
         for _ in range(500):  # both requests are in flight in the sidecar
             async with http.get(p.admin + "/metrics") as r:
-                if "modelroute_inflight_requests 2" in await r.text():
+                if sample(await r.text(), "modelroute_inflight_requests") == 2:
                     break
             await asyncio.sleep(0.01)
         p.proc.send_signal(signal.SIGTERM)

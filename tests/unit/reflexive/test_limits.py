@@ -15,9 +15,9 @@ from modelroute.sidecar.pipeline.limits import (
     estimate_tokens,
     parse_duration,
     parse_reset,
-    parse_retry_after,
     usage_tokens,
 )
+from modelroute.sidecar.providers.errors import retry_after_seconds
 
 from .fakeclock import FakeClock
 
@@ -246,9 +246,11 @@ def test_parsers() -> None:
     assert parse_duration("1h2m3.5s") == pytest.approx(3723.5) and parse_duration("1.5") == 1.5
     assert parse_duration("soon") is None
     assert parse_reset("2026-01-01T00:00:10Z", wall=1767225600.0) == pytest.approx(10)
-    assert parse_retry_after({"retry-after": "Thu, 01 Jan 2026 00:00:05 GMT"}, wall=1767225600.0) == pytest.approx(5)
-    assert parse_retry_after({"retry-after": "3", "retry-after-ms": "1500"}, wall=0) == 1.5
-    assert parse_retry_after({}, wall=0) is None
+    assert retry_after_seconds({"retry-after": "Thu, 01 Jan 2026 00:00:05 GMT"}, wall=1767225600.0) == pytest.approx(5)
+    assert retry_after_seconds({"retry-after": "3", "retry-after-ms": "1500"}, wall=0) == 1.5
+    assert retry_after_seconds({}, wall=0) is None
+    assert retry_after_seconds({"retry-after-ms": "-5", "retry-after": "2"}, wall=0) == 2  # a negative ms value is ignored
+    assert retry_after_seconds({"retry-after": "soon"}, wall=0) is None
 
 
 def test_estimate_tokens() -> None:

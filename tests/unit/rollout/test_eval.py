@@ -64,7 +64,7 @@ def test_prices() -> None:
     table = prices.parse({"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}, "haiku": {"input": 1, "output": 5}}})
     assert prices.price_for(table, "haiku", "claude-haiku-4-5") == table["haiku"]
     assert prices.price_for(table, "mini", "gpt-4o-mini") == table["gpt-4o-mini"]
-    assert table["haiku"].cost(1_000_000, 200_000) == pytest.approx(2.0)
+    assert cost.cost_of(table["haiku"], {"prompt_tokens": 1_000_000, "completion_tokens": 200_000}) == pytest.approx(2.0)
     with pytest.raises(prices.PriceError, match="needs input and output"):
         prices.parse({"x": {"input": 1}})
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram, Stats
 from modelroute.sidecar.routing.observer import Observer
+from modelroute.sidecar.server.state import SidecarState
+from modelroute.testing.scrape import sample, scrape
 
 
 def test_is_an_observer() -> None:
@@ -54,7 +57,7 @@ def test_prometheus_text_parses() -> None:
     s.config_version = "sha256:abc"
     s.on_attempt("a/b", "t", "ok", 200, 0.02, {"prompt_tokens": 3, "completion_tokens": 2})
     s.on_request("a/b", "t", "ok", 0.02, False)
-    fams = {f.name: f for f in text_string_to_metric_families(s.prometheus())}
+    fams = {f.name: f for f in text_string_to_metric_families(scrape(s))}
     hist = fams["modelroute_attempt_duration_seconds"]
     assert hist.type == "histogram"
     buckets = {x.labels["le"]: x.value for x in hist.samples if x.name.endswith("_bucket")}
@@ -62,3 +65,13 @@ def test_prometheus_text_parses() -> None:
     tokens = {x.labels["kind"]: x.value for x in fams["modelroute_tokens"].samples}
     assert tokens == {"prompt": 3, "completion": 2}
     assert fams["modelroute_config_info"].samples[0].labels["version"] == "sha256:abc"
+
+
+def test_each_sidecar_state_scrapes_its_own_registry_not_the_global_one() -> None:
+    a, b = SidecarState(), SidecarState()
+    a.stats.on_rejected(400)
+    text_a, text_b = generate_latest(a.registry).decode(), generate_latest(b.registry).decode()
+    assert sample(text_a, "modelroute_rejected_requests_total", status="400") == 1
+    assert sample(text_b, "modelroute_rejected_requests_total", status="400") is None
+    assert sample(text_a, "modelroute_ready") == 0 and sample(text_a, "modelroute_mirror_dropped_total") == 0
+    assert "modelroute_" not in generate_latest(REGISTRY).decode()

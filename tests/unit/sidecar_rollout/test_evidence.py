@@ -5,18 +5,18 @@ from __future__ import annotations
 from modelroute.api.config import CanaryServing
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.rollout.counters import Counters, evidence_from_stats
-from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError
+from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError, failure_class
 from modelroute.sidecar.errors import FailureKind as K
 from modelroute.sidecar.metrics.stats import BUCKETS
 from modelroute.sidecar.rollout.evidence import (
     Evidence,
     StreamText,
     VariantEvidence,
-    answer_text,
-    failure_class,
+    judged_text,
     output_valid,
     wants_json,
 )
+from modelroute.testing.scrape import sample, scrape
 
 from .conftest import spec
 
@@ -93,7 +93,7 @@ def test_runs_reset_on_a_new_run_id_and_survive_weight_changes() -> None:
 
 def test_prometheus_series() -> None:
     ev = Evidence()
-    assert ev.prometheus() == ""
+    assert scrape(ev) == ""
     ev.configure([_canary("r1.0", weight=5, mirror=50)])
     v = ev.variant("classify", "r1.0", "canary")
     assert v is not None
@@ -102,16 +102,16 @@ def test_prometheus_series() -> None:
     m = ev.variant("classify", "r1.0", "mirror")
     assert m is not None
     m.dropped += 3
-    text = ev.prometheus()
-    lbl = 'route="classify",run="r1.0",variant="canary"'
-    assert f"modelroute_rollout_requests_total{{{lbl}}} 2" in text
-    assert f'modelroute_rollout_errors_total{{{lbl},class="rate_limited"}} 1' in text
-    assert f'modelroute_rollout_request_duration_seconds_bucket{{{lbl},le="0.025"}} 1' in text
-    assert f"modelroute_rollout_request_duration_seconds_count{{{lbl}}} 1" in text
-    assert f'modelroute_rollout_tokens_total{{{lbl},kind="prompt"}} 100' in text
-    assert f"modelroute_rollout_cost_usd_total{{{lbl}}} 0.5" in text
-    assert 'modelroute_rollout_mirror_dropped_total{route="classify",run="r1.0"} 3' in text
-    assert 'modelroute_rollout_weight_percent{route="classify",run="r1.0",kind="mirror"} 50' in text
+    text = scrape(ev)
+    lbl = {"route": "classify", "run": "r1.0", "variant": "canary"}
+    assert sample(text, "modelroute_rollout_requests_total", **lbl) == 2
+    assert sample(text, "modelroute_rollout_errors_total", **lbl, **{"class": "rate_limited"}) == 1
+    assert sample(text, "modelroute_rollout_request_duration_seconds_bucket", **lbl, le="0.025") == 1
+    assert sample(text, "modelroute_rollout_request_duration_seconds_count", **lbl) == 1
+    assert sample(text, "modelroute_rollout_tokens_total", **lbl, kind="prompt") == 100
+    assert sample(text, "modelroute_rollout_cost_usd_total", **lbl) == 0.5
+    assert sample(text, "modelroute_rollout_mirror_dropped_total", route="classify", run="r1.0") == 3
+    assert sample(text, "modelroute_rollout_weight_percent", route="classify", run="r1.0", kind="mirror") == 50
     for line in text.splitlines():                      # well-formed exposition lines
         assert line.startswith("#") or line.rsplit(" ", 1)[1].replace(".", "", 1).replace("e-", "").isdigit()
 
@@ -124,9 +124,9 @@ def _completion(content: str | None, tool_calls: list[dict[str, object]] | None 
 
 
 def test_answer_text_and_stream_text_agree() -> None:
-    assert answer_text(_completion("billing")) == "billing"
+    assert judged_text(_completion("billing")) == "billing"
     call: dict[str, object] = {"id": "1", "type": "function", "function": {"name": "label", "arguments": '{"x": 1}'}}
-    as_text = answer_text(_completion(None, [call]))
+    as_text = judged_text(_completion(None, [call]))
     assert as_text == '[{"arguments":{"x":1},"name":"label"}]'
     st = StreamText()
     st.feed({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"name": "label", "arguments": '{"x"'}}]}}]})
@@ -137,7 +137,7 @@ def test_answer_text_and_stream_text_agree() -> None:
         st2.feed({"choices": [{"index": 0, "delta": {"content": piece}}]})
     st2.feed({"choices": [], "usage": USAGE})
     assert st2.text() == "billing"
-    assert answer_text({"choices": []}) == ""
+    assert judged_text({"choices": []}) == ""
 
 
 def test_output_validity() -> None:

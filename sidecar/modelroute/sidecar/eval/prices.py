@@ -12,7 +12,6 @@ the same order of precedence the sidecar uses for ``/stats`` apart from the tabl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,9 @@ import yaml
 
 from modelroute.api.v1alpha1 import Target
 from modelroute.sidecar.pipeline import cost
+from modelroute.sidecar.pipeline.cost import Price
 
 BUILTIN = cost.PriceTable()
-
-
-@dataclass(frozen=True)
-class Price:
-    input_per_m: float
-    output_per_m: float
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input_per_m + completion_tokens * self.output_per_m) / 1_000_000
 
 
 class PriceError(Exception):
@@ -73,8 +64,5 @@ def price_of(target: Target, table: dict[str, Price] | None = None, *, builtin: 
     if table:
         p = price_for(table, target.name, target.model)
         if p is not None:
-            return cost.Price(p.input_per_m, p.output_per_m)
-    if target.pricing is not None:
-        tp = target.pricing
-        return cost.Price(tp.input_per_million, tp.output_per_million, tp.cached_input_per_million, tp.cache_write_per_million)
-    return builtin.price(target.model)
+            return p
+    return cost.target_price(target, builtin)

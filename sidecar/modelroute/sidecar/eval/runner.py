@@ -17,14 +17,15 @@ from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_class
 from modelroute.sidecar.eval.dataset import Case
-from modelroute.sidecar.eval.prices import Price, price_of
+from modelroute.sidecar.eval.prices import price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
 from modelroute.sidecar.pipeline import cost
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import KeyFor, Runtime
+from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 ProgressFn = Callable[[str, Outcome], None]
@@ -44,24 +45,14 @@ def single_target(route: ModelRoute, target: Target) -> ModelRoute:
 
 def output_text(response: Json) -> str:
     """The answer of a ``chat.completion``: its content, else its first tool call's arguments."""
-    choices = response.get("choices") or [{}]
-    message = choices[0].get("message") or {}
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    calls = message.get("tool_calls") or []
+    text = chat.answer_text(response)
+    if text is not None:
+        return text
+    calls = chat.answer_tool_calls(response)
     if calls:
         args = (calls[0].get("function") or {}).get("arguments")
         return args if isinstance(args, str) else json.dumps(args)
     return ""
-
-
-def _failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
-    if isinstance(exc, DeadlineExceeded):
-        return "deadline"
-    if exc.client_error is not None:
-        return "client_error"
-    return exc.attempts[-1].outcome if exc.attempts else "exhausted"
 
 
 async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> Outcome:
@@ -69,7 +60,7 @@ async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) 
     try:
         done = await router.complete(rt.routes[route], case.request_for(route))
     except (RouteFailed, DeadlineExceeded) as e:
-        return Outcome(case.id, None, time.perf_counter() - t0, error=_failure_class(e))
+        return Outcome(case.id, None, time.perf_counter() - t0, error=failure_class(e))
     latency = time.perf_counter() - t0
     text = output_text(done.response)
     usage = done.response.get("usage") or {}
@@ -111,7 +102,7 @@ async def run_target(
 
 async def run_route(
     route: ModelRoute, cases: Sequence[Case], key_for: KeyFor, *, targets: Sequence[str] | None = None,
-    concurrency: int = 4, prices: dict[str, Price] | None = None, progress: ProgressFn | None = None,
+    concurrency: int = 4, prices: dict[str, cost.Price] | None = None, progress: ProgressFn | None = None,
 ) -> list[TargetRun]:
     """Every case through each target of ``route`` (or the named ones), one target at a time.
 

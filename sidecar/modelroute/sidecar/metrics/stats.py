@@ -3,7 +3,8 @@
 Recording sits on the hot path (one ``on_attempt`` per upstream attempt, one ``on_request`` per
 inbound request), so it is plain dict and list arithmetic on the event loop: about a microsecond,
 no locks, no label lookups. prometheus-client's ``labels().inc()`` costs several times that per
-call; the Prometheus text exposition is small enough to write by hand at scrape time instead.
+call, so ``Stats`` is instead a prometheus-client custom collector: ``collect`` reads the plain
+counters into metric families at scrape time, and the client writes the text format.
 Only route and target names from the config and a closed set of outcomes become labels.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
-from modelroute.sidecar.metrics.promtext import Exposition, labels
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from modelroute.sidecar.metrics.families import counter, gauge
 
 # Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -43,6 +47,14 @@ class Histogram:
             if seen >= rank and n:
                 return BUCKETS[i] if i < len(BUCKETS) else None
         return None
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs, ``+Inf`` last: what ``HistogramMetricFamily.add_metric`` takes."""
+        cum, out = 0, []
+        for le, n in zip(LE, self.counts, strict=True):
+            cum += n
+            out.append((le, float(cum)))
+        return out
 
     def as_json(self) -> dict[str, Any]:
         p50, p99 = self.quantile(0.5), self.quantile(0.99)
@@ -171,58 +183,38 @@ class Stats:
             "routes": {name: r.as_json() for name, r in sorted(self.routes.items())},
         }
 
-    def prometheus(self) -> str:
-        """The Prometheus text exposition format (version 0.0.4)."""
-        x = Exposition()
-
-        def hist(name: str, label_text: str, h: Histogram) -> None:
-            x.histogram(name, label_text, LE, h.counts, h.sum, h.count)
-
+    def collect(self) -> Iterator[Metric]:
+        """The metric families at scrape time (a prometheus-client collector; the hot path never sees it)."""
         routes = sorted(self.routes.items())
-        x.family("modelroute_requests_total", "counter", "Inbound requests per route and outcome.")
+        targets = [(r, t, ts) for r, rs in routes for t, ts in sorted(rs.targets.items())]
+        yield counter("modelroute_requests", "Inbound requests per route and outcome.", ("route", "outcome"),
+                      (((r, o), n) for r, rs in routes for o, n in sorted(rs.outcomes.items())))
+        yield counter("modelroute_streamed_requests", "Inbound streaming requests per route.", ("route",),
+                      (((r,), rs.streamed) for r, rs in routes))
+        duration = HistogramMetricFamily("modelroute_request_duration_seconds", "Inbound request latency per route (to the last byte).",
+                                         labels=("route",))
         for r, rs in routes:
-            for outcome, n in sorted(rs.outcomes.items()):
-                x.sample("modelroute_requests_total", labels(route=r, outcome=outcome), n)
-        x.family("modelroute_streamed_requests_total", "counter", "Inbound streaming requests per route.")
-        for r, rs in routes:
-            x.sample("modelroute_streamed_requests_total", labels(route=r), rs.streamed)
-        x.family("modelroute_request_duration_seconds", "histogram", "Inbound request latency per route (to the last byte).")
-        for r, rs in routes:
-            hist("modelroute_request_duration_seconds", labels(route=r), rs.latency)
-        x.family("modelroute_attempts_total", "counter", "Upstream attempts per route, target and outcome.")
-        for r, rs in routes:
-            for t, ts in sorted(rs.targets.items()):
-                for outcome, n in sorted(ts.outcomes.items()):
-                    x.sample("modelroute_attempts_total", labels(route=r, target=t, outcome=outcome), n)
-        x.family("modelroute_answered_total", "counter", "Requests answered per route and target.")
-        for r, rs in routes:
-            for t, ts in sorted(rs.targets.items()):
-                x.sample("modelroute_answered_total", labels(route=r, target=t), ts.answered)
-        x.family("modelroute_attempt_duration_seconds", "histogram", "Upstream attempt latency per route and target.")
-        for r, rs in routes:
-            for t, ts in sorted(rs.targets.items()):
-                hist("modelroute_attempt_duration_seconds", labels(route=r, target=t), ts.latency)
-        x.family("modelroute_tokens_total", "counter", "Tokens reported by providers per route, target and kind.")
-        for r, rs in routes:
-            for t, ts in sorted(rs.targets.items()):
-                x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="prompt"), ts.prompt_tokens)
-                x.sample("modelroute_tokens_total", labels(route=r, target=t, kind="completion"), ts.completion_tokens)
-        x.family("modelroute_dropped_params_total", "counter",
-                 "Request params not sent because the answering target refuses them, per route, target and param.")
-        for r, rs in routes:
-            for t, ts in sorted(rs.targets.items()):
-                for param, n in sorted(ts.dropped.items()):
-                    x.sample("modelroute_dropped_params_total", labels(route=r, target=t, param=param), n)
-        x.family("modelroute_rejected_requests_total", "counter", "Inbound requests rejected before routing, per HTTP status.")
-        for status, n in sorted(self.rejected.items()):
-            x.sample("modelroute_rejected_requests_total", labels(status=str(status)), n)
-        x.family("modelroute_config_info", "gauge", "The config version being served (1 while loaded).")
-        if self.config_version is not None:
-            x.sample("modelroute_config_info", labels(version=self.config_version), 1)
-        x.family("modelroute_config_swaps_total", "counter", "Configs loaded since start.")
-        x.sample("modelroute_config_swaps_total", "", self.config_swaps)
-        x.family("modelroute_config_rejections_total", "counter", "Configs refused since start (invalid, unauthorized, stale).")
-        x.sample("modelroute_config_rejections_total", "", self.config_rejections)
-        return x.text()
-
-
+            duration.add_metric((r,), rs.latency.buckets(), rs.latency.sum)
+        yield duration
+        yield counter("modelroute_attempts", "Upstream attempts per route, target and outcome.", ("route", "target", "outcome"),
+                      (((r, t, o), n) for r, t, ts in targets for o, n in sorted(ts.outcomes.items())))
+        yield counter("modelroute_answered", "Requests answered per route and target.", ("route", "target"),
+                      (((r, t), ts.answered) for r, t, ts in targets))
+        attempt_duration = HistogramMetricFamily("modelroute_attempt_duration_seconds", "Upstream attempt latency per route and target.",
+                                                 labels=("route", "target"))
+        for r, t, ts in targets:
+            attempt_duration.add_metric((r, t), ts.latency.buckets(), ts.latency.sum)
+        yield attempt_duration
+        yield counter("modelroute_tokens", "Tokens reported by providers per route, target and kind.", ("route", "target", "kind"),
+                      (row for r, t, ts in targets for row in (((r, t, "prompt"), ts.prompt_tokens), ((r, t, "completion"), ts.completion_tokens))))
+        yield counter("modelroute_dropped_params",
+                      "Request params not sent because the answering target refuses them, per route, target and param.",
+                      ("route", "target", "param"),
+                      (((r, t, p), n) for r, t, ts in targets for p, n in sorted(ts.dropped.items())))
+        yield counter("modelroute_rejected_requests", "Inbound requests rejected before routing, per HTTP status.", ("status",),
+                      (((str(status),), n) for status, n in sorted(self.rejected.items())))
+        yield gauge("modelroute_config_info", "The config version being served (1 while loaded).", ("version",),
+                    [((self.config_version,), 1)] if self.config_version is not None else [])
+        yield CounterMetricFamily("modelroute_config_swaps", "Configs loaded since start.", value=self.config_swaps)
+        yield CounterMetricFamily("modelroute_config_rejections", "Configs refused since start (invalid, unauthorized, stale).",
+                                  value=self.config_rejections)

@@ -16,7 +16,7 @@ Pure code, no I/O. The pieces, in the order a request meets them:
   request builders and response shapes.
 """
 
-from modelroute.sidecar.output.contract import Mode, OutputContract, answer_text, repair_request
+from modelroute.sidecar.output.contract import Mode, OutputContract, repair_request
 from modelroute.sidecar.output.enforce import InvalidOutput, Valid, add_usage, complete_valid
 from modelroute.sidecar.output.native import (
     anthropic_native_schema,
@@ -60,7 +60,6 @@ __all__ = [
     "TaskError",
     "Valid",
     "add_usage",
-    "answer_text",
     "anthropic_native_schema",
     "apply_contract",
     "classify_chat_request",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelroute.sidecar.output.parse import LabelSet, OutputError, extract_json
 from modelroute.sidecar.output.schema import DEFAULT_CACHE, SchemaCache, validate
+from modelroute.sidecar.translate.chat import answer_text, answer_tool_calls
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -98,13 +99,9 @@ class OutputContract:
         choices = completion.get("choices") or ()
         if not choices:
             raise OutputError("the answer has no choices")
-        message = choices[0].get("message") or {}
-        if message.get("tool_calls"):
+        if answer_tool_calls(completion):
             return None
-        content = message.get("content")
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        return self.check(content)
+        return self.check(answer_text(completion))
 
     def expectation(self) -> str:
         """One sentence saying what a valid answer looks like (for prompts and repair turns)."""
@@ -117,17 +114,6 @@ class OutputContract:
         if self.mode is Mode.JSON:
             return "Answer with one valid JSON value only: no prose, no code fences."
         return "Answer again."
-
-
-def answer_text(completion: Json) -> str | None:
-    """The text of choice 0 of a ``chat.completion`` (None when there is none)."""
-    choices = completion.get("choices") or ()
-    if not choices:
-        return None
-    content = (choices[0].get("message") or {}).get("content")
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return content if isinstance(content, str) else None
 
 
 def repair_request(request: Json, bad_answer: str | None, error: str | OutputError, *, contract: OutputContract | None = None) -> Json:

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from modelroute.sidecar.output.contract import OutputContract, answer_text, repair_request
+from modelroute.sidecar.output.contract import OutputContract, repair_request
 from modelroute.sidecar.output.parse import OutputError
+from modelroute.sidecar.translate.chat import answer_text
 
 Json = dict[str, Any]
 

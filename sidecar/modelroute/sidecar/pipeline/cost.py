@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelroute.api.v1alpha1 import Target
+
 Json = dict[str, Any]
 
 PER = 1_000_000
@@ -45,19 +47,31 @@ DEFAULT_PRICES: dict[str, Price] = {
 
 
 def cost_of(price: Price, usage: Json | None) -> float:
-    """USD for one usage dict (OpenAI shape). Missing fields count as 0."""
+    """USD for one usage dict (OpenAI shape). Missing fields count as 0.
+
+    The one cost formula (route cost in /stats and /metrics, traces, rollout evidence, eval
+    reports). It runs once per attempt on every route, so usage without cache details is the
+    short path."""
     if not usage:
         return 0.0
     prompt = usage.get("prompt_tokens") or 0
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or 0
-    written = details.get("cache_write_tokens") or 0
-    fresh = max(0, prompt - cached - written)
-    total = (fresh * price.input
-             + cached * (price.input if price.cached_input is None else price.cached_input)
-             + written * (price.input if price.cache_write is None else price.cache_write)
-             + (usage.get("completion_tokens") or 0) * price.output)
-    return total / PER
+    fresh = prompt * price.input
+    details = usage.get("prompt_tokens_details")
+    if details:
+        cached = details.get("cached_tokens") or 0
+        written = details.get("cache_write_tokens") or 0
+        fresh = (max(0, prompt - cached - written) * price.input
+                 + cached * (price.input if price.cached_input is None else price.cached_input)
+                 + written * (price.input if price.cache_write is None else price.cache_write))
+    return (fresh + (usage.get("completion_tokens") or 0) * price.output) / PER
+
+
+def target_price(target: Target, table: PriceTable) -> Price | None:
+    """A target's price: its own ``pricing`` if set, else ``table``'s price of its model."""
+    if target.pricing is not None:
+        p = target.pricing
+        return Price(p.input_per_million, p.output_per_million, p.cached_input_per_million, p.cache_write_per_million)
+    return table.price(target.model)
 
 
 class PriceTable:

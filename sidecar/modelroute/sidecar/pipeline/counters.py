@@ -7,19 +7,21 @@ and a few multiplications per attempt that reported usage.
 
 ``merge_json`` adds these counters into the ``/stats`` JSON of ``Stats.as_json`` (per route:
 ``promptVersion``, ``cost``, ``output``, ``cache``; per target: ``costUsd``, ``limits``);
-``prometheus`` writes the extra metric families. Label values are route and target names
+``collect`` yields the extra metric families at scrape time (a prometheus-client collector). Label values are route and target names
 from the config and closed sets (output results, limit dimensions) only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from modelroute.sidecar.metrics.promtext import Exposition, labels
-from modelroute.sidecar.pipeline.cost import PER, Price
+from prometheus_client.core import Metric
+
+from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.pipeline.cost import Price, cost_of
 from modelroute.sidecar.routing.observer import Observer
 
 if TYPE_CHECKING:
@@ -40,28 +42,16 @@ OUTPUT_RESULTS = (VALID, REPAIRED, INVALID, REJECTED)
 class CostCell:
     """Cost of one route's target: its price (updated on each config) and the running totals."""
 
-    __slots__ = ("attempts", "cache_write", "cached_input", "input", "output", "usd")
+    __slots__ = ("attempts", "price", "usd")
 
-    def __init__(self) -> None:
-        self.input = self.output = self.cached_input = self.cache_write = 0.0
+    def __init__(self, price: Price) -> None:
+        self.price = price
         self.usd = 0.0
         self.attempts = 0
 
-    def price(self, price: Price) -> None:
-        self.input, self.output = price.input, price.output
-        self.cached_input = price.input if price.cached_input is None else price.cached_input
-        self.cache_write = price.input if price.cache_write is None else price.cache_write
-
     def add(self, usage: Json) -> None:
-        """``cost.cost_of``, inlined: this runs once per attempt on every route."""
-        prompt = usage.get("prompt_tokens") or 0
-        fresh = prompt * self.input
-        details = usage.get("prompt_tokens_details")
-        if details:
-            cached = details.get("cached_tokens") or 0
-            written = details.get("cache_write_tokens") or 0
-            fresh = max(0, prompt - cached - written) * self.input + cached * self.cached_input + written * self.cache_write
-        self.usd += (fresh + (usage.get("completion_tokens") or 0) * self.output) / PER
+        """One attempt's usage (this runs once per attempt on every route)."""
+        self.usd += cost_of(self.price, usage)
         self.attempts += 1
 
 
@@ -105,8 +95,8 @@ class Ledger:
         cells = self.route(route).cells
         cell = cells.get(target)
         if cell is None:
-            cell = cells[target] = CostCell()
-        cell.price(price)
+            cell = cells[target] = CostCell(price)
+        cell.price = price
         return cell
 
     def output(self, route: str, result: str) -> None:
@@ -146,49 +136,31 @@ class Ledger:
         return stats
 
     # -- /metrics -----------------------------------------------------------------------------
-    def prometheus(self) -> str:
-        x = Exposition()
+    def collect(self) -> Iterator[Metric]:
+        """The pipeline's metric families at scrape time (a prometheus-client collector)."""
         routes = sorted(self.routes.items())
-        x.family("modelroute_cost_usd_total", "counter", "Cost of upstream attempts in USD (price table x reported usage) per route and target.")
-        for r, rl in routes:
-            for t, usd in sorted(rl.target_cost.items()):
-                x.sample("modelroute_cost_usd_total", labels(route=r, target=t), usd)
-        x.family("modelroute_unpriced_attempts_total", "counter", "Attempts with usage on a model that has no price.")
-        for r, rl in routes:
-            x.sample("modelroute_unpriced_attempts_total", labels(route=r), rl.unpriced_attempts)
-        x.family("modelroute_output_checks_total", "counter", "Output contract results per route (valid, repaired, invalid, rejected).")
-        for r, rl in routes:
-            for result in OUTPUT_RESULTS:
-                if result in rl.output:
-                    x.sample("modelroute_output_checks_total", labels(route=r, result=result), rl.output[result])
-        x.family("modelroute_limit_refusals_total", "counter", "Requests a target's local rate limit sent to the next target.")
-        for r, rl in routes:
-            for t, n in sorted(rl.limited.items()):
-                x.sample("modelroute_limit_refusals_total", labels(route=r, target=t), n)
+        yield counter("modelroute_cost_usd", "Cost of upstream attempts in USD (price table x reported usage) per route and target.",
+                      ("route", "target"), (((r, t), usd) for r, rl in routes for t, usd in sorted(rl.target_cost.items())))
+        yield counter("modelroute_unpriced_attempts", "Attempts with usage on a model that has no price.", ("route",),
+                      (((r,), rl.unpriced_attempts) for r, rl in routes))
+        yield counter("modelroute_output_checks", "Output contract results per route (valid, repaired, invalid, rejected).",
+                      ("route", "result"), (((r, k), rl.output[k]) for r, rl in routes for k in OUTPUT_RESULTS if k in rl.output))
+        yield counter("modelroute_limit_refusals", "Requests a target's local rate limit sent to the next target.", ("route", "target"),
+                      (((r, t), n) for r, rl in routes for t, n in sorted(rl.limited.items())))
         caches = sorted(self.caches.items())
-        x.family("modelroute_cache_requests_total", "counter", "Response cache lookups per route and result (hit, miss).")
-        for r, c in caches:
-            x.sample("modelroute_cache_requests_total", labels(route=r, result="hit"), c.hits)
-            x.sample("modelroute_cache_requests_total", labels(route=r, result="miss"), c.misses)
-        x.family("modelroute_cache_hit_ratio", "gauge", "Response cache hits / lookups per route.")
-        for r, c in caches:
-            x.sample("modelroute_cache_hit_ratio", labels(route=r), c.hit_ratio)
-        x.family("modelroute_cache_entries", "gauge", "Entries held by the route's response cache.")
-        for r, c in caches:
-            x.sample("modelroute_cache_entries", labels(route=r), len(c))
-        limiters = sorted(self.limiters.items())
-        x.family("modelroute_quota_utilisation", "gauge", "Fraction of a target's per-minute quota in use (requests, tokens).")
-        for (r, t), lim in limiters:
-            for dimension, value in sorted(lim.utilisation().items()):
-                x.sample("modelroute_quota_utilisation", labels(route=r, target=t, dimension=dimension), value)
-        x.family("modelroute_quota_pressure", "gauge", "1 while any quota of the target is at or above 80%.")
-        for (r, t), lim in limiters:
-            pressed = max(lim.utilisation().values()) >= lim.pressure_threshold
-            x.sample("modelroute_quota_pressure", labels(route=r, target=t), 1 if pressed else 0)
-        x.family("modelroute_prompt_info", "gauge", "The prompt version each route serves (1 while loaded).")
-        for r, v in sorted(self.prompt_versions.items()):
-            x.sample("modelroute_prompt_info", labels(route=r, version=v), 1)
-        return x.text()
+        yield counter("modelroute_cache_requests", "Response cache lookups per route and result (hit, miss).", ("route", "result"),
+                      (row for r, c in caches for row in (((r, "hit"), c.hits), ((r, "miss"), c.misses))))
+        yield gauge("modelroute_cache_hit_ratio", "Response cache hits / lookups per route.", ("route",),
+                    (((r,), c.hit_ratio) for r, c in caches))
+        yield gauge("modelroute_cache_entries", "Entries held by the route's response cache.", ("route",),
+                    (((r,), len(c)) for r, c in caches))
+        used = [(r, t, lim.utilisation(), lim.pressure_threshold) for (r, t), lim in sorted(self.limiters.items())]
+        yield gauge("modelroute_quota_utilisation", "Fraction of a target's per-minute quota in use (requests, tokens).",
+                    ("route", "target", "dimension"), (((r, t, d), v) for r, t, u, _ in used for d, v in sorted(u.items())))
+        yield gauge("modelroute_quota_pressure", "1 while any quota of the target is at or above 80%.", ("route", "target"),
+                    (((r, t), 1 if max(u.values()) >= threshold else 0) for r, t, u, threshold in used))
+        yield gauge("modelroute_prompt_info", "The prompt version each route serves (1 while loaded).", ("route", "version"),
+                    (((r, v), 1) for r, v in sorted(self.prompt_versions.items())))
 
 
 class CostObserver:
@@ -211,10 +183,7 @@ class CostObserver:
         cell = self._cells.get(target)
         if cell is None or not usage:
             return None
-        probe = CostCell()
-        probe.input, probe.output, probe.cached_input, probe.cache_write = cell.input, cell.output, cell.cached_input, cell.cache_write
-        probe.add(usage)
-        return probe.usd
+        return cost_of(cell.price, usage)
 
     def on_attempt(
         self, route: str, target: str, outcome: str, status: int | None, latency_s: float, usage: dict[str, Any] | None

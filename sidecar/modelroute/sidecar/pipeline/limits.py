@@ -33,10 +33,10 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 from modelroute.api.stats import LimiterSnapshot
+from modelroute.sidecar.providers.errors import retry_after_seconds
 
 Json = dict[str, Any]
 
@@ -295,14 +295,18 @@ class TargetLimiter:
 
     # ---- provider headers --------------------------------------------------------------
 
+    def blocked_for(self, seconds: float) -> None:
+        """The provider asked for a pause (``retry-after``): admit nothing for ``seconds`` from now."""
+        self._blocked_until = max(self._blocked_until, self.clock.monotonic() + seconds)
+
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         """Learn from a provider response's headers (any status; case-insensitive names)."""
         h = {k.lower(): v for k, v in headers.items() if k[:1] in "xXaArR"}
         now = self.clock.monotonic()
         wall = self.clock.wall()
-        retry = parse_retry_after(h, wall)
+        retry = retry_after_seconds(h, wall)
         if retry is not None:
-            self._blocked_until = max(self._blocked_until, now + retry)
+            self.blocked_for(retry)
         for dimension, prefixes in _HEADER_FAMILIES.items():
             seen: _Remote | None = None  # the most restrictive family of this response
             learned = math.inf
@@ -407,23 +411,6 @@ def parse_reset(value: str | None, wall: float) -> float | None:
     except ValueError:
         return None
     return max(0.0, when.timestamp() - wall)
-
-
-def parse_retry_after(headers: Mapping[str, str], wall: float) -> float | None:
-    """``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date) in seconds; keys lower-case."""
-    ms = _number(headers.get("retry-after-ms"))
-    if ms is not None:
-        return max(0.0, ms / 1000)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _number(value)
-    if seconds is not None:
-        return max(0.0, seconds)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - wall)
-    except (TypeError, ValueError):
-        return None
 
 
 # ---- registry ------------------------------------------------------------------------

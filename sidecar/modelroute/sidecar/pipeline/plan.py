@@ -43,7 +43,7 @@ from modelroute.sidecar.pipeline.cache import (
     completion_to_chunks,
     is_cacheable,
 )
-from modelroute.sidecar.pipeline.cost import Price, PriceTable
+from modelroute.sidecar.pipeline.cost import PriceTable, target_price
 from modelroute.sidecar.pipeline.counters import (
     INVALID,
     REJECTED,
@@ -64,6 +64,7 @@ from modelroute.sidecar.pipeline.limits import (
 )
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
+from modelroute.sidecar.translate.chat import wants_usage
 
 if TYPE_CHECKING:
     from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime, TargetRuntime
@@ -133,7 +134,7 @@ class RoutePlan:
     @staticmethod
     def _learn(admitted: tuple[TargetLimiter, Ticket] | None, err: UpstreamError) -> None:
         if admitted is not None and err.retry_after is not None:
-            admitted[0].observe_headers({"retry-after": repr(err.retry_after)})
+            admitted[0].blocked_for(err.retry_after)
 
     # -- one attempt on one target (called by the router inside the attempt's timeout) ---
     async def complete(self, tr: TargetRuntime, request: Json, timeout: float, remaining: float) -> Json:  # noqa: ASYNC109
@@ -192,7 +193,7 @@ class RoutePlan:
     # -- streaming requests --------------------------------------------------------------
     async def open_stream(self, route: RouteRuntime, request: Json) -> router.StreamingCompletion:
         """A streaming request on this route: checked-and-replayed, replayed from cache, or streamed (and cached)."""
-        include_usage = _wants_usage(request)
+        include_usage = wants_usage(request)
         if self.contract is not None:
             body = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
             done = await router.complete(route, body, plan=self)
@@ -224,11 +225,6 @@ def normalised(completion: Json, value: Any, contract: OutputContract, usage: Js
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     out["choices"] = [{**choices[0], "message": {**message, "content": text}}, *choices[1:]]
     return out
-
-
-def _wants_usage(request: Json) -> bool:
-    options = request.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
 
 
 def _observe_hit(route: RouteRuntime) -> None:
@@ -305,13 +301,6 @@ def limiter_key(target: Target) -> str:
     return f"{target.provider.value}:{target.model}@{target.base_url or 'default'}#{json.dumps(ref, sort_keys=True)}"
 
 
-def price_of(target: Target, table: PriceTable) -> Price | None:
-    if target.pricing is not None:
-        p = target.pricing
-        return Price(p.input_per_million, p.output_per_million, p.cached_input_per_million, p.cache_write_per_million)
-    return table.price(target.model)
-
-
 class Planner:
     """The sidecar-lifetime part: limiters, per-route caches and the ledger; ``compile`` equips a new runtime."""
 
@@ -339,7 +328,7 @@ class Planner:
             self.ledger.prompt_versions[route.name] = route.prompt_version
         inner = route.observer.inner if isinstance(route.observer, CostObserver) else route.observer
         if not isinstance(inner, NullObserver):  # mirrored copies are not the route's traffic
-            prices = {tr.name: price_of(tr.target, self.prices) for tr in route.targets}
+            prices = {tr.name: target_price(tr.target, self.prices) for tr in route.targets}
             route.observer = CostObserver(inner, self.ledger, route.name, prices)
         contract = OutputContract.from_api(spec.output) if spec.output is not None else None
         if contract is not None and not contract.constrains:

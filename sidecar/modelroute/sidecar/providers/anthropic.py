@@ -27,7 +27,7 @@ from modelroute.sidecar.translate.anthropic import (
     anthropic_to_chat_response,
     chat_to_anthropic_request,
 )
-from modelroute.sidecar.translate.openai import wants_usage
+from modelroute.sidecar.translate.chat import wants_usage
 
 Json = dict[str, Any]
 

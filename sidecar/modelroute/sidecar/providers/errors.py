@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -55,8 +56,9 @@ def scrub_tree(value: Any, secrets: tuple[str | None, ...] = (), depth: int = 0)
     return value
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms`` (preferred) or ``retry-after`` (seconds or HTTP date)."""
+def retry_after_seconds(headers: Mapping[str, str] | None, wall: float | None = None) -> float | None:
+    """Seconds from ``retry-after-ms`` (preferred) or ``retry-after`` (seconds or an HTTP date, counted from
+    ``wall``, default now); header names lower-case. The one parser: the adapters' errors and the limiters use it."""
     if not headers:
         return None
     ms = headers.get("retry-after-ms")
@@ -75,10 +77,8 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     except ValueError:
         pass
     try:
-        import time
-
         when = parsedate_to_datetime(ra)
-        return max(when.timestamp() - time.time(), 0.0)
+        return max(when.timestamp() - (time.time() if wall is None else wall), 0.0)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
 

@@ -30,12 +30,12 @@ from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import client_error, scrub
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
+from modelroute.sidecar.translate.chat import wants_usage
 from modelroute.sidecar.translate.gemini import (
     GeminiStreamToChat,
     chat_to_gemini_request,
     gemini_to_chat_response,
 )
-from modelroute.sidecar.translate.openai import wants_usage
 
 Json = dict[str, Any]
 

@@ -18,11 +18,11 @@ from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response
 from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
+from modelroute.sidecar.translate.chat import wants_usage
 from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
     chat_response,
     chat_to_openai_request,
-    wants_usage,
 )
 
 Json = dict[str, Any]

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from prometheus_client.core import HistogramMetricFamily, Metric
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
-from modelroute.sidecar.metrics.promtext import Exposition, labels
-from modelroute.sidecar.metrics.stats import BUCKETS, LE, Histogram
+from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.pipeline.cost import PriceTable
+from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS
@@ -154,53 +156,39 @@ class Evidence:
         """``/stats`` -> ``rollouts``: route -> ``modelroute.api.stats.RunEvidence`` (camelCase JSON)."""
         return {route: run.to_wire().model_dump(mode="json", by_alias=True) for route, run in sorted(self.runs.items())}
 
-    def prometheus(self) -> str:
-        """Prometheus text for the rollout counters (appended to ``/metrics``; empty before any rollout)."""
+    def collect(self) -> Iterator[Metric]:
+        """The rollout metric families at scrape time (a prometheus-client collector; none before any rollout)."""
         if not self.runs:
-            return ""
-        x = Exposition()
+            return
         runs = sorted(self.runs.items())
+        variants = [(route, run, v, e) for route, run in runs for v, e in run.variants.items()]
+        by_variant = ("route", "run", "variant")
 
-        def each(name: str, value: Callable[[VariantEvidence], float], **extra: str) -> None:
-            for route, run in runs:
-                for v, e in run.variants.items():
-                    x.sample(name, labels(route=route, run=run.run_id, variant=v, **extra), value(e))
+        def each(name: str, help_text: str, value: Callable[[VariantEvidence], float]) -> Metric:
+            return counter(name, help_text, by_variant, (((route, run.run_id, v), value(e)) for route, run, v, e in variants))
 
-        x.family("modelroute_rollout_requests_total", "counter", "Requests per rollout run and variant (stable, canary, mirror).")
-        each("modelroute_rollout_requests_total", lambda e: e.requests)
-        x.family("modelroute_rollout_errors_total", "counter", "Failed requests per rollout run, variant and class.")
-        for route, run in runs:
-            for v, e in run.variants.items():
-                for kind, n in sorted(e.errors.items()):
-                    x.sample("modelroute_rollout_errors_total", labels(route=route, run=run.run_id, variant=v, **{"class": kind}), n)
-        x.family("modelroute_rollout_request_duration_seconds", "histogram", "Latency of answered requests per rollout run and variant.")
-        for route, run in runs:
-            for v, e in run.variants.items():
-                x.histogram("modelroute_rollout_request_duration_seconds", labels(route=route, run=run.run_id, variant=v),
-                            LE, e.latency.counts, e.latency.sum, e.latency.count)
-        x.family("modelroute_rollout_tokens_total", "counter", "Tokens per rollout run, variant and kind.")
-        each("modelroute_rollout_tokens_total", lambda e: e.prompt_tokens, kind="prompt")
-        each("modelroute_rollout_tokens_total", lambda e: e.completion_tokens, kind="completion")
-        x.family("modelroute_rollout_cost_usd_total", "counter", "Cost in USD of priced requests per rollout run and variant.")
-        each("modelroute_rollout_cost_usd_total", lambda e: e.cost_usd)
-        x.family("modelroute_rollout_outputs_checked_total", "counter", "Answers checked for validity per rollout run and variant.")
-        each("modelroute_rollout_outputs_checked_total", lambda e: e.checked)
-        x.family("modelroute_rollout_outputs_valid_total", "counter", "Valid answers per rollout run and variant.")
-        each("modelroute_rollout_outputs_valid_total", lambda e: e.valid)
-        x.family("modelroute_rollout_compared_total", "counter", "Mirrored answers compared with stable's, per rollout run.")
-        each("modelroute_rollout_compared_total", lambda e: e.compared)
-        x.family("modelroute_rollout_agreed_total", "counter", "Mirrored answers that agreed with stable's, per rollout run.")
-        each("modelroute_rollout_agreed_total", lambda e: e.agreed)
-        x.family("modelroute_rollout_mirror_dropped_total", "counter", "Mirror copies dropped because the mirror pool was full.")
-        for route, run in runs:
-            x.sample("modelroute_rollout_mirror_dropped_total", labels(route=route, run=run.run_id), run.variants["mirror"].dropped)
-        x.family("modelroute_rollout_weight_percent", "gauge", "Share of live requests answered (canary) or copied (mirror) per rollout run.")
-        for route, run in runs:
-            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="canary"),
-                     run.weight if run.active else 0)
-            x.sample("modelroute_rollout_weight_percent", labels(route=route, run=run.run_id, kind="mirror"),
-                     run.mirror if run.active else 0)
-        return x.text()
+        yield each("modelroute_rollout_requests", "Requests per rollout run and variant (stable, canary, mirror).", lambda e: e.requests)
+        yield counter("modelroute_rollout_errors", "Failed requests per rollout run, variant and class.", (*by_variant, "class"),
+                      (((route, run.run_id, v, kind), n) for route, run, v, e in variants for kind, n in sorted(e.errors.items())))
+        duration = HistogramMetricFamily("modelroute_rollout_request_duration_seconds",
+                                         "Latency of answered requests per rollout run and variant.", labels=by_variant)
+        for route, run, v, e in variants:
+            duration.add_metric((route, run.run_id, v), e.latency.buckets(), e.latency.sum)
+        yield duration
+        yield counter("modelroute_rollout_tokens", "Tokens per rollout run, variant and kind.", (*by_variant, "kind"),
+                      (((route, run.run_id, v, kind), getattr(e, kind + "_tokens"))
+                       for kind in ("prompt", "completion") for route, run, v, e in variants))
+        yield each("modelroute_rollout_cost_usd", "Cost in USD of priced requests per rollout run and variant.", lambda e: e.cost_usd)
+        yield each("modelroute_rollout_outputs_checked", "Answers checked for validity per rollout run and variant.", lambda e: e.checked)
+        yield each("modelroute_rollout_outputs_valid", "Valid answers per rollout run and variant.", lambda e: e.valid)
+        yield each("modelroute_rollout_compared", "Mirrored answers compared with stable's, per rollout run.", lambda e: e.compared)
+        yield each("modelroute_rollout_agreed", "Mirrored answers that agreed with stable's, per rollout run.", lambda e: e.agreed)
+        yield counter("modelroute_rollout_mirror_dropped", "Mirror copies dropped because the mirror pool was full.", ("route", "run"),
+                      (((route, run.run_id), run.variants["mirror"].dropped) for route, run in runs))
+        yield gauge("modelroute_rollout_weight_percent", "Share of live requests answered (canary) or copied (mirror) per rollout run.",
+                    ("route", "run", "kind"),
+                    (row for route, run in runs for row in (((route, run.run_id, "canary"), run.weight if run.active else 0),
+                                                            ((route, run.run_id, "mirror"), run.mirror if run.active else 0))))
 
 
 
@@ -213,19 +201,15 @@ def wants_json(request: Json) -> bool:
     return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
 
 
-def answer_text(completion: Json) -> str:
-    """The first choice's answer as text: its content, else its tool calls as canonical JSON."""
-    choices = completion.get("choices") or ()
-    if not choices or not isinstance(choices[0], dict):
-        return ""
-    msg = choices[0].get("message") or {}
-    content = msg.get("content")
-    if isinstance(content, str) and content:
-        return content
-    calls = msg.get("tool_calls")
+def judged_text(completion: Json) -> str:
+    """What the output check and agreement judge: the answer's text, else its tool calls as canonical JSON."""
+    text = chat.answer_text(completion)
+    if text:
+        return text
+    calls = chat.answer_tool_calls(completion)
     if calls:
-        return _tool_calls_text([(c.get("function") or {}) for c in calls if isinstance(c, dict)])
-    return content if isinstance(content, str) else ""
+        return _tool_calls_text([(c.get("function") or {}) for c in calls])
+    return text or ""
 
 
 def _tool_calls_text(functions: list[Json]) -> str:
@@ -286,12 +270,3 @@ def output_valid(text: str, want_json: bool) -> bool:
     except (json.JSONDecodeError, ValueError):
         return False
     return True
-
-
-def failure_class(exc: RouteFailed | DeadlineExceeded) -> str:
-    """The error class of a request the router could not answer."""
-    if isinstance(exc, DeadlineExceeded):
-        return "deadline"
-    if exc.client_error is not None:
-        return "client_error"
-    return exc.attempts[-1].outcome if exc.attempts else "exhausted"

@@ -20,13 +20,12 @@ import logging
 import time
 from typing import Any
 
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_class
 from modelroute.sidecar.eval.scoring import answers_agree
 from modelroute.sidecar.rollout.evidence import (
     Evidence,
     VariantEvidence,
-    answer_text,
-    failure_class,
+    judged_text,
     output_valid,
     wants_json,
 )
@@ -86,7 +85,7 @@ class MirrorPool:
                 latency = time.perf_counter() - t0
             self.inflight -= 1
             released = True
-            text = answer_text(done.response)
+            text = judged_text(done.response)
             if record is None:
                 return
             usage = done.response.get("usage")

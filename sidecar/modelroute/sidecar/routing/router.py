@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
 from modelroute.sidecar.providers.errors import client_error
 from modelroute.sidecar.routing.backoff import backoff_delay
+from modelroute.sidecar.translate.chat import wants_usage, with_usage
 from modelroute.sidecar.translate.errors import TranslationError
 
 if TYPE_CHECKING:
@@ -383,14 +384,6 @@ async def _head(it: AsyncIterator[Json]) -> list[Json]:
 _MAX_HEAD = 8
 
 
-def _with_usage(request: Json) -> tuple[Json, bool]:
-    """The request with ``stream_options.include_usage`` on (token stats), and whether the app asked."""
-    opts = request.get("stream_options")
-    if isinstance(opts, dict) and opts.get("include_usage"):
-        return request, True
-    return {**request, "stream_options": {**(opts if isinstance(opts, dict) else {}), "include_usage": True}}, False
-
-
 async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = False) -> StreamingCompletion:
     """Start a streaming chat request on ``route``; returns once some target produced its first chunk.
 
@@ -406,7 +399,8 @@ async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = Fals
     if plan is not None and not direct:
         return await plan.open_stream(route, request)
     call = _new_call(route)
-    upstream_request, want_usage = _with_usage(request)
+    want_usage = wants_usage(request)
+    upstream_request = request if want_usage else with_usage(request)
     with _ending(call, True):
         for tr in route.targets:
             for attempt in range(route.spec.retry.attempts):

@@ -20,11 +20,14 @@ chart's NetworkPolicy limits who reaches the admin port at all (docs/security.md
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.core import Metric
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
@@ -176,24 +179,25 @@ async def stats(request: web.Request) -> web.Response:
     return web.Response(text=json.dumps(doc), content_type="application/json")
 
 
+class _Collected:
+    """Metric families already read: what ``generate_latest`` renders in a thread."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[Metric]:
+        return self._families
+
+
 async def metrics(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    text = state.stats.prometheus() + state.evidence.prometheus() + state.planner.ledger.prometheus()
-    extra = (
-        "# HELP modelroute_ready Whether the sidecar serves a config (1) or not (0).\n"
-        "# TYPE modelroute_ready gauge\n"
-        f"modelroute_ready {1 if state.ready else 0}\n"
-        "# HELP modelroute_inflight_requests Inbound requests in flight on the current config.\n"
-        "# TYPE modelroute_inflight_requests gauge\n"
-        f"modelroute_inflight_requests {state.inflight()}\n"
-        "# HELP modelroute_mirror_inflight Mirror copies to canaries in flight.\n"
-        "# TYPE modelroute_mirror_inflight gauge\n"
-        f"modelroute_mirror_inflight {state.mirrors.inflight}\n"
-        "# HELP modelroute_mirror_dropped_total Mirror copies dropped because the mirror pool was full.\n"
-        "# TYPE modelroute_mirror_dropped_total counter\n"
-        f"modelroute_mirror_dropped_total {state.mirrors.dropped}\n"
-    )
-    return web.Response(body=(text + extra).encode(), headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+    """The Prometheus text format (0.0.4) of the state's registry: routing, rollout and pipeline counters, serving gauges.
+
+    The families are read on the event loop (the counters belong to it); rendering the text, most of
+    the cost of a scrape, runs in a thread so a large exposition does not hold requests up.
+    """
+    families = list(request.app[STATE].registry.collect())
+    body = await asyncio.get_running_loop().run_in_executor(None, generate_latest, _Collected(families))
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 @web.middleware

@@ -22,8 +22,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError
-from modelroute.sidecar.rollout.evidence import failure_class
+from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError, failure_class
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.runtime import RouteRuntime
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from modelroute.sidecar.rollout.evidence import StreamText, answer_text, output_valid, wants_json
+from modelroute.sidecar.rollout.evidence import StreamText, judged_text, output_valid, wants_json
 from modelroute.sidecar.routing.canary import CANARY, STABLE, Canary
 from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime
 from modelroute.sidecar.server.state import SidecarState
@@ -44,7 +44,7 @@ class RolloutRequest:
 
     # -- outcomes ---------------------------------------------------------------------------
     def answered(self, target: str, response: Json) -> None:
-        self._text = answer_text(response)
+        self._text = judged_text(response)
         usage = response.get("usage")
         self._ok(target, usage if isinstance(usage, dict) else None)
 

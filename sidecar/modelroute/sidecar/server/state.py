@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from modelroute.api.config import SidecarConfig
 from modelroute.sidecar.config import loader
@@ -94,6 +96,10 @@ class SidecarState:
         self.restored_floor = floor_file.load() if floor_file is not None else None
         self.started = time.time()
         self._lock = asyncio.Lock()
+        # GET /metrics: this sidecar's own registry (never the process-global one), read at scrape time.
+        self.registry = CollectorRegistry(auto_describe=False)
+        for collector in (self.stats, self.evidence, self.planner.ledger, ServingCollector(self)):
+            self.registry.register(collector)
 
     # -- reading -----------------------------------------------------------------------------
     def current(self) -> Runtime | None:
@@ -195,3 +201,18 @@ class SidecarState:
 
 
 STATE = web.AppKey("modelroute_state", SidecarState)
+
+
+class ServingCollector:
+    """``/metrics`` families of the state itself: readiness, requests in flight, the mirror pool."""
+
+    def __init__(self, state: SidecarState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        yield GaugeMetricFamily("modelroute_ready", "Whether the sidecar serves a config (1) or not (0).", value=1 if state.ready else 0)
+        yield GaugeMetricFamily("modelroute_inflight_requests", "Inbound requests in flight on the current config.", value=state.inflight())
+        yield GaugeMetricFamily("modelroute_mirror_inflight", "Mirror copies to canaries in flight.", value=state.mirrors.inflight)
+        yield CounterMetricFamily("modelroute_mirror_dropped", "Mirror copies dropped because the mirror pool was full.",
+                                  value=state.mirrors.dropped)

@@ -29,6 +29,7 @@ from modelroute.sidecar.translate.anthropic_inbound import (
     anthropic_to_chat_request,
     chat_to_anthropic_response,
 )
+from modelroute.sidecar.translate.chat import wants_usage
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 from modelroute.sidecar.translate.gemini import (
     GeminiStreamToChat,
@@ -48,7 +49,6 @@ from modelroute.sidecar.translate.openai import (
     chat_response,
     chat_to_openai_request,
     stamp_route,
-    wants_usage,
 )
 from modelroute.sidecar.translate.params import apply_params, effective_params
 

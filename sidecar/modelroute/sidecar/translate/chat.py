@@ -70,7 +70,47 @@ def usage(
     return out
 
 
+# ---- readers of a chat answer --------------------------------------------------------
+
+def answer_text(completion: Json) -> str | None:
+    """The text of choice 0 of a ``chat.completion``: its content, text parts joined (None when it has none).
+
+    The one reading of "the answer"; what a tool-call answer stands for is each caller's
+    (rollout evidence compares every call, eval scores the first call's arguments)."""
+    message = _message(completion)
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else None
+
+
+def answer_tool_calls(completion: Json) -> list[Json]:
+    """The tool calls of choice 0 of a ``chat.completion`` (dicts only; empty when none)."""
+    return [c for c in _message(completion).get("tool_calls") or () if isinstance(c, dict)]
+
+
+def _message(completion: Json) -> Json:
+    choices = completion.get("choices") or ()
+    first = choices[0] if choices else None
+    message = first.get("message") if isinstance(first, dict) else None
+    return message if isinstance(message, dict) else {}
+
+
 # ---- readers of a chat request -------------------------------------------------------
+
+def wants_usage(request: Json) -> bool:
+    """True when the app asked for the final usage chunk (``stream_options.include_usage``)."""
+    options = request.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def with_usage(request: Json) -> Json:
+    """``request`` with ``stream_options.include_usage`` on (token stats), as it is if the app asked already."""
+    if wants_usage(request):
+        return request
+    options = request.get("stream_options")
+    return {**request, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
+
 
 def text_of(content: Any) -> str:
     """Plain text of a message's ``content``: a string, or the text parts of a list joined."""

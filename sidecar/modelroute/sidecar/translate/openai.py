@@ -17,6 +17,7 @@ from typing import Any
 
 from modelroute.api.v1alpha1 import Params
 from modelroute.sidecar.translate.accepts import ParamFilter
+from modelroute.sidecar.translate.chat import with_usage
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.params import apply_params
 
@@ -70,17 +71,7 @@ def chat_to_openai_request(
             extra[key] = value
     if extra:
         kwargs["extra_body"] = extra
-    if kwargs.get("stream"):
-        options = kwargs.get("stream_options")
-        if not (isinstance(options, dict) and options.get("include_usage")):
-            kwargs["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return kwargs
-
-
-def wants_usage(request: Json) -> bool:
-    """True when the app asked for the final usage chunk (``stream_options.include_usage``)."""
-    options = request.get("stream_options")
-    return isinstance(options, dict) and bool(options.get("include_usage"))
+    return with_usage(kwargs) if kwargs.get("stream") else kwargs
 
 
 def chat_response(response: Json, *, model: str) -> Json:
