@@ -20,7 +20,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,8 @@ import pytest
 from modelroute.testing.cluster.binaries import ensure_binaries
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
+
+from .progress import uncaptured
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -37,21 +38,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """
     if not any(item.get_closest_marker("e2e") for item in session.items):
         return
-    with _uncaptured(session.config):
+    with uncaptured(session.config):
         try:
             ensure_binaries()
         except Exception as exc:  # the `cluster` fixture retries and fails the e2e tests with it
             print(f"\n[modelroute cluster] building the control plane failed: {exc}", flush=True)
-
-
-@contextmanager
-def _uncaptured(config: pytest.Config) -> Iterator[None]:
-    capman = config.pluginmanager.getplugin("capturemanager")
-    if capman is None:
-        yield
-        return
-    with capman.global_and_fixture_disabled():
-        yield
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +50,7 @@ def cluster(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ControlPlane]:
     state_dir: Path = tmp_path_factory.mktemp("cluster")
-    with _uncaptured(request.config):
+    with uncaptured(request.config):
         binaries = ensure_binaries()  # normally done at collection time already
         plane = ControlPlane(state_dir, binaries, name="modelroute-e2e", tie_to_parent=True)
         plane.up()

@@ -4,11 +4,7 @@ helpers live in :mod:`modelroute.testing.cluster.nodeapp`, shared with ``make de
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 from modelroute.testing.cluster.nodeapp import (
     APP_NS,
@@ -32,6 +28,8 @@ from modelroute.testing.cluster.nodeapp import (
     route,
     wait_for,
 )
+
+from ..progress import uncaptured
 
 __all__ = [
     "APP_NS",
@@ -62,17 +60,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "modelroute"
-
-
-@contextmanager
-def uncaptured(config: pytest.Config) -> Iterator[None]:
-    """Show build progress live (minutes on a fresh machine)."""
-    capman = config.pluginmanager.getplugin("capturemanager")
-    if capman is None:
-        yield
-        return
-    with capman.global_and_fixture_disabled():
-        yield
 
 
 def free_port() -> int:
