@@ -27,8 +27,8 @@ from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.output import InvalidSchema, TaskError, parse_classify, parse_extract, task_contract
 from modelroute.sidecar.output.schema import compile_validator, schema_errors
-from modelroute.sidecar.providers.base import build_adapter
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, dumps
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError

@@ -12,7 +12,8 @@ import pytest
 
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
-from modelroute.sidecar.providers.base import Adapter, build_adapter
+from modelroute.sidecar.providers.base import Adapter
+from modelroute.sidecar.providers.registry import build_adapter
 
 from .stub import Step, Stub, error_body
 

@@ -18,7 +18,8 @@ import pytest
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, RouteFailed, UpstreamError
-from modelroute.sidecar.providers.base import Adapter, build_adapter
+from modelroute.sidecar.providers.base import Adapter
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.breaker import Breaker
 from modelroute.sidecar.routing.observer import NullObserver

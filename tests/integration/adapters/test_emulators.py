@@ -10,7 +10,8 @@ import pytest
 
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
-from modelroute.sidecar.providers.base import Adapter, build_adapter
+from modelroute.sidecar.providers.base import Adapter
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.testing.emulators import EmulatorServer
 
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}

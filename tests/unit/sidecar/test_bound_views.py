@@ -8,7 +8,7 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.spec import Params, Provider, Target
-from modelroute.sidecar.providers.base import build_adapter
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
 

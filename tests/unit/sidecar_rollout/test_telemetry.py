@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from modelroute.api.v1alpha1 import Provider
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.metrics import telemetry
 from modelroute.sidecar.metrics.telemetry import Telemetry, from_env, server_of
@@ -167,9 +168,9 @@ def test_build_names_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_server_of() -> None:
-    assert server_of("openai", None) == ("api.openai.com", 443)
-    assert server_of("openai-compatible", "http://vllm.local:8000/v1") == ("vllm.local", 8000)
-    assert server_of("anthropic", "https://gw.example.com") == ("gw.example.com", 443)
+    assert server_of(Provider.OPENAI, None) == ("api.openai.com", 443)
+    assert server_of(Provider.OPENAI_COMPATIBLE, "http://vllm.local:8000/v1") == ("vllm.local", 8000)
+    assert server_of(Provider.ANTHROPIC, "https://gw.example.com") == ("gw.example.com", 443)
 
 
 async def test_content_is_recorded_only_when_the_route_opts_in(

@@ -14,6 +14,9 @@ function of (provider, API version, model):
 * gemini (``GenerateContentConfig`` takes temperature, top_p, top_k, stop sequences and a
   token limit) and openai-compatible servers: no rules.
 
+The rules themselves are in ``paramrules.py``; each provider's spec (``providers.py``) names its
+rule function, API versions and default version.
+
 Route params a target refuses are a config error (``route_param_problems``, run by the
 sidecar's loader and the operator alike) unless the route says ``unsupportedParams: drop``;
 app-sent params a target refuses are dropped by the sidecar and reported.
@@ -24,78 +27,27 @@ Parameter names are the chat request's: ``temperature``, ``top_p``, ``top_k``, `
 from __future__ import annotations
 
 import functools
-import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
+from modelroute.api.v1alpha1.paramrules import ANTHROPIC_2026 as ANTHROPIC_2026
+from modelroute.api.v1alpha1.paramrules import ANTHROPIC_LEGACY as ANTHROPIC_LEGACY
+from modelroute.api.v1alpha1.paramrules import NO_RULES, ParamRules, Unsupported
+from modelroute.api.v1alpha1.paramrules import RULED as RULED
+from modelroute.api.v1alpha1.paramrules import SAMPLING as SAMPLING
+from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Params, Provider, Target, UnsupportedParams
 
-ANTHROPIC_LEGACY = "2023-06-01"
-ANTHROPIC_2026 = "2026-10-21"
-API_VERSIONS: dict[Provider, tuple[str, ...]] = {Provider.ANTHROPIC: (ANTHROPIC_LEGACY, ANTHROPIC_2026)}
+__all__ = ["ANTHROPIC_2026", "ANTHROPIC_LEGACY", "API_VERSIONS", "DEFAULT_API_VERSION", "NO_RULES", "RULED", "SAMPLING",
+           "ParamRules", "Unsupported", "api_version_of", "api_version_problem", "param_values", "route_param_problems",
+           "rules_for", "rules_of", "unsupported_params"]
+
+API_VERSIONS: dict[Provider, tuple[str, ...]] = {p: s.api_versions for p, s in PROVIDERS.items() if s.api_versions}
 """The API versions a target may pin with ``apiVersion``, per provider (none for the others)."""
-DEFAULT_API_VERSION: dict[Provider, str] = {Provider.ANTHROPIC: ANTHROPIC_2026}
+DEFAULT_API_VERSION: dict[Provider, str] = {p: s.default_api_version for p, s in PROVIDERS.items() if s.default_api_version}
 """What the pinned SDK sends when a target sets no ``apiVersion`` (a test checks the SDK)."""
 
-SAMPLING = ("temperature", "top_p", "top_k")
-RULED = (*SAMPLING, "stop", "max_tokens")
 CAMEL = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "stop": "stop", "max_tokens": "maxTokens"}
-
-# Claude models released after Claude Opus 4.6 (2026-02-05); unknown versions above 4.6 count as later.
-_CLAUDE = re.compile(r"^claude-(?:(?P<tier>haiku|sonnet|opus)-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?"
-                     r"|(?P<omajor>\d+)(?:-(?P<ominor>\d{1,2}))?-(?P<otier>haiku|sonnet|opus))(?:-|$)")
-_AFTER_OPUS_4_6_AT_4_6 = frozenset({"sonnet"})  # Sonnet 4.6 came out after Opus 4.6
-_OPENAI_REASONING = re.compile(r"^(o\d+(-mini|-pro)?|gpt-5(\.\d+)?(-mini|-nano|-pro|-codex)?)(-\d{4}-\d{2}-\d{2})?$")
-
-
-class Unsupported(NamedTuple):
-    """One parameter a target refuses, and why."""
-
-    param: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ParamRules:
-    """What one (provider, API version, model) refuses. Empty rules are falsy."""
-
-    rejected: Mapping[str, str] = field(default_factory=dict)      # param -> why it is refused
-    only: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # param -> (the one accepted value, why)
-    exclusive: tuple[str, ...] = ()                                # at most one of these
-    exclusive_reason: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.rejected or self.only or self.exclusive)
-
-    def unsupported(self, values: Mapping[str, Any], keep: Collection[str] = ()) -> list[Unsupported]:
-        """The params set (not None) in ``values`` that the target refuses.
-
-        In an exclusive group the first param named in ``keep`` (the route's) stays, else the
-        first of the group; the others are refused.
-        """
-        out: list[Unsupported] = []
-        for param in RULED:
-            value = values.get(param)
-            if value is None:
-                continue
-            why = self.rejected.get(param)
-            if why is None and param in self.only:
-                accepted, reason = self.only[param]
-                if value != accepted:
-                    why = reason
-            if why is not None:
-                out.append(Unsupported(param, why))
-        if self.exclusive:
-            refused = {u.param for u in out}
-            present = [p for p in self.exclusive if values.get(p) is not None and p not in refused]
-            if len(present) > 1:
-                winner = next((p for p in present if p in keep), present[0])
-                out += [Unsupported(p, self.exclusive_reason) for p in present if p != winner]
-        return out
-
-
-NO_RULES = ParamRules()
 
 
 def api_version_of(target: Target) -> str | None:
@@ -103,40 +55,13 @@ def api_version_of(target: Target) -> str | None:
     return target.api_version or DEFAULT_API_VERSION.get(target.provider)
 
 
-def _claude_version(model: str) -> tuple[str, int, int] | None:
-    m = _CLAUDE.match(model)
-    if m is None:
-        return None
-    if m["tier"]:
-        return m["tier"], int(m["major"]), int(m["minor"] or 0)
-    return m["otier"], int(m["omajor"]), int(m["ominor"] or 0)
-
-
 @functools.lru_cache(maxsize=512)
 def rules_for(provider: Provider, api_version: str | None, model: str) -> ParamRules:
     """The parameter rules of one provider, API version (None: the default) and model id."""
-    if provider is Provider.ANTHROPIC:
-        version = api_version or DEFAULT_API_VERSION[provider]
-        if version != ANTHROPIC_LEGACY:
-            why = f"anthropic-version {version} removed sampling parameters"
-            return ParamRules(rejected=dict.fromkeys(SAMPLING, why))
-        claude = _claude_version(model)
-        if claude is None:
-            return NO_RULES
-        tier, major, minor = claude
-        only: dict[str, tuple[float, str]] = {}
-        if (major, minor) > (4, 6) or ((major, minor) == (4, 6) and tier in _AFTER_OPUS_4_6_AT_4_6):
-            only["temperature"] = (1.0, f"{model} (released after Claude Opus 4.6) accepts only temperature 1.0")
-        if major >= 4:
-            return ParamRules(only=only, exclusive=("temperature", "top_p"),
-                              exclusive_reason=f"{model} (Claude 4 and later) refuses temperature and top_p together")
-        return ParamRules(only=only)
-    if provider is Provider.OPENAI and _OPENAI_REASONING.match(model) and "-chat" not in model:
-        return ParamRules(
-            rejected={"top_p": f"{model} is a reasoning model: top_p is not supported"},
-            only={"temperature": (1.0, f"{model} is a reasoning model: only the default temperature (1) is supported")},
-        )
-    return NO_RULES
+    spec = spec_of(provider)
+    if spec.param_rules is None:
+        return NO_RULES
+    return spec.param_rules(api_version or spec.default_api_version, model)
 
 
 def rules_of(target: Target) -> ParamRules:

@@ -9,8 +9,8 @@ the config extends it (or replaces it with ``includeDefaults: false``).
 Matching: an id is allowed when it is listed, or when it is a listed id plus a version
 suffix (``claude-haiku-4-5-20251001``, ``gpt-4o-mini-2024-07-18``, ``gemini-2.5-flash-001``,
 ``...-preview-05-20``, ``...-latest``). Gemini ids may carry the ``models/`` prefix.
-``openai-compatible`` targets (self-hosted servers, any model name) are not checked
-unless the registry lists models for that provider. Which request params each provider,
+Providers whose spec says ``checks_models=False`` (``openai-compatible``: self-hosted servers,
+any model name) are not checked unless the registry lists models for that provider. Which request params each provider,
 API version and model accepts is the registry's capability table, ``capabilities.py``.
 """
 
@@ -22,22 +22,11 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from modelroute.api.v1alpha1.base import ApiModel
+from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
 from modelroute.api.v1alpha1.spec import Provider, Target
 
-DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {
-    Provider.OPENAI: (
-        "gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
-        "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini",
-    ),
-    Provider.ANTHROPIC: (
-        "claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
-        "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku",
-    ),
-    Provider.GEMINI: (
-        "gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro",
-        "gemini-3-flash-preview", "gemini-3.1-flash-lite", "gemini-3.5-flash", "gemini-3.8-flash",
-    ),
-}
+DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {p: s.models for p, s in PROVIDERS.items() if s.models}
+"""The built-in model ids per provider (``providers.ProviderSpec.models``)."""
 
 # A version suffix after a listed id: a date, a revision number, preview/exp/latest tags.
 _SUFFIX = re.compile(r"^(-(\d{8}|\d{4}-\d{2}-\d{2}|\d{3}|latest|preview|exp)(-[0-9]{2}-[0-9]{2}|-\d{2}|-\d{4})*)+$")
@@ -64,7 +53,7 @@ class ModelRegistry(ApiModel):
             if entry.provider is provider:
                 ids.update(entry.models)
                 listed = True
-        if provider is Provider.OPENAI_COMPATIBLE and not listed:
+        if not spec_of(provider).checks_models and not listed:
             return None
         return frozenset(ids)
 

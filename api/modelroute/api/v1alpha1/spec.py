@@ -15,19 +15,16 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
 from modelroute.api.v1alpha1.output import BUILTIN_VARIABLES, PLACEHOLDER, VARIABLE_NAME, Output
+from modelroute.api.v1alpha1.providers import Provider as Provider
+from modelroute.api.v1alpha1.providers import having, spec_of
 from modelroute.api.v1alpha1.quota import CachePolicy, Limits, Pricing
 from modelroute.api.v1alpha1.strategy import Strategy
 
 ROUTE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_TARGETS = 8
-
-
-class Provider(StrEnum):
-    OPENAI = "openai"
-    ANTHROPIC = "anthropic"
-    GEMINI = "gemini"
-    OPENAI_COMPATIBLE = "openai-compatible"
+_KEYLESS = having(lambda s: s.keyless)            # providers whose targets may omit apiKey
+_VERSIONED = having(lambda s: s.api_versions)     # providers whose targets may pin apiVersion
 
 
 class UnsupportedParams(StrEnum):
@@ -80,10 +77,10 @@ class Target(ApiModel):
     """One provider model that can serve the route. The first target is the primary."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "self.provider == 'openai-compatible' || has(self.apiKey)",
-         "message": "apiKey is required unless provider is openai-compatible", "fieldPath": ".apiKey"},
-        {"rule": "!has(self.apiVersion) || self.provider == 'anthropic'",
-         "message": "apiVersion applies to anthropic targets only", "fieldPath": ".apiVersion"},
+        {"rule": " || ".join([*(f"self.provider == '{p}'" for p in _KEYLESS), "has(self.apiKey)"]),
+         "message": f"apiKey is required unless provider is {' or '.join(_KEYLESS)}", "fieldPath": ".apiKey"},
+        {"rule": " || ".join(["!has(self.apiVersion)", *(f"self.provider == '{p}'" for p in _VERSIONED)]),
+         "message": f"apiVersion applies to {' and '.join(_VERSIONED)} targets only", "fieldPath": ".apiVersion"},
     ]})
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
@@ -103,14 +100,14 @@ class Target(ApiModel):
 
     @model_validator(mode="after")
     def _key_required(self) -> Self:
-        if self.api_key is None and self.provider is not Provider.OPENAI_COMPATIBLE:
+        if self.api_key is None and not spec_of(self.provider).keyless:
             raise ValueError(f"target {self.name!r}: apiKey is required for provider {self.provider.value}")
         return self
 
     @model_validator(mode="after")
     def _api_version_provider(self) -> Self:
-        if self.api_version is not None and self.provider is not Provider.ANTHROPIC:
-            raise ValueError(f"target {self.name!r}: apiVersion applies to anthropic targets only (remove it)")
+        if self.api_version is not None and not spec_of(self.provider).api_versions:
+            raise ValueError(f"target {self.name!r}: apiVersion applies to {' and '.join(_VERSIONED)} targets only (remove it)")
         return self
 
 

@@ -41,6 +41,7 @@ from aiohttp import web
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from modelroute.api.v1alpha1.providers import Provider, spec_of
 from modelroute.sidecar.pipeline.counters import CostObserver
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 SCOPE = "modelroute.sidecar"
 DEFAULT_SERVICE_NAME = "modelroute-sidecar"
 
-PROVIDER_NAMES = {"openai": "openai", "openai-compatible": "openai", "anthropic": "anthropic", "gemini": "gcp.gemini"}
-DEFAULT_HOSTS = {"openai": "api.openai.com", "anthropic": "api.anthropic.com", "gemini": "generativelanguage.googleapis.com"}
 
 # Bucket advice from the GenAI semantic conventions.
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -66,13 +65,13 @@ TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 _SKIPPED = "circuit_open"  # no call was made: no client span, no metric
 
 
-def server_of(provider: str, base_url: str | None) -> tuple[str, int]:
-    """``server.address`` and ``server.port`` of a target."""
+def server_of(provider: Provider, base_url: str | None) -> tuple[str, int]:
+    """``server.address`` and ``server.port`` of a target (the provider's default host without ``baseUrl``)."""
     if base_url:
         parts = urlsplit(base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         return parts.hostname or "", port
-    return DEFAULT_HOSTS.get(provider, ""), 443
+    return spec_of(provider).default_host or "", 443
 
 
 class ServerSpan:
@@ -179,11 +178,10 @@ class Telemetry:
         if outcome == _SKIPPED:
             return
         t = target.target
-        provider = t.provider.value
-        address, port = server_of(provider, t.base_url)
+        address, port = server_of(t.provider, t.base_url)
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
+            "gen_ai.provider.name": spec_of(t.provider).otel_name,
             "gen_ai.request.model": t.model,
             "server.address": address,
             "server.port": port,

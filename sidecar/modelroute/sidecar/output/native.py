@@ -10,8 +10,9 @@ map it to the native mechanism:
   to ``chat_to_anthropic_request`` (``anthropic_native_schema(model)`` says which models
   support it), else the translator turns it into a system-prompt instruction;
 * Gemini: ``response_mime_type`` + ``response_json_schema`` (the translator does it);
-* openai-compatible servers: the schema goes into a system message (support for
-  ``response_format`` varies), and the answer is validated either way.
+* providers whose spec says ``native_output=False`` (openai-compatible servers: support for
+  ``response_format`` varies): the schema goes into a system message, and the answer is
+  validated either way.
 
 Label sets have no portable native form: they are always stated in the prompt.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from modelroute.api.v1alpha1 import Provider
+from modelroute.api.v1alpha1.providers import Provider, spec_of
 from modelroute.sidecar.output.contract import Mode, OutputContract
 
 Json = dict[str, Any]
@@ -64,7 +65,7 @@ def apply_contract(request: Json, contract: OutputContract, provider: Provider) 
     """The chat request with the contract's format requested the best way for ``provider`` (a copy).
 
     The contract replaces any ``response_format`` the app set. Labels (and schemas for
-    openai-compatible targets) become a system message after the app's own system messages.
+    providers without native output) become a system message after the app's own system messages.
     """
     if not contract.constrains:
         return request
@@ -72,7 +73,7 @@ def apply_contract(request: Json, contract: OutputContract, provider: Provider) 
     fmt = response_format(contract)
     in_prompt = contract.labels is not None and contract.mode is Mode.TEXT
     if fmt is not None:
-        if provider is Provider.OPENAI_COMPATIBLE:
+        if not spec_of(provider).native_output:
             out.pop("response_format", None)
             in_prompt = True
         else:

@@ -6,8 +6,8 @@ provider's cache; defaults to ``input``) and ``cache_write`` (Anthropic's cache 
 defaults to ``input``). Usage is the OpenAI shape the translators produce, where
 ``prompt_tokens`` already includes cached and cache-write tokens.
 
-``DEFAULT_PRICES`` are public list prices for a few common small models, for
-convenience only: the config's price table overrides them (``PriceTable(overrides)``).
+``DEFAULT_PRICES`` are public list prices for a few common small models (each provider's
+``ProviderSpec.prices``), for convenience only: the config's price table overrides them (``PriceTable(overrides)``).
 Model ids match exactly, then by the longest listed prefix (``claude-haiku-4-5-20251001``
 uses ``claude-haiku-4-5``), after dropping a ``models/`` prefix.
 """
@@ -15,35 +15,19 @@ uses ``claude-haiku-4-5``), after dropping a ``models/`` prefix.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from modelroute.api.v1alpha1 import Target
+from modelroute.api.v1alpha1.providers import PROVIDERS
+from modelroute.api.v1alpha1.providers import Price as Price
 
 Json = dict[str, Any]
 
 PER = 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
-    input: float
-    output: float
-    cached_input: float | None = None
-    cache_write: float | None = None
-
-
-# USD per 1M tokens, list prices (standard tier). Override in the config when they change.
-DEFAULT_PRICES: dict[str, Price] = {
-    "gpt-4o-mini": Price(0.15, 0.60, 0.075),
-    "gpt-4o": Price(2.50, 10.00, 1.25),
-    "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
-    "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
-    "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
-    "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
-    "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
-    "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
-}
+# USD per 1M tokens, list prices: each provider's spec lists its models' (``ProviderSpec.prices``).
+DEFAULT_PRICES: dict[str, Price] = {m: p for spec in PROVIDERS.values() for m, p in spec.prices.items()}
 
 
 def cost_of(price: Price, usage: Json | None) -> float:

@@ -14,7 +14,7 @@ order, so checking the window that ends at the new admission suffices).
 
 Tokens: the input is estimated before the call (``estimate_tokens``: characters / 4, a
 cheap over-estimate for English and code) and corrected from the reported usage after it
-(``settle``). Providers' own headers (``x-ratelimit-*``, ``anthropic-ratelimit-*``,
+(``settle``). Providers' own headers (``ProviderSpec.rate_limit_headers``: ``x-ratelimit-*``, ``anthropic-ratelimit-*``;
 ``retry-after``) teach the limiter limits it was not told, quota used by other clients of
 the same key (``remaining``), and when to stop sending at all.
 
@@ -36,6 +36,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from modelroute.api.stats import LimiterSnapshot
+from modelroute.api.v1alpha1.providers import PROVIDERS, HeaderTriple
 from modelroute.sidecar.providers.errors import retry_after_seconds
 
 Json = dict[str, Any]
@@ -364,17 +365,17 @@ class TargetLimiter:
 
 # ---- header parsing ------------------------------------------------------------------
 
-_HEADER_FAMILIES: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "requests": (
-        ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-        ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
-    ),
-    "tokens": (
-        ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
-        ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
-        ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining", "anthropic-ratelimit-input-tokens-reset"),
-    ),
-}
+def _families() -> dict[str, tuple[HeaderTriple, ...]]:
+    """Every provider's rate-limit headers per dimension (``ProviderSpec.rate_limit_headers``), each group once."""
+    out: dict[str, tuple[HeaderTriple, ...]] = {"requests": (), "tokens": ()}
+    for spec in PROVIDERS.values():
+        h = spec.rate_limit_headers
+        for dimension, groups in (("requests", h.requests), ("tokens", h.tokens)):
+            out[dimension] += tuple(g for g in groups if g not in out[dimension])
+    return out
+
+
+_HEADER_FAMILIES = _families()
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 

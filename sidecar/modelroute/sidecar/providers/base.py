@@ -6,9 +6,9 @@ to its provider's wire format (``modelroute.sidecar.translate``), calls the prov
 the official SDK and converts the answer back.
 Every failure leaves an adapter as ``UpstreamError``; SDK exceptions never escape.
 
-``build_adapter`` imports a provider module (and with it the SDK) only when a configured
-target needs it, so a sidecar that serves only OpenAI never loads ``anthropic`` or
-``google.genai``.
+``registry.build_adapter`` (the factory) imports a provider module (and with it the SDK) only
+when a configured target needs it, so a sidecar that serves only OpenAI never loads
+``anthropic`` or ``google.genai``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from modelroute.api.v1alpha1.spec import Params, Provider, Target
+from modelroute.api.v1alpha1.spec import Params, Target
 
 KeyFn = Callable[[], str]
 """Returns the target's current API key; cheap, and re-reads rotated key files itself."""
@@ -50,7 +50,7 @@ class Adapter(Protocol):
 
         Cheap (no client, no SSL context, no I/O: microseconds), so a params or prompt change
         in a pushed config does not rebuild clients. The view does not own the client: its
-        ``aclose`` does nothing, and the adapter ``build_adapter`` returned must outlive it
+        ``aclose`` does nothing, and the adapter ``registry.build_adapter`` returned must outlive it
         (``runtime.Runtime`` refcounts that one).
         """
         ...
@@ -58,32 +58,3 @@ class Adapter(Protocol):
     async def aclose(self) -> None:
         """Close the SDK client and its connection pool (a ``bound`` view: nothing to close)."""
         ...
-
-
-def build_adapter(
-    target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None
-) -> Adapter:
-    """The adapter for ``target``; its SDK is imported here, on first use of a provider.
-
-    ``key`` is called for each request (cheap; the adapters pick up a rotated key without
-    rebuilding their connection pool); ``None`` means the endpoint needs no key
-    (``openai-compatible`` only). ``params`` are the target's effective params
-    (``translate.params.effective_params(route.params, target)``) and ``system`` the route
-    prompt's system text; both default to none (the request goes through as sent).
-    The returned adapter owns its SDK client; ``adapter.bound(params, system)`` derives
-    views for other params and prompts that share it.
-    Must be called with a running event loop only if the SDK needs one (none do today).
-    """
-    if target.provider in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
-        from modelroute.sidecar.providers.openai import OpenAIAdapter
-
-        return OpenAIAdapter(target, key, params=params, system=system)
-    if target.provider is Provider.ANTHROPIC:
-        from modelroute.sidecar.providers.anthropic import AnthropicAdapter
-
-        return AnthropicAdapter(target, key, params=params, system=system)
-    if target.provider is Provider.GEMINI:
-        from modelroute.sidecar.providers.gemini import GeminiAdapter
-
-        return GeminiAdapter(target, key, params=params, system=system)
-    raise ValueError(f"unknown provider {target.provider!r}")

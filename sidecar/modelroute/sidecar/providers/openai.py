@@ -13,7 +13,8 @@ from typing import Any
 import openai
 from openai._models import FinalRequestOptions
 
-from modelroute.api.v1alpha1.spec import Params, Provider, Target
+from modelroute.api.v1alpha1.providers import spec_of
+from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response
@@ -38,7 +39,7 @@ class OpenAIAdapter(StainlessAdapter):
 
     def __init__(self, target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None) -> None:
         # OpenAI proper wants max_completion_tokens; older compatible servers only know max_tokens.
-        self._max_field = "max_completion_tokens" if target.provider is Provider.OPENAI else "max_tokens"
+        self._max_field = spec_of(target.provider).max_tokens_field
         super().__init__(target, key, params=params, system=system)
 
     def sdk_client(self, key: str, base_url: str | None) -> Any:

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 from modelroute.api.config import SidecarConfig, canonical_json
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
 from modelroute.api.v1alpha1.strategy import revision_of
-from modelroute.sidecar.providers.base import Adapter, KeyFn, build_adapter
+from modelroute.sidecar.providers.base import Adapter, KeyFn
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.routing.breaker import Breaker
 from modelroute.sidecar.routing.canary import CANARY, MIRROR, STABLE, Canary, Variant
 from modelroute.sidecar.routing.observer import AttemptHook, NullObserver, Observer

@@ -1,0 +1,160 @@
+"""The provider registry: one ``ProviderSpec`` per ``Provider``, everything modelroute knows about it.
+
+Every part of modelroute that used to switch on the provider reads this table instead: the
+``Target`` validators and their CEL rules (which providers need no key, which take an
+``apiVersion``), the model registry's built-in ids, the capability table's parameter rules,
+the sidecar's adapter factory (``modelroute.sidecar.providers.registry``), native structured
+output, the OpenTelemetry provider name and default host, the rate-limit headers the local
+limiters learn from, and the built-in list prices. Adding a provider is a ``Provider`` member
+and its entry in ``PROVIDERS`` here, plus the adapter module the entry names
+(``docs/architecture.md``, "Adding a provider"); ``tests/unit/api/test_providers.py`` checks that
+every member has a spec and that no other module switches on ``Provider`` members.
+
+No pydantic here: this is code, not a document anyone sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from modelroute.api.v1alpha1.paramrules import (
+    ANTHROPIC_2026,
+    ANTHROPIC_LEGACY,
+    ParamRules,
+    anthropic_rules,
+    openai_rules,
+)
+
+
+class Provider(StrEnum):
+    # The wire protocol and SDK a target is called with (no docstring: it would change the CRD).
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    OPENAI_COMPATIBLE = "openai-compatible"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """List price of a model, USD per million tokens (``pipeline.cost`` applies it to usage)."""
+
+    input: float                       # uncached prompt tokens
+    output: float                      # completion tokens, reasoning included
+    cached_input: float | None = None  # prompt tokens read from the provider's cache; None: the input price
+    cache_write: float | None = None   # prompt tokens written to the provider's cache; None: the input price
+
+
+HeaderTriple = tuple[str, str, str]
+"""Names of one rate-limit header group: (limit, remaining, reset)."""
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """The rate-limit response headers of a provider, per dimension the local limiter tracks."""
+
+    requests: tuple[HeaderTriple, ...] = ()
+    tokens: tuple[HeaderTriple, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider: what the API, the sidecar and the operator need to know about it."""
+
+    provider: Provider
+    adapter: str
+    """``module:Class`` of its sidecar adapter, imported when a configured target needs it (the SDK with it)."""
+    otel_name: str
+    """``gen_ai.provider.name`` in spans and metrics (OpenTelemetry GenAI semantic conventions)."""
+    default_host: str | None
+    """``server.address`` when a target sets no ``baseUrl`` (None: not known, reported as "")."""
+    native_output: bool
+    """Whether the route's output contract is sent natively (``response_format``, which the translator maps);
+    False: the schema goes into a system message."""
+    rate_limit_headers: RateLimitHeaders = RateLimitHeaders()
+    """The headers the local limiters learn the provider's limits and remaining quota from."""
+    models: tuple[str, ...] = ()
+    """Built-in model registry: ids a target may name (a listed id also allows its dated versions)."""
+    checks_models: bool = True
+    """False: any model id is accepted unless the config's registry lists ids for this provider."""
+    prices: Mapping[str, Price] = field(default_factory=dict)
+    """Built-in list prices by model id (the config's and the target's own pricing override them)."""
+    keyless: bool = False
+    """True: a target may omit ``apiKey`` (a server without authentication)."""
+    api_versions: tuple[str, ...] = ()
+    """Versions a target may pin with ``apiVersion`` (empty: the field is refused)."""
+    default_api_version: str | None = None
+    """What the pinned SDK sends when a target sets no ``apiVersion`` (a test checks the SDK)."""
+    param_rules: Callable[[str | None, str], ParamRules] | None = None
+    """(API version, model) -> the request params the target refuses; None: it refuses none."""
+    max_tokens_field: str = "max_tokens"
+    """The request field the provider's API takes the output token limit in (OpenAI wire)."""
+
+
+_OPENAI_HEADERS = RateLimitHeaders(
+    requests=(("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),),
+    tokens=(("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),),
+)
+_OPENAI_ADAPTER = "modelroute.sidecar.providers.openai:OpenAIAdapter"
+
+PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
+    Provider.OPENAI: ProviderSpec(
+        provider=Provider.OPENAI, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host="api.openai.com",
+        native_output=True, rate_limit_headers=_OPENAI_HEADERS, param_rules=openai_rules,
+        max_tokens_field="max_completion_tokens",
+        models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
+                "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini"),
+        # USD per 1M tokens, list prices (standard tier). Override in the config when they change.
+        prices={
+            "gpt-4o-mini": Price(0.15, 0.60, 0.075),
+            "gpt-4o": Price(2.50, 10.00, 1.25),
+            "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
+            "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+        },
+    ),
+    Provider.ANTHROPIC: ProviderSpec(
+        provider=Provider.ANTHROPIC, adapter="modelroute.sidecar.providers.anthropic:AnthropicAdapter",
+        otel_name="anthropic", default_host="api.anthropic.com", native_output=True,
+        rate_limit_headers=RateLimitHeaders(
+            requests=(("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
+                       "anthropic-ratelimit-requests-reset"),),
+            tokens=(("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+                    ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining",
+                     "anthropic-ratelimit-input-tokens-reset")),
+        ),
+        api_versions=(ANTHROPIC_LEGACY, ANTHROPIC_2026), default_api_version=ANTHROPIC_2026, param_rules=anthropic_rules,
+        models=("claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
+                "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
+        prices={
+            "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
+            "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
+        },
+    ),
+    Provider.GEMINI: ProviderSpec(
+        provider=Provider.GEMINI, adapter="modelroute.sidecar.providers.gemini:GeminiAdapter",
+        otel_name="gcp.gemini", default_host="generativelanguage.googleapis.com", native_output=True,
+        models=("gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro",
+                "gemini-3-flash-preview", "gemini-3.1-flash-lite", "gemini-3.5-flash", "gemini-3.8-flash"),
+        prices={
+            "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
+            "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
+        },
+    ),
+    Provider.OPENAI_COMPATIBLE: ProviderSpec(
+        provider=Provider.OPENAI_COMPATIBLE, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host=None,
+        native_output=False,   # support for response_format varies between servers: the schema goes into the prompt
+        rate_limit_headers=_OPENAI_HEADERS, checks_models=False, keyless=True,
+    ),
+})
+
+
+def spec_of(provider: Provider) -> ProviderSpec:
+    """The spec of ``provider`` (every member has one: ``tests/unit/api/test_providers.py``)."""
+    return PROVIDERS[provider]
+
+
+def having(flag: Callable[[ProviderSpec], object]) -> tuple[Provider, ...]:
+    """The providers whose spec has ``flag`` truthy, in enum order (for CEL rules and messages)."""
+    return tuple(p for p, s in PROVIDERS.items() if flag(s))
