@@ -15,6 +15,7 @@ from pydantic import Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.registry import ModelRegistry
+from modelroute.api.v1alpha1.strategy import served_wire
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -23,10 +24,8 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def route_hash(route: ModelRoute) -> str:
-    """Hash of what a sidecar serves for one route (its spec, without selector and strategy)."""
-    spec = route.spec.wire()
-    spec.pop("selector", None)
-    spec.pop("strategy", None)
+    """Hash of what a sidecar serves for one route (its spec without ``NOT_SERVED``: selector and strategy)."""
+    spec = served_wire(route.spec)
     return "sha256:" + hashlib.sha256(canonical_json({"name": route.metadata.name, "spec": spec})).hexdigest()[:16]
 
 

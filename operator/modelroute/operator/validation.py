@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modelroute.api.problems import validation_problems
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry
@@ -63,15 +64,7 @@ def parse(raw: Mapping[str, Any]) -> ModelRoute | list[str]:
     try:
         return ModelRoute.model_validate(slim(raw))
     except ValidationError as e:
-        return [format_error(err) for err in e.errors(include_url=False)]
-
-
-def format_error(err: Mapping[str, Any]) -> str:
-    path = ""
-    for part in err.get("loc", ()):
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{path}: {msg}" if path else msg
+        return validation_problems(e)
 
 
 def secret_refs(route: ModelRoute) -> list[tuple[str, str, str]]:

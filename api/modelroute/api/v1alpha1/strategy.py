@@ -287,23 +287,30 @@ class RolloutStatus(ApiModel):
 
 # ---- revisions and sticky assignment ---------------------------------------------------------
 
-_NOT_ROUTING = ("strategy", "selector")
+NOT_SERVED = ("selector", "strategy")
+"""Spec fields that say where and how a route rolls out, not what a sidecar serves: left out of the
+revision id (editing them never starts a rollout), of the config hash, and of a canary's spec."""
+
+
+def served_wire(spec: Any) -> dict[str, Any]:
+    """The wire dict of a ModelRoute spec (an ``ApiModel`` or its wire dict) without ``NOT_SERVED``."""
+    wire: dict[str, Any] = dict(spec.wire() if isinstance(spec, ApiModel) else spec)
+    for key in NOT_SERVED:
+        wire.pop(key, None)
+    return wire
 
 
 def revision_of(spec: Any) -> str:
     """The revision id of a ModelRoute spec: a hash of everything a sidecar serves.
 
-    ``strategy`` (how to roll out) and ``selector`` (where) are left out, so editing them
-    never starts a rollout; any other field (targets, params, prompt, timeouts, retry, and
+    ``strategy`` (how to roll out) and ``selector`` (where) are left out (``NOT_SERVED``), so editing
+    them never starts a rollout; any other field (targets, params, prompt, timeouts, retry, and
     fields added later such as output) is routing-relevant. Accepts a pydantic ``ApiModel``
     spec or its wire dict.
     """
     import json
 
-    wire: dict[str, Any] = dict(spec.wire() if isinstance(spec, ApiModel) else spec)
-    for key in _NOT_ROUTING:
-        wire.pop(key, None)
-    body = json.dumps(wire, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(served_wire(spec), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return hashlib.sha256(body).hexdigest()[:REVISION_LENGTH]
 
 

@@ -23,6 +23,7 @@ from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
+    NOT_SERVED,
     GateStatus,
     RolloutPhase,
     RolloutStatus,
@@ -110,7 +111,7 @@ def served_route(route: ModelRoute, decision: Decision, previous: ModelRoute | N
     base = route
     if serving.stable_revision != revision_of(route.spec):
         if previous is not None and revision_of(previous.spec) == serving.stable_revision:
-            spec = previous.spec.model_copy(update={"selector": route.spec.selector, "strategy": route.spec.strategy})
+            spec = previous.spec.model_copy(update={f: getattr(route.spec, f) for f in NOT_SERVED})
             base = route.model_copy(update={"spec": spec})
         else:
             log.warning("%s: the spec of stable revision %s is not in the route bundle; serving the current spec",
@@ -119,7 +120,7 @@ def served_route(route: ModelRoute, decision: Decision, previous: ModelRoute | N
     if serving.canary_revision is not None and serving.run_id is not None and serving.canary_revision == revision_of(route.spec):
         canary = CanaryServing(
             route=route.spec.route, revision=serving.canary_revision, run_id=serving.run_id,
-            spec=route.spec.model_copy(update={"selector": None, "strategy": None}),
+            spec=route.spec.model_copy(update=dict.fromkeys(NOT_SERVED)),
             weight=serving.weights.canary, mirror=serving.weights.mirror, sticky_header=serving.sticky_header,
         )
     return with_canary(base, canary)

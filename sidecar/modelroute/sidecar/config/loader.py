@@ -26,6 +26,7 @@ import yaml
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
+from modelroute.api.problems import validation_problems
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
@@ -38,36 +39,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = problems
-
-
-def field_path(loc: Iterable[int | str]) -> str:
-    """``("spec", "targets", 0, "provider")`` -> ``spec.targets[0].provider``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _message(err: Any) -> str:
-    msg = str(err.get("msg", "invalid"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    return msg
-
-
-def validation_problems(where: str, exc: ValidationError) -> list[str]:
-    """One line per pydantic error, prefixed by ``where``."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        path = field_path(err.get("loc", ()))
-        if err.get("type") == "too_short" and path.endswith("spec.targets"):
-            out.append(f"{where}: {path}: a route needs at least one target")
-            continue
-        out.append(f"{where}: {path}: {_message(err)}" if path else f"{where}: {_message(err)}")
-    return out
 
 
 def _doc_name(doc: Any) -> str | None:
@@ -172,13 +143,13 @@ def parse_documents(docs: Iterable[Any], source: str) -> Parsed:
             try:
                 out.registry_list().append(ModelRegistry.model_validate(doc.get("spec") or {}))
             except ValidationError as e:
-                out.problems.extend(validation_problems(f"{where} ({REGISTRY_KIND})", e))
+                out.problems.extend(validation_problems(e, f"{where} ({REGISTRY_KIND})"))
             continue
         out.claims.append(_claim(where, doc))
         try:
             out.routes.append((where, ModelRoute.model_validate(doc)))
         except ValidationError as e:
-            out.problems.extend(validation_problems(where, e))
+            out.problems.extend(validation_problems(e, where))
     return out
 
 
@@ -378,7 +349,7 @@ def with_canaries(config: SidecarConfig, body: bytes, keys: KeyResolver | None) 
         try:
             canaries.append(CanaryServing.model_validate(item))
         except ValidationError as e:
-            found += validation_problems(f"body: canaries[{i}]", e)
+            found += validation_problems(e, f"body: canaries[{i}]")
     if found:
         raise ConfigError(found)
     combined = config.model_copy(update={"canaries": canaries})

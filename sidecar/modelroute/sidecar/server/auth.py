@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from modelroute.api.config import ConfigPush, PodRef
+from modelroute.api.problems import validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER, verify
 
 if TYPE_CHECKING:
@@ -120,8 +121,7 @@ def verify_push(
     try:
         push = ConfigPush.model_validate_json(body)
     except ValidationError as e:
-        raise BadPush([f"push: {'.'.join(map(str, err['loc']))}: {err['msg']}" if err["loc"] else f"push: {err['msg']}"
-                       for err in e.errors(include_url=False, include_input=False)]) from None
+        raise BadPush(validation_problems(e, "push")) from None
     if settings.pod is None:
         raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
                      "no_pod_identity")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from modelroute.api.config import RouteBundle
+from modelroute.api.problems import validation_problems
 from modelroute.api.selection import render_for_pod
 from modelroute.api.signing import verify
 from modelroute.sidecar.config.loader import ConfigError
@@ -75,7 +76,7 @@ def read_bundle(directory: Path, key: Ed25519PublicKey) -> RouteBundle:
         return RouteBundle.model_validate_json(body)
     except ValidationError as e:
         raise BundleError(f"{directory / BUNDLE_FILE}: not a valid RouteBundle: {e.error_count()} problems, "
-                          f"first: {e.errors()[0]['msg']}") from None
+                          f"first: {validation_problems(e)[0]}") from None
 
 
 @dataclass
