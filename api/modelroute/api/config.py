@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.registry import ModelRegistry
@@ -104,3 +104,25 @@ class RouteBundle(ApiModel):
     namespace: str = Field(description="Namespace the bundle belongs to.")
     issued_at: datetime = Field(description="When the operator signed the bundle.")
     routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")
+
+
+BUNDLE_CONFIGMAP = "modelroute-routes"
+"""The ConfigMap, one per namespace, in which the operator keeps the signed ``RouteBundle``."""
+BUNDLE_KEY = "bundle.json"
+"""Its key (and the file name where it is mounted into a sidecar) holding the bundle's JSON."""
+SIGNATURE_KEY = "bundle.sig"
+"""Its key (and file name) holding the signature of that JSON."""
+
+
+class BundleData(BaseModel):
+    """The ``data`` of ConfigMap ``BUNDLE_CONFIGMAP``: written by the operator, read back by it and, as
+    two mounted files, by sidecars that start while the operator is down."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    bundle: str = Field(alias=BUNDLE_KEY, description="The RouteBundle as compact JSON with sorted keys: the exact text that is signed.")
+    signature: str = Field(alias=SIGNATURE_KEY, description="``ed25519=<base64>`` over the UTF-8 bytes of the bundle text (modelroute.api.signing).")
+
+    def data(self) -> dict[str, str]:
+        """As ConfigMap ``data``."""
+        return self.model_dump(by_alias=True)

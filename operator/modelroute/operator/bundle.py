@@ -1,6 +1,7 @@
 """The signed RouteBundle in ConfigMap ``modelroute-routes``: encode, decode, compare.
 
-The ConfigMap is the cluster-side record of the last accepted version of every route in a
+The ConfigMap's name and keys are ``modelroute.api.config``'s (``BundleData``), shared with the
+sidecar's reader (``modelroute.sidecar.server.bundle``). The ConfigMap is the cluster-side record of the last accepted version of every route in a
 namespace (read back when the operator starts) and what a sidecar reads when it starts while
 the operator is down. ``bundle.sig`` is the signature header value (``ed25519=<base64>``)
 over the exact UTF-8 bytes of ``bundle.json``.
@@ -16,12 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import ValidationError
 
 from modelroute.api import signing
-from modelroute.api.config import RouteBundle
+from modelroute.api.config import BUNDLE_CONFIGMAP, BUNDLE_KEY, SIGNATURE_KEY, BundleData, RouteBundle
 from modelroute.api.v1alpha1 import ModelRoute
 
-CONFIGMAP_NAME = "modelroute-routes"
-BUNDLE_KEY = "bundle.json"
-SIGNATURE_KEY = "bundle.sig"
+CONFIGMAP_NAME = BUNDLE_CONFIGMAP
 
 
 class BundleError(ValueError):
@@ -36,7 +35,7 @@ def make_bundle(namespace: str, routes: Iterable[ModelRoute], issued_at: datetim
 def encode(bundle: RouteBundle, key: Ed25519PrivateKey) -> dict[str, str]:
     """ConfigMap ``data`` for the bundle: the JSON text and its signature."""
     text = json.dumps(bundle.wire(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return {BUNDLE_KEY: text, SIGNATURE_KEY: signing.sign(key, text.encode())}
+    return BundleData(bundle=text, signature=signing.sign(key, text.encode())).data()
 
 
 def decode(data: Mapping[str, str], key: Ed25519PublicKey) -> RouteBundle:

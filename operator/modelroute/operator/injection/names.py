@@ -5,6 +5,8 @@ One module so the webhook, the chart documentation and the tests all spell them 
 
 from __future__ import annotations
 
+from modelroute.api import config
+
 PREFIX = "modelroute.dev/"
 
 # --- pod annotations set by users ---------------------------------------------------------
@@ -31,13 +33,13 @@ NAMESPACE_INJECT_ENABLED = "enabled"
 # --- the injected objects -------------------------------------------------------------------
 CONTAINER = "modelroute-sidecar"
 VOLUME_PODINFO = "modelroute-podinfo"
-VOLUME_BUNDLE = "modelroute-routes"
+VOLUME_BUNDLE = config.BUNDLE_CONFIGMAP
 VOLUME_TMP = "modelroute-tmp"
 VOLUME_NO_SA_TOKEN = "modelroute-no-sa-token"
 VOLUME_CREDENTIALS_PREFIX = "modelroute-credentials-"
 ADMIN_PORT_NAME = "mr-admin"
 
-BUNDLE_CONFIGMAP = "modelroute-routes"        # written by the operator, one per namespace
+BUNDLE_CONFIGMAP = config.BUNDLE_CONFIGMAP     # written by the operator, one per namespace
 
 # --- paths inside the sidecar container -----------------------------------------------------
 PODINFO_DIR = "/etc/modelroute/pod"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from modelroute.api.config import RouteBundle
+from modelroute.api.config import BUNDLE_KEY, SIGNATURE_KEY, RouteBundle
 from modelroute.api.problems import validation_problems
 from modelroute.api.selection import render_for_pod
 from modelroute.api.signing import verify
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BUNDLE_FILE = "bundle.json"
-SIGNATURE_FILE = "bundle.sig"
+BUNDLE_FILE = BUNDLE_KEY           # the ConfigMap's keys are the mounted files' names
+SIGNATURE_FILE = SIGNATURE_KEY
 POLL_SECONDS = 2.0
 
 
