@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import ValidationError
 
 from modelroute.api import signing
-from modelroute.api.config import BUNDLE_CONFIGMAP, BUNDLE_KEY, SIGNATURE_KEY, BundleData, RouteBundle
+from modelroute.api.config import BUNDLE_CONFIGMAP, BundleData, RouteBundle
+from modelroute.api.config import BUNDLE_KEY as BUNDLE_KEY
+from modelroute.api.config import SIGNATURE_KEY as SIGNATURE_KEY
 from modelroute.api.v1alpha1 import ModelRoute
 
 CONFIGMAP_NAME = BUNDLE_CONFIGMAP

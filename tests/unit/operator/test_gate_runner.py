@@ -71,10 +71,10 @@ def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
 
 
 def test_verdicts_from_answers() -> None:
-    entry = {"cases": 10, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
-    v = gate_runner.verdict_of(GATE, 200, json.dumps({"targets": [entry]}))
+    entry = {"target": "revision r", "provider": "openai", "model": "m", "cases": 10, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
+    v = gate_runner.verdict_of(GATE, 200, json.dumps({"route": "chat", "revision": "r", "targets": [entry]}))
     assert v is not None and v.verdict is Verdict.FAIL and v.metrics[0].value == 0.5 and "10 cases" in v.message
-    ok = gate_runner.verdict_of(GATE, 200, json.dumps({"targets": [{**entry, "exactMatch": 0.95}]}))
+    ok = gate_runner.verdict_of(GATE, 200, json.dumps({"route": "chat", "revision": "r", "targets": [{**entry, "exactMatch": 0.95}]}))
     assert ok is not None and ok.verdict is Verdict.PASS
     assert gate_runner.verdict_of(GATE, 409, "{}") is None, "not serving the revision yet: try again"
     assert gate_runner.verdict_of(GATE, 503, "busy") is None
@@ -121,8 +121,10 @@ async def run(kube: FakeKube, answer: tuple[int, dict[str, Any]]) -> tuple[dict[
 
 
 async def test_a_run_leaves_the_verdict_with_the_numbers() -> None:
-    entry = {"cases": 2, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
-    results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (200, {"targets": [entry]}))
+    entry = {"target": "revision sha256:new", "provider": "openai", "model": "m",
+             "cases": 2, "errors": 0, "exactMatch": 0.5, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
+    answer = {"route": "chat", "revision": "sha256:new", "targets": [entry]}
+    results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (200, answer))
     assert len(seen) == 1 and seen[0]["revision"] == "sha256:new" and len(seen[0]["cases"]) == 2
     assert seen[0]["audience"] == {"namespace": "team", "name": "web-1", "uid": "uid-web-1"}  # bound to the pod
     gate = results["team/chat"]

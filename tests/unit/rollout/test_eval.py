@@ -184,7 +184,7 @@ def test_eval_json_feeds_the_rollout_gate() -> None:
     from modelroute.api.v1alpha1.strategy import GateThresholds, Verdict
     from modelroute.operator.rollout import GateResults, gate_status
 
-    doc = {"cases": 100, "errors": 2, "exactMatch": 0.71, "validOutputRate": 0.99, "latencyMs": {"p50": 80, "p95": 240, "p99": 400}}
+    doc = {"target": "revision r", "provider": "openai", "model": "m", "cases": 100, "errors": 2, "exactMatch": 0.71, "validOutputRate": 0.99, "latencyMs": {"p50": 80, "p95": 240, "p99": 400}}
     results = GateResults.from_eval_json(doc)
     assert results.latency_p95_seconds == 0.24
     failed = gate_status(GateThresholds(min_exact_match=0.9, max_error_rate=0.05, max_latency_p95_seconds=1), results)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from modelroute.api.evalgate import EvalTargetSummary
 from modelroute.api.v1alpha1.strategy import GateStatus, GateThresholds, MetricResult, Verdict
 from modelroute.operator.rollout.analysis import describe, overall
 
@@ -25,14 +26,19 @@ class GateResults:
     latency_p95_seconds: float | None
 
     @staticmethod
-    def from_eval_json(doc: Mapping[str, Any]) -> GateResults:
-        """From one entry of ``modelroute eval --json``'s ``targets``."""
-        p95_ms = (doc.get("latencyMs") or {}).get("p95")
+    def from_summary(summary: EvalTargetSummary) -> GateResults:
+        """From the sidecar's ``POST /eval`` answer (one entry of ``modelroute eval --json``'s ``targets``)."""
+        p95_ms = summary.latency_ms.p95
         return GateResults(
-            cases=int(doc.get("cases", 0)), errors=int(doc.get("errors", 0)),
-            exact_match=doc.get("exactMatch"), valid_output_rate=float(doc.get("validOutputRate", 0.0)),
-            latency_p95_seconds=None if p95_ms is None else float(p95_ms) / 1000,
+            cases=summary.cases, errors=summary.errors, exact_match=summary.exact_match,
+            valid_output_rate=summary.valid_output_rate,
+            latency_p95_seconds=None if p95_ms is None else p95_ms / 1000,
         )
+
+    @staticmethod
+    def from_eval_json(doc: Mapping[str, Any]) -> GateResults:
+        """From one entry of ``modelroute eval --json``'s ``targets`` (validated as ``EvalTargetSummary``)."""
+        return GateResults.from_summary(EvalTargetSummary.model_validate(doc))
 
 
 def _check(name: str, value: float | None, threshold: float, samples: int, *, upper: bool) -> MetricResult:

@@ -7,7 +7,8 @@ is left in ``Hints.gates`` and the namespace is requeued, so the next step consu
 Permanent problems (no dataset, a refused request, bad numbers) are a failing gate with the
 reason; transient ones (sidecar busy, restarting, not yet serving the revision) are retried
 on the engine's next ask, up to ``MAX_ATTEMPTS`` times.
-The pure parts (dataset parsing, request body, verdict from an answer) are module functions.
+The pure parts (dataset parsing, request body, verdict from an answer) are module functions; the
+bodies are ``modelroute.api.evalgate``'s models, which the sidecar parses and writes too.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from modelroute.api import signing
+from modelroute.api.config import PodRef
+from modelroute.api.evalgate import EvalRequest, EvalResult
+from modelroute.api.problems import validation_problems
 from modelroute.api.selection import matches
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import Gate, GateStatus, Verdict
@@ -83,20 +88,24 @@ def pick_pod(route: ModelRoute, pods: Iterable[SidecarPod]) -> SidecarPod | None
 
 
 def eval_body(pod: SidecarPod, route: str, revision: str, cases: list[dict[str, Any]], issued_at: datetime) -> bytes:
-    audience = {"namespace": pod.namespace, "name": pod.name, **({"uid": pod.uid} if pod.uid else {})}
-    return json.dumps({"audience": audience, "issuedAt": issued_at.isoformat(),
-                       "route": route, "revision": revision, "cases": cases}, separators=(",", ":")).encode()
+    """The signed body of ``POST /eval`` (``modelroute.api.evalgate.EvalRequest``); raises ``GateProblem``
+    when the dataset cannot be sent (too many cases), as the sidecar would refuse it."""
+    try:
+        ask = EvalRequest(audience=PodRef(namespace=pod.namespace, name=pod.name, uid=pod.uid or None),
+                          issued_at=issued_at, route=route, revision=revision, cases=cases)
+    except ValidationError as e:
+        raise GateProblem("; ".join(validation_problems(e))) from None
+    return ask.model_dump_json(by_alias=True, exclude_none=True).encode()
 
 
 def verdict_of(gate: Gate, status: int, text: str) -> GateStatus | None:
     """The gate's verdict from the sidecar's answer; None when the run should be tried again."""
     if status == 200:
         try:
-            doc = json.loads(text)
-            entry = doc["targets"][0]
-            return gate_status(gate.thresholds, GateResults.from_eval_json(entry))
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            return failed(f"golden dataset: unreadable answer from the sidecar ({type(e).__name__})")
+            result = EvalResult.model_validate_json(text)
+        except ValidationError as e:
+            return failed(f"golden dataset: unreadable answer from the sidecar ({validation_problems(e)[0]})")
+        return gate_status(gate.thresholds, GateResults.from_summary(result.targets[0]))
     if status in (409, 429) or status >= 500:
         return None
     try:
@@ -169,7 +178,10 @@ class GateRunner:
         if pod is None:
             log.info("gate of %s: no selected sidecar is reachable yet; will retry", route.key)
             return None
-        body = eval_body(pod, route.spec.route, revision, cases, datetime.now(UTC))
+        try:
+            body = eval_body(pod, route.spec.route, revision, cases, datetime.now(UTC))
+        except GateProblem as e:
+            return failed(f"golden dataset {gate.config_map}/{gate.key}: {e}")
         headers = {signing.SIGNATURE_HEADER: signing.sign(self.key, body), "Content-Type": "application/json"}
         try:
             async with self.session().post(pod.admin_url + "/eval", data=body, headers=headers,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelroute.api.evalgate import EvalTargetSummary, LatencyMs, TokenTotals
 from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.output.schema import InvalidSchema, compile_validator, schema_errors
 
@@ -124,15 +125,17 @@ class TargetSummary:
     cost_usd: float | None          # None: no price for this target
     errors_by_class: dict[str, int] = field(default_factory=dict)
 
+    def to_api(self) -> EvalTargetSummary:
+        """The summary as ``POST /eval`` answers it and ``modelroute eval --json`` prints it."""
+        return EvalTargetSummary(
+            target=self.target, provider=self.provider, model=self.model, cases=self.cases, errors=self.errors,
+            errors_by_class=dict(self.errors_by_class), exact_match=self.exact_match, valid_output_rate=self.valid_rate,
+            latency_ms=LatencyMs(p50=self.p50_ms, p95=self.p95_ms, p99=self.p99_ms),
+            tokens=TokenTotals(prompt=self.prompt_tokens, completion=self.completion_tokens), cost_usd=self.cost_usd,
+        )
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target, "provider": self.provider, "model": self.model, "cases": self.cases,
-            "errors": self.errors, "errorsByClass": dict(self.errors_by_class), "exactMatch": self.exact_match,
-            "validOutputRate": self.valid_rate,
-            "latencyMs": {"p50": self.p50_ms, "p95": self.p95_ms, "p99": self.p99_ms},
-            "tokens": {"prompt": self.prompt_tokens, "completion": self.completion_tokens},
-            "costUsd": self.cost_usd,
-        }
+        return self.to_api().json_doc()
 
 
 def summarize(target: str, provider: str, model: str, cases: Sequence[Case], outcomes: Sequence[Outcome],

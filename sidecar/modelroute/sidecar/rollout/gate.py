@@ -1,6 +1,6 @@
 """The operator's golden-dataset gate, run here against a route's canary revision (``POST /eval``).
 
-The request (``request_fields``) is ``{route, revision, cases: [...]}``, signed by the operator
+The request is ``modelroute.api.evalgate.EvalRequest`` (route, revision, cases), signed by the operator
 and checked on the HTTP side (``server.evalgate``). The cases run through a private runtime
 compiled from the canary's spec (its own clients and breakers, a ``NullObserver``), so the gate
 never touches live traffic, live stats, rollout evidence or the live canary's breakers.
@@ -12,7 +12,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
@@ -26,17 +25,8 @@ log = logging.getLogger(__name__)
 
 Build = Callable[[SidecarConfig, Observer], Runtime]   # a config compiled with the sidecar's keys and adapters
 
-MAX_CASES = 2000
 CONCURRENCY = 4          # cases in flight at once: a gate must not crowd out live requests
 TIME_BOUND_SECONDS = 120.0  # cases still running then count as "deadline" errors
-
-
-class BadEvalRequest(ValueError):
-    """An eval request that names no route, revision or cases, or too many cases."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 async def run_cases(build: Build, route: ModelRoute, cases: list[Case], *,
@@ -63,20 +53,3 @@ async def run_cases(build: Build, route: ModelRoute, cases: list[Case], *,
     elapsed = time.perf_counter() - started
     return [t.result() if t.done() and not t.cancelled() and t.exception() is None
             else Outcome(c.id, None, elapsed, error="deadline") for c, t in zip(cases, tasks, strict=True)]
-
-
-def request_fields(doc: dict[str, Any]) -> tuple[str, str, list[Any]]:
-    route, revision, cases = doc.get("route"), doc.get("revision"), doc.get("cases")
-    problems = []
-    if not isinstance(route, str) or not route:
-        problems.append("route: a route name is required")
-    if not isinstance(revision, str) or not revision:
-        problems.append("revision: the canary revision to judge is required")
-    if not isinstance(cases, list) or not cases:
-        problems.append("cases: a non-empty list of dataset cases is required")
-    elif len(cases) > MAX_CASES:
-        problems.append(f"cases: at most {MAX_CASES} cases per run")
-    if problems:
-        raise BadEvalRequest(problems)
-    assert isinstance(route, str) and isinstance(revision, str) and isinstance(cases, list)
-    return route, revision, cases

@@ -3,7 +3,8 @@
 HTTP only: the signature and body are checked (``guard``, ``auth.verify_request``) before the
 cases run, and only the canary revision currently served may be judged (409 otherwise). What a
 gate run is (a private runtime of the canary's spec, bounded concurrency and time) is
-``modelroute.sidecar.rollout.gate``. The answer has the shape of ``modelroute eval --json``.
+``modelroute.sidecar.rollout.gate``. Request and answer are ``modelroute.api.evalgate``'s models
+(the answer's entry is one of ``modelroute eval --json``'s).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ import json
 import logging
 
 from aiohttp import web
+from pydantic import ValidationError
 
+from modelroute.api.evalgate import EvalRequest, EvalResult
+from modelroute.api.problems import validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import DatasetError, parse_lines
@@ -38,17 +42,17 @@ async def post_eval(request: web.Request) -> web.Response:
     try:
         check_signed_headers(request.app[AUTH], signature)  # before a byte of the body is read
         body = await guarded_body(request, request.app[LIMITS])
-        doc = verify_request(request.app[AUTH], body, signature)
-        route_name, revision, raw_cases = gate.request_fields(doc)
-        cases = parse_lines((json.dumps(c) for c in raw_cases), "cases")
+        ask = EvalRequest.model_validate(verify_request(request.app[AUTH], body, signature))
+        route_name, revision = ask.route, ask.revision
+        cases = parse_lines((json.dumps(c) for c in ask.cases), "cases")
     except Denied as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
         return Refused(e.status, e.message, e.code).response()
     except Refused as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()
-    except gate.BadEvalRequest as e:
-        return admin_error(422, "eval request rejected", "invalid_request", problems=e.problems)
+    except ValidationError as e:
+        return admin_error(422, "eval request rejected", "invalid_request", problems=validation_problems(e))
     except DatasetError as e:
         return admin_error(422, f"dataset rejected: {len(e.problems)} problem(s)", "invalid_dataset", problems=e.problems)
     rt = state.current()
@@ -67,4 +71,5 @@ async def post_eval(request: web.Request) -> web.Response:
     summary = summarize(f"revision {revision}", target.provider.value, target.model, cases, outcomes, None)
     log.info("golden dataset on %s revision %s: %d cases, %d errors, exact match %s",
              route_name, revision, summary.cases, summary.errors, summary.exact_match)
-    return web.json_response({"route": route_name, "revision": revision, "targets": [summary.as_json()]})
+    result = EvalResult(route=route_name, revision=revision, targets=[summary.to_api()])
+    return web.json_response(result.model_dump(mode="json", by_alias=True))

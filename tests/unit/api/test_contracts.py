@@ -1,0 +1,120 @@
+"""The typed contracts between operator and sidecar, checked across the boundary.
+
+Each body is built by one side's code and read by the other side's code through the same
+``modelroute.api`` model: the eval gate's request and answer, the bundle ConfigMap's keys, the
+validation-error lines, and the spec fields a sidecar does not serve. A field added to a model and
+not filled in by its writer fails here (writers must set every field, not lean on defaults).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+
+from modelroute.api import signing
+from modelroute.api.config import BUNDLE_CONFIGMAP, BUNDLE_KEY, SIGNATURE_KEY, BundleData, PodRef, route_hash
+from modelroute.api.evalgate import MAX_CASES, EvalRequest, EvalResult, EvalTargetSummary
+from modelroute.api.problems import field_path, validation_problems
+from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.strategy import NOT_SERVED, revision_of
+from modelroute.operator import bundle as operator_bundle
+from modelroute.operator.injection import names
+from modelroute.operator.pods import SidecarPod
+from modelroute.operator.rollout import gate_runner
+from modelroute.operator.rollout.gate import GateResults
+from modelroute.operator.validation import parse
+from modelroute.sidecar.eval.dataset import Case
+from modelroute.sidecar.eval.scoring import Outcome, summarize
+from modelroute.sidecar.server import bundle as sidecar_bundle
+from modelroute.sidecar.server.auth import AuthSettings, BadPush, verify_push, verify_request
+
+KEY = Ed25519PrivateKey.generate()
+POD = SidecarPod.from_raw({"metadata": {"name": "web-1", "namespace": "team", "uid": "uid-1", "labels": {}},
+                           "status": {"podIP": "127.0.0.1"}})
+
+
+def route(**spec: object) -> ModelRoute:
+    return ModelRoute.model_validate({"metadata": {"name": "chat", "namespace": "team"}, "spec": {
+        "route": "chat", "targets": [{"name": "a", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "K"}}],
+        **spec}})
+
+
+def test_the_eval_request_the_operator_signs_is_the_one_the_sidecar_parses() -> None:
+    cases = [{"id": "1", "input": "hi", "expected": "billing"}]
+    body = gate_runner.eval_body(POD, "chat", "sha256:abc", cases, datetime.now(UTC))
+    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
+    ask = EvalRequest.model_validate(verify_request(auth, body, signing.sign(KEY, body)))
+    assert (ask.route, ask.revision, ask.cases, ask.audience.uid) == ("chat", "sha256:abc", cases, "uid-1")
+    assert ask.model_fields_set == set(EvalRequest.model_fields), "the operator sets every field"
+
+
+def test_a_dataset_the_sidecar_would_refuse_fails_on_the_operator_side_first() -> None:
+    with pytest.raises(gate_runner.GateProblem, match=f"cases: List should have at most {MAX_CASES} items"):
+        gate_runner.eval_body(POD, "chat", "r", [{"input": "x"}] * (MAX_CASES + 1), datetime.now(UTC))
+
+
+def test_the_eval_answer_the_sidecar_writes_is_the_one_the_operator_judges() -> None:
+    cases = [Case("1", {"messages": []}, "billing"), Case("2", {"messages": []}, "refund")]
+    outcomes = [Outcome("1", "billing", 0.02, 10, 2, exact=True, valid=True), Outcome("2", None, 0.5, error="deadline")]
+    summary = summarize("revision r", "openai", "gpt-4o-mini", cases, outcomes, 0.001).to_api()
+    assert summary.model_fields_set == set(EvalTargetSummary.model_fields), "the sidecar sets every field"
+    text = EvalResult(route="chat", revision="r", targets=[summary]).model_dump_json(by_alias=True)
+    parsed = EvalResult.model_validate_json(text)
+    assert parsed.targets[0] == summary
+    results = GateResults.from_summary(parsed.targets[0])
+    assert (results.cases, results.errors, results.exact_match, results.latency_p95_seconds) == (2, 1, 0.5, 0.02)
+    doc = json.loads(text)["targets"][0]
+    assert doc["exactMatch"] == 0.5 and doc["latencyMs"]["p99"] == 20.0 and doc["errorsByClass"] == {"deadline": 1}
+
+
+def test_an_answer_missing_what_the_gate_judges_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        EvalResult.model_validate({"route": "chat", "revision": "r", "targets": [{"cases": 3}]})
+    newer = {"route": "chat", "revision": "r", "later": 1, "targets": [
+        {"target": "t", "provider": "openai", "model": "m", "cases": 1, "errors": 0, "exactMatch": None,
+         "validOutputRate": 1.0, "somethingNew": True}]}
+    assert EvalResult.model_validate(newer).targets[0].cases == 1, "a newer sidecar's extra fields are ignored"
+
+
+def test_the_bundle_configmap_keys_are_the_files_the_sidecar_reads(tmp_path: Path) -> None:
+    data = operator_bundle.encode(operator_bundle.make_bundle("team", [route()], datetime.now(UTC)), KEY)
+    assert set(data) == {BUNDLE_KEY, SIGNATURE_KEY} == {sidecar_bundle.BUNDLE_FILE, sidecar_bundle.SIGNATURE_FILE}
+    assert BundleData.model_validate(data).data() == data
+    assert operator_bundle.CONFIGMAP_NAME == names.BUNDLE_CONFIGMAP == BUNDLE_CONFIGMAP
+    for key, text in data.items():   # mounted as files, as the kubelet does
+        (tmp_path / key).write_text(text)
+    read = sidecar_bundle.read_bundle(tmp_path, KEY.public_key())
+    assert [r.spec.route for r in read.routes] == ["chat"]
+
+
+def test_validation_lines_say_where_and_what_on_both_sides() -> None:
+    assert field_path(("spec", "targets", 0, "provider")) == "spec.targets[0].provider"
+    raw = route().wire()
+    raw["spec"]["targets"][0]["provider"] = "nope"
+    problems = parse(raw)   # the operator's status
+    assert isinstance(problems, list) and problems[0].startswith("spec.targets[0].provider: Input should be")
+    with pytest.raises(ValidationError) as invalid:
+        ModelRoute.model_validate(raw)
+    assert validation_problems(invalid.value, "routes.yaml doc 1") == [f"routes.yaml doc 1: {problems[0]}"]
+    empty = route().wire()
+    empty["spec"]["targets"] = []
+    assert parse(empty) == ["spec.targets: a route needs at least one target"]
+    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1"))
+    body = json.dumps({"audience": {"namespace": "team", "name": "web-1"}, "issuedAt": datetime.now(UTC).isoformat(),
+                       "config": {"routes": [raw]}}).encode()
+    with pytest.raises(BadPush) as refused:   # the sidecar's 422 to a push
+        verify_push(auth, body, signing.sign(KEY, body), last_push_at=None, current_version=None)
+    assert refused.value.problems[0].startswith("push: config.routes[0].spec.targets[0].provider: Input should be")
+
+
+def test_fields_that_are_not_served_change_neither_revision_nor_hash() -> None:
+    assert set(NOT_SERVED) == {"selector", "strategy"}
+    plain, other = route(), route(selector={"matchLabels": {"app": "web"}})
+    assert revision_of(plain.spec) == revision_of(other.spec) and route_hash(plain) == route_hash(other)
+    changed = route(timeoutSeconds=7)
+    assert revision_of(changed.spec) != revision_of(plain.spec) and route_hash(changed) != route_hash(plain)
