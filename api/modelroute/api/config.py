@@ -86,11 +86,17 @@ class PodRef(ApiModel):
                                                       "replayed to a later pod of the same name.")
 
 
-class ConfigPush(ApiModel):
+class SignedRequest(ApiModel):
+    """What every body the operator signs for one sidecar starts with (``modelroute.api.signing``)."""
+
+    audience: PodRef = Field(description="The only pod this body is valid for.")
+    issued_at: datetime = Field(description="When the operator signed it; bodies outside the sidecar's clock-skew window "
+                                            "(and pushes not newer than the last one) are refused.")
+
+
+class ConfigPush(SignedRequest):
     """The body of a signed ``PUT /config`` from the operator to one pod's sidecar."""
 
-    audience: PodRef = Field(description="The only pod this push is valid for.")
-    issued_at: datetime = Field(description="When the operator signed the push; stale or replayed pushes are refused.")
     config: SidecarConfig = Field(description="The config to serve.")
 
 

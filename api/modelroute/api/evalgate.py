@@ -9,23 +9,20 @@ Results ignore fields they do not know (a newer sidecar may report more); reques
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from modelroute.api.config import PodRef
+from modelroute.api.config import SignedRequest
 from modelroute.api.v1alpha1 import ApiModel
 
 MAX_CASES = 2000
 """Cases one request may carry (a gate must not crowd out live requests for long)."""
 
 
-class EvalRequest(ApiModel):
+class EvalRequest(SignedRequest):
     """The body of the operator's signed ``POST /eval``: run a golden dataset on a route's canary revision."""
 
-    audience: PodRef = Field(description="The only pod this request is valid for.")
-    issued_at: datetime = Field(description="When the operator signed the request; requests outside the sidecar's skew window are refused.")
     route: str = Field(min_length=1, max_length=253, description="The route (``spec.route``) whose canary is judged.")
     revision: str = Field(min_length=1, max_length=128, description="The canary revision to judge; a sidecar serving another answers 409.")
     cases: list[dict[str, Any]] = Field(

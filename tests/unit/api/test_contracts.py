@@ -48,7 +48,7 @@ def test_the_eval_request_the_operator_signs_is_the_one_the_sidecar_parses() -> 
     cases = [{"id": "1", "input": "hi", "expected": "billing"}]
     body = gate_runner.eval_body(POD, "chat", "sha256:abc", cases, datetime.now(UTC))
     auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
-    ask = EvalRequest.model_validate(verify_request(auth, body, signing.sign(KEY, body)))
+    ask = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
     assert (ask.route, ask.revision, ask.cases, ask.audience.uid) == ("chat", "sha256:abc", cases, "uid-1")
     assert ask.model_fields_set == set(EvalRequest.model_fields), "the operator sets every field"
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api import signing
 from modelroute.api.config import PodRef
+from modelroute.api.evalgate import EvalRequest
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import Gate, GateStatus, Verdict
 from modelroute.operator.kube.client import ApiError
@@ -66,8 +67,8 @@ def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
     p = pod("web-1", {"app": "web"})
     body = gate_runner.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC))
     auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace=p.namespace, name=p.name))
-    doc = verify_request(auth, body, signing.sign(KEY, body))
-    assert doc["route"] == "chat" and doc["revision"] == "sha256:abc" and doc["cases"] == [{"input": "a"}]
+    doc = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
+    assert doc.route == "chat" and doc.revision == "sha256:abc" and doc.cases == [{"input": "a"}]
 
 
 def test_verdicts_from_answers() -> None:

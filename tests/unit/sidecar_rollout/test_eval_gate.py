@@ -110,6 +110,16 @@ async def test_bad_datasets_are_reported(admin: Admin) -> None:
     assert status == 422
 
 
+async def test_a_signed_body_that_is_not_an_eval_request_is_a_422_naming_the_field(admin: Admin) -> None:
+    """Regression: a correctly signed body without audience or issuedAt used to escape as a 500."""
+    body = json.dumps({"route": "classify"}).encode()
+    status, doc = await admin.signed(body)
+    assert status == 422 and doc["error"]["code"] == "invalid_request"
+    assert "request: audience: Field required" in doc["error"]["problems"]
+    status, doc = await admin.signed(admin.body(cases=[{"input": "x"}] * 2001))
+    assert status == 422 and any(p.startswith("request: cases: List should have at most 2000") for p in doc["error"]["problems"])
+
+
 async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: dict[str, FakeAdapter],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     adapters["new"].text = "billing"

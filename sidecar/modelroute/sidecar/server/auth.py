@@ -17,14 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import ValidationError
 
-from modelroute.api.config import ConfigPush, PodRef
+from modelroute.api.config import ConfigPush, PodRef, SignedRequest
 from modelroute.api.problems import validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER, verify
 
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 MAX_SKEW = timedelta(minutes=5)
+
+Signed = TypeVar("Signed", bound=SignedRequest)
 
 HOW_TO_ENABLE = (
     "config writes are disabled: set MODELROUTE_ADMIN_TOKEN (or --admin-token-file) to accept bearer-token writes, "
@@ -107,67 +108,56 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
+def _verified(settings: AuthSettings, body: bytes, signature: str | None, model: type[Signed], what: str,
+              *, now: datetime | None) -> Signed:
+    """Signature, body (as ``model``), audience and age of an operator-signed body; ``what`` names it in messages."""
+    noun = "config pushes" if what == "push" else "operator requests"
+    if settings.operator_key is None:
+        disabled = HOW_TO_ENABLE if what == "push" else "operator requests are disabled: start the sidecar with --operator-public-key"
+        raise Denied(401, disabled, "writes_disabled")
+    if not signature:
+        raise Denied(401, f"missing {SIGNATURE_HEADER} header: {noun} must be signed by the operator", "missing_signature")
+    if not verify(settings.operator_key, body, signature):
+        raise Denied(403, f"invalid signature: the {what} was not signed by the operator's key", "invalid_signature")
+    try:
+        signed = model.model_validate_json(body)
+    except ValidationError as e:
+        raise BadPush(validation_problems(e, what)) from None
+    if settings.pod is None:
+        raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
+                     "no_pod_identity")
+    if (problem := audience_problem(signed.audience, settings.pod, what)) is not None:
+        raise Denied(403, problem, "wrong_audience")
+    now = now or datetime.now(UTC)
+    issued = _aware(signed.issued_at)
+    if abs(now - issued) > settings.max_skew:
+        raise Denied(403, f"{what} issued at {issued.isoformat()} is outside the accepted window of "
+                          f"{int(settings.max_skew.total_seconds())}s around now ({now.isoformat()})", f"stale_{what}")
+    return signed
+
+
 def verify_push(
     settings: AuthSettings, body: bytes, signature: str | None, *, last_push_at: datetime | None,
     current_version: str | None, now: datetime | None = None,
 ) -> ConfigPush:
     """The verified push in ``body``; raises ``Denied`` (401/403) or ``BadPush`` (422)."""
-    if settings.operator_key is None:
-        raise Denied(401, HOW_TO_ENABLE, "writes_disabled")
-    if not signature:
-        raise Denied(401, f"missing {SIGNATURE_HEADER} header: config pushes must be signed by the operator", "missing_signature")
-    if not verify(settings.operator_key, body, signature):
-        raise Denied(403, "invalid signature: the push was not signed by the operator's key", "invalid_signature")
-    try:
-        push = ConfigPush.model_validate_json(body)
-    except ValidationError as e:
-        raise BadPush(validation_problems(e, "push")) from None
-    if settings.pod is None:
-        raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
-                     "no_pod_identity")
-    if (problem := audience_problem(push.audience, settings.pod)) is not None:
-        raise Denied(403, problem, "wrong_audience")
-    now = now or datetime.now(UTC)
-    issued = _aware(push.issued_at)
-    if abs(now - issued) > settings.max_skew:
-        raise Denied(403, f"push issued at {issued.isoformat()} is outside the accepted window of "
-                          f"{int(settings.max_skew.total_seconds())}s around now ({now.isoformat()})", "stale_push")
+    push = _verified(settings, body, signature, ConfigPush, "push", now=now)
     if last_push_at is not None:
-        last = _aware(last_push_at)
+        issued, last = _aware(push.issued_at), _aware(last_push_at)
         if issued < last or (issued == last and push.config.hash != current_version):
             raise Denied(403, f"push issued at {issued.isoformat()} is not newer than the config already accepted "
                               f"({last.isoformat()}): replay refused", "replayed_push")
     return push
 
 
-def verify_request(settings: AuthSettings, body: bytes, signature: str | None, *, now: datetime | None = None) -> dict[str, Any]:
-    """A signed operator request other than a push (e.g. ``POST /eval``): signature, audience and age checked.
+def verify_request(settings: AuthSettings, body: bytes, signature: str | None, model: type[Signed], *,
+                   now: datetime | None = None) -> Signed:
+    """A signed operator request other than a push (e.g. ``POST /eval``, ``model`` its body): signature,
+    body, audience and age checked.
 
-    Returns the JSON object; raises ``Denied`` (401/403) or ``BadPush`` (422) like ``verify_push``.
+    Raises ``Denied`` (401/403) or ``BadPush`` (422, one line per problem) like ``verify_push``.
     No replay floor: such requests only read (they never change what is served), so a replay within
     ``max_skew`` costs work, not integrity.
     """
-    if settings.operator_key is None:
-        raise Denied(401, "operator requests are disabled: start the sidecar with --operator-public-key", "writes_disabled")
-    if not signature:
-        raise Denied(401, f"missing {SIGNATURE_HEADER} header: operator requests must be signed", "missing_signature")
-    if not verify(settings.operator_key, body, signature):
-        raise Denied(403, "invalid signature: the request was not signed by the operator's key", "invalid_signature")
-    try:
-        doc = json.loads(body)
-        audience = PodRef.model_validate(doc.get("audience")) if isinstance(doc, dict) else None
-        issued = _aware(datetime.fromisoformat(str(doc["issuedAt"]))) if isinstance(doc, dict) else None
-    except (ValueError, KeyError, ValidationError) as e:
-        raise BadPush([f"request: {type(e).__name__}: {e}"[:500]]) from None
-    if not isinstance(doc, dict) or audience is None or issued is None:
-        raise BadPush(["request: expected a JSON object with audience and issuedAt"])
-    if settings.pod is None:
-        raise Denied(403, "this sidecar does not know its pod identity (set MODELROUTE_POD_NAMESPACE and MODELROUTE_POD_NAME)",
-                     "no_pod_identity")
-    if (problem := audience_problem(audience, settings.pod, "request")) is not None:
-        raise Denied(403, problem, "wrong_audience")
-    now = now or datetime.now(UTC)
-    if abs(now - issued) > settings.max_skew:
-        raise Denied(403, f"request issued at {issued.isoformat()} is outside the accepted window of "
-                          f"{int(settings.max_skew.total_seconds())}s around now", "stale_request")
-    return doc
+    return _verified(settings, body, signature, model, "request", now=now)
+

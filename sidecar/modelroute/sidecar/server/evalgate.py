@@ -13,16 +13,14 @@ import json
 import logging
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from modelroute.api.evalgate import EvalRequest, EvalResult
-from modelroute.api.problems import validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import DatasetError, parse_lines
 from modelroute.sidecar.eval.scoring import summarize
 from modelroute.sidecar.rollout import gate
-from modelroute.sidecar.server.auth import Denied, verify_request
+from modelroute.sidecar.server.auth import BadPush, Denied, verify_request
 from modelroute.sidecar.server.guard import (
     AUTH,
     LIMITS,
@@ -42,7 +40,7 @@ async def post_eval(request: web.Request) -> web.Response:
     try:
         check_signed_headers(request.app[AUTH], signature)  # before a byte of the body is read
         body = await guarded_body(request, request.app[LIMITS])
-        ask = EvalRequest.model_validate(verify_request(request.app[AUTH], body, signature))
+        ask = verify_request(request.app[AUTH], body, signature, EvalRequest)
         route_name, revision = ask.route, ask.revision
         cases = parse_lines((json.dumps(c) for c in ask.cases), "cases")
     except Denied as e:
@@ -51,8 +49,8 @@ async def post_eval(request: web.Request) -> web.Response:
     except Refused as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()
-    except ValidationError as e:
-        return admin_error(422, "eval request rejected", "invalid_request", problems=validation_problems(e))
+    except BadPush as e:   # signed, but not an EvalRequest
+        return admin_error(422, "eval request rejected", "invalid_request", problems=e.problems)
     except DatasetError as e:
         return admin_error(422, f"dataset rejected: {len(e.problems)} problem(s)", "invalid_dataset", problems=e.problems)
     rt = state.current()
