@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from modelroute.api import signing
+from modelroute.api.admin import ConfigApplied, error_summary
 from modelroute.api.config import BUNDLE_CONFIGMAP, BUNDLE_KEY, SIGNATURE_KEY, BundleData, PodRef, route_hash
 from modelroute.api.evalgate import MAX_CASES, EvalRequest, EvalResult, EvalTargetSummary
 from modelroute.api.problems import field_path, validation_problems
@@ -32,6 +33,7 @@ from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.eval.scoring import Outcome, summarize
 from modelroute.sidecar.server import bundle as sidecar_bundle
 from modelroute.sidecar.server.auth import AuthSettings, BadPush, verify_push, verify_request
+from modelroute.sidecar.server.guard import admin_error
 
 KEY = Ed25519PrivateKey.generate()
 POD = SidecarPod.from_raw({"metadata": {"name": "web-1", "namespace": "team", "uid": "uid-1", "labels": {}},
@@ -118,3 +120,21 @@ def test_fields_that_are_not_served_change_neither_revision_nor_hash() -> None:
     assert revision_of(plain.spec) == revision_of(other.spec) and route_hash(plain) == route_hash(other)
     changed = route(timeoutSeconds=7)
     assert revision_of(changed.spec) != revision_of(plain.spec) and route_hash(changed) != route_hash(plain)
+
+
+def test_admin_errors_the_sidecar_writes_are_what_the_operator_reports() -> None:
+    resp = admin_error(422, "config rejected: 2 problem(s)", "invalid_config", problems=["a: x", "b: y"])
+    assert resp.status == 422 and resp.content_type == "application/json" and isinstance(resp.text, str)
+    assert json.loads(resp.text) == {"error": {"message": "config rejected: 2 problem(s)", "code": "invalid_config",
+                                               "problems": ["a: x", "b: y"]}}
+    assert error_summary(resp.text) == "config rejected: 2 problem(s): a: x; b: y"
+    not_served = admin_error(409, "not served", "revision_not_served", served=None)
+    assert isinstance(not_served.text, str) and json.loads(not_served.text)["error"]["served"] is None
+    assert error_summary("<html>bad gateway</html>") == "<html>bad gateway</html>", "not an envelope: the text"
+    with pytest.raises(AssertionError, match="not fields of AdminErrorDetail"):
+        admin_error(400, "m", "c", hint="a field the operator's model does not have")
+
+
+def test_the_config_answer_round_trips() -> None:
+    answer = ConfigApplied(version="sha256:abc", changed=True)
+    assert ConfigApplied.model_validate_json(json.dumps(answer.wire())) == answer

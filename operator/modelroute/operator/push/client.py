@@ -8,7 +8,6 @@ rejected the config) is final for this round and reported with the sidecar's mes
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
+from modelroute.api.admin import ConfigApplied, error_summary
 from modelroute.api.config import SidecarConfig
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
@@ -48,16 +48,6 @@ class _Retry(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason, self.message = reason, message
-
-
-def _sidecar_message(text: str) -> str:
-    try:
-        err = json.loads(text).get("error", {})
-        msg = str(err.get("message", ""))
-        problems = err.get("problems") or []
-        return (msg + (": " + "; ".join(map(str, problems)) if problems else "")) or text[:300]
-    except (ValueError, AttributeError):
-        return text[:300]
 
 
 class Pusher:
@@ -130,14 +120,14 @@ class Pusher:
             raise _Retry("Unreachable", f"{pod.admin_url}: {type(e).__name__}: {e}") from None
         if status == 200:
             try:
-                version = json.loads(text).get("version")
-            except (ValueError, AttributeError):
+                version: str | None = ConfigApplied.model_validate_json(text).version
+            except ValidationError:
                 version = None
             if version and version != config.hash:
                 return PushOutcome(None, False, "HashMismatch",
                                    f"the sidecar reports {version} after a push of {config.hash}", attempt)
             return PushOutcome(served_hash=config.hash, pushed=True, attempts=attempt)
-        message = f"HTTP {status}: {_sidecar_message(text)}"
+        message = f"HTTP {status}: {error_summary(text)}"
         if status in (401, 403):
             return PushOutcome(None, False, "Unauthorized", message + " (does the sidecar's --operator-public-key "
                                "match the operator's signing key?)", attempt)

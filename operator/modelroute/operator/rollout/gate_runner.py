@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from modelroute.api import signing
+from modelroute.api.admin import error_summary
 from modelroute.api.config import PodRef
 from modelroute.api.evalgate import EvalRequest, EvalResult
 from modelroute.api.problems import validation_problems
@@ -108,11 +109,7 @@ def verdict_of(gate: Gate, status: int, text: str) -> GateStatus | None:
         return gate_status(gate.thresholds, GateResults.from_summary(result.targets[0]))
     if status in (409, 429) or status >= 500:
         return None
-    try:
-        err = json.loads(text).get("error", {})
-        message = str(err.get("message", "")) + (": " + "; ".join(map(str, err.get("problems") or [])) if err.get("problems") else "")
-    except (ValueError, AttributeError):
-        message = text[:300]
+    message = error_summary(text)
     return failed(f"golden dataset {gate.config_map}/{gate.key} refused by the sidecar (HTTP {status}): {message}")
 
 

@@ -29,6 +29,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 
+from modelroute.api.admin import ConfigApplied
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.config import loader
@@ -158,7 +159,7 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
         except ConfigError as e:
             return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                           "invalid_config", problems=e.problems)
-    return web.json_response({"version": applied.version, "changed": applied.changed})
+    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
 
 
 async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, issued_at: Any) -> web.Response:
@@ -167,7 +168,7 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
     except ConfigError as e:
         return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
-    return web.json_response({"version": applied.version, "changed": applied.changed})
+    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
 
 
 async def stats(request: web.Request) -> web.Response:

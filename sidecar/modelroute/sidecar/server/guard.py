@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from modelroute.api.admin import AdminError, AdminErrorDetail
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.server.auth import AuthSettings, Denied, signature_well_formed
 
@@ -37,7 +38,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def admin_error(status: int, message: str, code: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": {"message": message, "code": code, **extra}}, status=status)
+    """An admin error answer (``modelroute.api.admin.AdminError``); ``extra`` are its optional fields."""
+    unknown = set(extra) - set(AdminErrorDetail.model_fields)
+    assert not unknown, f"not fields of AdminErrorDetail: {unknown}"  # the operator would never see them
+    body = AdminError(error=AdminErrorDetail(message=message, code=code, **extra)).json_body()
+    return web.Response(text=body, status=status, content_type="application/json")
 
 
 class Refused(Exception):

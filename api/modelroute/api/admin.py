@@ -1,0 +1,57 @@
+"""The sidecar admin API's answers that the operator reads: the error envelope and ``PUT /config``'s answer.
+
+The sidecar writes them (``modelroute.sidecar.server.guard.admin_error``, ``server.admin``) and the
+operator reads them (``modelroute.operator.push.client``, ``rollout.gate_runner``) with these
+models. Readers ignore fields they do not know, so a newer sidecar may say more.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field, ValidationError
+
+from modelroute.api.v1alpha1 import ApiModel
+
+
+class AdminErrorDetail(ApiModel):
+    """What went wrong, for people (``message``, ``problems``) and programs (``code``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message: str = Field(description="What was refused and why, in a sentence.")
+    code: str = Field(description="Machine-readable reason, e.g. invalid_config, wrong_audience, revision_not_served.")
+    problems: list[str] = Field(default_factory=list, description="One line per problem found (field path: message), when there are several.")
+    served: str | None = Field(default=None, description="POST /eval 409: the canary revision this sidecar serves instead (null: none).")
+    mode: str | None = Field(default=None, description="PUT /config 401/403: how this sidecar accepts config writes (token, operator or disabled).")
+
+    def summary(self) -> str:
+        """The message and its problems on one line."""
+        return self.message + (": " + "; ".join(self.problems) if self.problems else "")
+
+
+class AdminError(ApiModel):
+    """The body of every 4xx/5xx answer of the sidecar's admin listener."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    error: AdminErrorDetail = Field(description="The error.")
+
+    def json_body(self) -> str:
+        """The JSON text, with only the fields that were set (``served`` may be an explicit null)."""
+        return self.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+def error_summary(text: str, limit: int = 300) -> str:
+    """One line from an admin answer's body: its error's summary, else the start of the text (not an envelope)."""
+    try:
+        return AdminError.model_validate_json(text).error.summary() or text[:limit]
+    except ValidationError:
+        return text[:limit]
+
+
+class ConfigApplied(ApiModel):
+    """The answer to a successful ``PUT /config``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str = Field(description="The hash of the config now served (``SidecarConfig.hash``).")
+    changed: bool = Field(description="Whether the push changed what is served (false: it was already served).")
