@@ -1,8 +1,7 @@
 """The SDK internals the adapters' builders use, pinned: an SDK upgrade that moves one fails here first.
 
 The adapters let each official SDK build its requests through private API (``providers/openai_anthropic._Builder``
-for the two Stainless SDKs, ``providers/gemini._Builder`` for google-genai, and the Stainless adapters'
-``options()``), and send them with ``providers/transport.py``. Each test below checks the installed
+for the two Stainless SDKs, ``providers/gemini._Builder`` for google-genai), and send them with ``providers/transport.py``. Each test below checks the installed
 version is the one the contract was written for and that every private name still has the shape the
 builder calls. When a pin moves (requirements.lock), re-read the builder named in the message against
 the new SDK, run ``tests/unit/translate/test_sdk_wire.py`` (the builders' requests against the SDKs' own
@@ -20,8 +19,8 @@ import pytest
 
 PINNED = {"openai": "3.57.0", "anthropic": "2.13.0", "google-genai": "3.6.1", "httpx2": "2.16.2"}
 BUILDERS = {
-    "openai": "sidecar/modelroute/sidecar/providers/openai_anthropic.py (_Builder.prepare) and providers/openai.py (options)",
-    "anthropic": "sidecar/modelroute/sidecar/providers/openai_anthropic.py (_Builder.prepare) and providers/anthropic.py (options)",
+    "openai": "sidecar/modelroute/sidecar/providers/openai_anthropic.py (_Builder)",
+    "anthropic": "sidecar/modelroute/sidecar/providers/openai_anthropic.py (_Builder)",
     "google-genai": "sidecar/modelroute/sidecar/providers/gemini.py (_Builder.build, _Builder._rotate)",
     "httpx2": "the Stainless builders (request.url, request.headers.multi_items, base_url.copy_with/raw_path) "
               "and gemini._builder_clients",
@@ -75,6 +74,17 @@ async def test_the_stainless_builder_prepares_url_and_auth_headers() -> None:
     headers = dict(request.headers.multi_items())
     assert str(request.url) == "https://h.invalid/v1/chat/completions"
     assert headers.get("authorization") == "Bearer sk-contract"
+
+
+def test_only_the_builders_touch_the_sdks_private_api() -> None:
+    """Private SDK names (``sdk._x`` modules, ``client._x`` members) appear in the two builder modules only."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "sidecar/modelroute/sidecar/providers"
+    private = re.compile(r"\b(openai|anthropic|genai|google\.genai)\._|\b(client|api|genai_models|_common)\._[a-zA-Z]")
+    users = sorted(p.name for p in root.glob("*.py") if private.search(p.read_text(encoding="utf-8")))
+    assert users == ["gemini.py", "openai_anthropic.py"], users
 
 
 def test_the_gemini_builder_calls_still_exist_with_their_shapes() -> None:

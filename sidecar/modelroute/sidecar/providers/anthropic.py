@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import anthropic
-from anthropic._models import FinalRequestOptions
 
 from modelroute.sidecar.output.native import anthropic_native_schema
 from modelroute.sidecar.providers.build_send import StreamTranslator
@@ -49,9 +48,6 @@ class AnthropicAdapter(StainlessAdapter):
             kwargs["default_headers"] = {"anthropic-version": self.target.api_version}
         return anthropic.AsyncAnthropic(api_key=key, max_retries=0, http_client=builder_client(),
                                         open_telemetry=False, **kwargs)
-
-    def options(self, url: str) -> Any:
-        return FinalRequestOptions.construct(method="post", url=url, content=b"")
 
     def body(self, request: Json, stream: bool) -> Json:
         body = chat_to_anthropic_request(request, model=self.target.model, params=self._params, system=self._system,

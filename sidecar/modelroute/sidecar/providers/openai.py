@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-from openai._models import FinalRequestOptions
 
 from modelroute.api.v1alpha1.providers import spec_of
 from modelroute.api.v1alpha1.spec import Params, Target
@@ -45,9 +44,6 @@ class OpenAIAdapter(StainlessAdapter):
     def sdk_client(self, key: str, base_url: str | None) -> Any:
         kwargs: Json = {"base_url": base_url} if base_url else {}
         return openai.AsyncOpenAI(api_key=key, max_retries=0, http_client=builder_client(), **kwargs)
-
-    def options(self, url: str) -> Any:
-        return FinalRequestOptions.construct(method="post", url=url, content=b"")
 
     def body(self, request: Json, stream: bool) -> Json:
         kwargs = chat_to_openai_request(

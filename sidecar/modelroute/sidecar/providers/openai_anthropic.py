@@ -12,6 +12,7 @@ params a target refuses are dropped without per-request lookups.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, ClassVar
 
 import httpx2
@@ -41,11 +42,18 @@ def builder_client() -> httpx2.AsyncClient:
 
 
 class _Builder:
-    """The SDK client and its prepared request for one target: shared by an adapter and its views."""
+    """The SDK client and its prepared request for one target: shared by an adapter and its views.
 
-    def __init__(self, client: Any, options: Any, key: KeyFn | None, default_key: str) -> None:
+    The only code that uses the Stainless SDKs' private API (``tests/unit/sidecar/test_sdk_contracts.py``
+    pins it): ``FinalRequestOptions`` from the SDK's ``_models``, ``_prepare_options``, ``_build_request``
+    and ``_prepare_request``.
+    """
+
+    def __init__(self, client: Any, url: str, key: KeyFn | None, default_key: str) -> None:
         self.client = client
-        self.options = options
+        # Each Stainless SDK has its own copy of the class, in ``<sdk>._models`` (already imported by the SDK).
+        models = importlib.import_module(type(client).__module__.partition(".")[0] + "._models")
+        self.options = models.FinalRequestOptions.construct(method="post", url=url, content=b"")
         self.key = key
         self.default_key = default_key
         self.prepared: Prepared | None = None
@@ -66,8 +74,7 @@ class _Builder:
 
 class StainlessAdapter(SdkBuiltAdapter):
     """One target of a Stainless SDK. Subclasses set ``PATH`` (and ``DEFAULT_KEY``), build the
-    SDK client in ``sdk_client`` and its ``FinalRequestOptions`` in ``options``, and translate
-    in ``body``, ``answer`` and ``stream_translator``."""
+    SDK client in ``sdk_client``, and translate in ``body``, ``answer`` and ``stream_translator``."""
 
     PATH: ClassVar[str]
     DEFAULT_KEY: ClassVar[str] = ""
@@ -77,13 +84,9 @@ class StainlessAdapter(SdkBuiltAdapter):
         self._accepts: ParamFilter | None = param_filter(target, params)
         client = self.sdk_client(current_key(key, self.DEFAULT_KEY), target.base_url)
         url = str(client.base_url.copy_with(raw_path=client.base_url.raw_path + self.PATH.lstrip("/").encode()))
-        self._builder = _Builder(client, self.options(url), key, self.DEFAULT_KEY)
+        self._builder = _Builder(client, url, key, self.DEFAULT_KEY)
 
     def sdk_client(self, key: str, base_url: str | None) -> Any:
-        raise NotImplementedError
-
-    def options(self, url: str) -> Any:
-        """The SDK's ``FinalRequestOptions`` for a POST to ``url``."""
         raise NotImplementedError
 
     def body(self, request: Json, stream: bool) -> Json:
