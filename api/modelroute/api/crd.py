@@ -13,16 +13,8 @@ from typing import Any
 
 import yaml
 
-from modelroute.api.v1alpha1 import (
-    GROUP,
-    KIND,
-    PLURAL,
-    SHORT_NAMES,
-    SINGULAR,
-    VERSION,
-    ModelRouteSpec,
-    ModelRouteStatus,
-)
+from modelroute.api.v1alpha1 import ModelRouteSpec, ModelRouteStatus
+from modelroute.api.v1alpha1 import base as names
 
 Schema = dict[str, Any]
 
@@ -90,14 +82,14 @@ def crd() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "modelroute"}},
+        "metadata": {"name": f"{names.PLURAL}.{names.GROUP}", "labels": {"app.kubernetes.io/part-of": "modelroute"}},
         "spec": {
-            "group": GROUP,
+            "group": names.GROUP,
             "scope": "Namespaced",
-            "names": {"kind": KIND, "listKind": f"{KIND}List", "plural": PLURAL, "singular": SINGULAR, "shortNames": list(SHORT_NAMES)},
+            "names": {"kind": names.KIND, "listKind": f"{names.KIND}List", "plural": names.PLURAL, "singular": names.SINGULAR, "shortNames": list(names.SHORT_NAMES)},
             "versions": [
                 {
-                    "name": VERSION,
+                    "name": names.VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},

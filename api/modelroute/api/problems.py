@@ -43,3 +43,14 @@ def validation_problems(exc: ValidationError, where: str = "") -> list[str]:
     """One line per error of ``exc`` (never the offending input, which may hold a key), each after ``where: ``."""
     lead = f"{where}: " if where else ""
     return [lead + error_line(err) for err in exc.errors(include_url=False, include_input=False)]
+
+
+class Problems(Exception):
+    """Input refused with one human-readable line per problem (``problems``), all found at once.
+
+    The base of the sidecar's config, push and dataset errors: each 4xx lists the same lines.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

@@ -26,19 +26,15 @@ import yaml
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
-from modelroute.api.problems import validation_problems
+from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
 from modelroute.sidecar.config.secrets import KeyResolver
 
 
-class ConfigError(Exception):
+class ConfigError(Problems):
     """The config is invalid; ``problems`` holds one human-readable line per problem."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def _doc_name(doc: Any) -> str | None:

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelroute.api.problems import Problems
+
 Json = dict[str, Any]
 
 
-class DatasetError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+class DatasetError(Problems):
+    """A golden dataset with problems (one line each, with the line number)."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import ValidationError
 
 from modelroute.api.config import ConfigPush, PodRef, SignedRequest
-from modelroute.api.problems import validation_problems
+from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER, verify
 
 if TYPE_CHECKING:
@@ -48,12 +48,8 @@ class Denied(Exception):
         self.code = code
 
 
-class BadPush(Exception):
+class BadPush(Problems):
     """Correctly signed, but not a valid ``ConfigPush`` (422)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

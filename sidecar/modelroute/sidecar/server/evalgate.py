@@ -20,15 +20,9 @@ from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import DatasetError, parse_lines
 from modelroute.sidecar.eval.scoring import summarize
 from modelroute.sidecar.rollout import gate
+from modelroute.sidecar.server import guard
 from modelroute.sidecar.server.auth import BadPush, Denied, verify_request
-from modelroute.sidecar.server.guard import (
-    AUTH,
-    LIMITS,
-    Refused,
-    admin_error,
-    check_signed_headers,
-    guarded_body,
-)
+from modelroute.sidecar.server.guard import Refused, admin_error
 from modelroute.sidecar.server.state import STATE
 
 log = logging.getLogger(__name__)
@@ -38,9 +32,9 @@ async def post_eval(request: web.Request) -> web.Response:
     state = request.app[STATE]
     signature = request.headers.get(SIGNATURE_HEADER)
     try:
-        check_signed_headers(request.app[AUTH], signature)  # before a byte of the body is read
-        body = await guarded_body(request, request.app[LIMITS])
-        ask = verify_request(request.app[AUTH], body, signature, EvalRequest)
+        guard.check_signed_headers(request.app[guard.AUTH], signature)  # before a byte of the body is read
+        body = await guard.guarded_body(request, request.app[guard.LIMITS])
+        ask = verify_request(request.app[guard.AUTH], body, signature, EvalRequest)
         route_name, revision = ask.route, ask.revision
         cases = parse_lines((json.dumps(c) for c in ask.cases), "cases")
     except Denied as e:

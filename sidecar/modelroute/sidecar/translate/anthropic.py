@@ -331,7 +331,7 @@ def usage_to_chat(usage: Json | None) -> Json | None:
 
 # ---- stream --------------------------------------------------------------------------
 
-class AnthropicStreamToChat:
+class AnthropicStreamToChat(chat.StreamToChat):
     """Anthropic stream events -> ``chat.completion.chunk`` dicts, one stream at a time.
 
     ``feed(event)`` returns the chunks to send (often none); ``finish()`` is called when the
@@ -343,18 +343,10 @@ class AnthropicStreamToChat:
     ``created`` go into every chunk; ``include_usage`` adds the final usage-only chunk.
     """
 
-    __slots__ = (
-        "_blocks", "_done", "_started", "_stop_reason", "_tools", "_usage_in", "_with_args",
-        "created", "finish_reason", "id", "include_usage", "model", "usage",
-    )
+    __slots__ = ("_blocks", "_done", "_started", "_stop_reason", "_tools", "_usage_in", "_with_args")
 
     def __init__(self, *, model: str, id: str, created: int, include_usage: bool) -> None:
-        self.model = model
-        self.id = id
-        self.created = created
-        self.include_usage = include_usage
-        self.usage: Json | None = None
-        self.finish_reason: str | None = None
+        super().__init__(model=model, id=id, created=created, include_usage=include_usage)
         self._usage_in: Json = {}
         self._blocks: dict[int, int] = {}      # content block index -> tool call index
         self._tools = 0
@@ -459,7 +451,7 @@ class AnthropicStreamToChat:
         self.usage = usage
         out = [self._chunk({}, reason)]
         if self.include_usage:
-            out.append(chat.usage_chunk(id=self.id, created=self.created, model=self.model, usage=usage))
+            out.append(self.usage_chunk(usage))
         return out
 
     def finish(self) -> list[Json]:

@@ -54,6 +54,25 @@ def usage_chunk(*, id: str, created: int, model: str, usage: Json) -> Json:
     return {"id": id, "object": CHUNK, "created": created, "model": model, "choices": [], "usage": usage}
 
 
+class StreamToChat:
+    """What the provider stream translators share: the ids of the chunks they write, and what they
+    learn by the end (``usage``, also when the app did not ask for it, and ``finish_reason``)."""
+
+    __slots__ = ("created", "finish_reason", "id", "include_usage", "model", "usage")
+
+    def __init__(self, *, model: str, id: str, created: int, include_usage: bool) -> None:
+        self.model = model
+        self.id = id
+        self.created = created
+        self.include_usage = include_usage
+        self.usage: Json | None = None
+        self.finish_reason: str | None = None
+
+    def usage_chunk(self, usage: Json) -> Json:
+        """The final usage-only chunk (``stream_options.include_usage``)."""
+        return usage_chunk(id=self.id, created=self.created, model=self.model, usage=usage)
+
+
 def usage(
     prompt: int, completion_tokens: int, *, cached: int | None = None, cache_write: int | None = None,
     reasoning: int | None = None,

@@ -324,7 +324,7 @@ def _blocked(response: Json) -> bool:
 
 # ---- stream --------------------------------------------------------------------------
 
-class GeminiStreamToChat:
+class GeminiStreamToChat(chat.StreamToChat):
     """Gemini stream chunks (each a partial ``GenerateContentResponse`` dict) -> chat chunks.
 
     Gemini has no end event: the last chunk carries ``finishReason`` (per candidate) and the
@@ -336,16 +336,10 @@ class GeminiStreamToChat:
     ``finish_reason`` (of candidate 0).
     """
 
-    __slots__ = ("_calls", "_done", "_finished", "_meta", "_started", "created", "finish_reason", "id",
-                 "include_usage", "model", "usage")
+    __slots__ = ("_calls", "_done", "_finished", "_meta", "_started")
 
     def __init__(self, *, model: str, id: str, created: int, include_usage: bool) -> None:
-        self.model = model
-        self.id = id
-        self.created = created
-        self.include_usage = include_usage
-        self.usage: Json | None = None
-        self.finish_reason: str | None = None
+        super().__init__(model=model, id=id, created=created, include_usage=include_usage)
         self._started: set[int] = set()
         self._calls: dict[int, int] = {}       # candidate index -> tool calls so far
         self._finished: set[int] = set()
@@ -422,5 +416,5 @@ class GeminiStreamToChat:
         usage = usage_to_chat(self._meta) or chat.usage(0, 0)
         self.usage = usage
         if self.include_usage:
-            return [chat.usage_chunk(id=self.id, created=self.created, model=self.model, usage=usage)]
+            return [self.usage_chunk(usage)]
         return []
