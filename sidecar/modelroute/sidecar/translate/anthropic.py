@@ -156,16 +156,11 @@ def sdk_kwargs(body: Json) -> Json:
 
 def _messages(messages: Any, system_parts: list[str]) -> list[Json]:
     """Chat messages -> Anthropic messages; system/developer text is collected into ``system_parts``."""
-    if not isinstance(messages, list):
-        raise TranslationError("messages must be a list")
+    texts, rest = chat.split_system(messages)
+    system_parts.extend(texts)
     out: list[Json] = []
-    for m in messages:
+    for m in rest:
         role = m.get("role")
-        if role in ("system", "developer"):
-            text = chat.text_of(m.get("content"))
-            if text:
-                system_parts.append(text)
-            continue
         if role == "user":
             blocks = _user_blocks(m.get("content"))
             _append(out, "user", blocks)

@@ -97,18 +97,23 @@ def anthropic_to_chat_request(body: Json) -> Json:
 
 
 def _system_text(system: Any) -> str:
-    if system is None:
+    return _text_of(system, "system", "text blocks", "\n\n")
+
+
+def _text_of(value: Any, where: str, what: str, sep: str) -> str:
+    """A string, or the ``text`` blocks of a list of blocks joined with ``sep`` (other blocks skipped)."""
+    if value is None:
         return ""
-    if isinstance(system, str):
-        return system
-    if isinstance(system, list):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
         texts = []
-        for i, b in enumerate(system):
-            b = shape.obj(b, f"system[{i}]")
+        for i, b in enumerate(value):
+            b = shape.obj(b, f"{where}[{i}]")
             if b.get("type") == "text":
-                texts.append(shape.text(b, "text", f"system[{i}]"))
-        return "\n\n".join(texts)
-    raise TranslationError(f"system must be a string or a list of text blocks, not {shape.kind(system)}")
+                texts.append(shape.text(b, "text", f"{where}[{i}]"))
+        return sep.join(texts)
+    raise TranslationError(f"{where} must be a string or a list of {what}, not {shape.kind(value)}")
 
 
 def _blocks(content: Any, where: str) -> list[Json]:
@@ -166,18 +171,7 @@ def _source_url(source: Any, what: str, where: str) -> str:
 
 
 def _tool_result_text(content: Any, where: str) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = []
-        for i, b in enumerate(content):
-            b = shape.obj(b, f"{where}.content[{i}]")
-            if b.get("type") == "text":
-                texts.append(shape.text(b, "text", f"{where}.content[{i}]"))
-        return "".join(texts)
-    raise TranslationError(f"{where}.content must be a string or a list of blocks, not {shape.kind(content)}")
+    return _text_of(content, f"{where}.content", "blocks", "")
 
 
 def _assistant_message(content: Any, where: str) -> Json:

@@ -142,6 +142,23 @@ def text_of(content: Any) -> str:
     raise TranslationError(f"message content must be a string or a list of parts, not {type(content).__name__}")
 
 
+def split_system(messages: Any) -> tuple[list[str], list[Json]]:
+    """(the system/developer messages' texts, the other messages in order), for APIs that take the
+    system prompt apart; raises ``TranslationError`` unless ``messages`` is a list."""
+    if not isinstance(messages, list):
+        raise TranslationError("messages must be a list")
+    system: list[str] = []
+    rest: list[Json] = []
+    for m in messages:
+        if m.get("role") in ("system", "developer"):
+            text = text_of(m.get("content"))
+            if text:
+                system.append(text)
+        else:
+            rest.append(m)
+    return system, rest
+
+
 def max_tokens_of(request: Json) -> int | None:
     """The request's token limit: the smaller of ``max_tokens`` / ``max_completion_tokens`` if both set."""
     a = request.get("max_tokens")

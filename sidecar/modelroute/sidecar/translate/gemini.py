@@ -121,17 +121,13 @@ def chat_to_gemini_request(
 
 
 def _contents(messages: Any, system_parts: list[str], signatures: bool) -> list[Json]:
-    if not isinstance(messages, list):
-        raise TranslationError("messages must be a list")
+    texts, rest = chat.split_system(messages)
+    system_parts.extend(texts)
     out: list[Json] = []
     names: dict[str, str] = {}  # tool call id -> function name (functionResponse needs the name)
-    for m in messages:
+    for m in rest:
         role = m.get("role")
-        if role in ("system", "developer"):
-            text = chat.text_of(m.get("content"))
-            if text:
-                system_parts.append(text)
-        elif role == "user":
+        if role == "user":
             _append(out, "user", _user_parts(m.get("content")))
         elif role == "assistant":
             parts = _model_parts(m, names, signatures)
