@@ -116,11 +116,13 @@ def _text_of(value: Any, where: str, what: str, sep: str) -> str:
     raise TranslationError(f"{where} must be a string or a list of {what}, not {shape.kind(value)}")
 
 
-def _blocks(content: Any, where: str) -> list[Json]:
+def _blocks(content: Any, where: str) -> list[tuple[str, Any, Json]]:
+    """(path, type, block) of each content block of a message (a string is one text block)."""
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+        return [(f"{where}.content[0]", "text", {"type": "text", "text": content})]
     if isinstance(content, list):
-        return [shape.obj(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
+        blocks = [shape.obj(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
+        return [(f"{where}.content[{i}]", b.get("type"), b) for i, b in enumerate(blocks)]
     raise TranslationError(f"{where}.content must be a string or a list of content blocks, not {shape.kind(content)}")
 
 
@@ -130,9 +132,7 @@ def _user_messages(content: Any, where: str) -> list[Json]:
         return [{"role": "user", "content": content}]
     tools: list[Json] = []
     parts: list[Json] = []
-    for i, block in enumerate(_blocks(content, where)):
-        at = f"{where}.content[{i}]"
-        kind = block.get("type")
+    for at, kind, block in _blocks(content, where):
         if kind == "text":
             parts.append({"type": "text", "text": shape.text(block, "text", at)})
         elif kind == "image":
@@ -177,9 +177,7 @@ def _tool_result_text(content: Any, where: str) -> str:
 def _assistant_message(content: Any, where: str) -> Json:
     texts: list[str] = []
     calls: list[Json] = []
-    for i, block in enumerate(_blocks(content, where)):
-        at = f"{where}.content[{i}]"
-        kind = block.get("type")
+    for at, kind, block in _blocks(content, where):
         if kind == "text":
             texts.append(shape.text(block, "text", at))
         elif kind == "tool_use":
