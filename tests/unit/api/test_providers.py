@@ -72,6 +72,23 @@ def test_the_tables_that_used_to_be_keyed_by_provider_are_read_from_the_specs() 
     assert [p for p in Provider if not spec_of(p).native_output] == [Provider.OPENAI_COMPATIBLE]
 
 
+def test_the_limiters_learn_from_every_providers_rate_limit_headers_once() -> None:
+    from modelroute.sidecar.pipeline.limits import _HEADER_FAMILIES
+
+    assert _HEADER_FAMILIES == {
+        "requests": (
+            ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+            ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+        ),
+        "tokens": (
+            ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),
+            ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining", "anthropic-ratelimit-tokens-reset"),
+            ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining",
+             "anthropic-ratelimit-input-tokens-reset"),
+        ),
+    }, "the table before the registry, in the same order (openai-compatible shares openai's, listed once)"
+
+
 def test_the_scan_recognises_the_switches_it_forbids() -> None:
     """The shapes this registry replaced (each was in the tree before) must all be caught."""
     before = [
