@@ -55,3 +55,18 @@ class ConfigApplied(ApiModel):
 
     version: str = Field(description="The hash of the config now served (``SidecarConfig.hash``).")
     changed: bool = Field(description="Whether the push changed what is served (false: it was already served).")
+
+
+class ServedConfig(ApiModel):
+    """What the operator reads of ``GET /config``: which config the sidecar serves, and where it came from.
+
+    The sidecar's answer is ``SidecarConfig.redacted()`` (routes with key references only) plus these
+    provenance fields; the rest is for people.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str | None = Field(description="The hash of the config served (``SidecarConfig.hash``); null before any config loaded.")
+    source: str | None = Field(default=None, description="Where it came from: file, bundle, push or admin; null before any config loaded.")
+    issued_at: str | None = Field(default=None, description="When the operator signed it (ISO 8601), for signed configs.")
+    loaded_at: float | None = Field(default=None, description="When this sidecar loaded it (Unix seconds).")

@@ -17,8 +17,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from modelroute.api import signing
-from modelroute.api.admin import ConfigApplied, error_summary
-from modelroute.api.config import BUNDLE_CONFIGMAP, BUNDLE_KEY, SIGNATURE_KEY, BundleData, PodRef, route_hash
+from modelroute.api.admin import ConfigApplied, ServedConfig, error_summary
+from modelroute.api.config import (
+    BUNDLE_CONFIGMAP,
+    BUNDLE_KEY,
+    SIGNATURE_KEY,
+    BundleData,
+    PodRef,
+    SidecarConfig,
+    route_hash,
+)
 from modelroute.api.evalgate import MAX_CASES, EvalRequest, EvalResult, EvalTargetSummary
 from modelroute.api.problems import field_path, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute
@@ -138,3 +146,12 @@ def test_admin_errors_the_sidecar_writes_are_what_the_operator_reports() -> None
 def test_the_config_answer_round_trips() -> None:
     answer = ConfigApplied(version="sha256:abc", changed=True)
     assert ConfigApplied.model_validate_json(json.dumps(answer.wire())) == answer
+
+
+def test_the_operator_reads_the_served_version_from_what_get_config_shows() -> None:
+    config = SidecarConfig(routes=[route()])
+    view = {**config.redacted(), "source": "push", "issuedAt": datetime.now(UTC).isoformat(), "loadedAt": 1.5}
+    served = ServedConfig.model_validate_json(json.dumps(view))
+    assert (served.version, served.source, served.loaded_at) == (config.hash, "push", 1.5)
+    empty: dict[str, object] = {"version": None, "routes": [], "source": None, "issuedAt": None, "loadedAt": None}   # nothing loaded yet
+    assert ServedConfig.model_validate(empty).version is None

@@ -17,7 +17,7 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
-from modelroute.api.admin import ConfigApplied, error_summary
+from modelroute.api.admin import ConfigApplied, ServedConfig, error_summary
 from modelroute.api.config import SidecarConfig
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
@@ -74,9 +74,8 @@ class Pusher:
             async with self.semaphore, self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
                 if resp.status != 200:
                     return None
-                version = (await resp.json()).get("version")
-                return str(version) if version else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+                return ServedConfig.model_validate_json(await resp.read()).version or None
+        except (aiohttp.ClientError, TimeoutError, ValueError):   # ValueError: also pydantic's ValidationError
             return None
 
     async def stats(self, pod: SidecarPod) -> SidecarStats | None:
