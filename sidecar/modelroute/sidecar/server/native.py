@@ -1,11 +1,14 @@
-"""The Anthropic Messages and Gemini generateContent APIs on the inbound listener.
+"""The OpenAI Responses, Anthropic Messages and Gemini generateContent APIs on the inbound listener.
 
-Apps that use the ``anthropic`` SDK (``base_url=http://127.0.0.1:8787``) or ``google-genai``
-(``http_options={"base_url": "http://127.0.0.1:8787"}``) reach the same routes without code
+Apps that use the ``anthropic`` SDK (``base_url=http://127.0.0.1:8787``), ``google-genai``
+(``http_options={"base_url": "http://127.0.0.1:8787"}``) or the openai SDK's Responses API
+(``client.responses``, the openai-agents default) reach the same routes without code
 changes: the body is translated into the canonical chat request (pure translators in
 ``modelroute.sidecar.translate``), routed like any OpenAI request, and the answer, the errors
 and the stream are written back in the app's protocol by its ``Wire``.
 
+* ``POST /v1/responses`` (``model`` = route; ``stream: true`` for typed SSE events); nothing is
+  stored, so ``GET``/``DELETE /v1/responses/{id}`` answer 404 saying so;
 * ``POST /v1/messages`` (``model`` = route; ``stream: true`` for SSE events);
 * ``POST /v1/models/{route}:generateContent`` and ``:streamGenerateContent?alt=sse``
   (also under ``/v1beta/``).
@@ -19,10 +22,11 @@ from aiohttp import web
 
 from modelroute.sidecar.server.inbound import read_json, reject, serve
 from modelroute.sidecar.server.state import STATE, SidecarState
-from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, Wire
+from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, OPENAI, ResponsesWire, Wire
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request, route_of
+from modelroute.sidecar.translate.responses_inbound import response_echo, responses_to_chat_request
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,28 @@ async def anthropic_messages(request: web.Request) -> web.StreamResponse:
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
         return _malformed(state, ANTHROPIC, "an Anthropic Messages request", e)
     return await serve(request, state, chat, ANTHROPIC)
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    body = await read_json(request, state, OPENAI)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        chat = responses_to_chat_request(body)
+    except TranslationError as e:
+        return reject(state, OPENAI, 400, str(e), param=e.param)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
+        return _malformed(state, OPENAI, "an OpenAI Responses request", e)
+    return await serve(request, state, chat, ResponsesWire(response_echo(body)))
+
+
+async def stored_response(request: web.Request) -> web.Response:
+    """``GET``/``DELETE /v1/responses/{id}[/...]``: nothing is ever stored, so there is nothing to find."""
+    state = request.app[STATE]
+    return reject(state, OPENAI, 404, f"response {request.match_info['id']!r} is not stored: modelroute keeps no responses "
+                  "(every response has store: false); keep the output items and send them back as input",
+                  param="response_id", code="response_not_found")
 
 
 async def gemini_generate(request: web.Request) -> web.StreamResponse:
@@ -71,6 +97,9 @@ def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> we
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/responses", create_response)
+    for method in ("GET", "DELETE"):
+        app.router.add_route(method, "/v1/responses/{id}{tail:(/.*)?}", stored_response)
     app.router.add_post("/v1/messages", anthropic_messages)
     for version in ("v1", "v1beta"):
         app.router.add_post(f"/{version}/models/{{tail:.+}}", gemini_generate)
