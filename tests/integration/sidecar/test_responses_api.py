@@ -30,7 +30,7 @@ async def test_create_and_stream(emu: EmulatorServer, start: Start, provider: st
     resp = await sc.client.responses.create(model="r", input="hello", instructions="Be brief.", temperature=0.5,
                                             max_output_tokens=64)
     assert resp.output_text == f"{tag} hello"
-    assert resp.status == "completed" and resp.store is False and resp.instructions == "Be brief."
+    assert resp.status == "completed" and resp.to_dict()["store"] is False and resp.instructions == "Be brief."
     assert resp.usage is not None and resp.usage.input_tokens > 0 and resp.usage.output_tokens > 0
     assert resp.usage.total_tokens == resp.usage.input_tokens + resp.usage.output_tokens
     assert resp.usage.input_tokens_details.cached_tokens == 0
@@ -54,6 +54,7 @@ async def test_create_and_stream(emu: EmulatorServer, start: Start, provider: st
 async def test_function_tool_round_trip(emu: EmulatorServer, start: Start, provider: str, stream: bool) -> None:
     sc = await start([route("r", [target(emu, provider)])])
     question: list[Any] = [{"role": "user", "content": "call get_weather city=Paris"}]
+    first: Any
     if stream:
         async with sc.client.responses.stream(model="r", input=question, tools=[WEATHER]) as s:
             args = "".join([e.delta async for e in s if e.type == "response.function_call_arguments.delta"])
@@ -152,4 +153,4 @@ async def test_refusals_name_the_field(emu: EmulatorServer, start: Start) -> Non
     assert "store: false" in nf.value.message
     # store: true (the API's default) is accepted; the answer says it was not stored.
     resp = await sc.client.responses.create(model="r", input="hi", store=True)
-    assert resp.store is False
+    assert resp.to_dict()["store"] is False
