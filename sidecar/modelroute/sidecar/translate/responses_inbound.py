@@ -370,14 +370,15 @@ def response_id(chat_id: str) -> str:
 
 
 def usage_to_responses(usage: Json | None) -> Json | None:
-    """OpenAI chat usage -> Responses usage (``input_tokens`` includes cached tokens, as OpenAI counts)."""
+    """OpenAI chat usage -> Responses usage (``input_tokens`` includes cache reads and writes, as OpenAI counts)."""
     if not usage:
         return None
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    details = usage.get("prompt_tokens_details") or {}
+    cache = {"cached_tokens": details.get("cached_tokens") or 0, "cache_write_tokens": details.get("cache_write_tokens") or 0}
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached}, "output_tokens": completion,
+    return {"input_tokens": prompt, "input_tokens_details": cache, "output_tokens": completion,
             "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": usage.get("total_tokens") or prompt + completion}
 
 
