@@ -17,6 +17,8 @@ and the stream are written back in the app's protocol by its ``Wire``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -33,32 +35,32 @@ log = logging.getLogger(__name__)
 GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
 
 
-async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+Translate = Callable[[Any], tuple[dict[str, Any], Wire]]
+
+
+async def _serve_native(request: web.Request, wire: Wire, what: str, translate: Translate) -> web.StreamResponse:
+    """Read the body, translate it (the chat request and the wire that answers), route it: errors in ``wire``."""
     state = request.app[STATE]
-    body = await read_json(request, state, ANTHROPIC)
+    body = await read_json(request, state, wire)
     if isinstance(body, web.Response):
         return body
     try:
-        chat = anthropic_to_chat_request(body)
+        chat, answer = translate(body)
     except TranslationError as e:
-        return reject(state, ANTHROPIC, 400, str(e))
+        return reject(state, wire, 400, str(e), param=e.param)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
-        return _malformed(state, ANTHROPIC, "an Anthropic Messages request", e)
-    return await serve(request, state, chat, ANTHROPIC)
+        return _malformed(state, wire, what, e)
+    return await serve(request, state, chat, answer)
+
+
+async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+    return await _serve_native(request, ANTHROPIC, "an Anthropic Messages request",
+                               lambda body: (anthropic_to_chat_request(body), ANTHROPIC))
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE]
-    body = await read_json(request, state, OPENAI)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        chat = responses_to_chat_request(body)
-    except TranslationError as e:
-        return reject(state, OPENAI, 400, str(e), param=e.param)
-    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
-        return _malformed(state, OPENAI, "an OpenAI Responses request", e)
-    return await serve(request, state, chat, ResponsesWire(response_echo(body)))
+    return await _serve_native(request, OPENAI, "an OpenAI Responses request",
+                               lambda body: (responses_to_chat_request(body), ResponsesWire(response_echo(body))))
 
 
 async def stored_response(request: web.Request) -> web.Response:
@@ -78,16 +80,9 @@ async def gemini_generate(request: web.Request) -> web.StreamResponse:
     stream = GEMINI_METHODS[method]
     if stream and request.query.get("alt") != "sse":
         return reject(state, GEMINI, 400, "streamGenerateContent is served as server-sent events only: add ?alt=sse")
-    body = await read_json(request, state, GEMINI)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        chat = gemini_to_chat_request(body, route=route_of(model_path), stream=stream)
-    except TranslationError as e:
-        return reject(state, GEMINI, 400, str(e))
-    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
-        return _malformed(state, GEMINI, "a Gemini generateContent request", e)
-    return await serve(request, state, chat, GEMINI)
+    route = route_of(model_path)
+    return await _serve_native(request, GEMINI, "a Gemini generateContent request",
+                               lambda body: (gemini_to_chat_request(body, route=route, stream=stream), GEMINI))
 
 
 def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> web.Response:

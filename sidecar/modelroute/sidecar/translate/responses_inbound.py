@@ -115,8 +115,8 @@ def responses_to_chat_request(body: Any) -> Json:
             raise _fail("parallel_tool_calls must be a boolean", "parallel_tool_calls")
         if tools:
             out["parallel_tool_calls"] = parallel
-    _text_options(body.get("text"), out)
-    _reasoning(body.get("reasoning"), out)
+    _text_options(body, out)
+    _nested(body, "reasoning", "effort", out, "reasoning_effort")
     user = body.get("safety_identifier") or body.get("user")
     if user is not None:
         if not isinstance(user, str):
@@ -152,7 +152,7 @@ def _check_fields(body: Json) -> None:
     include = body.get("include")
     if include is not None:
         for i, value in enumerate(_array(include, "include")):
-            if value not in _INCLUDABLE:
+            if not isinstance(value, str) or value not in _INCLUDABLE:
                 raise _fail(f"include[{i}]: {value!r} is not supported through modelroute", f"include[{i}]")
 
 
@@ -238,6 +238,13 @@ def _plain_text(content: Any, where: str) -> str:
     return "".join(texts)
 
 
+# input part type -> (its source field, its optional field, chat part type, chat source key, why the source is required)
+_MEDIA = {
+    "input_image": ("image_url", "detail", "image_url", "url", "file_id needs the Files API, which modelroute does not serve"),
+    "input_file": ("file_data", "filename", "file", "file_data", "file_id and file_url are not supported through modelroute"),
+}
+
+
 def _user_content(content: Any, where: str) -> Any:
     if isinstance(content, str):
         return content
@@ -247,24 +254,15 @@ def _user_content(content: Any, where: str) -> Any:
         kind = part.get("type")
         if kind in ("input_text", "output_text"):
             parts.append({"type": "text", "text": _str(part, "text", at)})
-        elif kind == "input_image":
-            url = _str(part, "image_url", at)
-            if not url:
-                raise _fail(f"{at}: input_image needs image_url (file_id needs the Files API, which modelroute does not serve)",
-                            f"{at}.image_url")
-            image: Json = {"url": url}
-            if part.get("detail") is not None:
-                image["detail"] = _str(part, "detail", at)
-            parts.append({"type": "image_url", "image_url": image})
-        elif kind == "input_file":
-            data = _str(part, "file_data", at)
-            if not data:
-                raise _fail(f"{at}: input_file needs file_data (file_id and file_url are not supported through modelroute)",
-                            f"{at}.file_data")
-            file: Json = {"file_data": data}
-            if part.get("filename") is not None:
-                file["filename"] = _str(part, "filename", at)
-            parts.append({"type": "file", "file": file})
+        elif isinstance(kind, str) and kind in _MEDIA:
+            source, extra, chat_type, chat_key, why = _MEDIA[kind]
+            value = _str(part, source, at)
+            if not value:
+                raise _fail(f"{at}: {kind} needs {source} ({why})", f"{at}.{source}")
+            media: Json = {chat_key: value}
+            if part.get(extra) is not None:
+                media[extra] = _str(part, extra, at)
+            parts.append({"type": chat_type, chat_type: media})
         else:
             raise _fail(f"{at}: content type {kind!r} is not supported through modelroute", f"{at}.type")
     if len(parts) == 1 and parts[0]["type"] == "text":
@@ -310,13 +308,21 @@ def _tool_choice(choice: Any) -> Any:
                 "tool_choice")
 
 
-def _text_options(text: Any, out: Json) -> None:
+def _nested(body: Json, field: str, key: str, out: Json, out_key: str) -> Json | None:
+    """``body[field]`` as an object (None when absent); its string ``key``, when set, becomes ``out[out_key]``."""
+    value = body.get(field)
+    if value is None:
+        return None
+    value = _obj(value, field)
+    if value.get(key) is not None:
+        out[out_key] = _str(value, key, field)
+    return value
+
+
+def _text_options(body: Json, out: Json) -> None:
+    text = _nested(body, "text", "verbosity", out, "verbosity")
     if text is None:
         return
-    text = _obj(text, "text")
-    verbosity = text.get("verbosity")
-    if verbosity is not None:
-        out["verbosity"] = _str(text, "verbosity", "text")
     fmt = text.get("format")
     if fmt is None:
         return
@@ -336,15 +342,6 @@ def _text_options(text: Any, out: Json) -> None:
         out["response_format"] = {"type": "json_schema", "json_schema": spec}
     else:
         raise _fail(f"text.format.type must be text, json_object or json_schema, not {kind!r}", "text.format.type")
-
-
-def _reasoning(reasoning: Any, out: Json) -> None:
-    if reasoning is None:
-        return
-    reasoning = _obj(reasoning, "reasoning")
-    effort = reasoning.get("effort")
-    if effort is not None:
-        out["reasoning_effort"] = _str(reasoning, "effort", "reasoning")
 
 
 def response_echo(body: Json) -> Json:
@@ -492,17 +489,13 @@ class ChatStreamToResponses:
             out.append(self._event("response.in_progress", response=self._snapshot("in_progress")))
         if chunk.get("usage"):
             self._usage = chunk["usage"]
-        for c in chunk.get("choices") or ():
-            if c.get("index", 0) != 0:
-                continue
-            delta = c.get("delta") or {}
-            text = delta.get("content")
+        for text, calls, finish in chat.first_choice_deltas(chunk):
             if text:
                 self._text_delta(text, out)
-            for call in delta.get("tool_calls") or ():
+            for call in calls:
                 self._call_delta(call, out)
-            if c.get("finish_reason"):
-                self._reason = c["finish_reason"]
+            if finish:
+                self._reason = finish
                 self._close_all(out)
         if self._reason is not None and self._usage is not None and not self._done:
             out.extend(self._end())
