@@ -1,15 +1,25 @@
-"""The Responses inbound translators: what they refuse (naming the field) and how a broken stream ends."""
+"""The Responses inbound translators: what they refuse (naming the field), how a broken stream ends, and
+that any chat stream becomes events the openai SDK accumulates into the non-streaming answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai import omit
+from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import ResponseStreamEvent
 from pydantic import TypeAdapter
 
+from modelroute.sidecar.translate import chat
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
-from modelroute.sidecar.translate.responses_inbound import ChatStreamToResponses, responses_to_chat_request
+from modelroute.sidecar.translate.responses_inbound import (
+    ChatStreamToResponses,
+    chat_to_responses_response,
+    responses_to_chat_request,
+)
 
 Json = dict[str, Any]
 EVENTS: Any = TypeAdapter(ResponseStreamEvent)
@@ -91,3 +101,56 @@ def test_a_stream_cut_before_its_finish_reason_is_an_error() -> None:
     t.feed(chunk({"content": "Hi"}))
     with pytest.raises(StreamError):
         t.finish()
+
+
+# ---- stream and non-stream agree, and the openai SDK's stream accumulator accepts every stream ----
+
+_words = st.text(alphabet="ab {}\":,", min_size=1, max_size=6)
+
+
+@st.composite
+def chat_streams(draw: st.DrawFn) -> tuple[list[Json], Json]:
+    """A chat chunk stream (text first, then tool calls possibly interleaved) and the completion it adds up to."""
+    texts = draw(st.lists(_words, max_size=3))
+    ncalls = draw(st.integers(0, 3))
+    fragments = draw(st.lists(st.tuples(st.integers(0, max(ncalls - 1, 0)), _words), max_size=6)) if ncalls else []
+    finish = draw(st.sampled_from(["tool_calls" if ncalls else "stop", "length"]))
+    usage = draw(st.one_of(st.none(), st.builds(lambda p, c, k: {"prompt_tokens": p, "completion_tokens": c,
+                                                                 "total_tokens": p + c,
+                                                                 "prompt_tokens_details": {"cached_tokens": k}},
+                                                st.integers(0, 9), st.integers(0, 9), st.integers(0, 9))))
+    chunks = [chunk({"role": "assistant", "content": t}) for t in texts]
+    calls: dict[int, Json] = {}
+    for index in range(ncalls):  # every call opens (id, name) before its argument fragments
+        calls[index] = chat.tool_call(f"call_{index}", f"f{index}", "")
+        chunks.append(chunk({"tool_calls": [{"index": index, "id": f"call_{index}", "type": "function",
+                                             "function": {"name": f"f{index}", "arguments": ""}}]}))
+    for index, args in fragments:
+        calls[index]["function"]["arguments"] += args
+        chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": args}}]}))
+    chunks.append(chunk({}, finish))
+    if usage is not None:
+        chunks.append({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+                       "usage": usage})
+    completion = chat.completion(id="c1", created=1, model="m", usage=usage, choices=[
+        chat.choice(0, "".join(texts) or None, [calls[i] for i in sorted(calls)], finish)])
+    return chunks, completion
+
+
+@settings(max_examples=150, deadline=None)
+@given(chat_streams())
+def test_stream_adds_up_to_the_non_streaming_response(case: tuple[list[Json], Json]) -> None:
+    chunks, completion = case
+    t = ChatStreamToResponses(model="", id="c1")
+    events = [e for c in chunks for e in t.feed(c)] + t.finish()
+    state: Any = ResponseStreamState(input_tools=omit, text_format=omit)
+    for e in events:
+        state.handle_event(EVENTS.validate_python(e))  # raises on any event out of order or of the wrong shape
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    last = events[-1]
+    expected = chat_to_responses_response(completion)
+    assert last["type"] == ("response.completed" if expected["status"] == "completed" else "response.incomplete")
+    assert [e["type"] for e in events].count(last["type"]) == 1 and "response.failed" not in [e["type"] for e in events]
+    assert last["response"]["output"] == expected["output"]
+    assert last["response"]["usage"] == expected["usage"]
+    assert last["response"]["status"] == expected["status"]
