@@ -154,3 +154,15 @@ async def test_refusals_name_the_field(emu: EmulatorServer, start: Start) -> Non
     # store: true (the API's default) is accepted; the answer says it was not stored.
     resp = await sc.client.responses.create(model="r", input="hi", store=True)
     assert resp.to_dict()["store"] is False
+
+
+async def test_params_the_target_cannot_take_are_dropped_and_named(emu: EmulatorServer, start: Start) -> None:
+    # anthropic at the SDK's default API version takes no sampling params: the app's are dropped, never sent.
+    sc = await start([route("r", [target(emu, "anthropic")])])
+    raw = await sc.client.responses.with_raw_response.create(model="r", input="hello", temperature=0.7, top_p=0.9,
+                                                             max_output_tokens=40, instructions="Be brief.")
+    assert raw.headers["x-modelroute-dropped-params"] == "temperature,top_p"
+    body = dict(emu.requests("anthropic")[-1].body)
+    assert body["max_tokens"] == 40 and "temperature" not in body and "top_p" not in body
+    assert body["system"] in ("Be brief.", [{"type": "text", "text": "Be brief."}])
+    assert raw.parse().output_text.endswith("hello")
