@@ -30,6 +30,13 @@ class Provider(StrEnum):
     OPENAI_COMPATIBLE = "openai-compatible"
 
 
+class OpenAIApi(StrEnum):
+    """Which OpenAI API an openai(-compatible) target is called through."""
+
+    CHAT = "chat"
+    RESPONSES = "responses"
+
+
 class UnsupportedParams(StrEnum):
     """What to do with route params a target cannot take."""
 
@@ -84,6 +91,8 @@ class Target(ApiModel):
          "message": "apiKey is required unless provider is openai-compatible", "fieldPath": ".apiKey"},
         {"rule": "!has(self.apiVersion) || self.provider == 'anthropic'",
          "message": "apiVersion applies to anthropic targets only", "fieldPath": ".apiVersion"},
+        {"rule": "!has(self.api) || self.provider == 'openai' || self.provider == 'openai-compatible'",
+         "message": "api applies to openai and openai-compatible targets only", "fieldPath": ".api"},
     ]})
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
@@ -95,6 +104,11 @@ class Target(ApiModel):
         default=None, max_length=32, pattern=r"^[0-9A-Za-z._-]+$",
         description="API version the target's calls use (anthropic: the anthropic-version header, 2023-06-01 or 2026-10-21). "
                     "Unset: what the pinned SDK sends (anthropic 2026-10-21, which refuses temperature, topP and topK).",
+    )
+    api: OpenAIApi | None = Field(
+        default=None,
+        description="openai and openai-compatible targets: the API the calls use, chat (Chat Completions, the default) or "
+                    "responses (the Responses API, with store false; stop sequences cannot be sent through it).",
     )
     params: Params | None = Field(default=None, description="Parameters for this target only; they override the route's params.")
     timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
@@ -111,6 +125,8 @@ class Target(ApiModel):
     def _api_version_provider(self) -> Self:
         if self.api_version is not None and self.provider is not Provider.ANTHROPIC:
             raise ValueError(f"target {self.name!r}: apiVersion applies to anthropic targets only (remove it)")
+        if self.api is not None and self.provider not in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
+            raise ValueError(f"target {self.name!r}: api applies to openai and openai-compatible targets only (remove it)")
         return self
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from modelroute.api.v1alpha1.spec import Params, Provider, Target
+from modelroute.api.v1alpha1.spec import OpenAIApi, Params, Provider, Target
 
 KeyFn = Callable[[], str]
 """Returns the target's current API key; cheap, and re-reads rotated key files itself."""
@@ -75,8 +75,10 @@ def build_adapter(
     Must be called with a running event loop only if the SDK needs one (none do today).
     """
     if target.provider in (Provider.OPENAI, Provider.OPENAI_COMPATIBLE):
-        from modelroute.sidecar.providers.openai import OpenAIAdapter
+        from modelroute.sidecar.providers.openai import OpenAIAdapter, OpenAIResponsesAdapter
 
+        if target.api is OpenAIApi.RESPONSES:
+            return OpenAIResponsesAdapter(target, key, params=params, system=system)
         return OpenAIAdapter(target, key, params=params, system=system)
     if target.provider is Provider.ANTHROPIC:
         from modelroute.sidecar.providers.anthropic import AnthropicAdapter
