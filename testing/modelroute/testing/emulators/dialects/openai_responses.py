@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..answers import split_fixed, split_words
-from ..model import Answer, Prompt, ToolMode, ToolSpec, count_tokens
+from ..model import Answer, Prompt, ToolSpec, count_tokens
 from .base import BadRequest, sse_event
-from .openai import OpenAIDialect, _error_type
+from .openai import OpenAIDialect, _error_type, body_and_model, tool_mode
 
 _FIELDS = frozenset({
     "background", "conversation", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
@@ -40,11 +40,7 @@ class OpenAIResponsesDialect(OpenAIDialect):
         return None
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("you must provide a model parameter", param="model")
+        body, model = body_and_model(body)
         raw = body.get("input")
         items: list[Any] = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw if isinstance(raw, list) else []
         if not items:
@@ -63,15 +59,8 @@ class OpenAIResponsesDialect(OpenAIDialect):
         tool_result = str(last.get("output") or "") if last.get("type") == "function_call_output" else None
         tools = tuple(ToolSpec(str(t["name"]), dict(t.get("parameters") or {})) for t in body.get("tools") or ()
                       if isinstance(t, dict) and t.get("type") == "function" and "name" in t)
-        mode: ToolMode = "auto"
-        forced: str | None = None
         choice = body.get("tool_choice")
-        if choice == "none":
-            mode = "none"
-        elif choice == "required":
-            mode = "any"
-        elif isinstance(choice, dict) and choice.get("type") == "function":
-            mode, forced = "tool", choice.get("name")
+        mode, forced = tool_mode(choice, choice if isinstance(choice, dict) and choice.get("type") == "function" else None)
         fmt = (body.get("text") or {}).get("format") or {}
         limit = body.get("max_output_tokens")
         return Prompt(
