@@ -14,7 +14,7 @@ from modelroute.testing.sidecars import MODELS, route, target
 from .conftest import Running
 
 Start = Callable[..., Awaitable[Running]]
-PROVIDERS = ["openai", "anthropic", "gemini"]
+PROVIDERS = ["openai", "anthropic", "gemini", "openai-responses"]  # the last: an openai target with api: responses
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,11 @@ def get_weather(city: str) -> str:
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_agent_with_a_function_tool(emu: EmulatorServer, start: Start, provider: str, streamed: bool) -> None:
-    sc = await start([route("r", [target(emu, provider)])])
+    if provider == "openai-responses":
+        provider, t = "openai", target(emu, "openai", api="responses")
+    else:
+        t = target(emu, provider)
+    sc = await start([route("r", [t])])
     agent = Agent(name="weather", instructions="Use the tools.", model="r", tools=[get_weather])
     config = RunConfig(model_provider=OpenAIProvider(openai_client=sc.client), tracing_disabled=True)
     question = "call get_weather city=Paris"
