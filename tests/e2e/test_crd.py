@@ -59,6 +59,7 @@ def test_crd_is_established_with_printer_columns_and_explain(crd_installed: Cont
         ([GOOD_TARGET], {"params": {"temperature": 3}}, "spec.params.temperature", "less than or equal to 2"),
         ([{**GOOD_TARGET, "provider": "openai", "apiVersion": "2023-06-01"}], {}, "spec.targets[0].apiVersion",
          "apiVersion applies to anthropic targets only"),
+        ([{**GOOD_TARGET, "provider": "anthropic", "api": "responses"}], {}, "spec.targets[0].api", "api applies to openai and openai-compatible targets only"),
         ([GOOD_TARGET], {"unsupportedParams": "ignore"}, "spec.unsupportedParams", "Unsupported value: \"ignore\""),
     ],
 )

@@ -77,6 +77,41 @@ def chat_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json]:
     })
 
 
+# ---- OpenAI Responses -----------------------------------------------------------------------
+
+def responses_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json]:
+    part = st.one_of(obj({"type": st.sampled_from(["input_text", "output_text"]), "text": TEXT}),
+                     obj({"type": st.just("input_image")}, {"image_url": st.sampled_from(
+                         ["data:image/png;base64,iVBORw0KGgo=", "https://example.invalid/a.png", "x"]), "file_id": TEXT,
+                         "detail": st.sampled_from(["low", "auto"])}),
+                     obj({"type": st.just("input_file")}, {"file_data": TEXT, "filename": TEXT, "file_url": TEXT}),
+                     obj({"type": st.sampled_from(["refusal", "input_audio", "nope"])}))
+    item = st.one_of(
+        obj({"role": st.sampled_from(["user", "system", "developer", "assistant", "tool"]),
+             "content": st.one_of(TEXT, st.lists(part, max_size=3))}, {"type": st.just("message")}),
+        obj({"type": st.just("function_call"), "call_id": TEXT, "name": TEXT}, {"arguments": TEXT, "id": TEXT}),
+        obj({"type": st.just("function_call_output"), "call_id": TEXT},
+            {"output": st.one_of(TEXT, st.lists(part, max_size=2))}),
+        obj({"type": st.sampled_from(["reasoning", "item_reference", "web_search_call", "x"])}),
+    )
+    tool = obj({"type": st.sampled_from(["function", "function", "web_search", "file_search"]), "name": TEXT},
+               {"parameters": schemas(trap), "description": TEXT, "strict": st.booleans()})
+    fmt = st.one_of(obj({"type": st.sampled_from(["text", "json_object", "nope"])}),
+                    obj({"type": st.just("json_schema"), "name": TEXT, "schema": schemas(trap)}, {"strict": st.booleans()}))
+    return obj({"model": st.sampled_from(ROUTES), "input": st.one_of(TEXT, st.lists(item, min_size=1, max_size=4))}, {
+        "instructions": TEXT, "temperature": st.floats(0, 2), "top_p": st.floats(0, 1),
+        "max_output_tokens": st.integers(-1, 50), "stream": st.booleans(), "store": st.booleans(),
+        "tools": st.lists(tool, max_size=2), "parallel_tool_calls": st.booleans(),
+        "tool_choice": st.one_of(st.sampled_from(["auto", "none", "required"]),
+                                 obj({"type": st.sampled_from(["function", "web_search", "allowed_tools"])}, {"name": TEXT})),
+        "text": obj({}, {"format": fmt, "verbosity": st.sampled_from(["low", "high"])}),
+        "reasoning": obj({}, {"effort": st.sampled_from(["low", "high"]), "summary": st.just("auto")}),
+        "include": st.lists(st.sampled_from(["reasoning.encrypted_content", "message.output_text.logprobs"]), max_size=2),
+        "metadata": st.dictionaries(TEXT, TEXT, max_size=2), "user": TEXT, "truncation": st.sampled_from(["auto", "disabled"]),
+        "previous_response_id": TEXT, "background": st.booleans(), "prompt_cache_key": TEXT,
+    })
+
+
 # ---- Anthropic Messages ---------------------------------------------------------------------
 
 def anthropic_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json]:

@@ -1,6 +1,6 @@
 """The inbound listener under generated bodies, over real HTTP, in front of the provider emulators.
 
-For every endpoint (OpenAI chat, Anthropic Messages, Gemini generateContent and its stream,
+For every endpoint (OpenAI chat and Responses, Anthropic Messages, Gemini generateContent and its stream,
 classify, extract), near-valid bodies (``strategies``), sometimes compressed, sometimes
 damaged on the wire. Invariants checked on every case:
 
@@ -34,6 +34,7 @@ from .strategies import (
     classify_bodies,
     extract_bodies,
     gemini_bodies,
+    responses_bodies,
 )
 
 Json = dict[str, Any]
@@ -104,6 +105,7 @@ def gemini_path(route: str, stream: bool) -> str:
 BODIES: dict[str, tuple[str, str, Callable[[str], st.SearchStrategy[Any]]]] = {
     "chat": ("openai", "/v1/chat/completions", chat_bodies),
     "messages": ("anthropic", "/v1/messages", anthropic_bodies),
+    "responses": ("openai", "/v1/responses", responses_bodies),
     "classify": ("openai", "/v1/classify", lambda trap: classify_bodies()),
     "extract": ("openai", "/v1/extract", extract_bodies),
 }

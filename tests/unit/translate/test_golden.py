@@ -33,6 +33,11 @@ from openai.types.chat.completion_create_params import (
     CompletionCreateParamsNonStreaming,
     CompletionCreateParamsStreaming,
 )
+from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses.response_create_params import (
+    ResponseCreateParamsNonStreaming,
+    ResponseCreateParamsStreaming,
+)
 from pydantic import TypeAdapter
 
 from modelroute.api.v1alpha1 import ApiKey, Params, Provider, Target
@@ -57,6 +62,12 @@ from modelroute.sidecar.translate import (
     gemini_to_chat_response,
 )
 from modelroute.sidecar.translate.anthropic import sdk_kwargs
+from modelroute.sidecar.translate.responses_inbound import (
+    ChatStreamToResponses,
+    chat_to_responses_response,
+    response_echo,
+    responses_to_chat_request,
+)
 from modelroute.testing.emulators.dialects import anthropic_schema
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -123,6 +134,35 @@ def _check_chat_request(out: Json) -> None:
     adapter.validate_python(out)
 
 
+def run_responses_case(kind: str, options: Json, data: Any) -> Any:
+    """The app speaks the OpenAI Responses API: its own SDK types check both sides."""
+    if "request" in options:  # the request whose settings the Response repeats
+        options["echo"] = response_echo(options.pop("request"))
+    if kind == "request":
+        adapter: Any = TypeAdapter(ResponseCreateParamsStreaming if data.get("stream") else ResponseCreateParamsNonStreaming)
+        adapter.validate_python(data)
+        out = responses_to_chat_request(data)
+        _check_chat_request(out)
+        return out
+    if kind == "response":
+        ChatCompletion.model_validate(data)
+        out = chat_to_responses_response(data, **options)
+        Response.model_validate(out)
+        return out
+    for chunk in data:
+        ChatCompletionChunk.model_validate(chunk)
+    translator = ChatStreamToResponses(**options)
+    events: list[Json] = []
+    for chunk in data:
+        events.extend(translator.feed(chunk))
+    events.extend(translator.finish())
+    event_adapter: Any = TypeAdapter(ResponseStreamEvent)
+    for event in events:
+        event_adapter.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    return events
+
+
 def run_inbound_case(pair: str, kind: str, options: Json, data: Any) -> Any:
     """Reverse direction: the app speaks Anthropic / Gemini, the pivot is the other side.
 
@@ -131,7 +171,9 @@ def run_inbound_case(pair: str, kind: str, options: Json, data: Any) -> Any:
     """
     before = json.dumps(data, sort_keys=True)
     out: Any
-    if kind == "request":
+    if pair == "responses_inbound":
+        out = run_responses_case(kind, options, data)
+    elif kind == "request":
         if pair == "anthropic_inbound":
             adapter: Any = TypeAdapter(MessageCreateParamsStreaming if data.get("stream") else MessageCreateParamsNonStreaming)
             adapter.validate_python(data)
@@ -236,7 +278,7 @@ def test_golden(path: Path) -> None:
 
 def test_every_pair_has_golden_files() -> None:
     pairs = {p.parent.name for p in CASES}
-    assert pairs == {"params", "openai", "anthropic", "gemini", "anthropic_inbound", "gemini_inbound"}
-    for pair in ("anthropic", "gemini", "anthropic_inbound", "gemini_inbound"):
+    assert pairs == {"params", "openai", "anthropic", "gemini", "anthropic_inbound", "gemini_inbound", "responses_inbound"}
+    for pair in ("anthropic", "gemini", "anthropic_inbound", "gemini_inbound", "responses_inbound"):
         kinds = {p.stem.split("_")[0] for p in CASES if p.parent.name == pair}
         assert kinds == {"request", "response", "stream"}, pair

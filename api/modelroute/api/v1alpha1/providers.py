@@ -91,19 +91,21 @@ class ProviderSpec:
     """(API version, model) -> the request params the target refuses; None: it refuses none."""
     max_tokens_field: str = "max_tokens"
     """The request field the provider's API takes the output token limit in (OpenAI wire)."""
+    apis: tuple[str, ...] = ()
+    """Upstream APIs a target may choose with ``api`` (empty: the field is refused)."""
 
 
 _OPENAI_HEADERS = RateLimitHeaders(
     requests=(("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),),
     tokens=(("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"),),
 )
-_OPENAI_ADAPTER = "modelroute.sidecar.providers.openai:OpenAIAdapter"
+_OPENAI_ADAPTER = "modelroute.sidecar.providers.openai:build"  # chat or Responses, by ``target.api``
 
 PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
     Provider.OPENAI: ProviderSpec(
         provider=Provider.OPENAI, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host="api.openai.com",
         native_output=True, rate_limit_headers=_OPENAI_HEADERS, param_rules=openai_rules,
-        max_tokens_field="max_completion_tokens",
+        max_tokens_field="max_completion_tokens", apis=("chat", "responses"),
         models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
                 "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini"),
         # USD per 1M tokens, list prices (standard tier). Override in the config when they change.
@@ -145,7 +147,7 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
     Provider.OPENAI_COMPATIBLE: ProviderSpec(
         provider=Provider.OPENAI_COMPATIBLE, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host=None,
         native_output=False,   # support for response_format varies between servers: the schema goes into the prompt
-        rate_limit_headers=_OPENAI_HEADERS, checks_models=False, keyless=True,
+        rate_limit_headers=_OPENAI_HEADERS, checks_models=False, keyless=True, apis=("chat", "responses"),
     ),
 })
 

@@ -25,6 +25,14 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 MAX_TARGETS = 8
 _KEYLESS = having(lambda s: s.keyless)            # providers whose targets may omit apiKey
 _VERSIONED = having(lambda s: s.api_versions)     # providers whose targets may pin apiVersion
+_API_CHOICE = having(lambda s: s.apis)            # providers whose targets may choose an upstream api
+
+
+class OpenAIApi(StrEnum):
+    """Which OpenAI API an openai(-compatible) target is called through."""
+
+    CHAT = "chat"
+    RESPONSES = "responses"
 
 
 class UnsupportedParams(StrEnum):
@@ -81,6 +89,8 @@ class Target(ApiModel):
          "message": f"apiKey is required unless provider is {' or '.join(_KEYLESS)}", "fieldPath": ".apiKey"},
         {"rule": " || ".join(["!has(self.apiVersion)", *(f"self.provider == '{p}'" for p in _VERSIONED)]),
          "message": f"apiVersion applies to {' and '.join(_VERSIONED)} targets only", "fieldPath": ".apiVersion"},
+        {"rule": " || ".join(["!has(self.api)", *(f"self.provider == '{p}'" for p in _API_CHOICE)]),
+         "message": f"api applies to {' and '.join(_API_CHOICE)} targets only", "fieldPath": ".api"},
     ]})
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
@@ -92,6 +102,11 @@ class Target(ApiModel):
         default=None, max_length=32, pattern=r"^[0-9A-Za-z._-]+$",
         description="API version the target's calls use (anthropic: the anthropic-version header, 2023-06-01 or 2026-10-21). "
                     "Unset: what the pinned SDK sends (anthropic 2026-10-21, which refuses temperature, topP and topK).",
+    )
+    api: OpenAIApi | None = Field(
+        default=None,
+        description="openai and openai-compatible targets: the API the calls use, chat (Chat Completions, the default) or "
+                    "responses (the Responses API, with store false; stop sequences cannot be sent through it).",
     )
     params: Params | None = Field(default=None, description="Parameters for this target only; they override the route's params.")
     timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
@@ -108,6 +123,8 @@ class Target(ApiModel):
     def _api_version_provider(self) -> Self:
         if self.api_version is not None and not spec_of(self.provider).api_versions:
             raise ValueError(f"target {self.name!r}: apiVersion applies to {' and '.join(_VERSIONED)} targets only (remove it)")
+        if self.api is not None and not spec_of(self.provider).apis:
+            raise ValueError(f"target {self.name!r}: api applies to {' and '.join(_API_CHOICE)} targets only (remove it)")
         return self
 
 

@@ -1,5 +1,8 @@
 """Adapter for OpenAI and OpenAI-compatible endpoints: the ``openai`` SDK builds, the transport sends.
 
+Targets with ``api: responses`` call the Responses API instead (``OpenAIResponsesAdapter``,
+translators in ``translate.openai_responses``).
+
 The pivot format is OpenAI's, so this is the lean path: the translator only sets model,
 params and system prompt. The ``AsyncOpenAI`` client (``max_retries=0``: the router owns
 retries) prepares the request once per key (``openai_anthropic.StainlessAdapter``); the body is
@@ -13,7 +16,7 @@ from typing import Any
 import openai
 
 from modelroute.api.v1alpha1.providers import spec_of
-from modelroute.api.v1alpha1.spec import Params, Target
+from modelroute.api.v1alpha1.spec import OpenAIApi, Params, Target
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response
@@ -23,6 +26,11 @@ from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
     chat_response,
     chat_to_openai_request,
+)
+from modelroute.sidecar.translate.openai_responses import (
+    ResponsesStreamToChat,
+    chat_to_responses_request,
+    responses_to_chat_response,
 )
 
 Json = dict[str, Any]
@@ -67,3 +75,33 @@ class OpenAIAdapter(StainlessAdapter):
 
     def stream_translator(self, request: Json) -> StreamTranslator:
         return OpenAIStreamToChat(model=self.target.model, include_usage=wants_usage(request))
+
+
+class OpenAIResponsesAdapter(OpenAIAdapter):
+    """A target with ``api: responses``: the same client and pool, calls to ``/responses``."""
+
+    PATH = "/responses"
+
+    def body(self, request: Json, stream: bool) -> Json:
+        kwargs = chat_to_responses_request(request, model=self.target.model, params=self._params, system=self._system,
+                                           accepts=self._accepts)
+        if stream:
+            kwargs["stream"] = True
+        return kwargs
+
+    def answer(self, data: Json) -> Json:
+        if not isinstance(data.get("output"), list):
+            raise bad_response(self._provider, "no output in the answer")
+        if data.get("status") == "failed":
+            err = data.get("error") or {}
+            raise bad_response(self._provider, f"the response failed: {err.get('message') if isinstance(err, dict) else err}")
+        return responses_to_chat_response(data, model=self.target.model)
+
+    def stream_translator(self, request: Json) -> StreamTranslator:
+        return ResponsesStreamToChat(model=self.target.model, include_usage=wants_usage(request))
+
+
+def build(target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None) -> OpenAIAdapter:
+    """The registry's adapter entry for OpenAI wire targets: chat completions, or ``api: responses``."""
+    cls = OpenAIResponsesAdapter if target.api is OpenAIApi.RESPONSES else OpenAIAdapter
+    return cls(target, key, params=params, system=system)

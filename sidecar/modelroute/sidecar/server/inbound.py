@@ -277,7 +277,7 @@ async def api_errors(request: web.Request, handler: Handler) -> web.StreamRespon
         msg = f"{request.method} {request.path}: {e.reason}"
         if e.status == 404:
             msg = (f"no such endpoint {request.method} {request.path} (the sidecar serves /v1/chat/completions, "
-                   "/v1/models, /v1/classify, /v1/extract, /v1/messages and /v1beta/models/{route}:generateContent)")
+                   "/v1/models, /v1/responses, /v1/classify, /v1/extract, /v1/messages and /v1beta/models/{route}:generateContent)")
         resp = wire_of(request).error(e.status, error_body(msg, _STATUS_TYPES.get(e.status, "api_error")))
         if hdrs.ALLOW in e.headers:
             resp.headers[hdrs.ALLOW] = e.headers[hdrs.ALLOW]

@@ -1,11 +1,14 @@
-"""The Anthropic Messages and Gemini generateContent APIs on the inbound listener.
+"""The OpenAI Responses, Anthropic Messages and Gemini generateContent APIs on the inbound listener.
 
-Apps that use the ``anthropic`` SDK (``base_url=http://127.0.0.1:8787``) or ``google-genai``
-(``http_options={"base_url": "http://127.0.0.1:8787"}``) reach the same routes without code
+Apps that use the ``anthropic`` SDK (``base_url=http://127.0.0.1:8787``), ``google-genai``
+(``http_options={"base_url": "http://127.0.0.1:8787"}``) or the openai SDK's Responses API
+(``client.responses``, the openai-agents default) reach the same routes without code
 changes: the body is translated into the canonical chat request (pure translators in
 ``modelroute.sidecar.translate``), routed like any OpenAI request, and the answer, the errors
 and the stream are written back in the app's protocol by its ``Wire``.
 
+* ``POST /v1/responses`` (``model`` = route; ``stream: true`` for typed SSE events); nothing is
+  stored, so ``GET``/``DELETE /v1/responses/{id}`` answer 404 saying so;
 * ``POST /v1/messages`` (``model`` = route; ``stream: true`` for SSE events);
 * ``POST /v1/models/{route}:generateContent`` and ``:streamGenerateContent?alt=sse``
   (also under ``/v1beta/``).
@@ -14,33 +17,58 @@ and the stream are written back in the app's protocol by its ``Wire``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from modelroute.sidecar.server.inbound import read_json, reject, serve
 from modelroute.sidecar.server.state import STATE, SidecarState
-from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, Wire
+from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, OPENAI, ResponsesWire, Wire
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request, route_of
+from modelroute.sidecar.translate.responses_inbound import response_echo, responses_to_chat_request
 
 log = logging.getLogger(__name__)
 
 GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
 
 
-async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+Translate = Callable[[Any], tuple[dict[str, Any], Wire]]
+
+
+async def _serve_native(request: web.Request, wire: Wire, what: str, translate: Translate) -> web.StreamResponse:
+    """Read the body, translate it (the chat request and the wire that answers), route it: errors in ``wire``."""
     state = request.app[STATE]
-    body = await read_json(request, state, ANTHROPIC)
+    body = await read_json(request, state, wire)
     if isinstance(body, web.Response):
         return body
     try:
-        chat = anthropic_to_chat_request(body)
+        chat, answer = translate(body)
     except TranslationError as e:
-        return reject(state, ANTHROPIC, 400, str(e))
+        return reject(state, wire, 400, str(e), param=e.param)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
-        return _malformed(state, ANTHROPIC, "an Anthropic Messages request", e)
-    return await serve(request, state, chat, ANTHROPIC)
+        return _malformed(state, wire, what, e)
+    return await serve(request, state, chat, answer)
+
+
+async def anthropic_messages(request: web.Request) -> web.StreamResponse:
+    return await _serve_native(request, ANTHROPIC, "an Anthropic Messages request",
+                               lambda body: (anthropic_to_chat_request(body), ANTHROPIC))
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    return await _serve_native(request, OPENAI, "an OpenAI Responses request",
+                               lambda body: (responses_to_chat_request(body), ResponsesWire(response_echo(body))))
+
+
+async def stored_response(request: web.Request) -> web.Response:
+    """``GET``/``DELETE /v1/responses/{id}[/...]``: nothing is ever stored, so there is nothing to find."""
+    state = request.app[STATE]
+    return reject(state, OPENAI, 404, f"response {request.match_info['id']!r} is not stored: modelroute keeps no responses "
+                  "(every response has store: false); keep the output items and send them back as input",
+                  param="response_id", code="response_not_found")
 
 
 async def gemini_generate(request: web.Request) -> web.StreamResponse:
@@ -52,16 +80,9 @@ async def gemini_generate(request: web.Request) -> web.StreamResponse:
     stream = GEMINI_METHODS[method]
     if stream and request.query.get("alt") != "sse":
         return reject(state, GEMINI, 400, "streamGenerateContent is served as server-sent events only: add ?alt=sse")
-    body = await read_json(request, state, GEMINI)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        chat = gemini_to_chat_request(body, route=route_of(model_path), stream=stream)
-    except TranslationError as e:
-        return reject(state, GEMINI, 400, str(e))
-    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
-        return _malformed(state, GEMINI, "a Gemini generateContent request", e)
-    return await serve(request, state, chat, GEMINI)
+    route = route_of(model_path)
+    return await _serve_native(request, GEMINI, "a Gemini generateContent request",
+                               lambda body: (gemini_to_chat_request(body, route=route, stream=stream), GEMINI))
 
 
 def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> web.Response:
@@ -71,6 +92,9 @@ def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> we
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/responses", create_response)
+    for method in ("GET", "DELETE"):
+        app.router.add_route(method, "/v1/responses/{id}{tail:(/.*)?}", stored_response)
     app.router.add_post("/v1/messages", anthropic_messages)
     for version in ("v1", "v1beta"):
         app.router.add_post(f"/{version}/models/{{tail:.+}}", gemini_generate)

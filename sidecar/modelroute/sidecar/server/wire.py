@@ -1,4 +1,4 @@
-"""How an answer is written back in the app's own API: OpenAI, Anthropic Messages or Gemini.
+"""How an answer is written back in the app's own API: OpenAI Chat or Responses, Anthropic Messages or Gemini.
 
 The routing path is the same for every inbound API (canonical chat request in, ``chat.completion``
 or chunks out); a ``Wire`` renders the result, the errors and the stream framing for the SDK
@@ -29,6 +29,11 @@ from modelroute.sidecar.translate.gemini_inbound import (
     error_chunk,
     gemini_error_from_openai,
     gemini_sse,
+)
+from modelroute.sidecar.translate.responses_inbound import (
+    ChatStreamToResponses,
+    chat_to_responses_response,
+    responses_sse,
 )
 
 Json = dict[str, Any]
@@ -174,6 +179,43 @@ class GeminiWire:
 
     def stream(self, first: Json) -> StreamEncoder:
         return _GeminiStream(first)
+
+
+# ---- OpenAI Responses --------------------------------------------------------------------
+
+_RESPONSES_CODE = {FailureKind.RATE_LIMITED.value: "rate_limit_exceeded"}
+
+
+class _ResponsesStream:
+    __slots__ = ("_t",)
+
+    def __init__(self, first: Json, echo: Json) -> None:
+        self._t = ChatStreamToResponses(model=str(first.get("model") or ""), id=str(first.get("id") or ""), echo=echo)
+
+    def feed(self, chunk: Json) -> bytes:
+        return b"".join(responses_sse(e) for e in self._t.feed(chunk))
+
+    def finish(self) -> bytes:
+        return b"".join(responses_sse(e) for e in self._t.finish())
+
+    def error(self, message: str, kind: str | None) -> bytes:
+        return b"".join(responses_sse(e) for e in self._t.failed(message, _RESPONSES_CODE.get(kind or "", "server_error")))
+
+
+class ResponsesWire(OpenAIWire):
+    """One request's wire: a ``Response`` repeats the request's settings (``echo``, ``response_echo``)."""
+
+    name = "openai-responses"
+    __slots__ = ("_echo",)
+
+    def __init__(self, echo: Json) -> None:
+        self._echo = echo
+
+    def response(self, completion: Json) -> bytes:
+        return dumps(chat_to_responses_response(completion, echo=self._echo))
+
+    def stream(self, first: Json) -> StreamEncoder:
+        return _ResponsesStream(first, self._echo)
 
 
 OPENAI = OpenAIWire()

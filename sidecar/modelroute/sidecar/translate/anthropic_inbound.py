@@ -326,19 +326,15 @@ class ChatStreamToAnthropic:
             out.append({"type": "ping"})
         if chunk.get("usage"):
             self._usage = chunk["usage"]
-        for c in chunk.get("choices") or ():
-            if c.get("index", 0) != 0:
-                continue
-            delta = c.get("delta") or {}
-            text = delta.get("content")
+        for text, calls, finish in chat.first_choice_deltas(chunk):
             if text:
                 if self._block_kind != "text":
                     self._open({"type": "text", "text": ""}, "text", out)
                 out.append({"type": "content_block_delta", "index": self._block, "delta": {"type": "text_delta", "text": text}})
-            for call in delta.get("tool_calls") or ():
+            for call in calls:
                 self._tool_delta(call, out)
-            if c.get("finish_reason"):
-                self._reason = c["finish_reason"]
+            if finish:
+                self._reason = finish
                 self._close(out)
         if self._reason is not None and self._usage is not None and not self._done:
             out.extend(self._end())

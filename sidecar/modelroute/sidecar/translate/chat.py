@@ -115,6 +115,12 @@ def _message(completion: Json) -> Json:
     return message if isinstance(message, dict) else {}
 
 
+def first_choice_deltas(chunk: Json) -> list[tuple[Any, list[Json], str | None]]:
+    """(text, tool call deltas, finish_reason) of each choice-0 entry of a ``chat.completion.chunk``."""
+    return [((c.get("delta") or {}).get("content"), (c.get("delta") or {}).get("tool_calls") or [], c.get("finish_reason"))
+            for c in chunk.get("choices") or () if c.get("index", 0) == 0]
+
+
 # ---- readers of a chat request -------------------------------------------------------
 
 def wants_usage(request: Json) -> bool:

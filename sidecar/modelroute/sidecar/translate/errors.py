@@ -16,7 +16,15 @@ from typing import Any
 
 
 class TranslationError(ValueError):
-    """The request cannot be translated for the target provider. ``str(e)`` is safe to show."""
+    """The request cannot be translated for the target provider. ``str(e)`` is safe to show.
+
+    ``param`` names the offending request field when the translator knows it (the OpenAI
+    error envelope's ``param``).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class StreamError(Exception):

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from .answers import default_reply, finalize
-from .dialects import DIALECTS, BadRequest, Dialect
+from .dialects import DIALECTS, OPENAI_RESPONSES, BadRequest, Dialect
 from .dialects.base import dumps
 from .faults import Decision, Fault
 from .reqlog import RecordedRequest
@@ -244,7 +244,11 @@ def provider_routes(state: EmulatorState) -> list[web.RouteDef]:
         async def chat(request: web.Request) -> web.StreamResponse:
             return await serve(request, state, oa)
 
+        async def responses(request: web.Request) -> web.StreamResponse:
+            return await serve(request, state, OPENAI_RESPONSES)
+
         routes.append(web.post("/v1/chat/completions", chat))
+        routes.append(web.post("/v1/responses", responses))
     if "anthropic" in state.providers:
 
         async def messages(request: web.Request) -> web.StreamResponse:

@@ -36,6 +36,27 @@ def _error_type(status: int) -> tuple[str, str | None]:
     return "invalid_request_error", None
 
 
+def body_and_model(body: Any) -> tuple[dict[str, Any], str]:
+    """The body as an object and its ``model``, or the 400 OpenAI gives (chat and Responses alike)."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("you must provide a model parameter", param="model")
+    return body, model
+
+
+def tool_mode(choice: Any, forced: Any) -> tuple[ToolMode, str | None]:
+    """How ``tool_choice`` constrains tool use; ``forced`` is the object naming a forced function, if any."""
+    if choice == "none":
+        return "none", None
+    if choice == "required":
+        return "any", None
+    if isinstance(forced, dict):
+        return "tool", forced.get("name")
+    return "auto", None
+
+
 class OpenAIDialect:
     provider: Provider = "openai"
     request_id_header = "x-request-id"
@@ -55,11 +76,7 @@ class OpenAIDialect:
         return None  # strict schema validation: issue 12
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise BadRequest("you must provide a model parameter", param="model")
+        body, model = body_and_model(body)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise BadRequest("'messages' must be a non-empty array", param="messages")
@@ -81,15 +98,8 @@ class OpenAIDialect:
             for t in body.get("tools") or ()
             if isinstance(t, dict) and isinstance(t.get("function"), dict) and "name" in t["function"]
         )
-        mode: ToolMode = "auto"
-        forced: str | None = None
         choice = body.get("tool_choice")
-        if choice == "none":
-            mode = "none"
-        elif choice == "required":
-            mode = "any"
-        elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-            mode, forced = "tool", choice["function"].get("name")
+        mode, forced = tool_mode(choice, choice.get("function") if isinstance(choice, dict) else None)
         fmt = body.get("response_format") or {}
         json_mode = fmt.get("type") in ("json_object", "json_schema")
         schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
