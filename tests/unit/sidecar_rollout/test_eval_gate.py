@@ -21,7 +21,7 @@ from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
-from .conftest import ENV, FakeAdapter, config
+from .conftest import ENV, FakeAdapters, config
 
 KEY = Ed25519PrivateKey.generate()
 POD = PodRef(namespace="ns", name="web-1")
@@ -55,8 +55,8 @@ def live_counters(admin: Admin) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def admin(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Admin]:
-    state = SidecarState(keys=KeyResolver(environ=ENV))
+async def admin(adapters: FakeAdapters) -> AsyncIterator[Admin]:
+    state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters)
     await state.apply(config(weight=0), source="file")
     auth = AuthSettings(operator_key=KEY.public_key(), pod=POD)
     async with Sidecar(state, auth, grace_seconds=2) as sc, aiohttp.ClientSession() as http:
@@ -64,7 +64,7 @@ async def admin(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Admin]:
 
 
 async def test_runs_the_cases_on_the_canary_only_and_leaves_live_counters_alone(
-        admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+        admin: Admin, adapters: FakeAdapters) -> None:
     adapters["new"].text = "billing"
     before = live_counters(admin)
     evidence_before = admin.sidecar.state.evidence.as_json()
@@ -79,7 +79,7 @@ async def test_runs_the_cases_on_the_canary_only_and_leaves_live_counters_alone(
     assert admin.sidecar.state.evidence.as_json() == evidence_before, "rollout evidence untouched"
 
 
-async def test_wrong_labels_score_zero(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+async def test_wrong_labels_score_zero(admin: Admin, adapters: FakeAdapters) -> None:
     adapters["new"].text = "shipping"
     status, doc = await admin.signed(admin.body())
     assert status == 200 and doc["targets"][0]["exactMatch"] == 0.0
@@ -92,7 +92,7 @@ async def test_only_the_served_canary_revision(admin: Admin) -> None:
     assert status == 409
 
 
-async def test_unsigned_forged_and_misaddressed_requests_are_refused(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+async def test_unsigned_forged_and_misaddressed_requests_are_refused(admin: Admin, adapters: FakeAdapters) -> None:
     body = admin.body()
     assert (await admin.post(body, None))[0] == 401
     assert (await admin.post(body, signing.sign(Ed25519PrivateKey.generate(), body)))[0] == 403
@@ -110,7 +110,7 @@ async def test_bad_datasets_are_reported(admin: Admin) -> None:
     assert status == 422
 
 
-async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: dict[str, FakeAdapter],
+async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: FakeAdapters,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     adapters["new"].text = "billing"
     adapters["new"].delay = 2.0
