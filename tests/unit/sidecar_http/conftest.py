@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from modelroute.api.config import SidecarConfig
@@ -108,6 +109,12 @@ ENV = {"TEST_KEY_A": "sk-secret-aaaa", "TEST_KEY_B": "sk-secret-bbbb"}
 @pytest.fixture
 def keys(tmp_path: Any) -> KeyResolver:
     return KeyResolver(environ=dict(ENV), secrets_dir=tmp_path / "secrets")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

@@ -28,12 +28,6 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def token_sidecar(builder: Any, keys: Any) -> AsyncIterator[Sidecar]:
     async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(admin_token="s3cret-token")) as sc:
         yield sc

@@ -25,10 +25,7 @@ from modelroute.sidecar.server.guard import AdminLimits
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
-from . import test_admin
 from .test_admin import KEY, PUB
-
-http = test_admin.http  # the fixture
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

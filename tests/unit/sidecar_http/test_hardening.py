@@ -36,12 +36,6 @@ async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> A
         yield sc
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def assert_envelope(path: str, status: int, body: Json) -> str:
     """The error's message, after checking the body is the envelope of ``path``'s API."""
     if path == MESSAGES:

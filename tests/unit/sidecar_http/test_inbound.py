@@ -29,12 +29,6 @@ async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> A
         yield sc
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 def sdk(sc: Sidecar) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=sc.inbound_url + "/v1", api_key="x", max_retries=0)
 

@@ -20,12 +20,6 @@ async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> A
         yield sc
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
 async def test_anthropic_messages(sidecar: Sidecar, http: aiohttp.ClientSession, builder: Any) -> None:
     body = {"model": "classify", "max_tokens": 10, "system": "sys", "messages": [{"role": "user", "content": "hi"}]}
     async with http.post(sidecar.inbound_url + "/v1/messages", json=body) as r:
