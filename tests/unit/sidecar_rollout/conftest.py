@@ -96,13 +96,13 @@ def spec(route: str, target: str, model: str, key: str = "KEY_A", **extra: Any) 
 
 
 def config(*, weight: int = 0, mirror: int = 0, sticky: str | None = None, run: str = "run.0",
-           canary_model: str = "gpt-4.1-mini", with_canary: bool = True) -> SidecarConfig:
+           canary_model: str = "gpt-4.1-mini", with_canary: bool = True, canary_spec: Json | None = None) -> SidecarConfig:
     stable = spec("classify", "old", "gpt-4o-mini")
     routes = [ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
                                          "metadata": {"name": "classifier"}, "spec": stable.wire()})]
     canaries = []
     if with_canary:
-        new = spec("classify", "new", canary_model, key="KEY_B")
+        new = spec("classify", "new", canary_model, key="KEY_B", **(canary_spec or {}))
         canaries.append(CanaryServing(route="classify", revision=revision_of(new), run_id=run, spec=new, weight=weight,
                                       mirror=mirror, sticky_header=sticky))
     return SidecarConfig(routes=routes, canaries=canaries)

@@ -80,7 +80,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.routes: dict[str, RouteLedger] = {}
-        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see plan.Planner)
+        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see compiler.RouteCompiler)
         self.limiters: dict[tuple[str, str], TargetLimiter] = {}       # (route, target) -> limiter, current config
         self.prompt_versions: dict[str, str] = {}                      # route -> prompt version, current config
 
