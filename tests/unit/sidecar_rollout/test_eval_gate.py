@@ -151,6 +151,7 @@ async def test_the_gate_runs_the_canary_with_its_output_contract(adapters: FakeA
         entry = doc["targets"][0]
         assert status == 200 and entry["errors"] == 0, entry
         assert len(adapters["new"].calls) == 6
+        assert entry["costUsd"] > 0, "the run is priced like live traffic (gpt-4.1-mini has a list price)"
 
 
 async def test_the_gate_bypasses_the_cache(adapters: FakeAdapters) -> None:

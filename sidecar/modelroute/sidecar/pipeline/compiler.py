@@ -30,7 +30,7 @@ from modelroute.sidecar.pipeline.limits import SYSTEM_CLOCK, Clock, Limiters, Ta
 from modelroute.sidecar.pipeline.stages import Cached, Checked, ContractStep, LimitedStep
 from modelroute.sidecar.routing.call import Stage, Step
 from modelroute.sidecar.routing.canary import MIRROR, Variant
-from modelroute.sidecar.routing.observer import NullObserver, Observer
+from modelroute.sidecar.routing.observer import Observer
 from modelroute.sidecar.routing.router import AdapterStep, Attempts
 from modelroute.sidecar.routing.runtime import Stages, TargetRuntime
 
@@ -77,7 +77,7 @@ class RouteCompiler:
         ledger = self.ledger
         if spec.prompt is not None and spec.prompt.version is not None:
             self.prompt_versions[name] = spec.prompt.version
-        if not isinstance(observer, NullObserver):  # mirrored copies are not the route's traffic
+        if variant != MIRROR:  # mirrored copies are not the route's traffic
             prices = {tr.name: target_price(tr.target, self.planner.prices) for tr in targets}
             observer = CostObserver(observer, ledger, name, prices)
         contract = OutputContract.from_api(spec.output) if spec.output is not None else None

@@ -178,6 +178,10 @@ class CostObserver:
     def inner(self) -> Observer:
         return self._inner
 
+    def spent(self) -> float | None:
+        """USD counted through this observer's route so far (None: no target has a price)."""
+        return sum(c.usd for c in self._cells.values()) if self._cells else None
+
     def cost(self, target: str, usage: Json | None) -> float | None:
         """USD of one attempt's usage on ``target`` (None: no price), without counting it: for traces."""
         cell = self._cells.get(target)
