@@ -35,18 +35,20 @@ CONCURRENCY = 4          # cases in flight at once: a gate must not crowd out li
 TIME_BOUND_SECONDS = 120.0  # cases still running then count as "deadline" errors
 
 
+@dataclass(frozen=True)
+class GateRun:
+    """What a gate run found: one outcome per case, and what its attempts cost."""
+
+    outcomes: list[Outcome]     # in dataset order
+    cost_usd: float | None      # what the run's attempts cost (None: no target has a price)
+
+
 class BadEvalRequest(ValueError):
     """An eval request that names no route, revision or cases, or too many cases."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-@dataclass(frozen=True)
-class GateRun:
-    outcomes: list[Outcome]     # in dataset order
-    cost_usd: float | None      # what the run's attempts cost (None: no target has a price)
 
 
 async def run_cases(build: Build, route: ModelRoute, cases: list[Case], *,
