@@ -81,6 +81,9 @@ class TargetRuntime:
         return self.accepts.dropped(request) if self.accepts is not None else ()
 
 
+_UNSET: Stage = Attempts(())  # marks a chain left to RouteRuntime.__post_init__
+
+
 @dataclass(frozen=True, eq=False)
 class RouteRuntime:
     """One compiled route: its spec, its targets in fallback order, where attempts are reported, and its chain.
@@ -102,13 +105,13 @@ class RouteRuntime:
     canary: Canary | None = None       # set on a stable route while a rollout runs
     tracer: AttemptHook | None = None  # telemetry (spans, GenAI metrics) per attempt; None: off
     contract: OutputContract | None = None  # the route's output contract (None: answers are not checked)
-    chain: Stage = None  # type: ignore[assignment]  # None: the plain attempt loop (set in __post_init__)
-    checked: Stage = None  # type: ignore[assignment]  # None: ``chain``
+    chain: Stage = _UNSET              # unset: the plain attempt loop over the targets' adapters
+    checked: Stage = _UNSET            # unset: ``chain``
 
     def __post_init__(self) -> None:
-        if self.chain is None:
+        if self.chain is _UNSET:
             object.__setattr__(self, "chain", Attempts(tuple((tr, AdapterStep(tr.adapter)) for tr in self.targets)))
-        if self.checked is None:
+        if self.checked is _UNSET:
             object.__setattr__(self, "checked", self.chain)
 
     @property
