@@ -9,8 +9,8 @@ Adding a provider is a ``Provider`` member plus its ``ProviderSpec`` in
 from __future__ import annotations
 
 import inspect
-import typing
 import re
+import typing
 from pathlib import Path
 
 import pytest

@@ -65,7 +65,7 @@ async def test_a_system_prompt_change_across_a_swap_keeps_the_sdk_client() -> No
 
 
 async def test_rate_limit_headers_are_hooked_once_per_client_across_prompt_changes() -> None:
-    from modelroute.sidecar.pipeline.plan import Planner
+    from modelroute.sidecar.pipeline.compiler import Planner
 
     def limited(system: str) -> SidecarConfig:
         cfg = config(system).model_dump(by_alias=True, mode="json")
@@ -73,10 +73,8 @@ async def test_rate_limit_headers_are_hooked_once_per_client_across_prompt_chang
         return SidecarConfig.model_validate(cfg)
 
     planner = Planner()
-    old = Runtime.build(limited("one"), lambda t: (lambda: "k"), NullObserver())
-    planner.compile(old)
-    new = Runtime.build(limited("two"), lambda t: (lambda: "k"), NullObserver(), previous=old)
-    planner.compile(new)
+    old = Runtime.build(limited("one"), lambda t: (lambda: "k"), NullObserver(), pipeline=planner.compiler())
+    new = Runtime.build(limited("two"), lambda t: (lambda: "k"), NullObserver(), previous=old, pipeline=planner.compiler())
     adapter: Any = new.routes["chat"].targets[0].adapter
     assert adapter.transport.observers == ("limits",)  # one observer on the one shared pool, not one per config
     await old.aclose()

@@ -27,9 +27,13 @@ def fake_build(target: Target, key: Any, *, params: Params | None = None, system
 
 
 @pytest.fixture(autouse=True)
-def _fake_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh() -> None:
     built.clear()
-    monkeypatch.setattr(runtime, "build_adapter", fake_build)
+
+
+def build(config: SidecarConfig, key_for: runtime.KeyFor, observer: Any, **kw: Any) -> Runtime:
+    """``Runtime.build`` with the fake adapter factory."""
+    return Runtime.build(config, key_for, observer, adapters=fake_build, **kw)
 
 
 def config(*routes: tuple[str, list[str]], temperature: float = 0.1, system: str = "label it",
@@ -55,7 +59,7 @@ def key_for(target: Target) -> Any:
 
 def test_build_compiles_routes_in_order() -> None:
     cfg = config(("classify", ["a", "b"]), ("summarize", ["c"]))
-    rt = Runtime.build(cfg, key_for, Recorder())
+    rt = build(cfg, key_for, Recorder())
     assert rt.version == cfg.hash
     assert set(rt.routes) == {"classify", "summarize"}
     route = rt.route("classify")
@@ -74,12 +78,12 @@ async def test_lease_swap_and_drain_then_close() -> None:
     holder = RuntimeHolder()
     with pytest.raises(NotReady), holder.lease():
         pass
-    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    old = build(config(("classify", ["a"])), key_for, Recorder())
     holder.swap(old)
     old_adapter = built[-1]
     with holder.lease() as rt:
         assert rt is old
-        new = Runtime.build(config(("classify", ["a"]), model="m2"), key_for, Recorder(), previous=old)
+        new = build(config(("classify", ["a"]), model="m2"), key_for, Recorder(), previous=old)
         assert built[-1] is not old_adapter  # another model: another client
         holder.swap(new)
         assert holder.current is new
@@ -98,11 +102,11 @@ async def test_lease_swap_and_drain_then_close() -> None:
 
 async def test_unchanged_targets_keep_adapter_and_breaker_across_a_swap() -> None:
     holder = RuntimeHolder()
-    old = Runtime.build(config(("classify", ["a", "b"])), key_for, Recorder())
+    old = build(config(("classify", ["a", "b"])), key_for, Recorder())
     holder.swap(old)
     old_route = old.routes["classify"]
     old_route.targets[0].breaker.record_failure()
-    new = Runtime.build(config(("classify", ["a", "b"]), ("other", ["c"])), key_for, Recorder(), previous=old)
+    new = build(config(("classify", ["a", "b"]), ("other", ["c"])), key_for, Recorder(), previous=old)
     assert len(built) == 3  # only "c" is new
     holder.swap(new)
     await holder.retired()
@@ -117,13 +121,13 @@ async def test_unchanged_targets_keep_adapter_and_breaker_across_a_swap() -> Non
 
 async def test_a_prompt_or_params_change_reuses_the_sdk_client_and_breaker() -> None:
     holder = RuntimeHolder()
-    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    old = build(config(("classify", ["a"])), key_for, Recorder())
     holder.swap(old)
     client = built[0]
     old_target = old.routes["classify"].targets[0]
     old_target.breaker.record_failure()
     with holder.lease():  # a request in flight on the old runtime across the swap
-        new = Runtime.build(config(("classify", ["a"]), system="classify it", temperature=0.7), key_for, Recorder(),
+        new = build(config(("classify", ["a"]), system="classify it", temperature=0.7), key_for, Recorder(),
                             previous=old)
         holder.swap(new)
         assert built == [client]  # no new SDK client
@@ -141,9 +145,9 @@ async def test_a_prompt_or_params_change_reuses_the_sdk_client_and_breaker() -> 
 
 
 async def test_a_client_closes_exactly_when_its_last_runtime_closes() -> None:
-    first = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
-    second = Runtime.build(config(("classify", ["a"]), system="other"), key_for, Recorder(), previous=first)
-    third = Runtime.build(config(("classify", ["a"]), system="third"), key_for, Recorder(), previous=second)
+    first = build(config(("classify", ["a"])), key_for, Recorder())
+    second = build(config(("classify", ["a"]), system="other"), key_for, Recorder(), previous=first)
+    third = build(config(("classify", ["a"]), system="third"), key_for, Recorder(), previous=second)
     assert len(built) == 1
     await second.aclose()
     await second.aclose()  # idempotent: does not drop another runtime's reference
@@ -154,19 +158,19 @@ async def test_a_client_closes_exactly_when_its_last_runtime_closes() -> None:
 
 
 async def test_a_failed_build_leaves_the_previous_runtime_owning_its_clients() -> None:
-    old = Runtime.build(config(("classify", ["a"])), key_for, Recorder())
+    old = build(config(("classify", ["a"])), key_for, Recorder())
 
     def broken(target: Target) -> Any:
         raise KeyError("missing key")
 
     with pytest.raises(KeyError):
-        Runtime.build(config(("classify", ["a"]), ("other", ["b"])), broken, Recorder(), previous=old)
+        build(config(("classify", ["a"]), ("other", ["b"])), broken, Recorder(), previous=old)
     await old.aclose()
     assert built[0].closed
 
 
 async def test_a_request_in_flight_finishes_on_its_runtime() -> None:
-    holder = RuntimeHolder(Runtime.build(config(("classify", ["a"])), key_for, Recorder()))
+    holder = RuntimeHolder(build(config(("classify", ["a"])), key_for, Recorder()))
     started, gate = asyncio.Event(), asyncio.Event()
     first = built[-1]
 
@@ -184,7 +188,7 @@ async def test_a_request_in_flight_finishes_on_its_runtime() -> None:
 
     task = asyncio.create_task(request())
     await started.wait()
-    holder.swap(Runtime.build(config(("classify", ["z"])), key_for, Recorder(), previous=holder.current))
+    holder.swap(build(config(("classify", ["z"])), key_for, Recorder(), previous=holder.current))
     gate.set()
     assert await task == "old"
     await holder.retired()

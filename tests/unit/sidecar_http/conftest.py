@@ -7,15 +7,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.errors import FailureKind, UpstreamError
-from modelroute.sidecar.routing.breaker import Breaker
-from modelroute.sidecar.routing.observer import Observer
-from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime, TargetRuntime
 
 Json = dict[str, Any]
 
@@ -79,26 +77,16 @@ class FakeAdapter:
 
 
 class FakeBuilder:
-    """A ``RuntimeBuilder`` with one FakeAdapter per target name (kept across rebuilds)."""
+    """The sidecar's adapter factory in these tests: one FakeAdapter per target name (kept across rebuilds)."""
 
     def __init__(self) -> None:
         self.adapters: dict[str, FakeAdapter] = {}
-        self.builds = 0
 
-    def __call__(self, config: SidecarConfig, keys: KeyResolver, observer: Observer, previous: Runtime | None) -> Runtime:
-        self.builds += 1
-        routes: dict[str, RouteRuntime] = {}
-        for r in config.routes:
-            targets = []
-            for t in r.spec.targets:
-                adapter = self.adapters.get(t.name)
-                if adapter is None or adapter.target != t:
-                    adapter = self.adapters[t.name] = FakeAdapter(t)
-                targets.append(TargetRuntime(t, adapter, Breaker(r.spec.circuit_breaker)))  # type: ignore[arg-type]
-            routes[r.spec.route] = RouteRuntime(r.spec, r.metadata.name, tuple(targets), observer)
-        rt = Runtime(config=config, version=config.hash, routes=routes)
-        rt._idle.set()
-        return rt
+    def __call__(self, target: Target, key: Any) -> FakeAdapter:
+        adapter = self.adapters.get(target.name)
+        if adapter is None or adapter.target != target:
+            adapter = self.adapters[target.name] = FakeAdapter(target)
+        return adapter
 
 
 def route_doc(name: str, route: str, targets: list[Json] | None = None, **spec: Any) -> Json:
@@ -121,6 +109,12 @@ ENV = {"TEST_KEY_A": "sk-secret-aaaa", "TEST_KEY_B": "sk-secret-bbbb"}
 @pytest.fixture
 def keys(tmp_path: Any) -> KeyResolver:
     return KeyResolver(environ=dict(ENV), secrets_dir=tmp_path / "secrets")
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

@@ -28,20 +28,14 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def token_sidecar(builder: Any, keys: Any) -> AsyncIterator[Sidecar]:
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(admin_token="s3cret-token")) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(admin_token="s3cret-token")) as sc:
         yield sc
 
 
 @pytest.fixture
 async def operator_sidecar(builder: Any, keys: Any) -> AsyncIterator[Sidecar]:
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(operator_key=PUB, pod=POD)) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(operator_key=PUB, pod=POD)) as sc:
         yield sc
 
 
@@ -121,7 +115,7 @@ async def test_get_config_is_redacted(token_sidecar: Sidecar, http: aiohttp.Clie
 
 
 async def test_writes_disabled_without_credentials(builder: Any, keys: Any, http: aiohttp.ClientSession, make_doc: Any) -> None:
-    async with Sidecar(SidecarState(builder=builder, keys=keys)) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys)) as sc:
         status, body = await put(http, sc, json.dumps([make_doc("a", "classify")]).encode(), {"Authorization": "Bearer x"})
     assert status == 401
     assert "MODELROUTE_ADMIN_TOKEN" in body["error"]["message"] and "--operator-public-key" in body["error"]["message"]

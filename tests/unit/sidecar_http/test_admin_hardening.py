@@ -25,10 +25,7 @@ from modelroute.sidecar.server.guard import AdminLimits
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
-from . import test_admin
 from .test_admin import KEY, PUB
-
-http = test_admin.http  # the fixture
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,7 +34,7 @@ POD = PodRef(namespace="team-a", name="app-1", uid="uid-1")
 
 @pytest.fixture
 async def token_sidecar(builder: Any, keys: Any) -> AsyncIterator[Sidecar]:
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(admin_token=TOKEN),
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(admin_token=TOKEN),
                        admin_limits=AdminLimits(max_body_bytes=2048)) as sc:
         yield sc
 
@@ -85,7 +82,7 @@ async def test_admin_body_limit_is_configurable(token_sidecar: Sidecar, http: ai
 async def test_get_config_redacts_prompts_without_the_token(builder: Any, keys: Any, http: aiohttp.ClientSession,
                                                            make_doc: Any) -> None:
     doc = make_doc("a", "classify", prompt={"version": "v7", "system": "You are SECRET-PROMPT."})
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(admin_token=TOKEN)) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(admin_token=TOKEN)) as sc:
         assert (await put(http, sc, json.dumps([doc]).encode(), AUTH))[0] == 200
         async with http.get(sc.admin_url + "/config") as r:
             text = await r.text()
@@ -119,7 +116,7 @@ def test_signature_form(header: str, ok: bool) -> None:
 async def test_push_is_bound_to_the_pod_uid(builder: Any, keys: Any, http: aiohttp.ClientSession, make_config: Any,
                                             make_doc: Any) -> None:
     config = make_config(make_doc("a", "classify"))
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(operator_key=PUB, pod=POD)) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(operator_key=PUB, pod=POD)) as sc:
         for pod in (POD.model_copy(update={"uid": "uid-2"}), POD.model_copy(update={"uid": None})):
             status, resp = await put(http, sc, *signed(config, datetime.now(UTC), pod))
             assert (status, resp["error"]["code"]) == (403, "wrong_audience")
@@ -134,17 +131,17 @@ async def test_floor_survives_a_restart_and_bundles_raise_it(builder: Any, keys:
     auth = AuthSettings(operator_key=PUB, pod=POD)
     floor = FloorFile(tmp_path / "state")
     old, new = signed(a, now - timedelta(seconds=30)), signed(b, now - timedelta(seconds=20))
-    async with Sidecar(SidecarState(builder=builder, keys=keys, floor_file=floor), auth) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys, floor_file=floor), auth) as sc:
         assert (await put(http, sc, *old))[0] == 200
         assert (await put(http, sc, *new))[0] == 200
     assert floor.load() == now - timedelta(seconds=20)
-    async with Sidecar(SidecarState(builder=builder, keys=keys, floor_file=floor), auth) as sc:
+    async with Sidecar(SidecarState(adapters=builder, keys=keys, floor_file=floor), auth) as sc:
         for replay in (new, old):
             status, resp = await put(http, sc, *replay)
             assert (status, resp["error"]["code"]) == (403, "replayed_push")
         assert sc.state.current() is None
     # A served bundle is a floor too: a push older than it would roll the config back.
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     await state.apply(a, source="bundle", issued_at=now - timedelta(seconds=5))
     async with Sidecar(state, auth) as sc:
         status, resp = await put(http, sc, *signed(b, now - timedelta(seconds=10)))
@@ -176,7 +173,7 @@ BOMB = "".join(f"{c}: &{c} [{', '.join([f'*{p}'] * 9) if p else ', '.join(['x'] 
 ])
 async def test_hostile_bodies_are_422_not_500(builder: Any, keys: Any, http: aiohttp.ClientSession, body: bytes,
                                               problem: str) -> None:
-    async with Sidecar(SidecarState(builder=builder, keys=keys), AuthSettings(admin_token=TOKEN)) as sc:  # 4 MiB limit
+    async with Sidecar(SidecarState(adapters=builder, keys=keys), AuthSettings(admin_token=TOKEN)) as sc:  # 4 MiB limit
         status, resp = await put(http, sc, body, AUTH)
     assert status == 422 and problem in resp["error"]["problems"][0], resp
 

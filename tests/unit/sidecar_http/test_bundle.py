@@ -67,7 +67,7 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
     t0 = datetime.now(UTC) - timedelta(minutes=1)
     write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web"),
                                   selected(make_doc, "for-batch", "summarize", "batch")], t0)
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     source = BundleSource(tmp_path / "b", PUB, labels, "team-a")
     async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=source, bundle_poll_seconds=0.05) as sc, \
             aiohttp.ClientSession() as http:
@@ -98,7 +98,7 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
 
 async def test_bundle_of_other_namespace_refused(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
     write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), namespace="team-b")
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     with pytest.raises(BundleError, match="namespace"):
         await BundleSource(tmp_path / "b", PUB, None, "team-a").load_into(state)
     assert not state.ready
@@ -109,6 +109,6 @@ async def test_oldest_route_wins_conflict_in_bundle(tmp_path: Path, builder: Any
     newer["spec"]["targets"] = [{"name": "other", "provider": "openai", "model": "x", "apiKey": {"env": "TEST_KEY_A"}}]
     write_bundle(tmp_path / "b", [newer, selected(make_doc, "older", "classify", "web")], datetime.now(UTC))
     (tmp_path / "labels").write_text('app="web"\n')
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     await BundleSource(tmp_path / "b", PUB, tmp_path / "labels", "team-a").load_into(state)
     assert state.current().routes["classify"].resource == "older"  # type: ignore[union-attr]

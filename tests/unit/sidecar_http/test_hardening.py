@@ -30,16 +30,10 @@ GEMINI = "/v1beta/models/classify:generateContent"
 
 @pytest.fixture
 async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> AsyncIterator[Sidecar]:
-    state = SidecarState(builder=builder, keys=keys, max_body_bytes=64 * 1024)
+    state = SidecarState(adapters=builder, keys=keys, max_body_bytes=64 * 1024)
     await state.apply(make_config(make_doc("c", "classify")), source="file")
     async with Sidecar(state, AuthSettings(admin_token="tok")) as sc:
         yield sc
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def assert_envelope(path: str, status: int, body: Json) -> str:

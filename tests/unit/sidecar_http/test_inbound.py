@@ -20,19 +20,13 @@ from modelroute.testing.waiting import eventually
 
 @pytest.fixture
 async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> AsyncIterator[Sidecar]:
-    state = SidecarState(builder=builder, keys=keys, max_body_bytes=64 * 1024)
+    state = SidecarState(adapters=builder, keys=keys, max_body_bytes=64 * 1024)
     await state.apply(make_config(
         make_doc("classifier", "classify", prompt={"version": "v3", "system": "Label tickets."}),
         make_doc("other", "summarize"),
     ), source="file")
     async with Sidecar(state, AuthSettings(admin_token="tok")) as sc:
         yield sc
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def sdk(sc: Sidecar) -> openai.AsyncOpenAI:
@@ -107,7 +101,7 @@ async def test_client_error_passes_through_with_its_status(sidecar: Sidecar, bui
 
 
 async def test_deadline_is_504(builder: Any, keys: Any, make_config: Any, make_doc: Any, http: aiohttp.ClientSession) -> None:
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     await state.apply(make_config(make_doc("slow", "slow", timeoutSeconds=0.2)), source="file")
     builder.adapters["primary"].plan = [5.0]
     async with Sidecar(state) as sc, http.post(sc.inbound_url + "/v1/chat/completions",
@@ -184,7 +178,7 @@ async def test_unexpected_exception_is_500_without_trace(sidecar: Sidecar, http:
 
 
 async def test_not_ready_is_503(builder: Any, keys: Any, http: aiohttp.ClientSession) -> None:
-    async with Sidecar(SidecarState(builder=builder, keys=keys)) as sc, \
+    async with Sidecar(SidecarState(adapters=builder, keys=keys)) as sc, \
             http.post(sc.inbound_url + "/v1/chat/completions", json={"model": "classify", "messages": MSG}) as r:
         assert r.status == 503
         assert (await r.json())["error"]["code"] == "not_ready"

@@ -14,16 +14,10 @@ from modelroute.sidecar.server.state import SidecarState
 
 @pytest.fixture
 async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> AsyncIterator[Sidecar]:
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     await state.apply(make_config(make_doc("c", "classify", prompt={"version": "v2"})), source="file")
     async with Sidecar(state) as sc:
         yield sc
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_anthropic_messages(sidecar: Sidecar, http: aiohttp.ClientSession, builder: Any) -> None:

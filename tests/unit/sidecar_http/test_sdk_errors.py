@@ -20,7 +20,7 @@ from modelroute.sidecar.server.state import SidecarState
 
 @pytest.fixture
 async def sidecar(builder: Any, keys: Any, make_config: Any, make_doc: Any) -> AsyncIterator[Sidecar]:
-    state = SidecarState(builder=builder, keys=keys)
+    state = SidecarState(adapters=builder, keys=keys)
     await state.apply(make_config(make_doc("c", "classify")), source="file")
     async with Sidecar(state) as sc:
         yield sc

@@ -1,7 +1,7 @@
 """A real sidecar (real runtime build, router and HTTP surface) over scripted in-memory adapters.
 
-``build_adapter`` is replaced so ``Runtime.build`` compiles canaries exactly as in production
-while every target answers from memory: ``adapters[target name]`` is the fake to script.
+The sidecar's adapter factory is swapped so ``Runtime.build`` compiles canaries exactly as in
+production while every target answers from memory: ``adapters[target name]`` is the fake to script.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec, Params, Target
 from modelroute.api.v1alpha1.strategy import revision_of
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.errors import UpstreamError
-from modelroute.sidecar.routing import runtime as runtime_module
 from modelroute.sidecar.server.state import SidecarState
 from modelroute.testing.sidecars import SidecarClient, start_sidecar
 
@@ -75,18 +74,19 @@ class FakeAdapter:
         return None
 
 
-@pytest.fixture
-def adapters(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeAdapter]:
-    made: dict[str, FakeAdapter] = {}
+class FakeAdapters(dict[str, FakeAdapter]):
+    """The adapter factory of these sidecars: one scripted fake per target name (kept across rebuilds)."""
 
-    def build(target: Target, key: Any, *, params: Params | None = None, system: str | None = None) -> FakeAdapter:
-        a = made.get(target.name)
+    def __call__(self, target: Target, key: Any) -> FakeAdapter:
+        a = self.get(target.name)
         if a is None or a.target != target:
-            a = made[target.name] = FakeAdapter(target)
+            a = self[target.name] = FakeAdapter(target)
         return a
 
-    monkeypatch.setattr(runtime_module, "build_adapter", build)
-    return made
+
+@pytest.fixture
+def adapters() -> FakeAdapters:
+    return FakeAdapters()
 
 
 def spec(route: str, target: str, model: str, key: str = "KEY_A", **extra: Any) -> ModelRouteSpec:
@@ -96,13 +96,13 @@ def spec(route: str, target: str, model: str, key: str = "KEY_A", **extra: Any) 
 
 
 def config(*, weight: int = 0, mirror: int = 0, sticky: str | None = None, run: str = "run.0",
-           canary_model: str = "gpt-4.1-mini", with_canary: bool = True) -> SidecarConfig:
+           canary_model: str = "gpt-4.1-mini", with_canary: bool = True, canary_spec: Json | None = None) -> SidecarConfig:
     stable = spec("classify", "old", "gpt-4o-mini")
     routes = [ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
                                          "metadata": {"name": "classifier"}, "spec": stable.wire()})]
     canaries = []
     if with_canary:
-        new = spec("classify", "new", canary_model, key="KEY_B")
+        new = spec("classify", "new", canary_model, key="KEY_B", **(canary_spec or {}))
         canaries.append(CanaryServing(route="classify", revision=revision_of(new), run_id=run, spec=new, weight=weight,
                                       mirror=mirror, sticky_header=sticky))
     return SidecarConfig(routes=routes, canaries=canaries)
@@ -116,10 +116,10 @@ class Running(SidecarClient):
 
 
 @pytest.fixture
-async def start(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+async def start(adapters: FakeAdapters) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     async with AsyncExitStack() as stack:
         async def _start(cfg: SidecarConfig, **state_kw: Any) -> Running:
-            state = SidecarState(keys=KeyResolver(environ=ENV), **state_kw)
+            state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters, **state_kw)
             await state.apply(cfg, source="file")
             return Running(*await start_sidecar(stack, state, grace_seconds=2))
         yield _start

@@ -17,18 +17,18 @@ from modelroute.sidecar.routing.canary import Canary
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import Runtime
 
-from .conftest import ENV, FakeAdapter, config, spec
+from .conftest import ENV, FakeAdapters, config, spec
 
 
 def _canary(weight: int, mirror: int = 0, sticky: str | None = None) -> Canary:
-    rt = Runtime.build(config(weight=weight, mirror=mirror, sticky=sticky), lambda t: None, Stats())
+    rt = Runtime.build(config(weight=weight, mirror=mirror, sticky=sticky), lambda t: None, Stats(), adapters=FakeAdapters())
     c = rt.routes["classify"].canary
     assert c is not None
     return c
 
 
 @pytest.mark.parametrize("weight", [5, 25, 50])
-def test_random_split_follows_the_weight(adapters: dict[str, FakeAdapter], weight: int) -> None:
+def test_random_split_follows_the_weight(adapters: FakeAdapters, weight: int) -> None:
     c = _canary(weight)
     rng = random.Random(7)
     n = 20_000
@@ -36,7 +36,7 @@ def test_random_split_follows_the_weight(adapters: dict[str, FakeAdapter], weigh
     assert abs(canary / n - weight / 100) < 0.015
 
 
-def test_weight_0_and_100_never_draw(adapters: dict[str, FakeAdapter]) -> None:
+def test_weight_0_and_100_never_draw(adapters: FakeAdapters) -> None:
     def boom() -> float:
         raise AssertionError("no draw expected")
 
@@ -44,7 +44,7 @@ def test_weight_0_and_100_never_draw(adapters: dict[str, FakeAdapter]) -> None:
     assert _canary(100).pick({"x-user-id": "u"}, boom) == "canary"
 
 
-def test_sticky_header_pins_each_key_to_the_shared_assignment(adapters: dict[str, FakeAdapter]) -> None:
+def test_sticky_header_pins_each_key_to_the_shared_assignment(adapters: FakeAdapters) -> None:
     c = _canary(30, sticky="x-user-id")
 
     def boom() -> float:
@@ -59,17 +59,17 @@ def test_sticky_header_pins_each_key_to_the_shared_assignment(adapters: dict[str
     assert c.pick({}, lambda: 0.0) == "canary" and c.pick({"x-user-id": ""}, lambda: 0.99) == "stable"
 
 
-def test_mirror_draw(adapters: dict[str, FakeAdapter]) -> None:
+def test_mirror_draw(adapters: FakeAdapters) -> None:
     assert not _canary(0, mirror=0).mirrors(lambda: 0.0)
     assert _canary(0, mirror=100).mirrors(lambda: 0.999)
     c = _canary(0, mirror=10)
     assert c.mirrors(lambda: 0.05) and not c.mirrors(lambda: 0.2)
 
 
-def test_build_compiles_live_and_mirror_runtimes(adapters: dict[str, FakeAdapter]) -> None:
+def test_build_compiles_live_and_mirror_runtimes(adapters: FakeAdapters) -> None:
     stats = Stats()
     cfg = config(weight=10, mirror=50, sticky="x-user-id", run="abc.1")
-    rt = Runtime.build(cfg, lambda t: None, stats)
+    rt = Runtime.build(cfg, lambda t: None, stats, adapters=adapters)
     stable = rt.routes["classify"]
     c = stable.canary
     assert c is not None and (c.weight, c.mirror, c.run_id, c.sticky_header) == (10, 50, "abc.1", "x-user-id")
@@ -82,19 +82,19 @@ def test_build_compiles_live_and_mirror_runtimes(adapters: dict[str, FakeAdapter
     assert c.route.canary is None and list(rt.routes) == ["classify"]
 
 
-def test_canary_with_the_same_target_shares_adapter_and_breaker(adapters: dict[str, FakeAdapter]) -> None:
+def test_canary_with_the_same_target_shares_adapter_and_breaker(adapters: FakeAdapters) -> None:
     cfg = config(weight=10)
     same = cfg.routes[0].spec.model_copy(update={"timeout_seconds": 9})
     cfg = SidecarConfig(routes=cfg.routes, canaries=[cfg.canaries[0].model_copy(update={"spec": same})])
-    rt = Runtime.build(cfg, lambda t: None, Stats())
+    rt = Runtime.build(cfg, lambda t: None, Stats(), adapters=adapters)
     stable = rt.routes["classify"]
     assert stable.canary is not None
     assert stable.canary.route.targets[0].adapter is stable.targets[0].adapter
     assert stable.canary.route.targets[0].breaker is stable.targets[0].breaker
 
 
-def test_a_route_without_canary_compiles_as_before(adapters: dict[str, FakeAdapter]) -> None:
-    rt = Runtime.build(config(with_canary=False), lambda t: None, Stats())
+def test_a_route_without_canary_compiles_as_before(adapters: FakeAdapters) -> None:
+    rt = Runtime.build(config(with_canary=False), lambda t: None, Stats(), adapters=adapters)
     r = rt.routes["classify"]
     assert r.canary is None and r.variant == "stable" and r.tracer is None and len(r.revision) == 12
 
@@ -125,11 +125,11 @@ def test_canary_problems_are_reported_with_their_place() -> None:
 
 
 async def test_an_invalid_canary_is_rejected_and_the_old_config_keeps_serving(
-        adapters: dict[str, FakeAdapter]) -> None:
+        adapters: FakeAdapters) -> None:
     from modelroute.sidecar.config.loader import ConfigError
     from modelroute.sidecar.server.state import SidecarState
 
-    state = SidecarState(keys=KeyResolver(environ=ENV))
+    state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters)
     await state.apply(config(weight=5), source="file")
     before = state.current()
     cfg = config(with_canary=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api import signing
-from modelroute.api.config import PodRef
+from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.operator.rollout import GateResults
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.rollout import gate
@@ -21,7 +22,7 @@ from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
-from .conftest import ENV, FakeAdapter, config
+from .conftest import ENV, FakeAdapters, config
 
 KEY = Ed25519PrivateKey.generate()
 POD = PodRef(namespace="ns", name="web-1")
@@ -54,17 +55,23 @@ def live_counters(admin: Admin) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture
-async def admin(adapters: dict[str, FakeAdapter]) -> AsyncIterator[Admin]:
-    state = SidecarState(keys=KeyResolver(environ=ENV))
-    await state.apply(config(weight=0), source="file")
+@contextlib.asynccontextmanager
+async def serving(adapters: FakeAdapters, cfg: SidecarConfig) -> AsyncIterator[Admin]:
+    state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters)
+    await state.apply(cfg, source="file")
     auth = AuthSettings(operator_key=KEY.public_key(), pod=POD)
     async with Sidecar(state, auth, grace_seconds=2) as sc, aiohttp.ClientSession() as http:
         yield Admin(sc, http)
 
 
+@pytest.fixture
+async def admin(adapters: FakeAdapters) -> AsyncIterator[Admin]:
+    async with serving(adapters, config(weight=0)) as a:
+        yield a
+
+
 async def test_runs_the_cases_on_the_canary_only_and_leaves_live_counters_alone(
-        admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+        admin: Admin, adapters: FakeAdapters) -> None:
     adapters["new"].text = "billing"
     before = live_counters(admin)
     evidence_before = admin.sidecar.state.evidence.as_json()
@@ -79,7 +86,7 @@ async def test_runs_the_cases_on_the_canary_only_and_leaves_live_counters_alone(
     assert admin.sidecar.state.evidence.as_json() == evidence_before, "rollout evidence untouched"
 
 
-async def test_wrong_labels_score_zero(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+async def test_wrong_labels_score_zero(admin: Admin, adapters: FakeAdapters) -> None:
     adapters["new"].text = "shipping"
     status, doc = await admin.signed(admin.body())
     assert status == 200 and doc["targets"][0]["exactMatch"] == 0.0
@@ -92,7 +99,7 @@ async def test_only_the_served_canary_revision(admin: Admin) -> None:
     assert status == 409
 
 
-async def test_unsigned_forged_and_misaddressed_requests_are_refused(admin: Admin, adapters: dict[str, FakeAdapter]) -> None:
+async def test_unsigned_forged_and_misaddressed_requests_are_refused(admin: Admin, adapters: FakeAdapters) -> None:
     body = admin.body()
     assert (await admin.post(body, None))[0] == 401
     assert (await admin.post(body, signing.sign(Ed25519PrivateKey.generate(), body)))[0] == 403
@@ -120,7 +127,7 @@ async def test_a_signed_body_that_is_not_an_eval_request_is_a_422_naming_the_fie
     assert status == 422 and any(p.startswith("request: cases: List should have at most 2000") for p in doc["error"]["problems"])
 
 
-async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: dict[str, FakeAdapter],
+async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin, adapters: FakeAdapters,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     adapters["new"].text = "billing"
     adapters["new"].delay = 2.0
@@ -130,3 +137,39 @@ async def test_the_time_bound_turns_slow_cases_into_deadline_errors(admin: Admin
     assert status == 200 and asyncio.get_running_loop().time() - started < 1.5
     entry = doc["targets"][0]
     assert entry["errors"] == 6 and entry["errorsByClass"] == {"deadline": 6}
+
+
+LABEL_SCHEMA = {"mode": "schema", "repairAttempts": 1, "schema": {
+    "type": "object", "properties": {"label": {"enum": ["billing", "shipping"]}}, "required": ["label"]}}
+
+
+async def test_the_gate_runs_the_canary_with_its_output_contract(adapters: FakeAdapters) -> None:
+    """Issue 11 item 2: the gate runs the route's pipeline, so answers that break the canary's schema fail the gate."""
+    async with serving(adapters, config(weight=0, canary_spec={"output": LABEL_SCHEMA})) as admin:
+        adapters["new"].text = "billing"   # plain text: not the JSON the canary's contract asks for
+        status, doc = await admin.signed(admin.body())
+        assert status == 200, doc
+        entry = doc["targets"][0]
+        assert entry["errors"] == 6 and entry["errorsByClass"] == {"invalid_output": 6}, entry
+        assert len(adapters["new"].calls) == 12, "each case was tried once and repaired once"
+        live = admin.sidecar.state.planner.ledger.routes.values()
+        assert not any(r.output for r in live), "the gate's output checks stay out of the live ledger"
+
+        adapters["new"].calls.clear()
+        adapters["new"].text = '{"label": "billing"}'
+        status, doc = await admin.signed(admin.body())
+        entry = doc["targets"][0]
+        assert status == 200 and entry["errors"] == 0, entry
+        assert len(adapters["new"].calls) == 6
+        assert entry["costUsd"] > 0, "the run is priced like live traffic (gpt-4.1-mini has a list price)"
+
+
+async def test_the_gate_bypasses_the_cache(adapters: FakeAdapters) -> None:
+    """A cached answer is never counted as the canary's: every case reaches the candidate, twice in a row."""
+    cache = {"cache": {"enabled": True, "includeSampled": True}}
+    async with serving(adapters, config(weight=0, canary_spec=cache)) as admin:
+        adapters["new"].text = "billing"
+        for _ in range(2):
+            status, doc = await admin.signed(admin.body())
+            assert status == 200 and doc["targets"][0]["errors"] == 0, doc
+        assert len(adapters["new"].calls) == 12

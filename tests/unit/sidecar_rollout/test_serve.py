@@ -13,7 +13,7 @@ from modelroute.operator.rollout.counters import evidence_from_stats
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.testing.scrape import sample
 
-from .conftest import FakeAdapter, Running, config
+from .conftest import FakeAdapters, Running, config
 
 Start = Callable[..., Awaitable[Running]]
 
@@ -23,7 +23,7 @@ async def mirrors_done(sc: Running) -> None:
     await asyncio.wait_for(sc.state.mirrors.drained(), 10)
 
 
-async def test_no_canary_serves_as_before_and_counts_no_evidence(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_no_canary_serves_as_before_and_counts_no_evidence(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(with_canary=False))
     status, headers, body = await sc.chat()
     assert status == 200 and json.loads(body)["model"] == "gpt-4o-mini"
@@ -36,7 +36,7 @@ async def test_no_canary_serves_as_before_and_counts_no_evidence(start: Start, a
     assert "modelroute_rollout_" not in await sc.metrics()
 
 
-async def test_weight_100_answers_with_the_canary(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_weight_100_answers_with_the_canary(start: Start, adapters: FakeAdapters) -> None:
     cfg = config(weight=100, run="rev.0")
     sc = await start(cfg)
     status, headers, body = await sc.chat()
@@ -50,7 +50,7 @@ async def test_weight_100_answers_with_the_canary(start: Start, adapters: dict[s
     assert canary.priced == 1 and canary.cost_usd > 0                 # gpt-4.1-mini has a list price
 
 
-async def test_sticky_key_gets_one_revision_on_every_sidecar(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_sticky_key_gets_one_revision_on_every_sidecar(start: Start, adapters: FakeAdapters) -> None:
     cfg = config(weight=50, sticky="x-user-id")
     a, b = await start(cfg), await start(cfg)
     revision = cfg.canaries[0].revision
@@ -66,7 +66,7 @@ async def test_sticky_key_gets_one_revision_on_every_sidecar(start: Start, adapt
     assert 5 < sum(variant_for(k, revision, 50) == "canary" for k in seen) < 25
 
 
-async def test_mirror_adds_no_latency_and_is_compared(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_mirror_adds_no_latency_and_is_compared(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(mirror=100, run="rev.0"))
     adapters["old"].text = "Billing"
     adapters["new"].text = "billing."       # the same label, spelled differently: agrees
@@ -89,7 +89,7 @@ async def test_mirror_adds_no_latency_and_is_compared(start: Start, adapters: di
     assert canary.requests == 5 and canary.compared == 5
 
 
-async def test_mirror_disagreement_is_counted(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_mirror_disagreement_is_counted(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(mirror=100))
     adapters["old"].text = '{"label": "billing"}'
     adapters["new"].text = '{"label": "refund"}'
@@ -101,7 +101,7 @@ async def test_mirror_disagreement_is_counted(start: Start, adapters: dict[str, 
     assert mirror["agreement"] == {"compared": 3, "agreed": 0}
 
 
-async def test_mirror_drops_when_the_pool_is_full(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_mirror_drops_when_the_pool_is_full(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(mirror=100), mirror_limit=2)
     adapters["new"].gate = asyncio.Event()   # never set: no copy answers
     results = await asyncio.wait_for(asyncio.gather(*(sc.chat() for _ in range(10))), 10)
@@ -113,7 +113,7 @@ async def test_mirror_drops_when_the_pool_is_full(start: Start, adapters: dict[s
     assert sc.state.mirrors.inflight == 2 and len(adapters["new"].calls) == 2   # shutdown cancels them
 
 
-async def test_streaming_request_is_mirrored_as_non_streaming(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_streaming_request_is_mirrored_as_non_streaming(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(mirror=100))
     adapters["old"].text = adapters["new"].text = "billing"
     status, _, body = await sc.chat(stream=True)
@@ -127,7 +127,7 @@ async def test_streaming_request_is_mirrored_as_non_streaming(start: Start, adap
     assert variants["mirror"]["agreement"] == {"compared": 1, "agreed": 1}
 
 
-async def test_canary_errors_are_counted_by_class(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_canary_errors_are_counted_by_class(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(weight=100))
     adapters["new"].error = UpstreamError(FailureKind.SERVER, "down", 503)
     for stream in (False, True):
@@ -137,7 +137,7 @@ async def test_canary_errors_are_counted_by_class(start: Start, adapters: dict[s
     assert canary["requests"] == 2 and canary["errors"] == {"server_error": 2} and canary["outputs"]["checked"] == 0
 
 
-async def test_json_requests_count_unparseable_answers_as_invalid(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_json_requests_count_unparseable_answers_as_invalid(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(weight=100))
     adapters["new"].text = "Sure! The label is billing."
     await sc.chat(response_format={"type": "json_object"})
@@ -148,7 +148,7 @@ async def test_json_requests_count_unparseable_answers_as_invalid(start: Start, 
 
 
 async def test_push_with_a_new_run_resets_counters_and_a_weight_change_keeps_them(
-        start: Start, adapters: dict[str, FakeAdapter]) -> None:
+        start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(weight=100, run="r.0"))
     await sc.chat()
     await sc.state.apply(config(weight=100, mirror=10, run="r.0"), source="push")
@@ -160,7 +160,7 @@ async def test_push_with_a_new_run_resets_counters_and_a_weight_change_keeps_the
     assert doc["run"] == "r.1" and doc["variants"]["canary"]["requests"] == 1
 
 
-async def test_shutdown_cancels_mirror_copies(start: Start, adapters: dict[str, FakeAdapter]) -> None:
+async def test_shutdown_cancels_mirror_copies(start: Start, adapters: FakeAdapters) -> None:
     sc = await start(config(mirror=100))
     adapters["new"].delay = 30.0
     await sc.chat()

@@ -19,7 +19,7 @@ from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.metrics import telemetry
 from modelroute.sidecar.metrics.telemetry import Telemetry, from_env, server_of
 
-from .conftest import FakeAdapter, Running, config
+from .conftest import FakeAdapters, Running, config
 
 Start = Callable[..., Awaitable[Running]]
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -47,7 +47,7 @@ def _metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
 
 
 async def test_server_and_client_spans_follow_the_conventions(
-        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
     tel, spans, reader = otel
     sc = await start(config(weight=100, run="rev.0"), telemetry=tel)
     adapters["new"].text = "SECRET-COMPLETION"
@@ -87,7 +87,7 @@ async def test_server_and_client_spans_follow_the_conventions(
 
 
 async def test_failed_attempts_and_fallback_hops(
-        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
     from modelroute.api.config import SidecarConfig
     from modelroute.api.v1alpha1 import ModelRoute
 
@@ -117,7 +117,7 @@ async def test_failed_attempts_and_fallback_hops(
 
 
 async def test_mirror_attempts_are_traced_as_mirror(
-        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
     import asyncio
 
     tel, spans, _ = otel
@@ -174,7 +174,7 @@ def test_server_of() -> None:
 
 
 async def test_content_is_recorded_only_when_the_route_opts_in(
-        start: Start, adapters: dict[str, FakeAdapter], otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
     from modelroute.api.config import SidecarConfig
     from modelroute.api.v1alpha1 import ModelRoute
 

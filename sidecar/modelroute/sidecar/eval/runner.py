@@ -1,8 +1,9 @@
 """Send every case through each target of a route, using the sidecar's own routing engine.
 
 Each target runs as its own single-target route (the route's params, prompt, timeout and
-retry settings kept), compiled with ``Runtime.build`` and called with ``router.complete``,
-so what is measured is what the sidecar would do. Targets run one after another (their
+retry settings kept), compiled with ``Runtime.build`` and the route's pipeline (output
+contract, repair, limits; no cache, so every case is answered by the target) and called with
+``router.complete``, so what is measured is what the sidecar would do. Targets run one after another (their
 latencies do not interfere); a target's cases run with bounded concurrency.
 """
 
@@ -22,6 +23,7 @@ from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.eval.prices import price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
 from modelroute.sidecar.pipeline import cost
+from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import KeyFor, Runtime
@@ -77,7 +79,7 @@ async def run_target(
 ) -> TargetRun:
     """Every case through ``target`` alone; outcomes in dataset order."""
     config = SidecarConfig(routes=[single_target(route, target)])
-    rt = Runtime.build(config, key_for, NullObserver())
+    rt = Runtime.build(config, key_for, NullObserver(), pipeline=Planner().compiler(cache=False))
     labels = labels_of(cases)
     gate = asyncio.Semaphore(max(1, concurrency))
 

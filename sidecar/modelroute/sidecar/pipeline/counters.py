@@ -80,7 +80,7 @@ class Ledger:
 
     def __init__(self) -> None:
         self.routes: dict[str, RouteLedger] = {}
-        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see plan.Planner)
+        self.caches: dict[str, ResponseCache] = {}                     # route -> its cache (see compiler.RouteCompiler)
         self.limiters: dict[tuple[str, str], TargetLimiter] = {}       # (route, target) -> limiter, current config
         self.prompt_versions: dict[str, str] = {}                      # route -> prompt version, current config
 
@@ -177,6 +177,10 @@ class CostObserver:
     @property
     def inner(self) -> Observer:
         return self._inner
+
+    def spent(self) -> float | None:
+        """USD counted through this observer's route so far (None: no target has a price)."""
+        return sum(c.usd for c in self._cells.values()) if self._cells else None
 
     def cost(self, target: str, usage: Json | None) -> float | None:
         """USD of one attempt's usage on ``target`` (None: no price), without counting it: for traces."""

@@ -1,7 +1,9 @@
 """The seam between the routing engine and whatever records what happened.
 
 The router reports every attempt and every finished request to an ``Observer``; the stats
-module (``/stats``, ``/metrics``) implements it, and so may telemetry later. Kept as a
+module (``/stats``, ``/metrics``) implements it, and the pipeline wraps it with cost
+accounting (``pipeline.counters.CostObserver``). Telemetry gets every attempt as an
+``AttemptHook`` (``metrics.telemetry.Telemetry``), given to ``Runtime.build``. Kept as a
 protocol so the router never imports the HTTP surface.
 """
 
@@ -37,17 +39,8 @@ class AttemptHook(Protocol):
     current; ``seconds`` is the attempt's duration, so the span can start in the past.
     """
 
-    def attempt_ended(
-        self,
-        route: RouteRuntime,
-        target: TargetRuntime,
-        outcome: str,
-        status: int | None,
-        seconds: float,
-        usage: dict[str, Any] | None,
-        response_model: str | None,
-        streamed: bool,
-    ) -> None: ...
+    def attempt_ended(self, route: RouteRuntime, target: TargetRuntime, outcome: str, status: int | None, seconds: float,
+                      usage: dict[str, Any] | None, response_model: str | None, streamed: bool) -> None: ...
 
 
 class NullObserver:

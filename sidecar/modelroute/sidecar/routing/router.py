@@ -1,7 +1,8 @@
 """The routing loop: try a route's targets in order, with retries, backoff, breakers and one deadline.
 
 Policy lives in pure helpers (``backoff``, ``breaker``, ``FailureKind.falls_back``); this
-module is the one async loop that applies it:
+module is the one async loop that applies it, written once for both kinds of request
+(``_attempts``; what one attempt does is ``_complete_once`` or ``_open_once``):
 
 * targets in order; on a target, up to ``retry.attempts`` attempts with full-jitter backoff
   (a ``retry-after`` is honoured, capped by ``backoff.maxMs``); a backoff that would cross
@@ -14,6 +15,11 @@ module is the one async loop that applies it:
 * streams fall back only until the first chunk: ``open_stream`` returns once a target
   produced one, and a later failure is raised from the iterator as ``UpstreamError``.
 
+The loop is the last request stage of every compiled route (``Attempts``); an attempt runs
+the target's chain of steps (``call.Step``: limiter, output contract, adapter) compiled with
+the route. ``complete`` and ``open_stream`` are the entry points every caller uses (inbound
+APIs, tasks, mirror copies, the gate, eval): they open the ``Call`` and run the route's chain.
+
 Every attempt is reported to ``Observer.on_attempt`` and every request once to
 ``Observer.on_request``; request outcomes are ``ok``, ``client_error``, ``exhausted``
 (all targets failed), ``deadline``, ``stream_error`` (failed after the first chunk) and
@@ -24,85 +30,154 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
-from modelroute.sidecar.providers.errors import client_error
+from modelroute.sidecar.errors import DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
 from modelroute.sidecar.routing.backoff import backoff_delay
+from modelroute.sidecar.routing.call import (
+    OK,
+    OUTCOME_CANCELLED,
+    OUTCOME_CLIENT,
+    OUTCOME_DEADLINE,
+    OUTCOME_EXHAUSTED,
+    Call,
+    Completion,
+    Step,
+)
+from modelroute.sidecar.routing.stream import StreamingCompletion, aclose_quietly, as_upstream, head_of
 from modelroute.sidecar.translate.chat import wants_usage, with_usage
-from modelroute.sidecar.translate.errors import TranslationError
 
 if TYPE_CHECKING:
-    from modelroute.sidecar.pipeline.plan import RoutePlan
+    from modelroute.sidecar.output import OutputContract
+    from modelroute.sidecar.providers.base import Adapter
     from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
+__all__ = ["OK", "AdapterStep", "Attempts", "Call", "Completion", "StreamingCompletion", "complete", "open_stream"]
+
 Json = dict[str, Any]
-log = logging.getLogger(__name__)
+T = TypeVar("T")
+Hop = tuple["TargetRuntime", Step]                 # a target and its compiled chain of attempt steps
+Once = Callable[[Call, Json, Step, float], Awaitable[T]]
 
-OK = "ok"
 _EPSILON = 0.002  # seconds: less than this left of the deadline counts as none (timer granularity)
-OUTCOME_CLIENT = "client_error"
-OUTCOME_EXHAUSTED = "exhausted"
-OUTCOME_DEADLINE = "deadline"
-OUTCOME_STREAM_ERROR = "stream_error"
-OUTCOME_CANCELLED = "cancelled"
-
-
-@dataclass
-class Completion:
-    """A non-streaming answer: the ``chat.completion`` dict, who answered, and every attempt made."""
-
-    response: Json
-    target: str
-    attempts: list[Attempt]
 
 
 class _Deadline(Exception):
     """Internal: the route's deadline passed."""
 
 
-@dataclass
-class _Call:
-    """Bookkeeping of one inbound request across its attempts."""
+async def complete(route: RouteRuntime, request: Json, *, contract: OutputContract | None = None) -> Completion:
+    """Serve one non-streaming chat request on ``route``: run its compiled chain.
 
-    route: RouteRuntime
-    deadline: float  # loop.time() value
-    started: float = field(default_factory=time.perf_counter)
-    attempts: list[Attempt] = field(default_factory=list)
-
-    def remaining(self) -> float:
-        return self.deadline - asyncio.get_running_loop().time()
-
-    def record(
-        self, tr: TargetRuntime, outcome: str, status: int | None, reason: str, seconds: float, usage: Json | None,
-        response_model: str | None = None, streamed: bool = False,
-    ) -> None:
-        self.attempts.append(Attempt(tr.name, outcome, status, reason, seconds * 1000.0))
-        try:
-            self.route.observer.on_attempt(self.route.name, tr.name, outcome, status, seconds, usage)
-            if self.route.tracer is not None:
-                self.route.tracer.attempt_ended(self.route, tr, outcome, status, seconds, usage, response_model, streamed)
-        except Exception:  # a stats bug must not fail the request
-            log.exception("observer failed on an attempt of route %s", self.route.name)
-
-    def finish(self, target: str | None, outcome: str, streamed: bool) -> None:
-        try:
-            self.route.observer.on_request(
-                self.route.name, target, outcome, time.perf_counter() - self.started, streamed
-            )
-        except Exception:
-            log.exception("observer failed on a request of route %s", self.route.name)
+    ``request`` is the app's OpenAI Chat Completions body (``model`` = route name); it is
+    not modified. Returns the first successful ``Completion``. Raises ``RouteFailed`` (503
+    with ``attempts``; or, when ``client_error`` is set, that upstream 4xx as is),
+    ``DeadlineExceeded`` (504). Never raises an SDK exception.
+    ``contract`` (the task endpoints' labels or schema) replaces the route's output contract:
+    every answer is then checked, on the route's ``checked`` chain.
+    """
+    if contract is None:
+        return await route.chain.complete(Call(route, route.contract), request)
+    return await route.checked.complete(Call(route, contract if contract.constrains else None), request)
 
 
-def _new_call(route: RouteRuntime) -> _Call:
-    return _Call(route, asyncio.get_running_loop().time() + route.spec.timeout_seconds)
+async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion:
+    """Start a streaming chat request on ``route``; returns once some target produced its first chunk.
+
+    Same fallback, retry, breaker and deadline rules as ``complete`` up to the first chunk;
+    the same exceptions (``RouteFailed``, ``DeadlineExceeded``) are raised before any byte
+    needs to reach the app. After the first chunk the route deadline no longer applies:
+    each further chunk must arrive within the attempt timeout (target ``timeoutSeconds``,
+    else the route's ``timeoutSeconds``), or the iteration raises ``UpstreamError(TIMEOUT)``.
+    The route's chain may answer before the loop (a replayed cache hit, a checked answer).
+    """
+    return await route.chain.open_stream(Call(route, route.contract), request)
 
 
-def _attempt_timeout(call: _Call, tr: TargetRuntime) -> tuple[float, bool]:
+class Attempts:
+    """The last request stage of every route: the attempt loop over its targets (``hops``, in order)."""
+
+    __slots__ = ("hops",)
+
+    def __init__(self, hops: tuple[Hop, ...]) -> None:
+        self.hops = hops
+
+    async def complete(self, call: Call, request: Json) -> Completion:
+        tr, response, t0 = await _attempts(call, request, self.hops, _complete_once, False)
+        call.record(tr, OK, 200, "", time.perf_counter() - t0, _usage_of(response), response.get("model"))
+        call.finish(tr.name, OK, False)
+        return Completion(response, tr.name, call.attempts)
+
+    async def open_stream(self, call: Call, request: Json) -> StreamingCompletion:
+        want_usage = wants_usage(request)
+        upstream_request = request if want_usage else with_usage(request)
+        tr, (it, head), t0 = await _attempts(call, upstream_request, self.hops, _open_once, True)
+        idle = tr.target.timeout_seconds or call.route.spec.timeout_seconds
+        return StreamingCompletion(call, tr, head, it, idle, t0, want_usage)
+
+
+class AdapterStep:
+    """The last attempt step of every target: its adapter."""
+
+    __slots__ = ("adapter",)
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+
+    async def complete(self, call: Call, request: Json, timeout: float) -> Json:  # noqa: ASYNC109
+        return await self.adapter.complete(request, timeout=timeout)
+
+    def stream(self, call: Call, request: Json, timeout: float) -> AsyncIterator[Json]:
+        return self.adapter.stream(request, timeout=timeout)
+
+
+async def _complete_once(call: Call, request: Json, step: Step, timeout: float) -> Json:  # noqa: ASYNC109
+    return await step.complete(call, request, timeout)
+
+
+async def _open_once(call: Call, request: Json, step: Step, timeout: float) -> tuple[AsyncIterator[Json], list[Json]]:  # noqa: ASYNC109
+    """The target's stream and its head; the stream is closed if no head came."""
+    it = step.stream(call, request, timeout)
+    try:
+        return it, await head_of(it)
+    except BaseException as exc:
+        await aclose_quietly(it)
+        if isinstance(exc, StopAsyncIteration):
+            raise UpstreamError(FailureKind.BAD_RESPONSE, "stream ended before its first chunk") from None
+        raise
+
+
+async def _attempts(call: Call, request: Json, hops: tuple[Hop, ...], once: Once[T], streamed: bool) -> tuple[TargetRuntime, T, float]:
+    """The attempt loop: (target that answered, what ``once`` returned, when its attempt started)."""
+    retries = call.route.spec.retry.attempts
+    with _ending(call, streamed):
+        for tr, step in hops:
+            for attempt in range(retries):
+                if not tr.breaker.allow():
+                    call.record(tr, FailureKind.CIRCUIT_OPEN.value, None, "circuit open", 0.0, None)
+                    break
+                timeout, bounded_by_deadline = _attempt_timeout(call, tr)
+                t0 = time.perf_counter()
+                try:
+                    async with asyncio.timeout(timeout):
+                        value = await once(call, request, step, timeout)
+                except asyncio.CancelledError:
+                    tr.breaker.release()
+                    raise
+                except Exception as exc:  # every failure becomes an UpstreamError here
+                    err = as_upstream(exc, timeout)
+                    call.record(tr, err.kind.value, err.status, err.message, time.perf_counter() - t0, None, None, streamed)
+                    if await _retry_after_failure(call, tr, err, attempt, bounded_by_deadline, streamed=streamed):
+                        continue
+                    break
+                tr.breaker.record_success()
+                return tr, value, t0
+    _give_up(call, streamed)
+
+
+def _attempt_timeout(call: Call, tr: TargetRuntime) -> tuple[float, bool]:
     """(seconds for this attempt, whether the route deadline is what bounds it)."""
     remaining = call.remaining()
     if remaining < _EPSILON:
@@ -114,7 +189,7 @@ def _attempt_timeout(call: _Call, tr: TargetRuntime) -> tuple[float, bool]:
 
 
 @contextlib.contextmanager
-def _ending(call: _Call, streamed: bool) -> Iterator[None]:
+def _ending(call: Call, streamed: bool) -> Iterator[None]:
     """How the attempt loop of either entry point ends early: the deadline, or the app went away."""
     try:
         yield
@@ -126,32 +201,17 @@ def _ending(call: _Call, streamed: bool) -> Iterator[None]:
         raise
 
 
-def _give_up(call: _Call, streamed: bool, on_exhausted: Callable[[list[Attempt]], None] | None = None) -> NoReturn:
+def _give_up(call: Call, streamed: bool) -> NoReturn:
     """Every target was tried (or skipped): DeadlineExceeded if the deadline is what ended it, else RouteFailed."""
     if call.remaining() < _EPSILON:
         call.finish(None, OUTCOME_DEADLINE, streamed)
         raise DeadlineExceeded(call.attempts)
     call.finish(None, OUTCOME_EXHAUSTED, streamed)
-    if on_exhausted is not None:
-        on_exhausted(call.attempts)
     raise RouteFailed(call.attempts)
 
 
-def _as_upstream(exc: BaseException, timeout: float) -> UpstreamError:
-    if isinstance(exc, UpstreamError):
-        return exc
-    if isinstance(exc, TranslationError):  # the request cannot be expressed for this provider
-        return client_error(400, str(exc), "invalid_request_error")
-    if isinstance(exc, TimeoutError):
-        return UpstreamError(FailureKind.TIMEOUT, f"no answer within {timeout:.3g}s")
-    # An adapter bug must not take the request down with a stack trace: treat as garbage.
-    return UpstreamError(FailureKind.BAD_RESPONSE, f"adapter failed: {type(exc).__name__}")
-
-
-
 async def _retry_after_failure(
-    call: _Call, route: RouteRuntime, tr: TargetRuntime, err: UpstreamError, attempt: int,
-    bounded_by_deadline: bool, *, streamed: bool,
+    call: Call, tr: TargetRuntime, err: UpstreamError, attempt: int, bounded_by_deadline: bool, *, streamed: bool,
 ) -> bool:
     """The policy after one failed attempt, shared by both entry points: True = retry this
     target; False = move on to the next; raises for a CLIENT error (no fallback) and for a
@@ -165,11 +225,11 @@ async def _retry_after_failure(
     tr.breaker.record_failure()
     if err.kind is FailureKind.TIMEOUT and bounded_by_deadline and call.remaining() < _EPSILON:
         raise _Deadline from None
-    if attempt + 1 >= route.spec.retry.attempts or tr.breaker.is_open:
+    if attempt + 1 >= call.route.spec.retry.attempts or tr.breaker.is_open:
         return False
     return await _backoff_or_move_on(call, attempt + 1, err)
 
-async def _backoff_or_move_on(call: _Call, retry: int, err: UpstreamError) -> bool:
+async def _backoff_or_move_on(call: Call, retry: int, err: UpstreamError) -> bool:
     """Sleep before retry ``retry`` on the same target; False if that sleep would cross the deadline."""
     delay = backoff_delay(retry, call.route.spec.retry.backoff, retry_after=err.retry_after)
     if delay >= call.remaining():
@@ -193,246 +253,3 @@ def _spared(tr: TargetRuntime, err: UpstreamError) -> bool:
     else:
         tr.breaker.record_success()  # it answered; the answer broke the contract
     return True
-
-
-async def complete(route: RouteRuntime, request: Json, *, plan: RoutePlan | None = None) -> Completion:
-    """Serve one non-streaming chat request on ``route``.
-
-    ``request`` is the app's OpenAI Chat Completions body (``model`` = route name); it is
-    not modified. Returns the first successful ``Completion``. Raises ``RouteFailed`` (503
-    with ``attempts``; or, when ``client_error`` is set, that upstream 4xx as is),
-    ``DeadlineExceeded`` (504). Never raises an SDK exception.
-    ``plan`` (default ``route.plan``; None on plain routes) adds the pipeline stages:
-    cache, local limits, output contract (``modelroute.sidecar.pipeline.plan``).
-    """
-    call = _new_call(route)
-    plan = plan or route.plan
-    if plan is not None:
-        hit = plan.lookup(request)
-        if hit is not None:
-            call.finish(None, OK, False)
-            return Completion(hit[0], hit[1], call.attempts)
-    with _ending(call, False):
-        for tr in route.targets:
-            for attempt in range(route.spec.retry.attempts):
-                if not tr.breaker.allow():
-                    call.record(tr, FailureKind.CIRCUIT_OPEN.value, None, "circuit open", 0.0, None)
-                    break
-                timeout, bounded_by_deadline = _attempt_timeout(call, tr)
-                t0 = time.perf_counter()
-                try:
-                    async with asyncio.timeout(timeout):
-                        if plan is None:
-                            response = await tr.adapter.complete(request, timeout=timeout)
-                        else:
-                            response = await plan.complete(tr, request, timeout, call.remaining())
-                except asyncio.CancelledError:
-                    tr.breaker.release()
-                    raise
-                except Exception as exc:  # every failure becomes an UpstreamError here
-                    err = _as_upstream(exc, timeout)
-                    call.record(tr, err.kind.value, err.status, err.message, time.perf_counter() - t0, None)
-                    if await _retry_after_failure(call, route, tr, err, attempt, bounded_by_deadline, streamed=False):
-                        continue
-                    break
-                tr.breaker.record_success()
-                call.record(tr, OK, 200, "", time.perf_counter() - t0, _usage_of(response), response.get("model"))
-                call.finish(tr.name, OK, False)
-                if plan is not None:
-                    plan.store(request, response, tr.name)
-                return Completion(response, tr.name, call.attempts)
-    _give_up(call, False, plan.failed if plan is not None else None)
-
-
-# ---- streaming ------------------------------------------------------------------------
-
-
-class StreamingCompletion:
-    """A stream that already has its first chunk (so fallback was still possible until then).
-
-    Iterate it with ``async for``: it yields ``first`` (and any chunks held back with it,
-    see ``_head``) and then every further ``chat.completion.chunk`` dict. A failure after the first chunk is raised from the
-    iteration as ``UpstreamError`` (end the app's stream with an error event, never a clean
-    end). If the app goes away, call ``aclose()`` (safe to call twice; also done at the end).
-    ``target`` answered; ``attempts`` lists every attempt including the one streaming.
-    """
-
-    def __init__(
-        self, call: _Call, tr: TargetRuntime, head: list[Json], rest: AsyncIterator[Json], idle_timeout: float,
-        t0: float, want_usage: bool,
-    ) -> None:
-        self.first = head[0]
-        self._head = head
-        self.target = tr.name
-        self.attempts = call.attempts
-        self._call = call
-        self._tr = tr
-        self._rest = rest
-        self._idle = idle_timeout
-        self._t0 = t0
-        self._want_usage = want_usage
-        self._usage: Json | None = None
-        self._done = False
-        self._gen: AsyncGenerator[Json, None] | None = None
-
-    def __aiter__(self) -> AsyncIterator[Json]:
-        if self._gen is None:
-            self._gen = self._iterate()
-        return self._gen
-
-    async def _iterate(self) -> AsyncGenerator[Json, None]:
-        try:
-            for held in self._head:
-                out = self._filter(held)
-                if out is not None:
-                    yield out
-            while True:
-                try:
-                    async with asyncio.timeout(self._idle):
-                        chunk = await anext(self._rest)
-                except StopAsyncIteration:
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    err = _as_upstream(exc, self._idle)
-                    self._end(err.kind.value, err.status, err.message, OUTCOME_STREAM_ERROR)
-                    self._tr.breaker.record_failure()
-                    raise err from None
-                out = self._filter(chunk)
-                if out is not None:
-                    yield out
-            self._end(OK, 200, "", OK)
-        finally:
-            if not self._done:  # consumer stopped early (app went away) or was cancelled
-                self._end(OK, 200, "closed by client", OUTCOME_CANCELLED)
-            await _aclose(self._rest)
-
-    def _filter(self, chunk: Json) -> Json | None:
-        """Record usage; hide the usage the router asked for on the app's behalf."""
-        usage = chunk.get("usage")
-        if usage is None:
-            return chunk
-        if isinstance(usage, dict):
-            self._usage = usage
-        if self._want_usage:
-            return chunk
-        if not chunk.get("choices"):
-            return None
-        return {k: v for k, v in chunk.items() if k != "usage"}
-
-    def _end(self, outcome: str, status: int | None, reason: str, request_outcome: str) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._call.record(self._tr, outcome, status, reason, time.perf_counter() - self._t0, self._usage,
-                          self.first.get("model"), True)
-        self._call.finish(self._tr.name, request_outcome, True)
-
-    @property
-    def usage(self) -> Json | None:
-        """The usage the provider reported for this stream (known once it ended)."""
-        return self._usage
-
-    async def aclose(self) -> None:
-        """Stop the stream and release the upstream connection."""
-        if not self._done:
-            self._end(OK, 200, "closed by client", OUTCOME_CANCELLED)
-        if self._gen is not None:
-            with contextlib.suppress(RuntimeError):  # being iterated by another task: it ends itself
-                await self._gen.aclose()
-        await _aclose(self._rest)
-
-
-async def _aclose(it: AsyncIterator[Json]) -> None:
-    close = getattr(it, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):  # closing a broken stream must not mask the outcome
-            await close()
-
-
-def _substantive(chunk: Json) -> bool:
-    """Does this chunk tell the app anything (text, tool call, finish, usage), beyond "assistant"?"""
-    if chunk.get("usage"):
-        return True
-    for c in chunk.get("choices") or ():
-        if c.get("finish_reason"):
-            return True
-        d = c.get("delta") or {}
-        if d.get("content") or d.get("tool_calls") or d.get("refusal") or d.get("function_call"):
-            return True
-    return False
-
-
-async def _head(it: AsyncIterator[Json]) -> list[Json]:
-    """The chunks up to and including the first substantive one.
-
-    Providers open a stream with an empty "role: assistant" chunk (Anthropic's
-    ``message_start``) and may still fail right after it (``overloaded_error``). Holding
-    such chunks back until real content arrives keeps fallback possible for longer, and
-    costs the app nothing (no information was delayed). At most ``_MAX_HEAD`` are held.
-    """
-    head = [await anext(it)]
-    while not _substantive(head[-1]) and len(head) < _MAX_HEAD:
-        try:
-            head.append(await anext(it))
-        except StopAsyncIteration:
-            break
-    return head
-
-
-_MAX_HEAD = 8
-
-
-async def open_stream(route: RouteRuntime, request: Json, *, direct: bool = False) -> StreamingCompletion:
-    """Start a streaming chat request on ``route``; returns once some target produced its first chunk.
-
-    Same fallback, retry, breaker and deadline rules as ``complete`` up to the first chunk;
-    the same exceptions (``RouteFailed``, ``DeadlineExceeded``) are raised before any byte
-    needs to reach the app. After the first chunk the route deadline no longer applies:
-    each further chunk must arrive within the attempt timeout (target ``timeoutSeconds``,
-    else the route's ``timeoutSeconds``), or the iteration raises ``UpstreamError(TIMEOUT)``.
-    A route with a ``plan`` hands the request to it first (checked answers and cache hits
-    are replayed); ``direct`` is the plan asking for the live stream (its limits still apply).
-    """
-    plan = route.plan
-    if plan is not None and not direct:
-        return await plan.open_stream(route, request)
-    call = _new_call(route)
-    want_usage = wants_usage(request)
-    upstream_request = request if want_usage else with_usage(request)
-    with _ending(call, True):
-        for tr in route.targets:
-            for attempt in range(route.spec.retry.attempts):
-                if not tr.breaker.allow():
-                    call.record(tr, FailureKind.CIRCUIT_OPEN.value, None, "circuit open", 0.0, None)
-                    break
-                timeout, bounded_by_deadline = _attempt_timeout(call, tr)
-                t0 = time.perf_counter()
-                it: AsyncIterator[Json] | None = None
-                try:
-                    async with asyncio.timeout(timeout):
-                        if plan is None:
-                            it = tr.adapter.stream(upstream_request, timeout=timeout)
-                        else:
-                            it = plan.stream(tr, upstream_request, timeout, call.remaining())
-                        head = await _head(it)
-                except asyncio.CancelledError:
-                    tr.breaker.release()
-                    if it is not None:
-                        await _aclose(it)
-                    raise
-                except Exception as exc:
-                    if it is not None:
-                        await _aclose(it)
-                    if isinstance(exc, StopAsyncIteration):
-                        exc = UpstreamError(FailureKind.BAD_RESPONSE, "stream ended before its first chunk")
-                    err = _as_upstream(exc, timeout)
-                    call.record(tr, err.kind.value, err.status, err.message, time.perf_counter() - t0, None, None, True)
-                    if await _retry_after_failure(call, route, tr, err, attempt, bounded_by_deadline, streamed=True):
-                        continue
-                    break
-                tr.breaker.record_success()
-                idle = tr.target.timeout_seconds or route.spec.timeout_seconds
-                return StreamingCompletion(call, tr, head, it, idle, t0, want_usage)
-    _give_up(call, True)

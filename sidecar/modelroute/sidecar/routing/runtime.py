@@ -1,10 +1,11 @@
 """A config compiled for serving, and the holder that swaps it atomically.
 
-``Runtime.build`` turns a validated ``SidecarConfig`` into what the hot path needs: per
-route its targets in order, each with its adapter (an SDK client that builds requests and a
-transport, one aiohttp pool, that sends them) and its
-circuit breaker; a route with a rollout in progress also gets its canary revision
-(``routing.canary.Canary``: one ``RouteRuntime`` for live canary traffic, one for mirrored copies).
+``Runtime.build`` is the one compile step: it turns a validated ``SidecarConfig`` into
+frozen routes, each with its targets in order (an adapter from the adapter factory: an SDK
+client that builds requests and a transport, one aiohttp pool, that sends them; and a
+circuit breaker) and its chain of stages (compiled by the ``Pipeline`` it is given); a route
+with a rollout in progress also gets its canary revision (``routing.canary.Canary``: one
+``RouteRuntime`` for live canary traffic, one for mirrored copies).
 ``RuntimeHolder`` serves one runtime at a time: a request leases the
 current runtime for its whole life (streams included), so a swap never changes the config
 under a request in flight; the old runtime's clients are closed once its last lease ends.
@@ -27,26 +28,30 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from modelroute.api.config import SidecarConfig, canonical_json
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
 from modelroute.api.v1alpha1.strategy import revision_of
+from modelroute.sidecar.output import OutputContract
 from modelroute.sidecar.providers.base import Adapter, KeyFn
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.routing.breaker import Breaker
+from modelroute.sidecar.routing.call import Stage
 from modelroute.sidecar.routing.canary import CANARY, MIRROR, STABLE, Canary, Variant
 from modelroute.sidecar.routing.observer import AttemptHook, NullObserver, Observer
+from modelroute.sidecar.routing.router import AdapterStep, Attempts
 from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 from modelroute.sidecar.translate.params import effective_params
-
-if TYPE_CHECKING:
-    from modelroute.sidecar.pipeline.plan import RoutePlan
 
 log = logging.getLogger(__name__)
 
 KeyFor = Callable[[Target], KeyFn | None]
 """Given a target, the callable returning its current API key (None: no key needed)."""
+
+AdapterFactory = Callable[[Target, KeyFn | None], Adapter]
+"""Builds the client-owning adapter of a target definition (default ``providers.registry.build_adapter``;
+tests pass their own). Called once per target definition, not per params or prompt."""
 
 
 class _SharedAdapter:
@@ -59,7 +64,7 @@ class _SharedAdapter:
         self.refs = 0
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class TargetRuntime:
     """One target of one route, ready to call."""
 
@@ -77,9 +82,20 @@ class TargetRuntime:
         return self.accepts.dropped(request) if self.accepts is not None else ()
 
 
-@dataclass(eq=False)
+_UNSET: Stage = Attempts(())  # marks a chain left to RouteRuntime.__post_init__
+
+
+@dataclass(frozen=True, eq=False)
 class RouteRuntime:
-    """One route: its spec, its targets in fallback order, and where attempts are reported."""
+    """One compiled route: its spec, its targets in fallback order, where attempts are reported, and its chain.
+
+    ``chain`` is the route's request stages, in order, ending in the attempt loop over
+    ``targets`` (``router.Attempts``), whose every target runs its own attempt steps
+    (limiter, output contract, adapter). ``checked`` is the same chain with every answer
+    checked against the request's contract (the task endpoints'); on a route with an
+    output contract the two are one. Built once by ``Runtime.build`` (stages from its
+    ``pipeline``); a route built without stages is the plain attempt loop over adapters.
+    """
 
     spec: ModelRouteSpec
     resource: str                      # metadata.name of the ModelRoute
@@ -89,7 +105,15 @@ class RouteRuntime:
     variant: Variant = STABLE          # which side of a rollout this runtime serves
     canary: Canary | None = None       # set on a stable route while a rollout runs
     tracer: AttemptHook | None = None  # telemetry (spans, GenAI metrics) per attempt; None: off
-    plan: RoutePlan | None = None      # output contract, cache, limits (pipeline/plan.py); None: plain route
+    contract: OutputContract | None = None  # the route's output contract (None: answers are not checked)
+    chain: Stage = _UNSET              # unset: the plain attempt loop over the targets' adapters
+    checked: Stage = _UNSET            # unset: ``chain``
+
+    def __post_init__(self) -> None:
+        if self.chain is _UNSET:
+            object.__setattr__(self, "chain", Attempts(tuple((tr, AdapterStep(tr.adapter)) for tr in self.targets)))
+        if self.checked is _UNSET:
+            object.__setattr__(self, "checked", self.chain)
 
     @property
     def name(self) -> str:
@@ -106,6 +130,23 @@ class RouteRuntime:
             if tr.name == target:
                 return tr.dropped(request)
         return ()
+
+
+@dataclass(frozen=True)
+class Stages:
+    """What a pipeline compiled for one route: the observer to report to, its contract and its two chains."""
+
+    observer: Observer
+    contract: OutputContract | None
+    chain: Stage
+    checked: Stage
+
+
+class Pipeline(Protocol):
+    """Compiles the request stages and attempt steps of each route (``pipeline.compiler.RouteCompiler``)."""
+
+    def stages(self, spec: ModelRouteSpec, revision: str, variant: Variant, targets: tuple[TargetRuntime, ...],
+               observer: Observer) -> Stages: ...
 
 
 @dataclass(eq=False)
@@ -131,20 +172,28 @@ class Runtime:
         *,
         previous: Runtime | None = None,
         breaker_clock: Callable[[], float] | None = None,
+        adapters: AdapterFactory = build_adapter,
+        pipeline: Pipeline | None = None,
+        tracer: AttemptHook | None = None,
     ) -> Runtime:
-        """Compile ``config``. Synchronous and I/O-free except SDK client construction.
+        """Compile ``config``: the one compile step. Synchronous and I/O-free except SDK client construction.
+
+        Every route (stable, canary, mirror) comes out frozen with its chain: ``pipeline``
+        compiles its stages (cache, limits, output contract, cost; None: the plain attempt
+        loop), ``tracer`` gets every attempt (None: telemetry off), ``adapters`` builds the
+        client-owning adapter of each new target definition.
 
         ``key_for(target)`` is called once per target (at build time) and must return the
         key callable or None; it may raise (e.g. a missing env var) and the error
         propagates, so validate keys before building. ``previous`` (the runtime being
         replaced) lets unchanged targets keep their SDK client and breaker (params and
         prompt changes included: they only derive a new ``bound`` view).
-        Raises whatever ``build_adapter`` raises (nothing is leaked: SDK clients open their
+        Raises whatever ``adapters`` raises (nothing is leaked: SDK clients open their
         connection pools lazily, on their first request). A runtime built with
         ``previous`` shares that runtime's adapters: serve it (``RuntimeHolder.swap``) or
         ``await new.aclose()`` it, so shared clients are closed exactly when the last user goes.
         """
-        adapters: dict[str, _SharedAdapter] = {}
+        owners: dict[str, _SharedAdapter] = {}
         views: dict[str, Adapter] = {}
         breakers: dict[str, Breaker] = {}
         routes: dict[str, RouteRuntime] = {}
@@ -152,13 +201,13 @@ class Runtime:
         def owner(target: Target) -> tuple[str, _SharedAdapter]:
             """The client-owning adapter of this target definition: this build's, the previous runtime's, or new."""
             tkey = canonical_json(target.wire()).decode()
-            shared = adapters.get(tkey)
+            shared = owners.get(tkey)
             if shared is None:
                 shared = previous._adapters.get(tkey) if previous is not None else None
                 if shared is None:
-                    shared = _SharedAdapter(build_adapter(target, key_for(target)))
+                    shared = _SharedAdapter(adapters(target, key_for(target)))
                 shared.refs += 1
-                adapters[tkey] = shared
+                owners[tkey] = shared
             return tkey, shared
 
         def compile_targets(spec: ModelRouteSpec) -> tuple[TargetRuntime, ...]:
@@ -189,40 +238,40 @@ class Runtime:
                 targets.append(TargetRuntime(target, view, breaker, param_filter(target, params)))
             return tuple(targets)
 
+        def compile_route(spec: ModelRouteSpec, resource: str, targets: tuple[TargetRuntime, ...], observer: Observer,
+                          revision: str, variant: Variant, canary: Canary | None = None) -> RouteRuntime:
+            if pipeline is None:
+                return RouteRuntime(spec, resource, targets, observer, revision, variant, canary, tracer)
+            s = pipeline.stages(spec, revision, variant, targets, observer)
+            return RouteRuntime(spec, resource, targets, s.observer, revision, variant, canary, tracer, s.contract,
+                                s.chain, s.checked)
+
         try:
-            for resource in config.routes:
-                spec = resource.spec
-                routes[spec.route] = RouteRuntime(
-                    spec, resource.metadata.name, compile_targets(spec), observer, revision=revision_of(spec)
-                )
+            resources = {r.spec.route: r.metadata.name for r in config.routes}
+            canaries: dict[str, Canary] = {}
             for c in config.canaries:
-                stable = routes.get(c.route)
-                if stable is None or stable.canary is not None:
+                resource = resources.get(c.route)
+                if resource is None or c.route in canaries:
                     raise ValueError(f"canary of route {c.route!r}: no such route, or a second canary for it")
                 targets = compile_targets(c.spec)
-                live = RouteRuntime(c.spec, stable.resource, targets, observer, revision=c.revision, variant=CANARY)
+                live = compile_route(c.spec, resource, targets, observer, c.revision, CANARY)
                 # Mirrored copies are not inbound requests: they go to the rollout evidence only.
-                shadow = RouteRuntime(c.spec, stable.resource, targets, NullObserver(), revision=c.revision,
-                                      variant=MIRROR)
-                stable.canary = Canary(c.revision, c.run_id, c.weight, c.mirror, c.sticky_header, live, shadow)
+                shadow = compile_route(c.spec, resource, targets, NullObserver(), c.revision, MIRROR)
+                canaries[c.route] = Canary(c.revision, c.run_id, c.weight, c.mirror, c.sticky_header, live, shadow)
+            for r in config.routes:
+                spec = r.spec
+                routes[spec.route] = compile_route(spec, r.metadata.name, compile_targets(spec), observer,
+                                                   revision_of(spec), STABLE, canaries.get(spec.route))
         except BaseException:
-            for shared in adapters.values():  # a failed build holds nothing: the previous runtime's clients stay its own
+            for shared in owners.values():  # a failed build holds nothing: the previous runtime's clients stay its own
                 shared.refs -= 1
             raise
-        rt = cls(config=config, version=config.hash, routes=routes, _adapters=adapters, _views=views, _breakers=breakers)
+        rt = cls(config=config, version=config.hash, routes=routes, _adapters=owners, _views=views, _breakers=breakers)
         rt._idle.set()
         return rt
 
     def route(self, name: str) -> RouteRuntime | None:
         return self.routes.get(name)
-
-    def instrument(self, tracer: AttemptHook | None) -> None:
-        """Report every attempt of every route (canaries and mirrors included) to ``tracer``."""
-        for r in self.routes.values():
-            r.tracer = tracer
-            if r.canary is not None:
-                r.canary.route.tracer = tracer
-                r.canary.mirror_route.tracer = tracer
 
     @contextlib.contextmanager
     def hold(self) -> Iterator[Runtime]:

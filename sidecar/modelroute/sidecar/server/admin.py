@@ -35,12 +35,12 @@ from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.server.auth import AuthSettings, BadPush, Denied, bearer_ok, verify_push
+from modelroute.sidecar.server.envelope import error_middleware
 from modelroute.sidecar.server.evalgate import post_eval
 from modelroute.sidecar.server.guard import (
     AUTH,
     LIMITS,
     AdminLimits,
-    Handler,
     Refused,
     admin_error,
     authorization_of,
@@ -201,17 +201,9 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        return admin_error(e.status, f"{request.method} {request.path}: {e.reason}", "http_error")
-    except Exception:
-        log.exception("unexpected error serving admin %s %s", request.method, request.path)
-        return admin_error(500, "internal error in the modelroute sidecar (logged)", "internal_error")
+json_errors = error_middleware(
+    "admin", lambda request, e: admin_error(e.status, f"{request.method} {request.path}: {e.reason}", "http_error"),
+    lambda request: admin_error(500, "internal error in the modelroute sidecar (logged)", "internal_error"))
 
 
 def build_app(state: SidecarState, auth: AuthSettings, limits: AdminLimits | None = None) -> web.Application:

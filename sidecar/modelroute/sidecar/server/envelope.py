@@ -9,10 +9,14 @@ upstream error is scrubbed.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
 from modelroute.sidecar.providers.errors import scrub, upstream_fields
@@ -105,3 +109,29 @@ def failure_body(route: str, exc: RouteFailed | DeadlineExceeded) -> tuple[int, 
         return status, error_body(msg, "rate_limit_error", code="rate_limited", attempts=attempts)
     msg = f"route {route!r}: every target failed; attempts: {attempts_summary(exc.attempts)}"
     return status, error_body(msg, "service_unavailable_error", code="targets_exhausted", attempts=attempts)
+
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_middleware(listener: str, on_http: Callable[[web.Request, web.HTTPException], web.StreamResponse],
+                     on_crash: Callable[[web.Request], web.StreamResponse]) -> Middleware:
+    """A listener's last line: an HTTP error (4xx/5xx, raised by aiohttp or a handler) is answered by ``on_http``
+    and an unexpected exception by ``on_crash``, both in the listener's envelope; the exception is logged, never shown."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            return on_http(request, e)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:
+            log.exception("unexpected error serving %s %s %s", listener, request.method, request.path)
+            return on_crash(request)
+
+    return errors

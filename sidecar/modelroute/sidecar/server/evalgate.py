@@ -57,10 +57,9 @@ async def post_eval(request: web.Request) -> web.Response:
     stable = next((r for r in rt.config.routes if r.spec.route == route_name), None)
     name = stable.metadata.name if stable is not None else route_name
     route = ModelRoute.model_validate({"metadata": {"name": name}, "spec": canary.spec.model_dump(mode="json", by_alias=True)})
-    outcomes = await gate.run_cases(lambda config, observer: state.builder(config, state.keys, observer, None),
-                                    route, cases, time_bound=gate.TIME_BOUND_SECONDS)
+    run = await gate.run_cases(state.build_private, route, cases, time_bound=gate.TIME_BOUND_SECONDS)
     target = route.spec.targets[0]
-    summary = summarize(f"revision {revision}", target.provider.value, target.model, cases, outcomes, None)
+    summary = summarize(f"revision {revision}", target.provider.value, target.model, cases, run.outcomes, run.cost_usd)
     log.info("golden dataset on %s revision %s: %d cases, %d errors, exact match %s",
              route_name, revision, summary.cases, summary.errors, summary.exact_match)
     result = EvalResult(route=route_name, revision=revision, targets=[summary.to_api()])

@@ -27,7 +27,7 @@ from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.runtime import RouteRuntime
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.server.dropped import note_dropped
-from modelroute.sidecar.server.envelope import error_body, error_response, failure_body
+from modelroute.sidecar.server.envelope import error_body, error_middleware, error_response, failure_body
 from modelroute.sidecar.server.rollout import RolloutRequest
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
@@ -266,28 +266,20 @@ def wire_of(request: web.Request) -> Wire:
     return OPENAI
 
 
-@web.middleware
-async def api_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves in the envelope of the request's API; an unexpected exception is logged, never shown."""
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        msg = f"{request.method} {request.path}: {e.reason}"
-        if e.status == 404:
-            msg = (f"no such endpoint {request.method} {request.path} (the sidecar serves /v1/chat/completions, "
-                   "/v1/models, /v1/responses, /v1/classify, /v1/extract, /v1/messages and /v1beta/models/{route}:generateContent)")
-        resp = wire_of(request).error(e.status, error_body(msg, _STATUS_TYPES.get(e.status, "api_error")))
-        if hdrs.ALLOW in e.headers:
-            resp.headers[hdrs.ALLOW] = e.headers[hdrs.ALLOW]
-        return resp
-    except (asyncio.CancelledError, ConnectionResetError):
-        raise
-    except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
-        return wire_of(request).error(500, error_body("internal error in the modelroute sidecar (logged)", "server_error",
-                                                      code="internal_error"))
+def _http_error(request: web.Request, e: web.HTTPException) -> web.StreamResponse:
+    msg = f"{request.method} {request.path}: {e.reason}"
+    if e.status == 404:
+        msg = (f"no such endpoint {request.method} {request.path} (the sidecar serves /v1/chat/completions, "
+               "/v1/models, /v1/responses, /v1/classify, /v1/extract, /v1/messages and /v1beta/models/{route}:generateContent)")
+    resp = wire_of(request).error(e.status, error_body(msg, _STATUS_TYPES.get(e.status, "api_error")))
+    if hdrs.ALLOW in e.headers:
+        resp.headers[hdrs.ALLOW] = e.headers[hdrs.ALLOW]
+    return resp
+
+
+# Every error leaves in the envelope of the request's API; an unexpected exception is logged, never shown.
+api_errors = error_middleware("inbound", _http_error, lambda request: wire_of(request).error(
+    500, error_body("internal error in the modelroute sidecar (logged)", "server_error", code="internal_error")))
 
 
 def build_app(state: SidecarState) -> web.Application:

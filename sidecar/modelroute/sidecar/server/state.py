@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -28,11 +28,13 @@ from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.metrics.stats import Stats
-from modelroute.sidecar.pipeline.plan import Planner
+from modelroute.sidecar.pipeline.compiler import Planner
+from modelroute.sidecar.pipeline.counters import Ledger
+from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.rollout.evidence import Evidence
 from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT, MirrorPool
 from modelroute.sidecar.routing.observer import Observer
-from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
+from modelroute.sidecar.routing.runtime import AdapterFactory, Runtime, RuntimeHolder
 from modelroute.sidecar.server import memory
 from modelroute.sidecar.server.floor import FloorFile, aware
 
@@ -40,14 +42,6 @@ if TYPE_CHECKING:
     from modelroute.sidecar.metrics.telemetry import Telemetry  # the OTel SDK is imported only when enabled
 
 log = logging.getLogger(__name__)
-
-RuntimeBuilder = Callable[[SidecarConfig, KeyResolver, Observer, Runtime | None], Runtime]
-
-
-def build_runtime(config: SidecarConfig, keys: KeyResolver, observer: Observer, previous: Runtime | None) -> Runtime:
-    """The production builder: real adapters, keys from ``keys``, unchanged targets kept warm."""
-    return Runtime.build(config, keys.source_for, observer, previous=previous)
-
 
 @dataclass(frozen=True)
 class Provenance:
@@ -71,7 +65,7 @@ class SidecarState:
     def __init__(
         self,
         *,
-        builder: RuntimeBuilder = build_runtime,
+        adapters: AdapterFactory = build_adapter,
         keys: KeyResolver | None = None,
         stats: Stats | None = None,
         max_body_bytes: int = 4 * 1024 * 1024,
@@ -79,7 +73,7 @@ class SidecarState:
         mirror_limit: int = DEFAULT_LIMIT,
         floor_file: FloorFile | None = None,
     ) -> None:
-        self.builder = builder
+        self.adapters = adapters                  # builds each target's adapter (tests pass their own)
         self.keys = keys or KeyResolver()
         self.stats = stats or Stats()
         self.max_body_bytes = max_body_bytes
@@ -122,6 +116,12 @@ class SidecarState:
         rt = self.holder.current
         return rt.inflight if rt is not None else 0
 
+    def build_private(self, config: SidecarConfig, observer: Observer) -> Runtime:
+        """A runtime off the live path (the gate): the routes' contracts, repair, limits (the live limiters) and
+        cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in."""
+        return Runtime.build(config, self.keys.source_for, observer, adapters=self.adapters,
+                             pipeline=self.planner.compiler(cache=False, ledger=Ledger()))
+
     # -- writing -----------------------------------------------------------------------------
     @property
     def lock(self) -> asyncio.Lock:
@@ -147,15 +147,15 @@ class SidecarState:
             # Same content: keep the warm runtime; remember the newer provenance.
             self._note(version, source, issued_at)
             return Applied(version, changed=False)
+        compiler = self.planner.compiler()
         try:
-            runtime = self.builder(config, self.keys, self.stats, old)
+            runtime = Runtime.build(config, self.keys.source_for, self.stats, previous=old, adapters=self.adapters,
+                                    pipeline=compiler, tracer=self.telemetry)
         except Exception as e:  # a target the runtime cannot build is a config problem, not a crash
             self.stats.config_rejections += 1
             log.warning("cannot compile config %s: %s: %s", version, type(e).__name__, e)
             raise ConfigError([f"config {version}: cannot be compiled: {type(e).__name__}: {e}"]) from None
-        self.planner.compile(runtime)           # output contracts, cache, limits, cost per route
-        if self.telemetry is not None:
-            runtime.instrument(self.telemetry)
+        self.planner.adopt(compiler)            # the ledger lists this config's limiters and prompt versions
         self.evidence.configure(config.canaries)
         self.holder.swap(runtime)
         memory.settle()  # a new SDK's objects leave the collector's generations

@@ -92,10 +92,9 @@ async def _task(request: web.Request, state: SidecarState, kind: str) -> web.Str
             known = ", ".join(sorted(runtime.routes)) or "(none)"
             return reject(state, OPENAI, 404, f"route {task.route!r} does not exist; known routes: {known}",
                           param="route", code="model_not_found")
-        base = state.planner.plan_for(route)
         prompt = route.spec.prompt
         try:
-            contract = task_contract(task, base.contract, kind=kind)
+            contract = task_contract(task, route.contract, kind=kind)
             build = classify_chat_request if kind == CLASSIFY else extract_chat_request
             chat = build(task, contract, user_template=prompt.user if prompt else None,
                          defaults=prompt.variables if prompt else None)
@@ -107,7 +106,7 @@ async def _task(request: web.Request, state: SidecarState, kind: str) -> web.Str
         if route.prompt_version is not None:
             headers[H_PROMPT] = route.prompt_version
         try:
-            done = await router.complete(route, chat, plan=base.with_contract(contract))
+            done = await router.complete(route, chat, contract=contract)
         except (RouteFailed, DeadlineExceeded) as e:
             status, payload = failure_body(route.name, e)
             if e.attempts:
