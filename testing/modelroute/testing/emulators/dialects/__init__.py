@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from . import gemini_schema, openai_schema
 from .anthropic import AnthropicDialect
 from .base import BadRequest, Dialect
 from .gemini import GeminiDialect
@@ -13,4 +16,14 @@ DIALECTS: dict[str, Dialect] = {
     "gemini": GeminiDialect(),
 }
 
-__all__ = ["DIALECTS", "AnthropicDialect", "BadRequest", "Dialect", "GeminiDialect", "OpenAIDialect"]
+
+
+def compile_schemas(providers: Iterable[str]) -> None:
+    """Compile the request schemas of these providers once, when a strict emulator starts."""
+    if "openai" in providers:
+        openai_schema.compile_all()
+    if "gemini" in providers:
+        gemini_schema.compile_all()
+
+
+__all__ = ["DIALECTS", "AnthropicDialect", "BadRequest", "Dialect", "GeminiDialect", "OpenAIDialect", "compile_schemas"]
