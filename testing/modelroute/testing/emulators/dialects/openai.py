@@ -53,7 +53,7 @@ class OpenAIDialect:
         return None
 
     def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
-        return openai_schema.validate(path, body)
+        return openai_schema.validate(path, body) or openai_schema.model_rules(body)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):

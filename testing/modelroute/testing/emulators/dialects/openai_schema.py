@@ -26,6 +26,9 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
+from modelroute.api.v1alpha1 import Provider
+from modelroute.api.v1alpha1.capabilities import rules_for
+
 from .base import BadRequest, Checker, leaf
 
 VENDORED = Path(__file__).with_name("schemas") / "openai.json"
@@ -256,6 +259,27 @@ def validate(path: str, body: Any) -> BadRequest | None:
     if _priority(first)[0] == 0:
         return _message(first)
     return _message(best_match(errors))
+
+
+def model_rules(body: Any) -> BadRequest | None:
+    """What the model the body names refuses although the spec allows it (the capability table's
+    reasoning-model rules, and ``max_tokens``, which those models refuse for ``max_completion_tokens``)."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return None
+    rules = rules_for(Provider.OPENAI, None, body["model"])
+    if not rules:
+        return None
+    for param, _ in rules.unsupported(body):
+        if param in rules.only:
+            accepted = rules.only[param][0]
+            return BadRequest(f"Unsupported value: '{param}' does not support {body[param]} with this model. Only the "
+                              f"default ({accepted:g}) value is supported.", param=param, code="unsupported_value")
+        return BadRequest(f"Unsupported parameter: '{param}' is not supported with this model.", param=param,
+                          code="unsupported_parameter")
+    if body.get("max_tokens") is not None:
+        return BadRequest("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                          "'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
+    return None
 
 
 if __name__ == "__main__":
