@@ -9,8 +9,9 @@ function of (provider, API version, model):
 * anthropic, ``2023-06-01``: allowed, except that models released after Claude Opus 4.6
   accept only ``temperature: 1.0``, and Claude 4.x and later refuse ``temperature`` and
   ``top_p`` together (one of them is sent: the route's, else temperature);
-* openai reasoning models (o1, o3, o4-mini, the gpt-5 family): only the default
-  ``temperature`` (1.0), no ``top_p``;
+* openai: no ``top_k`` (Chat Completions has none and refuses unknown arguments); reasoning
+  models (o1, o3, o4-mini, the gpt-5 family) also take only the default ``temperature``
+  (1.0), and no ``top_p``;
 * gemini (``GenerateContentConfig`` takes temperature, top_p, top_k, stop sequences and a
   token limit) and openai-compatible servers: no rules.
 
@@ -131,11 +132,14 @@ def rules_for(provider: Provider, api_version: str | None, model: str) -> ParamR
             return ParamRules(only=only, exclusive=("temperature", "top_p"),
                               exclusive_reason=f"{model} (Claude 4 and later) refuses temperature and top_p together")
         return ParamRules(only=only)
-    if provider is Provider.OPENAI and _OPENAI_REASONING.match(model) and "-chat" not in model:
-        return ParamRules(
-            rejected={"top_p": f"{model} is a reasoning model: top_p is not supported"},
-            only={"temperature": (1.0, f"{model} is a reasoning model: only the default temperature (1) is supported")},
-        )
+    if provider is Provider.OPENAI:
+        no_top_k = {"top_k": "OpenAI Chat Completions has no top_k (the API refuses unknown arguments)"}
+        if _OPENAI_REASONING.match(model) and "-chat" not in model:
+            return ParamRules(
+                rejected={**no_top_k, "top_p": f"{model} is a reasoning model: top_p is not supported"},
+                only={"temperature": (1.0, f"{model} is a reasoning model: only the default temperature (1) is supported")},
+            )
+        return ParamRules(rejected=no_top_k)
     return NO_RULES
 
 
