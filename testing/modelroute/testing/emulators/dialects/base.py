@@ -12,7 +12,7 @@ from jsonschema.exceptions import ValidationError
 try:  # a compiled validator, when installed (the dev extras bring it): ~1 µs per valid body
     import jsonschema_rs
 except ImportError:  # pragma: no cover - the wheel without dev extras
-    jsonschema_rs = None
+    jsonschema_rs = None  # type: ignore[assignment]
 
 from ..model import Answer, Prompt, Provider
 
@@ -43,6 +43,13 @@ class Checker:
         if self._fast is not None and self._fast.is_valid(instance):
             return []
         return list(self._slow.iter_errors(instance))
+
+
+def schema_properties(err: ValidationError) -> Mapping[str, Any]:
+    """The ``properties`` of the schema an error was found against (empty if it has none)."""
+    schema = err.schema
+    props = schema.get("properties") if isinstance(schema, Mapping) else None
+    return props if isinstance(props, Mapping) else {}
 
 
 def leaf(err: ValidationError) -> ValidationError:

@@ -36,7 +36,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError, best_match
 
-from .base import BadRequest, Checker, leaf
+from .base import BadRequest, Checker, leaf, schema_properties
 
 VENDORED = Path(__file__).with_name("schemas") / "gemini.json"
 ROOT = "GenerateContentParameters"
@@ -244,7 +244,7 @@ def _message(err: ValidationError) -> BadRequest:
     where = _where(err.absolute_path)
     at = f" at '{where}'" if where else ""
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-        known = set(err.schema.get("properties", {}))
+        known = set(schema_properties(err))
         name = next((k for k in err.instance if k not in known), "")
         return BadRequest(f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.')
     kind = _PROTO_TYPES.get(str(err.validator_value), "TYPE_MESSAGE") if err.validator == "type" else "TYPE_ENUM"

@@ -29,7 +29,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from modelroute.api.v1alpha1 import Provider
 from modelroute.api.v1alpha1.capabilities import rules_for
 
-from .base import BadRequest, Checker, leaf
+from .base import BadRequest, Checker, leaf, schema_properties
 
 VENDORED = Path(__file__).with_name("schemas") / "openai.json"
 OPERATIONS = {"/v1/chat/completions": "/chat/completions", "/v1/embeddings": "/embeddings", "/v1/responses": "/responses"}
@@ -213,7 +213,7 @@ def _message(err: ValidationError) -> BadRequest:
     err = leaf(err)
     where = _where(err.absolute_path)
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {}))) if isinstance(err.instance, dict) else []
+        extra = sorted(set(err.instance) - set(schema_properties(err))) if isinstance(err.instance, dict) else []
         name = f"{where}.{extra[0]}" if where and extra else (extra[0] if extra else where)
         return BadRequest(f"Unrecognized request argument supplied: {name}", param=name or None)
     if err.validator == "required":
@@ -276,7 +276,7 @@ def model_rules(body: Any) -> BadRequest | None:
                               f"default ({accepted:g}) value is supported.", param=param, code="unsupported_value")
         return BadRequest(f"Unsupported parameter: '{param}' is not supported with this model.", param=param,
                           code="unsupported_parameter")
-    if body.get("max_tokens") is not None:
+    if rules.only and body.get("max_tokens") is not None:  # a reasoning model (only the default temperature)
         return BadRequest("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
                           "'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
     return None
