@@ -58,7 +58,9 @@ async def test_openai_refusals(emu: EmulatorServer, body: dict[str, Any], error:
 async def test_openai_nested_unknown_field_is_refused_and_the_sdk_raises(emu: EmulatorServer, oai: openai.AsyncOpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi", "nam": "x"}])  # type: ignore[misc, list-item]
-    assert info.value.status_code == 400 and info.value.param == "messages[0]"
+    assert info.value.status_code == 400 and info.value.param == "messages[0].nam"
+    assert info.value.body == {"message": "Unrecognized request argument supplied: messages[0].nam", "type": "invalid_request_error",
+                               "param": "messages[0].nam", "code": None}
     with pytest.raises(openai.BadRequestError, match="top_k"):
         await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], extra_body={"top_k": 3})
 

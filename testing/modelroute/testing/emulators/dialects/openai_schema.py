@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError, best_match, relevance
 
 from modelroute.api.v1alpha1 import Provider
 from modelroute.api.v1alpha1.capabilities import rules_for
@@ -209,8 +209,27 @@ def _where(path: Any) -> str:
     return out
 
 
+def _branch(err: ValidationError) -> ValidationError:
+    """In an ``anyOf`` of object kinds (``role`` / ``type`` tells them apart), the error of the
+    branch the instance says it is, so the message names the field at fault, not the union."""
+    while err.validator == "anyOf" and err.context and isinstance(err.instance, dict):
+        tag = next((k for k in ("type", "role") if isinstance(err.instance.get(k), str)), None)
+        if tag is None:
+            return err
+        by_branch: dict[Any, list[ValidationError]] = {}
+        for e in err.context:
+            by_branch.setdefault(e.relative_schema_path[0], []).append(e)
+        matching = [errs for errs in by_branch.values()
+                    if not any(tuple(e.relative_path) == (tag,) and e.validator in ("enum", "const") for e in errs)
+                    and not any(not e.relative_path and e.validator in ("type", "anyOf") for e in errs)]
+        if len(matching) != 1:
+            return err
+        err = best_match(matching[0])
+    return err
+
+
 def _message(err: ValidationError) -> BadRequest:
-    err = leaf(err)
+    err = leaf(_branch(err))
     where = _where(err.absolute_path)
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(schema_properties(err))) if isinstance(err.instance, dict) else []
@@ -258,7 +277,9 @@ def validate(path: str, body: Any) -> BadRequest | None:
     first = errors[0]
     if _priority(first)[0] == 0:
         return _message(first)
-    return _message(best_match(errors))
+    top = max(errors, key=relevance)  # best_match without its descent into anyOf branches
+    chosen = _branch(top)
+    return _message(chosen if chosen is not top else best_match(errors))
 
 
 def model_rules(body: Any) -> BadRequest | None:
