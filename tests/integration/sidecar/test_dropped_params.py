@@ -92,6 +92,17 @@ async def test_openai_reasoning_model_takes_only_the_default_temperature(emu: Em
     assert H not in raw.headers and emu.requests("openai")[-1].body["temperature"] == 1
 
 
+async def test_openai_targets_drop_top_k_and_send_max_completion_tokens(emu: EmulatorServer, start: Start) -> None:
+    # The strict emulator refuses top_k ("Unrecognized request argument supplied") and, for reasoning
+    # models, max_tokens: a 400 that never falls back. Both were on the wire before.
+    sc = await start([route("r", [target(emu, "openai", model="o4-mini")])])
+    raw = await sc.client.chat.completions.with_raw_response.create(model="r", messages=MSG, max_tokens=12,
+                                                                    extra_body={"top_k": 40})
+    assert raw.http_response.status_code == 200 and raw.headers[H] == "top_k"
+    sent = emu.requests("openai")[-1].body
+    assert "top_k" not in sent and "max_tokens" not in sent and sent["max_completion_tokens"] == 12
+
+
 async def test_anthropic_sdk_app_sees_the_dropped_params_header(emu: EmulatorServer, start: Start) -> None:
     sc = await start([route("r", [target(emu, "anthropic")])])
     app = anthropic.AsyncAnthropic(base_url=sc.sidecar.inbound_url, api_key="x", max_retries=0)

@@ -16,7 +16,7 @@ REQ: dict[str, Any] = {"model": "r", "messages": [{"role": "user", "content": "x
 
 
 def test_targets_without_rules_get_no_filter() -> None:
-    assert param_filter(t("openai", "gpt-4o-mini"), Params(temperature=0.2)) is None
+    assert param_filter(t("openai-compatible", "llama"), Params(temperature=0.2)) is None
     assert param_filter(t("gemini", "gemini-2.5-flash"), None) is None
     assert param_filter(t(model="claude-3-5-haiku", apiVersion="2023-06-01"), None) is None
 
@@ -54,3 +54,13 @@ def test_value_rules_look_at_the_value() -> None:
     assert f is not None
     assert f.dropped({**REQ, "temperature": 1}) == ()
     assert f.dropped({**REQ, "temperature": 0}) == ("temperature",)
+
+
+def test_openai_targets_drop_only_top_k() -> None:
+    # OpenAI has no top_k and refuses it ("Unrecognized request argument supplied: top_k"): dropped and reported.
+    f = param_filter(t("openai", "gpt-4o-mini"), Params(temperature=0.2))
+    assert f is not None
+    req = {**REQ, "temperature": 0.7, "top_p": 0.9, "top_k": 40, "max_tokens": 5}
+    assert f.dropped(req) == ("top_k",)
+    assert f.strip(req)[0] == {**REQ, "temperature": 0.7, "top_p": 0.9, "max_tokens": 5}
+    assert f.dropped({**REQ, "temperature": 0.7}) == ()

@@ -170,3 +170,21 @@ def test_anthropic_unknown_and_duplicate_events_are_harmless() -> None:
 def test_a_conversation_of_only_system_messages_is_rejected(translate: Any) -> None:
     with pytest.raises(TranslationError):
         translate({"model": "r", "messages": [{"role": "system", "content": "x"}]}, model="m")
+
+
+@pytest.mark.parametrize("content", [[], [{"type": "thinking", "thinking": "hm", "signature": "s"}]])
+def test_an_anthropic_user_turn_without_content_is_refused_at_the_inbound(content: Any) -> None:
+    # Strict emulators found it: it became "messages": [] for an OpenAI target, which the API refuses.
+    from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
+
+    body = {"model": "r", "max_tokens": 5, "messages": [{"role": "user", "content": content}]}
+    with pytest.raises(TranslationError, match=r"messages\[0\]\.content: all messages must have non-empty content"):
+        anthropic_to_chat_request(body)
+
+
+@pytest.mark.parametrize("parts", [[], [{"text": "hm", "thought": True}]])
+def test_a_gemini_user_turn_without_parts_is_refused_at_the_inbound(parts: Any) -> None:
+    from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request
+
+    with pytest.raises(TranslationError, match=r"contents\[0\]\.parts: contents.parts must not be empty"):
+        gemini_to_chat_request({"contents": [{"role": "user", "parts": parts}]}, route="r")

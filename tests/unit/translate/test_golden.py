@@ -61,6 +61,7 @@ from modelroute.sidecar.translate import (
     gemini_to_chat_request,
     gemini_to_chat_response,
 )
+from modelroute.sidecar.translate.accepts import default_filter
 from modelroute.sidecar.translate.anthropic import sdk_kwargs
 from modelroute.sidecar.translate.responses_inbound import (
     ChatStreamToResponses,
@@ -68,7 +69,7 @@ from modelroute.sidecar.translate.responses_inbound import (
     response_echo,
     responses_to_chat_request,
 )
-from modelroute.testing.emulators.dialects import anthropic_schema
+from modelroute.testing.emulators.dialects import anthropic_schema, openai_schema
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -117,6 +118,9 @@ def _check_request_kwargs(pair: str, out: Json, options: Json) -> None:
     assert set(out) <= set(inspect.signature(SDK_CALLS[pair]).parameters), set(out)
     if pair == "openai":
         body = {k: v for k, v in out.items() if k != "extra_body"}
+        if options.get("max_tokens_field") != "max_tokens":  # OpenAI proper: its published spec takes the wire body
+            refused = openai_schema.validate("/v1/chat/completions", {**body, **(out.get("extra_body") or {})})
+            assert refused is None, refused.message
         adapter: Any = TypeAdapter(CompletionCreateParamsStreaming if body.get("stream") else CompletionCreateParamsNonStreaming)
         adapter.validate_python(body)
     elif pair == "anthropic":
@@ -231,6 +235,9 @@ def run_case(pair: str, case: Json) -> Any:
     if kind == "request":
         before = json.dumps(data, sort_keys=True)
         kwargs = {k: v for k, v in options.items() if k != "params"}
+        if pair == "openai" and options.get("max_tokens_field") != "max_tokens":
+            # As the OpenAI adapter does: the params OpenAI proper refuses (capability table) are dropped.
+            kwargs["accepts"] = default_filter(Provider.OPENAI, None, options["model"], _params(options))
         translate: Any = {"openai": chat_to_openai_request, "anthropic": chat_to_anthropic_request, "gemini": chat_to_gemini_request}[pair]
         out = translate(data, params=_params(options), **kwargs)
         assert json.dumps(data, sort_keys=True) == before, "request translator mutated its input"

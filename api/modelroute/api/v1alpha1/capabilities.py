@@ -9,8 +9,9 @@ function of (provider, API version, model):
 * anthropic, ``2023-06-01``: allowed, except that models released after Claude Opus 4.6
   accept only ``temperature: 1.0``, and Claude 4.x and later refuse ``temperature`` and
   ``top_p`` together (one of them is sent: the route's, else temperature);
-* openai reasoning models (o1, o3, o4-mini, the gpt-5 family): only the default
-  ``temperature`` (1.0), no ``top_p``;
+* openai: no ``top_k`` (Chat Completions has none and refuses unknown arguments); reasoning
+  models (o1, o3, o4-mini, the gpt-5 family) also take only the default ``temperature``
+  (1.0), and no ``top_p``;
 * gemini (``GenerateContentConfig`` takes temperature, top_p, top_k, stop sequences and a
   token limit) and openai-compatible servers: no rules.
 

@@ -110,10 +110,11 @@ def anthropic_rules(version: str | None, model: str) -> ParamRules:
 
 
 def openai_rules(version: str | None, model: str) -> ParamRules:
-    """OpenAI Chat Completions: reasoning models take only the default temperature and no top_p."""
+    """OpenAI Chat Completions: no top_k; reasoning models take only the default temperature and no top_p."""
+    no_top_k = {"top_k": "OpenAI Chat Completions has no top_k (the API refuses unknown arguments)"}
     if _OPENAI_REASONING.match(model) and "-chat" not in model:
         return ParamRules(
-            rejected={"top_p": f"{model} is a reasoning model: top_p is not supported"},
+            rejected={**no_top_k, "top_p": f"{model} is a reasoning model: top_p is not supported"},
             only={"temperature": (1.0, f"{model} is a reasoning model: only the default temperature (1) is supported")},
         )
-    return NO_RULES
+    return ParamRules(rejected=no_top_k)

@@ -55,7 +55,11 @@ def anthropic_to_chat_request(body: Json) -> Json:
         m = shape.obj(m, where)
         role = m.get("role")
         if role == "user":
-            messages.extend(_user_messages(m.get("content"), where))
+            turn = _user_messages(m.get("content"), where)
+            if not turn:  # e.g. content [] (the Messages API refuses it too; chat targets refuse messages [])
+                raise TranslationError(f"{where}.content: all messages must have non-empty content "
+                                       "except for the optional final assistant message")
+            messages.extend(turn)
         elif role == "assistant":
             messages.append(_assistant_message(m.get("content"), where))
         else:

@@ -74,7 +74,10 @@ def gemini_to_chat_request(body: Json, *, route: str, stream: bool = False) -> J
         if role == "model":
             messages.append(_model_message(parts, calls, f"{where}.parts"))
         elif role in ("user", "function", "tool"):
-            messages.extend(_user_messages(parts, calls, f"{where}.parts"))
+            turn = _user_messages(parts, calls, f"{where}.parts")
+            if not turn:  # no parts, or only thoughts: Gemini refuses it, and chat targets refuse messages []
+                raise TranslationError(f"{where}.parts: contents.parts must not be empty")
+            messages.extend(turn)
         else:
             raise TranslationError(f"{where}.role must be user or model, not {role!r}")
 

@@ -58,6 +58,11 @@ def chat_to_openai_request(
     if accepts is not None:
         request, params = accepts.strip(request)
     body = apply_params(request, params, system, max_tokens_field=max_tokens_field)
+    if max_tokens_field == "max_completion_tokens" and body.get("max_tokens") is not None:
+        # OpenAI deprecated max_tokens, and its reasoning models refuse it: send the one they all take.
+        limit = body.pop("max_tokens")
+        if body.get("max_completion_tokens") is None:
+            body["max_completion_tokens"] = limit
     kwargs: Json = {"model": model, "messages": body.get("messages") or []}
     extra: Json | None = None
     for key, value in body.items():

@@ -109,11 +109,11 @@ def _parts(content: Any) -> list[Json]:
 
 def _tool(tool: Json) -> Json:
     fn = tool.get("function") or {}
+    # strict is required on this wire and defaults to true there; Chat Completions' default is false
     out: Json = {"type": "function", "name": fn.get("name") or "", "parameters": fn.get("parameters") or
-                 {"type": "object", "properties": {}}}
-    for key in ("description", "strict"):
-        if fn.get(key) is not None:
-            out[key] = fn[key]
+                 {"type": "object", "properties": {}}, "strict": bool(fn.get("strict"))}
+    if fn.get("description") is not None:
+        out["description"] = fn["description"]
     return out
 
 

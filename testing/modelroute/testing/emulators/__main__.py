@@ -1,7 +1,7 @@
 """CLI: run the emulators until SIGINT/SIGTERM.
 
     python -m modelroute.testing.emulators --host 127.0.0.1 --port 9000 [--provider all]
-        [--seed N] [--fault JSON ...] [--strict-models] [--log-size N]
+        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N]
 
 Prints `modelroute emulator listening on <url> (providers: ...)` once bound.
 """
@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help='a fault to preload, e.g. \'{"kind":"latency","latency_ms":20}\'',
     )
     p.add_argument("--strict-models", action="store_true", help="404 for models not in the default lists")
+    p.add_argument("--lenient", action="store_true",
+                   help="accept any parseable body (default: validate against each provider's request schema)")
     p.add_argument("--log-size", type=int, default=10_000, help="requests kept in the request log")
     return p.parse_args(argv)
 
@@ -55,6 +57,7 @@ async def run(args: argparse.Namespace) -> None:
         providers=providers,
         seed=args.seed,
         strict_models=args.strict_models,
+        strict=not args.lenient,
         log_size=args.log_size,
     )
     for raw in args.fault:

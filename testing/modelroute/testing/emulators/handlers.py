@@ -37,11 +37,12 @@ def _error(
     *,
     error_type: str | None = None,
     param: str | None = None,
+    code: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.Response:
     return web.Response(
         status=status,
-        body=dialect.error_body(status, message, error_type, param),
+        body=dialect.error_body(status, message, error_type, param, code),
         content_type=_JSON,
         headers=headers,
     )
@@ -173,9 +174,9 @@ async def _answer(
         return _error(dialect, 401, "Incorrect API key provided (emulator).")
     if parse_error is not None:
         return _error(dialect, 400, parse_error)
-    refused = dialect.validate(body, request.headers)
+    refused = dialect.validate(body, request.headers, request.path) if state.strict else None
     if refused is not None:
-        return _error(dialect, refused.status, refused.message, param=refused.param)
+        return _error(dialect, refused.status, refused.message, param=refused.param, code=refused.code)
     try:
         prompt = dialect.parse(body, url_model, url_stream)
     except BadRequest as exc:

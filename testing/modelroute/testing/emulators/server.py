@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .control import control_routes
+from .dialects import compile_schemas
 from .faults import Fault, FaultBook
 from .handlers import provider_routes
 from .model import PROVIDERS, Provider, Reply
@@ -25,6 +26,8 @@ STATE_KEY: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorStat
 
 def build_app(state: EmulatorState) -> web.Application:
     """An aiohttp app serving the providers of `state` and the `/_emulator/` control API."""
+    if state.strict:
+        compile_schemas(state.providers)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE_KEY] = state
     app.add_routes(provider_routes(state))
@@ -53,6 +56,7 @@ class EmulatorServer:
         models: Mapping[str, list[str]] | None = None,
         strict_models: bool = False,
         api_keys: Mapping[str, Collection[str]] | None = None,
+        strict: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -63,6 +67,7 @@ class EmulatorServer:
             models=models,
             strict_models=strict_models,
             api_keys=api_keys,
+            strict=strict,
         )
         self.app = build_app(self.state)
         self._runner: web.AppRunner | None = None

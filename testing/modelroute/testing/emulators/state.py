@@ -22,6 +22,8 @@ class EmulatorState:
 
     providers: which path families are served (others answer 404).
     models:    per provider, the listed models; with `strict_models` other models get 404.
+    strict:    validate every request body against its provider's published request schema
+               (the default); False accepts any body the dialect can parse.
     api_keys:  per provider, the accepted keys; a provider without an entry accepts any key.
     """
 
@@ -34,6 +36,7 @@ class EmulatorState:
         models: Mapping[str, list[str]] | None = None,
         strict_models: bool = False,
         api_keys: Mapping[str, Collection[str]] | None = None,
+        strict: bool = True,
     ) -> None:
         self.providers: frozenset[str] = frozenset(providers)
         unknown = self.providers - set(PROVIDERS)
@@ -44,6 +47,7 @@ class EmulatorState:
         self.log = RequestLog(log_size)
         self.models: dict[str, list[str]] = {**DEFAULT_MODELS, **(models or {})}
         self.strict_models = strict_models
+        self.strict = strict
         self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (api_keys or {}).items()}
         self._ids = itertools.count(1)
 

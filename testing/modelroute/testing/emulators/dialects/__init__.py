@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from . import gemini_schema, openai_schema
 from .anthropic import AnthropicDialect
 from .base import BadRequest, Dialect
 from .gemini import GeminiDialect
@@ -16,4 +19,15 @@ DIALECTS: dict[str, Dialect] = {
 # Not a provider of its own: the openai emulator's /v1/responses (faults and logs say "openai").
 OPENAI_RESPONSES = OpenAIResponsesDialect()
 
-__all__ = ["DIALECTS", "OPENAI_RESPONSES", "AnthropicDialect", "BadRequest", "Dialect", "GeminiDialect", "OpenAIDialect", "OpenAIResponsesDialect"]
+
+
+def compile_schemas(providers: Iterable[str]) -> None:
+    """Compile the request schemas of these providers once, when a strict emulator starts."""
+    if "openai" in providers:
+        openai_schema.compile_all()
+    if "gemini" in providers:
+        gemini_schema.compile_all()
+
+
+__all__ = ["DIALECTS", "OPENAI_RESPONSES", "AnthropicDialect", "BadRequest", "Dialect", "GeminiDialect", "OpenAIDialect",
+           "OpenAIResponsesDialect", "compile_schemas"]

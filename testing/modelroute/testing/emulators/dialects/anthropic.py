@@ -76,7 +76,7 @@ class AnthropicDialect:
             return BadRequest("anthropic-version: header is required")
         return None
 
-    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
+    def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
         return anthropic_schema.validate(body, headers)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
@@ -217,7 +217,9 @@ class AnthropicDialect:
         frames.append(_MESSAGE_STOP)
         return frames
 
-    def error_body(self, status: int, message: str, error_type: str | None, param: str | None) -> bytes:
+    def error_body(
+        self, status: int, message: str, error_type: str | None, param: str | None, code: str | None = None
+    ) -> bytes:
         return dumps(
             {
                 "type": "error",

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..answers import split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from . import gemini_schema
 from .base import BadRequest, dumps, sse_data
 
 _FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
@@ -80,8 +81,8 @@ class GeminiDialect:
             )
         return None
 
-    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
-        return None  # strict schema validation: issue 12
+    def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
+        return gemini_schema.validate(body)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):
@@ -192,7 +193,9 @@ class GeminiDialect:
         )
         return frames
 
-    def error_body(self, status: int, message: str, error_type: str | None, param: str | None) -> bytes:
+    def error_body(
+        self, status: int, message: str, error_type: str | None, param: str | None, code: str | None = None
+    ) -> bytes:
         return dumps(
             {"error": {"code": status, "message": message, "status": error_type or _status_name(status)}}
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from . import openai_schema
 from .base import BadRequest, dumps, sse_data
 
 _FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_calls": "tool_calls"}
@@ -72,8 +73,8 @@ class OpenAIDialect:
             )
         return None
 
-    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
-        return None  # strict schema validation: issue 12
+    def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
+        return openai_schema.validate(path, body) or openai_schema.model_rules(body)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         body, model = body_and_model(body)
@@ -206,10 +207,19 @@ class OpenAIDialect:
         frames.append(_DONE)
         return frames
 
-    def error_body(self, status: int, message: str, error_type: str | None, param: str | None) -> bytes:
-        etype, code = _error_type(status)
+    def error_body(
+        self, status: int, message: str, error_type: str | None, param: str | None, code: str | None = None
+    ) -> bytes:
+        etype, default_code = _error_type(status)
         return dumps(
-            {"error": {"message": message, "type": error_type or etype, "param": param, "code": code}}
+            {
+                "error": {
+                    "message": message,
+                    "type": error_type or etype,
+                    "param": param,
+                    "code": code or default_code,
+                }
+            }
         )
 
     def stream_error_frame(self, status: int, message: str, error_type: str | None) -> bytes:

@@ -2,26 +2,18 @@
 
 Served by the openai emulator beside Chat Completions (same keys, faults and request log, with
 provider ``openai``), for targets with ``api: responses``. Fields the real API does not have
-are refused with its 400, so a body the sidecar builds is one the API would take.
+are refused with its 400 (the OpenAPI schema, as for chat: ``openai.OpenAIDialect.validate``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, ToolSpec, count_tokens
 from .base import BadRequest, sse_event
 from .openai import OpenAIDialect, _error_type, body_and_model, tool_mode
-
-_FIELDS = frozenset({
-    "background", "conversation", "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata",
-    "model", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_retention",
-    "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options", "temperature", "text",
-    "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
-})
 
 
 def _text(content: Any) -> str:
@@ -32,13 +24,6 @@ def _text(content: Any) -> str:
 
 
 class OpenAIResponsesDialect(OpenAIDialect):
-    def validate(self, body: Any, headers: Mapping[str, str]) -> BadRequest | None:
-        if isinstance(body, dict):
-            for key in body:
-                if key not in _FIELDS:
-                    return BadRequest(f"Unknown parameter: '{key}'.", param=key)
-        return None
-
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         body, model = body_and_model(body)
         raw = body.get("input")
