@@ -106,7 +106,7 @@ async def serve(
     running = running or Running()
     key = signing.load_private_key(options.signing_key_file.read_bytes())
     connection = kubeconn.load(options.kubeconfig)
-    server = MetricsServer(running.metrics, options.metrics_host, options.metrics_port)
+    server = MetricsServer(running.metrics.registry, options.metrics_host, options.metrics_port)
     await server.start()
     running.metrics_port = server.port
     log.info("metrics on http://%s:%d/metrics", options.metrics_host, server.port)

@@ -1,4 +1,9 @@
-"""`modelroute operator`: command-line options -> ``app.serve``."""
+"""`modelroute operator`: command-line options -> ``app.serve``.
+
+The injection webhook is not served here: it is ``modelroute webhook``
+(``modelroute.operator.webhook.cli``), a process of its own, so that pods keep being
+injected while the operator is down or scaled to 0.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from modelroute.operator.app import Options, default_lease_namespace
-from modelroute.operator.webhook import options as webhook_options  # sidecar injection (issue 4)
+from modelroute.operator.app import Options, default_lease_namespace, serve
 
 ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
 
@@ -43,7 +47,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="read the sidecars' /stats this often for quota pressure (QuotaPressure Events; 0: never)")
     parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
-    webhook_options.add_arguments(parser)  # --webhook-* and --sidecar-* (sidecar injection, issue 4)
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -74,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelroute operator: signing key {args.signing_key} does not exist", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(webhook_options.serve_with_webhook(args, options_from(args)))  # = serve() without --webhook-listen
+        return asyncio.run(serve(options_from(args)))
     except KeyboardInterrupt:
         return 130
