@@ -32,6 +32,7 @@ from modelroute.operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 

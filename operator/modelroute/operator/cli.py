@@ -14,16 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from modelroute.operator.app import Options, default_lease_namespace, serve
-
-ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host or "0.0.0.0", int(port)
+from modelroute.operator.app import ENV_SIGNING_KEY, Options, default_lease_namespace, serve
+from modelroute.operator.metrics import parse_address
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

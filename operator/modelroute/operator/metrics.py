@@ -7,6 +7,8 @@ the last sidecar of the namespace acknowledging the config that includes it.
 
 from __future__ import annotations
 
+import argparse
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +45,14 @@ class Metrics:
 
     def text(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+def parse_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` of a listener option (``--metrics-listen``); an empty host means all."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host or "0.0.0.0", int(port)
 
 
 class MetricsServer:

@@ -28,11 +28,10 @@ import aiohttp
 from prometheus_client import CollectorRegistry
 
 from modelroute.api import signing
-from modelroute.operator.app import default_lease_namespace
-from modelroute.operator.cli import ENV_SIGNING_KEY, parse_address
+from modelroute.operator.app import ENV_SIGNING_KEY, default_lease_namespace
 from modelroute.operator.kube import connection as kubeconn
 from modelroute.operator.kube.client import Kube
-from modelroute.operator.metrics import MetricsServer
+from modelroute.operator.metrics import MetricsServer, parse_address
 from modelroute.operator.webhook import options
 from modelroute.operator.webhook.server import WebhookServer
 
