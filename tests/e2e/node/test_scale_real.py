@@ -58,10 +58,12 @@ def test_with_the_operator_at_zero_new_pods_get_the_sidecar_and_serve_the_bundle
     assert len(before) == 3, before
     c.kubectl("scale", "deployment", f"{FULLNAME}-operator", "-n", RELEASE_NS, "--replicas=0")
     try:
-        # A watch until the operator pod is gone (terminating pods count until deleted).
+        # A watch until the operator pod is gone (terminating pods count until deleted); kubectl
+        # says "no matching resources" if it is gone already, hence the check after it.
         c.kubectl("wait", "--for=delete", "pod", "-n", RELEASE_NS, "-l", OPERATOR_SELECTOR, "--timeout=120s",
-                  timeout=150)
-        assert kjson(app, "get", "pods", "-n", RELEASE_NS, "-l", OPERATOR_SELECTOR)["items"] == []
+                  timeout=150, check=False)
+        wait_for("no operator pod", lambda: kjson(app, "get", "pods", "-n", RELEASE_NS, "-l", OPERATOR_SELECTOR)["items"] == [],
+                 timeout=30)
         assert [ready(p) for p in kjson(app, "get", "pods", "-n", RELEASE_NS, "-l", WEBHOOK_SELECTOR)["items"]] == [True]
 
         c.kubectl("scale", "deployment", "chat-app", "-n", APP_NS, "--replicas=5")
