@@ -2,7 +2,7 @@
 
 Started with file TLS it answers admission over HTTPS with the operator's public key in the
 patch (from the private key file or the public one), counts admissions on its own /metrics,
-and stops cleanly; a missing key is a usage error, not a crash.
+and stops cleanly; a missing or unusable key is a usage error, not a crash.
 """
 
 from __future__ import annotations
@@ -69,8 +69,15 @@ async def test_serves_admission_and_metrics_without_an_operator(tmp_path: Path, 
     assert await task == 0
 
 
-def test_a_missing_key_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_missing_or_unusable_key_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert webhook_cli.run(_args(tmp_path)) == 2  # type: ignore[arg-type]
     assert "--operator-public-key" in capsys.readouterr().err
     assert webhook_cli.run(_args(tmp_path, f"--signing-key={tmp_path / 'absent.pem'}")) == 2  # type: ignore[arg-type]
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "rsa.pem").write_bytes(b"-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")
+    assert webhook_cli.run(_args(tmp_path, f"--operator-public-key={tmp_path / 'rsa.pem'}")) == 2  # type: ignore[arg-type]
+    assert "is not usable" in capsys.readouterr().err
+    private = signing.generate_private_key_pem()
+    (tmp_path / "swapped.pem").write_bytes(private)  # a private key where the public one belongs
+    assert webhook_cli.run(_args(tmp_path, f"--operator-public-key={tmp_path / 'swapped.pem'}")) == 2  # type: ignore[arg-type]
+    assert "is not usable" in capsys.readouterr().err

@@ -113,6 +113,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelroute webhook: key file {key} does not exist", file=sys.stderr)
         return 2
     try:
+        public_key_pem(args)
+    except ValueError as e:  # the message names what the file should be, never its content
+        print(f"modelroute webhook: {key} is not usable: {e}", file=sys.stderr)
+        return 2
+    try:
         return asyncio.run(serve(args))
     except KeyboardInterrupt:
         return 130
