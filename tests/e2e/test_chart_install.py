@@ -2,13 +2,13 @@
 sidecar injection through the registered webhook, and an injected pod served end to end.
 
 * The chart is rendered and applied with ``--dry-run=server``, then installed with helm.
-* The operator runs as a local process with the Deployment's own arguments, authenticated
-  with a bound token of the chart's ServiceAccount (TokenRequest): it holds only the chart's
-  RBAC, and any 403 in its log fails the test. (A bound token is stricter than impersonation:
-  the request really comes from the ServiceAccount.)
+* The operator and the webhook run as local processes with their Deployments' own arguments,
+  each authenticated with a bound token of its own ServiceAccount of the chart (TokenRequest):
+  each holds only its RBAC, and any 403 in their logs fails the test. (A bound token is
+  stricter than impersonation: the request really comes from the ServiceAccount.)
 * Services do not route here (no kube-proxy, no endpoints), so the test points the chart's
-  MutatingWebhookConfiguration at the operator's loopback listener (``clientConfig.url``) and
-  keeps everything else of it, including the caBundle the operator wrote.
+  MutatingWebhookConfiguration at the webhook's loopback listener (``clientConfig.url``) and
+  keeps everything else of it, including the caBundle the webhook wrote.
 * The kubelet player creates pods through the API; for the injected pod the test plays the
   native sidecar: it runs the injected ``modelroute sidecar`` command, mapping the injected
   mounts to local directories and the pod network to the pod's loopback address.
@@ -60,11 +60,17 @@ class Install:
     operator: subprocess.Popen[bytes]
     log: Path
     metrics_port: int
+    webhook: subprocess.Popen[bytes]
+    webhook_log: Path
+    webhook_metrics_port: int
     webhook_port: int
     public_pem: str
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def webhook_logs(self) -> str:
+        return self.webhook_log.read_text(errors="replace")
 
 
 def _suffix() -> str:
@@ -98,17 +104,17 @@ def test_rendered_chart_applies_with_server_dry_run(cluster: ControlPlane) -> No
     assert "(server dry run)" in out
 
 
-def _deployment_args(cluster: ControlPlane, ns: str) -> tuple[list[str], list[dict[str, Any]]]:
+def _deployment_args(cluster: ControlPlane, ns: str, name: str) -> tuple[list[str], list[dict[str, Any]]]:
     manifest = cluster.helm("get", "manifest", RELEASE, "-n", ns).stdout
-    dep = next(d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment")
+    dep = next(d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment" and d["metadata"]["name"] == name)
     container = dep["spec"]["template"]["spec"]["containers"][0]
     return list(container["args"]), list(container.get("env") or [])
 
 
-def _local_operator_argv(
-    args: list[str], key_file: Path, kubeconfig: Path, metrics: int, webhook: int
+def _local_argv(
+    args: list[str], key_file: Path, kubeconfig: Path, metrics: int, webhook: int, *extra: str
 ) -> list[str]:
-    """The Deployment's command line, with in-pod paths and listeners mapped to this machine."""
+    """A Deployment's command line, with in-pod paths and listeners mapped to this machine."""
     out = [sys.executable, "-m", "modelroute.cli"]
     for arg in args:
         if arg.startswith("--signing-key="):
@@ -118,9 +124,8 @@ def _local_operator_argv(
         elif arg.startswith("--webhook-listen="):
             arg = f"--webhook-listen=127.0.0.1:{webhook}"
         out.append(arg)
-    # What a pod gets implicitly: its service account credentials; here also the loopback name
-    # the apiserver uses to reach the webhook, and a short Lease so a rerun takes over quickly.
-    return [*out, f"--kubeconfig={kubeconfig}", "--webhook-host=127.0.0.1", "--lease-duration=5"]
+    # What a pod gets implicitly: its service account credentials.
+    return [*out, f"--kubeconfig={kubeconfig}", *extra]
 
 
 def _point_webhooks_at(cluster: ControlPlane, port: int) -> dict[str, Any]:
@@ -145,24 +150,30 @@ def installed(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
     cluster.create_namespace(enabled, labels={"modelroute.dev/inject": "enabled"})
     cluster.helm("install", RELEASE, str(CHART), "-n", ns, *_set_args(served))
 
-    args, env = _deployment_args(cluster, ns)
-    assert {
-        "name": "MODELROUTE_OPERATOR_NAMESPACE",
-        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-    } in [{k: v for k, v in e.items() if k in ("name", "valueFrom")} for e in env]
+    args, env = _deployment_args(cluster, ns, f"{FULLNAME}-operator")
+    webhook_args, webhook_env = _deployment_args(cluster, ns, f"{FULLNAME}-webhook")
+    for e in (env, webhook_env):
+        assert {
+            "name": "MODELROUTE_OPERATOR_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        } in [{k: v for k, v in x.items() if k in ("name", "valueFrom")} for x in e]
     secret = cluster.rest().get(f"/api/v1/namespaces/{ns}/secrets/{FULLNAME}-signing-key")
     key_pem = base64.b64decode(secret["data"]["signing-key.pem"])
     key_file = tmp / "signing-key.pem"
     key_file.write_bytes(key_pem)
     key_file.chmod(0o600)
     kubeconfig = cluster.kubeconfig_for_service_account(ns, FULLNAME)
+    webhook_kubeconfig = cluster.kubeconfig_for_service_account(ns, f"{FULLNAME}-webhook")
 
-    metrics, webhook = free_port(), free_port()
-    log = tmp / "operator.log"
-    argv = _local_operator_argv(args, key_file, kubeconfig, metrics, webhook)
-    proc = spawn(
-        argv, log_path=log, env={**os.environ, "MODELROUTE_OPERATOR_NAMESPACE": ns}, tie_to_parent=True
-    )
+    metrics, webhook_metrics, webhook = free_port(), free_port(), free_port()
+    log, webhook_log = tmp / "operator.log", tmp / "webhook.log"
+    own_ns = {**os.environ, "MODELROUTE_OPERATOR_NAMESPACE": ns}
+    # A short Lease so a rerun takes over quickly; the loopback name the apiserver dials the webhook at.
+    proc = spawn(_local_argv(args, key_file, kubeconfig, metrics, 0, "--lease-duration=5"),
+                 log_path=log, env=own_ns, tie_to_parent=True)
+    webhook_proc = spawn(_local_argv(webhook_args, key_file, webhook_kubeconfig, webhook_metrics, webhook,
+                                     "--webhook-host=127.0.0.1"),
+                         log_path=webhook_log, env=own_ns, tie_to_parent=True)
     install = Install(
         cluster,
         ns,
@@ -172,6 +183,9 @@ def installed(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         proc,
         log,
         metrics,
+        webhook_proc,
+        webhook_log,
+        webhook_metrics,
         webhook,
         signing.public_key_pem(key_pem).decode(),
     )
@@ -184,22 +198,25 @@ def installed(cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -
         assert proc.poll() is None, install.logs()
         wait_for(
             "caBundle on both webhooks",
-            lambda: all(h["clientConfig"].get("caBundle") for h in cluster.rest().get(MWC)["webhooks"]),
+            lambda: all(h["clientConfig"].get("caBundle") for h in cluster.rest().get(MWC)["webhooks"])
+            or _exited(webhook_proc, webhook_log),
             timeout=30,
         )
         _point_webhooks_at(cluster, webhook)
         yield install
     finally:
-        if proc.poll() is None:
-            stop_pid(proc.pid, timeout=15)
+        for p in (proc, webhook_proc):
+            if p.poll() is None:
+                stop_pid(p.pid, timeout=15)
         print(install.logs()[-6000:])
+        print(install.webhook_logs()[-3000:])
         cluster.helm("uninstall", RELEASE, "-n", ns, check=False)
 
 
 def _exited(proc: subprocess.Popen[bytes], log: Path) -> bool:
     if proc.poll() is not None:
         raise AssertionError(
-            f"the operator exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}"
+            f"{log.stem} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}"
         )
     return False
 
@@ -223,7 +240,7 @@ def _sidecars(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return [c for c in (spec.get("initContainers") or []) + spec["containers"] if c["name"] == SIDECAR]
 
 
-def test_operator_installs_its_tls_under_the_chart_rbac(installed: Install) -> None:
+def test_webhook_installs_its_tls_under_its_own_rbac(installed: Install) -> None:
     rest = installed.cluster.rest()
     tls = rest.get(f"/api/v1/namespaces/{installed.ns}/secrets/{FULLNAME}-webhook-tls")
     assert set(tls["data"]) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
@@ -232,9 +249,9 @@ def test_operator_installs_its_tls_under_the_chart_rbac(installed: Install) -> N
     lease = rest.get(f"/apis/coordination.k8s.io/v1/namespaces/{installed.ns}/leases/{FULLNAME}-leader")
     assert lease["spec"]["holderIdentity"]
     # The ServiceAccount really is limited: no cluster-wide Secret read, no Secret read in apps.
-    who = f"system:serviceaccount:{installed.ns}:{FULLNAME}"
+    operator, webhook = (f"system:serviceaccount:{installed.ns}:{name}" for name in (FULLNAME, f"{FULLNAME}-webhook"))
 
-    def can(*a: str) -> str:
+    def can(*a: str, who: str = operator) -> str:
         return installed.cluster.kubectl("auth", "can-i", *a, f"--as={who}", check=False).stdout.strip()
 
     assert can("get", "secrets", "--all-namespaces") == "no"
@@ -242,6 +259,14 @@ def test_operator_installs_its_tls_under_the_chart_rbac(installed: Install) -> N
     assert can("get", "secrets", "-n", installed.served) == "yes"
     assert can("list", "pods", "--all-namespaces") == "yes"
     assert can("delete", "pods", "-n", installed.apps) == "no"
+    assert can("get", f"secrets/{FULLNAME}-webhook-tls", "-n", installed.ns) == "no"  # the webhook's, not the operator's
+    assert can("patch", f"mutatingwebhookconfigurations/{FULLNAME}") == "no"
+    # The webhook's ServiceAccount may keep its TLS Secret and caBundle, and nothing else.
+    assert can("get", f"secrets/{FULLNAME}-webhook-tls", "-n", installed.ns, who=webhook) == "yes"
+    assert can("patch", f"mutatingwebhookconfigurations/{FULLNAME}", who=webhook) == "yes"
+    assert can("get", f"secrets/{FULLNAME}-signing-key", "-n", installed.ns, who=webhook) == "no"
+    assert can("list", "pods", "--all-namespaces", who=webhook) == "no"
+    assert can("get", "configmaps", "-n", installed.apps, who=webhook) == "no"
 
 
 def test_annotated_pod_is_injected_once_and_plain_pods_are_untouched(
@@ -496,10 +521,12 @@ def test_the_operator_never_lacked_a_permission(installed: Install) -> None:
     # Runs last in this module: everything above went through the chart's RBAC only.
     logs = installed.logs()
     assert installed.operator.poll() is None, logs[-4000:]
-    # the webhook's metrics are on the operator's /metrics
+    assert installed.webhook.poll() is None, installed.webhook_logs()[-4000:]
+    # the webhook's metrics are on its own /metrics
     assert (
-        _metric(installed.metrics_port, 'modelroute_webhook_admissions_total{result="injected"}') or 0
+        _metric(installed.webhook_metrics_port, 'modelroute_webhook_admissions_total{result="injected"}') or 0
     ) >= 3
+    logs += installed.webhook_logs()
     denied = [
         # (?<!,): not the milliseconds of a log timestamp ("15:51:34,403")
         line for line in logs.splitlines() if re.search(r"(?<!,)\b403\b|[Ff]orbidden|not enough permissions", line)

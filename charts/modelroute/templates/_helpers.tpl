@@ -26,10 +26,28 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: modelroute
 {{- end -}}
 
-{{- define "modelroute.selectorLabels" -}}
+{{/* Every pod of the release (operator and webhook): the metrics Service selects these. */}}
+{{- define "modelroute.instanceLabels" -}}
 app.kubernetes.io/name: {{ include "modelroute.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "modelroute.selectorLabels" -}}
+{{ include "modelroute.instanceLabels" . }}
 app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "modelroute.webhookSelectorLabels" -}}
+{{ include "modelroute.instanceLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "modelroute.webhookServiceAccountName" -}}
+{{- if .Values.webhook.serviceAccount.create -}}
+{{- default (printf "%s-webhook" (include "modelroute.fullname" .)) .Values.webhook.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.webhook.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "modelroute.serviceAccountName" -}}

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("modelroute.sidecar.cli", "run the per-pod LLM routing proxy"),
     "operator": ("modelroute.operator.cli", "run the Kubernetes operator"),
+    "webhook": ("modelroute.operator.webhook.cli", "serve the sidecar-injection admission webhook (its own Deployment)"),
     "crd": ("modelroute.api.crd_cli", "print the ModelRoute CustomResourceDefinition (generated from the API models)"),
     "eval": ("modelroute.sidecar.eval.cli", "compare a route's targets on a golden dataset (exact match, validity, latency, cost)"),
     "demo": ("modelroute.testing.demo", "run the standalone sidecar against local provider emulators and show it working"),

@@ -32,6 +32,7 @@ from modelroute.operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
 SA_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -106,7 +107,7 @@ async def serve(
     running = running or Running()
     key = signing.load_private_key(options.signing_key_file.read_bytes())
     connection = kubeconn.load(options.kubeconfig)
-    server = MetricsServer(running.metrics, options.metrics_host, options.metrics_port)
+    server = MetricsServer(running.metrics.registry, options.metrics_host, options.metrics_port)
     await server.start()
     running.metrics_port = server.port
     log.info("metrics on http://%s:%d/metrics", options.metrics_host, server.port)

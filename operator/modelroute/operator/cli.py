@@ -1,4 +1,9 @@
-"""`modelroute operator`: command-line options -> ``app.serve``."""
+"""`modelroute operator`: command-line options -> ``app.serve``.
+
+The injection webhook is not served here: it is ``modelroute webhook``
+(``modelroute.operator.webhook.cli``), a process of its own, so that pods keep being
+injected while the operator is down or scaled to 0.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from modelroute.operator.app import Options, default_lease_namespace
-from modelroute.operator.webhook import options as webhook_options  # sidecar injection (issue 4)
-
-ENV_SIGNING_KEY = "MODELROUTE_SIGNING_KEY_FILE"
-
-
-def parse_address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host or "0.0.0.0", int(port)
+from modelroute.operator.app import ENV_SIGNING_KEY, Options, default_lease_namespace, serve
+from modelroute.operator.metrics import parse_address
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +39,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="read the sidecars' /stats this often for quota pressure (QuotaPressure Events; 0: never)")
     parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
-    webhook_options.add_arguments(parser)  # --webhook-* and --sidecar-* (sidecar injection, issue 4)
 
 
 def options_from(args: argparse.Namespace) -> Options:
@@ -74,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelroute operator: signing key {args.signing_key} does not exist", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(webhook_options.serve_with_webhook(args, options_from(args)))  # = serve() without --webhook-listen
+        return asyncio.run(serve(options_from(args)))
     except KeyboardInterrupt:
         return 130

@@ -1,10 +1,13 @@
-"""The operator's Prometheus metrics and the small HTTP server that exposes them.
+"""The operator's Prometheus metrics and the small HTTP server that exposes them (the
+webhook process serves its own registry with the same server).
 
 ``modelroute_operator_convergence_seconds``: from receiving a ModelRoute change event to
 the last sidecar of the namespace acknowledging the config that includes it.
 """
 
 from __future__ import annotations
+
+import argparse
 
 from aiohttp import web
 from prometheus_client import (
@@ -44,11 +47,19 @@ class Metrics:
         return bytes(generate_latest(self.registry))
 
 
-class MetricsServer:
-    """``GET /metrics`` (Prometheus text) and ``GET /healthz`` on one listener."""
+def parse_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` of a listener option (``--metrics-listen``); an empty host means all."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host or "0.0.0.0", int(port)
 
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        self.metrics, self.host, self.port = metrics, host, port
+
+class MetricsServer:
+    """``GET /metrics`` (Prometheus text of ``registry``) and ``GET /healthz`` on one listener."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.registry, self.host, self.port = registry, host, port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -68,7 +79,7 @@ class MetricsServer:
             await self._runner.cleanup()
 
     async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=bytes(generate_latest(self.registry)), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(text="ok\n")

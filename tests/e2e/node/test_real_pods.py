@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from modelroute.testing.cluster.nodeapp import WEBHOOK_SELECTOR
+
 from .node_harness import (
     APP_NS,
     FULLNAME,
@@ -51,7 +53,11 @@ def test_operator_pod_runs_under_the_chart_serviceaccount_and_holds_its_lease(re
     for hook in mwc["webhooks"]:
         assert hook["clientConfig"].get("service", {}).get("name") == f"{FULLNAME}-webhook", hook["clientConfig"]
         assert "url" not in hook["clientConfig"]
-        assert hook["clientConfig"].get("caBundle")  # managed TLS: the operator wrote its CA
+        assert hook["clientConfig"].get("caBundle")  # managed TLS: the webhook wrote its CA
+    # The webhook is its own Deployment under its own ServiceAccount (it outlives the operator).
+    (webhook,) = kjson(release, "get", "pods", "-n", RELEASE_NS, "-l", WEBHOOK_SELECTOR)["items"]
+    assert webhook["spec"]["serviceAccountName"] == f"{FULLNAME}-webhook" and ready(webhook)
+    assert webhook["spec"]["containers"][0]["args"][0] == "webhook"
 
 
 def test_every_replica_gets_the_native_sidecar_and_the_app_starts_after_it(app: Node) -> None:

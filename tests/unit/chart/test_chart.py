@@ -1,4 +1,4 @@
-"""The chart: lint, CRD copy, values schema, least-privilege RBAC, webhook settings, operator args."""
+"""The chart: lint, CRD copy, values schema, least-privilege RBAC, webhook settings, operator and webhook args."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ def test_operator_deployment_is_single_recreate_nonroot_readonly(chart: Any, def
     assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
     assert container["args"][0] == "operator"
+    assert not [a for a in container["args"] if a.startswith(("--webhook", "--sidecar"))], "the webhook runs apart"
+    assert [p["name"] for p in container["ports"]] == ["metrics"]
 
 
 @pytest.mark.parametrize("values", [[], ["webhook.enabled=false"], ["webhook.tls.mode=secret", "webhook.tls.existingSecret=s"]])
@@ -90,20 +92,77 @@ def _rules(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_rbac_is_least_privilege(chart: Any, default_docs: list[dict[str, Any]]) -> None:
     cluster_roles = [d for d in default_docs if d["kind"] == "ClusterRole"]
-    assert len(cluster_roles) == 1
-    for rule in _rules(cluster_roles[0]):
-        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-        assert "secrets" not in rule["resources"], "no cluster-wide Secret access"
-        if "mutatingwebhookconfigurations" in rule["resources"]:
-            assert rule["resourceNames"] == ["mr-modelroute"]
-        if "configmaps" in rule["resources"] and set(rule["verbs"]) - {"create"}:
-            assert rule["resourceNames"] == ["modelroute-routes"]
-    role = chart.find(default_docs, "Role", "-operator")
-    assert role["metadata"]["namespace"] == chart.namespace
-    for rule in _rules(role):
-        if set(rule["verbs"]) - {"create"}:
-            assert rule.get("resourceNames"), f"{rule} must name its objects"
+    assert sorted(r["metadata"]["name"] for r in cluster_roles) == ["mr-modelroute-operator", "mr-modelroute-webhook"]
+    for cluster_role in cluster_roles:
+        for rule in _rules(cluster_role):
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            assert "secrets" not in rule["resources"], "no cluster-wide Secret access"
+            if "mutatingwebhookconfigurations" in rule["resources"]:
+                assert rule["resourceNames"] == ["mr-modelroute"]
+            if "configmaps" in rule["resources"] and set(rule["verbs"]) - {"create"}:
+                assert rule["resourceNames"] == ["modelroute-routes"]
+    for role in (chart.find(default_docs, "Role", "-operator"), chart.find(default_docs, "Role", "-webhook")):
+        assert role["metadata"]["namespace"] == chart.namespace
+        for rule in _rules(role):
+            if set(rule["verbs"]) - {"create"}:
+                assert rule.get("resourceNames"), f"{rule} must name its objects"
     assert not [d for d in default_docs if d["kind"] == "ClusterRoleBinding" and "secret" in d["metadata"]["name"]]
+    # The operator no longer touches the webhook's TLS; the webhook may only keep its TLS and caBundle.
+    operator_resources = {r for d in ("ClusterRole", "Role") for rule in _rules(chart.find(default_docs, d, "-operator"))
+                          for r in rule["resources"]}
+    assert not operator_resources & {"mutatingwebhookconfigurations", "secrets"}
+    webhook_rules = [*_rules(chart.find(default_docs, "ClusterRole", "-webhook")), *_rules(chart.find(default_docs, "Role", "-webhook"))]
+    assert {r for rule in webhook_rules for r in rule["resources"]} == {"mutatingwebhookconfigurations", "secrets"}
+    assert [rule["resourceNames"] for rule in webhook_rules if "secrets" in rule["resources"] and "get" in rule["verbs"]] == [
+        ["mr-modelroute-webhook-tls"]]
+
+
+@pytest.mark.parametrize("values", [[], ["webhook.tls.mode=secret", "webhook.tls.existingSecret=s"]])
+def test_webhook_is_its_own_deployment_under_its_own_serviceaccount(chart: Any, values: list[str]) -> None:
+    docs = chart.documents(chart.template(*values))
+    dep = chart.find(docs, "Deployment", "-webhook")
+    pod = dep["spec"]["template"]["spec"]
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert pod["serviceAccountName"] == "mr-modelroute-webhook"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "webhook", "scheme": "HTTPS"}
+    args = container["args"]
+    parsed = build_parser(args).parse_args(args)  # SystemExit (a failure) on an unknown option
+    assert parsed.command == "webhook" and parsed.webhook_listen == "0.0.0.0:9443"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert str(parsed.signing_key).startswith("/etc/modelroute/signing/") and "/etc/modelroute/signing" in mounts
+    # The Service selects the webhook pods only: the operator may be scaled to 0 without effect.
+    svc = chart.find(docs, "Service", "-webhook")
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    operator_labels = chart.find(docs, "Deployment", "-operator")["spec"]["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= operator_labels.items()
+    managed = not values
+    assert pod["automountServiceAccountToken"] is managed
+    assert chart.find(docs, "ServiceAccount", "-webhook")["automountServiceAccountToken"] is managed
+    assert bool([d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-webhook")]) is managed
+    assert parsed.webhook_tls == ("managed" if managed else "files")
+
+
+def test_webhook_replicas_get_a_disruption_budget(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    assert not [d for d in default_docs if d["kind"] == "PodDisruptionBudget"]  # one replica: nothing to keep
+    docs = chart.documents(chart.template("webhook.replicas=2"))
+    assert chart.find(docs, "Deployment", "-webhook")["spec"]["replicas"] == 2
+    pdb = chart.find(docs, "PodDisruptionBudget", "-webhook")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == chart.find(docs, "Service", "-webhook")["spec"]["selector"]
+    off = chart.documents(chart.template("webhook.replicas=2", "webhook.podDisruptionBudget.enabled=false"))
+    assert not [d for d in off if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_webhook_disabled_renders_no_webhook_objects(chart: Any) -> None:
+    docs = chart.documents(chart.template("webhook.enabled=false"))
+    assert not [d for d in docs if "webhook" in d["metadata"]["name"] or d["kind"] == "MutatingWebhookConfiguration"]
 
 
 def test_secret_read_only_in_listed_namespaces(chart: Any) -> None:
@@ -134,7 +193,7 @@ def test_webhook_configuration(chart: Any, default_docs: list[dict[str, Any]]) -
         assert {"kube-system", "kube-public", "kube-node-lease", chart.namespace} <= set(names["values"])
         service = hook["clientConfig"]["service"]
         assert service["path"] in served and service["name"] == svc["metadata"]["name"]
-        assert "caBundle" not in hook["clientConfig"]  # the operator writes it; helm must not reset it
+        assert "caBundle" not in hook["clientConfig"]  # the webhook writes it; helm must not reset it
 
 
 def test_examples_are_valid_modelroutes(chart: Any) -> None:

@@ -76,10 +76,12 @@ def test_only_the_operator_and_scrapers_reach_the_admin_port(chart: Any) -> None
 
 def test_operator_selector_matches_the_operator_pod(chart: Any) -> None:
     docs = chart.documents(chart.template("adminNetworkPolicy.namespaces={team-a}"))
-    dep = next(d for d in docs if d["kind"] == "Deployment")
+    dep = chart.find(docs, "Deployment", "-operator")
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert admits([policy], "team-a", ({"kubernetes.io/metadata.name": chart.namespace}, pod_labels), 8788)
+    webhook = chart.find(docs, "Deployment", "-webhook")["spec"]["template"]["metadata"]["labels"]
+    assert not admits([policy], "team-a", ({"kubernetes.io/metadata.name": chart.namespace}, webhook), 8788)
 
 
 def test_options_scraper_cidrs_and_closed_other_ports(chart: Any) -> None:

@@ -1,8 +1,10 @@
-"""The operator's --webhook-* / --sidecar-* options become injector settings and a TLS source."""
+"""`modelroute webhook`'s --webhook-* / --sidecar-* options become injector settings and a TLS source."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from modelroute.api import signing
 from modelroute.cli.main import build_parser
@@ -12,7 +14,7 @@ from modelroute.operator.webhook.options import settings_from_args, tls_from_arg
 
 
 def parse(*extra: str) -> object:
-    argv = ["operator", "--signing-key=/k", "--lease-namespace=mr-system", *extra]
+    argv = ["webhook", "--signing-key=/k", "--operator-namespace=mr-system", *extra]
     return build_parser(argv).parse_args(argv)
 
 
@@ -34,10 +36,19 @@ def test_sidecar_options_and_empty_quantities() -> None:
 
 
 def test_tls_sources() -> None:
-    managed = tls_from_args(parse("--webhook-service=mr-webhook", "--webhook-host=127.0.0.1"), kube=None)  # type: ignore[arg-type]
-    assert isinstance(managed, ManagedTls)
+    api = object()  # managed TLS keeps the client for later; nothing is called here
+    managed = tls_from_args(parse("--webhook-service=mr-webhook", "--webhook-host=127.0.0.1"), kube=api)  # type: ignore[arg-type]
+    assert isinstance(managed, ManagedTls) and managed.kube is api
     assert managed.namespace == "mr-system"
     assert managed.hosts == ["mr-webhook", "mr-webhook.mr-system", "mr-webhook.mr-system.svc",
                              "mr-webhook.mr-system.svc.cluster.local", "127.0.0.1"]
     files = tls_from_args(parse("--webhook-tls=files", "--webhook-cert-file=/c", "--webhook-key-file=/k"), kube=None)  # type: ignore[arg-type]
     assert isinstance(files, FileTls) and files.cert_file == Path("/c")
+    with pytest.raises(ValueError, match="API client"):
+        tls_from_args(parse(), kube=None)  # type: ignore[arg-type]
+
+
+def test_the_operator_no_longer_takes_webhook_options() -> None:
+    argv = ["operator", "--signing-key=/k", "--webhook-listen=0.0.0.0:9443"]
+    with pytest.raises(SystemExit):
+        build_parser(argv).parse_args(argv)

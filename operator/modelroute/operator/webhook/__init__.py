@@ -1,7 +1,7 @@
-"""The sidecar-injection admission webhook, served over HTTPS by the operator process.
+"""The sidecar-injection admission webhook, served over HTTPS by its own process.
 
-Entry point for the operator CLI: :func:`run_webhook` (or :func:`start_from_args` with the
-options from :func:`add_arguments`).
+Entry point: ``modelroute webhook`` (:mod:`modelroute.operator.webhook.cli`), which the
+chart runs as a Deployment of its own, apart from the operator. Embedding: :class:`WebhookServer`.
 """
 
 from modelroute.operator.webhook.server import WebhookServer, build_app, run_webhook

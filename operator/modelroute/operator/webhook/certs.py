@@ -1,6 +1,6 @@
 """The webhook's own CA and serving certificate (pure: generation and checks, no I/O).
 
-The operator manages its webhook TLS itself, so the chart works without cert-manager: a
+The webhook manages its TLS itself, so the chart works without cert-manager: a
 long-lived CA signs a shorter-lived serving certificate for the webhook Service's DNS names;
 the CA's certificate becomes the ``caBundle`` of the MutatingWebhookConfiguration.
 """

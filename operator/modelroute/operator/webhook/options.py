@@ -1,10 +1,7 @@
-"""Command-line options of the webhook and the sidecar it injects, for ``modelroute operator``.
+"""Command-line options of ``modelroute webhook``: its listener, its TLS and the sidecar it injects.
 
-The operator CLI calls :func:`add_arguments` on its parser and runs the operator through
-:func:`serve_with_webhook`, which starts the webhook (when ``--webhook-listen`` is given)
-*before* the operator waits for its Lease: admission is stateless, so a standby or starting
-operator already serves it, and the operator pod turns ready without holding the Lease.
-The operator's own namespace is ``--lease-namespace`` (the operator's option).
+Pure translation of options into :class:`InjectionSettings` and a :class:`TlsSource`; the
+process around them is ``modelroute.operator.webhook.cli``.
 """
 
 from __future__ import annotations
@@ -12,16 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import aiohttp
-from prometheus_client import CollectorRegistry
-
-from modelroute.api import signing
-from modelroute.operator.app import Options, Running, default_lease_namespace, serve
 from modelroute.operator.injection import InjectionSettings, Resources
-from modelroute.operator.kube import connection as kubeconn
 from modelroute.operator.kube.client import Kube
 from modelroute.operator.webhook import certs
-from modelroute.operator.webhook.server import WebhookServer
 from modelroute.operator.webhook.tls import FileTls, ManagedTls, TlsSource
 
 DEFAULT_IMAGE = "ghcr.io/modelroute/modelroute:0.1.0"
@@ -29,16 +19,16 @@ DEFAULT_IMAGE = "ghcr.io/modelroute/modelroute:0.1.0"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sidecar injection webhook")
-    g.add_argument("--webhook-listen", default="", metavar="ADDR",
-                   help="serve the injection webhook over HTTPS on HOST:PORT (default: off)")
+    g.add_argument("--webhook-listen", default="0.0.0.0:9443", metavar="ADDR",
+                   help="serve the injection webhook over HTTPS on HOST:PORT (port 0: any free port)")
     g.add_argument("--webhook-tls", choices=["managed", "files"], default="managed",
-                   help="managed: the operator keeps a CA and certificate in a Secret and sets the caBundle; "
+                   help="managed: the webhook keeps a CA and certificate in a Secret and sets the caBundle; "
                         "files: serve --webhook-cert-file/--webhook-key-file (e.g. from cert-manager)")
     g.add_argument("--webhook-cert-file", type=Path, help="serving certificate chain (with --webhook-tls files)")
     g.add_argument("--webhook-key-file", type=Path, help="serving key (with --webhook-tls files)")
     g.add_argument("--webhook-tls-secret", default="modelroute-webhook-tls", help="Secret (own namespace) for managed TLS")
     g.add_argument("--webhook-config", default="modelroute",
-                   help="MutatingWebhookConfiguration whose caBundle the operator keeps (managed TLS; '' = none)")
+                   help="MutatingWebhookConfiguration whose caBundle the webhook keeps (managed TLS; '' = none)")
     g.add_argument("--webhook-service", default="modelroute-webhook", help="Service in front of the webhook (certificate names)")
     g.add_argument("--webhook-host", action="append", default=[], metavar="HOST",
                    help="extra DNS name or IP for the serving certificate (repeatable)")
@@ -57,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def operator_namespace(args: argparse.Namespace) -> str:
-    """The operator's own namespace: the namespace of its Lease (``--lease-namespace``)."""
-    return str(getattr(args, "lease_namespace", None) or default_lease_namespace())
+    """The namespace of the operator and of this webhook (``--operator-namespace``)."""
+    return str(args.operator_namespace)
 
 
 def settings_from_args(args: argparse.Namespace, public_key_pem: str) -> InjectionSettings:
@@ -81,39 +71,14 @@ def settings_from_args(args: argparse.Namespace, public_key_pem: str) -> Injecti
     )
 
 
-def tls_from_args(args: argparse.Namespace, kube: Kube) -> TlsSource:
+def tls_from_args(args: argparse.Namespace, kube: Kube | None) -> TlsSource:
+    """Files (no API client needed), or managed TLS through ``kube``."""
     if args.webhook_tls == "files":
         if not args.webhook_cert_file or not args.webhook_key_file:
             raise SystemExit("--webhook-tls files needs --webhook-cert-file and --webhook-key-file")
         return FileTls(args.webhook_cert_file, args.webhook_key_file)
+    if kube is None:
+        raise ValueError("managed webhook TLS needs an API client")
     ns = operator_namespace(args)
     hosts = [*certs.service_dns_names(args.webhook_service, ns), *args.webhook_host] if args.webhook_service else list(args.webhook_host)
     return ManagedTls(kube, namespace=ns, secret_name=args.webhook_tls_secret, webhook_config=args.webhook_config or None, hosts=hosts)
-
-
-async def start_webhook(
-    args: argparse.Namespace, kube: Kube, signing_key_pem: bytes, registry: CollectorRegistry | None = None
-) -> WebhookServer | None:
-    """Start the webhook if ``--webhook-listen`` is set; the caller ``await server.stop()`` at shutdown."""
-    if not args.webhook_listen:
-        return None
-    public_pem = signing.public_key_pem(signing_key_pem).decode()
-    server = WebhookServer(args.webhook_listen, settings_from_args(args, public_pem), tls_from_args(args, kube), registry=registry)
-    await server.start()
-    return server
-
-
-async def serve_with_webhook(args: argparse.Namespace, options: Options) -> int:
-    """``app.serve(options)`` with the injection webhook running next to it (if enabled)."""
-    if not args.webhook_listen:
-        return await serve(options)
-    running = Running()
-    connection = kubeconn.load(options.kubeconfig)
-    async with aiohttp.ClientSession() as session:
-        server = await start_webhook(args, Kube(connection, session), options.signing_key_file.read_bytes(),
-                                     registry=running.metrics.registry)
-        assert server is not None
-        try:
-            return await serve(options, running=running)
-        finally:
-            await server.stop()

@@ -1,4 +1,4 @@
-"""The HTTPS server the apiserver calls for sidecar injection (runs in the operator process).
+"""The HTTPS server the apiserver calls for sidecar injection (``modelroute webhook``).
 
 ``POST /mutate``: the webhook entry for annotated pods anywhere (failurePolicy Ignore).
 ``POST /mutate/namespace-enabled``: the entry whose namespaceSelector matches namespaces
@@ -33,7 +33,7 @@ log = logging.getLogger("modelroute.webhook")
 
 
 class WebhookMetrics:
-    """Registered in the operator's registry, so they appear on its ``/metrics``."""
+    """Registered in the webhook process's registry, so they appear on its ``/metrics``."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = registry or CollectorRegistry()

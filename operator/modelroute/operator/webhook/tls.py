@@ -2,8 +2,8 @@
 
 Two sources:
 
-* ``ManagedTls`` (the chart's default): the operator keeps a CA and a serving certificate
-  in a Secret of its own namespace, creates or renews them at start and periodically, and
+* ``ManagedTls`` (the chart's default): the webhook keeps a CA and a serving certificate
+  in a Secret of its own namespace (every replica converges on the same Secret), creates or renews them at start and periodically, and
   writes the CA into the ``caBundle`` of every webhook of its MutatingWebhookConfiguration.
   No cert-manager, no certificates in the chart (so ``helm template`` is deterministic and
   an upgrade never rotates the CA). Renewal keeps the CA, so the ``caBundle`` stays valid.
@@ -62,7 +62,7 @@ def _b64(data: bytes) -> str:
 
 
 class ManagedTls:
-    """Operator-managed CA + serving certificate in ``secret_name``, CA pushed to ``webhook_config``."""
+    """Webhook-managed CA + serving certificate in ``secret_name``, CA pushed to ``webhook_config``."""
 
     def __init__(
         self,

@@ -28,6 +28,8 @@ SIDECAR = "modelroute-sidecar"
 APP_NS = "shop"
 APP_PORT = 8080
 EMULATOR_PORT = 18080
+OPERATOR_SELECTOR = "app.kubernetes.io/name=modelroute,app.kubernetes.io/component=operator"
+WEBHOOK_SELECTOR = "app.kubernetes.io/name=modelroute,app.kubernetes.io/component=webhook"
 
 
 @dataclass
@@ -70,7 +72,7 @@ def kjson(node: Node, *args: str) -> Any:
 
 
 def operator_pod(node: Node) -> dict[str, Any]:
-    pods = kjson(node, "get", "pods", "-n", RELEASE_NS, "-l", "app.kubernetes.io/name=modelroute")["items"]
+    pods = kjson(node, "get", "pods", "-n", RELEASE_NS, "-l", OPERATOR_SELECTOR)["items"]
     running = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
     assert len(running) == 1, [p["metadata"]["name"] for p in pods]
     return dict(running[0])
