@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sidecar": ("modelroute.sidecar.cli", "run the per-pod LLM routing proxy"),
     "operator": ("modelroute.operator.cli", "run the Kubernetes operator"),
     "crd": ("modelroute.api.crd_cli", "print the ModelRoute CustomResourceDefinition (generated from the API models)"),
-    "eval": ("modelroute.sidecar.eval.cli", "compare a route's targets on a golden dataset (exact match, validity, latency, cost)"),
+    "eval": ("modelroute.cli.evalcmd", "compare two revisions of a route (or one route's targets) on a golden dataset"),
     "demo": ("modelroute.testing.demo", "run the standalone sidecar against local provider emulators and show it working"),
 }
 
