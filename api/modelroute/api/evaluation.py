@@ -61,9 +61,9 @@ class RevisionResult(ApiModel):
     latency_p99_ms: float | None = Field(default=None, ge=0, description="99th percentile latency of answered cases, in milliseconds.")
     latencies_ms: list[float] = Field(default_factory=list, description="Latency of every answered case in milliseconds, in dataset order.")
     tokens: Tokens = Field(description="Total tokens over the dataset.")
-    tokens_per_1k: Tokens = Field(description="Tokens per 1000 cases.")
+    tokens_per_1k: Tokens = Field(alias="tokensPer1k", description="Tokens per 1000 cases.")
     cost_usd: float | None = Field(default=None, ge=0, description="Total cost in USD; null when a target that answered has no price.")
-    cost_per_1k: float | None = Field(default=None, ge=0, description="Cost in USD per 1000 cases; null when unpriced.")
+    cost_per_1k: float | None = Field(default=None, alias="costPer1k", ge=0, description="Cost in USD per 1000 cases; null when unpriced.")
 
 
 class Comparison(ApiModel):

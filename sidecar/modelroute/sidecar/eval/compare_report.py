@@ -10,6 +10,7 @@ Everything but ``write_png`` is a pure function of the ``RevisionComparison`` do
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -108,9 +109,12 @@ def _svg(width: int, height: int, title: str, body: str, chart_id: str) -> str:
             f'<text x="10" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>{body}</svg>')
 
 
-def _interval_chart(chart_id: str, title: str, rows: Sequence[tuple[str, float | None, float | None, float | None, str]],
-                    lo: float, hi: float, fmt: str = "pct") -> str:
-    """Horizontal bars (or points) with error bars: rows of (label, value, ci low, ci high, colour)."""
+Row = tuple[str, float | None, float | None, float | None, str, str]   # label, value, CI low, CI high, colour, text
+
+
+def _interval_chart(chart_id: str, title: str, rows: Sequence[Row], lo: float, hi: float, *, bars: bool = True,
+                    ticks: Sequence[str] = ()) -> str:
+    """Horizontal bars (or points) with error bars on a scale from ``lo`` to ``hi`` (5 ticks)."""
     width, left, right, row_h = 640, 110, 30, 36
     height = 40 + row_h * len(rows) + 30
     right_x = width - right
@@ -121,17 +125,18 @@ def _interval_chart(chart_id: str, title: str, rows: Sequence[tuple[str, float |
     parts = []
     for i in range(5):
         v = lo + (hi - lo) * i / 4
+        tick = ticks[i] if ticks else f"{100 * v:+.0f}%" if lo < 0 else f"{100 * v:.0f}%"
         parts.append(f'<line x1="{x(v):.1f}" y1="30" x2="{x(v):.1f}" y2="{height - 25}" stroke="#ddd"/>'
-                     f'<text x="{x(v):.1f}" y="{height - 10}" font-size="11" text-anchor="middle">{100 * v:.0f}%</text>')
+                     f'<text x="{x(v):.1f}" y="{height - 10}" font-size="11" text-anchor="middle">{tick}</text>')
     if lo < 0 < hi:
         parts.append(f'<line x1="{x(0):.1f}" y1="30" x2="{x(0):.1f}" y2="{height - 25}" stroke="#333" stroke-dasharray="4 3"/>')
-    for i, (label, value, cl, ch, colour) in enumerate(rows):
+    for i, (label, value, cl, ch, colour, text) in enumerate(rows):
         y = 40 + row_h * i
         parts.append(f'<text x="{left - 8}" y="{y + 16}" font-size="12" text-anchor="end">{html.escape(label)}</text>')
         if value is None:
             parts.append(f'<text x="{left}" y="{y + 16}" font-size="12">n/a</text>')
             continue
-        if fmt == "bar":
+        if bars:
             parts.append(f'<rect class="bar" x="{x(max(lo, 0)):.1f}" y="{y + 4}" width="{max(0.0, x(value) - x(max(lo, 0))):.1f}" '
                          f'height="{row_h - 12}" fill="{colour}"/>')
         else:
@@ -140,24 +145,23 @@ def _interval_chart(chart_id: str, title: str, rows: Sequence[tuple[str, float |
             parts.append(f'<line class="ci" x1="{x(cl):.1f}" y1="{y + 14}" x2="{x(ch):.1f}" y2="{y + 14}" stroke="#222" stroke-width="2"/>'
                          f'<line x1="{x(cl):.1f}" y1="{y + 8}" x2="{x(cl):.1f}" y2="{y + 20}" stroke="#222" stroke-width="2"/>'
                          f'<line x1="{x(ch):.1f}" y1="{y + 8}" x2="{x(ch):.1f}" y2="{y + 20}" stroke="#222" stroke-width="2"/>')
-        parts.append(f'<text x="{min(x(value), right_x - 40) + 4:.1f}" y="{y + 30}" font-size="10">{100 * value:+.1f}%</text>'
-                     if fmt != "bar" else
-                     f'<text x="{x(value) + 4:.1f}" y="{y + 30}" font-size="10">{100 * value:.1f}%</text>')
+        parts.append(f'<text x="{min(x(value), right_x - 60) + 4:.1f}" y="{y + 30}" font-size="10">{html.escape(text)}</text>')
     return _svg(width, height, title, "".join(parts), chart_id)
 
 
 def accuracy_svg(doc: RevisionComparison) -> str:
-    rows = [(r.role, r.exact_match, r.exact_match_ci_low, r.exact_match_ci_high, COLOURS[r.role])
+    rows = [(r.role, r.exact_match, r.exact_match_ci_low, r.exact_match_ci_high, COLOURS[r.role], _pct(r.exact_match))
             for r in (doc.baseline, doc.candidate)]
-    return _interval_chart("chart-accuracy", "Exact match (Wilson 95% CI)", rows, 0.0, 1.0, fmt="bar")
+    return _interval_chart("chart-accuracy", "Exact match (Wilson 95% CI)", rows, 0.0, 1.0)
 
 
 def difference_svg(doc: RevisionComparison) -> str:
     c = doc.comparison
-    lo = min(-0.1, c.ci_low)
-    hi = max(0.1, c.ci_high)
-    rows = [("candidate - baseline", c.difference, c.ci_low, c.ci_high, "#59a14f")]
-    return _interval_chart("chart-difference", f"Difference in exact match ({c.ci_method}): {c.verdict.value}", rows, lo, hi)
+    m = max(0.1, abs(c.ci_low), abs(c.ci_high))
+    m = math.ceil(m * 10) / 10
+    rows = [("difference", c.difference, c.ci_low, c.ci_high, "#59a14f", _signed_pct(c.difference))]
+    return _interval_chart("chart-difference", f"Candidate minus baseline exact match ({c.ci_method}): {c.verdict.value}",
+                           rows, -m, m, bars=False)
 
 
 def latency_svg(doc: RevisionComparison) -> str:
@@ -188,9 +192,10 @@ def latency_svg(doc: RevisionComparison) -> str:
 def cost_svg(doc: RevisionComparison) -> str:
     vals = [r.cost_per_1k for r in (doc.baseline, doc.candidate)]
     top = max([v for v in vals if v is not None] or [0.0]) or 1.0
-    rows = [(r.role, None if r.cost_per_1k is None else r.cost_per_1k / top, None, None, COLOURS[r.role])
+    rows = [(r.role, None if r.cost_per_1k is None else r.cost_per_1k / top, None, None, COLOURS[r.role], _usd(r.cost_per_1k))
             for r in (doc.baseline, doc.candidate)]
-    return _interval_chart("chart-cost", f"Cost per 1000 cases (USD; full bar = {_usd(top)})", rows, 0.0, 1.0, fmt="bar")
+    ticks = [_usd(top * i / 4) for i in range(5)]
+    return _interval_chart("chart-cost", "Cost per 1000 cases (USD)", rows, 0.0, 1.0, ticks=ticks)
 
 
 def html_report(doc: RevisionComparison) -> str:
@@ -209,7 +214,7 @@ def html_report(doc: RevisionComparison) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>modelroute eval: {e(doc.route)}: {e(c.verdict.value)}</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}} td:first-child,th:first-child{{text-align:left}}
+table{{font-size:0.9em}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}} td:first-child,th:first-child{{text-align:left}}
 svg{{display:block;margin:1em 0;font-family:system-ui,sans-serif}} .note{{color:#666}} code{{white-space:pre-wrap}}
 #verdict{{font-size:1.3em}}
 </style></head><body>
