@@ -74,7 +74,9 @@ def _cluster_doc(ref: str, args: argparse.Namespace) -> str:
     from modelroute.api.v1alpha1 import GROUP, PLURAL, VERSION
 
     config.load_kube_config(config_file=args.kubeconfig, context=args.context)  # type: ignore[no-untyped-call]
-    obj: dict[str, Any] = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    if not isinstance(obj, dict):
+        raise BadInput(f"{ref}: the API server returned no object")
     doc = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
            "metadata": {"name": name, "namespace": namespace}, "spec": obj.get("spec")}
     return yaml.safe_dump(doc)

@@ -30,7 +30,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(k, v)
 
 
-def _eval(tmp: Path, emu: EmulatorThread, base: str, cand: str, rows: list[dict[str, Any]], *extra: str,
+def _eval(tmp: Path, emu: EmulatorServer, base: str, cand: str, rows: list[dict[str, Any]], *extra: str,
           capsys: pytest.CaptureFixture[str], **kw: Any) -> tuple[int, str, str]:
     a, b, d = write(tmp, emu, base, cand, rows, **kw)
     rc = main(["eval", "--baseline", str(a), "--candidate", str(b), "--route", "classify", "--dataset", str(d), *extra])
@@ -129,13 +129,13 @@ async def test_the_run_stops_before_the_next_pair_could_cross_the_budget() -> No
         estimate = estimate_cost([r.route for r in revs], ds, None)
         assert estimate is not None
         key_for = KeyResolver(environ=ENV).source_for
-        b, c, stopped = await compare_revisions(*revs, ds, key_for, max_cost=estimate)
+        b, c, stopped = await compare_revisions(revs[0], revs[1], ds, key_for, max_cost=estimate)
         assert stopped is None and len(c.answers) == 30
         full = sum(a.cost_usd or 0 for run in (b, c) for a in run.answers.values())
         assert 0 < full <= estimate, "the estimate is an upper bound"
         emu.reset()
         budget = full / 2   # the CLI refuses this up front (the estimate is over it); the run itself is guarded too
-        b, c, stopped = await compare_revisions(*revs, ds, key_for, concurrency=3, max_cost=budget)
+        b, c, stopped = await compare_revisions(revs[0], revs[1], ds, key_for, concurrency=3, max_cost=budget)
         spent = sum(a.cost_usd or 0 for run in (b, c) for a in run.answers.values())
         assert stopped is not None and stopped.startswith(f"--max-cost {budget:g} USD: stopped after")
         assert 0 < len(b.answers) == len(c.answers) < 30 and spent <= budget

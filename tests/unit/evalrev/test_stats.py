@@ -8,7 +8,19 @@ from hypothesis import strategies as st
 
 from modelroute.api.evaluation import Verdict
 from modelroute.sidecar.eval import stats
-from modelroute.sidecar.eval.stats import PairedCounts, mcnemar_exact, newcombe_paired, paired_bootstrap, verdict, wilson
+from modelroute.sidecar.eval.stats import (
+    PairedCounts,
+    mcnemar_exact,
+    newcombe_paired,
+    paired_bootstrap,
+    verdict,
+    wilson,
+)
+
+
+def _close(got: tuple[float, float], want: tuple[float, float]) -> None:
+    """Equal to the 4 decimals textbooks print."""
+    assert got[0] == pytest.approx(want[0], abs=5e-5) and got[1] == pytest.approx(want[1], abs=5e-5), got
 
 
 @pytest.mark.parametrize(("k", "n", "lo", "hi"), [
@@ -16,18 +28,15 @@ from modelroute.sidecar.eval.stats import PairedCounts, mcnemar_exact, newcombe_
     (81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611), (1, 29, 0.0061, 0.1718),
 ])
 def test_wilson_agrees_with_newcombe_1998(k: int, n: int, lo: float, hi: float) -> None:
-    got = wilson(k, n)
-    assert got == (pytest.approx(lo, abs=5e-5), pytest.approx(hi, abs=5e-5))
+    _close(wilson(k, n), (lo, hi))
 
 
 def test_newcombe_paired_agrees_with_published_examples() -> None:
     # Newcombe (1998), "Improved confidence intervals for the difference between binomial proportions based on
     # paired data", example (a): 36 both, 12 first only, 2 second only, 0 neither; method 10.
-    assert newcombe_paired(PairedCounts(both=36, candidate_only=12, baseline_only=2, neither=0)) == (
-        pytest.approx(0.0569, abs=5e-5), pytest.approx(0.3404, abs=5e-5))
+    _close(newcombe_paired(PairedCounts(both=36, candidate_only=12, baseline_only=2, neither=0)), (0.0569, 0.3404))
     # Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables", ch. 8 (Cavo et al. 2012): 59 6 / 16 80.
-    assert newcombe_paired(PairedCounts(both=59, candidate_only=6, baseline_only=16, neither=80)) == (
-        pytest.approx(-0.1186, abs=5e-5), pytest.approx(-0.0046, abs=5e-5))
+    _close(newcombe_paired(PairedCounts(both=59, candidate_only=6, baseline_only=16, neither=80)), (-0.1186, -0.0046))
 
 
 def test_mcnemar_exact_is_the_binomial_tail() -> None:

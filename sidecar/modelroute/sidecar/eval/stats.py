@@ -106,7 +106,7 @@ def mcnemar_exact(baseline_only: int, candidate_only: int) -> float:
     if m == 0:
         return 1.0
     k = min(baseline_only, candidate_only)
-    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
+    tail = sum(math.comb(m, i) for i in range(k + 1)) / (1 << m)   # exact integers: no overflow for large m
     return min(1.0, 2 * tail)
 
 
