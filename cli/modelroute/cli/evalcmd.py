@@ -35,6 +35,10 @@ class BadInput(Exception):
     pass
 
 
+class ClusterUnavailable(Exception):
+    """The kubeconfig or the API server did not give the ModelRoute."""
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     rev = parser.add_argument_group("comparing two revisions")
     rev.add_argument("--baseline", metavar="YAML", help="the current ModelRoute (file)")
@@ -70,11 +74,21 @@ def _cluster_doc(ref: str, args: argparse.Namespace) -> str:
     if not namespace or not name or "/" in name:
         raise BadInput(f"{ref!r}: expected NAMESPACE/NAME")
     from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
 
     from modelroute.api.v1alpha1 import GROUP, PLURAL, VERSION
 
-    config.load_kube_config(config_file=args.kubeconfig, context=args.context)  # type: ignore[no-untyped-call]
-    obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    try:
+        config.load_kube_config(config_file=args.kubeconfig, context=args.context)  # type: ignore[no-untyped-call]
+        obj: Any = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except config.ConfigException as e:
+        raise ClusterUnavailable(f"no usable kubeconfig: {e}") from None
+    except ApiException as e:
+        what = "not found" if e.status == 404 else f"{e.status} {e.reason or 'error'}"
+        raise ClusterUnavailable(f"modelroute {namespace}/{name}: {what}") from None
+    except HTTPError as e:
+        raise ClusterUnavailable(f"API server unreachable ({type(e).__name__})") from None
     if not isinstance(obj, dict):
         raise BadInput(f"{ref}: the API server returned no object")
     doc = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
@@ -179,11 +193,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
         try:
             return run_revisions(args)
-        except Exception as e:   # the cluster read (kubernetes client errors, kubeconfig)
-            if type(e).__module__.startswith("kubernetes"):
-                print(f"error: cannot read the cluster: {type(e).__name__}: {getattr(e, 'reason', None) or e}", file=sys.stderr)
-                return 1
-            raise
+        except ClusterUnavailable as e:
+            print(f"error: cannot read the cluster: {e}", file=sys.stderr)
+            return 1
     if not args.config:
         print("error: give --baseline and --candidate (two revisions), or --config (the targets of one route)", file=sys.stderr)
         return 2

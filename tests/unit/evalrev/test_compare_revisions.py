@@ -3,12 +3,17 @@ against the provider emulator as an OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from modelroute.api.evaluation import RevisionComparison, json_schema
 from modelroute.api.v1alpha1 import ModelRoute
@@ -19,7 +24,7 @@ from modelroute.sidecar.eval.compare import build
 from modelroute.sidecar.eval.revisions import Revision, compare_revisions, estimate_cost
 from modelroute.testing.emulators import EmulatorServer, EmulatorThread
 
-from .helpers import ENV, cases, route_doc, script, write
+from .helpers import ENV, LABELS, cases, route_doc, script, write
 
 SCHEMA_DOC = Path(__file__).resolve().parents[3] / "docs" / "eval-comparison.schema.json"
 
@@ -99,6 +104,94 @@ def test_a_tiny_dataset_says_so(tmp_path: Path, env: None, capsys: pytest.Captur
     c = json.loads(out)["comparison"]
     assert rc == 0 and c["verdict"] == "too few cases" and c["pValue"] < 0.01
     assert "too few cases to judge: 8 scored pairs" in c["message"] and "no winner is claimed" in c["message"]
+
+
+def test_the_candidate_runs_with_its_output_contract_and_repairs_are_counted(
+        tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = cases(20)
+    contract = {"mode": "text", "labels": list(LABELS), "repairAttempts": 1}
+    with EmulatorThread() as emu:
+        for i in (0, 4):   # both expect "billing": the first answer names no label, the repair turn does
+            emu.reply("no idea", contains=f"#{i}.", model="large")
+        emu.reply("billing", contains="Your previous answer was rejected", model="large", times=2)
+        script(emu, "small", rows, wrong=set())
+        script(emu, "large", rows, wrong=set())
+        rc, out, _ = _eval(tmp_path, emu, "small", "large", rows, "--json", "--concurrency", "1",
+                           capsys=capsys, candidate_output=contract)
+        assert emu.count(model="large") == 22 and emu.count(model="small") == 20
+    doc = json.loads(out)
+    base, cand = doc["baseline"], doc["candidate"]
+    assert rc == 0 and base["repairRate"] == 0 and cand["repairRate"] == pytest.approx(2 / 20)
+    assert cand["exactMatch"] == 1 and cand["validOutputRate"] == 1 and doc["disagreementsTotal"] == 0
+
+
+def test_a_progress_bar_only_on_a_terminal(tmp_path: Path, env: None, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    rows = cases(5)
+    with EmulatorThread() as emu:
+        a, b, d = write(tmp_path, emu, "small", "large", rows)
+        args = ["eval", "--baseline", str(a), "--candidate", str(b), "--route", "classify", "--dataset", str(d), "--json"]
+        tty = Terminal()
+        monkeypatch.setattr(sys, "stderr", tty)
+        assert main(args) == 0
+        assert tty.getvalue().endswith("\r[" + "#" * 30 + "] 10/10 baseline + candidate\n")
+        tty = Terminal()
+        monkeypatch.setattr(sys, "stderr", tty)
+        assert main([*args, "--quiet"]) == 0 and tty.getvalue() == ""
+    json.loads(capsys.readouterr().out.split("\n}\n")[0] + "}")
+
+
+def test_a_revision_is_read_from_the_cluster(tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = cases(4)
+    with EmulatorThread() as emu:
+        stored = {**route_doc(emu, "large", prompt="v9"), "status": {"phase": "Ready"}}
+        stored["metadata"] = {"name": "tickets", "namespace": "prod", "resourceVersion": "7", "uid": "u1"}
+        seen: list[str] = []
+
+        class Api(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                found = self.path == "/apis/modelroute.dev/v1alpha1/namespaces/prod/modelroutes/tickets"
+                body = json.dumps(stored if found else {"kind": "Status", "code": 404, "reason": "NotFound"}).encode()
+                self.send_response(200 if found else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            kubeconfig = tmp_path / "kubeconfig"
+            kubeconfig.write_text(yaml.safe_dump({
+                "apiVersion": "v1", "kind": "Config", "current-context": "t",
+                "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{server.server_address[1]}"}}],
+                "users": [{"name": "u", "user": {"token": "t0ken"}}],
+                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "u"}}]}))
+            a, _, d = write(tmp_path, emu, "small", "large", rows)
+            base = ["eval", "--baseline", str(a), "--route", "classify", "--dataset", str(d), "--kubeconfig", str(kubeconfig)]
+            assert main([*base, "--candidate-from-cluster", "prod/tickets", "--json"]) == 0
+            cand = json.loads(capsys.readouterr().out)["candidate"]
+            assert cand["source"] == "cluster:prod/tickets" and cand["promptVersion"] == "v9"
+            assert cand["targets"] == ["openai-compatible/large"] and emu.count(model="large") == 4
+            assert main([*base, "--candidate-from-cluster", "prod/gone"]) == 1
+            assert "error: cannot read the cluster: modelroute prod/gone: not found" in capsys.readouterr().err
+            assert main([*base, "--candidate-from-cluster", "tickets"]) == 2
+            assert "expected NAMESPACE/NAME" in capsys.readouterr().err
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+    assert seen[:2] == ["/apis/modelroute.dev/v1alpha1/namespaces/prod/modelroutes/tickets",
+                        "/apis/modelroute.dev/v1alpha1/namespaces/prod/modelroutes/gone"]
 
 
 def test_cases_are_interleaved_under_bounded_concurrency(tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
