@@ -194,6 +194,29 @@ def test_a_revision_is_read_from_the_cluster(tmp_path: Path, env: None, capsys: 
                         "/apis/modelroute.dev/v1alpha1/namespaces/prod/modelroutes/gone"]
 
 
+def test_failed_requests_count_as_errors_and_as_wrong(tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = cases(20)
+    with EmulatorThread() as emu:
+        script(emu, "small", rows, wrong=set())
+        script(emu, "large", rows, wrong=set())
+        emu.fault(kind="status", status=503, model="small", times=3)
+        rc, out, _ = _eval(tmp_path, emu, "small", "large", rows, "--json", "--concurrency", "1", capsys=capsys)
+    doc = json.loads(out)
+    base = doc["baseline"]
+    assert rc == 0 and base["errorRate"] == pytest.approx(3 / 20) and base["errorsByClass"] == {"server_error": 3}
+    assert base["exactMatch"] == pytest.approx(17 / 20) and len(base["latenciesMs"]) == 17
+    assert doc["comparison"]["baselineOnly"] == 0 and doc["comparison"]["candidateOnly"] == 3
+    assert [d["baseline"] for d in doc["disagreements"]] == [{"output": None, "error": "server_error", "correct": False}] * 3
+
+
+def test_config_still_compares_the_targets_of_one_route(tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = cases(4)
+    with EmulatorThread() as emu:
+        a, _, d = write(tmp_path, emu, "small", "large", rows)
+        assert main(["eval", "--config", str(a), "--route", "classify", "--dataset", str(d), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:3] == ["local", "openai-compatible/small", "4"]
+
+
 def test_cases_are_interleaved_under_bounded_concurrency(tmp_path: Path, env: None, capsys: pytest.CaptureFixture[str]) -> None:
     rows = cases(6)
     with EmulatorThread() as emu:
