@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelroute.api.evaluation import Verdict
-from modelroute.sidecar.eval import stats
+from modelroute.sidecar.eval import compare, stats
 from modelroute.sidecar.eval.stats import (
     PairedCounts,
     mcnemar_exact,
@@ -20,7 +20,7 @@ from modelroute.sidecar.eval.stats import (
 
 def _close(got: tuple[float, float], want: tuple[float, float]) -> None:
     """Equal to the 4 decimals textbooks print."""
-    assert got[0] == pytest.approx(want[0], abs=5e-5) and got[1] == pytest.approx(want[1], abs=5e-5), got
+    assert got[0] == pytest.approx(want[0], abs=5e-5) and got[1] == pytest.approx(want[1], abs=5e-5), (got, want)
 
 
 @pytest.mark.parametrize(("k", "n", "lo", "hi"), [
@@ -114,3 +114,15 @@ def test_verdicts() -> None:
     assert verdict(tiny, newcombe_paired(tiny), mcnemar_exact(0, 6))[0] is Verdict.TOO_FEW_CASES
     with pytest.raises(ValueError, match="confidence"):
         wilson(1, 2, 1.5)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=120), st.sampled_from(compare.CI_METHODS))
+def test_swapping_the_revisions_mirrors_the_comparison(pairs: list[tuple[bool, bool]], method: str) -> None:
+    ab = compare.comparison(pairs, ci_method=method)
+    ba = compare.comparison([(c, b) for b, c in pairs], ci_method=method)
+    assert ab.p_value == ba.p_value and (ab.baseline_only, ab.candidate_only) == (ba.candidate_only, ba.baseline_only)
+    if ab.difference is not None and ba.difference is not None:
+        assert ab.difference == pytest.approx(-ba.difference)
+    _close((ab.ci_low, ab.ci_high), (-ba.ci_high, -ba.ci_low))
+    mirror = {Verdict.BETTER: Verdict.WORSE, Verdict.WORSE: Verdict.BETTER}
+    assert ba.verdict is mirror.get(ab.verdict, ab.verdict)
