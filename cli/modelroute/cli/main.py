@@ -18,7 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("modelroute.operator.cli", "run the Kubernetes operator"),
     "webhook": ("modelroute.operator.webhook.cli", "serve the sidecar-injection admission webhook (its own Deployment)"),
     "crd": ("modelroute.api.crd_cli", "print the ModelRoute CustomResourceDefinition (generated from the API models)"),
-    "eval": ("modelroute.sidecar.eval.cli", "compare a route's targets on a golden dataset (exact match, validity, latency, cost)"),
+    "eval": ("modelroute.cli.evalcmd", "compare two revisions of a route (or one route's targets) on a golden dataset"),
     "demo": ("modelroute.testing.demo", "run the standalone sidecar against local provider emulators and show it working"),
 }
 

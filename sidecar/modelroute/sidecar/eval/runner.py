@@ -58,11 +58,16 @@ def output_text(response: Json) -> str:
 
 
 async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> Outcome:
+    return (await answer_case(rt, route, case, labels))[0]
+
+
+async def answer_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> tuple[Outcome, str | None]:
+    """One case through ``route`` of ``rt``: its outcome and the target that answered (None: failed)."""
     t0 = time.perf_counter()
     try:
         done = await router.complete(rt.routes[route], case.request_for(route))
     except (RouteFailed, DeadlineExceeded) as e:
-        return Outcome(case.id, None, time.perf_counter() - t0, error=failure_class(e))
+        return Outcome(case.id, None, time.perf_counter() - t0, error=failure_class(e)), None
     latency = time.perf_counter() - t0
     text = output_text(done.response)
     usage = done.response.get("usage") or {}
@@ -70,7 +75,7 @@ async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) 
     return Outcome(
         case.id, text, latency, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
         exact=exact, valid=valid,
-    )
+    ), done.target
 
 
 async def run_target(
