@@ -33,6 +33,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from modelroute.api.v1alpha1.quota import Limits
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import Attempt, FailureKind, UpstreamError
 from modelroute.sidecar.output import InvalidOutput, Mode, OutputContract, apply_contract, complete_valid
@@ -344,10 +345,13 @@ class Planner:
         for tr in route.targets:
             limits = tr.target.limits
             if limits is None:
-                continue
+                if not self.limiters.governed(tr.target):
+                    continue
+                limits = Limits()  # a ProviderQuota's lease alone limits it
             key = limiter_key(tr.target)
             limiter = self.limiters.get(key, requests_per_minute=limits.requests_per_minute,
-                                        tokens_per_minute=limits.tokens_per_minute, max_wait=limits.max_wait_ms / 1000)
+                                        tokens_per_minute=limits.tokens_per_minute, max_wait=limits.max_wait_ms / 1000,
+                                        target=tr.target)
             limiters[tr.name] = limiter
             self._users.setdefault(key, []).append(f"{route.name}/{tr.name}")
             if route.variant != "mirror":

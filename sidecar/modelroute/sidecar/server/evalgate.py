@@ -13,20 +13,11 @@ import logging
 
 from aiohttp import web
 
-from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import DatasetError, parse_lines
 from modelroute.sidecar.eval.scoring import summarize
 from modelroute.sidecar.rollout import gate
-from modelroute.sidecar.server.auth import Denied, verify_request
-from modelroute.sidecar.server.guard import (
-    AUTH,
-    LIMITS,
-    Refused,
-    admin_error,
-    check_signed_headers,
-    guarded_body,
-)
+from modelroute.sidecar.server.guard import Refused, admin_error, signed_request
 from modelroute.sidecar.server.state import STATE
 
 log = logging.getLogger(__name__)
@@ -34,16 +25,10 @@ log = logging.getLogger(__name__)
 
 async def post_eval(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    signature = request.headers.get(SIGNATURE_HEADER)
     try:
-        check_signed_headers(request.app[AUTH], signature)  # before a byte of the body is read
-        body = await guarded_body(request, request.app[LIMITS])
-        doc = verify_request(request.app[AUTH], body, signature)
+        doc = await signed_request(request)
         route_name, revision, raw_cases = gate.request_fields(doc)
         cases = parse_lines((json.dumps(c) for c in raw_cases), "cases")
-    except Denied as e:
-        log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
-        return Refused(e.status, e.message, e.code).response()
     except Refused as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()

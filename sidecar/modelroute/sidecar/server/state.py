@@ -29,6 +29,7 @@ from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.metrics.stats import Stats
 from modelroute.sidecar.pipeline.plan import Planner
+from modelroute.sidecar.pipeline.quotas import QuotaBook
 from modelroute.sidecar.rollout.evidence import Evidence
 from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT, MirrorPool
 from modelroute.sidecar.routing.observer import Observer
@@ -87,6 +88,8 @@ class SidecarState:
         self.evidence = Evidence()                # rollout counters per route, run and variant
         self.mirrors = MirrorPool(self.evidence, mirror_limit)
         self.planner = Planner()              # limits, caches, cost ledger: kept across config swaps
+        self.quotas = QuotaBook(self.planner.limiters)  # ProviderQuota leases: caps on the governed limiters
+        self._quota_timer: asyncio.TimerHandle | None = None
         self.holder = RuntimeHolder()
         self.provenance: Provenance | None = None
         self.draining = False
@@ -98,7 +101,7 @@ class SidecarState:
         self._lock = asyncio.Lock()
         # GET /metrics: this sidecar's own registry (never the process-global one), read at scrape time.
         self.registry = CollectorRegistry(auto_describe=False)
-        for collector in (self.stats, self.evidence, self.planner.ledger, ServingCollector(self)):
+        for collector in (self.stats, self.evidence, self.planner.ledger, self.quotas, ServingCollector(self)):
             self.registry.register(collector)
 
     # -- reading -----------------------------------------------------------------------------
@@ -179,6 +182,27 @@ class SidecarState:
             if floor is not None and floor == aware(issued_at):  # a new high: persist it
                 self.floor_file.save(floor, version)
 
+    def quotas_changed(self, new_quota: bool) -> None:
+        """After leases or bundle terms changed (caller holds ``lock``): recompile when a quota is new
+        (its targets may need a limiter), set every cap, and time the next change of a cap."""
+        self.refresh_quotas()  # first: the limiters learn the quota, so compiling finds the targets it governs
+        rt = self.holder.current
+        if new_quota and rt is not None:
+            self.planner.compile(rt)  # a governed limiter takes its cap when it is created
+
+    def refresh_quotas(self) -> None:
+        """Set the caps for now; a timer does it again when the next lease expires (no work per request)."""
+        following = self.quotas.refresh()
+        if self._quota_timer is not None:
+            self._quota_timer.cancel()
+            self._quota_timer = None
+        if following is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._quota_timer = loop.call_later(max(0.0, following - self.quotas.wall()) + 0.001, self.refresh_quotas)
+
     # -- shutdown ----------------------------------------------------------------------------
     async def drain(self, grace: float) -> bool:
         """Stop being ready and wait up to ``grace`` seconds for requests in flight. True if drained."""
@@ -196,6 +220,8 @@ class SidecarState:
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Close every runtime (after at most ``grace`` seconds of draining)."""
+        if self._quota_timer is not None:
+            self._quota_timer.cancel()
         await self.mirrors.aclose()
         await self.holder.aclose(grace)
 
