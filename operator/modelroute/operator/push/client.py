@@ -18,7 +18,9 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
+from modelroute.api import signing
 from modelroute.api.config import SidecarConfig
+from modelroute.api.leases import LeasePush
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.push.plan import signed_body
@@ -101,6 +103,23 @@ class Pusher:
                         pod.namespace, pod.name, e.errors(include_url=False, include_input=False)[:3])
             return None
         except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    async def put_leases(self, pod: SidecarPod, push: LeasePush) -> dict[str, int] | None:
+        """Signed ``PUT /leases``, one attempt (the next round is the retry): the generation the sidecar holds per quota,
+        or None when it did not say (the lease may or may not be applied: the arithmetic assumes either)."""
+        body = push.model_dump_json(by_alias=True, exclude_none=True).encode()
+        headers = {signing.SIGNATURE_HEADER: signing.sign(self.key, body), "Content-Type": "application/json"}
+        try:
+            async with self.semaphore, self.session.put(pod.admin_url + "/leases", data=body, headers=headers,
+                                                        timeout=self.timeout) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    log.warning("PUT /leases to %s/%s: HTTP %d: %s", pod.namespace, pod.name, resp.status, _sidecar_message(text))
+                    return None
+                held = json.loads(text).get("generations") or {}
+                return {str(k): int(v) for k, v in held.items()}
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError, TypeError):
             return None
 
     async def push(self, pod: SidecarPod, config: SidecarConfig, *, verify_first: bool = False) -> PushOutcome:
