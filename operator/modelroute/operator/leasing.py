@@ -119,14 +119,15 @@ def _instants(ledgers: Iterable[PodLedger], now: float, extra: Iterable[float] =
 def targets(limit: float, demands: Mapping[str, float], idle_share: float = 0.1) -> dict[str, float]:
     """The shares the operator aims at: a floor for every pod, the rest in proportion to demand.
 
-    A pod with demand gets at least limit / (2N); one without gets ``idle_share`` * limit / N (room to
-    start). The rest is split in proportion to demand (evenly when no pod has any). Sum <= limit.
+    A pod with demand gets at least limit / (2N), or twice its demand when that is less (it is served
+    and has room to grow; the rest is not kept idle); one without gets ``idle_share`` * limit / N (room
+    to start). The rest is split in proportion to demand (evenly when no pod has any). Sum <= limit.
     """
     n = len(demands)
     if n == 0:
         return {}
     busy, idle = limit / (2 * n), min(idle_share, 0.5) * limit / n
-    base = {p: busy if d > 0 else idle for p, d in demands.items()}
+    base = {p: max(idle, min(busy, 2 * d)) if d > 0 else idle for p, d in demands.items()}
     rest = max(0.0, limit - sum(base.values()))
     total = sum(d for d in demands.values() if d > 0)
     out = {}
