@@ -79,9 +79,10 @@ class Rebalancer:
             self.terms.pop(ns, None)
             return
         routes: list[ModelRoute] = _valid(self.routes(ns), ModelRoute)
-        pods = [p for p in (SidecarPod.from_raw(raw) for raw in self.pods(ns)) if p.reachable]
+        pods = [SidecarPod.from_raw(raw) for raw in self.pods(ns)]
+        # Every pod that may send keeps its claim (a terminating one too); only reachable ones are asked and pushed to.
         users = {q.key: [p for p in pods if quotaround.uses(q, routes, p)] for q in quotas}
-        wanted = {p.name: p for ps in users.values() for p in ps}
+        wanted = {p.name: p for ps in users.values() for p in ps if p.reachable}
         docs = await asyncio.gather(*(self.pusher.stats(p) for p in wanted.values()))
         stats: dict[str, SidecarStats | None] = dict(zip(wanted, docs, strict=True))
         now = self.clock()
@@ -95,7 +96,8 @@ class Rebalancer:
             result = quotaround.plan_round(quota, state, names, reports, now)
             results[quota.key] = (quota, result)
             for pod, lease in result.leases.items():
-                by_pod.setdefault(pod, []).append(lease)
+                if pod in wanted:
+                    by_pod.setdefault(pod, []).append(lease)
         await asyncio.gather(*(self._push(wanted[pod], leases) for pod, leases in by_pod.items()))
         for quota, result in results.values():
             for notice in result.events:
