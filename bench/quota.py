@@ -192,7 +192,8 @@ class Sim:
         return {
             "overshoot": round(self.provider.offered_peak / self.limit, 3),
             "rejected_429": self.provider.rejected - start_rejected,
-            "utilisation": round((self.provider.accepted - start_accepted) / minutes / self.limit, 3),
+            # per minute over the phase; a phase shorter than the window can borrow from the minute before
+            "utilisation": round((self.provider.accepted - start_accepted) / minutes / self.limit, 3) if seconds >= 60 else None,
             "min_busy_share_vs_floor": round(min(busy) / (self.limit / (2 * len(self.pods))), 2) if busy else None,
         }
 
@@ -235,7 +236,8 @@ def main() -> int:
         for mode in ("plain", "leases"):
             for phase, row in asyncio.run(scenario(mode, name, args)).items():
                 out["rows"].append({"scenario": name, "mode": mode, "phase": phase, **row})
-                print(f"{name:<9} {mode:<7} {phase:<24} {row['overshoot']:>9} {row['rejected_429']:>6} {row['utilisation']:>11} "
+                use = row["utilisation"] if row["utilisation"] is not None else "-"
+                print(f"{name:<9} {mode:<7} {phase:<24} {row['overshoot']:>9} {row['rejected_429']:>6} {use:>11} "
                       f"{row['min_busy_share_vs_floor'] if row['min_busy_share_vs_floor'] is not None else '-':>14}")
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"quota-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
