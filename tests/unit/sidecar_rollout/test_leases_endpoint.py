@@ -3,6 +3,7 @@ requests beyond it fall back to the route's next target; /stats and the answer r
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -109,3 +110,25 @@ async def test_bad_lease_pushes_are_refused_and_the_lease_held_stays(admin: Admi
     got, answer = await admin.put(doc, **{k: v for k, v in change.items() if k != "doc"})
     assert (got, answer["error"]["code"]) == (status, code), answer
     assert (await admin.stats()).quotas["ns/org"].requests_per_minute == 5
+
+
+async def test_a_timer_resets_the_caps_when_the_lease_expires_and_when_it_falls_back(admin: Admin) -> None:
+    state = admin.sidecar.state
+    assert (await admin.put(push(rpm=40)))[0] == 200
+    timer = state._quota_timer
+    assert timer is not None
+    lease = state.quotas.leases["ns/org"]
+    loop_offset = timer.when() - asyncio.get_running_loop().time()  # the timer is due at the lease's expiry
+    assert abs((state.quotas.wall() + loop_offset) - lease.expires_at.timestamp()) < 0.5
+    limiter = state.planner.limiters.governing("ns/org")[0]
+    assert limiter.limit("requests") == 40
+    state.quotas.wall = lambda: lease.expires_at.timestamp() + 1   # what the timer would see when it fires
+    timer._run()
+    assert limiter.limit("requests") == 25                          # min(share, limit / podCount)
+    assert state.quotas.report()["ns/org"].state == "shrunk"
+    nxt = state._quota_timer
+    assert nxt is not None and nxt is not timer                     # re-armed for the fallback instant
+    state.quotas.wall = lambda: lease.fallback_at.timestamp() + 1
+    nxt._run()
+    assert limiter.limit("requests") == 25 and state._quota_timer is None  # limit / podCount; nothing left to time
+    assert state.quotas.report()["ns/org"].state == "fallback"
