@@ -125,6 +125,7 @@ class QuotaReport(ApiModel):
     window_requests: int = Field(default=0, ge=0, description="Requests in the last minute on the governed targets.")
     window_tokens: int = Field(default=0, ge=0, description="Tokens in the last minute on the governed targets.")
     refused: int = Field(default=0, ge=0, description="Requests the governed targets' limiters refused since start (demand not served).")
+    tokens_total: int = Field(default=0, ge=0, description="Tokens sent on the governed targets since start (corrected from usage).")
     remaining_tokens: float | None = Field(default=None, description="The provider's remaining tokens in its window, from the latest response headers.")
     remaining_requests: float | None = Field(default=None, description="The provider's remaining requests in its window, from the latest response headers.")
 

@@ -48,6 +48,9 @@ class QuotaState:
     refused: dict[str, int] = field(default_factory=dict)   # pod -> refusals seen last round
     level: float = 0.0                                       # the pressure level last announced
     bundle_pods: int = 0                                     # the pod count the route bundle carries
+    day: str = ""                                            # the UTC day tokens_today counts
+    tokens_today: int = 0
+    totals: dict[str, int] = field(default_factory=dict)     # pod -> tokens_total last seen
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,23 @@ def plan_round(quota: ProviderQuota, state: QuotaState, pods: list[str], reports
             expires_at=datetime.fromtimestamp(first.expires, UTC), fallback_at=datetime.fromtimestamp(first.fallback_at, UTC),
         )
     state.refused = {p: r.refused for p, r in reports.items() if r is not None}
+    _count_day(state, reports, now)
     status, events = _status(quota, state, pods, reports, leases, now)
     return RoundResult(leases, status, events)
+
+
+def _count_day(state: QuotaState, reports: Mapping[str, QuotaReport | None], now: float) -> None:
+    """Add what each pod sent since the last round to today's tokens (a pod that restarted counts from zero)."""
+    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+    if day != state.day:
+        state.day, state.tokens_today = day, 0
+    for pod, report in reports.items():
+        if report is None:
+            continue
+        before = state.totals.get(pod)
+        total = report.tokens_total
+        state.tokens_today += total - before if before is not None and total >= before else (total if before is not None else 0)
+        state.totals[pod] = total
 
 
 def acknowledged(state: QuotaState, pod: str, generation: int) -> None:
@@ -151,13 +169,16 @@ def acknowledged(state: QuotaState, pod: str, generation: int) -> None:
 def _status(quota: ProviderQuota, state: QuotaState, pods: list[str], reports: Mapping[str, QuotaReport | None],
             leases: Mapping[str, QuotaLease], now: float) -> tuple[ProviderQuotaStatus, list[Notice]]:
     live = [r for r in reports.values() if r is not None]
-    usage = QuotaUsage(requests_per_minute=sum(r.window_requests for r in live), tokens_per_minute=sum(r.window_tokens for r in live))
     limits = quota.spec.limits
+    usage = QuotaUsage(requests_per_minute=sum(r.window_requests for r in live), tokens_per_minute=sum(r.window_tokens for r in live),
+                       tokens_today=state.tokens_today if limits.daily_tokens else None)
     fractions = {}
     if limits.requests_per_minute:
         fractions["requests"] = usage.requests_per_minute / limits.requests_per_minute
     if limits.tokens_per_minute:
         fractions["tokens"] = usage.tokens_per_minute / limits.tokens_per_minute
+    if limits.daily_tokens:
+        fractions["tokens today"] = state.tokens_today / limits.daily_tokens
     worst = max(fractions.values(), default=0.0)
     held = []
     for pod in pods:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC
 from typing import Any
 
 import aiohttp
@@ -145,3 +146,28 @@ def test_events_at_80_and_100_percent_once_each() -> None:
         r = plan_round(quota, state, ["a"], {"a": QuotaReport(state="lease", window_tokens=used)}, time.time())
         reasons.append([e.message.split(" of ")[0].rsplit(" ", 1)[-1] for e in r.events])
     assert reasons == [[], ["80%"], [], ["100%"], [], [], ["80%"]]
+
+
+def test_tokens_today_sum_what_pods_sent_between_rounds_and_warn_at_80_percent_of_the_daily_budget() -> None:
+    from datetime import datetime as dt
+
+    from modelroute.api.stats import QuotaReport
+    from modelroute.api.v1alpha1.providerquota import ProviderQuota
+    quota = ProviderQuota.model_validate(raw_quota(tokensPerMinute=1_000_000, dailyTokens=10_000))
+    state = QuotaState()
+    noon = dt(2026, 12, 6, 12, tzinfo=UTC).timestamp()
+
+    def round_(t: float, totals: dict[str, int]) -> list[str]:
+        reports = {p: QuotaReport(state="lease", tokens_total=n) for p, n in totals.items()}
+        return [e.message for e in plan_round(quota, state, sorted(totals), reports, t).events]
+
+    assert round_(noon, {"a": 5000, "b": 100}) == []          # first sight: what came before is not today's for sure
+    assert round_(noon + 2, {"a": 9000, "b": 2100}) == []     # +4000 +2000
+    assert state.tokens_today == 6000
+    assert round_(noon + 4, {"a": 1000, "b": 3100}) != []     # a restarted: +1000, b +1000 -> 8000: 80% of the budget
+    assert state.tokens_today == 8000
+    r = plan_round(quota, state, ["a", "b"], {"a": QuotaReport(state="lease", tokens_total=1000),
+                                             "b": QuotaReport(state="lease", tokens_total=3100)}, noon + 6)
+    assert r.status.usage.tokens_today == 8000
+    round_(noon + 86_400, {"a": 1500, "b": 3100})              # the next UTC day starts from zero
+    assert state.tokens_today == 500

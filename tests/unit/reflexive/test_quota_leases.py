@@ -122,3 +122,16 @@ async def test_refusals_under_a_lease_count_as_lease_denials_in_metrics() -> Non
     assert used == {"requests": 2, "tokens": 20}
     lease_caps = {s.labels["dimension"]: s.value for s in families["modelroute_quota_lease"].samples}
     assert lease_caps == {"requests": 2, "tokens": 12_000}
+
+
+async def test_tokens_total_follows_usage_and_cancellations() -> None:
+    clock = FakeClock()
+    limiters, book = book_with(clock)
+    lim = limiters.get("a", requests_per_minute=None, tokens_per_minute=None, max_wait=0, target=target())
+    book.apply([lease(clock)])
+    book.refresh()
+    first = await lim.acquire(10)
+    lim.settle(first, {"total_tokens": 25})
+    second = await lim.acquire(7)
+    lim.cancel(second)
+    assert book.report()["ns/org"].tokens_total == 25

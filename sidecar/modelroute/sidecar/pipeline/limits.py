@@ -171,6 +171,7 @@ class TargetLimiter:
     _pressed: set[str] = field(default_factory=set, repr=False)
     admitted: int = 0
     refused: int = 0
+    tokens_admitted: int = 0   # since start, corrected from usage (daily budgets are summed from it)
     refused_by: dict[str, int] = field(default_factory=dict, repr=False)   # reason -> refusals (metrics)
     lease_requests: float | None = field(default=None, repr=False)         # a quota lease's share (None: no lease)
     lease_tokens: float | None = field(default=None, repr=False)
@@ -298,6 +299,7 @@ class TargetLimiter:
         self._entries.append(ticket)
         self._tokens += tokens
         self.admitted += 1
+        self.tokens_admitted += tokens
         for dimension, cost in (("requests", 1), ("tokens", tokens)):
             remote = self._remote[dimension]
             if remote.reset_at > at:
@@ -318,6 +320,7 @@ class TargetLimiter:
         self._prune(now)
         if ticket.at > now - self.window:  # still in the window (pruning removes exactly the older ones)
             self._tokens += actual - ticket.tokens
+        self.tokens_admitted += actual - ticket.tokens
         ticket.tokens = actual
         if self.on_pressure is not None:
             self._check_pressure()
@@ -333,6 +336,7 @@ class TargetLimiter:
             return
         self._tokens -= ticket.tokens
         self.admitted -= 1
+        self.tokens_admitted -= ticket.tokens
 
     # ---- provider headers --------------------------------------------------------------
 

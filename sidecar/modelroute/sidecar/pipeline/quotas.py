@@ -105,6 +105,7 @@ class QuotaBook:
                 requests_per_minute=rpm, tokens_per_minute=tpm, expires_at=lease.expires_at if lease is not None else None,
                 window_requests=sum(s.window_requests for s in snaps), window_tokens=sum(s.window_tokens for s in snaps),
                 refused=sum(s.refused for s in snaps),
+                tokens_total=max(0, sum(lim.tokens_admitted for lim in self.limiters.governing(quota))),
                 remaining_requests=min((r["requests"] for r in remote if "requests" in r), default=None),
                 remaining_tokens=min((r["tokens"] for r in remote if "tokens" in r), default=None),
             )
