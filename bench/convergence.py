@@ -39,7 +39,7 @@ from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
-CRD = REPO / "crds" / "modelroute.dev_modelroutes.yaml"
+CRD = REPO / "crds"  # every generated CRD: ModelRoute and ProviderQuota
 NS = "bench"
 ADMIN_PORT = 8788
 

@@ -26,7 +26,7 @@ from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "modelroute.dev_modelroutes.yaml"
+CRD = REPO / "crds"  # every generated CRD: ModelRoute and ProviderQuota
 ADMIN_PORT = 8788
 APP_PORT = 8787
 T = TypeVar("T")

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
+from modelroute.api.v1alpha1.providerquota import QuotaTerms
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import served_wire
 
@@ -110,6 +111,8 @@ class RouteBundle(ApiModel):
     namespace: str = Field(description="Namespace the bundle belongs to.")
     issued_at: datetime = Field(description="When the operator signed the bundle.")
     routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")
+    quotas: list[QuotaTerms] = Field(default_factory=list, description="The namespace's ProviderQuotas with the pod count last seen: "
+                                                                       "a pod without a lease takes limit / podCount of each.")
 
 
 BUNDLE_CONFIGMAP = "modelroute-routes"

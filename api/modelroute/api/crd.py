@@ -1,4 +1,4 @@
-"""Generate the ModelRoute CustomResourceDefinition from the pydantic API models.
+"""Generate the CustomResourceDefinitions (ModelRoute, ProviderQuota) from the pydantic API models.
 
 The models are the single source of truth; this module only rewrites their JSON Schema
 into the structural OpenAPI v3 subset the apiserver accepts: ``$ref`` inlined, ``anyOf``
@@ -15,6 +15,14 @@ import yaml
 
 from modelroute.api.v1alpha1 import ModelRouteSpec, ModelRouteStatus
 from modelroute.api.v1alpha1 import base as names
+from modelroute.api.v1alpha1.providerquota import (
+    QUOTA_KIND,
+    QUOTA_PLURAL,
+    QUOTA_SHORT_NAMES,
+    QUOTA_SINGULAR,
+    ProviderQuotaSpec,
+    ProviderQuotaStatus,
+)
 
 Schema = dict[str, Any]
 
@@ -74,43 +82,34 @@ def structural_schema(model: type[Any]) -> Schema:
     return result
 
 
-def crd() -> dict[str, Any]:
-    """The full CustomResourceDefinition object."""
-    spec = structural_schema(ModelRouteSpec)
-    status = structural_schema(ModelRouteStatus)
+def _definition(kind: str, plural: str, singular: str, short_names: tuple[str, ...], description: str,
+                spec_model: type[Any], status_model: type[Any], columns: list[dict[str, Any]]) -> dict[str, Any]:
+    spec = structural_schema(spec_model)
+    status = structural_schema(status_model)
     status["description"] = "Observed state, written by the operator."
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{names.PLURAL}.{names.GROUP}", "labels": {"app.kubernetes.io/part-of": "modelroute"}},
+        "metadata": {"name": f"{plural}.{names.GROUP}", "labels": {"app.kubernetes.io/part-of": "modelroute"}},
         "spec": {
             "group": names.GROUP,
             "scope": "Namespaced",
-            "names": {"kind": names.KIND, "listKind": f"{names.KIND}List", "plural": names.PLURAL, "singular": names.SINGULAR, "shortNames": list(names.SHORT_NAMES)},
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": singular, "shortNames": list(short_names)},
             "versions": [
                 {
                     "name": names.VERSION,
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Route", "type": "string", "jsonPath": ".spec.route", "description": "Name apps send as `model`."},
-                        {"name": "Primary", "type": "string", "jsonPath": ".status.primaryTarget", "description": "Provider/model of the first target."},
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Summary of the route's state."},
-                        {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase",
-                         "description": "The newest revision's rollout: Progressing, Paused, Healthy or Degraded (aborted)."},
-                        {"name": "Selected", "type": "integer", "jsonPath": ".status.pods.selected", "description": "Sidecar pods selected.", "priority": 1},
-                        {"name": "Synced", "type": "integer", "jsonPath": ".status.pods.synced", "description": "Selected pods serving the current config."},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
+                    "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "ModelRoute routes one model name to an ordered chain of provider targets, pushed into the sidecars of the selected pods.",
+                            "description": description,
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string", "description": "modelroute.dev/v1alpha1"},
-                                "kind": {"type": "string", "description": "ModelRoute"},
+                                "apiVersion": {"type": "string", "description": f"{names.GROUP}/{names.VERSION}"},
+                                "kind": {"type": "string", "description": kind},
                                 "metadata": {"type": "object"},
                                 "spec": spec,
                                 "status": status,
@@ -123,6 +122,42 @@ def crd() -> dict[str, Any]:
     }
 
 
-def crd_yaml() -> str:
+def crd() -> dict[str, Any]:
+    """The ModelRoute CustomResourceDefinition."""
+    return _definition(
+        names.KIND, names.PLURAL, names.SINGULAR, names.SHORT_NAMES,
+        "ModelRoute routes one model name to an ordered chain of provider targets, pushed into the sidecars of the selected pods.",
+        ModelRouteSpec, ModelRouteStatus, [
+            {"name": "Route", "type": "string", "jsonPath": ".spec.route", "description": "Name apps send as `model`."},
+            {"name": "Primary", "type": "string", "jsonPath": ".status.primaryTarget", "description": "Provider/model of the first target."},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Summary of the route's state."},
+            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase",
+             "description": "The newest revision's rollout: Progressing, Paused, Healthy or Degraded (aborted)."},
+            {"name": "Selected", "type": "integer", "jsonPath": ".status.pods.selected", "description": "Sidecar pods selected.", "priority": 1},
+            {"name": "Synced", "type": "integer", "jsonPath": ".status.pods.synced", "description": "Selected pods serving the current config."},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ])
+
+
+def quota_crd() -> dict[str, Any]:
+    """The ProviderQuota CustomResourceDefinition."""
+    return _definition(
+        QUOTA_KIND, QUOTA_PLURAL, QUOTA_SINGULAR, QUOTA_SHORT_NAMES,
+        "ProviderQuota declares one API key's rate limits; the operator splits them into per-pod leases so all pods together stay within them.",
+        ProviderQuotaSpec, ProviderQuotaStatus, [
+            {"name": "Provider", "type": "string", "jsonPath": ".spec.provider", "description": "Provider of the governed targets."},
+            {"name": "Tokens", "type": "string", "jsonPath": ".status.tokens", "description": "Tokens used/limit in the last minute."},
+            {"name": "Requests", "type": "string", "jsonPath": ".status.requests", "description": "Requests used/limit in the last minute."},
+            {"name": "Pods", "type": "integer", "jsonPath": ".status.pods", "description": "Pods holding a lease."},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ])
+
+
+CRDS = {"modelroute.dev_modelroutes.yaml": crd, "modelroute.dev_providerquotas.yaml": quota_crd}
+"""File name under crds/ -> generator."""
+
+
+def crd_yaml(file: str = "modelroute.dev_modelroutes.yaml") -> str:
+    """One generated CRD file (by its name under crds/) as YAML text."""
     header = "# Generated by `modelroute crd` from the pydantic models in api/modelroute/api. Do not edit.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=120)
+    return header + yaml.safe_dump(CRDS[file](), sort_keys=False, width=120)

@@ -1,4 +1,4 @@
-"""`modelroute crd`: print (or write) the generated CustomResourceDefinition."""
+"""`modelroute crd`: print (or write) the generated CustomResourceDefinitions."""
 
 from __future__ import annotations
 
@@ -6,15 +6,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from modelroute.api.crd import crd_yaml
+from modelroute.api.crd import CRDS, crd_yaml
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", type=Path, help="write to this file instead of stdout")
+    parser.add_argument("-o", "--output", type=Path, help="write the ModelRoute CRD to this file instead of stdout")
+    parser.add_argument("-d", "--directory", type=Path, help="write every CRD (ModelRoute, ProviderQuota) into this directory")
+    parser.add_argument("--kind", choices=("modelroute", "providerquota"), default="modelroute",
+                        help="which CRD to print or write with -o (default: modelroute)")
 
 
 def run(args: argparse.Namespace) -> int:
-    text = crd_yaml()
+    if args.directory:
+        for name in CRDS:
+            (args.directory / name).write_text(crd_yaml(name))
+        return 0
+    text = crd_yaml(f"modelroute.dev_{args.kind}s.yaml")
     if args.output:
         args.output.write_text(text)
     else:

@@ -10,6 +10,7 @@ Counters are cumulative per sidecar process; a new rollout run id starts them fr
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
@@ -112,6 +113,23 @@ class LimiterSnapshot(ApiModel):
     blocked_for_seconds: float = Field(default=0.0, ge=0, description="Seconds until a provider-imposed block ends.")
 
 
+class QuotaReport(ApiModel):
+    """One ProviderQuota as one sidecar holds it: the lease, what it enforces now, what it used."""
+
+    generation: int = Field(default=0, ge=0, description="Generation of the lease held (0: none, the bundle's terms only).")
+    state: str = Field(description="lease (the share), shrunk (expired: min of share and limit / podCount), "
+                                   "fallback (limit / podCount), joining (no lease yet: nothing), conservative (limit / (podCount + 1) from the bundle).")
+    requests_per_minute: float | None = Field(default=None, description="The cap enforced now on requests per minute (all governed targets).")
+    tokens_per_minute: float | None = Field(default=None, description="The cap enforced now on tokens per minute (all governed targets).")
+    expires_at: datetime | None = Field(default=None, description="When the lease ends without renewal.")
+    window_requests: int = Field(default=0, ge=0, description="Requests in the last minute on the governed targets.")
+    window_tokens: int = Field(default=0, ge=0, description="Tokens in the last minute on the governed targets.")
+    refused: int = Field(default=0, ge=0, description="Requests the governed targets' limiters refused since start (demand not served).")
+    tokens_total: int = Field(default=0, ge=0, description="Tokens sent on the governed targets since start (corrected from usage).")
+    remaining_tokens: float | None = Field(default=None, description="The provider's remaining tokens in its window, from the latest response headers.")
+    remaining_requests: float | None = Field(default=None, description="The provider's remaining requests in its window, from the latest response headers.")
+
+
 class _Lenient(ApiModel):
     """A read view of part of ``/stats``: the fields people read are not part of the contract."""
 
@@ -136,3 +154,4 @@ class SidecarStats(_Lenient):
     routes: dict[str, RouteStatsView] = Field(default_factory=dict, description="Per route name.")
     rollouts: dict[str, RunEvidence] = Field(default_factory=dict,
                                              description="The current (or last) rollout run per route name.")
+    quotas: dict[str, QuotaReport] = Field(default_factory=dict, description="Per ProviderQuota (namespace/name): lease and usage.")

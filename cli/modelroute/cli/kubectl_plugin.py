@@ -12,6 +12,7 @@ kubectl does (falling back to the in-cluster service account).
 * ``get NAME [--watch]`` renders steps (current one marked), weights, the analysis table and
   the message; with ``--watch`` it re-renders on every watch event (and every few seconds, so
   countdowns stay true).
+* ``quota [NAME]`` shows ProviderQuotas: used/limit, the pressure condition and each pod's lease.
 
 Rendering is a pure function of the object and the time (``render``), tested without a cluster.
 """
@@ -30,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelroute.api.v1alpha1 import GROUP, PLURAL, VERSION
+from modelroute.api.v1alpha1.providerquota import QUOTA_PLURAL, ProviderQuotaStatus
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
     MetricResult,
@@ -158,6 +160,43 @@ def render(obj: Mapping[str, Any], now: datetime) -> str:
     return "\n".join(out) + "\n"
 
 
+def render_quota(obj: Mapping[str, Any], now: datetime) -> str:
+    """One ProviderQuota as plain text: limits, usage, pressure and each pod's lease (the raw object from the API)."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    status: ProviderQuotaStatus | None = _parse(ProviderQuotaStatus, obj.get("status"))
+    limits = spec.get("limits") or {}
+    out = [
+        f"Name:       {meta.get('namespace', '-')}/{meta.get('name', '?')}",
+        f"Provider:   {spec.get('provider', '-')}  key {_key(spec.get('apiKey'))}"
+        + (f"  models {', '.join(spec['models'])}" if spec.get("models") else ""),
+    ]
+    if status is None:
+        out.append("Status:     not written yet (is the operator running, and does a pod use the key?)")
+        return "\n".join(out) + "\n"
+    out.append(f"Tokens:     {status.tokens or '-'} per minute" + (f"  (budget {limits['dailyTokens']}/day)" if limits.get("dailyTokens") else ""))
+    out.append(f"Requests:   {status.requests or '-'} per minute")
+    for c in status.conditions:
+        out.append(f"{c.type}: {c.status.value} ({c.reason}) {c.message}")
+    out.append(f"Pods:       {status.pods}")
+    rows = [("POD", "RPM", "TPM", "DEMAND TPM", "GENERATION", "EXPIRES")]
+    for lease in status.leases:
+        expires = "-" if lease.expires_at is None else (
+            "in " + format_duration((lease.expires_at - now).total_seconds()) if lease.expires_at > now else "expired")
+        rows.append((lease.pod, _num(lease.requests_per_minute), _num(lease.tokens_per_minute), _num(lease.demand_tokens),
+                     str(lease.generation), expires))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _key(ref: Any) -> str:
+    if not isinstance(ref, Mapping):
+        return "-"
+    if isinstance(ref.get("secretKeyRef"), Mapping):
+        return f"secret {ref['secretKeyRef'].get('name')}/{ref['secretKeyRef'].get('key')}"
+    return next((f"{k} {v}" for k, v in ref.items()), "-")
+
+
 # ---- kubernetes I/O ---------------------------------------------------------------------------
 
 
@@ -181,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("get", help="show a rollout: steps, weights, analysis", description="show a rollout: steps, weights, analysis")
     g.add_argument("name", help="ModelRoute name")
     g.add_argument("-w", "--watch", action="store_true", help="keep the view live")
+    q = sub.add_parser("quota", help="show ProviderQuotas: used/limit and each pod's lease",
+                       description="show ProviderQuotas: used/limit and each pod's lease")
+    q.add_argument("name", nargs="?", help="ProviderQuota name (default: every one in the namespace)")
     return p
 
 
@@ -256,6 +298,18 @@ def _get(api: Any, namespace: str, args: argparse.Namespace) -> int:
             time.sleep(0.2)
 
 
+def _quota(api: Any, namespace: str, args: argparse.Namespace) -> int:
+    if args.name:
+        items = [api.get_namespaced_custom_object(GROUP, VERSION, namespace, QUOTA_PLURAL, args.name)]
+    else:
+        items = api.list_namespaced_custom_object(GROUP, VERSION, namespace, QUOTA_PLURAL).get("items") or []
+    if not items:
+        print(f"no ProviderQuotas in namespace {namespace}")
+    now = datetime.now(UTC)
+    _show("\n".join(render_quota(obj, now) for obj in items), False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from kubernetes.client.exceptions import ApiException
@@ -265,10 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         api, namespace = _connect(args)
         if args.verb == "get":
             return _get(api, namespace, args)
+        if args.verb == "quota":
+            return _quota(api, namespace, args)
         return _act(api, namespace, args)
     except ApiException as e:
         reason = "not found" if e.status == 404 else (e.reason or "error")
-        print(f"error: modelroute {args.name}: {e.status} {reason}", file=sys.stderr)
+        kind = "providerquota" if args.verb == "quota" else "modelroute"
+        print(f"error: {kind} {args.name or '(all)'}: {e.status} {reason}", file=sys.stderr)
         return 1
     except ConfigException as e:
         print(f"error: no usable kubeconfig: {e}", file=sys.stderr)

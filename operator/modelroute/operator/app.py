@@ -61,6 +61,7 @@ class Options:
     push_attempts: int = 3
     push_timeout: float = 3.0
     quota_poll_seconds: float = 30.0  # how often the sidecars' /stats are read for quota pressure (0: never)
+    rebalance_seconds: float = 2.0    # how often ProviderQuotas are split into per-pod leases (0: never)
 
 
 @dataclass
@@ -126,11 +127,13 @@ async def serve(
             pusher = Pusher(key, push_session, concurrency=options.push_concurrency,
                             attempts=options.push_attempts, timeout=options.push_timeout)
             runtime = running.runtime = Runtime(connection, kube, key, pusher, running.metrics, debounce=options.debounce,
-                                                quota_interval=options.quota_poll_seconds)
+                                                quota_interval=options.quota_poll_seconds,
+                                                rebalance_interval=options.rebalance_seconds)
             try:
                 return await _run_kopf(options, runtime, lock, stop, ready_flag)
             finally:
                 await runtime.quota.close()
+                await runtime.rebalancer.close()
                 await runtime.scheduler.close()
                 await lock.release()
                 running.metrics.leader.set(0)

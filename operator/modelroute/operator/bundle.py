@@ -21,6 +21,7 @@ from modelroute.api.config import BUNDLE_CONFIGMAP, BundleData, RouteBundle
 from modelroute.api.config import BUNDLE_KEY as BUNDLE_KEY
 from modelroute.api.config import SIGNATURE_KEY as SIGNATURE_KEY
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.providerquota import QuotaTerms
 
 CONFIGMAP_NAME = BUNDLE_CONFIGMAP
 
@@ -29,9 +30,10 @@ class BundleError(ValueError):
     """The ConfigMap does not hold a bundle this operator signed."""
 
 
-def make_bundle(namespace: str, routes: Iterable[ModelRoute], issued_at: datetime) -> RouteBundle:
+def make_bundle(namespace: str, routes: Iterable[ModelRoute], issued_at: datetime,
+                quotas: Iterable[QuotaTerms] = ()) -> RouteBundle:
     ordered = sorted(routes, key=lambda r: r.key)
-    return RouteBundle(namespace=namespace, issued_at=issued_at, routes=ordered)
+    return RouteBundle(namespace=namespace, issued_at=issued_at, routes=ordered, quotas=list(quotas))
 
 
 def encode(bundle: RouteBundle, key: Ed25519PrivateKey) -> dict[str, str]:

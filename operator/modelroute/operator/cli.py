@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="wait this long after an event so a burst becomes one reconcile")
     parser.add_argument("--quota-poll-seconds", type=float, default=30.0, metavar="SECONDS",
                         help="read the sidecars' /stats this often for quota pressure (QuotaPressure Events; 0: never)")
+    parser.add_argument("--rebalance-seconds", type=float, default=2.0, metavar="SECONDS",
+                        help="split each ProviderQuota into per-pod leases this often (0: never)")
     parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
 
@@ -55,6 +57,7 @@ def options_from(args: argparse.Namespace) -> Options:
         debounce=args.debounce_ms / 1000,
         push_concurrency=args.push_concurrency,
         quota_poll_seconds=args.quota_poll_seconds,
+        rebalance_seconds=args.rebalance_seconds,
     )
 
 

@@ -10,7 +10,6 @@ Started from a kopf handler (``start``), so the Events go through kopf's poster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from modelroute.api.selection import matches
 from modelroute.api.v1alpha1 import LabelSelector
 from modelroute.operator import quota
 from modelroute.operator.events import Notice
+from modelroute.operator.periodic import Periodic
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.push.client import Pusher
 
@@ -45,23 +45,11 @@ class QuotaWatch:
         self.pusher, self.routes, self.pods, self.post = pusher, routes, pods, post
         self.namespaces, self.interval = namespaces, interval
         self.reported: dict[str, frozenset[quota.Key]] = {}  # namespace -> what was announced
-        self._task: asyncio.Task[None] | None = None
+        self.loop = Periodic("quota watch", self.poll, namespaces, interval)
 
     def start(self) -> None:
         """Start polling (idempotent; interval <= 0: never). Call from a kopf handler."""
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self._run(), name="quota watch")
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            for ns in list(self.namespaces()):
-                try:
-                    await self.poll(ns)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("quota poll of namespace %s failed", ns)
+        self.loop.start()
 
     async def poll(self, ns: str) -> None:
         """One look at the namespace's sidecars; posts an Event per ModelRoute with a new crossing."""
@@ -99,8 +87,4 @@ class QuotaWatch:
             self.post(by_key[key], notice)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.loop.close()

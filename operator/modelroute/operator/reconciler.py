@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelroute.api.selection import matches, with_canary
 from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.providerquota import QuotaTerms
 from modelroute.api.v1alpha1.strategy import GateStatus, RolloutStatus
 from modelroute.operator import bundle as bundles
 from modelroute.operator.acceptance import accept, by_key
@@ -75,6 +76,8 @@ class Reconciler:
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
         self._requeue: Callable[[str, float], None] | None = None
         self._unreadable_logged: set[str] = set()
+        self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
+        self._bundle_quotas: dict[str, list[QuotaTerms]] = {}
 
     @property
     def requeue(self) -> Callable[[str, float], None] | None:
@@ -223,7 +226,9 @@ class Reconciler:
         if cm is None:
             return None
         try:
-            return bundles.decode(cm.get("data") or {}, self.public).routes
+            bundle = bundles.decode(cm.get("data") or {}, self.public)
+            self._bundle_quotas[ns] = bundle.quotas
+            return bundle.routes
         except bundles.BundleError as e:
             log.warning("ignoring ConfigMap %s/%s: %s (it will be rewritten)", ns, bundles.CONFIGMAP_NAME, e)
             return None
@@ -255,9 +260,11 @@ class Reconciler:
         accepted: Iterable[ModelRoute], now: datetime,
     ) -> None:
         accepted = list(accepted)
-        if cm is not None and previous is not None and bundles.same_routes(previous, accepted):
+        quotas = self.quota_terms(ns)
+        if (cm is not None and previous is not None and bundles.same_routes(previous, accepted)
+                and self._bundle_quotas.get(ns, []) == quotas):
             return
-        data = bundles.encode(bundles.make_bundle(ns, accepted, now), self.key)
+        data = bundles.encode(bundles.make_bundle(ns, accepted, now, quotas), self.key)
         meta = {"name": bundles.CONFIGMAP_NAME, "namespace": ns,
                 "labels": {"app.kubernetes.io/managed-by": "modelroute-operator"}}
         if cm is None:

@@ -15,12 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.operator.convergence import ChangeClock
 from modelroute.operator.events import Notice
+from modelroute.operator.kube import client as kube_paths
 from modelroute.operator.kube.client import Kube
 from modelroute.operator.kube.connection import KubeConnection
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.push.client import Pusher
 from modelroute.operator.quotawatch import QuotaWatch
+from modelroute.operator.rebalance import Rebalancer
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.operator.scheduler import Scheduler
 
@@ -41,11 +43,12 @@ def post_event(obj: Mapping[str, Any], notice: Notice) -> None:
 class Runtime:
     def __init__(
         self, connection: KubeConnection, kube: Kube, key: Ed25519PrivateKey, pusher: Pusher, metrics: Metrics,
-        *, debounce: float = 0.03, quota_interval: float = 0.0,
+        *, debounce: float = 0.03, quota_interval: float = 0.0, rebalance_interval: float = 0.0,
     ) -> None:
         self.connection, self.kube, self.metrics = connection, kube, metrics
         self.route_index: Mapping[str, Any] = {}
         self.pod_index: Mapping[str, Any] = {}
+        self.quota_index: Mapping[str, Any] = {}
         self.changes = ChangeClock()
         self.hints = Hints()
         self._ready: dict[str, bool] = {}
@@ -58,9 +61,24 @@ class Runtime:
         # Quota pressure in the sidecars' /stats -> Events (0: off; the app sets the interval).
         self.quota = QuotaWatch(pusher, self._routes, self._pods, post_event, lambda: list(self.pod_index),
                                 interval=quota_interval)
+        # ProviderQuotas -> per-pod leases every few seconds; the bundle carries their terms (0: off).
+        self.rebalancer = Rebalancer(pusher, self._quotas, self._routes, self._pods, post_event, self._write_quota_status,
+                                     lambda: [ns for ns in self.quota_index if ns in self.pod_index], interval=rebalance_interval,
+                                     on_bundle_change=self.scheduler.mark)
+        self.reconciler.quota_terms = self.rebalancer.bundle_terms
 
-    def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any]) -> None:
+    def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any], quota_index: Mapping[str, Any] | None = None) -> None:
         self.route_index, self.pod_index = route_index, pod_index
+        self.quota_index = quota_index if quota_index is not None else {}
+
+    def _quotas(self, ns: str) -> list[dict[str, Any]]:
+        return list(self.quota_index.get(ns, ()))
+
+    async def _write_quota_status(self, ns: str, name: str, patch: dict[str, Any]) -> None:
+        await self.kube.merge_patch(kube_paths.providerquota_status(ns, name), patch)
+
+    def quota_event(self) -> None:
+        self.rebalancer.start()  # from a handler: its Events go through kopf's poster
 
     def _routes(self, ns: str) -> list[dict[str, Any]]:
         return list(self.route_index.get(ns, ()))

@@ -5,16 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from modelroute.api.crd import crd, crd_yaml
+from modelroute.api.crd import CRDS, crd, crd_yaml, quota_crd
 
 ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = ROOT / "crds" / "modelroute.dev_modelroutes.yaml"
 
 
 def test_committed_crd_matches_models() -> None:
-    assert COMMITTED.read_text() == crd_yaml(), "crds/ drifted from the models: run `modelroute crd -o crds/modelroute.dev_modelroutes.yaml`"
+    assert COMMITTED.read_text() == crd_yaml(), "crds/ drifted from the models: run `make crd`"
+
+
+@pytest.mark.parametrize("name", sorted(CRDS))
+def test_every_committed_crd_matches_models(name: str) -> None:
+    assert (ROOT / "crds" / name).read_text() == crd_yaml(name), "crds/ drifted from the models: run `make crd`"
+
+
+def test_quota_crd_has_descriptions_printer_columns_and_status() -> None:
+    root = quota_crd()["spec"]["versions"][0]
+    assert _walk(root["schema"]["openAPIV3Schema"], "") == []
+    cols = {c["name"]: c["jsonPath"] for c in root["additionalPrinterColumns"]}
+    assert cols["Tokens"] == ".status.tokens" and cols["Requests"] == ".status.requests"
+    assert root["subresources"] == {"status": {}}
+    spec = root["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["properties"]["provider"]["enum"] == ["openai", "anthropic", "gemini", "openai-compatible"]
+    assert "secretKeyRef" in spec["properties"]["apiKey"]["properties"]
 
 
 def _walk(schema: dict[str, Any], path: str) -> list[str]:

@@ -206,3 +206,46 @@ def test_get_watch_re_renders_on_events_until_deleted(apiserver: tuple[Path, typ
     assert out.rstrip().endswith("modelroute team/ticket-classifier was deleted")
     [watch] = api.watches
     assert "fieldSelector=metadata.name%3Dticket-classifier" in watch and "resourceVersion=7" in watch
+
+
+QUOTA_PATH = "/apis/modelroute.dev/v1alpha1/namespaces/team/providerquotas/org"
+
+
+def quota_object(with_status: bool = True) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        "apiVersion": "modelroute.dev/v1alpha1", "kind": "ProviderQuota", "metadata": {"name": "org", "namespace": "team"},
+        "spec": {"provider": "openai", "apiKey": {"secretKeyRef": {"name": "openai", "key": "key"}}, "limits": {"tokensPerMinute": 10000}},
+    }
+    if with_status:
+        obj["status"] = {
+            "tokens": "8700/10000", "pods": 2,
+            "conditions": [{"type": "QuotaPressure", "status": "True", "reason": "HighUsage", "message": "tokens 87% of the limit"}],
+            "leases": [{"pod": "web-1", "tokensPerMinute": 8000, "demandTokens": 12000, "generation": 7,
+                        "expiresAt": (T0 + timedelta(seconds=20)).isoformat()},
+                       {"pod": "web-2", "tokensPerMinute": 1000, "generation": 7}],
+        }
+    return obj
+
+
+def test_quota_shows_used_over_limit_and_each_pods_lease(apiserver: tuple[Path, type[_Api]], capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig, api = apiserver
+    api.objects[QUOTA_PATH] = quota_object()
+    assert main(["--kubeconfig", str(kubeconfig), "quota", "org"]) == 0
+    out = capsys.readouterr().out
+    assert "Tokens:     8700/10000 per minute" in out and "key secret openai/key" in out
+    assert "QuotaPressure: True (HighUsage)" in out
+    lines = [line.split() for line in out.splitlines() if line.startswith("  web-")]
+    assert [row[:3] for row in lines] == [["web-1", "-", "8000"], ["web-2", "-", "1000"]]
+
+
+def test_quota_render_without_status_says_why() -> None:
+    from modelroute.cli.kubectl_plugin import render_quota
+    assert "not written yet" in render_quota(quota_object(with_status=False), T0)
+    web1 = next(line for line in render_quota(quota_object(), T0).splitlines() if "web-1" in line)
+    assert web1.rstrip().endswith("in 20s")
+
+
+def test_quota_of_a_missing_name_is_a_404(apiserver: tuple[Path, type[_Api]], capsys: pytest.CaptureFixture[str]) -> None:
+    kubeconfig, _ = apiserver
+    assert main(["--kubeconfig", str(kubeconfig), "quota", "nope"]) == 1
+    assert "providerquota nope: 404 not found" in capsys.readouterr().err

@@ -14,7 +14,8 @@ def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 
 @kopf.on.startup(registry=registry)
 async def attach_indexes(memo: Any, **indexes: Any) -> None:
-    memo.runtime.attach(indexes["modelroutes_by_namespace"], indexes["sidecar_pods_by_namespace"])
+    memo.runtime.attach(indexes["modelroutes_by_namespace"], indexes["sidecar_pods_by_namespace"],
+                        indexes["providerquotas_by_namespace"])
 
 
 @kopf.on.cleanup(registry=registry)

@@ -91,5 +91,9 @@ def modelroute_status(ns: str, name: str) -> str:
     return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{name}/status"
 
 
+def providerquota_status(ns: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/providerquotas/{name}/status"
+
+
 def leases(ns: str, name: str | None = None) -> str:
     return f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases" + (f"/{name}" if name else "")

@@ -17,8 +17,10 @@ import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
+from modelroute.api import signing
 from modelroute.api.admin import ConfigApplied, ServedConfig, error_summary
 from modelroute.api.config import SidecarConfig
+from modelroute.api.leases import LeasePush, LeasesHeld
 from modelroute.api.stats import SidecarStats
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.push.plan import signed_body
@@ -90,6 +92,22 @@ class Pusher:
                         pod.namespace, pod.name, e.errors(include_url=False, include_input=False)[:3])
             return None
         except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+
+    async def put_leases(self, pod: SidecarPod, push: LeasePush) -> dict[str, int] | None:
+        """Signed ``PUT /leases``, one attempt (the next round is the retry): the generation the sidecar holds per quota,
+        or None when it did not say (the lease may or may not be applied: the arithmetic assumes either)."""
+        body = push.model_dump_json(by_alias=True, exclude_none=True).encode()
+        headers = {signing.SIGNATURE_HEADER: signing.sign(self.key, body), "Content-Type": "application/json"}
+        try:
+            async with self.semaphore, self.session.put(pod.admin_url + "/leases", data=body, headers=headers,
+                                                        timeout=self.timeout) as resp:
+                text = await resp.text()
+                if resp.status != 200:
+                    log.warning("PUT /leases to %s/%s: HTTP %d: %s", pod.namespace, pod.name, resp.status, error_summary(text))
+                    return None
+                return LeasesHeld.model_validate_json(text).generations
+        except (aiohttp.ClientError, TimeoutError, ValueError):   # ValueError: also pydantic's ValidationError
             return None
 
     async def push(self, pod: SidecarPod, config: SidecarConfig, *, verify_first: bool = False) -> PushOutcome:

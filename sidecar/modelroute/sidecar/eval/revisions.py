@@ -17,8 +17,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from modelroute.sidecar.pipeline.compiler import Planner
-
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import Case
@@ -26,6 +24,7 @@ from modelroute.sidecar.eval.prices import price_of
 from modelroute.sidecar.eval.runner import answer_case
 from modelroute.sidecar.eval.scoring import Outcome, labels_of
 from modelroute.sidecar.pipeline import cost
+from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.pipeline.counters import REPAIRED
 from modelroute.sidecar.pipeline.limits import estimate_tokens
 from modelroute.sidecar.routing.observer import NullObserver

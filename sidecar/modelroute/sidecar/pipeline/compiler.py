@@ -21,6 +21,7 @@ import json
 import logging
 from typing import Any
 
+from modelroute.api.v1alpha1.quota import Limits
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
 from modelroute.sidecar.output import OutputContract
 from modelroute.sidecar.pipeline.cache import ResponseCache
@@ -113,10 +114,13 @@ class RouteCompiler:
     def _limiter(self, route: str, tr: TargetRuntime, variant: Variant) -> TargetLimiter | None:
         limits = tr.target.limits
         if limits is None:
-            return None
+            if not self.planner.limiters.governed(tr.target):
+                return None
+            limits = Limits()  # a ProviderQuota's lease alone limits it
         key = limiter_key(tr.target)
         limiter = self.planner.limiters.get(key, requests_per_minute=limits.requests_per_minute,
-                                            tokens_per_minute=limits.tokens_per_minute, max_wait=limits.max_wait_ms / 1000)
+                                            tokens_per_minute=limits.tokens_per_minute, max_wait=limits.max_wait_ms / 1000,
+                                            target=tr.target)
         self.users.setdefault(key, []).append(f"{route}/{tr.name}")
         if variant != MIRROR:
             self.limiter_table[(route, tr.name)] = limiter

@@ -18,6 +18,9 @@ cheap over-estimate for English and code) and corrected from the reported usage 
 ``retry-after``) teach the limiter limits it was not told, quota used by other clients of
 the same key (``remaining``), and when to stop sending at all.
 
+A ProviderQuota's lease (``quotas.QuotaBook``) lowers the limits further: ``set_lease`` swaps two
+numbers, ``limit()`` reads min(configured, lease) precomputed, so a lease costs no work per request.
+
 At ``pressure_threshold`` (80%) of any quota, ``on_pressure(name, dimension, utilisation)``
 is called once per crossing (re-armed when utilisation falls 10 points below); the
 utilisation is also readable any time for gauges (``utilisation()``, ``snapshot()``).
@@ -36,6 +39,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from modelroute.api.stats import LimiterSnapshot
+from modelroute.api.v1alpha1 import Target
+from modelroute.api.v1alpha1.providerquota import QuotaTerms
 from modelroute.api.v1alpha1.providers import PROVIDERS, HeaderTriple
 from modelroute.sidecar.providers.errors import retry_after_seconds
 
@@ -167,12 +172,39 @@ class TargetLimiter:
     _pressed: set[str] = field(default_factory=set, repr=False)
     admitted: int = 0
     refused: int = 0
+    tokens_admitted: int = 0   # since start, corrected from usage (daily budgets are summed from it)
+    refused_by: dict[str, int] = field(default_factory=dict, repr=False)   # reason -> refusals (metrics)
+    lease_requests: float | None = field(default=None, repr=False)         # a quota lease's share (None: no lease)
+    lease_tokens: float | None = field(default=None, repr=False)
+    _rpm: float | None = field(default=None, repr=False)                   # min(configured, lease): what limit() reads
+    _tpm: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._effective()
+
+    def _effective(self) -> None:
+        self._rpm = _min(self.requests_per_minute, self.lease_requests)
+        self._tpm = _min(self.tokens_per_minute, self.lease_tokens)
+
+    def configure(self, requests_per_minute: float | None, tokens_per_minute: float | None, max_wait: float) -> None:
+        """New configured limits (a config swap); the window, learned limits and any lease are kept."""
+        self.requests_per_minute, self.tokens_per_minute, self.max_wait = requests_per_minute, tokens_per_minute, max_wait
+        self._effective()
+
+    def set_lease(self, requests_per_minute: float | None, tokens_per_minute: float | None) -> None:
+        """The quota lease's share (None: no lease on that dimension): the limits become min(configured, lease).
+
+        A swap of two numbers: requests in flight keep their tickets, the window is kept, and the next
+        admission is checked against the new limits (no per-request lookup of the lease).
+        """
+        self.lease_requests, self.lease_tokens = requests_per_minute, tokens_per_minute
+        self._effective()
 
     # ---- limits ------------------------------------------------------------------------
 
     def limit(self, dimension: str) -> float | None:
         """The effective limit: the configured one, lowered by what the provider reported."""
-        configured = self.requests_per_minute if dimension == "requests" else self.tokens_per_minute
+        configured = self._rpm if dimension == "requests" else self._tpm
         learned = self._learned.get(dimension)
         if configured is None:
             return learned
@@ -244,6 +276,8 @@ class TargetLimiter:
         bound = self.max_wait if max_wait is None else max_wait
         if at - now > bound:
             self.refused += 1
+            reason = self._reason(why)
+            self.refused_by[reason] = self.refused_by.get(reason, 0) + 1
             raise RateLimited(self.name, why, at - now)
         ticket = self._admit(at, tokens)  # the reservation: counted from now on
         try:
@@ -253,11 +287,20 @@ class TargetLimiter:
             raise
         return ticket
 
+    def _reason(self, why: str) -> str:
+        """A refusal's reason for metrics: ``lease`` when a quota lease is what binds, else the dimension."""
+        lease = self.lease_requests if why == "requests" else self.lease_tokens if why in ("tokens", "too_large") else None
+        configured = self.requests_per_minute if why == "requests" else self.tokens_per_minute
+        if lease is not None and (configured is None or lease < configured):
+            return "lease"
+        return why
+
     def _admit(self, at: float, tokens: int) -> Ticket:
         ticket = Ticket(at, tokens, tokens)
         self._entries.append(ticket)
         self._tokens += tokens
         self.admitted += 1
+        self.tokens_admitted += tokens
         for dimension, cost in (("requests", 1), ("tokens", tokens)):
             remote = self._remote[dimension]
             if remote.reset_at > at:
@@ -278,6 +321,7 @@ class TargetLimiter:
         self._prune(now)
         if ticket.at > now - self.window:  # still in the window (pruning removes exactly the older ones)
             self._tokens += actual - ticket.tokens
+        self.tokens_admitted += actual - ticket.tokens
         ticket.tokens = actual
         if self.on_pressure is not None:
             self._check_pressure()
@@ -293,6 +337,7 @@ class TargetLimiter:
             return
         self._tokens -= ticket.tokens
         self.admitted -= 1
+        self.tokens_admitted -= ticket.tokens
 
     # ---- provider headers --------------------------------------------------------------
 
@@ -351,6 +396,12 @@ class TargetLimiter:
             elif value < self.pressure_threshold - REARM:
                 self._pressed.discard(dimension)
 
+    def remaining(self) -> dict[str, float]:
+        """What the provider's latest headers say is left in its window, by dimension (only while that window lasts)."""
+        now = self.clock.monotonic()
+        return {d: max(0.0, r.remaining - r.used_since) for d, r in self._remote.items()
+                if r.reset_at > now and r.remaining != math.inf}
+
     def snapshot(self) -> LimiterSnapshot:
         """For ``/stats``: limits, window usage, utilisation, admitted/refused counters."""
         use = self.utilisation()
@@ -361,6 +412,10 @@ class TargetLimiter:
             admitted=self.admitted, refused=self.refused,
             blocked_for_seconds=max(0.0, self._blocked_until - self.clock.monotonic()),
         )
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return a if b is None else b if a is None else min(a, b)
 
 
 # ---- header parsing ------------------------------------------------------------------
@@ -422,24 +477,75 @@ class Limiters:
 
     Key targets by what the provider limits: provider, endpoint, model and key source
     (two routes using the same model with the same key share one quota).
+
+    Quota leases (``quotas.QuotaBook``) cap the limiters of the targets a ProviderQuota governs:
+    ``set_quota`` gives a quota's current cap, split evenly over the limiters it governs in this
+    sidecar (a limiter under two quotas takes the smaller). A limiter created later (config swap)
+    takes its cap when it is created, before any request can reach it.
     """
 
     def __init__(self, *, clock: Clock = SYSTEM_CLOCK, on_pressure: Callable[[str, str, float], None] | None = None) -> None:
         self.clock = clock
         self.on_pressure = on_pressure
         self._by_key: dict[str, TargetLimiter] = {}
+        self._quotas: dict[str, tuple[QuotaTerms, float | None, float | None]] = {}  # quota -> terms, rpm cap, tpm cap
+        self._governed: dict[str, list[str]] = {}                                    # quota -> limiter keys (ever seen)
+        self._targets: dict[str, Target] = {}                                         # limiter key -> a target using it
 
-    def get(self, key: str, *, requests_per_minute: float | None, tokens_per_minute: float | None, max_wait: float) -> TargetLimiter:
-        """The limiter for ``key``, created or re-configured (its window and learned state kept)."""
+    def get(self, key: str, *, requests_per_minute: float | None, tokens_per_minute: float | None, max_wait: float,
+            target: Target | None = None) -> TargetLimiter:
+        """The limiter for ``key``, created or re-configured (its window and learned state kept).
+
+        ``target``: the target it serves, so the quotas governing it cap it.
+        """
         limiter = self._by_key.get(key)
         if limiter is None:
             limiter = self._by_key[key] = TargetLimiter(key, requests_per_minute, tokens_per_minute, max_wait,
                                                         clock=self.clock, on_pressure=self.on_pressure)
         else:
-            limiter.requests_per_minute = requests_per_minute
-            limiter.tokens_per_minute = tokens_per_minute
-            limiter.max_wait = max_wait
+            limiter.configure(requests_per_minute, tokens_per_minute, max_wait)
+        if target is not None and key not in self._targets:
+            self._targets[key] = target
+            for quota, (terms, _, _) in self._quotas.items():
+                if _governs(terms, target) and key not in self._governed.setdefault(quota, []):
+                    self._governed[quota].append(key)
+                    self._recap(quota)
         return limiter
+
+    def governed(self, target: Target) -> bool:
+        """Whether a known quota governs ``target`` (it needs a limiter even without ``limits``)."""
+        return any(_governs(terms, target) for terms, _, _ in self._quotas.values())
+
+    def set_quota(self, terms: QuotaTerms, requests_per_minute: float | None, tokens_per_minute: float | None) -> None:
+        """The quota's cap for this whole sidecar now (None: no cap on that dimension)."""
+        self._quotas[terms.quota] = (terms, requests_per_minute, tokens_per_minute)
+        keys = self._governed.setdefault(terms.quota, [])
+        for key, target in self._targets.items():
+            if key not in keys and _governs(terms, target):
+                keys.append(key)
+        self._recap(terms.quota)
+
+    def all(self) -> list[TargetLimiter]:
+        return list(self._by_key.values())
+
+    def governing(self, quota: str) -> list[TargetLimiter]:
+        """The limiters a quota caps in this sidecar."""
+        return [self._by_key[k] for k in self._governed.get(quota, ()) if k in self._by_key]
+
+    def _recap(self, quota: str) -> None:
+        for key in self._governed.get(quota, ()):
+            caps: list[tuple[float | None, float | None]] = []
+            for q, (_, rpm, tpm) in self._quotas.items():
+                n = len(self._governed.get(q, ()))
+                if key in self._governed.get(q, ()):
+                    caps.append((None if rpm is None else rpm / n, None if tpm is None else tpm / n))
+            rpm_cap = min((c[0] for c in caps if c[0] is not None), default=None)
+            tpm_cap = min((c[1] for c in caps if c[1] is not None), default=None)
+            self._by_key[key].set_lease(rpm_cap, tpm_cap)
 
     def snapshot(self) -> dict[str, LimiterSnapshot]:
         return {key: limiter.snapshot() for key, limiter in sorted(self._by_key.items())}
+
+
+def _governs(terms: QuotaTerms, target: Target) -> bool:
+    return terms.governs(target.provider.value, target.api_key, target.model)

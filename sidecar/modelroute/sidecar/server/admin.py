@@ -12,6 +12,8 @@ for a signed push, whose signature covers the body, the header's presence and fo
 also caps chunked bodies and gives up on slow ones (408). Rejections close the connection, so an
 unauthenticated client cannot make the sidecar buffer or drain a large body.
 
+``PUT /leases`` takes the operator's signed quota leases (``leases``).
+
 Reads: ``/healthz``, ``/readyz``, ``/stats`` and ``/metrics`` are open (probes, the operator, a
 metrics scraper; counters only, no content). ``GET /config`` shows prompt text only to a bearer
 token holder; everyone else sees each prompt's version (``redact_prompts``). In a cluster the
@@ -47,6 +49,7 @@ from modelroute.sidecar.server.guard import (
     check_signed_headers,
     guarded_body,
 )
+from modelroute.sidecar.server.leases import put_leases
 from modelroute.sidecar.server.state import STATE, SidecarState
 
 log = logging.getLogger(__name__)
@@ -174,6 +177,7 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
 async def stats(request: web.Request) -> web.Response:
     state = request.app[STATE]
     doc = state.planner.ledger.merge_json(state.stats.as_json())  # + cost, output checks, cache, limits, prompt
+    doc["quotas"] = {q: r.model_dump(mode="json", by_alias=True) for q, r in state.quotas.report().items()}
     doc["rollouts"] = state.evidence.as_json()  # per route, run and variant: what the operator judges a canary on
     doc["mirror"] = {"inflight": state.mirrors.inflight, "sent": state.mirrors.sent, "dropped": state.mirrors.dropped,
                      "limit": state.mirrors.limit}
@@ -219,4 +223,5 @@ def build_app(state: SidecarState, auth: AuthSettings, limits: AdminLimits | Non
     app.router.add_get("/stats", stats)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/eval", post_eval)
+    app.router.add_put("/leases", put_leases)
     return app

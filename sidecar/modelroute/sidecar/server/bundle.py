@@ -121,6 +121,7 @@ class BundleSource:
             if state.last_bundle_at is not None and _aware(state.last_bundle_at) > issued:
                 return f"bundle issued at {issued.isoformat()} ignored: an older bundle than the one loaded"
             applied = state.apply_locked(rendering.config, source="bundle", issued_at=issued)
+            state.quotas_changed(state.quotas.set_terms(bundle.quotas))
         return f"bundle issued at {issued.isoformat()}: config {applied.version} ({'loaded' if applied.changed else 'unchanged'})"
 
     async def watch(self, state: SidecarState, interval: float = POLL_SECONDS) -> None:

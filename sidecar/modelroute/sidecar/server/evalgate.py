@@ -15,14 +15,12 @@ import logging
 from aiohttp import web
 
 from modelroute.api.evalgate import EvalRequest, EvalResult
-from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.eval.dataset import DatasetError, parse_lines
 from modelroute.sidecar.eval.scoring import summarize
 from modelroute.sidecar.rollout import gate
-from modelroute.sidecar.server import guard
-from modelroute.sidecar.server.auth import BadPush, Denied, verify_request
-from modelroute.sidecar.server.guard import Refused, admin_error
+from modelroute.sidecar.server.auth import BadPush
+from modelroute.sidecar.server.guard import Refused, admin_error, signed_request
 from modelroute.sidecar.server.state import STATE
 
 log = logging.getLogger(__name__)
@@ -30,16 +28,10 @@ log = logging.getLogger(__name__)
 
 async def post_eval(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    signature = request.headers.get(SIGNATURE_HEADER)
     try:
-        guard.check_signed_headers(request.app[guard.AUTH], signature)  # before a byte of the body is read
-        body = await guard.guarded_body(request, request.app[guard.LIMITS])
-        ask = verify_request(request.app[guard.AUTH], body, signature, EvalRequest)
+        ask = await signed_request(request, EvalRequest)
         route_name, revision = ask.route, ask.revision
         cases = parse_lines((json.dumps(c) for c in ask.cases), "cases")
-    except Denied as e:
-        log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
-        return Refused(e.status, e.message, e.code).response()
     except Refused as e:
         log.warning("POST /eval refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()

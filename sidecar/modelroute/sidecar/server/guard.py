@@ -1,7 +1,7 @@
 """Guards on admin requests: body limits, refusals that close the connection, signed-request headers.
 
-Shared by the admin listener (``admin``: ``PUT /config``) and the operator's gate (``evalgate``:
-``POST /eval``), so neither imports the other. Writes are checked before a byte of the body is
+Shared by the admin listener (``admin``: ``PUT /config``), the operator's gate (``evalgate``:
+``POST /eval``) and its quota leases (``leases``: ``PUT /leases``), so none imports another. Writes are checked before a byte of the body is
 read (``check_signed_headers``, ``authorization_of``), then read only up to ``AdminLimits``
 (``guarded_body``: 413 on size, 408 on time).
 """
@@ -17,7 +17,7 @@ from aiohttp import web
 
 from modelroute.api.admin import AdminError, AdminErrorDetail
 from modelroute.api.signing import SIGNATURE_HEADER
-from modelroute.sidecar.server.auth import AuthSettings, Denied, signature_well_formed
+from modelroute.sidecar.server.auth import AuthSettings, Denied, Signed, signature_well_formed, verify_request
 
 DEFAULT_ADMIN_MAX_BODY_BYTES = 4 * 1024 * 1024
 DEFAULT_ADMIN_BODY_SECONDS = 10.0
@@ -95,3 +95,18 @@ async def guarded_body(request: web.Request, limits: AdminLimits) -> bytes:
     except TimeoutError:
         raise Refused(408, f"request body not received within {limits.body_seconds:g}s", "body_timeout") from None
     return bytes(buf)
+
+
+async def signed_request(request: web.Request, model: type[Signed]) -> Signed:
+    """A signed operator request other than a config push, as ``model``: headers checked before the
+    body is read, the body bounded, then signature, body, audience and age (``auth.verify_request``).
+
+    Raises ``Refused`` (401/403/408/413) or ``auth.BadPush`` (422, one line per problem).
+    """
+    signature = request.headers.get(SIGNATURE_HEADER)
+    try:
+        check_signed_headers(request.app[AUTH], signature)
+        body = await guarded_body(request, request.app[LIMITS])
+        return verify_request(request.app[AUTH], body, signature, model)
+    except Denied as e:
+        raise Refused(e.status, e.message, e.code) from None

@@ -30,6 +30,7 @@ from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.metrics.stats import Stats
 from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.pipeline.counters import Ledger
+from modelroute.sidecar.pipeline.quotas import QuotaBook
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.rollout.evidence import Evidence
 from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT, MirrorPool
@@ -81,6 +82,8 @@ class SidecarState:
         self.evidence = Evidence()                # rollout counters per route, run and variant
         self.mirrors = MirrorPool(self.evidence, mirror_limit)
         self.planner = Planner()              # limits, caches, cost ledger: kept across config swaps
+        self.quotas = QuotaBook(self.planner.limiters)  # ProviderQuota leases: caps on the governed limiters
+        self._quota_timer: asyncio.TimerHandle | None = None
         self.holder = RuntimeHolder()
         self.provenance: Provenance | None = None
         self.draining = False
@@ -92,7 +95,7 @@ class SidecarState:
         self._lock = asyncio.Lock()
         # GET /metrics: this sidecar's own registry (never the process-global one), read at scrape time.
         self.registry = CollectorRegistry(auto_describe=False)
-        for collector in (self.stats, self.evidence, self.planner.ledger, ServingCollector(self)):
+        for collector in (self.stats, self.evidence, self.planner.ledger, self.quotas, ServingCollector(self)):
             self.registry.register(collector)
 
     # -- reading -----------------------------------------------------------------------------
@@ -147,24 +150,28 @@ class SidecarState:
             # Same content: keep the warm runtime; remember the newer provenance.
             self._note(version, source, issued_at)
             return Applied(version, changed=False)
-        compiler = self.planner.compiler()
-        try:
-            runtime = Runtime.build(config, self.keys.source_for, self.stats, previous=old, adapters=self.adapters,
-                                    pipeline=compiler, tracer=self.telemetry)
-        except Exception as e:  # a target the runtime cannot build is a config problem, not a crash
-            self.stats.config_rejections += 1
-            log.warning("cannot compile config %s: %s: %s", version, type(e).__name__, e)
-            raise ConfigError([f"config {version}: cannot be compiled: {type(e).__name__}: {e}"]) from None
-        self.planner.adopt(compiler)            # the ledger lists this config's limiters and prompt versions
-        self.evidence.configure(config.canaries)
-        self.holder.swap(runtime)
-        memory.settle()  # a new SDK's objects leave the collector's generations
+        self._swap_in(config, old)
         self._note(version, source, issued_at)
         self.stats.config_version = version
         self.stats.config_swaps += 1
         log.info("serving config %s from %s (routes: %s)", version, source,
                  ", ".join(sorted(r.spec.route for r in config.routes)) or "none")
         return Applied(version, changed=True)
+
+    def _swap_in(self, config: SidecarConfig, old: Runtime | None) -> None:
+        """Compile ``config`` (reusing ``old``'s clients) and serve it; raises ``ConfigError``, serving ``old`` still."""
+        compiler = self.planner.compiler()
+        try:
+            runtime = Runtime.build(config, self.keys.source_for, self.stats, previous=old, adapters=self.adapters,
+                                    pipeline=compiler, tracer=self.telemetry)
+        except Exception as e:  # a target the runtime cannot build is a config problem, not a crash
+            self.stats.config_rejections += 1
+            log.warning("cannot compile config %s: %s: %s", config.hash, type(e).__name__, e)
+            raise ConfigError([f"config {config.hash}: cannot be compiled: {type(e).__name__}: {e}"]) from None
+        self.planner.adopt(compiler)            # the ledger lists this config's limiters and prompt versions
+        self.evidence.configure(config.canaries)
+        self.holder.swap(runtime)
+        memory.settle()  # a new SDK's objects leave the collector's generations
 
     def _note(self, version: str, source: str, issued_at: datetime | None) -> None:
         self.provenance = Provenance(version, source, issued_at, time.time())
@@ -178,6 +185,30 @@ class SidecarState:
             floor = self.replay_floor()
             if floor is not None and floor == aware(issued_at):  # a new high: persist it
                 self.floor_file.save(floor, version)
+
+    def quotas_changed(self, new_quota: bool) -> None:
+        """After leases or bundle terms changed (caller holds ``lock``): recompile when a quota is new
+        (its targets may need a limiter), set every cap, and time the next change of a cap."""
+        self.refresh_quotas()  # first: the limiters learn the quota, so compiling finds the targets it governs
+        rt = self.holder.current
+        if new_quota and rt is not None:  # the same config, recompiled: a governed limiter takes its cap when it is created
+            try:
+                self._swap_in(rt.config, rt)
+            except ConfigError as e:
+                log.warning("quota change: the config could not be recompiled, limits unchanged until the next push: %s", e)
+
+    def refresh_quotas(self) -> None:
+        """Set the caps for now; a timer does it again when the next lease expires (no work per request)."""
+        following = self.quotas.refresh()
+        if self._quota_timer is not None:
+            self._quota_timer.cancel()
+            self._quota_timer = None
+        if following is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._quota_timer = loop.call_later(max(0.0, following - self.quotas.wall()) + 0.001, self.refresh_quotas)
 
     # -- shutdown ----------------------------------------------------------------------------
     async def drain(self, grace: float) -> bool:
@@ -196,6 +227,8 @@ class SidecarState:
 
     async def aclose(self, grace: float = 5.0) -> None:
         """Close every runtime (after at most ``grace`` seconds of draining)."""
+        if self._quota_timer is not None:
+            self._quota_timer.cancel()
         await self.mirrors.aclose()
         await self.holder.aclose(grace)
 
