@@ -5,8 +5,11 @@ left: processes, mounts, the network namespace and its veths, cgroups), and down
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,14 @@ def _cli(state: Path, *args: str, timeout: float = 600) -> list[str]:
                          capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr[-4000:]
     return out.stdout.splitlines()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A state directory short enough for the kubelet's unix sockets (pytest's tmp_path may not be)."""
+    path = Path(tempfile.mkdtemp(prefix="mr-up-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _leftovers(state: Path, netns: Path) -> list[str]:
@@ -53,10 +64,10 @@ def _kubectl(state: Path, kubeconfig: str, *args: str) -> str:
                           capture_output=True, text=True, timeout=60, check=True).stdout
 
 
-def test_up_images_down_then_up_again_leaves_nothing(tmp_path: Path) -> None:
+def test_up_images_down_then_up_again_leaves_nothing(short_dir: Path) -> None:
     from modelroute.testing.cluster.node import NodeCluster
 
-    state = tmp_path / "cluster"
+    state = short_dir / "cluster"
     netns = Path("/run/netns") / NodeCluster.netns_name_for(state)
     try:
         kubeconfig = _cli(state, "up", "--node")[-1]

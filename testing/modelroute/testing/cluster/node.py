@@ -84,6 +84,8 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return result
 
 
+MAX_SOCKET_PATH = 107  # sockaddr_un.sun_path is 108 bytes with the terminating NUL
+
 class NodeCluster(ControlPlane):
     """The control plane in a network namespace, plus the node components."""
 
@@ -218,6 +220,11 @@ class NodeCluster(ControlPlane):
         """Start everything unless healthy; wait for the node to be Ready. Idempotent."""
         if self.is_healthy():
             return 0.0
+        # the kubelet binds unix sockets under its root (pod-resources/<10 digits>): sun_path holds 107 bytes
+        longest = len(str((self.node_dir / "kubelet" / "pod-resources" / ("0" * 10)).resolve()))
+        if longest > MAX_SOCKET_PATH:
+            raise ControlPlaneError(f"the state directory {self.state_dir} is too long for the kubelet's unix sockets "
+                                    f"({longest} > {MAX_SOCKET_PATH} bytes): choose a shorter --state-dir or MODELROUTE_CLUSTER_DIR")
         started = time.monotonic()
         self.down()
         self.node_dir.mkdir(parents=True, exist_ok=True)
