@@ -29,6 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from modelroute.testing.cluster.loopback import free_port
+
 Json = dict[str, Any]
 
 CONFIG = """\
@@ -100,12 +102,6 @@ class Metric:
     unit: str
     points: list[Json]              # data points, attributes decoded into ``attrs``
     resource: dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Collector:

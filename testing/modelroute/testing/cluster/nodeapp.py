@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from modelroute.testing import waiting
 from modelroute.testing.cluster.netns import http_get
 from modelroute.testing.cluster.node import NodeCluster
 
@@ -52,19 +52,8 @@ class Node:
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """``waiting.wait_for`` with the slower defaults a real cluster needs."""
+    return waiting.wait_for(what, fn, timeout, interval)
 
 
 def kjson(node: Node, *args: str) -> Any:
