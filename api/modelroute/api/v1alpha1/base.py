@@ -40,6 +40,17 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def exactly_one_rule(aliases: tuple[str, ...], message: str) -> dict[str, str]:
+    """The apiserver's CEL rule that exactly one of the fields ``aliases`` is set (``require_exactly_one``)."""
+    return {"rule": f"[{', '.join(f'has(self.{a})' for a in aliases)}].filter(x, x).size() == 1", "message": message}
+
+
+def require_exactly_one(values: tuple[object, ...], message: str) -> None:
+    """The same check in Python: ``ValueError(message)`` unless exactly one of ``values`` is set."""
+    if sum(v is not None for v in values) != 1:
+        raise ValueError(message)
+
+
 class SelectorOperator(StrEnum):
     IN = "In"
     NOT_IN = "NotIn"
