@@ -12,6 +12,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "modelroute.dev"
 VERSION = "v1alpha1"
@@ -40,7 +41,7 @@ class ApiModel(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def exactly_one_rule(aliases: tuple[str, ...], message: str) -> dict[str, str]:
+def exactly_one_rule(aliases: tuple[str, ...], message: str) -> JsonDict:
     """The apiserver's CEL rule that exactly one of the fields ``aliases`` is set (``require_exactly_one``)."""
     return {"rule": f"[{', '.join(f'has(self.{a})' for a in aliases)}].filter(x, x).size() == 1", "message": message}
 
