@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import re
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,18 +35,13 @@ from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.testing.cluster.binaries import ensure_binaries
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "crds"  # every generated CRD: ModelRoute and ProviderQuota
 NS = "bench"
 ADMIN_PORT = 8788
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 CHANGES = {

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.cluster.processes import spawn
 
 BENCH = Path(__file__).resolve().parent
@@ -43,12 +43,6 @@ ROUTES = {
 }
 PROMPT = "hello from the benchmark"
 MAX_TOKENS = 16
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_http(url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:

@@ -10,53 +10,31 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import openai
 
 from modelroute.api import signing
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+from modelroute.testing.cluster.loopback import free_port as free_port  # re-exported for the e2e tests
 from modelroute.testing.cluster.processes import spawn, stop_pid
+from modelroute.testing.waiting import wait_for as wait_for  # re-exported for the e2e tests
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds"  # every generated CRD: ModelRoute and ProviderQuota
 ADMIN_PORT = 8788
 APP_PORT = 8787
-T = TypeVar("T")
 
 
 def install_crd(cluster: ControlPlane) -> None:
     """Install the committed CRD (server-side apply: idempotent across tests)."""
     cluster.install_crds(CRD)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            got = fn()
-            if got:
-                return got
-            last = got
-        except Exception as e:  # a probe that raises just is not there yet
-            last = e
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 class Keys:

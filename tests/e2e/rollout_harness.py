@@ -7,11 +7,10 @@ the provider emulator, the real openai SDK.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import openai
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+from modelroute.testing.workers import Workers
 
 from .operator_harness import (
     APP_PORT,
@@ -131,44 +131,29 @@ def answer(h: PodHandle, text: str = "hello", headers: dict[str, str] | None = N
     return reply.choices[0].message.content or ""
 
 
-@dataclass
-class Traffic:
+class Traffic(Workers[PodHandle]):
     """Background requests through every pod with the real openai SDK; counts answers by model."""
 
-    pods: list[PodHandle]
-    pause: float = 0.02
-    answers: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, pods: list[PodHandle], pause: float = 0.02) -> None:
+        self.pods, self.pause = pods, pause
+        self.answers: dict[str, int] = {}
+        self.errors = 0
+        super().__init__(pods)
 
-    def __enter__(self) -> Traffic:
-        for h in self.pods:
-            t = threading.Thread(target=self._run, args=(h,), daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=15)
-
-    def _run(self, h: PodHandle) -> None:
+    def work(self, h: PodHandle) -> None:
         client = openai.OpenAI(base_url=f"http://{h.ip}:{APP_PORT}/v1", api_key="unused", max_retries=0, timeout=10)
         try:
-            while not self._stop.is_set():
+            while not self.stopping.is_set():
                 try:
                     reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "classify this"}])
                     text = reply.choices[0].message.content or ""
                     key = CANARY_MODEL if CANARY_MODEL in text else STABLE_MODEL if STABLE_MODEL in text else text[:40]
-                    with self._lock:
+                    with self.lock:
                         self.answers[key] = self.answers.get(key, 0) + 1
                 except openai.OpenAIError:
-                    with self._lock:
+                    with self.lock:
                         self.errors += 1
-                self._stop.wait(self.pause)
+                self.stopping.wait(self.pause)
         finally:
             client.close()
 

@@ -14,7 +14,6 @@ is what "the provider saw". The quota is 120 requests per minute; the hot pods a
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ import pytest
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
+from modelroute.testing.workers import Workers
 
 from .operator_harness import (
     ADMIN_PORT,
@@ -86,20 +86,19 @@ def _leased(pod: PodHandle, key: str) -> Callable[[], int | None]:
     return lambda: held_generation(pod, key) or None
 
 
-class Load:
+class Load(Workers[PodHandle]):
     """One thread per hot pod, each asking ``RATE`` requests per second; answers counted per pod."""
 
     def __init__(self, pods: list[PodHandle]) -> None:
         self.pods = pods
         self.ok: dict[str, list[float]] = {p.name: [] for p in pods}
         self.refused: dict[str, int] = {p.name: 0 for p in pods}
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(p,), daemon=True) for p in pods]
+        super().__init__(pods)
 
-    def _run(self, pod: PodHandle) -> None:
+    def work(self, pod: PodHandle) -> None:
         body = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "hello"}]}).encode()
         next_at = time.monotonic()
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             req = urllib.request.Request(f"http://{pod.ip}:{APP_PORT}/v1/chat/completions", data=body,
                                          headers={"Content-Type": "application/json"})
             try:
@@ -111,17 +110,7 @@ class Load:
             except OSError:
                 pass
             next_at += 1 / RATE
-            self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=15)
+            self.stopping.wait(max(0.0, next_at - time.monotonic()))
 
 
 def test_sidecars_share_one_quota_within_its_limit(

@@ -47,17 +47,25 @@ def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new
     return ro
 
 
+def abort_under_traffic(env: rh.RolloutEnv, strat: dict[str, Any], old: str) -> tuple[dict[str, Any], rh.Traffic]:
+    """Roll out the canary model under traffic until it aborts (``assert_back_on_stable``).
+
+    The aborted ``status.rollout`` and the traffic that ran through it.
+    """
+    history = rh.History(env)
+    with rh.Traffic(list(env.pods.values())) as traffic:
+        rh.change_model(env, rh.CANARY_MODEL, strat)
+        new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, old))["canaryRevision"]
+        return assert_back_on_stable(env, history, old, new), traffic
+
+
 def test_error_rate_aborts_the_rollout(cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path) -> None:
     strat = rh.strategy([{"weight": 30}, {"pause": {"duration": "30s"}}],
                         analysis={"interval": "1s", "minSamples": 20, "maxErrorRate": 0.05})
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         old = rh.start_stable(env, strat)
         rh.fault(env, {"kind": "status", "status": 503, "model": rh.CANARY_MODEL, "probability": 0.2})
-        history = rh.History(env)
-        with rh.Traffic(list(env.pods.values())) as traffic:
-            rh.change_model(env, rh.CANARY_MODEL, strat)
-            new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, old))["canaryRevision"]
-            ro = assert_back_on_stable(env, history, old, new)
+        ro, traffic = abort_under_traffic(env, strat, old)
         metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
         assert metrics["errorRate"]["verdict"] == "Fail" and metrics["errorRate"]["value"] > 0.05, metrics
         assert "aborted" in ro["message"]
@@ -70,12 +78,8 @@ def test_wrong_labels_fail_agreement_and_abort(cluster: ControlPlane, namespace:
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
         rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
                         {"model": rh.CANARY_MODEL, "reply": {"text": "negative"}}])
-        apply_old = rh.start_stable(env, strat, label="positive")
-        history = rh.History(env)
-        with rh.Traffic(list(env.pods.values())) as traffic:
-            rh.change_model(env, rh.CANARY_MODEL, strat)
-            new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, apply_old))["canaryRevision"]
-            ro = assert_back_on_stable(env, history, apply_old, new)
+        old = rh.start_stable(env, strat, label="positive")
+        ro, traffic = abort_under_traffic(env, strat, old)
         metrics = {m["name"]: m for m in ro["analysis"]["metrics"]}
         assert metrics["agreement"]["verdict"] == "Fail" and metrics["agreement"]["value"] < 0.9, metrics
         # Mirrored answers are never returned: clients only ever saw stable's label.

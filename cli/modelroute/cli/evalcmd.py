@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.eval import cli as targets_cli
@@ -96,10 +95,6 @@ def _cluster_doc(ref: str, args: argparse.Namespace) -> str:
     return yaml.safe_dump(doc)
 
 
-def _find(routes: list[ModelRoute], name: str) -> ModelRoute | None:
-    return next((r for r in routes if r.spec.route == name), None) or next((r for r in routes if r.metadata.name == name), None)
-
-
 def _revision(role: str, path: str | None, ref: str | None, args: argparse.Namespace, keys: KeyResolver) -> revisions.Revision:
     if (path is None) == (ref is None):
         raise BadInput(f"give exactly one of --{role} FILE and --{role}-from-cluster NAMESPACE/NAME")
@@ -107,8 +102,8 @@ def _revision(role: str, path: str | None, ref: str | None, args: argparse.Names
     try:
         config = loader.load([path], keys) if path is not None else loader.load_text(_cluster_doc(str(ref), args), source, keys)
     except loader.ConfigError as e:
-        raise BadInput(f"{role} {source}: invalid config:\n  " + "\n  ".join(e.problems)) from None
-    route = _find(list(config.routes), args.route)
+        raise BadInput(f"{role} {source}: {targets_cli.input_error(e)}") from None
+    route = targets_cli.find_route(list(config.routes), args.route)
     if route is None:
         known = ", ".join(sorted(r.spec.route for r in config.routes))
         raise BadInput(f"{role} {source}: no route {args.route!r} (known: {known})")
@@ -148,11 +143,8 @@ def run_revisions(args: argparse.Namespace) -> int:
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except dataset.DatasetError as e:
-        print("error: invalid dataset:\n  " + "\n  ".join(e.problems), file=sys.stderr)
-        return 2
-    except prices.PriceError as e:
-        print(f"error: invalid prices: {e}", file=sys.stderr)
+    except (dataset.DatasetError, prices.PriceError) as e:
+        print(f"error: {targets_cli.input_error(e)}", file=sys.stderr)
         return 2
     bar, progress = _progress(2 * len(cases), not args.quiet)
     try:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import yaml
 from modelroute.api import signing
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.testing import demo_canary
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.emulators import EmulatorServer
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "standalone" / "routes.yaml"
@@ -34,13 +34,6 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "standalone" / "rou
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=EXAMPLE, help="route file to serve (baseUrls are pointed at the emulators)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _retarget(config: Path, emulator_url: str) -> str:
@@ -78,7 +71,7 @@ async def _demo(config: Path) -> int:
 
     async with EmulatorServer(host="127.0.0.1", port=0) as emu:
         _say("provider emulators", f"OpenAI, Anthropic and Gemini wire formats on {emu.url} (no network needed)")
-        port, admin = _free_port(), _free_port()
+        port, admin = free_port(), free_port()
         with tempfile.TemporaryDirectory() as tmp:
             routes = Path(tmp) / "routes.yaml"
             routes.write_text(_retarget(config, emu.url))

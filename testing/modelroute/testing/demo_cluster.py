@@ -92,7 +92,7 @@ def main() -> int:
     app_image = dict(line.split("=", 1) for line in (cluster.node_dir / "images.env").read_text().split())["APP_IMAGE"]
     emulator = spawn(["nsenter", f"--net={cluster.netns}", "--", sys.executable, "-m", "modelroute.testing.emulators",
                       "--host", NODE_IP, "--port", str(EMULATOR_PORT)], log_path=cluster.state_dir / "demo-emulator.log")
-    from modelroute.testing.cluster.controlplane import free_port
+    from modelroute.testing.cluster.loopback import free_port
 
     port = free_port()
     forwarder = spawn([sys.executable, "-m", "modelroute.testing.cluster.netns", f"--listen={port}",

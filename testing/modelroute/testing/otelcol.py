@@ -23,13 +23,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+
+from modelroute.testing.cluster.loopback import free_port
 
 Json = dict[str, Any]
+R = TypeVar("R")
 
 CONFIG = """\
 receivers:
@@ -100,12 +103,6 @@ class Metric:
     unit: str
     points: list[Json]              # data points, attributes decoded into ``attrs``
     resource: dict[str, Any]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Collector:
@@ -182,45 +179,33 @@ class Collector:
     def raw_text(self) -> str:
         return self.output.read_text() if self.output.exists() else ""
 
-    def spans(self) -> list[Span]:
-        out = []
+    def _records(self, signal: str, item: str) -> Iterator[tuple[dict[str, Any], Json]]:
+        """(resource attributes, record) for every ``item`` of every ``resource<signal>`` exported so far."""
         for doc in self.lines():
-            for rs in doc.get("resourceSpans", []):
+            for rs in doc.get(f"resource{signal}", []):
                 res = attributes((rs.get("resource") or {}).get("attributes"))
-                for ss in rs.get("scopeSpans", []):
-                    for s in ss.get("spans", []):
-                        out.append(Span(s.get("name", ""), int(s.get("kind", 0)), s.get("traceId", ""), s.get("spanId", ""),
-                                        s.get("parentSpanId", ""), attributes(s.get("attributes")), res,
-                                        s.get("status") or {}, s))
-        return out
+                for ss in rs.get(f"scope{signal}", []):
+                    for record in ss.get(item, []):
+                        yield res, record
+
+    def spans(self) -> list[Span]:
+        return [Span(s.get("name", ""), int(s.get("kind", 0)), s.get("traceId", ""), s.get("spanId", ""),
+                     s.get("parentSpanId", ""), attributes(s.get("attributes")), res, s.get("status") or {}, s)
+                for res, s in self._records("Spans", "spans")]
 
     def metrics(self) -> list[Metric]:
         out = []
-        for doc in self.lines():
-            for rm in doc.get("resourceMetrics", []):
-                res = attributes((rm.get("resource") or {}).get("attributes"))
-                for sm in rm.get("scopeMetrics", []):
-                    for m in sm.get("metrics", []):
-                        body: Json = next((m[k] for k in ("histogram", "sum", "gauge", "exponentialHistogram") if k in m), {})
-                        points = [{**p, "attrs": attributes(p.get("attributes"))} for p in body.get("dataPoints", [])]
-                        out.append(Metric(m.get("name", ""), m.get("unit", ""), points, res))
+        for res, m in self._records("Metrics", "metrics"):
+            body: Json = next((m[k] for k in ("histogram", "sum", "gauge", "exponentialHistogram") if k in m), {})
+            points = [{**p, "attrs": attributes(p.get("attributes"))} for p in body.get("dataPoints", [])]
+            out.append(Metric(m.get("name", ""), m.get("unit", ""), points, res))
         return out
 
     def wait_for_spans(self, done: Callable[[list[Span]], bool], timeout: float = 10.0) -> list[Span]:
-        deadline = time.monotonic() + timeout
-        while True:
-            spans = self.spans()
-            if done(spans) or time.monotonic() > deadline:
-                return spans
-            time.sleep(0.05)
+        return _poll(self.spans, done, timeout)
 
     def wait_for_metrics(self, done: Callable[[list[Metric]], bool], timeout: float = 10.0) -> list[Metric]:
-        deadline = time.monotonic() + timeout
-        while True:
-            metrics = self.metrics()
-            if done(metrics) or time.monotonic() > deadline:
-                return metrics
-            time.sleep(0.05)
+        return _poll(self.metrics, done, timeout)
 
     def __enter__(self) -> Collector:
         self.start()
@@ -228,3 +213,13 @@ class Collector:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _poll(read: Callable[[], list[R]], done: Callable[[list[R]], bool], timeout: float) -> list[R]:
+    """``read()`` until ``done`` says so or ``timeout`` passes; the last reading either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = read()
+        if done(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)

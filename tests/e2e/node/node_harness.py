@@ -3,9 +3,9 @@ helpers live in :mod:`modelroute.testing.cluster.nodeapp`, shared with ``make de
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.cluster.nodeapp import (
     APP_NS,
     APP_PORT,
@@ -60,9 +60,3 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "modelroute"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -17,11 +17,11 @@ from modelroute.api.config import ConfigPush
 from modelroute.operator import bundle as bundles
 from modelroute.operator.convergence import ChangeClock
 from modelroute.operator.events import Notice
-from modelroute.operator.kube.client import ApiError
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.push.client import Pusher
 from modelroute.operator.reconciler import Hints, Reconciler
+from modelroute.testing import fakekube
 from modelroute.testing.webapps import serving
 
 from .operator_factories import raw_pod, raw_route
@@ -30,45 +30,8 @@ KEY = signing.load_private_key(signing.generate_private_key_pem())
 NS = "team"
 
 
-class FakeKube:
-    """Just enough apiserver: objects by path, merge patches, resourceVersion checks."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.writes: list[tuple[str, str]] = []
-        self.rv = 0
-
-    async def get(self, path: str) -> Any:
-        return copy.deepcopy(self.objects.get(path))
-
-    async def create(self, path: str, body: Any) -> Any:
-        full = f"{path}/{body['metadata']['name']}"
-        if full in self.objects:
-            raise ApiError(409, "AlreadyExists", full)
-        return self._store("POST", full, copy.deepcopy(body))
-
-    async def replace(self, path: str, body: Any) -> Any:
-        cur = self.objects.get(path)
-        if cur is None:
-            raise ApiError(404, "NotFound", path)
-        if body["metadata"].get("resourceVersion") != cur["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", path)
-        return self._store("PUT", path, copy.deepcopy(body))
-
-    async def merge_patch(self, path: str, body: Any) -> Any:
-        target = path.removesuffix("/status")
-        cur = self.objects.get(target)
-        if cur is None:
-            raise ApiError(404, "NotFound", path)
-        _merge(cur, body)
-        return self._store("PATCH", target, cur)
-
-    def _store(self, verb: str, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-        self.rv += 1
-        obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
-        self.objects[path] = obj
-        self.writes.append((verb, path))
-        return obj
+class FakeKube(fakekube.FakeKube):
+    """The shared fake apiserver, with this test's routes and pods."""
 
     def routes(self, ns: str) -> list[dict[str, Any]]:
         return [copy.deepcopy(o) for p, o in self.objects.items() if "/modelroutes/" in p and o["metadata"]["namespace"] == ns]
@@ -87,16 +50,6 @@ class FakeKube:
 
     def pod(self, name: str) -> dict[str, Any]:
         return self.objects[f"/api/v1/namespaces/{NS}/pods/{name}"]
-
-
-def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, dict) and isinstance(target.get(k), dict):
-            _merge(target[k], v)
-        else:
-            target[k] = copy.deepcopy(v)
 
 
 class FakeSidecar:

@@ -20,25 +20,14 @@ from modelroute.api.v1alpha1.quota import CachePolicy, Limits
 from modelroute.api.v1alpha1.registry import DEFAULT_MODELS, ModelRegistry, ProviderModels, model_allowed
 from modelroute.sidecar.output import OutputContract
 from modelroute.sidecar.pipeline.cost import Price, PriceTable
+from modelroute.testing.schemas import undocumented
 
 PERSON: dict[str, Any] = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 
 
-def _walk(schema: dict[str, Any], path: str) -> list[str]:
-    missing = []
-    for name, prop in schema.get("properties", {}).items():
-        if not prop.get("description"):
-            missing.append(f"{path}.{name}")
-        missing += _walk(prop, f"{path}.{name}")
-    items = schema.get("items")
-    if isinstance(items, dict):
-        missing += _walk(items, path + "[]")
-    return missing
-
-
 def test_spec_schema_is_described_and_structural() -> None:
     schema = structural_schema(ModelRouteSpec)
-    assert _walk(schema, "spec") == []
+    assert undocumented(schema, "spec") == []
     text = yaml.safe_dump(schema)
     for forbidden in ("$ref", "anyOf", "const", "title", "$defs", "additionalProperties: true"):
         assert forbidden not in text, forbidden

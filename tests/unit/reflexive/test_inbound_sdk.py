@@ -9,7 +9,7 @@ parse the answers into their own objects, streaming included, tool use included.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -86,19 +86,8 @@ class Sidecar:
         self.requests.append(chat)
         if not chat.get("stream"):
             return web.json_response(chat_to_anthropic_response(COMPLETION, model="claude-haiku-4-5"))
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
         translator = ChatStreamToAnthropic(model="claude-haiku-4-5", id="chatcmpl-9")
-        try:
-            for chunk in self.chunks():
-                for event in translator.feed(json.loads(json.dumps(chunk))):
-                    await resp.write(anthropic_sse(event))
-            for event in translator.finish():
-                await resp.write(anthropic_sse(event))
-        except StreamError as e:
-            await resp.write(anthropic_sse(error_event(e)))
-        await resp.write_eof()
-        return resp
+        return await self._stream(request, translator, anthropic_sse, error_event)
 
     async def gemini(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["call"].partition(":")
@@ -113,17 +102,22 @@ class Sidecar:
         if method == "generateContent":
             return web.json_response(chat_to_gemini_response(COMPLETION))
         assert request.query.get("alt") == "sse"
+        translator = ChatStreamToGemini(model="gpt-4o-mini", id="chatcmpl-9")
+        return await self._stream(request, translator, gemini_sse, error_chunk)
+
+    async def _stream(self, request: web.Request, translator: ChatStreamToAnthropic | ChatStreamToGemini,
+                      sse: Callable[[Json], bytes], error: Callable[[StreamError], Json]) -> web.StreamResponse:
+        """The chunks through ``translator`` as server-sent events; a StreamError ends it with an error event."""
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        translator = ChatStreamToGemini(model="gpt-4o-mini", id="chatcmpl-9")
         try:
             for chunk in self.chunks():
-                for out in translator.feed(chunk):
-                    await resp.write(gemini_sse(out))
+                for out in translator.feed(json.loads(json.dumps(chunk))):
+                    await resp.write(sse(out))
             for out in translator.finish():
-                await resp.write(gemini_sse(out))
+                await resp.write(sse(out))
         except StreamError as e:
-            await resp.write(gemini_sse(error_chunk(e)))
+            await resp.write(sse(error(e)))
         await resp.write_eof()
         return resp
 

@@ -20,6 +20,7 @@ from modelroute.api.v1alpha1.strategy import (
     sticky_bucket,
     variant_for,
 )
+from modelroute.testing.schemas import undocumented
 
 ISSUE_EXAMPLE: dict[str, Any] = {"canary": {
     "steps": [{"mirror": 100}, {"pause": {"duration": "30m"}}, {"weight": 5}, {"pause": {"duration": "10m"}},
@@ -62,16 +63,6 @@ def test_crd_schema_has_cel_rule_for_steps_and_descriptions() -> None:
     assert "exactly one of mirror, weight or pause" in step["x-kubernetes-validations"][0]["message"]
     status = structural_schema(RolloutStatus)
     assert status["properties"]["phase"]["enum"] == ["Healthy", "Progressing", "Paused", "Degraded"]
-
-    def undocumented(node: dict[str, Any], path: str) -> list[str]:
-        out = []
-        for name, prop in node.get("properties", {}).items():
-            if not prop.get("description"):
-                out.append(f"{path}.{name}")
-            out += undocumented(prop, f"{path}.{name}")
-        if isinstance(node.get("items"), dict):
-            out += undocumented(node["items"], path + "[]")
-        return out
 
     assert undocumented(schema, "strategy") == [] and undocumented(status, "rollout") == []
 

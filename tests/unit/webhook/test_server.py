@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import copy
 import json
 import os
 import ssl
@@ -16,46 +15,25 @@ import jsonpatch
 import pytest
 
 from modelroute.operator.injection import InjectionSettings
-from modelroute.operator.kube.client import ApiError
 from modelroute.operator.webhook import FileTls, ManagedTls, WebhookServer, certs, server
+from modelroute.testing import fakekube
 
 SETTINGS = InjectionSettings(image="img", operator_public_key_pem="PEM", operator_namespace="modelroute-system")
 MWC = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/modelroute"
 
 
-class FakeKube:
-    """Just enough of modelroute.operator.kube.client.Kube for ManagedTls."""
+class FakeKube(fakekube.FakeKube):
+    """The shared fake apiserver with the webhook configuration, and JSON patches for ManagedTls."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, Any] = {MWC: {"webhooks": [
+        super().__init__({MWC: {"webhooks": [
             {"name": "pods.inject.modelroute.dev", "clientConfig": {"url": "https://127.0.0.1:1/mutate"}},
             {"name": "namespaces.inject.modelroute.dev", "clientConfig": {"url": "https://127.0.0.1:1/mutate/namespace-enabled"}},
-        ]}}
-        self.writes = 0
-
-    async def get(self, path: str) -> Any:
-        return copy.deepcopy(self.objects.get(path))
-
-    async def create(self, path: str, body: Any) -> Any:
-        full = f"{path}/{body['metadata']['name']}"
-        if full in self.objects:
-            raise ApiError(409, "AlreadyExists", full)
-        body = copy.deepcopy(body)
-        body["metadata"]["resourceVersion"] = "1"
-        self.objects[full] = body
-        self.writes += 1
-        return body
-
-    async def replace(self, path: str, body: Any) -> Any:
-        self.objects[path] = copy.deepcopy(body)
-        self.writes += 1
-        return body
+        ]}})
 
     async def request(self, method: str, path: str, body: Any = None, content_type: str = "") -> Any:
         assert method == "PATCH" and content_type == "application/json-patch+json"
-        self.objects[path] = jsonpatch.apply_patch(self.objects[path], body)
-        self.writes += 1
-        return self.objects[path]
+        return self._store("PATCH", path, jsonpatch.apply_patch(self.objects[path], body))
 
 
 def managed(kube: FakeKube, tmp_path: Path, hosts: list[str] | None = None) -> ManagedTls:
@@ -81,10 +59,10 @@ async def test_managed_tls_creates_secret_and_sets_ca_bundle(tmp_path: Path) -> 
     for hook in kube.objects[MWC]["webhooks"]:
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == data["ca.crt"]
     # a second operator start reuses the Secret and changes nothing
-    writes = kube.writes
+    writes = len(kube.writes)
     (tmp_path / "second").mkdir()
     assert await managed(kube, tmp_path / "second").refresh() is True  # True: its files were written
-    assert kube.writes == writes
+    assert len(kube.writes) == writes
     assert await source.refresh() is False
 
 

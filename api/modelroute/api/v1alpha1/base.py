@@ -12,6 +12,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 
 GROUP = "modelroute.dev"
 VERSION = "v1alpha1"
@@ -38,6 +39,17 @@ class ApiModel(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The object as it appears in YAML/JSON: camelCase, unset optionals left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def exactly_one_rule(aliases: tuple[str, ...], message: str) -> JsonDict:
+    """The apiserver's CEL rule that exactly one of the fields ``aliases`` is set (``require_exactly_one``)."""
+    return {"rule": f"[{', '.join(f'has(self.{a})' for a in aliases)}].filter(x, x).size() == 1", "message": message}
+
+
+def require_exactly_one(values: tuple[object, ...], message: str) -> None:
+    """The same check in Python: ``ValueError(message)`` unless exactly one of ``values`` is set."""
+    if sum(v is not None for v in values) != 1:
+        raise ValueError(message)
 
 
 class SelectorOperator(StrEnum):

@@ -13,7 +13,13 @@ from typing import Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, LabelSelector
+from modelroute.api.v1alpha1.base import (
+    DNS_LABEL,
+    ApiModel,
+    LabelSelector,
+    exactly_one_rule,
+    require_exactly_one,
+)
 from modelroute.api.v1alpha1.output import BUILTIN_VARIABLES, PLACEHOLDER, VARIABLE_NAME, Output
 from modelroute.api.v1alpha1.providers import Provider as Provider
 from modelroute.api.v1alpha1.providers import having, spec_of
@@ -47,12 +53,14 @@ class SecretKeyRef(ApiModel):
     key: str = Field(description="Key inside the Secret's data.", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
+_ONE_KEY_SOURCE = "apiKey needs exactly one of env, file or secretKeyRef"
+
+
 class ApiKey(ApiModel):
     """Where a target's API key comes from. Exactly one source must be set."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "[has(self.env), has(self.file), has(self.secretKeyRef)].filter(x, x).size() == 1",
-         "message": "apiKey needs exactly one of env, file or secretKeyRef"},
+        exactly_one_rule(("env", "file", "secretKeyRef"), _ONE_KEY_SOURCE),
     ]})
 
     env: str | None = Field(default=None, description="Name of an environment variable of the sidecar that holds the key.", pattern=ENV_NAME, max_length=256)
@@ -61,8 +69,7 @@ class ApiKey(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if sum(x is not None for x in (self.env, self.file, self.secret_key_ref)) != 1:
-            raise ValueError("apiKey needs exactly one of env, file or secretKeyRef")
+        require_exactly_one((self.env, self.file, self.secret_key_ref), _ONE_KEY_SOURCE)
         return self
 
 

@@ -29,7 +29,7 @@ from typing import Any, Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel
+from modelroute.api.v1alpha1.base import DNS_LABEL, ApiModel, exactly_one_rule, require_exactly_one
 
 DURATION = r"^([0-9]+[smh])+$"
 _DURATION_PART = re.compile(r"([0-9]+)([smh])")
@@ -77,12 +77,14 @@ class Pause(ApiModel):
         return None if self.duration is None else duration_seconds(self.duration)
 
 
+_ONE_STEP_KIND = "a step needs exactly one of mirror, weight or pause"
+
+
 class CanaryStep(ApiModel):
     """One step of a canary rollout: exactly one of mirror, weight or pause."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
-        {"rule": "[has(self.mirror), has(self.weight), has(self.pause)].filter(x, x).size() == 1",
-         "message": "a step needs exactly one of mirror, weight or pause"},
+        exactly_one_rule(("mirror", "weight", "pause"), _ONE_STEP_KIND),
     ]})
 
     mirror: int | None = Field(
@@ -101,8 +103,7 @@ class CanaryStep(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
-        if sum(x is not None for x in (self.mirror, self.weight, self.pause)) != 1:
-            raise ValueError("a step needs exactly one of mirror, weight or pause")
+        require_exactly_one((self.mirror, self.weight, self.pause), _ONE_STEP_KIND)
         return self
 
     @property

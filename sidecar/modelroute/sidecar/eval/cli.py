@@ -33,9 +33,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _find(config_routes: list[ModelRoute], name: str) -> ModelRoute | None:
-    return next((r for r in config_routes if r.spec.route == name), None) or next(
-        (r for r in config_routes if r.metadata.name == name), None)
+def find_route(routes: list[ModelRoute], name: str) -> ModelRoute | None:
+    """The route whose ``spec.route`` is ``name``, else the ModelRoute named ``name``."""
+    return next((r for r in routes if r.spec.route == name), None) or next(
+        (r for r in routes if r.metadata.name == name), None)
+
+
+INPUT_ERRORS = (loader.ConfigError, dataset.DatasetError, prices.PriceError)
+
+
+def input_error(e: Exception) -> str:
+    """What is wrong with a config, dataset or price file (one of ``INPUT_ERRORS``)."""
+    if isinstance(e, loader.ConfigError):
+        return "invalid config:\n  " + "\n  ".join(e.problems)
+    if isinstance(e, dataset.DatasetError):
+        return "invalid dataset:\n  " + "\n  ".join(e.problems)
+    return f"invalid prices: {e}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,16 +57,10 @@ def run(args: argparse.Namespace) -> int:
         config = loader.load(args.config, keys)
         cases = dataset.load(args.dataset)
         table = prices.load(args.prices) if args.prices else None
-    except loader.ConfigError as e:
-        print("error: invalid config:\n  " + "\n  ".join(e.problems), file=sys.stderr)
+    except INPUT_ERRORS as e:
+        print(f"error: {input_error(e)}", file=sys.stderr)
         return 2
-    except dataset.DatasetError as e:
-        print("error: invalid dataset:\n  " + "\n  ".join(e.problems), file=sys.stderr)
-        return 2
-    except prices.PriceError as e:
-        print(f"error: invalid prices: {e}", file=sys.stderr)
-        return 2
-    route = _find(list(config.routes), args.route)
+    route = find_route(list(config.routes), args.route)
     if route is None:
         known = ", ".join(sorted(r.spec.route for r in config.routes))
         print(f"error: no route {args.route!r} in the config (known: {known})", file=sys.stderr)

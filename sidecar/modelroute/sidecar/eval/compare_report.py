@@ -15,31 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelroute.api.evaluation import RevisionComparison, RevisionResult
+from modelroute.sidecar.eval.report import fmt_ms, fmt_pct, fmt_usd
 
 COLOURS = {"baseline": "#4e79a7", "candidate": "#f28e2b"}
 HIST_BINS = 20
-
-
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.1f}%"
-
-
-def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v:.0f}" if v >= 10 else f"{v:.1f}"
-
-
-def _usd(v: float | None) -> str:
-    return "-" if v is None else f"${v:.4f}"
 
 
 COLUMNS = ("", "TARGETS", "EXACT", "95% CI", "VALID", "REPAIRED", "ERRORS", "P50 MS", "P95 MS", "TOKENS/1K", "COST/1K")
 
 
 def _row(r: RevisionResult) -> tuple[str, ...]:
-    ci = "-" if r.exact_match_ci_low is None else f"{_pct(r.exact_match_ci_low)}..{_pct(r.exact_match_ci_high)}"
-    return (r.role, ",".join(r.targets), _pct(r.exact_match), ci, _pct(r.valid_output_rate), _pct(r.repair_rate),
-            _pct(r.error_rate), _ms(r.latency_p50_ms), _ms(r.latency_p95_ms),
-            f"{r.tokens_per_1k.prompt + r.tokens_per_1k.completion:.0f}", _usd(r.cost_per_1k))
+    ci = "-" if r.exact_match_ci_low is None else f"{fmt_pct(r.exact_match_ci_low)}..{fmt_pct(r.exact_match_ci_high)}"
+    return (r.role, ",".join(r.targets), fmt_pct(r.exact_match), ci, fmt_pct(r.valid_output_rate), fmt_pct(r.repair_rate),
+            fmt_pct(r.error_rate), fmt_ms(r.latency_p50_ms), fmt_ms(r.latency_p95_ms),
+            f"{r.tokens_per_1k.prompt + r.tokens_per_1k.completion:.0f}", fmt_usd(r.cost_per_1k))
 
 
 def _signed_pct(v: float | None) -> str:
@@ -150,7 +139,7 @@ def _interval_chart(chart_id: str, title: str, rows: Sequence[Row], lo: float, h
 
 
 def accuracy_svg(doc: RevisionComparison) -> str:
-    rows = [(r.role, r.exact_match, r.exact_match_ci_low, r.exact_match_ci_high, COLOURS[r.role], _pct(r.exact_match))
+    rows = [(r.role, r.exact_match, r.exact_match_ci_low, r.exact_match_ci_high, COLOURS[r.role], fmt_pct(r.exact_match))
             for r in (doc.baseline, doc.candidate)]
     return _interval_chart("chart-accuracy", "Exact match (Wilson 95% CI)", rows, 0.0, 1.0)
 
@@ -184,17 +173,17 @@ def latency_svg(doc: RevisionComparison) -> str:
     parts.append(f'<text x="{left - 6}" y="{top + 10}" font-size="11" text-anchor="end">{peak}</text>')
     for j, r in enumerate((doc.baseline, doc.candidate)):
         parts.append(f'<rect x="{width - 230}" y="{8 + 14 * j}" width="10" height="10" fill="{COLOURS[r.role]}"/>'
-                     f'<text x="{width - 215}" y="{17 + 14 * j}" font-size="11">{r.role} p50 {_ms(r.latency_p50_ms)} '
-                     f'p95 {_ms(r.latency_p95_ms)} ms</text>')
+                     f'<text x="{width - 215}" y="{17 + 14 * j}" font-size="11">{r.role} p50 {fmt_ms(r.latency_p50_ms)} '
+                     f'p95 {fmt_ms(r.latency_p95_ms)} ms</text>')
     return _svg(width, height, "Latency of answered cases", "".join(parts), "chart-latency")
 
 
 def cost_svg(doc: RevisionComparison) -> str:
     vals = [r.cost_per_1k for r in (doc.baseline, doc.candidate)]
     top = max([v for v in vals if v is not None] or [0.0]) or 1.0
-    rows = [(r.role, None if r.cost_per_1k is None else r.cost_per_1k / top, None, None, COLOURS[r.role], _usd(r.cost_per_1k))
+    rows = [(r.role, None if r.cost_per_1k is None else r.cost_per_1k / top, None, None, COLOURS[r.role], fmt_usd(r.cost_per_1k))
             for r in (doc.baseline, doc.candidate)]
-    ticks = [_usd(top * i / 4) for i in range(5)]
+    ticks = [fmt_usd(top * i / 4) for i in range(5)]
     return _interval_chart("chart-cost", "Cost per 1000 cases (USD)", rows, 0.0, 1.0, ticks=ticks)
 
 
@@ -272,7 +261,7 @@ def write_png(doc: RevisionComparison, path: str | Path) -> None:
     edges, _ = histogram(doc)
     for r in revs:
         if r.latencies_ms:
-            ax.hist(r.latencies_ms, bins=edges, alpha=0.6, color=COLOURS[r.role], label=f"{r.role} p95 {_ms(r.latency_p95_ms)} ms")
+            ax.hist(r.latencies_ms, bins=edges, alpha=0.6, color=COLOURS[r.role], label=f"{r.role} p95 {fmt_ms(r.latency_p95_ms)} ms")
     ax.set_xlabel("ms")
     ax.legend()
     ax.set_title("Latency of answered cases")

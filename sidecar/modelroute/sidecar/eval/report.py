@@ -17,15 +17,18 @@ MAX_MISMATCHES = 50
 COST_NOTE = "cost needs a price: the target's pricing in the route, --prices prices.yaml, or a model in the built-in table"
 
 
-def _pct(v: float | None) -> str:
+def fmt_pct(v: float | None) -> str:
+    """A rate as a percentage, "-" when unknown."""
     return "-" if v is None else f"{100 * v:.1f}%"
 
 
-def _ms(v: float | None) -> str:
+def fmt_ms(v: float | None) -> str:
+    """Milliseconds, one decimal below 10, "-" when unknown."""
     return "-" if v is None else f"{v:.0f}" if v >= 10 else f"{v:.1f}"
 
 
-def _usd(v: float | None) -> str:
+def fmt_usd(v: float | None) -> str:
+    """US dollars to four decimals, "-" when unknown."""
     return "-" if v is None else f"${v:.4f}"
 
 
@@ -33,8 +36,8 @@ COLUMNS = ("TARGET", "MODEL", "CASES", "ERRORS", "EXACT", "VALID", "P50 MS", "P9
 
 
 def row(s: TargetSummary) -> tuple[str, ...]:
-    return (s.target, f"{s.provider}/{s.model}", str(s.cases), str(s.errors), _pct(s.exact_match), _pct(s.valid_rate),
-            _ms(s.p50_ms), _ms(s.p95_ms), _ms(s.p99_ms), str(s.prompt_tokens), str(s.completion_tokens), _usd(s.cost_usd))
+    return (s.target, f"{s.provider}/{s.model}", str(s.cases), str(s.errors), fmt_pct(s.exact_match), fmt_pct(s.valid_rate),
+            fmt_ms(s.p50_ms), fmt_ms(s.p95_ms), fmt_ms(s.p99_ms), str(s.prompt_tokens), str(s.completion_tokens), fmt_usd(s.cost_usd))
 
 
 def table(summaries: Sequence[TargetSummary]) -> str:

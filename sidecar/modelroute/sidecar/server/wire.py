@@ -10,6 +10,8 @@ the app's SDK raises: never a clean-looking end after a failure.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -111,74 +113,75 @@ class OpenAIWire:
         return self._stream
 
 
-# ---- Anthropic Messages ------------------------------------------------------------------
-
-_ANTHROPIC_KIND = {FailureKind.OVERLOADED.value: "overloaded_error", FailureKind.RATE_LIMITED.value: "rate_limit_error"}
+# ---- Anthropic Messages and Gemini: a translator per stream ------------------------------
 
 
-class _AnthropicStream:
-    __slots__ = ("_t",)
+class _ChatStreamTranslator(Protocol):
+    def feed(self, chunk: Json) -> list[Json]: ...
 
-    def __init__(self, first: Json) -> None:
-        self._t = ChatStreamToAnthropic(model=str(first.get("model") or ""), id=str(first.get("id") or "msg"))
-
-    def feed(self, chunk: Json) -> bytes:
-        return b"".join(anthropic_sse(e) for e in self._t.feed(chunk))
-
-    def finish(self) -> bytes:
-        return b"".join(anthropic_sse(e) for e in self._t.finish())
-
-    def error(self, message: str, kind: str | None) -> bytes:
-        return anthropic_sse(error_event(StreamError(message, error_type=_ANTHROPIC_KIND.get(kind or "", "api_error"))))
+    def finish(self) -> list[Json]: ...
 
 
-class AnthropicWire:
-    name = "anthropic"
+@dataclass(frozen=True, slots=True)
+class _Dialect:
+    """What a translated wire needs of one inbound API (the same code serves Anthropic and Gemini)."""
 
-    def error(self, status: int, body: Json) -> web.Response:
-        return web.Response(status=status, body=dumps(anthropic_error_from_openai(status, body)), content_type=JSON)
-
-    def response(self, completion: Json) -> bytes:
-        return dumps(chat_to_anthropic_response(completion))
-
-    def stream(self, first: Json) -> StreamEncoder:
-        return _AnthropicStream(first)
-
-
-# ---- Gemini ---------------------------------------------------------------------------------
-
-_GEMINI_RETRYABLE = {FailureKind.OVERLOADED.value: "UNAVAILABLE", FailureKind.RATE_LIMITED.value: "RESOURCE_EXHAUSTED",
-                     FailureKind.SERVER.value: "INTERNAL", FailureKind.CONNECTION.value: "UNAVAILABLE",
-                     FailureKind.TIMEOUT.value: "DEADLINE_EXCEEDED"}
+    name: str
+    translator: Callable[..., _ChatStreamTranslator]  # ChatStreamToX(model=, id=)
+    default_id: str  # the stream's id when the first chunk has none
+    sse: Callable[[Json], bytes]  # one event as the API's SSE frame
+    error_event: Callable[[StreamError], Json]  # the API's in-stream error
+    error_types: Mapping[str, str]  # FailureKind value -> the API's error type
+    default_error_type: str
+    error_body: Callable[[int, Json], Json]  # the API's error body from the sidecar's OpenAI-style one
+    response_body: Callable[[Json], Json]  # the API's answer from a chat.completion
 
 
-class _GeminiStream:
-    __slots__ = ("_t",)
+class _TranslatedStream:
+    __slots__ = ("_d", "_t")
 
-    def __init__(self, first: Json) -> None:
-        self._t = ChatStreamToGemini(model=str(first.get("model") or ""), id=str(first.get("id") or ""))
+    def __init__(self, d: _Dialect, first: Json) -> None:
+        self._d = d
+        self._t = d.translator(model=str(first.get("model") or ""), id=str(first.get("id") or d.default_id))
 
     def feed(self, chunk: Json) -> bytes:
-        return b"".join(gemini_sse(c) for c in self._t.feed(chunk))
+        return b"".join(map(self._d.sse, self._t.feed(chunk)))
 
     def finish(self) -> bytes:
-        return b"".join(gemini_sse(c) for c in self._t.finish())
+        return b"".join(map(self._d.sse, self._t.finish()))
 
     def error(self, message: str, kind: str | None) -> bytes:
-        return gemini_sse(error_chunk(StreamError(message, error_type=_GEMINI_RETRYABLE.get(kind or "", "bad_event"))))
+        d = self._d
+        return d.sse(d.error_event(StreamError(message, error_type=d.error_types.get(kind or "", d.default_error_type))))
 
 
-class GeminiWire:
-    name = "gemini"
+class TranslatedWire:
+    __slots__ = ("_d", "name")
+
+    def __init__(self, d: _Dialect) -> None:
+        self._d, self.name = d, d.name
 
     def error(self, status: int, body: Json) -> web.Response:
-        return web.Response(status=status, body=dumps(gemini_error_from_openai(status, body)), content_type=JSON)
+        return web.Response(status=status, body=dumps(self._d.error_body(status, body)), content_type=JSON)
 
     def response(self, completion: Json) -> bytes:
-        return dumps(chat_to_gemini_response(completion))
+        return dumps(self._d.response_body(completion))
 
     def stream(self, first: Json) -> StreamEncoder:
-        return _GeminiStream(first)
+        return _TranslatedStream(self._d, first)
+
+
+_ANTHROPIC = _Dialect(
+    name="anthropic", translator=ChatStreamToAnthropic, default_id="msg", sse=anthropic_sse, error_event=error_event,
+    error_types={FailureKind.OVERLOADED.value: "overloaded_error", FailureKind.RATE_LIMITED.value: "rate_limit_error"},
+    default_error_type="api_error", error_body=anthropic_error_from_openai, response_body=chat_to_anthropic_response)
+
+_GEMINI = _Dialect(
+    name="gemini", translator=ChatStreamToGemini, default_id="", sse=gemini_sse, error_event=error_chunk,
+    error_types={FailureKind.OVERLOADED.value: "UNAVAILABLE", FailureKind.RATE_LIMITED.value: "RESOURCE_EXHAUSTED",
+                 FailureKind.SERVER.value: "INTERNAL", FailureKind.CONNECTION.value: "UNAVAILABLE",
+                 FailureKind.TIMEOUT.value: "DEADLINE_EXCEEDED"},
+    default_error_type="bad_event", error_body=gemini_error_from_openai, response_body=chat_to_gemini_response)
 
 
 # ---- OpenAI Responses --------------------------------------------------------------------
@@ -219,5 +222,5 @@ class ResponsesWire(OpenAIWire):
 
 
 OPENAI = OpenAIWire()
-ANTHROPIC = AnthropicWire()
-GEMINI = GeminiWire()
+ANTHROPIC = TranslatedWire(_ANTHROPIC)
+GEMINI = TranslatedWire(_GEMINI)

@@ -293,7 +293,7 @@ def anthropic_sse(event: Json) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 
 
-class ChatStreamToAnthropic:
+class ChatStreamToAnthropic(chat.ChunksToEvents):
     """Canonical chat chunks -> Anthropic stream events (dicts; ``anthropic_sse`` frames them).
 
     ``message_start`` and a ``ping`` come with the first chunk; text and tool calls open
@@ -304,45 +304,32 @@ class ChatStreamToAnthropic:
     the app's stream with ``error_event`` instead of a clean ``message_stop``.
     """
 
-    __slots__ = ("_block", "_block_kind", "_done", "_next", "_reason", "_started", "_tools", "_usage", "id", "model")
+    __slots__ = ("_block", "_block_kind", "_next", "_tools", "id", "model")
 
     def __init__(self, *, model: str, id: str) -> None:
+        super().__init__()
         self.model = model
         self.id = message_id(id)
-        self._started = False
-        self._done = False
         self._block: int | None = None          # open content block index
         self._block_kind: str | None = None
         self._next = 0                          # next content block index
         self._tools: dict[int, int] = {}        # chat tool call index -> content block index
-        self._reason: str | None = None
-        self._usage: Json | None = None
 
-    def feed(self, chunk: Json) -> list[Json]:
-        out: list[Json] = []
-        if not self._started:
-            self._started = True
-            if chunk.get("model") and not self.model:
-                self.model = chunk["model"]
-            out.append({"type": "message_start", "message": {
-                "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})
-            out.append({"type": "ping"})
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        for text, calls, finish in chat.first_choice_deltas(chunk):
-            if text:
-                if self._block_kind != "text":
-                    self._open({"type": "text", "text": ""}, "text", out)
-                out.append({"type": "content_block_delta", "index": self._block, "delta": {"type": "text_delta", "text": text}})
-            for call in calls:
-                self._tool_delta(call, out)
-            if finish:
-                self._reason = finish
-                self._close(out)
-        if self._reason is not None and self._usage is not None and not self._done:
-            out.extend(self._end())
-        return out
+    def _start(self, chunk: Json, out: list[Json]) -> None:
+        if chunk.get("model") and not self.model:
+            self.model = chunk["model"]
+        out.append({"type": "message_start", "message": {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}})
+        out.append({"type": "ping"})
+
+    def _text_delta(self, text: str, out: list[Json]) -> None:
+        if self._block_kind != "text":
+            self._open({"type": "text", "text": ""}, "text", out)
+        out.append({"type": "content_block_delta", "index": self._block, "delta": {"type": "text_delta", "text": text}})
+
+    def _close_all(self, out: list[Json]) -> None:
+        self._close(out)
 
     def _open(self, block: Json, kind: str, out: list[Json]) -> None:
         self._close(out)
@@ -379,13 +366,6 @@ class ChatStreamToAnthropic:
                     "usage": usage_to_anthropic(self._usage)})
         out.append({"type": "message_stop"})
         return out
-
-    def finish(self) -> list[Json]:
-        if self._done:
-            return []
-        if self._reason is None:
-            raise StreamError("stream ended before a finish_reason", error_type="incomplete_stream")
-        return self._end()
 
 
 # ---- errors --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from modelroute.sidecar.translate.errors import TranslationError
+from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 Json = dict[str, Any]
 
@@ -122,6 +122,69 @@ def first_choice_deltas(chunk: Json) -> list[tuple[Any, list[Json], str | None]]
 
 
 # ---- readers of a chat request -------------------------------------------------------
+
+
+class ChunksToEvents:
+    """The skeleton of a chat-chunk -> inbound-API event translator (Anthropic Messages, OpenAI Responses).
+
+    Subclasses say what starts the stream, what a text or tool-call delta emits, what closes the
+    open items at the finish reason and what ends the stream. The order is the same for all: the
+    stream ends once the finish reason and the usage chunk have both come (``feed``), or at
+    ``finish()``, which raises ``StreamError`` when no finish reason came: a cut stream never
+    looks like a clean end.
+    """
+
+    __slots__ = ("_done", "_reason", "_started", "_usage")
+
+    def __init__(self) -> None:
+        self._started = False
+        self._done = False
+        self._reason: str | None = None
+        self._usage: Json | None = None
+
+    def feed(self, chunk: Json) -> list[Json]:
+        out: list[Json] = []
+        if not self._started:
+            self._started = True
+            self._start(chunk, out)
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for text, calls, finish in first_choice_deltas(chunk):
+            if text:
+                self._text_delta(text, out)
+            for call in calls:
+                self._tool_delta(call, out)
+            if finish:
+                self._reason = finish
+                self._close_all(out)
+        if self._reason is not None and self._usage is not None and not self._done:
+            out.extend(self._end())
+        return out
+
+    def finish(self) -> list[Json]:
+        if self._done:
+            return []
+        if self._reason is None:
+            raise StreamError("stream ended before a finish_reason", error_type="incomplete_stream")
+        return self._end()
+
+    def _start(self, chunk: Json, out: list[Json]) -> None:
+        """The events that open the stream (``chunk``: the first one)."""
+        raise NotImplementedError
+
+    def _text_delta(self, text: str, out: list[Json]) -> None:
+        raise NotImplementedError
+
+    def _tool_delta(self, call: Json, out: list[Json]) -> None:
+        raise NotImplementedError
+
+    def _close_all(self, out: list[Json]) -> None:
+        """Close what is open at the finish reason."""
+        raise NotImplementedError
+
+    def _end(self) -> list[Json]:
+        """The events that end the stream; sets ``_done``."""
+        raise NotImplementedError
 
 def wants_usage(request: Json) -> bool:
     """True when the app asked for the final usage chunk (``stream_options.include_usage``)."""

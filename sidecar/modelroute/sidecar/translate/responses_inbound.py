@@ -26,7 +26,7 @@ import json
 from typing import Any
 
 from modelroute.sidecar.translate import chat, shape
-from modelroute.sidecar.translate.errors import StreamError, TranslationError
+from modelroute.sidecar.translate.errors import TranslationError
 
 Json = dict[str, Any]
 
@@ -440,7 +440,7 @@ def responses_sse(event: Json) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 
 
-class ChatStreamToResponses:
+class ChatStreamToResponses(chat.ChunksToEvents):
     """Canonical chat chunks -> Responses stream events (dicts; ``responses_sse`` frames them).
 
     ``response.created`` and ``response.in_progress`` come with the first chunk. Text opens a
@@ -453,22 +453,18 @@ class ChatStreamToResponses:
     ``error`` and ``response.failed`` events that end a broken stream: never a clean completion.
     """
 
-    __slots__ = ("_calls", "_created", "_done", "_echo", "_items", "_reason", "_seq", "_started", "_text", "_usage",
-                 "id", "model")
+    __slots__ = ("_calls", "_created", "_echo", "_items", "_seq", "_text", "id", "model")
 
     def __init__(self, *, model: str, id: str, echo: Json | None = None) -> None:
+        super().__init__()
         self.model = model
         self.id = response_id(id)
         self._echo = echo
         self._created: Any = 0
         self._seq = 0
-        self._started = False
-        self._done = False
         self._items: list[Json] = []              # output items in order (open ones have status in_progress)
         self._text: tuple[int, Json] | None = None  # (output index, item) of the open message item
         self._calls: dict[int, tuple[int, Json]] = {}  # chat tool call index -> (output index, item)
-        self._reason: str | None = None
-        self._usage: Json | None = None
 
     def _event(self, type_: str, **fields: Any) -> Json:
         event = {"type": type_, "sequence_number": self._seq, **fields}
@@ -479,27 +475,11 @@ class ChatStreamToResponses:
         return _response(self.id, self._created, self.model, status, [dict(i) for i in self._items],
                          usage_to_responses(self._usage) if status != "in_progress" else None, self._echo, **kw)
 
-    def feed(self, chunk: Json) -> list[Json]:
-        out: list[Json] = []
-        if not self._started:
-            self._started = True
-            self.model = self.model or str(chunk.get("model") or "")
-            self._created = chunk.get("created") or 0
-            out.append(self._event("response.created", response=self._snapshot("in_progress")))
-            out.append(self._event("response.in_progress", response=self._snapshot("in_progress")))
-        if chunk.get("usage"):
-            self._usage = chunk["usage"]
-        for text, calls, finish in chat.first_choice_deltas(chunk):
-            if text:
-                self._text_delta(text, out)
-            for call in calls:
-                self._call_delta(call, out)
-            if finish:
-                self._reason = finish
-                self._close_all(out)
-        if self._reason is not None and self._usage is not None and not self._done:
-            out.extend(self._end())
-        return out
+    def _start(self, chunk: Json, out: list[Json]) -> None:
+        self.model = self.model or str(chunk.get("model") or "")
+        self._created = chunk.get("created") or 0
+        out.append(self._event("response.created", response=self._snapshot("in_progress")))
+        out.append(self._event("response.in_progress", response=self._snapshot("in_progress")))
 
     def _add(self, item: Json, out: list[Json]) -> int:
         index = len(self._items)
@@ -534,7 +514,7 @@ class ChatStreamToResponses:
                                part=dict(part)))
         out.append(self._event("response.output_item.done", output_index=index, item=json.loads(json.dumps(item))))
 
-    def _call_delta(self, call: Json, out: list[Json]) -> None:
+    def _tool_delta(self, call: Json, out: list[Json]) -> None:
         key = call.get("index", 0)
         fn = call.get("function") or {}
         if key not in self._calls:
@@ -569,13 +549,6 @@ class ChatStreamToResponses:
                     item["status"] = "incomplete"
         kind = "response.completed" if status == "completed" else "response.incomplete"
         return [self._event(kind, response=self._snapshot(status, incomplete=incomplete))]
-
-    def finish(self) -> list[Json]:
-        if self._done:
-            return []
-        if self._reason is None:
-            raise StreamError("stream ended before a finish_reason", error_type="incomplete_stream")
-        return self._end()
 
     def failed(self, message: str, code: str) -> list[Json]:
         """The events that end a stream which broke mid-way: ``error``, then ``response.failed``."""

@@ -50,6 +50,7 @@ from modelroute.testing.cluster.binaries import (
     stderr_log,
 )
 from modelroute.testing.cluster.kubeconfig import render_kubeconfig, write_private
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.cluster.processes import log_tail, pid_runs, read_pid, spawn, stop_pid
 from modelroute.testing.cluster.rest import ApiError, KubeRest
 
@@ -68,13 +69,6 @@ class CommandError(subprocess.CalledProcessError):
 
     def __str__(self) -> str:
         return f"{super().__str__()}\nstderr: {self.stderr}\nstdout: {self.stdout}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def port_free(port: int) -> bool:
@@ -457,36 +451,21 @@ class ControlPlane:
     def kubeconfig_for_user(self, user: str, groups: Sequence[str] = ()) -> Path:
         """A kubeconfig authenticating as ``user`` in ``groups`` with a fresh client cert."""
         cert = pki.issue_cert(pki.load_ca(self.pki), user, organizations=tuple(groups), client=True)
-        path = self.state_dir / "users" / f"{_safe(user)}.kubeconfig"
-        return write_private(
-            path,
-            render_kubeconfig(
-                cluster_name=self.name,
-                server=self.server,
-                ca_pem=self.pki.ca_cert.read_bytes(),
-                user=user,
-                client_cert_pem=cert.cert_pem,
-                client_key_pem=cert.key_pem,
-            ),
-        )
+        return self._user_kubeconfig(f"{_safe(user)}.kubeconfig", user=user,
+                                     client_cert_pem=cert.cert_pem, client_key_pem=cert.key_pem)
 
     def kubeconfig_for_service_account(self, namespace: str, name: str, duration: str = "24h") -> Path:
         """A kubeconfig with a bound token (TokenRequest API) for ServiceAccount ``namespace/name``."""
         token = self.kubectl(
             "create", "token", name, "-n", namespace, f"--duration={duration}"
         ).stdout.strip()
-        path = self.state_dir / "users" / f"sa-{_safe(namespace)}-{_safe(name)}.kubeconfig"
-        return write_private(
-            path,
-            render_kubeconfig(
-                cluster_name=self.name,
-                server=self.server,
-                ca_pem=self.pki.ca_cert.read_bytes(),
-                user=f"system:serviceaccount:{namespace}:{name}",
-                token=token,
-                namespace=namespace,
-            ),
-        )
+        return self._user_kubeconfig(f"sa-{_safe(namespace)}-{_safe(name)}.kubeconfig",
+                                     user=f"system:serviceaccount:{namespace}:{name}", token=token, namespace=namespace)
+
+    def _user_kubeconfig(self, filename: str, **auth: Any) -> Path:
+        """Write ``users/<filename>`` (owner-only) for this cluster with ``auth`` (see ``render_kubeconfig``)."""
+        text = render_kubeconfig(cluster_name=self.name, server=self.server, ca_pem=self.pki.ca_cert.read_bytes(), **auth)
+        return write_private(self.state_dir / "users" / filename, text)
 
 
 def _safe(name: str) -> str:

@@ -32,7 +32,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from modelroute.testing.cluster.loopback import LoopbackAddresses
 from modelroute.testing.cluster.processes import spawn, stop_pid
@@ -79,18 +79,19 @@ class PodHandle:
         return (self.namespace, self.name)
 
 
-def pod_manifest(
-    namespace: str,
-    name: str,
-    *,
-    labels: Mapping[str, str] | None = None,
-    annotations: Mapping[str, str] | None = None,
-    containers: Sequence[Mapping[str, Any]] | None = None,
-    volumes: Sequence[Mapping[str, Any]] | None = None,
-    service_account: str | None = None,
-    node_name: str = NODE_NAME,
-) -> dict[str, Any]:
+class PodParts(TypedDict, total=False):
+    """The optional parts of a Pod, as ``pod_manifest`` and ``KubeletPlayer.create_pod`` take them."""
+
+    labels: Mapping[str, str] | None
+    annotations: Mapping[str, str] | None
+    containers: Sequence[Mapping[str, Any]] | None
+    volumes: Sequence[Mapping[str, Any]] | None
+    service_account: str | None
+
+
+def pod_manifest(namespace: str, name: str, *, node_name: str = NODE_NAME, **parts: Unpack[PodParts]) -> dict[str, Any]:
     """A Pod bound to the player's node (pure)."""
+    containers, volumes = parts.get("containers"), parts.get("volumes")
     spec: dict[str, Any] = {
         "nodeName": node_name,
         "containers": [dict(c) for c in containers]
@@ -100,7 +101,7 @@ def pod_manifest(
     }
     if volumes:
         spec["volumes"] = [dict(v) for v in volumes]
-    if service_account:
+    if service_account := parts.get("service_account"):
         spec["serviceAccountName"] = service_account
     return {
         "apiVersion": "v1",
@@ -108,8 +109,8 @@ def pod_manifest(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": dict(labels or {}),
-            "annotations": dict(annotations or {}),
+            "labels": dict(parts.get("labels") or {}),
+            "annotations": dict(parts.get("annotations") or {}),
         },
         "spec": spec,
     }
@@ -204,35 +205,14 @@ class KubeletPlayer:
                 raise
 
     def create_pod(
-        self,
-        namespace: str,
-        name: str,
-        *,
-        labels: Mapping[str, str] | None = None,
-        annotations: Mapping[str, str] | None = None,
-        containers: Sequence[Mapping[str, Any]] | None = None,
-        volumes: Sequence[Mapping[str, Any]] | None = None,
-        service_account: str | None = None,
-        manifest: Mapping[str, Any] | None = None,
+        self, namespace: str, name: str, *, manifest: Mapping[str, Any] | None = None, **parts: Unpack[PodParts],
     ) -> PodHandle:
         """Create the Pod through the API (Pending, IP reserved but not yet reported).
 
         Pass a full ``manifest`` to control everything; its ``spec.nodeName`` is forced to
         the player's node. The namespace must exist; its ``default`` ServiceAccount is created.
         """
-        body = (
-            dict(manifest)
-            if manifest is not None
-            else pod_manifest(
-                namespace,
-                name,
-                labels=labels,
-                annotations=annotations,
-                containers=containers,
-                volumes=volumes,
-                service_account=service_account,
-            )
-        )
+        body = dict(manifest) if manifest is not None else pod_manifest(namespace, name, **parts)
         body.setdefault("spec", {})["nodeName"] = NODE_NAME
         self.ensure_default_service_account(namespace)
         created = self.rest.create(pod_path(namespace), body)

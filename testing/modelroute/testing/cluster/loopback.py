@@ -11,10 +11,18 @@ from __future__ import annotations
 import fcntl
 import os
 import random
+import socket
 import tempfile
 import threading
 from pathlib import Path
 from typing import IO
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class LoopbackAddresses:

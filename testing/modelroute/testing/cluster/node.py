@@ -45,8 +45,9 @@ import yaml
 
 from modelroute.testing.cluster import pki
 from modelroute.testing.cluster.binaries import Binaries, Log, stderr_log
-from modelroute.testing.cluster.controlplane import ControlPlane, ControlPlaneError, Ports, free_port
+from modelroute.testing.cluster.controlplane import ControlPlane, ControlPlaneError, Ports
 from modelroute.testing.cluster.kubeconfig import render_kubeconfig, write_private
+from modelroute.testing.cluster.loopback import free_port
 from modelroute.testing.cluster.netns import http_status
 from modelroute.testing.cluster.nodeconfig import (
     NODE_IP,
@@ -433,32 +434,30 @@ class NodeCluster(ControlPlane):
             )
 
     def _controller_manager_args(self) -> list[str]:
-        kubeconfig = self.node_dir / "pki" / "kube-controller-manager.kubeconfig"
-        return [
-            str(self.node_binaries["kube-controller-manager"]),
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1",
-            "--leader-elect=false",
+        return self._control_loop_args(
+            "kube-controller-manager",
             "--use-service-account-credentials=true",
             f"--service-account-private-key-file={self.pki.service_account_key}",
             f"--root-ca-file={self.pki.ca_cert}",
             f"--cluster-signing-cert-file={self.pki.ca_cert}",
             f"--cluster-signing-key-file={self.pki.ca_key}",
             "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
-            "--v=0",
-        ]
+        )
 
     def _scheduler_args(self) -> list[str]:
-        kubeconfig = self.node_dir / "pki" / "kube-scheduler.kubeconfig"
+        return self._control_loop_args("kube-scheduler")
+
+    def _control_loop_args(self, component: str, *extra: str) -> list[str]:
+        """The command line of a control loop that talks to the API server with its own kubeconfig."""
+        kubeconfig = self.node_dir / "pki" / f"{component}.kubeconfig"
         return [
-            str(self.node_binaries["kube-scheduler"]),
+            str(self.node_binaries[component]),
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
             "--bind-address=127.0.0.1",
             "--leader-elect=false",
+            *extra,
             "--v=0",
         ]
 

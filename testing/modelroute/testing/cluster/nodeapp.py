@@ -10,15 +10,15 @@ never through any other network.
 from __future__ import annotations
 
 import json
-import threading
-import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from modelroute.testing import waiting
 from modelroute.testing.cluster.netns import http_get
 from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.workers import Workers
 
 T = TypeVar("T")
 RELEASE = "mr"
@@ -52,19 +52,8 @@ class Node:
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll ``fn`` until it returns something truthy; fail with ``what`` and the last value/error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # not there yet
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """``waiting.wait_for`` with the slower defaults a real cluster needs."""
+    return waiting.wait_for(what, fn, timeout, interval)
 
 
 def kjson(node: Node, *args: str) -> Any:
@@ -162,40 +151,28 @@ def model_of(answer: dict[str, Any]) -> str | None:
     return content[len("[openai:"):].split("]", 1)[0] if answer.get("ok") and content.startswith("[openai:") else None
 
 
-class Traffic:
+class Traffic(Workers[str]):
     """Requests through every app pod (its real SDK) from inside the namespace; counts by model."""
+
+    join_timeout = 60.0
 
     def __init__(self, node: Node, pause: float = 0.05) -> None:
         self.node, self.pause = node, pause
         self.answers: dict[str, int] = {}
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(p["status"]["podIP"],), daemon=True) for p in app_pods(node)
-        ]
+        super().__init__(p["status"]["podIP"] for p in app_pods(node))
 
-    def __enter__(self) -> Traffic:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
-
-    def _run(self, ip: str) -> None:
-        while not self._stop.is_set():
+    def work(self, ip: str) -> None:
+        while not self.stopping.is_set():
             try:
                 answer = pod_get(self.node, ip, "/ask?model=chat")
                 model = model_of(answer)
-                with self._lock:
+                with self.lock:
                     if model is None:
                         self.errors.append(str(answer)[:200])
                     else:
                         self.answers[model] = self.answers.get(model, 0) + 1
             except (OSError, AssertionError) as exc:
-                with self._lock:
+                with self.lock:
                     self.errors.append(repr(exc)[:200])
-            self._stop.wait(self.pause)
+            self.stopping.wait(self.pause)

@@ -6,9 +6,8 @@ async with EmulatorServer() as emu:          # 127.0.0.1, ephemeral port
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 from aiohttp import web
 
@@ -16,10 +15,10 @@ from .control import control_routes
 from .dialects import compile_schemas
 from .faults import Fault, FaultBook
 from .handlers import provider_routes
-from .model import PROVIDERS, Provider, Reply
+from .model import Reply
 from .reqlog import RecordedRequest
 from .script import Script
-from .state import EmulatorState
+from .state import EmulatorOptions, EmulatorState
 
 STATE_KEY: web.AppKey[EmulatorState] = web.AppKey("emulator_state", EmulatorState)
 
@@ -45,30 +44,10 @@ class EmulatorServer:
       reset()                clear faults, script and request log
     """
 
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        providers: Iterable[Provider] = PROVIDERS,
-        seed: int | None = 0,
-        log_size: int = 10_000,
-        models: Mapping[str, list[str]] | None = None,
-        strict_models: bool = False,
-        api_keys: Mapping[str, Collection[str]] | None = None,
-        strict: bool = True,
-    ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Unpack[EmulatorOptions]) -> None:
         self.host = host
         self.port = port
-        self.state = EmulatorState(
-            providers=providers,
-            seed=seed,
-            log_size=log_size,
-            models=models,
-            strict_models=strict_models,
-            api_keys=api_keys,
-            strict=strict,
-        )
+        self.state = EmulatorState(**options)
         self.app = build_app(self.state)
         self._runner: web.AppRunner | None = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Collection, Iterable, Mapping
+from typing import TypedDict, Unpack
 
 from .faults import FaultBook
 from .model import PROVIDERS, Provider
@@ -17,38 +18,43 @@ DEFAULT_MODELS: dict[str, list[str]] = {
 }
 
 
-class EmulatorState:
-    """Shared by the HTTP handlers and the Python API of one emulator.
+class EmulatorOptions(TypedDict, total=False):
+    """How one emulator behaves (``EmulatorState`` and ``EmulatorServer`` take these keywords).
 
-    providers: which path families are served (others answer 404).
-    models:    per provider, the listed models; with `strict_models` other models get 404.
-    strict:    validate every request body against its provider's published request schema
-               (the default); False accepts any body the dialect can parse.
-    api_keys:  per provider, the accepted keys; a provider without an entry accepts any key.
+    providers:     which path families are served (others answer 404); default all.
+    seed:          seed of the fault book's random draws (default 0).
+    log_size:      how many requests the log keeps (default 10,000).
+    models:        per provider, the listed models (merged over ``DEFAULT_MODELS``).
+    strict_models: other models than the listed ones get 404 (default False).
+    api_keys:      per provider, the accepted keys; a provider without an entry accepts any key.
+    strict:        validate every request body against its provider's published request schema
+                   (default True); False accepts any body the dialect can parse.
     """
 
-    def __init__(
-        self,
-        *,
-        providers: Iterable[Provider] = PROVIDERS,
-        seed: int | None = 0,
-        log_size: int = 10_000,
-        models: Mapping[str, list[str]] | None = None,
-        strict_models: bool = False,
-        api_keys: Mapping[str, Collection[str]] | None = None,
-        strict: bool = True,
-    ) -> None:
-        self.providers: frozenset[str] = frozenset(providers)
+    providers: Iterable[Provider]
+    seed: int | None
+    log_size: int
+    models: Mapping[str, list[str]] | None
+    strict_models: bool
+    api_keys: Mapping[str, Collection[str]] | None
+    strict: bool
+
+
+class EmulatorState:
+    """Shared by the HTTP handlers and the Python API of one emulator (options: ``EmulatorOptions``)."""
+
+    def __init__(self, **options: Unpack[EmulatorOptions]) -> None:
+        self.providers: frozenset[str] = frozenset(options.get("providers", PROVIDERS))
         unknown = self.providers - set(PROVIDERS)
         if unknown:
             raise ValueError(f"unknown provider(s): {', '.join(sorted(unknown))}")
-        self.faults = FaultBook(seed)
+        self.faults = FaultBook(options.get("seed", 0))
         self.script = Script()
-        self.log = RequestLog(log_size)
-        self.models: dict[str, list[str]] = {**DEFAULT_MODELS, **(models or {})}
-        self.strict_models = strict_models
-        self.strict = strict
-        self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (api_keys or {}).items()}
+        self.log = RequestLog(options.get("log_size", 10_000))
+        self.models: dict[str, list[str]] = {**DEFAULT_MODELS, **(options.get("models") or {})}
+        self.strict_models = options.get("strict_models", False)
+        self.strict = options.get("strict", True)
+        self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (options.get("api_keys") or {}).items()}
         self._ids = itertools.count(1)
 
     def next_id(self, prefix: str) -> str:
