@@ -13,13 +13,11 @@ What counts: ``requests`` are answered or failed requests (a cancelled one only 
 ``errors.cancelled``); ``errors`` by class (a ``FailureKind`` value of the last attempt,
 or ``deadline``, ``client_error``, ``stream_error``); latency, tokens, cost and the output
 check of answered requests; ``agreement`` on mirrored requests whose stable answer is known.
-A valid output is, for now, a non-empty answer, and JSON when the request asked for JSON.
+What an answer is, agrees with and makes valid: ``output.answer`` (shared with eval and the gate).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -29,8 +27,8 @@ from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
+from modelroute.sidecar.output.answer import tool_calls_text
 from modelroute.sidecar.pipeline.cost import PriceTable
-from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS
@@ -192,35 +190,13 @@ class Evidence:
 
 
 
-# ---- what an answer says (pure) ------------------------------------------------------------
+# ---- what a request asks and a stream says (pure) -----------------------------------------
 
 
 def wants_json(request: Json) -> bool:
     """Did the request ask for a JSON answer (``response_format`` json_object / json_schema)?"""
     rf = request.get("response_format")
     return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
-
-
-def judged_text(completion: Json) -> str:
-    """What the output check and agreement judge: the answer's text, else its tool calls as canonical JSON."""
-    text = chat.answer_text(completion)
-    if text:
-        return text
-    calls = chat.answer_tool_calls(completion)
-    if calls:
-        return _tool_calls_text([(c.get("function") or {}) for c in calls])
-    return text or ""
-
-
-def _tool_calls_text(functions: list[Json]) -> str:
-    out = []
-    for f in functions:
-        args: Any = f.get("arguments") or ""
-        if isinstance(args, str) and args:
-            with contextlib.suppress(json.JSONDecodeError):
-                args = json.loads(args)
-        out.append({"name": f.get("name"), "arguments": args})
-    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 class StreamText:
@@ -252,21 +228,4 @@ class StreamText:
         text = "".join(self._parts)
         if text or not self._calls:
             return text
-        return _tool_calls_text([self._calls[i] for i in sorted(self._calls)])
-
-
-def output_valid(text: str, want_json: bool) -> bool:
-    """Non-empty, and (when JSON was asked for) parseable JSON, a Markdown fence allowed."""
-    t = text.strip()
-    if not t:
-        return False
-    if not want_json:
-        return True
-    if t.startswith("```"):
-        t = t.split("\n", 1)[1] if "\n" in t else ""
-        t = t.rsplit("```", 1)[0]
-    try:
-        json.loads(t)
-    except (json.JSONDecodeError, ValueError):
-        return False
-    return True
+        return tool_calls_text([self._calls[i] for i in sorted(self._calls)])
