@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import openai
 
@@ -143,7 +143,7 @@ class Traffic:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __enter__(self) -> Traffic:
+    def __enter__(self) -> Self:
         for h in self.pods:
             t = threading.Thread(target=self._run, args=(h,), daemon=True)
             t.start()
@@ -171,6 +171,37 @@ class Traffic:
                 self._stop.wait(self.pause)
         finally:
             client.close()
+
+
+@dataclass
+class TaskTraffic(Traffic):
+    """Background ``POST /v1/classify`` requests (input ``inputs(i)``); counts labels and the variants that answered.
+
+    Every answer's ``revision`` must be the ``x-modelroute-revision`` header (else it counts as an error)."""
+
+    labels: tuple[str, ...] = ()
+    inputs: Callable[[int], str] = str
+    variants: dict[str, int] = field(default_factory=dict)
+
+    def _run(self, h: PodHandle) -> None:
+        i = 0
+        while not self._stop.is_set():
+            i += 1
+            req = urllib.request.Request(f"http://{h.ip}:{APP_PORT}/v1/classify", method="POST",
+                                         data=json.dumps({"route": NAME, "input": self.inputs(i), "labels": list(self.labels)}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    body, variant, revision = json.loads(r.read()), r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
+                ok = body.get("revision") == revision
+                with self._lock:
+                    self.answers[body["label"]] = self.answers.get(body["label"], 0) + 1
+                    self.variants[variant] = self.variants.get(variant, 0) + 1
+                    self.errors += not ok
+            except (OSError, ValueError, KeyError):
+                with self._lock:
+                    self.errors += 1
+            self._stop.wait(self.pause)
 
 
 def events(env: RolloutEnv) -> list[dict[str, Any]]:
