@@ -34,6 +34,7 @@ from modelroute.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelroute.api.v1alpha1.providerquota import QUOTA_PLURAL, ProviderQuotaStatus
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
+    ANALYSIS_METRICS,
     MetricResult,
     PauseReason,
     RolloutStatus,
@@ -75,7 +76,7 @@ def _num(v: float | None) -> str:
     return f"{v:.4g}"
 
 
-_BOUND = {"errorRate": "<=", "latencyP95Ratio": "<=", "costRatio": "<=", "samples": ">="}
+_BOUND = {"samples": ">=", **{name: "<=" if upper else ">=" for name, (_, upper) in ANALYSIS_METRICS.items()}}
 
 
 def analysis_table(metrics: Sequence[MetricResult]) -> list[str]:

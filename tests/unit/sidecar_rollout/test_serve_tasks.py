@@ -85,7 +85,7 @@ async def test_mirror_agreement_on_classify_compares_normalised_labels(start: St
         assert status == 200 and body["label"] == "billing" and headers["x-modelroute-variant"] == "stable"
     await asyncio.wait_for(sc.state.mirrors.drained(), 10)
     mirror = (await sc.stats())["rollouts"]["classify"]["variants"]["mirror"]
-    assert mirror["agreement"] == {"compared": 12, "agreed": 8}
+    assert mirror["agreement"] == {"compared": 12, "agreed": 8, "taskCompared": 12, "taskAgreed": 8}
     assert mirror["requests"] == 12 and mirror["outputs"] == {"checked": 12, "valid": 12}
     # The copy was written from the canary's own prompt, and checked against the task's labels.
     assert all(str(c["messages"][-1]["content"]).startswith("Canary asks: ticket") for c in adapters["new"].calls)
@@ -106,7 +106,7 @@ async def test_mirror_agreement_on_extract_compares_json_after_normalisation(sta
         assert headers["x-modelroute-variant"] == "stable" and body["revision"] == headers["x-modelroute-revision"]
     await asyncio.wait_for(sc.state.mirrors.drained(), 10)
     mirror = (await sc.stats())["rollouts"]["classify"]["variants"]["mirror"]
-    assert mirror["agreement"] == {"compared": 10, "agreed": 5}
+    assert mirror["agreement"] == {"compared": 10, "agreed": 5, "taskCompared": 10, "taskAgreed": 5}
 
 
 async def test_a_canary_that_breaks_the_task_contract_fails_in_its_evidence(start: Start, adapters: FakeAdapters) -> None:

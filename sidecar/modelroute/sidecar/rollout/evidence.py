@@ -12,7 +12,8 @@ requests answered by stable while a run is on.
 What counts: ``requests`` are answered or failed requests (a cancelled one only bumps
 ``errors.cancelled``); ``errors`` by class (a ``FailureKind`` value of the last attempt,
 or ``deadline``, ``client_error``, ``stream_error``); latency, tokens, cost and the output
-check of answered requests; ``agreement`` on mirrored requests whose stable answer is known.
+check of answered requests; ``agreement`` on mirrored requests whose stable answer is known
+(and, apart, on mirrored task requests: ``taskCompared``/``taskAgreed``).
 What an answer is, agrees with and makes valid: ``output.answer`` (shared with eval and the gate).
 """
 
@@ -38,7 +39,7 @@ class VariantEvidence:
     """Cumulative counters of one variant of one run."""
 
     __slots__ = ("agreed", "checked", "compared", "completion_tokens", "cost_usd", "dropped", "errors", "latency",
-                 "priced", "prompt_tokens", "requests", "valid")
+                 "priced", "prompt_tokens", "requests", "task_agreed", "task_compared", "valid")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -52,6 +53,8 @@ class VariantEvidence:
         self.valid = 0
         self.compared = 0
         self.agreed = 0
+        self.task_compared = 0   # of ``compared``: task requests (classify, extract)
+        self.task_agreed = 0
         self.dropped = 0      # mirror only: copies not sent because the mirror pool was full
 
     def answered(self, latency_s: float, usage: Json | None, cost_usd: float | None, valid: bool) -> None:
@@ -73,10 +76,13 @@ class VariantEvidence:
             self.requests += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
-    def compare(self, agreed: bool) -> None:
+    def compare(self, agreed: bool, *, task: bool = False) -> None:
+        """One mirrored answer compared with stable's; ``task``: a classify or extract request."""
         self.compared += 1
-        if agreed:
-            self.agreed += 1
+        self.agreed += agreed
+        if task:
+            self.task_compared += 1
+            self.task_agreed += agreed
 
     def to_wire(self) -> wire.VariantCounters:
         """The form the operator reads (``modelroute.api.stats.VariantCounters``)."""
@@ -87,7 +93,8 @@ class VariantEvidence:
             tokens=wire.TokenCounts(prompt=self.prompt_tokens, completion=self.completion_tokens),
             cost=wire.CostCounts(usd=self.cost_usd, priced=self.priced),
             outputs=wire.OutputCounts(checked=self.checked, valid=self.valid),
-            agreement=wire.AgreementCounts(compared=self.compared, agreed=self.agreed),
+            agreement=wire.AgreementCounts(compared=self.compared, agreed=self.agreed,
+                                           task_compared=self.task_compared, task_agreed=self.task_agreed),
             dropped=self.dropped,
         )
 

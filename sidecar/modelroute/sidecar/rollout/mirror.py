@@ -118,7 +118,7 @@ class MirrorPool:
             record.answered(latency, usage, self.evidence.cost(model, usage), output_valid(text, wants_json(ask.request)))
             theirs = await stable
             if theirs is not None:
-                record.compare(answers_agree(text, theirs))
+                record.compare(answers_agree(text, theirs), task=ask.contract is not None)
         except asyncio.CancelledError:
             raise
         except Exception:  # a mirror must never disturb anything else
