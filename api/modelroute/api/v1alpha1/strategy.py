@@ -158,6 +158,8 @@ ANALYSIS_METRICS: dict[str, tuple[str, bool]] = {
     "taskAgreement": ("min_task_agreement", False),
     "costRatio": ("max_cost_ratio", True),
 }
+# Every metric, live or gate (errorRate, latencyP95Seconds, accuracyDrop), whose threshold is an upper bound.
+UPPER_BOUNDS = frozenset({*(name for name, (_, upper) in ANALYSIS_METRICS.items() if upper), "latencyP95Seconds", "accuracyDrop"})
 
 
 class StickyBy(ApiModel):
@@ -173,6 +175,10 @@ class GateThresholds(ApiModel):
     min_valid_output_rate: float | None = Field(default=None, description="Lowest acceptable fraction of schema-valid / parseable outputs (0..1).", ge=0, le=1)
     max_error_rate: float | None = Field(default=None, description="Highest acceptable fraction of failed cases (0..1).", ge=0, le=1)
     max_latency_p95_seconds: float | None = Field(default=None, description="Highest acceptable p95 latency of one case, in seconds.", gt=0, le=600)
+    max_accuracy_drop: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Relative: highest acceptable drop of exact match from the stable revision on the same dataset "
+                    "(stable's exactMatch minus the new revision's, 0..1). Set, the dataset runs on both revisions.")
 
 
 class Gate(ApiModel):
@@ -274,7 +280,22 @@ class AnalysisStatus(ApiModel):
     failures: int = Field(default=0, description="Failed analyses of this rollout so far (aborts past failureLimit).", ge=0)
 
 
+class GateRevisionResult(ApiModel):
+    """One revision's numbers on the golden dataset."""
+
+    revision: str = Field(description="The revision the cases ran on.", max_length=128)
+    role: Literal["candidate", "stable"] = Field(description="candidate: the new revision; stable: the baseline it is compared with.")
+    cases: int = Field(ge=0, description="Cases run.")
+    errors: int = Field(ge=0, description="Cases that got no answer.")
+    exact_match: float | None = Field(default=None, ge=0, le=1, description="Share of cases whose answer matched the expectation; unset: no expectations.")
+    valid_output_rate: float = Field(ge=0, le=1, description="Share of cases whose answer passed the output check.")
+    latency_p95_seconds: float | None = Field(default=None, ge=0, description="p95 latency of the answered cases, in seconds.")
+
+
 class GateStatus(ApiModel):
+    revisions: list[GateRevisionResult] = Field(
+        default_factory=list, max_length=2,
+        description="Each revision's numbers on the dataset: the candidate, and stable when a threshold is relative.")
     verdict: Verdict = Field(description="Pass or Fail once the dataset ran; Inconclusive while it runs.")
     metrics: list[MetricResult] = Field(default_factory=list, description="Results of the golden dataset against the thresholds.", max_length=MAX_METRICS)
     message: str = Field(default="", description="Summary of the run.", max_length=1024)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelroute.api.v1alpha1.strategy import ANALYSIS_METRICS, Analysis, MetricResult, Verdict
+from modelroute.api.v1alpha1.strategy import ANALYSIS_METRICS, UPPER_BOUNDS, Analysis, MetricResult, Verdict
 from modelroute.operator.rollout.counters import Counters
 
 RATIO_CAP = 1e6
@@ -43,7 +43,7 @@ def describe(m: MetricResult) -> str:
         if m.name == "samples" or m.value is None:
             return f"{m.name}: only {m.samples} samples"
         return f"{m.name}: {_fmt(m.value)} on only {m.samples} samples"
-    rel = ">" if m.name in ANALYSIS_METRICS and ANALYSIS_METRICS[m.name][1] else "<"
+    rel = ">" if m.name in UPPER_BOUNDS else "<"
     if m.verdict is Verdict.PASS:
         rel = {">": "<=", "<": ">="}[rel]
     return f"{m.name} {_fmt(m.value)} {rel} {_fmt(m.threshold)} ({m.samples} samples)"
