@@ -175,11 +175,13 @@ class Traffic:
 
 @dataclass
 class TaskTraffic(Traffic):
-    """Background ``POST /v1/classify`` requests (input ``inputs(i)``); counts labels and the variants that answered.
+    """Background task requests (``POST /v1/{kind}``, input ``inputs(i)``, ``extra`` fields such as labels or
+    schema); counts answers (the label, or the extracted JSON as canonical text) and the variants that answered.
 
     Every answer's ``revision`` must be the ``x-modelroute-revision`` header (else it counts as an error)."""
 
-    labels: tuple[str, ...] = ()
+    kind: str = "classify"
+    extra: dict[str, Any] = field(default_factory=dict)
     inputs: Callable[[int], str] = str
     variants: dict[str, int] = field(default_factory=dict)
 
@@ -187,21 +189,26 @@ class TaskTraffic(Traffic):
         i = 0
         while not self._stop.is_set():
             i += 1
-            req = urllib.request.Request(f"http://{h.ip}:{APP_PORT}/v1/classify", method="POST",
-                                         data=json.dumps({"route": NAME, "input": self.inputs(i), "labels": list(self.labels)}).encode(),
-                                         headers={"Content-Type": "application/json"})
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    body, variant, revision = json.loads(r.read()), r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
-                ok = body.get("revision") == revision
+                body, variant, revision = task(h, self.kind, self.inputs(i), self.extra)
+                answer = body["label"] if self.kind == "classify" else json.dumps(body["data"], sort_keys=True)
                 with self._lock:
-                    self.answers[body["label"]] = self.answers.get(body["label"], 0) + 1
+                    self.answers[answer] = self.answers.get(answer, 0) + 1
                     self.variants[variant] = self.variants.get(variant, 0) + 1
-                    self.errors += not ok
+                    self.errors += body.get("revision") != revision
             except (OSError, ValueError, KeyError):
                 with self._lock:
                     self.errors += 1
             self._stop.wait(self.pause)
+
+
+def task(h: PodHandle, kind: str, text: str, extra: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """One ``POST /v1/{kind}`` on route ``chat``: (body, x-modelroute-variant, x-modelroute-revision)."""
+    req = urllib.request.Request(f"http://{h.ip}:{APP_PORT}/v1/{kind}", method="POST",
+                                 data=json.dumps({"route": NAME, "input": text, **extra}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return dict(json.loads(r.read())), r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
 
 
 def events(env: RolloutEnv) -> list[dict[str, Any]]:
