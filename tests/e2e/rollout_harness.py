@@ -133,11 +133,16 @@ def answer(h: PodHandle, text: str = "hello", headers: dict[str, str] | None = N
 
 @dataclass
 class Traffic:
-    """Background requests through every pod with the real openai SDK; counts answers by model."""
+    """Background requests through every pod with the real openai SDK; counts answers by model.
+
+    ``inputs(i)``: the user turn of request ``i``; ``stream``: streamed requests (the answer is the chunks joined)."""
 
     pods: list[PodHandle]
     pause: float = 0.02
+    inputs: Callable[[int], str] = lambda _i: "classify this"
+    stream: bool = False
     answers: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, int] = field(default_factory=dict)   # by x-modelroute-variant (task traffic only)
     errors: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -157,11 +162,12 @@ class Traffic:
 
     def _run(self, h: PodHandle) -> None:
         client = openai.OpenAI(base_url=f"http://{h.ip}:{APP_PORT}/v1", api_key="unused", max_retries=0, timeout=10)
+        i = 0
         try:
             while not self._stop.is_set():
+                i += 1
                 try:
-                    reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "classify this"}])
-                    text = reply.choices[0].message.content or ""
+                    text = _ask(client, self.inputs(i), self.stream)
                     key = CANARY_MODEL if CANARY_MODEL in text else STABLE_MODEL if STABLE_MODEL in text else text[:40]
                     with self._lock:
                         self.answers[key] = self.answers.get(key, 0) + 1
@@ -173,6 +179,15 @@ class Traffic:
             client.close()
 
 
+def _ask(client: openai.OpenAI, text: str, stream: bool) -> str:
+    messages: list[Any] = [{"role": "user", "content": text}]
+    if not stream:
+        reply = client.chat.completions.create(model="chat", messages=messages)
+        return reply.choices[0].message.content or ""
+    chunks = client.chat.completions.create(model="chat", messages=messages, stream=True)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
 @dataclass
 class TaskTraffic(Traffic):
     """Background task requests (``POST /v1/{kind}``, input ``inputs(i)``, ``extra`` fields such as labels or
@@ -182,8 +197,6 @@ class TaskTraffic(Traffic):
 
     kind: str = "classify"
     extra: dict[str, Any] = field(default_factory=dict)
-    inputs: Callable[[int], str] = str
-    variants: dict[str, int] = field(default_factory=dict)
 
     def _run(self, h: PodHandle) -> None:
         i = 0

@@ -59,8 +59,10 @@ def ticket(i: int) -> str:
 
 
 @contextmanager
-def rolling(env: rh.RolloutEnv, strat: dict[str, Any], kind: Kind, *, flips: bool) -> Iterator[tuple[rh.TaskTraffic, str, str, rh.History]]:
-    """Stable at the scripted answer, then task traffic and the candidate applied: (traffic, old, new, history)."""
+def rolling(env: rh.RolloutEnv, strat: dict[str, Any], kind: Kind, *, flips: bool,
+            traffic: rh.Traffic | None = None) -> Iterator[tuple[rh.Traffic, str, str, rh.History]]:
+    """Stable at the scripted answer, then traffic (default: ``kind``'s task requests) and the candidate
+    applied: (traffic, old, new, history)."""
     rules: list[dict[str, Any]] = [{"model": rh.STABLE_MODEL, "reply": {"text": kind.stable}}]
     if flips:
         rules.append({"model": rh.CANARY_MODEL, "contains": "#flip", "reply": {"text": kind.other}})
@@ -68,10 +70,10 @@ def rolling(env: rh.RolloutEnv, strat: dict[str, Any], kind: Kind, *, flips: boo
     rh.script(env, rules)
     old = rh.start_stable(env, strat, label=kind.stable)
     history = rh.History(env)
-    with rh.TaskTraffic(list(env.pods.values()), kind=kind.name, extra=kind.extra, inputs=ticket) as traffic:
+    with traffic or rh.TaskTraffic(list(env.pods.values()), kind=kind.name, extra=kind.extra, inputs=ticket) as running:
         rh.change_model(env, rh.CANARY_MODEL, strat)
         new = history.until("the rollout", lambda r: r.get("canaryRevision") not in (None, old))["canaryRevision"]
-        yield traffic, old, str(new), history
+        yield running, old, str(new), history
 
 
 def answers_stable(h: PodHandle, kind: Kind) -> bool:
@@ -115,3 +117,18 @@ def test_an_equal_candidate_on_classify_is_promoted(
         assert traffic.variants.get("stable", 0) > 0 and traffic.variants.get("canary", 0) > 0
         rh.wait_each(env, "without canary", rh.without_canary, timeout=10)
         assert all(answers_stable(h, CLASSIFY) for h in env.pods.values())
+
+
+def test_a_streaming_chat_candidate_that_changes_30_percent_of_labels_is_aborted(
+    cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path,
+) -> None:
+    """The same rollout with streamed chat requests: stable's answer is the joined chunks, the mirror copy non-streaming."""
+    strat = rh.strategy([{"mirror": 100}, {"pause": {"duration": "30s"}}], analysis=ANALYSIS)
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        streams = rh.Traffic(list(env.pods.values()), inputs=ticket, stream=True)
+        with rolling(env, strat, CLASSIFY, flips=True, traffic=streams) as (traffic, old, new, history):
+            ro = assert_back_on_stable(env, history, old, new, label=CLASSIFY.stable)
+        agreement = {m["name"]: m for m in ro["analysis"]["metrics"]}["agreement"]
+        print("streaming chat agreement:", agreement, "traffic:", traffic.answers)
+        assert agreement["verdict"] == "Fail" and 0.5 < agreement["value"] < 0.9, agreement
+        assert set(traffic.answers) == {"billing"} and traffic.errors == 0, (traffic.answers, traffic.errors)
