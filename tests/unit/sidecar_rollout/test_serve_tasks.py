@@ -117,6 +117,7 @@ async def test_a_canary_that_breaks_the_task_contract_fails_in_its_evidence(star
     stats = SidecarStats.model_validate(await sc.stats())
     _, canary = evidence_from_stats({"pod": stats}, "classify", "run.0")
     assert canary.requests == 1 and canary.errors == {"invalid_output": 1}
+    assert (canary.outputs_checked, canary.outputs_valid) == (1, 0), "an answer that never passed the check is an invalid output"
 
 
 async def test_bad_task_input_is_a_400_counted_for_no_variant(start: Start, adapters: FakeAdapters) -> None:

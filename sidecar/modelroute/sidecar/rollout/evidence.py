@@ -12,7 +12,8 @@ requests answered by stable while a run is on.
 What counts: ``requests`` are answered or failed requests (a cancelled one only bumps
 ``errors.cancelled``); ``errors`` by class (a ``FailureKind`` value of the last attempt,
 or ``deadline``, ``client_error``, ``stream_error``); latency, tokens, cost and the output
-check of answered requests; ``agreement`` on mirrored requests whose stable answer is known
+check of answered requests (an ``invalid_output`` failure, every answer rejected by the
+contract, is a checked output that is not valid); ``agreement`` on mirrored requests whose stable answer is known
 (and, apart, on mirrored task requests: ``taskCompared``/``taskAgreed``).
 What an answer is, agrees with and makes valid: ``output.answer`` (shared with eval and the gate).
 """
@@ -26,6 +27,7 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
+from modelroute.sidecar.errors import FailureKind
 from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.output.answer import tool_calls_text
@@ -33,6 +35,7 @@ from modelroute.sidecar.pipeline.cost import PriceTable
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS
+INVALID_OUTPUT = FailureKind.INVALID_OUTPUT.value
 
 
 class VariantEvidence:
@@ -74,6 +77,8 @@ class VariantEvidence:
         """A request that got no answer (``kind`` ``cancelled``: the app went away, not a request)."""
         if kind != "cancelled":
             self.requests += 1
+        if kind == INVALID_OUTPUT:   # every answer failed the output check, repairs included: an invalid output too
+            self.checked += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def compare(self, agreed: bool, *, task: bool = False) -> None:
