@@ -132,21 +132,26 @@ def answer(h: PodHandle, text: str = "hello", headers: dict[str, str] | None = N
 
 
 class Traffic(Workers[PodHandle]):
-    """Background requests through every pod with the real openai SDK; counts answers by model."""
+    """Background requests through every pod with the real openai SDK; counts answers by model.
 
-    def __init__(self, pods: list[PodHandle], pause: float = 0.02) -> None:
-        self.pods, self.pause = pods, pause
+    ``inputs(i)``: the user turn of request ``i``; ``stream``: streamed requests (the answer is the chunks joined)."""
+
+    def __init__(self, pods: list[PodHandle], pause: float = 0.02, inputs: Callable[[int], str] = lambda _i: "classify this",
+                 stream: bool = False) -> None:
+        self.pods, self.pause, self.inputs, self.stream = pods, pause, inputs, stream
         self.answers: dict[str, int] = {}
+        self.variants: dict[str, int] = {}   # by x-modelroute-variant (task traffic only)
         self.errors = 0
         super().__init__(pods)
 
     def work(self, h: PodHandle) -> None:
         client = openai.OpenAI(base_url=f"http://{h.ip}:{APP_PORT}/v1", api_key="unused", max_retries=0, timeout=10)
+        i = 0
         try:
             while not self.stopping.is_set():
+                i += 1
                 try:
-                    reply = client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "classify this"}])
-                    text = reply.choices[0].message.content or ""
+                    text = _ask(client, self.inputs(i), self.stream)
                     key = CANARY_MODEL if CANARY_MODEL in text else STABLE_MODEL if STABLE_MODEL in text else text[:40]
                     with self.lock:
                         self.answers[key] = self.answers.get(key, 0) + 1
@@ -156,6 +161,52 @@ class Traffic(Workers[PodHandle]):
                 self.stopping.wait(self.pause)
         finally:
             client.close()
+
+
+def _ask(client: openai.OpenAI, text: str, stream: bool) -> str:
+    messages: list[Any] = [{"role": "user", "content": text}]
+    if not stream:
+        reply = client.chat.completions.create(model="chat", messages=messages)
+        return reply.choices[0].message.content or ""
+    chunks = client.chat.completions.create(model="chat", messages=messages, stream=True)
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+class TaskTraffic(Traffic):
+    """Background task requests (``POST /v1/{kind}``, input ``inputs(i)``, ``extra`` fields such as labels or
+    schema); counts answers (the label, or the extracted JSON as canonical text) and the variants that answered.
+
+    Every answer's ``revision`` must be the ``x-modelroute-revision`` header (else it counts as an error)."""
+
+    def __init__(self, pods: list[PodHandle], pause: float = 0.02, inputs: Callable[[int], str] = lambda _i: "classify this",
+                 kind: str = "classify", extra: dict[str, Any] | None = None) -> None:
+        self.kind, self.extra = kind, extra or {}
+        super().__init__(pods, pause, inputs)
+
+    def work(self, h: PodHandle) -> None:
+        i = 0
+        while not self.stopping.is_set():
+            i += 1
+            try:
+                body, variant, revision = task(h, self.kind, self.inputs(i), self.extra)
+                answer = body["label"] if self.kind == "classify" else json.dumps(body["data"], sort_keys=True)
+                with self.lock:
+                    self.answers[answer] = self.answers.get(answer, 0) + 1
+                    self.variants[variant] = self.variants.get(variant, 0) + 1
+                    self.errors += body.get("revision") != revision
+            except (OSError, ValueError, KeyError):
+                with self.lock:
+                    self.errors += 1
+            self.stopping.wait(self.pause)
+
+
+def task(h: PodHandle, kind: str, text: str, extra: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """One ``POST /v1/{kind}`` on route ``chat``: (body, x-modelroute-variant, x-modelroute-revision)."""
+    req = urllib.request.Request(f"http://{h.ip}:{APP_PORT}/v1/{kind}", method="POST",
+                                 data=json.dumps({"route": NAME, "input": text, **extra}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return dict(json.loads(r.read())), r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
 
 
 def events(env: RolloutEnv) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from .operator_harness import wait_for
 pytestmark = pytest.mark.e2e
 
 
-def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new: str) -> dict[str, Any]:
+def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new: str, label: str = "positive") -> dict[str, Any]:
     ro = history.until("the abort", lambda r: r.get("phase") == "Degraded", timeout=40)
     aborted_at = time.monotonic()
     assert ro["stableRevision"] == old and ro["canaryRevision"] == new
@@ -35,7 +35,8 @@ def assert_back_on_stable(env: rh.RolloutEnv, history: rh.History, old: str, new
     assert time.monotonic() - aborted_at < 3
     for h in pods:
         for _ in range(5):
-            assert rh.STABLE_MODEL in rh.answer(h) or rh.answer(h) == "positive"
+            got = rh.answer(h)
+            assert rh.STABLE_MODEL in got or got == label
     wait_for("the Aborted event", lambda: "Aborted" in rh.reasons(env), timeout=10)
     # It stays aborted (no new attempt on its own). No event to wait on: the operator does not
     # look at an aborted rollout again unless something changes, which is the point.

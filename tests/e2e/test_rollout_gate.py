@@ -34,10 +34,13 @@ def gated(thresholds: dict[str, Any]) -> dict[str, Any]:
     return strat
 
 
-def start(env: rh.RolloutEnv, strat: dict[str, Any], canary_label: str) -> tuple[str, rh.History]:
+def start(env: rh.RolloutEnv, strat: dict[str, Any], canary_label: str,
+          canary_rules: tuple[dict[str, Any], ...] = ()) -> tuple[str, rh.History]:
+    """``canary_rules``: scripted canary replies tried before ``canary_label`` (e.g. on some inputs only)."""
     apply(env.cluster, env.ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "golden"},
                                 "data": {"cases.jsonl": DATASET}})
     rh.script(env, [{"model": rh.STABLE_MODEL, "reply": {"text": "positive"}},
+                    *({"model": rh.CANARY_MODEL, **r} for r in canary_rules),
                     {"model": rh.CANARY_MODEL, "reply": {"text": canary_label}}])
     return rh.start_stable(env, strat, label="positive"), rh.History(env)
 
@@ -88,3 +91,25 @@ def test_a_failing_gate_aborts_before_any_live_traffic(cluster: ControlPlane, na
         wait_for("every sidecar back on stable", lambda: all(rh.canaries(h) == [] for h in env.pods.values()), timeout=10)
         aborted = wait_for("the Aborted event", lambda: gate_event(env, "Aborted"), timeout=10)
         assert "exactMatch" in str(aborted.get("message")), aborted
+
+
+def test_a_relative_gate_compares_with_stable_on_the_same_dataset(cluster: ControlPlane, namespace: str,
+                                                                   kubelet: KubeletPlayer, tmp_path: Path) -> None:
+    """Issue 11: ``maxAccuracyDrop`` runs the dataset on both revisions; status shows both revisions' numbers."""
+    strat = gated({"maxAccuracyDrop": 0.1})
+    with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
+        # The canary gets tickets 1, 10 and 11 wrong: 9/12 against stable's 12/12, a drop of 0.25.
+        old, history = start(env, strat, "positive", ({"contains": "ticket 1", "reply": {"text": "negative"}},))
+        rh.change_model(env, rh.CANARY_MODEL, strat)
+        ro = history.until("the abort", lambda r: r.get("canaryRevision") not in (None, old)
+                           and r.get("phase") == "Degraded", timeout=60)
+        gate = ro["gate"]
+        print("relative gate:", gate)
+        assert gate["verdict"] == "Fail", gate
+        drop = {m["name"]: m for m in gate["metrics"]}["accuracyDrop"]
+        assert drop["value"] == pytest.approx(0.25) and drop["threshold"] == 0.1 and drop["samples"] == 12, drop
+        revisions = {r["role"]: r for r in gate["revisions"]}
+        assert revisions["candidate"]["revision"] == ro["canaryRevision"] and revisions["candidate"]["exactMatch"] == 0.75
+        assert revisions["stable"]["revision"] == old and revisions["stable"]["exactMatch"] == 1.0, revisions
+        assert "75.0% vs stable 100.0%" in gate["message"]
+        assert all(w[1] == 0 and w[2] == 0 for _, _, w in history.seen), f"live weight moved: {history.seen}"

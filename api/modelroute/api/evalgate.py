@@ -29,6 +29,7 @@ class EvalRequest(SignedRequest):
         min_length=1, max_length=MAX_CASES,
         description="Dataset cases as in a golden-dataset JSONL file (input, expected, optional id and schema); "
                     "the sidecar checks each case's fields.")
+    baseline: bool = Field(default=False, description="Also run the cases on the route's stable revision (relative gate thresholds).")
 
 
 class LatencyMs(ApiModel):
@@ -80,3 +81,5 @@ class EvalResult(ApiModel):
     route: str = Field(description="The route whose canary was judged.")
     revision: str = Field(description="The canary revision the cases ran on.")
     targets: list[EvalTargetSummary] = Field(min_length=1, description="The revision's summary: one entry, named after the revision, with its primary target's provider and model.")
+    baseline_revision: str | None = Field(default=None, description="The stable revision the cases also ran on (asked with baseline).")
+    baseline: EvalTargetSummary | None = Field(default=None, description="The stable revision's summary on the same cases (asked with baseline).")

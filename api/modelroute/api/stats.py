@@ -63,6 +63,8 @@ class AgreementCounts(ApiModel):
 
     compared: int = Field(default=0, ge=0, description="Mirrored answers compared with stable's.")
     agreed: int = Field(default=0, ge=0, description="Of those, the ones that agreed (same answer text, label or JSON).")
+    task_compared: int = Field(default=0, ge=0, description="Of the compared, mirrored task requests (POST /v1/classify, /v1/extract).")
+    task_agreed: int = Field(default=0, ge=0, description="Of those, the ones with the same normalised label or equal extracted JSON.")
 
 
 class VariantCounters(ApiModel):

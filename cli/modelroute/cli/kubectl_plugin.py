@@ -34,6 +34,8 @@ from modelroute.api.v1alpha1 import GROUP, PLURAL, VERSION
 from modelroute.api.v1alpha1.providerquota import QUOTA_PLURAL, ProviderQuotaStatus
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
+    UPPER_BOUNDS,
+    GateRevisionResult,
     MetricResult,
     PauseReason,
     RolloutStatus,
@@ -75,7 +77,8 @@ def _num(v: float | None) -> str:
     return f"{v:.4g}"
 
 
-_BOUND = {"errorRate": "<=", "latencyP95Ratio": "<=", "costRatio": "<=", "samples": ">="}
+def _bound(name: str) -> str:
+    return "<=" if name in UPPER_BOUNDS else ">="
 
 
 def analysis_table(metrics: Sequence[MetricResult]) -> list[str]:
@@ -83,9 +86,19 @@ def analysis_table(metrics: Sequence[MetricResult]) -> list[str]:
     rows = [("METRIC", "VALUE", "THRESHOLD", "SAMPLES", "VERDICT")]
     for m in metrics:
         value = "inf" if m.name.endswith("Ratio") and (m.value or 0) >= RATIO_CAP else _num(m.value)
-        rows.append((m.name, value, f"{_BOUND.get(m.name, '>=')} {_num(m.threshold)}", str(m.samples), m.verdict.value))
+        rows.append((m.name, value, f"{_bound(m.name)} {_num(m.threshold)}", str(m.samples), m.verdict.value))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def revisions_table(revisions: Sequence[GateRevisionResult]) -> list[str]:
+    """Each revision's numbers on the golden dataset (candidate and stable, for relative thresholds)."""
+    rows = [("REVISION", "ROLE", "CASES", "ERRORS", "EXACT", "VALID", "P95")]
+    for r in revisions:
+        rows.append((r.revision or "-", r.role, str(r.cases), str(r.errors), _num(r.exact_match),
+                     _num(r.valid_output_rate), "-" if r.latency_p95_seconds is None else f"{r.latency_p95_seconds:.3g}s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
 def _parse(model: Any, data: Any) -> Any:
@@ -150,6 +163,8 @@ def render(obj: Mapping[str, Any], now: datetime) -> str:
         out.append(f"Gate:       {ro.gate.verdict.value}  {ro.gate.message}")
         if ro.gate.metrics:
             out += analysis_table(ro.gate.metrics)
+        if len(ro.gate.revisions) > 1:
+            out += revisions_table(ro.gate.revisions)
     if ro.analysis is not None:
         a = ro.analysis
         limit = canary.analysis.failure_limit if canary is not None and canary.analysis is not None else None

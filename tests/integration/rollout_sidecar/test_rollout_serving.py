@@ -91,7 +91,7 @@ async def test_mirror_never_slows_stable_answers(pods: Pods, emu: EmulatorServer
     await _mirrors_done(pod)
     stats = await pod.stats()
     mirror = stats["rollouts"]["classify"]["variants"]["mirror"]
-    assert mirror["requests"] == 10 and mirror["agreement"] == {"compared": 10, "agreed": 10}
+    assert mirror["requests"] == 10 and mirror["agreement"] == {"compared": 10, "agreed": 10, "taskCompared": 0, "taskAgreed": 0}
     assert mirror["latency"]["sum"] >= 15.0                            # the canary's own 1.5 s each
     assert stats["rollouts"]["classify"]["variants"]["stable"]["latency"]["sum"] < 10.0
     streamed = [r for r in emu.requests("anthropic", CANARY_MODEL)]
@@ -109,7 +109,7 @@ async def test_streaming_requests_are_mirrored_as_non_streaming(pods: Pods, emu:
     (copy,) = emu.requests("anthropic", CANARY_MODEL)
     assert copy.stream is False
     variants = (await pod.stats())["rollouts"]["classify"]["variants"]
-    assert variants["mirror"]["agreement"] == {"compared": 1, "agreed": 1}
+    assert variants["mirror"]["agreement"] == {"compared": 1, "agreed": 1, "taskCompared": 0, "taskAgreed": 0}
     assert variants["stable"]["outputs"] == {"checked": 1, "valid": 1}
     assert variants["stable"]["tokens"]["completion"] > 0
 

@@ -143,3 +143,49 @@ async def test_a_missing_dataset_fails_the_gate_with_the_reason() -> None:
 async def test_a_busy_sidecar_is_retried_not_failed() -> None:
     results, seen = await run(FakeKube({"data": {"cases.jsonl": DATASET}}), (409, {"error": {"message": "not yet"}}))
     assert len(seen) == 1 and results == {}
+
+
+def test_a_relative_gate_compares_with_stable_on_the_same_cases() -> None:
+    from datetime import UTC, datetime
+
+    from modelroute.api.v1alpha1.strategy import GateThresholds
+    from modelroute.operator.rollout import GateResults, gate_status
+
+    gate = Gate.model_validate({"configMap": "golden", "key": "cases.jsonl", "thresholds": {"maxAccuracyDrop": 0.02}})
+    p = pod("web-1", {"app": "web"})
+    body = gate_runner.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC), baseline=True)
+    assert EvalRequest.model_validate_json(body).baseline is True
+    entry = {"provider": "openai", "model": "m", "cases": 100, "errors": 0, "validOutputRate": 1.0, "latencyMs": {"p95": 20}}
+    answer = {"route": "chat", "revision": "new", "baselineRevision": "old",
+              "targets": [{**entry, "target": "revision new", "exactMatch": 0.90}],
+              "baseline": {**entry, "target": "revision old", "exactMatch": 0.95}}
+    v = gate_runner.verdict_of(gate, 200, json.dumps(answer))
+    assert v is not None and v.verdict is Verdict.FAIL, v
+    drop = v.metrics[0]
+    assert drop.name == "accuracyDrop" and drop.value == pytest.approx(0.05) and drop.threshold == 0.02 and drop.samples == 100
+    assert "90.0% vs stable 95.0%" in v.message
+    # Status shows both revisions' numbers.
+    assert [(r.role, r.revision, r.exact_match) for r in v.revisions] == [("candidate", "new", 0.90), ("stable", "old", 0.95)]
+    answer["targets"][0]["exactMatch"] = 0.94   # type: ignore[index]
+    ok = gate_runner.verdict_of(gate, 200, json.dumps(answer))
+    assert ok is not None and ok.verdict is Verdict.PASS and ok.metrics[0].value == pytest.approx(0.01)
+    # A sidecar that did not run stable (an older one), or no expectations: cannot measure, so no pass.
+    del answer["baseline"]
+    missing = gate_runner.verdict_of(gate, 200, json.dumps(answer))
+    assert missing is not None and missing.verdict is Verdict.FAIL and "stable revision" in missing.message
+    r = GateResults(cases=10, errors=0, exact_match=None, valid_output_rate=1.0, latency_p95_seconds=0.1)
+    assert gate_status(GateThresholds(max_accuracy_drop=0.1), r, baseline=r).verdict is Verdict.FAIL
+    # Absolute thresholds still work alone: one revision in status.
+    alone = gate_status(GateThresholds(min_exact_match=0.5), r.__class__(10, 0, 0.9, 1.0, 0.1), revision="new")
+    assert alone.verdict is Verdict.PASS and [x.role for x in alone.revisions] == ["candidate"]
+
+
+def test_gate_messages_say_which_way_a_bound_goes() -> None:
+    """Regression: latencyP95Seconds (an upper bound) was described with "<" in the gate's message."""
+    from modelroute.api.v1alpha1.strategy import GateThresholds
+    from modelroute.operator.rollout import GateResults, gate_status
+
+    slow = gate_status(GateThresholds(max_latency_p95_seconds=0.2), GateResults(10, 0, 1.0, 1.0, 0.3))
+    assert slow.verdict is Verdict.FAIL and "latencyP95Seconds 0.3 > 0.2" in slow.message, slow.message
+    fast = gate_status(GateThresholds(max_latency_p95_seconds=0.2), GateResults(10, 0, 1.0, 1.0, 0.1))
+    assert "latencyP95Seconds 0.1 <= 0.2" in fast.message, fast.message

@@ -116,3 +116,46 @@ def test_evidence_from_sidecar_stats_counts_only_this_run() -> None:
     stable, canary = evidence_from_stats(stats, "classify", "b.0")
     assert stable.requests == 180 and canary.requests == 5 + 40 + 4 + 30 and canary.failed == 2
     assert canary.compared == 79
+
+
+def test_the_analysis_is_one_table_entry_per_metric() -> None:
+    """Every metric of ``ANALYSIS_METRICS`` has a threshold field in ``Analysis`` and one measure; status lists them in table order."""
+    from modelroute.api.v1alpha1.strategy import ANALYSIS_METRICS
+    from modelroute.operator.rollout.analysis import MEASURES
+
+    assert MEASURES.keys() == ANALYSIS_METRICS.keys()
+    fields = {name: 0.5 for name, _ in ANALYSIS_METRICS.values()}
+    assert set(fields) <= set(Analysis.model_fields)
+    j = evaluate(Analysis(min_samples=1, **fields), counters(10), counters(10))
+    assert [m.name for m in j.metrics] == ["samples", *ANALYSIS_METRICS]
+
+
+def test_p99_ratio_catches_a_tail_the_p95_hides() -> None:
+    stable = Counters(requests=1000, latency=hist(500, 500, 0, 0, 0, 0, 0))
+    # 3% of the canary's answers are very slow: p95 is unchanged, p99 is far out.
+    tail = Counters(requests=1000, latency=hist(500, 470, 0, 0, 0, 0, 30))
+    spec = Analysis(min_samples=100, max_latency_p95_ratio=1.25, max_latency_p99_ratio=2.0)
+    j = evaluate(spec, stable, tail)
+    by = {m.name: m for m in j.metrics}
+    assert by["latencyP95Ratio"].verdict is Verdict.PASS and by["latencyP99Ratio"].verdict is Verdict.FAIL, j.summary()
+    assert by["latencyP99Ratio"].value is not None and by["latencyP99Ratio"].value > 2.0
+    assert "latencyP99Ratio" in j.summary() and ">" in j.summary()
+    assert Analysis.model_validate({"maxLatencyP99Ratio": 1.5}).max_latency_p99_ratio == 1.5
+    with pytest.raises(ValidationError):
+        Analysis.model_validate({"maxLatencyP99Ratio": 0})
+
+
+def test_task_agreement_judges_only_mirrored_task_requests() -> None:
+    # 200 compared answers: 100 chat (free text, 40 agree) and 100 tasks (97 agree).
+    canary = Counters(requests=200, compared=200, agreed=137, task_compared=100, task_agreed=97)
+    j = evaluate(Analysis(min_samples=100, min_task_agreement=0.95), Counters(), canary)
+    by = {m.name: m for m in j.metrics}
+    assert j.verdict is Verdict.PASS and by["taskAgreement"].value == pytest.approx(0.97) and by["taskAgreement"].samples == 100
+    assert evaluate(Analysis(min_samples=100, min_agreement=0.95), Counters(), canary).verdict is Verdict.FAIL
+    worse = Counters(requests=200, compared=200, agreed=170, task_compared=100, task_agreed=70)
+    assert [m.name for m in evaluate(Analysis(min_samples=100, min_task_agreement=0.95), Counters(), worse).failing()] == ["taskAgreement"]
+    no_tasks = Counters(requests=200, compared=200, agreed=200)
+    assert evaluate(Analysis(min_samples=100, min_task_agreement=0.95), Counters(), no_tasks).verdict is Verdict.INCONCLUSIVE
+    # Summed over pods and windows like the other counters; round-trips through /stats.
+    assert (canary + worse).task_compared == 200 and canary.minus(Counters()).task_agreed == 97
+    assert Counters.of(canary.wire()) == canary

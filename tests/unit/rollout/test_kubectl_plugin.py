@@ -249,3 +249,21 @@ def test_quota_of_a_missing_name_is_a_404(apiserver: tuple[Path, type[_Api]], ca
     kubeconfig, _ = apiserver
     assert main(["--kubeconfig", str(kubeconfig), "quota", "nope"]) == 1
     assert "providerquota nope: 404 not found" in capsys.readouterr().err
+
+
+def test_render_shows_both_revisions_of_a_relative_gate() -> None:
+    from modelroute.api.v1alpha1.strategy import GateThresholds
+    from modelroute.operator.rollout import GateResults, gate_status
+
+    f = paused_at_indefinite_pause()
+    assert f.state is not None
+    ro = f.state.wire()
+    gate = gate_status(GateThresholds(max_accuracy_drop=0.02), GateResults(100, 1, 0.9, 0.99, 0.2),
+                       baseline=GateResults(100, 0, 0.95, 1.0, 0.1), revision="bbbbbbbbbbbb", baseline_revision="aaaaaaaaaaaa")
+    ro["gate"] = gate.model_dump(mode="json", by_alias=True, exclude_none=True)
+    lines = render(route_object(ro), f.now).splitlines()
+    assert any(ln.startswith("Gate:       Fail") and "vs stable 95.0%" in ln for ln in lines), lines
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["REVISION"])
+    assert lines[header + 1].split() == ["bbbbbbbbbbbb", "candidate", "100", "1", "0.9", "0.99", "0.2s"]
+    assert lines[header + 2].split() == ["aaaaaaaaaaaa", "stable", "100", "0", "0.95", "1", "0.1s"]
+    assert any(ln.split()[:1] == ["accuracyDrop"] and "<= 0.02" in ln for ln in lines), lines

@@ -32,12 +32,15 @@ class FakeAdapter:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.text: str | None = None
+        self.respond: Callable[[Json], str] | None = None   # per-request answer (wins over ``text``)
         self.delay = 0.0
         self.gate: asyncio.Event | None = None
         self.error: UpstreamError | None = None
         self.calls: list[Json] = []
 
-    def _answer(self) -> str:
+    def _answer(self, request: Json | None = None) -> str:
+        if self.respond is not None and request is not None:
+            return self.respond(request)
         return self.text if self.text is not None else f"label-{self.target.model}"
 
     def bound(self, params: Params | None, system: str | None) -> FakeAdapter:
@@ -52,7 +55,7 @@ class FakeAdapter:
         if self.error is not None:
             raise self.error
         return {"id": "c", "object": "chat.completion", "created": 1, "model": self.target.model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": self._answer()}, "finish_reason": "stop"}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": self._answer(request)}, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
 
     async def stream(self, request: Json, *, timeout: float) -> AsyncIterator[Json]:  # noqa: ASYNC109
@@ -113,6 +116,12 @@ class Running(SidecarClient):
         payload = {"model": "classify", "messages": [{"role": "user", "content": "ticket: refund please"}], **body}
         async with self.http.post(self.sidecar.inbound_url + "/v1/chat/completions", json=payload, headers=headers) as r:
             return r.status, dict(r.headers), await r.read()
+
+    async def task(self, kind: str, headers: dict[str, str] | None = None, **body: Any) -> tuple[int, dict[str, str], Json]:
+        """``POST /v1/classify`` or ``/v1/extract`` on route ``classify``."""
+        payload = {"route": "classify", **body}
+        async with self.http.post(f"{self.sidecar.inbound_url}/v1/{kind}", json=payload, headers=headers) as r:
+            return r.status, dict(r.headers), await r.json()
 
 
 @pytest.fixture

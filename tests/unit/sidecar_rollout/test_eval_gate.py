@@ -173,3 +173,20 @@ async def test_the_gate_bypasses_the_cache(adapters: FakeAdapters) -> None:
             status, doc = await admin.signed(admin.body())
             assert status == 200 and doc["targets"][0]["errors"] == 0, doc
         assert len(adapters["new"].calls) == 12
+
+
+async def test_baseline_runs_the_same_cases_on_stable_too(admin: Admin, adapters: FakeAdapters) -> None:
+    """A relative gate threshold: the cases run on both revisions; stable's summary comes back beside the canary's."""
+    adapters["new"].respond = lambda req: "shipping" if "ticket 0" in str(req["messages"][-1]["content"]) else "billing"
+    adapters["old"].text = "billing"
+    status, doc = await admin.signed(admin.body(baseline=True))
+    assert status == 200, doc
+    rt = admin.sidecar.state.current()
+    assert rt is not None
+    assert doc["baselineRevision"] == rt.routes["classify"].revision
+    assert doc["targets"][0]["exactMatch"] == pytest.approx(5 / 6) and doc["baseline"]["exactMatch"] == 1.0
+    assert doc["baseline"]["target"] == f"revision {doc['baselineRevision']}" and doc["baseline"]["cases"] == 6
+    assert len(adapters["old"].calls) == 6 and len(adapters["new"].calls) == 6
+    # Without baseline the stable revision is not called and no baseline is reported.
+    status, doc = await admin.signed(admin.body())
+    assert status == 200 and doc["baseline"] is None and len(adapters["old"].calls) == 6

@@ -8,12 +8,12 @@ from modelroute.operator.rollout.counters import Counters, evidence_from_stats
 from modelroute.sidecar.errors import Attempt, DeadlineExceeded, RouteFailed, UpstreamError, failure_class
 from modelroute.sidecar.errors import FailureKind as K
 from modelroute.sidecar.metrics.stats import BUCKETS
+from modelroute.sidecar.output.answer import answer_of as judged_text
+from modelroute.sidecar.output.answer import output_valid
 from modelroute.sidecar.rollout.evidence import (
     Evidence,
     StreamText,
     VariantEvidence,
-    judged_text,
-    output_valid,
     wants_json,
 )
 from modelroute.testing.scrape import sample, scrape

@@ -82,7 +82,7 @@ async def test_mirror_adds_no_latency_and_is_compared(start: Start, adapters: Fa
     assert sc.state.mirrors.inflight == 0
     stats = await sc.stats()
     mirror = stats["rollouts"]["classify"]["variants"]["mirror"]
-    assert mirror["requests"] == 5 and mirror["agreement"] == {"compared": 5, "agreed": 5}
+    assert mirror["requests"] == 5 and mirror["agreement"] == {"compared": 5, "agreed": 5, "taskCompared": 0, "taskAgreed": 0}
     assert mirror["latency"]["sum"] >= 5.0
     assert stats["routes"]["classify"]["requests"] == 5               # copies are not inbound requests
     _, canary = evidence_from_stats({"p": SidecarStats.model_validate(stats)}, "classify", "rev.0")
@@ -98,7 +98,7 @@ async def test_mirror_disagreement_is_counted(start: Start, adapters: FakeAdapte
     await mirrors_done(sc)
     assert sc.state.mirrors.inflight == 0
     mirror = (await sc.stats())["rollouts"]["classify"]["variants"]["mirror"]
-    assert mirror["agreement"] == {"compared": 3, "agreed": 0}
+    assert mirror["agreement"] == {"compared": 3, "agreed": 0, "taskCompared": 0, "taskAgreed": 0}
 
 
 async def test_mirror_drops_when_the_pool_is_full(start: Start, adapters: FakeAdapters) -> None:
@@ -124,7 +124,7 @@ async def test_streaming_request_is_mirrored_as_non_streaming(start: Start, adap
     variants = (await sc.stats())["rollouts"]["classify"]["variants"]
     assert variants["stable"]["requests"] == 1 and variants["stable"]["outputs"] == {"checked": 1, "valid": 1}
     assert variants["stable"]["tokens"] == {"prompt": 10, "completion": 2}   # usage counted though the app did not ask
-    assert variants["mirror"]["agreement"] == {"compared": 1, "agreed": 1}
+    assert variants["mirror"]["agreement"] == {"compared": 1, "agreed": 1, "taskCompared": 0, "taskAgreed": 0}
 
 
 async def test_canary_errors_are_counted_by_class(start: Start, adapters: FakeAdapters) -> None:

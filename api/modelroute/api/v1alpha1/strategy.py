@@ -12,7 +12,7 @@ Conventions:
   ``progressDeadlineSeconds`` is plain seconds, as in Argo Rollouts and Deployments.
 * Percentages (``mirror``, ``weight``) are integers 0..100.
 * Ratios and rates (``maxErrorRate``, ``minAgreement`` ...) are fractions 0..1, or >= 0 for
-  ratios of canary to stable (``maxLatencyP95Ratio``, ``maxCostRatio``).
+  ratios of canary to stable (``maxLatencyP95Ratio``, ``maxLatencyP99Ratio``, ``maxCostRatio``).
 
 ``variant_for`` (sticky assignment) lives here rather than in the sidecar or the operator
 because both sides must agree on it bit for bit: the sidecar serves with it, tests and the
@@ -131,14 +131,36 @@ class Analysis(ApiModel):
     min_samples: int = Field(default=100, description="Fewer observations than this: Inconclusive (pause), never Pass or Fail.", ge=1, le=10_000_000)
     max_error_rate: float | None = Field(default=None, description="Highest acceptable fraction of failed requests on the new revision (0..1).", ge=0, le=1)
     max_latency_p95_ratio: float | None = Field(default=None, description="Highest acceptable p95 latency of the new revision divided by stable's p95.", gt=0, le=1000)
+    max_latency_p99_ratio: float | None = Field(default=None, description="Highest acceptable p99 latency of the new revision divided by stable's p99 (the tail a p95 hides).", gt=0, le=1000)
     min_valid_output_rate: float | None = Field(default=None, description="Lowest acceptable fraction of schema-valid / parseable outputs (0..1).", ge=0, le=1)
     min_agreement: float | None = Field(default=None, description="Lowest acceptable fraction of answers equal to stable's (same label / same JSON) on compared requests (0..1).", ge=0, le=1)
+    min_task_agreement: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Lowest acceptable agreement with stable on mirrored task requests only (POST /v1/classify, /v1/extract): "
+                    "the same normalised label, or equal extracted JSON (0..1). Unlike minAgreement it ignores chat answers, "
+                    "whose free text rarely matches word for word.")
     max_cost_ratio: float | None = Field(default=None, description="Highest acceptable cost per request of the new revision divided by stable's (needs prices).", gt=0, le=1000)
     failure_limit: int = Field(default=0, description="Failed analyses tolerated: the rollout aborts at failure number failureLimit+1.", ge=0, le=100)
 
     @property
     def interval_seconds(self) -> int:
         return max(1, duration_seconds(self.interval))
+
+
+# The live analysis' metrics, in the order status lists them: name -> (the ``Analysis`` field
+# holding its threshold, whether the threshold is an upper bound). The operator measures each
+# (``modelroute.operator.rollout.analysis.MEASURES``); ``kubectl modelroute`` prints the bounds.
+ANALYSIS_METRICS: dict[str, tuple[str, bool]] = {
+    "errorRate": ("max_error_rate", True),
+    "latencyP95Ratio": ("max_latency_p95_ratio", True),
+    "latencyP99Ratio": ("max_latency_p99_ratio", True),
+    "validOutputRate": ("min_valid_output_rate", False),
+    "agreement": ("min_agreement", False),
+    "taskAgreement": ("min_task_agreement", False),
+    "costRatio": ("max_cost_ratio", True),
+}
+# Every metric, live or gate (errorRate, latencyP95Seconds, accuracyDrop), whose threshold is an upper bound.
+UPPER_BOUNDS = frozenset({*(name for name, (_, upper) in ANALYSIS_METRICS.items() if upper), "latencyP95Seconds", "accuracyDrop"})
 
 
 class StickyBy(ApiModel):
@@ -154,6 +176,10 @@ class GateThresholds(ApiModel):
     min_valid_output_rate: float | None = Field(default=None, description="Lowest acceptable fraction of schema-valid / parseable outputs (0..1).", ge=0, le=1)
     max_error_rate: float | None = Field(default=None, description="Highest acceptable fraction of failed cases (0..1).", ge=0, le=1)
     max_latency_p95_seconds: float | None = Field(default=None, description="Highest acceptable p95 latency of one case, in seconds.", gt=0, le=600)
+    max_accuracy_drop: float | None = Field(
+        default=None, ge=0, le=1,
+        description="Relative: highest acceptable drop of exact match from the stable revision on the same dataset "
+                    "(stable's exactMatch minus the new revision's, 0..1). Set, the dataset runs on both revisions.")
 
 
 class Gate(ApiModel):
@@ -241,7 +267,7 @@ class Weights(ApiModel):
 
 
 class MetricResult(ApiModel):
-    name: str = Field(description="errorRate, latencyP95Ratio, validOutputRate, agreement, costRatio or samples.", max_length=64)
+    name: str = Field(description="samples, or a metric of ANALYSIS_METRICS: errorRate, latencyP95Ratio, latencyP99Ratio, validOutputRate, agreement, taskAgreement, costRatio.", max_length=64)
     value: float | None = Field(default=None, description="Measured value (unset when nothing was measured).")
     threshold: float | None = Field(default=None, description="The configured limit it is compared with.")
     samples: int = Field(default=0, description="Observations the value is based on.", ge=0)
@@ -255,7 +281,22 @@ class AnalysisStatus(ApiModel):
     failures: int = Field(default=0, description="Failed analyses of this rollout so far (aborts past failureLimit).", ge=0)
 
 
+class GateRevisionResult(ApiModel):
+    """One revision's numbers on the golden dataset."""
+
+    revision: str = Field(description="The revision the cases ran on.", max_length=128)
+    role: Literal["candidate", "stable"] = Field(description="candidate: the new revision; stable: the baseline it is compared with.")
+    cases: int = Field(ge=0, description="Cases run.")
+    errors: int = Field(ge=0, description="Cases that got no answer.")
+    exact_match: float | None = Field(default=None, ge=0, le=1, description="Share of cases whose answer matched the expectation; unset: no expectations.")
+    valid_output_rate: float = Field(ge=0, le=1, description="Share of cases whose answer passed the output check.")
+    latency_p95_seconds: float | None = Field(default=None, ge=0, description="p95 latency of the answered cases, in seconds.")
+
+
 class GateStatus(ApiModel):
+    revisions: list[GateRevisionResult] = Field(
+        default_factory=list, max_length=2,
+        description="Each revision's numbers on the dataset: the candidate, and stable when a threshold is relative.")
     verdict: Verdict = Field(description="Pass or Fail once the dataset ran; Inconclusive while it runs.")
     metrics: list[MetricResult] = Field(default_factory=list, description="Results of the golden dataset against the thresholds.", max_length=MAX_METRICS)
     message: str = Field(default="", description="Summary of the run.", max_length=1024)

@@ -1,6 +1,8 @@
 """Judge a canary revision against stable from their counters: one verdict per metric.
 
-Pure: ``evaluate(spec, stable, canary)`` -> ``Judgement``. Only thresholds that are set are
+Pure: ``evaluate(spec, stable, canary)`` -> ``Judgement``. Table-driven: each metric is one
+entry of ``ANALYSIS_METRICS`` (its threshold field and bound, in the API) and one of
+``MEASURES`` (how it is measured); a new metric is a row in each. Only thresholds that are set are
 checked, plus ``samples`` (canary requests against ``minSamples``), which is always there so
 an analysis with no thresholds still refuses to pass on no data.
 
@@ -11,9 +13,10 @@ Canary evidence is the canary's live counters plus its mirrored ones (``canary_e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from modelroute.api.v1alpha1.strategy import Analysis, MetricResult, Verdict
+from modelroute.api.v1alpha1.strategy import ANALYSIS_METRICS, UPPER_BOUNDS, Analysis, MetricResult, Verdict
 from modelroute.operator.rollout.counters import Counters
 
 RATIO_CAP = 1e6
@@ -40,7 +43,7 @@ def describe(m: MetricResult) -> str:
         if m.name == "samples" or m.value is None:
             return f"{m.name}: only {m.samples} samples"
         return f"{m.name}: {_fmt(m.value)} on only {m.samples} samples"
-    rel = {"errorRate": ">", "latencyP95Ratio": ">", "costRatio": ">"}.get(m.name, "<")
+    rel = ">" if m.name in UPPER_BOUNDS else "<"
     if m.verdict is Verdict.PASS:
         rel = {">": "<=", "<": ">="}[rel]
     return f"{m.name} {_fmt(m.value)} {rel} {_fmt(m.threshold)} ({m.samples} samples)"
@@ -77,31 +80,52 @@ def _ratio(canary: float | None, stable: float | None) -> float | None:
     return canary / stable
 
 
+# ---- the metrics: one measure per entry of ``ANALYSIS_METRICS`` ---------------------------
+
+Measured = tuple[float | None, int]   # (value, the observations it rests on)
+Measure = Callable[[Counters, Counters], Measured]   # (stable, canary) -> measured
+
+
+def _rate(part: int, whole: int) -> Measured:
+    return (part / whole if whole else None), whole
+
+
+def _latency_ratio(q: float) -> Measure:
+    def measure(stable: Counters, canary: Counters) -> Measured:
+        return _ratio(canary.latency.quantile(q), stable.latency.quantile(q)), min(canary.latency.count, stable.latency.count)
+    return measure
+
+
+def _cost_ratio(stable: Counters, canary: Counters) -> Measured:
+    per_c = canary.cost_usd / canary.priced if canary.priced else None
+    per_s = stable.cost_usd / stable.priced if stable.priced else None
+    return _ratio(per_c, per_s), min(canary.priced, stable.priced)
+
+
+MEASURES: dict[str, Measure] = {
+    "errorRate": lambda _s, c: _rate(c.failed, c.requests),
+    "latencyP95Ratio": _latency_ratio(0.95),
+    "latencyP99Ratio": _latency_ratio(0.99),
+    "validOutputRate": lambda _s, c: _rate(c.outputs_valid, c.outputs_checked),
+    "agreement": lambda _s, c: _rate(c.agreed, c.compared),
+    "taskAgreement": lambda _s, c: _rate(c.task_agreed, c.task_compared),
+    "costRatio": _cost_ratio,
+}
+assert MEASURES.keys() == ANALYSIS_METRICS.keys(), "every analysis metric needs exactly one measure"
+
+
 def evaluate(spec: Analysis, stable: Counters, canary: Counters) -> Judgement:
-    """Per-metric verdicts for ``canary`` (vs ``stable`` where the metric is a ratio)."""
+    """Per-metric verdicts for ``canary`` (vs ``stable`` where the metric is a ratio): one per threshold set."""
     n = spec.min_samples
     out = [MetricResult(
         name="samples", value=float(canary.requests), threshold=float(n), samples=canary.requests,
         verdict=Verdict.PASS if canary.requests >= n else Verdict.INCONCLUSIVE,
     )]
-    if spec.max_error_rate is not None:
-        rate = canary.failed / canary.requests if canary.requests else None
-        out.append(_metric("errorRate", rate, spec.max_error_rate, canary.requests, n, upper=True))
-    if spec.max_latency_p95_ratio is not None:
-        samples = min(canary.latency.count, stable.latency.count)
-        value = _ratio(canary.latency.quantile(0.95), stable.latency.quantile(0.95))
-        out.append(_metric("latencyP95Ratio", value, spec.max_latency_p95_ratio, samples, n, upper=True))
-    if spec.min_valid_output_rate is not None:
-        rate = canary.outputs_valid / canary.outputs_checked if canary.outputs_checked else None
-        out.append(_metric("validOutputRate", rate, spec.min_valid_output_rate, canary.outputs_checked, n, upper=False))
-    if spec.min_agreement is not None:
-        rate = canary.agreed / canary.compared if canary.compared else None
-        out.append(_metric("agreement", rate, spec.min_agreement, canary.compared, n, upper=False))
-    if spec.max_cost_ratio is not None:
-        samples = min(canary.priced, stable.priced)
-        per_c = canary.cost_usd / canary.priced if canary.priced else None
-        per_s = stable.cost_usd / stable.priced if stable.priced else None
-        out.append(_metric("costRatio", _ratio(per_c, per_s), spec.max_cost_ratio, samples, n, upper=True))
+    for name, (field_name, upper) in ANALYSIS_METRICS.items():
+        threshold = getattr(spec, field_name)
+        if threshold is not None:
+            value, samples = MEASURES[name](stable, canary)
+            out.append(_metric(name, value, threshold, samples, n, upper=upper))
     return Judgement(overall(out), tuple(out))
 
 

@@ -97,6 +97,8 @@ class Counters:
     outputs_valid: int = 0
     compared: int = 0
     agreed: int = 0
+    task_compared: int = 0          # of ``compared``: mirrored task requests (classify, extract)
+    task_agreed: int = 0
 
     @property
     def failed(self) -> int:
@@ -118,6 +120,8 @@ class Counters:
             outputs_valid=self.outputs_valid + other.outputs_valid,
             compared=self.compared + other.compared,
             agreed=self.agreed + other.agreed,
+            task_compared=self.task_compared + other.task_compared,
+            task_agreed=self.task_agreed + other.task_agreed,
         )
 
     def minus(self, before: Counters) -> Counters:
@@ -137,6 +141,8 @@ class Counters:
             outputs_valid=max(0, self.outputs_valid - before.outputs_valid),
             compared=self.compared - before.compared,
             agreed=max(0, self.agreed - before.agreed),
+            task_compared=max(0, self.task_compared - before.task_compared),
+            task_agreed=max(0, self.task_agreed - before.task_agreed),
         )
 
     # -- wire form ----------------------------------------------------------------------
@@ -155,6 +161,8 @@ class Counters:
             outputs_valid=w.outputs.valid,
             compared=w.agreement.compared,
             agreed=w.agreement.agreed,
+            task_compared=w.agreement.task_compared,
+            task_agreed=w.agreement.task_agreed,
         )
 
     def wire(self) -> VariantCounters:
@@ -165,7 +173,8 @@ class Counters:
             tokens=TokenCounts(prompt=self.prompt_tokens, completion=self.completion_tokens),
             cost=CostCounts(usd=self.cost_usd, priced=self.priced),
             outputs=OutputCounts(checked=self.outputs_checked, valid=self.outputs_valid),
-            agreement=AgreementCounts(compared=self.compared, agreed=self.agreed),
+            agreement=AgreementCounts(compared=self.compared, agreed=self.agreed,
+                                      task_compared=self.task_compared, task_agreed=self.task_agreed),
         )
 
 

@@ -88,12 +88,14 @@ def pick_pod(route: ModelRoute, pods: Iterable[SidecarPod]) -> SidecarPod | None
     return found[0] if found else None
 
 
-def eval_body(pod: SidecarPod, route: str, revision: str, cases: list[dict[str, Any]], issued_at: datetime) -> bytes:
+def eval_body(pod: SidecarPod, route: str, revision: str, cases: list[dict[str, Any]], issued_at: datetime,
+              *, baseline: bool = False) -> bytes:
     """The signed body of ``POST /eval`` (``modelroute.api.evalgate.EvalRequest``); raises ``GateProblem``
     when the dataset cannot be sent (too many cases), as the sidecar would refuse it."""
     try:
         ask = EvalRequest(audience=PodRef(namespace=pod.namespace, name=pod.name, uid=pod.uid or None),
-                          issued_at=issued_at, route=route, revision=revision, cases=cases)
+                          issued_at=issued_at, route=route, revision=revision, cases=cases,
+                          baseline=baseline)
     except ValidationError as e:
         raise GateProblem("; ".join(validation_problems(e))) from None
     return ask.model_dump_json(by_alias=True, exclude_none=True).encode()
@@ -106,7 +108,11 @@ def verdict_of(gate: Gate, status: int, text: str) -> GateStatus | None:
             result = EvalResult.model_validate_json(text)
         except ValidationError as e:
             return failed(f"golden dataset: unreadable answer from the sidecar ({validation_problems(e)[0]})")
-        return gate_status(gate.thresholds, GateResults.from_summary(result.targets[0]))
+        if gate.thresholds.max_accuracy_drop is not None and result.baseline is None:
+            return failed("golden dataset: maxAccuracyDrop is set but the sidecar did not run the stable revision")
+        baseline = GateResults.from_summary(result.baseline) if result.baseline is not None else None
+        return gate_status(gate.thresholds, GateResults.from_summary(result.targets[0]), baseline=baseline,
+                           revision=result.revision, baseline_revision=result.baseline_revision or "")
     if status in (409, 429) or status >= 500:
         return None
     message = error_summary(text)
@@ -176,7 +182,8 @@ class GateRunner:
             log.info("gate of %s: no selected sidecar is reachable yet; will retry", route.key)
             return None
         try:
-            body = eval_body(pod, route.spec.route, revision, cases, datetime.now(UTC))
+            body = eval_body(pod, route.spec.route, revision, cases, datetime.now(UTC),
+                             baseline=gate.thresholds.max_accuracy_drop is not None)
         except GateProblem as e:
             return failed(f"golden dataset {gate.config_map}/{gate.key}: {e}")
         headers = {signing.SIGNATURE_HEADER: signing.sign(self.key, body), "Content-Type": "application/json"}

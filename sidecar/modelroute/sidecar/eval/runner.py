@@ -10,7 +10,6 @@ latencies do not interfere); a target's cases run with bounded concurrency.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,12 +21,12 @@ from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, failure_cla
 from modelroute.sidecar.eval.dataset import Case
 from modelroute.sidecar.eval.prices import price_of
 from modelroute.sidecar.eval.scoring import Outcome, TargetSummary, judge, labels_of, summarize
+from modelroute.sidecar.output.answer import answer_of
 from modelroute.sidecar.pipeline import cost
 from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import KeyFor, Runtime
-from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 ProgressFn = Callable[[str, Outcome], None]
@@ -45,18 +44,6 @@ def single_target(route: ModelRoute, target: Target) -> ModelRoute:
     return route.model_copy(update={"spec": spec})
 
 
-def output_text(response: Json) -> str:
-    """The answer of a ``chat.completion``: its content, else its first tool call's arguments."""
-    text = chat.answer_text(response)
-    if text is not None:
-        return text
-    calls = chat.answer_tool_calls(response)
-    if calls:
-        args = (calls[0].get("function") or {}).get("arguments")
-        return args if isinstance(args, str) else json.dumps(args)
-    return ""
-
-
 async def run_case(rt: Runtime, route: str, case: Case, labels: frozenset[str]) -> Outcome:
     return (await answer_case(rt, route, case, labels))[0]
 
@@ -69,7 +56,7 @@ async def answer_case(rt: Runtime, route: str, case: Case, labels: frozenset[str
     except (RouteFailed, DeadlineExceeded) as e:
         return Outcome(case.id, None, time.perf_counter() - t0, error=failure_class(e)), None
     latency = time.perf_counter() - t0
-    text = output_text(done.response)
+    text = answer_of(done.response)
     usage = done.response.get("usage") or {}
     exact, valid = judge(case, text, labels)
     return Outcome(

@@ -1,7 +1,9 @@
 """Pure scoring: exact match, output validity, latency quantiles and per-target summaries.
 
-* Labels match after normalising both sides (surrounding whitespace, quotes, backticks and a
-  final period removed; case-folded): ``"Billing."`` matches ``billing``.
+* An output is ``output.answer.answer_of`` the completion: the one reading of "the answer" that
+  mirror agreement and the gate use too (a tool-call answer is ``[{"name", "arguments"}]``).
+* Labels match after normalising both sides (``output.parse.normalize_label``: surrounding
+  whitespace, quotes, markup and punctuation removed; case-folded): ``"Billing."`` matches ``billing``.
 * JSON expectations match when the output parses (a Markdown code fence around it is
   allowed) to an equal value: key order and whitespace do not matter.
 * Valid output: with a schema, the output is JSON satisfying it; with a JSON expectation,
@@ -11,48 +13,16 @@
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.api.evalgate import EvalTargetSummary, LatencyMs, TokenTotals
 from modelroute.sidecar.eval.dataset import Case
+from modelroute.sidecar.output.answer import NOT_JSON, answers_agree, parse_json
+from modelroute.sidecar.output.parse import normalize_label
 from modelroute.sidecar.output.schema import InvalidSchema, compile_validator, schema_errors
-
-_FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?```$", re.DOTALL)
-_NOT_JSON = object()
-
-
-def normalize_label(text: str) -> str:
-    t = text.strip().strip("`\"' ").rstrip(".").strip()
-    return t.casefold()
-
-
-def parse_json(text: str) -> Any:
-    """The JSON value of an output, or ``_NOT_JSON``."""
-    t = text.strip()
-    m = _FENCE.match(t)
-    if m:
-        t = m.group(1).strip()
-    try:
-        return json.loads(t)
-    except (json.JSONDecodeError, ValueError):
-        return _NOT_JSON
-
-
-def answers_agree(a: str, b: str) -> bool:
-    """Whether two answers say the same thing: equal JSON values, else equal normalised labels.
-
-    What "agreement with stable" means for a mirrored or split request (the sidecar's
-    per-revision ``agreement`` counters) and for comparing two targets on a dataset.
-    """
-    ja, jb = parse_json(a), parse_json(b)
-    if ja is not _NOT_JSON and jb is not _NOT_JSON and isinstance(ja, dict | list) and isinstance(jb, dict | list):
-        return bool(ja == jb)
-    return normalize_label(a) == normalize_label(b)
 
 
 @dataclass(frozen=True)
@@ -72,11 +42,11 @@ class Outcome:
 def judge(case: Case, output: str, labels: frozenset[str]) -> tuple[bool, bool]:
     """(exact match, valid output) of ``output`` for ``case``; ``labels`` are the dataset's normalised labels."""
     exp = case.expected
-    parsed = parse_json(output) if (case.schema is not None or (not isinstance(exp, str) and exp is not None)) else _NOT_JSON
+    parsed = parse_json(output) if (case.schema is not None or (not isinstance(exp, str) and exp is not None)) else NOT_JSON
     if case.schema is not None:
-        valid = parsed is not _NOT_JSON and _schema_ok(case.schema, parsed)
+        valid = parsed is not NOT_JSON and _schema_ok(case.schema, parsed)
     elif exp is not None and not isinstance(exp, str):
-        valid = parsed is not _NOT_JSON
+        valid = parsed is not NOT_JSON
     elif isinstance(exp, str):
         valid = normalize_label(output) in labels
     else:
@@ -85,7 +55,7 @@ def judge(case: Case, output: str, labels: frozenset[str]) -> tuple[bool, bool]:
         return False, valid
     if isinstance(exp, str):
         return normalize_label(output) == normalize_label(exp), valid
-    return parsed is not _NOT_JSON and parsed == exp, valid
+    return parsed is not NOT_JSON and parsed == exp, valid
 
 
 def _schema_ok(schema: dict[str, Any], value: Any) -> bool:
@@ -157,3 +127,6 @@ def summarize(target: str, provider: str, model: str, cases: Sequence[Case], out
         completion_tokens=sum(o.completion_tokens for o in outcomes),
         cost_usd=cost_usd, errors_by_class=by_class,
     )
+
+
+__all__ = ["Outcome", "TargetSummary", "answers_agree", "judge", "labels_of", "normalize_label", "parse_json", "quantile", "summarize"]

@@ -12,14 +12,14 @@ requests answered by stable while a run is on.
 What counts: ``requests`` are answered or failed requests (a cancelled one only bumps
 ``errors.cancelled``); ``errors`` by class (a ``FailureKind`` value of the last attempt,
 or ``deadline``, ``client_error``, ``stream_error``); latency, tokens, cost and the output
-check of answered requests; ``agreement`` on mirrored requests whose stable answer is known.
-A valid output is, for now, a non-empty answer, and JSON when the request asked for JSON.
+check of answered requests (an ``invalid_output`` failure, every answer rejected by the
+contract, is a checked output that is not valid); ``agreement`` on mirrored requests whose stable answer is known
+(and, apart, on mirrored task requests: ``taskCompared``/``taskAgreed``).
+What an answer is, agrees with and makes valid: ``output.answer`` (shared with eval and the gate).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -27,20 +27,22 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
+from modelroute.sidecar.errors import FailureKind
 from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
+from modelroute.sidecar.output.answer import tool_calls_text
 from modelroute.sidecar.pipeline.cost import PriceTable
-from modelroute.sidecar.translate import chat
 
 Json = dict[str, Any]
 VARIANTS = wire.VARIANTS
+INVALID_OUTPUT = FailureKind.INVALID_OUTPUT.value
 
 
 class VariantEvidence:
     """Cumulative counters of one variant of one run."""
 
     __slots__ = ("agreed", "checked", "compared", "completion_tokens", "cost_usd", "dropped", "errors", "latency",
-                 "priced", "prompt_tokens", "requests", "valid")
+                 "priced", "prompt_tokens", "requests", "task_agreed", "task_compared", "valid")
 
     def __init__(self) -> None:
         self.requests = 0
@@ -54,6 +56,8 @@ class VariantEvidence:
         self.valid = 0
         self.compared = 0
         self.agreed = 0
+        self.task_compared = 0   # of ``compared``: task requests (classify, extract)
+        self.task_agreed = 0
         self.dropped = 0      # mirror only: copies not sent because the mirror pool was full
 
     def answered(self, latency_s: float, usage: Json | None, cost_usd: float | None, valid: bool) -> None:
@@ -73,12 +77,17 @@ class VariantEvidence:
         """A request that got no answer (``kind`` ``cancelled``: the app went away, not a request)."""
         if kind != "cancelled":
             self.requests += 1
+        if kind == INVALID_OUTPUT:   # every answer failed the output check, repairs included: an invalid output too
+            self.checked += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
-    def compare(self, agreed: bool) -> None:
+    def compare(self, agreed: bool, *, task: bool = False) -> None:
+        """One mirrored answer compared with stable's; ``task``: a classify or extract request."""
         self.compared += 1
-        if agreed:
-            self.agreed += 1
+        self.agreed += agreed
+        if task:
+            self.task_compared += 1
+            self.task_agreed += agreed
 
     def to_wire(self) -> wire.VariantCounters:
         """The form the operator reads (``modelroute.api.stats.VariantCounters``)."""
@@ -89,7 +98,8 @@ class VariantEvidence:
             tokens=wire.TokenCounts(prompt=self.prompt_tokens, completion=self.completion_tokens),
             cost=wire.CostCounts(usd=self.cost_usd, priced=self.priced),
             outputs=wire.OutputCounts(checked=self.checked, valid=self.valid),
-            agreement=wire.AgreementCounts(compared=self.compared, agreed=self.agreed),
+            agreement=wire.AgreementCounts(compared=self.compared, agreed=self.agreed,
+                                           task_compared=self.task_compared, task_agreed=self.task_agreed),
             dropped=self.dropped,
         )
 
@@ -192,35 +202,13 @@ class Evidence:
 
 
 
-# ---- what an answer says (pure) ------------------------------------------------------------
+# ---- what a request asks and a stream says (pure) -----------------------------------------
 
 
 def wants_json(request: Json) -> bool:
     """Did the request ask for a JSON answer (``response_format`` json_object / json_schema)?"""
     rf = request.get("response_format")
     return isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")
-
-
-def judged_text(completion: Json) -> str:
-    """What the output check and agreement judge: the answer's text, else its tool calls as canonical JSON."""
-    text = chat.answer_text(completion)
-    if text:
-        return text
-    calls = chat.answer_tool_calls(completion)
-    if calls:
-        return _tool_calls_text([(c.get("function") or {}) for c in calls])
-    return text or ""
-
-
-def _tool_calls_text(functions: list[Json]) -> str:
-    out = []
-    for f in functions:
-        args: Any = f.get("arguments") or ""
-        if isinstance(args, str) and args:
-            with contextlib.suppress(json.JSONDecodeError):
-                args = json.loads(args)
-        out.append({"name": f.get("name"), "arguments": args})
-    return json.dumps(out, sort_keys=True, separators=(",", ":"))
 
 
 class StreamText:
@@ -252,21 +240,4 @@ class StreamText:
         text = "".join(self._parts)
         if text or not self._calls:
             return text
-        return _tool_calls_text([self._calls[i] for i in sorted(self._calls)])
-
-
-def output_valid(text: str, want_json: bool) -> bool:
-    """Non-empty, and (when JSON was asked for) parseable JSON, a Markdown fence allowed."""
-    t = text.strip()
-    if not t:
-        return False
-    if not want_json:
-        return True
-    if t.startswith("```"):
-        t = t.split("\n", 1)[1] if "\n" in t else ""
-        t = t.rsplit("```", 1)[0]
-    try:
-        json.loads(t)
-    except (json.JSONDecodeError, ValueError):
-        return False
-    return True
+        return tool_calls_text([self._calls[i] for i in sorted(self._calls)])

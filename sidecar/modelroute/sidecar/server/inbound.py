@@ -28,7 +28,7 @@ from modelroute.sidecar.routing.runtime import RouteRuntime
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import error_body, error_middleware, error_response, failure_body
-from modelroute.sidecar.server.rollout import RolloutRequest
+from modelroute.sidecar.server.rollout import RolloutRequest, chat_rollout
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
 from modelroute.sidecar.translate.errors import StreamError
@@ -140,7 +140,7 @@ async def _serve(request: web.Request, state: SidecarState, body: dict[str, Any]
                           param="model", code="model_not_found")
         rollout = None
         if route.canary is not None:  # a rollout is on: pick the variant, maybe mirror, count evidence
-            rollout = RolloutRequest(state, runtime, route, route.canary, request.headers, body)
+            rollout = chat_rollout(state, runtime, route, route.canary, request.headers, body)
             route = rollout.route
         headers = {H_ROUTE: model, H_VERSION: runtime.version, H_REVISION: route.revision, H_VARIANT: route.variant}
         if route.prompt_version is not None:
