@@ -93,6 +93,9 @@ class ProviderSpec:
     """The request field the provider's API takes the output token limit in (OpenAI wire)."""
     apis: tuple[str, ...] = ()
     """Upstream APIs a target may choose with ``api`` (empty: the field is refused)."""
+    embedding_models: Mapping[str, int] = field(default_factory=dict)
+    """Built-in embedding model ids -> their default vector dimension (``POST /v1/embeddings``);
+    empty: the provider has no embeddings API. A route's embedding targets must share one dimension."""
 
 
 _OPENAI_HEADERS = RateLimitHeaders(
@@ -114,7 +117,12 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "gpt-4o": Price(2.50, 10.00, 1.25),
             "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
             "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
+            # embeddings: input tokens only (list prices)
+            "text-embedding-3-small": Price(0.02, 0.0),
+            "text-embedding-3-large": Price(0.13, 0.0),
+            "text-embedding-ada-002": Price(0.10, 0.0),
         },
+        embedding_models={"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536},
     ),
     Provider.ANTHROPIC: ProviderSpec(
         provider=Provider.ANTHROPIC, adapter="modelroute.sidecar.providers.anthropic:AnthropicAdapter",
@@ -142,7 +150,9 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         prices={
             "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
             "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
+            "gemini-embedding-001": Price(0.15, 0.0),  # embeddings: input tokens only (list price)
         },
+        embedding_models={"gemini-embedding-001": 3072, "text-embedding-004": 768},
     ),
     Provider.OPENAI_COMPATIBLE: ProviderSpec(
         provider=Provider.OPENAI_COMPATIBLE, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host=None,

@@ -25,8 +25,9 @@ from modelroute.api.v1alpha1.base import ApiModel
 from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
 from modelroute.api.v1alpha1.spec import Provider, Target
 
-DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {p: s.models for p, s in PROVIDERS.items() if s.models}
-"""The built-in model ids per provider (``providers.ProviderSpec.models``)."""
+DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {
+    p: (*s.models, *s.embedding_models) for p, s in PROVIDERS.items() if s.models or s.embedding_models}
+"""The built-in model ids per provider (``providers.ProviderSpec.models`` and ``embedding_models``)."""
 
 # A version suffix after a listed id: a date, a revision number, preview/exp/latest tags.
 _SUFFIX = re.compile(r"^(-(\d{8}|\d{4}-\d{2}-\d{2}|\d{3}|latest|preview|exp)(-[0-9]{2}-[0-9]{2}|-\d{2}|-\d{4})*)+$")

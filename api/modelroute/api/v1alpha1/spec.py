@@ -20,6 +20,7 @@ from modelroute.api.v1alpha1.base import (
     exactly_one_rule,
     require_exactly_one,
 )
+from modelroute.api.v1alpha1.embeddings import route_dimension_problem
 from modelroute.api.v1alpha1.output import BUILTIN_VARIABLES, PLACEHOLDER, VARIABLE_NAME, Output
 from modelroute.api.v1alpha1.providers import Provider as Provider
 from modelroute.api.v1alpha1.providers import having, spec_of
@@ -119,6 +120,11 @@ class Target(ApiModel):
     timeout_seconds: float | None = Field(default=None, description="Timeout of one attempt on this target; defaults to what is left of the route's deadline.", gt=0, le=600)
     limits: Limits | None = Field(default=None, description="Local rate limits of this target; unset: only the provider's headers limit.")
     pricing: Pricing | None = Field(default=None, description="Prices of this target's model; unset: the built-in list price, if any.")
+    dimensions: int | None = Field(
+        default=None, ge=1, le=65536,
+        description="Embedding targets: the vector dimension to ask for (OpenAI dimensions, Gemini outputDimensionality). "
+                    "Unset: the model's default from the model registry. Every embedding target of a route must share one dimension.",
+    )
 
     @model_validator(mode="after")
     def _key_required(self) -> Self:
@@ -216,4 +222,11 @@ class ModelRouteSpec(ApiModel):
             if t.name in seen:
                 raise ValueError(f"target names must be unique: {t.name!r} appears twice")
             seen.add(t.name)
+        return self
+
+    @model_validator(mode="after")
+    def _embedding_dimensions(self) -> Self:
+        problem = route_dimension_problem((t.name, t.provider, t.model, t.dimensions) for t in self.targets)
+        if problem is not None:
+            raise ValueError(f"route {self.route!r}: {problem}")
         return self

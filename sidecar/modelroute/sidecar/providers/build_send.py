@@ -4,7 +4,8 @@
 (the target's pool) shared with its ``bound`` views, the non-streaming and streaming call
 around it, JSON reading, and the mapping of any failure to ``UpstreamError``. A provider
 module supplies ``build`` (the SDK turns the translated request into URL, headers and body),
-``answer`` (the 200 body to a ``chat.completion``) and ``stream_translator``.
+``answer`` (the 200 body to a ``chat.completion``) and ``stream_translator``; providers with an
+embeddings API also ``build_embed`` and ``embed_answer`` (``embed``: the same send and failure mapping).
 
 Building is the app's business, sending the target's: a request that cannot be built (the
 translator refuses it, the SDK's types refuse it, a NaN or a lone surrogate cannot be encoded)
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
 from modelroute.api.v1alpha1.spec import Params, Target
@@ -67,6 +68,14 @@ class SdkBuiltAdapter:
     def stream_translator(self, request: Json) -> StreamTranslator:
         raise NotImplementedError
 
+    async def build_embed(self, request: Json) -> tuple[Prepared, bytes]:
+        """Where and what to send for a canonical embeddings request (providers with an embeddings API)."""
+        raise client_error(400, f"{self._provider}: this provider has no embeddings API")
+
+    def embed_answer(self, data: Json, request: Json) -> Json:
+        """The provider's 200 embeddings body -> the canonical answer."""
+        raise NotImplementedError
+
     def failure(self, exc: BaseException) -> UpstreamError:
         """Any exception of a call, from the send on, that is not already an ``UpstreamError``."""
         return map_failure(exc, self._provider)
@@ -101,9 +110,22 @@ class SdkBuiltAdapter:
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         prepared, body = await self._build(request, False)
+        return await self._exchange(prepared, body, timeout, self.answer)
+
+    async def embed(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        """A canonical embeddings request (``translate.embeddings``) -> the canonical answer."""
+        try:
+            prepared, body = await self.build_embed(request)
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.build_failure(exc) from None
+        return await self._exchange(prepared, body, timeout, lambda data: self.embed_answer(data, request))
+
+    async def _exchange(self, prepared: Prepared, body: bytes, timeout: float, answer: Callable[[Json], Json]) -> Json:  # noqa: ASYNC109
         try:
             raw = await self._transport.send(prepared, body, timeout=timeout)
-            return self.answer(loads_object(raw, self._provider))
+            return answer(loads_object(raw, self._provider))
         except UpstreamError:
             raise
         except Exception as exc:

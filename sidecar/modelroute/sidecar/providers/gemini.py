@@ -8,7 +8,8 @@ body goes out on the target's pool (``transport.Transport``; the SDK's own retry
 send path is not involved) and the raw JSON answer, camelCase, is read by
 ``translate.gemini``, which accepts the wire spelling. Streams use
 ``streamGenerateContent?alt=sse``; an ``error`` event mid-stream becomes an
-``UpstreamError`` of its kind. A rotated key replaces the client's key header in place.
+``UpstreamError`` of its kind. Embeddings are built by the SDK as its ``models.embed_content``
+would (``batchEmbedContents``). A rotated key replaces the client's key header in place.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
-from modelroute.sidecar.providers.errors import client_error, scrub
+from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
 from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
 from modelroute.sidecar.translate.chat import wants_usage
+from modelroute.sidecar.translate.embeddings import gemini_to_embeddings
 from modelroute.sidecar.translate.gemini import (
     GeminiStreamToChat,
     chat_to_gemini_request,
@@ -96,6 +98,20 @@ class _Builder:
         path = "{model}:streamGenerateContent?alt=sse" if stream else "{model}:generateContent"
         path = path.format_map(request.get("_url") or {})
         request.pop("config", None)
+        return self._prepared(api, path, request)
+
+    def build_embed(self, model: str, texts: list[str], dimensions: int | None) -> tuple[Prepared, bytes]:
+        """URL, headers and body for ``embed_content`` (``batchEmbedContents``), built by the SDK."""
+        self._rotate()
+        api = self.client._api_client
+        config = genai_types.EmbedContentConfig(output_dimensionality=dimensions) if dimensions is not None else None
+        params = genai_types._EmbedContentParametersPrivate(model=model, contents=texts, config=config)
+        request = genai_models._EmbedContentParametersPrivate_to_mldev(api, params, None, params)
+        path = "{model}:batchEmbedContents".format_map(request.get("_url") or {})
+        request.pop("config", None)
+        return self._prepared(api, path, request)
+
+    def _prepared(self, api: Any, path: str, request: Json) -> tuple[Prepared, bytes]:
         request = _common.encode_unserializable_types(_common.convert_to_dict(request))
         http = api._build_request("post", path, request, None)
         prepared = Prepared(http.url, api_headers(http.headers.items()), (self.api_key,) if self.api_key else ())
@@ -129,6 +145,16 @@ class GeminiAdapter(SdkBuiltAdapter):
         return GeminiStreamToChat(
             model=self.target.model, id=_chat_id(), created=int(time.time()), include_usage=wants_usage(request)
         )
+
+    async def build_embed(self, request: Json) -> tuple[Prepared, bytes]:
+        return self._builder.build_embed(self.target.model, request["input"],
+                                         request.get("dimensions", self.target.dimensions))
+
+    def embed_answer(self, data: Json, request: Json) -> Json:
+        try:
+            return gemini_to_embeddings(data, model=self.target.model, inputs=request["input"])
+        except ValueError as e:
+            raise bad_response(PROVIDER, str(e)) from None
 
     def build_failure(self, exc: Exception) -> UpstreamError:
         if isinstance(exc, pydantic.ValidationError):  # google-genai refused what the app's request became

@@ -1,5 +1,6 @@
 """Adapter for OpenAI and OpenAI-compatible endpoints: the ``openai`` SDK builds, the transport sends.
 
+Embeddings (``embed``) go to ``/embeddings`` with a second prepared request of the same client.
 Targets with ``api: responses`` call the Responses API instead (``OpenAIResponsesAdapter``,
 translators in ``translate.openai_responses``).
 
@@ -18,10 +19,12 @@ import openai
 from modelroute.api.v1alpha1.providers import spec_of
 from modelroute.api.v1alpha1.spec import OpenAIApi, Params, Target
 from modelroute.sidecar.providers.base import KeyFn
-from modelroute.sidecar.providers.build_send import StreamTranslator
+from modelroute.sidecar.providers.build_send import StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import bad_response
-from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
+from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, _Builder, builder_client
+from modelroute.sidecar.providers.transport import Prepared
 from modelroute.sidecar.translate.chat import wants_usage
+from modelroute.sidecar.translate.embeddings import embeddings_to_openai_request, openai_to_embeddings
 from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
     chat_response,
@@ -48,6 +51,7 @@ class OpenAIAdapter(StainlessAdapter):
         # OpenAI proper wants max_completion_tokens; older compatible servers only know max_tokens.
         self._max_field = spec_of(target.provider).max_tokens_field
         super().__init__(target, key, params=params, system=system)
+        self._embed_builder: _Builder | None = None
 
     def sdk_client(self, key: str, base_url: str | None) -> Any:
         kwargs: Json = {"base_url": base_url} if base_url else {}
@@ -75,6 +79,18 @@ class OpenAIAdapter(StainlessAdapter):
 
     def stream_translator(self, request: Json) -> StreamTranslator:
         return OpenAIStreamToChat(model=self.target.model, include_usage=wants_usage(request))
+
+    async def build_embed(self, request: Json) -> tuple[Prepared, bytes]:
+        if self._embed_builder is None:  # most targets never embed: built on first use
+            self._embed_builder = self.builder_for("/embeddings")
+        body = embeddings_to_openai_request(request, model=self.target.model, dimensions=self.target.dimensions)
+        return await self._embed_builder.prepare(), dumps(body)
+
+    def embed_answer(self, data: Json, request: Json) -> Json:
+        try:
+            return openai_to_embeddings(data, model=self.target.model, count=len(request["input"]))
+        except ValueError as e:
+            raise bad_response(self._provider, str(e)) from None
 
 
 class OpenAIResponsesAdapter(OpenAIAdapter):

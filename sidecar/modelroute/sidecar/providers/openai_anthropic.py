@@ -83,8 +83,16 @@ class StainlessAdapter(SdkBuiltAdapter):
         super().__init__(target, params=params, system=system)
         self._accepts: ParamFilter | None = param_filter(target, params)
         client = self.sdk_client(current_key(key, self.DEFAULT_KEY), target.base_url)
-        url = str(client.base_url.copy_with(raw_path=client.base_url.raw_path + self.PATH.lstrip("/").encode()))
-        self._builder = _Builder(client, url, key, self.DEFAULT_KEY)
+        self._key = key
+        self._builder = _Builder(client, self._url(client, self.PATH), key, self.DEFAULT_KEY)
+
+    @staticmethod
+    def _url(client: Any, path: str) -> str:
+        return str(client.base_url.copy_with(raw_path=client.base_url.raw_path + path.lstrip("/").encode()))
+
+    def builder_for(self, path: str) -> _Builder:
+        """A builder of requests to another endpoint (``path``) of the same SDK client."""
+        return _Builder(self._builder.client, self._url(self._builder.client, path), self._key, self.DEFAULT_KEY)
 
     def sdk_client(self, key: str, base_url: str | None) -> Any:
         raise NotImplementedError

@@ -19,6 +19,7 @@ The loop is the last request stage of every compiled route (``Attempts``); an at
 the target's chain of steps (``call.Step``: limiter, output contract, adapter) compiled with
 the route. ``complete`` and ``open_stream`` are the entry points every caller uses (inbound
 APIs, tasks, mirror copies, the gate, eval): they open the ``Call`` and run the route's chain.
+``embed`` runs embeddings requests through the same loop (``EmbedStep``: the adapter's ``embed``).
 
 Every attempt is reported to ``Observer.on_attempt`` and every request once to
 ``Observer.on_request``; request outcomes are ``ok``, ``client_error``, ``exhausted``
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
     from modelroute.sidecar.providers.base import Adapter
     from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
-__all__ = ["OK", "AdapterStep", "Attempts", "Call", "Completion", "StreamingCompletion", "complete", "open_stream"]
+__all__ = ["OK", "AdapterStep", "Attempts", "Call", "Completion", "EmbedStep", "StreamingCompletion", "complete", "embed", "open_stream"]
 
 Json = dict[str, Any]
 T = TypeVar("T")
@@ -81,6 +82,18 @@ async def complete(route: RouteRuntime, request: Json, *, contract: OutputContra
     if contract is None:
         return await route.chain.complete(Call(route, route.contract), request)
     return await route.checked.complete(Call(route, contract if contract.constrains else None), request)
+
+
+async def embed(route: RouteRuntime, request: Json) -> Completion:
+    """Serve one canonical embeddings request (``translate.embeddings``) on ``route``.
+
+    The same attempt loop as ``complete`` (order, breakers, retries, deadline, observer: usage
+    and cost in ``/stats``), over each target's adapter only: the chat stages (cache, limiter,
+    output contract) do not apply to vectors. The config guarantees every target of a route with
+    embedding targets returns one dimension (``api.v1alpha1.embeddings``), so fallback is sound.
+    """
+    hops = tuple((tr, EmbedStep(tr.adapter)) for tr in route.targets)
+    return await Attempts(hops).complete(Call(route, None), request)
 
 
 async def open_stream(route: RouteRuntime, request: Json) -> StreamingCompletion:
@@ -131,6 +144,25 @@ class AdapterStep:
 
     def stream(self, call: Call, request: Json, timeout: float) -> AsyncIterator[Json]:
         return self.adapter.stream(request, timeout=timeout)
+
+
+class EmbedStep:
+    """The attempt step of an embeddings request: the adapter's ``embed``."""
+
+    __slots__ = ("adapter",)
+
+    def __init__(self, adapter: Adapter) -> None:
+        self.adapter = adapter
+
+    async def complete(self, call: Call, request: Json, timeout: float) -> Json:  # noqa: ASYNC109
+        embed = getattr(self.adapter, "embed", None)
+        if embed is None:
+            raise UpstreamError(FailureKind.CLIENT, f"target {self.adapter.target.name!r} cannot embed", status=400)
+        result: Json = await embed(request, timeout=timeout)
+        return result
+
+    def stream(self, call: Call, request: Json, timeout: float) -> AsyncIterator[Json]:
+        raise UpstreamError(FailureKind.CLIENT, "embeddings are not streamed", status=400)
 
 
 async def _complete_once(call: Call, request: Json, step: Step, timeout: float) -> Json:  # noqa: ASYNC109

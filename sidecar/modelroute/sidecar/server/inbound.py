@@ -162,7 +162,7 @@ async def _answer(request: web.Request, route: RouteRuntime, body: dict[str, Any
     except (RouteFailed, DeadlineExceeded) as e:
         if tap is not None:
             tap.failed(failure_class(e))
-        return _failure(route.name, e, headers, wire)
+        return failure_response(route.name, e, headers, wire)
     if tap is not None:
         tap.answered(done.target, done.response)
     headers[H_TARGET] = done.target
@@ -170,7 +170,7 @@ async def _answer(request: web.Request, route: RouteRuntime, body: dict[str, Any
     return web.Response(body=wire.response(done.response), content_type=JSON, headers=headers)
 
 
-def _failure(route: str, exc: RouteFailed | DeadlineExceeded, headers: dict[str, str], wire: Wire) -> web.Response:
+def failure_response(route: str, exc: RouteFailed | DeadlineExceeded, headers: dict[str, str], wire: Wire) -> web.Response:
     status, payload = failure_body(route, exc)
     resp = wire.error(status, payload)
     if exc.attempts:
@@ -186,7 +186,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     except (RouteFailed, DeadlineExceeded) as e:
         if tap is not None:
             tap.failed(failure_class(e))
-        return _failure(body["model"], e, headers, wire)
+        return failure_response(body["model"], e, headers, wire)
     headers[H_TARGET] = sc.target
     note_dropped(request, route, sc.target, body, headers)
     resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})

@@ -11,7 +11,7 @@ and the stream are written back in the app's protocol by its ``Wire``.
   stored, so ``GET``/``DELETE /v1/responses/{id}`` answer 404 saying so;
 * ``POST /v1/messages`` (``model`` = route; ``stream: true`` for SSE events);
 * ``POST /v1/models/{route}:generateContent`` and ``:streamGenerateContent?alt=sse``
-  (also under ``/v1beta/``).
+  (also under ``/v1beta/``); ``:embedContent`` and ``:batchEmbedContents`` go to ``embeddings.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from modelroute.sidecar.server.embeddings import gemini_embed, openai_embeddings
 from modelroute.sidecar.server.inbound import read_json, reject, serve
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, OPENAI, ResponsesWire, Wire
@@ -33,6 +34,7 @@ from modelroute.sidecar.translate.responses_inbound import response_echo, respon
 log = logging.getLogger(__name__)
 
 GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+GEMINI_EMBED = {"embedContent": False, "batchEmbedContents": True}  # method -> batch
 
 
 Translate = Callable[[Any], tuple[dict[str, Any], Wire]]
@@ -74,9 +76,11 @@ async def stored_response(request: web.Request) -> web.Response:
 async def gemini_generate(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     model_path, _, method = request.match_info["tail"].rpartition(":")
+    if method in GEMINI_EMBED and model_path:
+        return await gemini_embed(request, route_of(model_path), GEMINI_EMBED[method])
     if method not in GEMINI_METHODS or not model_path:
         return reject(state, GEMINI, 404, f"unknown method {request.path!r}: expected "
-                      "models/{route}:generateContent or models/{route}:streamGenerateContent", code="not_found")
+                      "models/{route}:generateContent, :streamGenerateContent, :embedContent or :batchEmbedContents", code="not_found")
     stream = GEMINI_METHODS[method]
     if stream and request.query.get("alt") != "sse":
         return reject(state, GEMINI, 400, "streamGenerateContent is served as server-sent events only: add ?alt=sse")
@@ -92,6 +96,7 @@ def _malformed(state: SidecarState, wire: Wire, what: str, exc: Exception) -> we
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/embeddings", openai_embeddings)
     app.router.add_post("/v1/responses", create_response)
     for method in ("GET", "DELETE"):
         app.router.add_route(method, "/v1/responses/{id}{tail:(/.*)?}", stored_response)

@@ -20,6 +20,7 @@ from aiohttp import web
 from .answers import default_reply, finalize
 from .dialects import DIALECTS, OPENAI_RESPONSES, BadRequest, Dialect
 from .dialects.base import dumps
+from .embeddings import embed_response, gemini_inputs, openai_inputs
 from .faults import Decision, Fault
 from .reqlog import RecordedRequest
 from .state import EmulatorState
@@ -166,17 +167,9 @@ async def _answer(
     url_stream: bool | None,
     rec: RecordedRequest,
 ) -> web.StreamResponse:
-    auth = dialect.check_auth(request.headers, request.query)
-    if auth is not None:
-        return _error(dialect, auth.status, auth.message)
-    keys = state.api_keys.get(dialect.provider)
-    if keys is not None and _credential(request) not in keys:
-        return _error(dialect, 401, "Incorrect API key provided (emulator).")
-    if parse_error is not None:
-        return _error(dialect, 400, parse_error)
-    refused = dialect.validate(body, request.headers, request.path) if state.strict else None
+    refused = _refusal(request, state, dialect, body, parse_error)
     if refused is not None:
-        return _error(dialect, refused.status, refused.message, param=refused.param, code=refused.code)
+        return refused
     try:
         prompt = dialect.parse(body, url_model, url_stream)
     except BadRequest as exc:
@@ -227,6 +220,69 @@ async def _answer(
     return web.Response(body=payload, content_type=_JSON, headers=_request_id(dialect, rec.seq))
 
 
+def _refusal(
+    request: web.Request, state: EmulatorState, dialect: Dialect, body: Any, parse_error: str | None
+) -> web.Response | None:
+    """The 401/400 a request gets before any answer (auth, key, JSON, strict schema), or None."""
+    auth = dialect.check_auth(request.headers, request.query)
+    if auth is not None:
+        return _error(dialect, auth.status, auth.message)
+    keys = state.api_keys.get(dialect.provider)
+    if keys is not None and _credential(request) not in keys:
+        return _error(dialect, 401, "Incorrect API key provided (emulator).")
+    if parse_error is not None:
+        return _error(dialect, 400, parse_error)
+    refused = dialect.validate(body, request.headers, request.path) if state.strict else None
+    if refused is not None:
+        return _error(dialect, refused.status, refused.message, param=refused.param, code=refused.code)
+    return None
+
+
+async def serve_embeddings(
+    request: web.Request, state: EmulatorState, dialect: Dialect, url_model: str | None = None, batch: bool = False
+) -> web.StreamResponse:
+    """OpenAI ``/v1/embeddings`` (``url_model`` None) or Gemini ``:embedContent`` / ``:batchEmbedContents``."""
+    raw = await request.read()
+    try:
+        body: Any = json.loads(raw) if raw else None
+        parse_error: str | None = None
+    except ValueError:
+        body, parse_error = None, "Request body is not valid JSON."
+    model = url_model or (body.get("model") if isinstance(body, dict) else None) or ""
+    rec = state.log.record(time=time.time(), provider=dialect.provider, model=str(model), method=request.method,
+                           path=request.path, query=request.query, headers=request.headers.items(), body=body,
+                           stream=False)
+    resp = _refusal(request, state, dialect, body, parse_error)
+    if resp is None:
+        resp = await _embed_answer(request, state, dialect, body, str(model), url_model is not None, batch, rec)
+    rec.status = 0 if rec.fault == "reset" else resp.status
+    return resp
+
+
+async def _embed_answer(request: web.Request, state: EmulatorState, dialect: Dialect, body: Any, model: str,
+                        gemini: bool, batch: bool, rec: RecordedRequest) -> web.Response:
+    try:
+        texts, dims = (gemini_inputs(body, batch) if gemini else openai_inputs(body))
+        encoding = "float" if gemini or not isinstance(body, dict) else str(body.get("encoding_format") or "float")
+        payload = embed_response(dialect.provider, model.removeprefix("models/"), texts, dims, gemini=gemini, batch=batch,
+                                 encoding=encoding)
+    except BadRequest as exc:
+        return _error(dialect, exc.status, exc.message, param=exc.param)
+    decision = state.faults.decide(dialect.provider, model, False)
+    if decision.delay_s:
+        await asyncio.sleep(decision.delay_s)
+    fault = decision.fault
+    if fault is not None:
+        rec.fault = fault.kind
+        if fault.kind == "reset":
+            reset_connection(request)
+            return web.Response(status=200)
+        if fault.kind == "status":
+            return _error(dialect, fault.status, _fault_message(fault), error_type=fault.error_type,
+                          headers=_fault_headers(fault))
+    return web.Response(body=dumps(payload), content_type=_JSON, headers=_request_id(dialect, rec.seq))
+
+
 def _credential(request: web.Request) -> str:
     h = request.headers
     auth = h.get("Authorization", "")
@@ -248,7 +304,11 @@ def provider_routes(state: EmulatorState) -> list[web.RouteDef]:
         async def responses(request: web.Request) -> web.StreamResponse:
             return await serve(request, state, OPENAI_RESPONSES)
 
+        async def embeddings(request: web.Request) -> web.StreamResponse:
+            return await serve_embeddings(request, state, oa)
+
         routes.append(web.post("/v1/chat/completions", chat))
+        routes.append(web.post("/v1/embeddings", embeddings))
         routes.append(web.post("/v1/responses", responses))
     if "anthropic" in state.providers:
 
@@ -275,6 +335,8 @@ def provider_routes(state: EmulatorState) -> list[web.RouteDef]:
                 return await serve(request, state, ge, model, False)
             if method == "streamGenerateContent":
                 return await serve(request, state, ge, model, True)
+            if method in ("embedContent", "batchEmbedContents"):
+                return await serve_embeddings(request, state, ge, model, method == "batchEmbedContents")
             return _error(ge, 404, f"Method {method!r} is not emulated.")
 
         async def gemini_models(request: web.Request) -> web.StreamResponse:
