@@ -105,3 +105,13 @@ async def test_bad_input_is_a_4xx_naming_the_field(emu: EmulatorServer, start: S
     status, _, body = await post(sc, "/v1beta/models/e:embedContent", {"content": {"parts": [{"text": "x"}]},
                                                                            "bogus": 1})
     assert status == 400 and "bogus" in body["error"]["message"] and body["error"]["status"] == "INVALID_ARGUMENT"
+
+
+async def test_openai_compatible_target_with_its_own_dimensions(emu: EmulatorServer, start: Start) -> None:
+    compat = {"name": "local", "provider": "openai-compatible", "model": "bge-m3", "baseUrl": emu.openai_url,
+              "dimensions": 1024}
+    sc = await start([route("e", [compat])])
+    got = await openai_client(sc).embeddings.create(model="e", input="hello")
+    assert len(got.data[0].embedding) == 1024
+    sent = emu.requests(provider="openai")[-1].body
+    assert sent == {"model": "bge-m3", "input": ["hello"], "encoding_format": "float", "dimensions": 1024}

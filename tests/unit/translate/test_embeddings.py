@@ -1,6 +1,6 @@
 """Golden transcripts of the embeddings translators (``translate.embeddings``), and their refusals.
 
-Each file under ``golden/embeddings/`` holds ``{"description", "function", "options", "input",
+Each file under ``golden_embeddings/`` (apart from ``golden/``: not a chat provider pair) holds ``{"description", "function", "options", "input",
 "expected"}``. Inputs of the OpenAI inbound must be what the openai SDK's ``EmbeddingCreateParams``
 accepts, and every OpenAI-wire output what its ``CreateEmbeddingResponse`` parses. Refresh the
 expected sides with ``UPDATE_GOLDEN=1`` and review the diff.
@@ -32,7 +32,7 @@ from modelroute.sidecar.translate.embeddings import (
 )
 from modelroute.sidecar.translate.errors import TranslationError
 
-GOLDEN = Path(__file__).parent / "golden" / "embeddings"
+GOLDEN = Path(__file__).parent / "golden_embeddings"
 
 
 def _openai_in(body: Any) -> Any:

@@ -122,8 +122,8 @@ def openai_to_embeddings(data: Json, *, model: str, count: int) -> Json:
         if not isinstance(index, int) or not 0 <= index < count:
             raise ValueError("an embedding has no valid index")
         vectors[index] = decode_base64(emb) if isinstance(emb, str) else _floats(emb)
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    tokens = usage.get("prompt_tokens")
+    usage = data.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     return embeddings_answer(vectors, model=str(data.get("model") or model),
                              prompt_tokens=tokens if isinstance(tokens, int) else 0)
 

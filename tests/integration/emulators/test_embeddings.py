@@ -1,0 +1,45 @@
+"""The emulators serve embeddings: deterministic vectors of the model's dimension, strict bodies, SDK-readable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+from google import genai
+
+from modelroute.testing.emulators import EmulatorServer
+from modelroute.testing.emulators.embeddings import vector
+
+from .conftest import KEY
+
+
+async def _post(url: str, body: Any, headers: dict[str, str]) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as http, http.post(url, json=body, headers=headers) as r:
+        return r.status, await r.json()
+
+
+async def test_openai_sdk_reads_emulated_embeddings(oai: openai.AsyncOpenAI) -> None:
+    got = await oai.embeddings.create(model="text-embedding-3-small", input=["a", "b"])  # base64 by default
+    assert [len(d.embedding) for d in got.data] == [1536, 1536]
+    assert got.data[1].embedding == pytest.approx(vector("text-embedding-3-small", "b", 1536), abs=1e-6)
+    small = await oai.embeddings.create(model="text-embedding-3-large", input="a", dimensions=12, encoding_format="float")
+    assert len(small.data[0].embedding) == 12 and small.usage.prompt_tokens > 0
+
+
+async def test_gemini_sdk_reads_emulated_embeddings(gem: genai.Client) -> None:
+    got = await gem.aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+    assert got.embeddings is not None and [len(e.values or []) for e in got.embeddings] == [3072, 3072]
+
+
+async def test_strict_embedding_bodies(emu: EmulatorServer) -> None:
+    status, body = await _post(emu.openai_url + "/embeddings", {"model": "text-embedding-3-small", "input": "a", "top_k": 1},
+                               {"Authorization": f"Bearer {KEY}"})
+    assert status == 400 and body["error"]["param"] == "top_k"
+    status, body = await _post(emu.url + "/v1beta/models/gemini-embedding-001:embedContent",
+                               {"content": {"parts": [{"text": "a"}]}, "bogus": 1}, {"x-goog-api-key": KEY})
+    assert status == 400 and "bogus" in body["error"]["message"] and body["error"]["status"] == "INVALID_ARGUMENT"
+    status, body = await _post(emu.url + "/v1beta/models/gemini-embedding-001:batchEmbedContents", {"requests": []},
+                               {"x-goog-api-key": KEY})
+    assert status == 400
