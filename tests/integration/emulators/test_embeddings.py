@@ -29,7 +29,8 @@ async def test_openai_sdk_reads_emulated_embeddings(oai: openai.AsyncOpenAI) -> 
 
 
 async def test_gemini_sdk_reads_emulated_embeddings(gem: genai.Client) -> None:
-    got = await gem.aio.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+    texts: list[Any] = ["a", "b"]
+    got = await gem.aio.models.embed_content(model="gemini-embedding-001", contents=texts)
     assert got.embeddings is not None and [len(e.values or []) for e in got.embeddings] == [3072, 3072]
 
 

@@ -54,7 +54,8 @@ async def test_openai_sdk_embeddings(emu: EmulatorServer, start: Start, provider
 async def test_gemini_sdk_embed_content(emu: EmulatorServer, start: Start, provider: str) -> None:
     sc = await start([route("e", [target(emu, provider, model=EMBED[provider])])])
     client = gemini_client(sc)
-    resp = await client.aio.models.embed_content(model="e", contents=["hello", "world"])
+    texts: list[Any] = ["hello", "world"]
+    resp = await client.aio.models.embed_content(model="e", contents=texts)
     assert resp.embeddings is not None and len(resp.embeddings) == 2
     assert resp.embeddings[1].values == pytest.approx(vector(EMBED[provider], "world", DIMS[provider]), abs=1e-6)
     small = await client.aio.models.embed_content(model="e", contents="hi", config={"output_dimensionality": 32})
@@ -90,7 +91,7 @@ async def test_bad_input_is_a_4xx_naming_the_field(emu: EmulatorServer, start: S
     client = openai_client(sc)
     with pytest.raises(openai.BadRequestError) as bad:
         await client.embeddings.create(model="e", input=[[1, 2, 3]])
-    assert bad.value.body is not None and bad.value.body.get("param") == "input[0]"  # type: ignore[union-attr]
+    assert isinstance(bad.value.body, dict) and bad.value.body.get("param") == "input[0]"
     with pytest.raises(openai.BadRequestError) as dims:
         await client.embeddings.create(model="e", input="x", dimensions=0)
     assert "dimensions" in str(dims.value)
