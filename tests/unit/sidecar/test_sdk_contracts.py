@@ -113,3 +113,21 @@ def test_the_gemini_builder_calls_still_exist_with_their_shapes() -> None:
     assert http.url.endswith("/models/gemini-2.5-flash:generateContent"), where
     assert set(vars(http)) >= {"url", "headers", "data", "method"}, where
     client.close()
+
+
+def test_the_gemini_embed_builder_calls_still_exist_with_their_shapes() -> None:
+    genai = pytest.importorskip("google.genai")
+    from google.genai import models as genai_models
+    from google.genai import types as genai_types
+
+    where = BUILDERS["google-genai"]
+    assert params_of(genai_models._EmbedContentParametersPrivate_to_mldev) == [
+        "api_client", "from_object", "parent_object", "root_object"], where
+    client = genai.Client(api_key="k-contract")
+    api = client._api_client
+    config = genai_types.EmbedContentConfig(output_dimensionality=8)
+    params = genai_types._EmbedContentParametersPrivate(model="gemini-embedding-001", contents=["a"], config=config)
+    request = genai_models._EmbedContentParametersPrivate_to_mldev(api, params, None, params)
+    assert (request.get("_url") or {}).get("model") == "models/gemini-embedding-001", where
+    assert request["requests"][0]["outputDimensionality"] == 8, where
+    client.close()

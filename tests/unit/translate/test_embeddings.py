@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types import CreateEmbeddingResponse
 from openai.types.embedding_create_params import EmbeddingCreateParams
 from pydantic import TypeAdapter
@@ -125,3 +127,34 @@ def test_wrong_upstream_shapes_are_value_errors() -> None:
         openai_to_embeddings({"data": [{"index": 0, "embedding": [1.0]}]}, model="m", count=2)
     with pytest.raises(ValueError, match="not an array of numbers"):
         gemini_to_embeddings({"embeddings": [{"values": ["x"]}]}, model="m", inputs=["a"])
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                     max_leaves=12)
+_openai_body = st.fixed_dictionaries({}, optional={
+    "model": _json | st.just("e"), "input": _json | st.lists(st.text(max_size=4), max_size=3),
+    "dimensions": _json, "encoding_format": _json | st.sampled_from(["float", "base64"]), "user": _json})
+_gemini_item = st.fixed_dictionaries({}, optional={
+    "content": _json | st.just({"parts": [{"text": "a"}]}), "outputDimensionality": _json, "taskType": _json})
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_json | _openai_body)
+def test_any_openai_body_is_translated_or_refused_cleanly(body: Any) -> None:
+    try:
+        request, _ = openai_to_embeddings_request(body)
+    except TranslationError:
+        return
+    assert request["input"] and all(isinstance(t, str) and t for t in request["input"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_json | _gemini_item | st.fixed_dictionaries({"requests": st.lists(_gemini_item, max_size=3)}))
+def test_any_gemini_body_is_translated_or_refused_cleanly(body: Any) -> None:
+    for translate in (gemini_embed_to_request, gemini_batch_to_request):
+        try:
+            request = translate(body, route="e")
+        except TranslationError:
+            continue
+        assert request["input"] and request["model"] == "e"
