@@ -44,6 +44,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= CI
 ENV = {"FZ_OPENAI": "sk-fuzz-openai-key", "FZ_ANTHROPIC": "sk-ant-fuzz-key", "FZ_GEMINI": "gemini-fuzz-key"}
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5", "gemini": "gemini-2.5-flash"}
 ROUTES = [f"fz-{p}" for p in MODELS]
+EMBED_MODELS = {"openai": "text-embedding-3-small", "gemini": "gemini-embedding-001"}
+EMBED_ROUTES = [f"fz-embed-{p}" for p in EMBED_MODELS]
 REPO = Path(__file__).resolve().parents[2]
 _ALLOWED_OPEN = tuple(str(p) for p in {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), REPO,
                                        Path(sys.prefix), Path(sys.base_prefix)})
@@ -55,6 +57,13 @@ def _routes(emu: EmulatorServer) -> SidecarConfig:
         base = emu.openai_url if provider == "openai" else emu.url
         docs.append({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"fz-{provider}"},
                      "spec": {"route": f"fz-{provider}", "timeoutSeconds": 10,
+                              "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},
+                              "targets": [{"name": provider, "provider": provider, "model": model, "baseUrl": base,
+                                           "apiKey": {"env": f"FZ_{provider.upper()}"}}]}})
+    for provider, model in EMBED_MODELS.items():
+        base = emu.openai_url if provider == "openai" else emu.url
+        docs.append({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"fz-embed-{provider}"},
+                     "spec": {"route": f"fz-embed-{provider}", "timeoutSeconds": 10,
                               "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},
                               "targets": [{"name": provider, "provider": provider, "model": model, "baseUrl": base,
                                            "apiKey": {"env": f"FZ_{provider.upper()}"}}]}})
@@ -155,6 +164,8 @@ class Watched:
                        timeout=30).raise_for_status()
                 s.post(self.url + f"/v1beta/models/{route}:generateContent",
                        json={"contents": [{"parts": [{"text": "hi"}]}]}, timeout=30).raise_for_status()
+            for route in EMBED_ROUTES:
+                s.post(self.url + "/v1/embeddings", json={"model": route, "input": "hi"}, timeout=30).raise_for_status()
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

