@@ -95,6 +95,7 @@ def test_base64_round_trip() -> None:
     ({"model": "e", "input": ["a", ""]}, "input[1]"),
     ({"model": "e", "input": "a", "dimensions": 0}, "dimensions"),
     ({"model": "e", "input": "a", "dimensions": True}, "dimensions"),
+    ({"model": "e", "input": "a", "dimensions": 70000}, "dimensions"),
     ({"model": "e", "input": "a", "encoding_format": "int8"}, "encoding_format"),
     ({"model": "e", "input": "a", "bogus": 1}, "bogus"),
     ({"input": "a"}, "model"),

@@ -26,6 +26,7 @@ from modelroute.sidecar.translate.shape import array, at, kind, obj
 Json = dict[str, Any]
 
 MAX_INPUTS = 2048  # OpenAI's own limit on inputs per request
+MAX_DIMENSIONS = 65536  # far above any model's; the target's own limit is the provider's to enforce
 
 _OPENAI_FIELDS = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 _GEMINI_FIELDS = frozenset({"model", "content", "taskType", "task_type", "title", "outputDimensionality",
@@ -65,8 +66,8 @@ def openai_to_embeddings_request(body: Any) -> tuple[Json, str]:
 
 
 def _dimensions(value: Any, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TranslationError(f"field {where!r} must be a positive integer", param=where)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIMENSIONS:
+        raise TranslationError(f"field {where!r} must be an integer from 1 to {MAX_DIMENSIONS}", param=where)
     return value
 
 

@@ -21,6 +21,7 @@ from .dialects.base import BadRequest
 from .model import count_tokens
 
 UNKNOWN_DIMENSION = 8
+MAX_UNKNOWN = 4096  # the largest dimension asked of a model the emulator does not know
 _GEMINI_ITEM = frozenset({"model", "content", "taskType", "title", "outputDimensionality", "autoTruncate"})
 
 
@@ -91,7 +92,12 @@ def gemini_inputs(body: Any, batch: bool) -> tuple[list[str], int | None]:
 
 def embed_response(provider: str, model: str, texts: list[str], dims: int | None, *, gemini: bool,
                    batch: bool, encoding: str = "float") -> dict[str, Any]:
-    n = dims or dimension_of(provider, model)
+    native = dimension_of(provider, model)
+    ceiling = native if native != UNKNOWN_DIMENSION else MAX_UNKNOWN
+    if dims is not None and not 1 <= dims <= ceiling:  # as the real APIs: at most the model's own dimension
+        raise BadRequest(f"dimensions must be between 1 and {ceiling} for {model} (emulator)",
+                         param="outputDimensionality" if gemini else "dimensions")
+    n = dims or native
     vectors = [vector(model, t, n) for t in texts]
     if gemini:
         values = [{"values": v} for v in vectors]
