@@ -73,6 +73,14 @@ class FakeAdapter:
         yield {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": m, "choices": [],
                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
 
+    async def embed(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
+        self.calls.append(request)
+        if self.error is not None:
+            raise self.error
+        data = [{"object": "embedding", "index": i, "embedding": [0.5, 0.5]} for i, _ in enumerate(request["input"])]
+        return {"object": "list", "data": data, "model": self.target.model,
+                "usage": {"prompt_tokens": 4, "total_tokens": 4}}
+
     async def aclose(self) -> None:
         return None
 

@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from modelroute.api.v1alpha1 import Provider
+from modelroute.api.config import SidecarConfig
+from modelroute.api.v1alpha1 import ModelRoute, Provider
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.metrics import telemetry
 from modelroute.sidecar.metrics.telemetry import Telemetry, from_env, server_of
@@ -191,3 +192,23 @@ async def test_content_is_recorded_only_when_the_route_opts_in(
     attrs = dict(server.attributes or {})
     assert "OPTED-PROMPT" in str(attrs["gen_ai.input.messages"])
     assert "OPTED-COMPLETION" in str(attrs["gen_ai.output.messages"])
+
+
+async def test_embeddings_have_a_server_span_over_their_attempt(
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    tel, spans, _ = otel
+    route = ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "e"},
+                                      "spec": {"route": "e", "targets": [{"name": "emb", "provider": "openai",
+                                               "model": "text-embedding-3-small", "apiKey": {"env": "KEY_A"}}]}})
+    sc = await start(SidecarConfig(routes=[route]), telemetry=tel)
+    async with sc.http.post(sc.sidecar.inbound_url + "/v1/embeddings", json={"model": "e", "input": ["a", "b"]},
+                            headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"}) as r:
+        assert r.status == 200
+        assert [len(d["embedding"]) for d in (await r.json())["data"]] == [2, 2]
+    done = spans.get_finished_spans()
+    server = next(s for s in done if s.kind is SpanKind.SERVER)
+    client = next(s for s in done if s.kind is SpanKind.CLIENT)
+    assert server.name == "POST /v1/embeddings" and format(server.context.trace_id, "032x") == TRACE_ID
+    assert client.parent is not None and client.parent.span_id == server.context.span_id
+    a = dict(client.attributes or {})
+    assert a["gen_ai.usage.input_tokens"] == 4 and a["modelroute.cost.usd"] == pytest.approx(4 * 0.02 / 1e6)

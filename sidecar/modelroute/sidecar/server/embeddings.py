@@ -60,6 +60,16 @@ async def gemini_embed(request: web.Request, route: str, batch: bool) -> web.Str
 
 
 async def _serve(request: web.Request, wire: Wire, translate: Translate) -> web.StreamResponse:
+    tel = request.app[STATE].telemetry
+    if tel is None:
+        return await _answer(request, wire, translate)
+    with tel.server_span(request) as span:  # continues the app's traceparent; attempts are its children
+        resp = await _answer(request, wire, translate)
+        span.finish(resp)
+        return resp
+
+
+async def _answer(request: web.Request, wire: Wire, translate: Translate) -> web.StreamResponse:
     state = request.app[STATE]
     body = await read_json(request, state, wire)
     if isinstance(body, web.Response):
