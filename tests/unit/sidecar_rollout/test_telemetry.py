@@ -211,4 +211,5 @@ async def test_embeddings_have_a_server_span_over_their_attempt(
     assert server.name == "POST /v1/embeddings" and format(server.context.trace_id, "032x") == TRACE_ID
     assert client.parent is not None and client.parent.span_id == server.context.span_id
     a = dict(client.attributes or {})
+    assert client.name == "embeddings text-embedding-3-small" and a["gen_ai.operation.name"] == "embeddings"
     assert a["gen_ai.usage.input_tokens"] == 4 and a["modelroute.cost.usd"] == pytest.approx(4 * 0.02 / 1e6)

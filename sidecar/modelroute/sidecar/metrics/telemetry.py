@@ -29,6 +29,7 @@ Exporting happens on the SDK's background threads; nothing here blocks the event
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ from aiohttp import web
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from modelroute.api.v1alpha1.embeddings import target_dimension
 from modelroute.api.v1alpha1.providers import Provider, spec_of
 from modelroute.sidecar.pipeline.counters import CostObserver
 
@@ -179,8 +181,9 @@ class Telemetry:
             return
         t = target.target
         address, port = server_of(t.provider, t.base_url)
+        operation = _operation(t.provider, t.model, t.dimensions)
         attrs: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "gen_ai.provider.name": spec_of(t.provider).otel_name,
             "gen_ai.request.model": t.model,
             "server.address": address,
@@ -203,7 +206,7 @@ class Telemetry:
             if out is not None:
                 self._tokens.record(out, {**attrs, "gen_ai.token.type": "output"})
         end = time.time_ns()
-        span = self.tracer.start_span(f"chat {t.model}", kind=SpanKind.CLIENT, attributes=attrs,
+        span = self.tracer.start_span(f"{operation} {t.model}", kind=SpanKind.CLIENT, attributes=attrs,
                                       start_time=end - int(seconds * 1e9))
         if span.is_recording():
             extra: dict[str, Any] = {
@@ -314,3 +317,9 @@ def build(*, traces_endpoint: str | None, metrics_endpoint: str | None,
         mp = SdkMeterProvider(resource=resource, metric_readers=[reader])
     log.info("OpenTelemetry: traces to %s, metrics to %s", traces_endpoint or "(off)", metrics_endpoint or "(off)")
     return Telemetry(tp, mp)
+
+
+@functools.lru_cache(maxsize=256)
+def _operation(provider: Provider, model: str, dimensions: int | None) -> str:
+    """``gen_ai.operation.name``: an embedding target only ever embeds (its route is checked at load)."""
+    return "embeddings" if target_dimension(provider, model, dimensions) is not None else "chat"
