@@ -47,6 +47,14 @@ class Price:
     cache_write: float | None = None   # prompt tokens written to the provider's cache; None: the input price
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A model's context window and output limit, in tokens (documented figures; ``docs/context-windows.md``)."""
+
+    context: int      # input + output tokens the model holds
+    max_output: int   # the most output tokens one request may ask for
+
+
 HeaderTriple = tuple[str, str, str]
 """Names of one rate-limit header group: (limit, remaining, reset)."""
 
@@ -93,6 +101,9 @@ class ProviderSpec:
     """The request field the provider's API takes the output token limit in (OpenAI wire)."""
     apis: tuple[str, ...] = ()
     """Upstream APIs a target may choose with ``api`` (empty: the field is refused)."""
+    windows: Mapping[str, Window] = field(default_factory=dict)
+    """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
+    overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
 
 
 _OPENAI_HEADERS = RateLimitHeaders(
@@ -115,6 +126,13 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
             "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
         },
+        windows={
+            "gpt-4o-mini": Window(128_000, 16_384),
+            "gpt-4o": Window(128_000, 16_384),
+            "gpt-4.1": Window(1_047_576, 32_768),
+            "gpt-4.1-mini": Window(1_047_576, 32_768),
+            "gpt-4.1-nano": Window(1_047_576, 32_768),
+        },
     ),
     Provider.ANTHROPIC: ProviderSpec(
         provider=Provider.ANTHROPIC, adapter="modelroute.sidecar.providers.anthropic:AnthropicAdapter",
@@ -133,6 +151,11 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
             "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
         },
+        windows={
+            "claude-haiku-4-5": Window(200_000, 64_000),
+            "claude-sonnet-4-5": Window(200_000, 64_000),
+            "claude-3-5-haiku": Window(200_000, 8_192),
+        },
     ),
     Provider.GEMINI: ProviderSpec(
         provider=Provider.GEMINI, adapter="modelroute.sidecar.providers.gemini:GeminiAdapter",
@@ -142,6 +165,12 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         prices={
             "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
             "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
+        },
+        windows={
+            "gemini-2.5-flash": Window(1_048_576, 65_536),
+            "gemini-2.5-flash-lite": Window(1_048_576, 65_536),
+            "gemini-2.5-pro": Window(1_048_576, 65_536),
+            "gemini-2.0-flash": Window(1_048_576, 8_192),
         },
     ),
     Provider.OPENAI_COMPATIBLE: ProviderSpec(
