@@ -98,6 +98,15 @@ class ModelRegistry(ApiModel):
         return (f"target {target.name!r}: model {target.model!r} is not in the model registry for provider "
                 f"{target.provider.value}{hint} (add it under modelRegistry.models to allow it)")
 
+    def when_problem(self, target: Target) -> str | None:
+        """Why the target's ``when`` can never take a request (its minimum fills the model's window), or None."""
+        low = target.when.min_input_tokens if target.when is not None else None
+        window = self.window(target.provider, target.model) if low is not None else None
+        if low is None or window is None or low < window.context:
+            return None
+        return (f"target {target.name!r}: when.minInputTokens {low} is not below the {window.context}-token context "
+                f"window of {target.model}: no request could ever be sent to it")
+
     def problems(self, targets: Iterable[Target]) -> list[str]:
         """One message per target whose model is not allowed."""
         return [p for t in targets if (p := self.problem(t)) is not None]
