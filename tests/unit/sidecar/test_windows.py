@@ -56,6 +56,18 @@ def test_the_estimate_is_monotone(msgs: list[tuple[str, str]], role: str, more: 
         assert estimate_input(chat(longer)) >= base, "longer text never lowers it"
 
 
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+                           max_leaves=30)
+
+
+@given(st.dictionaries(st.sampled_from(["messages", "tools", "max_tokens"]), json_values))
+def test_the_estimate_never_fails_on_any_json(request: Json) -> None:
+    assert estimate_input(request) >= REPLY_OVERHEAD
+    call_shaped = {"messages": [{"role": "assistant", "tool_calls": request.get("messages"), "content": request.get("tools")}]}
+    assert estimate_input(call_shaped) >= REPLY_OVERHEAD
+
+
 def test_the_estimate_counts_utf8_bytes_parts_tools_and_tool_calls() -> None:
     assert estimate_input(chat([("user", "a" * 300)])) == 100 + MESSAGE_OVERHEAD + REPLY_OVERHEAD
     assert estimate_input(chat([("user", "é" * 150)])) == 100 + MESSAGE_OVERHEAD + REPLY_OVERHEAD  # 2 bytes each

@@ -54,7 +54,9 @@ def estimate_input(request: Json) -> int:
     """Conservative estimate of a chat request's input tokens (see the module docstring)."""
     size = 0
     parts = 0
-    messages = request.get("messages") or ()
+    messages = request.get("messages")
+    if not isinstance(messages, list):  # the inbound parsers refuse it; never crash on it here
+        messages = []
     for m in messages:
         if not isinstance(m, dict):
             continue
@@ -68,7 +70,8 @@ def estimate_input(request: Json) -> int:
                     size += text_bytes(text)
                 else:
                     parts += 1
-        for call in m.get("tool_calls") or ():
+        calls = m.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):
                 size += text_bytes(str(fn.get("arguments") or "")) + text_bytes(str(fn.get("name") or ""))
