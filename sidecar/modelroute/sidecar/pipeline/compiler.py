@@ -17,6 +17,7 @@ apply, and no cached answer is ever counted as the revision's.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
@@ -101,10 +102,9 @@ class RouteCompiler:
             if window is not None or tr.target.when is not None:  # the pre-check comes first: a skip takes no tokens
                 system = spec.prompt.system if spec.prompt is not None else None
                 cap = spec.params.merged(tr.target.params).max_tokens
-                step = WindowStep(step, label=tr.target.model, window=window, when=tr.target.when,
-                                  extra=estimate_text(system), output_cap=cap)
-                check = WindowStep(check, label=tr.target.model, window=window, when=tr.target.when,
-                                   extra=estimate_text(system), output_cap=cap)
+                pre = functools.partial(WindowStep, label=tr.target.model, window=window, when=tr.target.when,
+                                        extra=estimate_text(system), output_cap=cap)
+                step, check = pre(step), pre(check)
             plain.append((tr, step))
             checked.append((tr, check))
         checked_chain = Checked(self._cached(spec, revision, Attempts(tuple(checked))), ledger)
