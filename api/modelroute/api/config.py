@@ -55,7 +55,7 @@ class SidecarConfig(ApiModel):
     model_registry: ModelRegistry | None = Field(
         default=None,
         description="Model ids targets may name, checked when the config is validated. Unset: the built-in registry. "
-                    "Not part of the hash: it changes what is accepted, not what is served.",
+                    "Not part of the hash (it changes what is accepted, not what is served) unless it sets context windows.",
     )
 
     def registry(self) -> ModelRegistry:
@@ -67,6 +67,8 @@ class SidecarConfig(ApiModel):
         """Content hash of the config, independent of route order and selectors."""
         parts = sorted(f"{r.spec.route}={route_hash(r)}" for r in self.routes)
         parts += sorted("canary:" + hashlib.sha256(canonical_json(c.wire())).hexdigest() for c in self.canaries)
+        if self.model_registry is not None and self.model_registry.windows:  # windows change what is served
+            parts.append("windows:" + hashlib.sha256(canonical_json(self.model_registry.wire())).hexdigest())
         return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def redacted(self) -> dict[str, Any]:

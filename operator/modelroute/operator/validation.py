@@ -90,6 +90,8 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> 
     problems = [
         f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := _REGISTRY.problem(t)) is not None
     ]
+    problems += [f"spec.targets[{i}].when: {p}" for i, t in enumerate(parsed.spec.targets)
+                 if (p := _REGISTRY.when_problem(t)) is not None]
     problems += [f"{field}: {msg}" for field, msg in route_param_problems(parsed.spec)]
     for target, secret, key in secret_refs(parsed):
         if secret not in secrets:

@@ -22,15 +22,21 @@ class FailureKind(StrEnum):
     CLIENT = "client_error"            # 4xx caused by the request itself: returned to the app as is
     LIMITED = "local_limit"            # refused by the target's local rate limit: no upstream call, breaker untouched
     INVALID_OUTPUT = "invalid_output"  # every answer (repairs included) broke the route's output contract
+    CONTEXT_WINDOW = "context_window"  # the request does not fit the model's window: skipped before the call, or its 400
+    INPUT_SIZE = "input_size"          # the target's ``when`` does not take requests of this estimated size: skipped
 
     @property
     def spares_breaker(self) -> bool:
-        """Fall back without blaming the target: it was not called (LIMITED), or it answered (INVALID_OUTPUT)."""
-        return self is FailureKind.LIMITED or self is FailureKind.INVALID_OUTPUT
+        """Fall back without blaming the target: it was not called (LIMITED, INPUT_SIZE, a CONTEXT_WINDOW pre-check),
+        or it answered (INVALID_OUTPUT, a provider's context-too-long 400): the request was the problem."""
+        return self in _SPARING
 
     @property
     def falls_back(self) -> bool:
         return self is not FailureKind.CLIENT
+
+
+_SPARING = frozenset({FailureKind.LIMITED, FailureKind.INVALID_OUTPUT, FailureKind.CONTEXT_WINDOW, FailureKind.INPUT_SIZE})
 
 
 @dataclass

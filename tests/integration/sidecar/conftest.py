@@ -11,6 +11,7 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
@@ -30,9 +31,11 @@ class Running(SidecarClient):
 @pytest.fixture
 async def start() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     async with AsyncExitStack() as stack:
-        async def _start(docs: list[Json], *, env: dict[str, str] | None = None, keys: KeyResolver | None = None) -> Running:
+        async def _start(docs: list[Json], *, env: dict[str, str] | None = None, keys: KeyResolver | None = None,
+                         registry: ModelRegistry | None = None) -> Running:
             state = SidecarState(keys=keys or KeyResolver(environ=env or ENV))
-            await state.apply(SidecarConfig(routes=[ModelRoute.model_validate(d) for d in docs]), source="file")
+            config = SidecarConfig(routes=[ModelRoute.model_validate(d) for d in docs], model_registry=registry)
+            await state.apply(config, source="file")
             running = Running(*await start_sidecar(stack, state))
             stack.push_async_callback(running.client.close)
             return running

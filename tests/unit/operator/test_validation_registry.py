@@ -59,3 +59,15 @@ def test_an_invalid_route_params_status_says_why() -> None:
     st = compute(v, None, [], None, datetime(2026, 11, 24, tzinfo=UTC))
     ready = next(c for c in st.conditions if c.type == "Ready")
     assert ready.reason == "InvalidSpec" and "only the default temperature" in ready.message
+
+
+
+def test_a_when_no_request_can_meet_in_the_models_window_is_invalid() -> None:
+    r = raw("gpt-4o-mini")
+    r["spec"]["targets"][0]["when"] = {"minInputTokens": 128_000}  # type: ignore[index]
+    v = validate(r, {})
+    assert not v.valid and v.problems == (
+        "spec.targets[0].when: target 't': when.minInputTokens 128000 is not below the 128000-token context window of "
+        "gpt-4o-mini: no request could ever be sent to it",)
+    r["spec"]["targets"][0]["when"] = {"minInputTokens": 100_000}  # type: ignore[index]
+    assert validate(r, {}).valid

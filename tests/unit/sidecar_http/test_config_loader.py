@@ -180,3 +180,13 @@ def test_documented_examples_are_valid(source: str) -> None:
     parsed = loader.parse_text(text, source)
     assert parsed.routes and not parsed.problems
     assert loader.route_problems(parsed.routes, None, parsed.claims) == []
+
+
+def test_a_when_no_request_can_meet_in_the_models_window_is_a_config_problem() -> None:
+    doc = ("apiVersion: modelroute.dev/v1alpha1\nkind: ModelRoute\nmetadata: {name: r}\nspec:\n  route: r\n  targets:\n"
+           "  - {name: t, provider: anthropic, model: claude-haiku-4-5, apiKey: {env: K}, when: {minInputTokens: 200000}}\n")
+    parsed = loader.parse_text(doc, "routes.yaml")
+    assert not parsed.problems
+    assert loader.route_problems(parsed.routes, None, parsed.claims) == [
+        "routes.yaml doc 1 (r): spec.targets[0].when: target 't': when.minInputTokens 200000 is not below the 200000-token "
+        "context window of claude-haiku-4-5: no request could ever be sent to it"]

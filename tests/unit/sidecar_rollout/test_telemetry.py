@@ -117,6 +117,28 @@ async def test_failed_attempts_and_fallback_hops(
     assert len(errors) == 1 and errors[0].attributes["error.type"] == "rate_limited"
 
 
+async def test_a_target_skipped_for_its_window_is_an_event_on_the_server_span(
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    from modelroute.api.config import SidecarConfig
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    tel, spans, _ = otel
+    doc = {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "c"},
+           "spec": {"route": "classify", "targets": [
+               {"name": "first", "provider": "openai", "model": "gpt-4o-mini", "apiKey": {"env": "KEY_A"},
+                "when": {"minInputTokens": 100_000}},
+               {"name": "second", "provider": "gemini", "model": "gemini-2.5-flash", "apiKey": {"env": "KEY_B"}}]}}
+    sc = await start(SidecarConfig(routes=[ModelRoute.model_validate(doc)]), telemetry=tel)
+    status, _, _ = await sc.chat()
+    assert status == 200
+    finished = spans.get_finished_spans()
+    clients = [dict(s.attributes or {}) for s in finished if s.kind is SpanKind.CLIENT]
+    assert [c["modelroute.target"] for c in clients] == ["second"], "no call, no client span"
+    server = next(s for s in finished if s.kind is SpanKind.SERVER)
+    events = [dict(e.attributes or {}) for e in server.events if e.name == "modelroute.target.skipped"]
+    assert events == [{"modelroute.target": "first", "gen_ai.request.model": "gpt-4o-mini", "error.type": "input_size"}]
+
+
 async def test_mirror_attempts_are_traced_as_mirror(
         start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
     import asyncio

@@ -47,6 +47,14 @@ class Price:
     cache_write: float | None = None   # prompt tokens written to the provider's cache; None: the input price
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A model's context window and output limit, in tokens (documented figures; ``docs/context-windows.md``)."""
+
+    context: int      # input + output tokens the model holds
+    max_output: int   # the most output tokens one request may ask for
+
+
 HeaderTriple = tuple[str, str, str]
 """Names of one rate-limit header group: (limit, remaining, reset)."""
 
@@ -96,6 +104,9 @@ class ProviderSpec:
     embedding_models: Mapping[str, int] = field(default_factory=dict)
     """Built-in embedding model ids -> their default vector dimension (``POST /v1/embeddings``);
     empty: the provider has no embeddings API. A route's embedding targets must share one dimension."""
+    windows: Mapping[str, Window] = field(default_factory=dict)
+    """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
+    overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
 
 
 _OPENAI_HEADERS = RateLimitHeaders(
@@ -123,6 +134,13 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "text-embedding-ada-002": Price(0.10, 0.0),
         },
         embedding_models={"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536},
+        windows={
+            "gpt-4o-mini": Window(128_000, 16_384),
+            "gpt-4o": Window(128_000, 16_384),
+            "gpt-4.1": Window(1_047_576, 32_768),
+            "gpt-4.1-mini": Window(1_047_576, 32_768),
+            "gpt-4.1-nano": Window(1_047_576, 32_768),
+        },
     ),
     Provider.ANTHROPIC: ProviderSpec(
         provider=Provider.ANTHROPIC, adapter="modelroute.sidecar.providers.anthropic:AnthropicAdapter",
@@ -141,6 +159,11 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
             "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
         },
+        windows={
+            "claude-haiku-4-5": Window(200_000, 64_000),
+            "claude-sonnet-4-5": Window(200_000, 64_000),
+            "claude-3-5-haiku": Window(200_000, 8_192),
+        },
     ),
     Provider.GEMINI: ProviderSpec(
         provider=Provider.GEMINI, adapter="modelroute.sidecar.providers.gemini:GeminiAdapter",
@@ -153,6 +176,12 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "gemini-embedding-001": Price(0.15, 0.0),  # embeddings: input tokens only (list price)
         },
         embedding_models={"gemini-embedding-001": 3072, "text-embedding-004": 768},
+        windows={
+            "gemini-2.5-flash": Window(1_048_576, 65_536),
+            "gemini-2.5-flash-lite": Window(1_048_576, 65_536),
+            "gemini-2.5-pro": Window(1_048_576, 65_536),
+            "gemini-2.0-flash": Window(1_048_576, 8_192),
+        },
     ),
     Provider.OPENAI_COMPATIBLE: ProviderSpec(
         provider=Provider.OPENAI_COMPATIBLE, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host=None,

@@ -12,6 +12,11 @@ suffix (``claude-haiku-4-5-20251001``, ``gpt-4o-mini-2024-07-18``, ``gemini-2.5-
 Providers whose spec says ``checks_models=False`` (``openai-compatible``: self-hosted servers,
 any model name) are not checked unless the registry lists models for that provider. Which request params each provider,
 API version and model accepts is the registry's capability table, ``capabilities.py``.
+
+Context windows: each model's window and output limit come from the provider's spec
+(``ProviderSpec.windows``, documented figures) and ``windows`` here overrides or adds to them
+(a fine-tuned or self-hosted model, a changed limit). ``window`` is looked up once per target
+when a config is compiled (``docs/context-windows.md``), never per request.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Iterable
 from pydantic import Field
 
 from modelroute.api.v1alpha1.base import ApiModel
-from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
+from modelroute.api.v1alpha1.providers import PROVIDERS, Window, spec_of
 from modelroute.api.v1alpha1.spec import Provider, Target
 
 DEFAULT_MODELS: dict[Provider, tuple[str, ...]] = {
@@ -40,11 +45,37 @@ class ProviderModels(ApiModel):
     models: list[str] = Field(description="Allowed model ids (a listed id also allows its dated versions).", min_length=1, max_length=1000)
 
 
+class ModelWindow(ApiModel):
+    """One model's context window and output limit, overriding (or adding to) the built-in table."""
+
+    provider: Provider = Field(description="The provider the model belongs to.")
+    model: str = Field(description="Model id (also covers its dated versions).", min_length=1, max_length=200)
+    context_window: int = Field(description="Tokens the model holds, input and output together.", ge=1, le=100_000_000)
+    max_output_tokens: int = Field(description="The most output tokens one request may ask for.", ge=1, le=100_000_000)
+
+
 class ModelRegistry(ApiModel):
     """Which model ids targets may name; checked when a config is validated, never at request time."""
 
     include_defaults: bool = Field(default=True, description="Start from modelroute's built-in list of current models.")
     models: list[ProviderModels] = Field(default_factory=list, description="Further allowed model ids, per provider.", max_length=16)
+    windows: list[ModelWindow] = Field(
+        default_factory=list, max_length=1000,
+        description="Context windows and output limits of models, overriding the built-in table (a model with no "
+                    "known window is not checked before the call).",
+    )
+
+    def window(self, provider: Provider, model: str) -> Window | None:
+        """The window of ``model`` (or of the listed id it is a dated version of), or None when unknown."""
+        table: dict[str, Window] = dict(spec_of(provider).windows) if self.include_defaults else {}
+        for w in self.windows:
+            if w.provider is provider:
+                table[w.model] = Window(w.context_window, w.max_output_tokens)
+        name = model[7:] if model.startswith("models/") else model
+        if name in table:
+            return table[name]
+        bases = [b for b in table if name.startswith(b) and _SUFFIX.match(name[len(b):])]
+        return table[max(bases, key=len)] if bases else None
 
     def allowed(self, provider: Provider) -> frozenset[str] | None:
         """The allowed ids of a provider, or None when any id is accepted."""
@@ -67,6 +98,15 @@ class ModelRegistry(ApiModel):
         hint = f"; known {target.provider.value} models include: {', '.join(close)}" if close else ""
         return (f"target {target.name!r}: model {target.model!r} is not in the model registry for provider "
                 f"{target.provider.value}{hint} (add it under modelRegistry.models to allow it)")
+
+    def when_problem(self, target: Target) -> str | None:
+        """Why the target's ``when`` can never take a request (its minimum fills the model's window), or None."""
+        low = target.when.min_input_tokens if target.when is not None else None
+        window = self.window(target.provider, target.model) if low is not None else None
+        if low is None or window is None or low < window.context:
+            return None
+        return (f"target {target.name!r}: when.minInputTokens {low} is not below the {window.context}-token context "
+                f"window of {target.model}: no request could ever be sent to it")
 
     def problems(self, targets: Iterable[Target]) -> list[str]:
         """One message per target whose model is not allowed."""

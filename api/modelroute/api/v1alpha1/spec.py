@@ -89,6 +89,40 @@ class Params(ApiModel):
         return self.model_copy(update=override.model_dump(exclude_none=True))
 
 
+class InputSize(ApiModel):
+    """Which requests a target takes, by estimated input tokens (``docs/context-windows.md``: the estimate)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "has(self.minInputTokens) || has(self.maxInputTokens)",
+         "message": "when needs minInputTokens or maxInputTokens"},
+        {"rule": "!has(self.minInputTokens) || !has(self.maxInputTokens) || self.minInputTokens <= self.maxInputTokens",
+         "message": "when.minInputTokens must not exceed when.maxInputTokens", "fieldPath": ".minInputTokens"},
+    ]})
+
+    min_input_tokens: int | None = Field(
+        default=None, ge=0, le=100_000_000,
+        description="The target takes only requests estimated at this many input tokens or more; smaller ones skip it.",
+    )
+    max_input_tokens: int | None = Field(
+        default=None, ge=0, le=100_000_000,
+        description="The target takes only requests estimated at this many input tokens or fewer; larger ones skip it.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        low, high = self.min_input_tokens, self.max_input_tokens
+        if low is None and high is None:
+            raise ValueError("when needs minInputTokens or maxInputTokens")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"when.minInputTokens ({low}) must not exceed when.maxInputTokens ({high})")
+        return self
+
+    def admits(self, tokens: int) -> bool:
+        """Whether a request estimated at ``tokens`` input tokens may go to the target."""
+        return ((self.min_input_tokens is None or tokens >= self.min_input_tokens)
+                and (self.max_input_tokens is None or tokens <= self.max_input_tokens))
+
+
 class Target(ApiModel):
     """One provider model that can serve the route. The first target is the primary."""
 
@@ -124,6 +158,11 @@ class Target(ApiModel):
         default=None, ge=1, le=65536,
         description="Embedding targets: the vector dimension to ask for (OpenAI dimensions, Gemini outputDimensionality). "
                     "Unset: the model's default from the model registry. Every embedding target of a route must share one dimension.",
+    )
+    when: InputSize | None = Field(
+        default=None,
+        description="Which requests this target takes, by estimated input tokens (e.g. minInputTokens: 100000 on a "
+                    "long-context target); a request outside the range skips it (attempt outcome input_size). Unset: every request.",
     )
 
     @model_validator(mode="after")

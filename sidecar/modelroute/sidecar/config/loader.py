@@ -262,6 +262,8 @@ def route_problems(
             p = registry.problem(t)
             if p is not None:
                 problems.append(f"{where}: spec.targets[{ti}].model: {p}")
+            if (w := registry.when_problem(t)) is not None:
+                problems.append(f"{where}: spec.targets[{ti}].when: {w}")
         problems += [f"{where}: {field}: {msg}" for field, msg in route_param_problems(r.spec)]
         if keys is None:
             continue

@@ -65,6 +65,7 @@ DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 
 _SKIPPED = "circuit_open"  # no call was made: no client span, no metric
+_PRECHECKED = frozenset({"input_size", "context_window"})  # with no status: skipped before a call, an event on the request's span
 
 
 def server_of(provider: Provider, base_url: str | None) -> tuple[str, int]:
@@ -180,6 +181,10 @@ class Telemetry:
         if outcome == _SKIPPED:
             return
         t = target.target
+        if status is None and outcome in _PRECHECKED:
+            trace.get_current_span().add_event("modelroute.target.skipped", {
+                "modelroute.target": t.name, "gen_ai.request.model": t.model, "error.type": outcome})
+            return
         address, port = server_of(t.provider, t.base_url)
         operation = _operation(t.provider, t.model, t.dimensions)
         attrs: dict[str, Any] = {

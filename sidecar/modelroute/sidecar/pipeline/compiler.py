@@ -17,11 +17,13 @@ apply, and no cached answer is ever counted as the revision's.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Any
 
 from modelroute.api.v1alpha1.quota import Limits
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.spec import ModelRouteSpec, Target
 from modelroute.sidecar.output import OutputContract
 from modelroute.sidecar.pipeline.cache import ResponseCache
@@ -29,6 +31,7 @@ from modelroute.sidecar.pipeline.cost import PriceTable, target_price
 from modelroute.sidecar.pipeline.counters import CostObserver, Ledger, pressure_logger
 from modelroute.sidecar.pipeline.limits import SYSTEM_CLOCK, Clock, Limiters, TargetLimiter
 from modelroute.sidecar.pipeline.stages import Cached, Checked, ContractStep, LimitedStep
+from modelroute.sidecar.pipeline.windows import WindowStep, estimate_text
 from modelroute.sidecar.routing.call import Stage, Step
 from modelroute.sidecar.routing.canary import MIRROR, Variant
 from modelroute.sidecar.routing.observer import Observer
@@ -49,10 +52,11 @@ class Planner:
         self._users: dict[str, list[str]] = {}          # limiter key -> "route/target" names using it
         self.limiters = Limiters(clock=clock, on_pressure=pressure_logger(lambda key: self._users.get(key, ())))
 
-    def compiler(self, *, cache: bool = True, ledger: Ledger | None = None) -> RouteCompiler:
+    def compiler(self, *, cache: bool = True, ledger: Ledger | None = None,
+                 registry: ModelRegistry | None = None) -> RouteCompiler:
         """A compile of one config's routes (``Runtime.build(pipeline=...)``); ``cache=False`` and a ``ledger``
-        of its own for the gate and eval."""
-        return RouteCompiler(self, ledger or self.ledger, cache=cache)
+        of its own for the gate and eval; ``registry``: the config's, for context windows (None: built-in)."""
+        return RouteCompiler(self, ledger or self.ledger, cache=cache, registry=registry)
 
     def adopt(self, compiler: RouteCompiler) -> None:
         """The config ``compiler`` compiled is served now: list its limiters and prompt versions."""
@@ -64,8 +68,9 @@ class Planner:
 class RouteCompiler:
     """Compiles each route's chain (a ``routing.runtime.Pipeline``); see the module docstring."""
 
-    def __init__(self, planner: Planner, ledger: Ledger, *, cache: bool) -> None:
+    def __init__(self, planner: Planner, ledger: Ledger, *, cache: bool, registry: ModelRegistry | None = None) -> None:
         self.planner = planner
+        self.registry = registry or ModelRegistry()
         self.ledger = ledger
         self.cache = cache
         self.users: dict[str, list[str]] = {}
@@ -93,6 +98,13 @@ class RouteCompiler:
             if limiter is not None:
                 step = LimitedStep(step, limiter, ledger, tr.name)
                 check = LimitedStep(check, limiter, ledger, tr.name)
+            window = self.registry.window(tr.target.provider, tr.target.model)
+            if window is not None or tr.target.when is not None:  # the pre-check comes first: a skip takes no tokens
+                system = spec.prompt.system if spec.prompt is not None else None
+                cap = spec.params.merged(tr.target.params).max_tokens
+                pre = functools.partial(WindowStep, label=tr.target.model, window=window, when=tr.target.when,
+                                        extra=estimate_text(system), output_cap=cap)
+                step, check = pre(step), pre(check)
             plain.append((tr, step))
             checked.append((tr, check))
         checked_chain = Checked(self._cached(spec, revision, Attempts(tuple(checked))), ledger)

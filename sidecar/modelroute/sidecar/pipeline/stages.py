@@ -4,7 +4,7 @@ A route's chain (compiled once per config by ``compiler.RouteCompiler``, run by
 ``routing.router.complete`` / ``open_stream`` for every caller):
 
     [variant pick, at the entry] -> Checked -> Cached -> Attempts (routing.router) -> per target:
-                                                     LimitedStep -> ContractStep -> AdapterStep
+                                        [WindowStep ->] LimitedStep -> ContractStep -> AdapterStep
 
 * ``Checked`` (routes with an output contract, and every route's ``checked`` chain): a
   streaming request is served non-streaming, checked and replayed (``Replay``): an invalid
@@ -13,6 +13,8 @@ A route's chain (compiled once per config by ``compiler.RouteCompiler``, run by
 * ``Cached`` (routes with a cache): a deterministic request answered before is answered again
   with no upstream call; a streaming one is replayed, and a live stream is stored once it
   ended cleanly (``TeeToCache``); absent on the gate's and eval's chains;
+* ``WindowStep`` (``windows.py``; targets with a known context window or a ``when`` rule): skips the
+  target before any call when the estimated input is outside ``when`` or does not fit the window;
 * ``LimitedStep`` (targets with limits): the target's limiter admits the attempt, waits a
   bounded time, or refuses it (``FailureKind.LIMITED``: a fallback with no upstream call that
   spares the breaker); it is corrected from the reported usage and from a ``retry_after``;

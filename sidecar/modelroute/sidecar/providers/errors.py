@@ -154,7 +154,8 @@ def from_status(
 
     429 -> RATE_LIMITED (with retry-after); 529 or an ``overloaded_error`` type ->
     OVERLOADED; 408 -> TIMEOUT; other 5xx -> SERVER; 401/403/404 and Gemini's 400
-    ``API_KEY_INVALID`` (key or model of the target is wrong) -> SERVER so the route falls back; other 4xx -> CLIENT with the
+    ``API_KEY_INVALID`` (key or model of the target is wrong) -> SERVER so the route falls back; a 400 saying the
+    request exceeds the context window -> CONTEXT_WINDOW (fallback, breaker spared); other 4xx -> CLIENT with the
     provider's body so the app gets it as is.
     """
     etype = error_type_of(body)
@@ -169,6 +170,9 @@ def from_status(
         return UpstreamError(FailureKind.TIMEOUT, detail, status=status)
     if status >= 500:
         return UpstreamError(FailureKind.SERVER, detail, status=status, retry_after=retry_after)
+    if status == 400 and _too_long(body):
+        # the request does not fit this model's window; a longer-context target may take it
+        return UpstreamError(FailureKind.CONTEXT_WINDOW, detail, status=status)
     if status in TARGET_FAULTS or (status == 400 and _key_rejected(body)):
         # bad key, no access, unknown model: the target's config is wrong, not the app's
         # request; another target may well work, and the app must not see our 401.
@@ -189,6 +193,22 @@ def _key_rejected(body: Any) -> bool:
 
 
 _KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+
+# How each API says "context too long": OpenAI's code; Anthropic's and Gemini's messages (their 400s carry no code).
+_TOO_LONG_CODES = frozenset({"context_length_exceeded"})
+_TOO_LONG_TEXT = ("prompt is too long", "exceed context limit", "exceeds the maximum number of tokens",
+                  "maximum context length")
+
+
+def _too_long(body: Any) -> bool:
+    """Whether a 400 body says the request exceeds the model's context window (``docs/context-windows.md``)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return False
+    if err.get("code") in _TOO_LONG_CODES:
+        return True
+    message = err.get("message")
+    return isinstance(message, str) and any(t in message for t in _TOO_LONG_TEXT)
 
 
 def bad_response(provider: str, what: str) -> UpstreamError:

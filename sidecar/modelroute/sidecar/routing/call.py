@@ -49,7 +49,7 @@ class Completion:
 class Call:
     """Bookkeeping of one inbound request across its stages and attempts."""
 
-    __slots__ = ("attempts", "contract", "deadline", "route", "started")
+    __slots__ = ("attempts", "contract", "deadline", "input_tokens", "route", "started")
 
     def __init__(self, route: RouteRuntime, contract: OutputContract | None) -> None:
         self.route = route
@@ -57,6 +57,7 @@ class Call:
         self.deadline = asyncio.get_running_loop().time() + route.spec.timeout_seconds
         self.started = time.perf_counter()
         self.attempts: list[Attempt] = []
+        self.input_tokens: int | None = None  # the window estimate, made once by the first target that needs it
 
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()

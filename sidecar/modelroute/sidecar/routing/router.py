@@ -277,11 +277,11 @@ def _usage_of(response: Json) -> Json | None:
 
 
 def _spared(tr: TargetRuntime, err: UpstreamError) -> bool:
-    """A local-limit refusal or an invalid answer: move to the next target without blaming this one."""
+    """A local-limit refusal, a request that does not fit, or an invalid answer: the next target, this one unblamed."""
     if not err.kind.spares_breaker:
         return False
-    if err.kind is FailureKind.LIMITED:
-        tr.breaker.release()       # never called: no verdict
+    if err.status is None and err.kind is not FailureKind.INVALID_OUTPUT:
+        tr.breaker.release()       # never called (local limit, window or size pre-check): no verdict
     else:
-        tr.breaker.record_success()  # it answered; the answer broke the contract
+        tr.breaker.record_success()  # it answered; the answer broke the contract, or the request did not fit
     return True

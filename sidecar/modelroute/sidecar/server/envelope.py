@@ -68,6 +68,9 @@ def _upstream_detail(err: UpstreamError) -> tuple[str | None, str | None, str | 
             scrub(param) if param is not None else None)
 
 
+_TOO_BIG = frozenset({FailureKind.CONTEXT_WINDOW.value, FailureKind.INPUT_SIZE.value})
+
+
 def failure_status(exc: RouteFailed | DeadlineExceeded) -> int:
     """HTTP status for a request the router could not serve."""
     if isinstance(exc, DeadlineExceeded):
@@ -82,6 +85,8 @@ def failure_status(exc: RouteFailed | DeadlineExceeded) -> int:
         return 502
     if tried and all(a.outcome == FailureKind.LIMITED.value for a in tried):
         return 429  # every target is at its local rate limit
+    if tried and all(a.outcome in _TOO_BIG for a in tried):
+        return 400  # no target's window (or when rule) takes a request this long
     return 503
 
 
@@ -107,6 +112,9 @@ def failure_body(route: str, exc: RouteFailed | DeadlineExceeded) -> tuple[int, 
     if status == 429:
         msg = f"route {route!r}: every target is at its local rate limit; attempts: {attempts_summary(exc.attempts)}"
         return status, error_body(msg, "rate_limit_error", code="rate_limited", attempts=attempts)
+    if status == 400:
+        msg = f"route {route!r}: the request is too long for every target; attempts: {attempts_summary(exc.attempts)}"
+        return status, error_body(msg, "invalid_request_error", code="context_length_exceeded", attempts=attempts)
     msg = f"route {route!r}: every target failed; attempts: {attempts_summary(exc.attempts)}"
     return status, error_body(msg, "service_unavailable_error", code="targets_exhausted", attempts=attempts)
 

@@ -123,7 +123,7 @@ class SidecarState:
         """A runtime off the live path (the gate): the routes' contracts, repair, limits (the live limiters) and
         cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in."""
         return Runtime.build(config, self.keys.source_for, observer, adapters=self.adapters,
-                             pipeline=self.planner.compiler(cache=False, ledger=Ledger()))
+                             pipeline=self.planner.compiler(cache=False, ledger=Ledger(), registry=config.registry()))
 
     # -- writing -----------------------------------------------------------------------------
     @property
@@ -160,7 +160,7 @@ class SidecarState:
 
     def _swap_in(self, config: SidecarConfig, old: Runtime | None) -> None:
         """Compile ``config`` (reusing ``old``'s clients) and serve it; raises ``ConfigError``, serving ``old`` still."""
-        compiler = self.planner.compiler()
+        compiler = self.planner.compiler(registry=config.registry())
         try:
             runtime = Runtime.build(config, self.keys.source_for, self.stats, previous=old, adapters=self.adapters,
                                     pipeline=compiler, tracer=self.telemetry)

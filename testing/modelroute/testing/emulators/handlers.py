@@ -24,6 +24,7 @@ from .embeddings import embed_response, gemini_inputs, openai_inputs
 from .faults import Decision, Fault
 from .reqlog import RecordedRequest
 from .state import EmulatorState
+from .windows import too_long
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _JSON = "application/json"
@@ -176,6 +177,8 @@ async def _answer(
         return _error(dialect, exc.status, exc.message, param=exc.param)
     if state.strict_models and prompt.model not in state.models.get(dialect.provider, ()):
         return _error(dialect, 404, f"The model `{prompt.model}` does not exist (emulator).")
+    if state.strict and (over := too_long(state.registry, prompt, dialect is OPENAI_RESPONSES)) is not None:
+        return _error(dialect, over.status, over.message, param=over.param, code=over.code)
 
     decision = state.faults.decide(dialect.provider, prompt.model, prompt.stream)
     if decision.delay_s:

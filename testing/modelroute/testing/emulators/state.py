@@ -6,6 +6,8 @@ import itertools
 from collections.abc import Collection, Iterable, Mapping
 from typing import TypedDict, Unpack
 
+from modelroute.api.v1alpha1.registry import ModelRegistry
+
 from .faults import FaultBook
 from .model import PROVIDERS, Provider
 from .reqlog import RequestLog
@@ -29,6 +31,8 @@ class EmulatorOptions(TypedDict, total=False):
     api_keys:      per provider, the accepted keys; a provider without an entry accepts any key.
     strict:        validate every request body against its provider's published request schema
                    (default True); False accepts any body the dialect can parse.
+    registry:      the model registry whose context windows are enforced in strict mode (default: the
+                   built-in table, the sidecar's; ``windows.py``).
     """
 
     providers: Iterable[Provider]
@@ -38,6 +42,7 @@ class EmulatorOptions(TypedDict, total=False):
     strict_models: bool
     api_keys: Mapping[str, Collection[str]] | None
     strict: bool
+    registry: ModelRegistry | None
 
 
 class EmulatorState:
@@ -54,6 +59,7 @@ class EmulatorState:
         self.models: dict[str, list[str]] = {**DEFAULT_MODELS, **(options.get("models") or {})}
         self.strict_models = options.get("strict_models", False)
         self.strict = options.get("strict", True)
+        self.registry = options.get("registry") or ModelRegistry()
         self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (options.get("api_keys") or {}).items()}
         self._ids = itertools.count(1)
 
