@@ -25,7 +25,7 @@ from modelroute.sidecar.server.inbound import (
     H_TARGET,
     H_VERSION,
     failure_response,
-    read_json,
+    read_translated,
     reject,
 )
 from modelroute.sidecar.server.state import STATE
@@ -37,7 +37,6 @@ from modelroute.sidecar.translate.embeddings import (
     gemini_embed_to_request,
     openai_to_embeddings_request,
 )
-from modelroute.sidecar.translate.errors import TranslationError
 
 Json = dict[str, Any]
 Translate = Callable[[Any], tuple[Json, Callable[[Json], Json]]]
@@ -71,13 +70,10 @@ async def _serve(request: web.Request, wire: Wire, translate: Translate) -> web.
 
 async def _answer(request: web.Request, wire: Wire, translate: Translate) -> web.StreamResponse:
     state = request.app[STATE]
-    body = await read_json(request, state, wire)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        canonical, render = translate(body)
-    except TranslationError as e:
-        return reject(state, wire, 400, str(e), param=e.param)
+    got = await read_translated(request, state, wire, translate)
+    if isinstance(got, web.StreamResponse):
+        return got
+    canonical, render = got
     if state.holder.current is None:
         return reject(state, wire, 503, "the sidecar has no config yet (waiting for --config, the route bundle or a push)",
                       "service_unavailable_error", code="not_ready")

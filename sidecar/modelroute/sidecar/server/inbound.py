@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
 
@@ -31,7 +31,7 @@ from modelroute.sidecar.server.envelope import error_body, error_middleware, err
 from modelroute.sidecar.server.rollout import RolloutRequest, chat_rollout
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
-from modelroute.sidecar.translate.errors import StreamError
+from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,21 @@ async def read_json(request: web.Request, state: SidecarState, wire: Wire) -> An
     except BodyError as e:
         code = "request_too_large" if e.status == 413 else None
         return reject(state, wire, e.status, e.message, param=e.param, code=code)
+
+
+T = TypeVar("T")
+
+
+async def read_translated(request: web.Request, state: SidecarState, wire: Wire, translate: Callable[[Any], T]) -> T | web.Response:
+    """The body read (``read_json``) and translated, or the error response to send instead (a
+    ``TranslationError`` is a 400 naming the field; other exceptions of ``translate`` propagate)."""
+    body = await read_json(request, state, wire)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return translate(body)
+    except TranslationError as e:
+        return reject(state, wire, 400, str(e), param=e.param)
 
 
 def _check_chat(body: Any) -> tuple[str, str | None] | None:

@@ -23,11 +23,10 @@ from typing import Any
 from aiohttp import web
 
 from modelroute.sidecar.server.embeddings import gemini_embed, openai_embeddings
-from modelroute.sidecar.server.inbound import read_json, reject, serve
+from modelroute.sidecar.server.inbound import read_translated, reject, serve
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, OPENAI, ResponsesWire, Wire
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
-from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request, route_of
 from modelroute.sidecar.translate.responses_inbound import response_echo, responses_to_chat_request
 
@@ -43,15 +42,13 @@ Translate = Callable[[Any], tuple[dict[str, Any], Wire]]
 async def _serve_native(request: web.Request, wire: Wire, what: str, translate: Translate) -> web.StreamResponse:
     """Read the body, translate it (the chat request and the wire that answers), route it: errors in ``wire``."""
     state = request.app[STATE]
-    body = await read_json(request, state, wire)
-    if isinstance(body, web.Response):
-        return body
     try:
-        chat, answer = translate(body)
-    except TranslationError as e:
-        return reject(state, wire, 400, str(e), param=e.param)
+        got = await read_translated(request, state, wire, translate)
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as e:  # a shape the translator missed
         return _malformed(state, wire, what, e)
+    if isinstance(got, web.StreamResponse):
+        return got
+    chat, answer = got
     return await serve(request, state, chat, answer)
 
 
