@@ -26,6 +26,10 @@ the SDK's default, all of them; under 2023-06-01 the per-model rules); thinking 
 not surfaced. Tool-call history without ``tools`` in the request gets placeholder tool
 definitions and ``tool_choice: none`` (Anthropic rejects tool_use blocks without definitions).
 
+Prompt-cache marks (``cache_control``, carried in the pivot as ``cachemarks`` describes) go
+back on the blocks they came from: system text blocks (the system prompt is then a list of
+blocks), user, assistant and tool_result blocks, tools, and the top-level field.
+
 The request translator returns the wire body: under 2023-06-01 ``temperature``/``top_p``
 are top-level fields, which anthropic 2.x's ``create()`` no longer has as keywords (callers
 of ``create()`` pass them in its ``extra_body``: ``sdk_kwargs``). There is never an
@@ -38,6 +42,7 @@ from typing import Any
 
 from modelroute.api.v1alpha1 import Params, Provider
 from modelroute.sidecar.translate import chat
+from modelroute.sidecar.translate.cachemarks import MARK
 from modelroute.sidecar.translate.accepts import ParamFilter, default_filter
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 from modelroute.sidecar.translate.params import apply_params
@@ -95,7 +100,7 @@ def chat_to_anthropic_request(
     if isinstance(n, int) and n > 1:
         raise TranslationError("n > 1 is not supported by Anthropic targets")
 
-    system_parts: list[str] = []
+    system_parts: list[str | Json] = []
     messages = _messages(body.get("messages"), system_parts)
     if not messages:
         raise TranslationError("messages must hold at least one user or assistant message")
@@ -112,7 +117,7 @@ def chat_to_anthropic_request(
         if instruction:
             system_parts.append(instruction)
     if system_parts:
-        kwargs["system"] = "\n\n".join(system_parts)
+        kwargs["system"] = _system(system_parts)
 
     # Top-level fields of the 2023-06-01 API (the filter above removed what the target refuses).
     temperature = body.get("temperature")
@@ -141,9 +146,18 @@ def chat_to_anthropic_request(
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         kwargs["metadata"] = {"user_id": user}
+    if body.get(MARK) is not None:
+        kwargs[MARK] = body[MARK]
     if body.get("stream"):
         kwargs["stream"] = True
     return kwargs
+
+
+def _system(parts: list[str | Json]) -> str | list[Json]:
+    """The system prompt: one string, or text blocks when a part carries a cache mark."""
+    if all(isinstance(p, str) for p in parts):
+        return "\n\n".join(p for p in parts if isinstance(p, str))
+    return [{"type": "text", "text": p} if isinstance(p, str) else p for p in parts]
 
 
 def sdk_kwargs(body: Json) -> Json:
@@ -154,10 +168,21 @@ def sdk_kwargs(body: Json) -> Json:
     return {**{k: v for k, v in body.items() if k not in extra}, "extra_body": extra}
 
 
-def _messages(messages: Any, system_parts: list[str]) -> list[Json]:
-    """Chat messages -> Anthropic messages; system/developer text is collected into ``system_parts``."""
+def _messages(messages: Any, system_parts: list[str | Json]) -> list[Json]:
+    """Chat messages -> Anthropic messages; system/developer text is collected into ``system_parts``
+    (text blocks, for a message with cache-marked parts)."""
     texts, rest = chat.split_system(messages)
-    system_parts.extend(texts)
+    marked_system = [m for m in messages if m.get("role") in ("system", "developer") and _has_marks(m.get("content"))]
+    if marked_system:
+        for m in messages:
+            if m.get("role") in ("system", "developer"):
+                content = m.get("content")
+                if _has_marks(content):
+                    system_parts.extend(_text_block(p) for p in content if p.get("type") == "text")
+                elif chat.text_of(content):
+                    system_parts.append(chat.text_of(content))
+    else:
+        system_parts.extend(texts)
     out: list[Json] = []
     for m in rest:
         role = m.get("role")
@@ -169,7 +194,13 @@ def _messages(messages: Any, system_parts: list[str]) -> list[Json]:
             if blocks:
                 _append(out, "assistant", blocks)
         elif role == "tool":
-            block: Json = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or "", "content": _tool_result_content(m.get("content"))}
+            content = m.get("content")
+            block: Json = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or ""}
+            if _has_marks(content):  # the mark goes on the tool_result block, its text parts as one string
+                block["content"] = "".join(p.get("text", "") for p in content if p.get("type") == "text")
+                block[MARK] = next(p[MARK] for p in reversed(content) if MARK in p)
+            else:
+                block["content"] = _tool_result_content(content)
             _append(out, "user", [block])
         else:
             raise TranslationError(f"unsupported message role {role!r} for Anthropic targets")
@@ -208,8 +239,9 @@ def _user_blocks(content: Any) -> list[Json] | str:
     for part in content:
         kind = part.get("type")
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
-        elif kind == "image_url":
+            blocks.append(_text_block(part))
+            continue
+        if kind == "image_url":
             image = part.get("image_url")
             url = image.get("url", "") if isinstance(image, dict) else str(image or "")
             data = chat.parse_data_url(url)
@@ -225,14 +257,31 @@ def _user_blocks(content: Any) -> list[Json] | str:
             blocks.append({"type": "document", "source": {"type": "base64", "media_type": data[0], "data": data[1]}})
         else:
             raise TranslationError(f"content part type {kind!r} is not supported by Anthropic targets")
+        if MARK in part:
+            blocks[-1][MARK] = part[MARK]
     return blocks
+
+
+def _has_marks(content: Any) -> bool:
+    return isinstance(content, list) and any(isinstance(p, dict) and MARK in p for p in content)
+
+
+def _text_block(part: Json) -> Json:
+    block: Json = {"type": "text", "text": part.get("text", "")}
+    if MARK in part:
+        block[MARK] = part[MARK]
+    return block
 
 
 def _assistant_blocks(m: Json) -> list[Json]:
     blocks: list[Json] = []
-    text = chat.text_of(m.get("content"))
-    if text:
-        blocks.append({"type": "text", "text": text})
+    content = m.get("content")
+    if _has_marks(content):
+        blocks.extend(_text_block(p) for p in content if p.get("type") == "text" and (p.get("text") or MARK in p))
+    else:
+        text = chat.text_of(content)
+        if text:
+            blocks.append({"type": "text", "text": text})
     for call in m.get("tool_calls") or ():
         if call.get("type", "function") != "function":
             raise TranslationError(f"tool call type {call.get('type')!r} is not supported by Anthropic targets")
@@ -241,6 +290,8 @@ def _assistant_blocks(m: Json) -> list[Json]:
             "type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
             "input": chat.parse_arguments(fn.get("arguments")),
         })
+        if MARK in call:
+            blocks[-1][MARK] = call[MARK]
     return blocks
 
 
@@ -257,6 +308,8 @@ def _tool(tool: Json) -> Json:
     out: Json = {"name": fn.get("name") or "", "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}}
     if fn.get("description"):
         out["description"] = fn["description"]
+    if MARK in tool:
+        out[MARK] = tool[MARK]
     return out
 
 

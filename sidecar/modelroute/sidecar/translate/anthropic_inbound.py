@@ -7,8 +7,12 @@ The answer comes back with ``chat_to_anthropic_response`` (a ``Message`` JSON) o
 streaming, through ``ChatStreamToAnthropic`` (named SSE events, ``anthropic_sse`` frames
 them). ``anthropic_error`` gives the ``{"type": "error", ...}`` envelope the SDK reads.
 
-Lossy spots, on purpose: ``top_k``, ``thinking``, ``service_tier`` and cache-control marks
-have no chat equivalent and are dropped; thinking / redacted-thinking history blocks are
+Prompt-cache marks (``cache_control`` on system, message and tool_result blocks, tools, and
+top-level) are kept in the pivot where ``cachemarks`` says, so Anthropic targets get them back
+and other targets drop them.
+
+Lossy spots, on purpose: ``top_k``, ``thinking`` and ``service_tier`` have no chat equivalent
+and are dropped; thinking / redacted-thinking history blocks are
 dropped; images inside a ``tool_result`` are dropped (tool messages are text in the pivot);
 ``is_error`` tool results are prefixed with ``"Error: "``; server tools (web search, code
 execution, ...) and ``n`` > 1 cannot be expressed and raise ``TranslationError``.
@@ -21,6 +25,7 @@ import json
 from typing import Any
 
 from modelroute.sidecar.translate import chat, shape
+from modelroute.sidecar.translate.cachemarks import MARK, marked
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 Json = dict[str, Any]
@@ -47,8 +52,10 @@ def anthropic_to_chat_request(body: Json) -> Json:
     if not isinstance(raw_messages, list) or not raw_messages:
         raise TranslationError("messages must be a non-empty list")
     messages: list[Json] = []
-    system = _system_text(body.get("system"))
-    if system:
+    system = _system(body.get("system"))
+    if isinstance(system, list):  # one system message per block: other targets join them as before
+        messages.extend({"role": "system", "content": [part]} for part in system)
+    elif system:
         messages.append({"role": "system", "content": system})
     for i, m in enumerate(raw_messages):
         where = f"messages[{i}]"
@@ -94,14 +101,27 @@ def anthropic_to_chat_request(body: Json) -> Json:
     fmt = (body.get("output_config") or {}).get("format") if isinstance(body.get("output_config"), dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
         out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"], "strict": True}}
+    if body.get("cache_control") is not None:
+        out[MARK] = shape.obj(body["cache_control"], "cache_control")
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}
     return out
 
 
-def _system_text(system: Any) -> str:
+def _system(system: Any) -> str | list[Json]:
+    """The system text, or its text blocks as text parts when any carries a cache mark."""
+    if isinstance(system, list) and any(marked(b) for b in system):
+        return [_marked({"type": "text", "text": shape.text(b, "text", f"system[{i}]")}, b, f"system[{i}]")
+                for i, b in enumerate(system) if shape.obj(b, f"system[{i}]").get("type") == "text"]
     return _text_of(system, "system", "text blocks", "\n\n")
+
+
+def _marked(part: Json, block: Json, where: str) -> Json:
+    """``part`` with the block's ``cache_control`` (checked to be an object), if it has one."""
+    if block.get(MARK) is not None:
+        part[MARK] = shape.obj(block[MARK], f"{where}.cache_control")
+    return part
 
 
 def _text_of(value: Any, where: str, what: str, sep: str) -> str:
@@ -138,27 +158,31 @@ def _user_messages(content: Any, where: str) -> list[Json]:
     parts: list[Json] = []
     for at, kind, block in _blocks(content, where):
         if kind == "text":
-            parts.append({"type": "text", "text": shape.text(block, "text", at)})
+            parts.append(_marked({"type": "text", "text": shape.text(block, "text", at)}, block, at))
         elif kind == "image":
-            parts.append({"type": "image_url", "image_url": {"url": _source_url(block.get("source"), "image", at)}})
+            parts.append(_marked({"type": "image_url", "image_url": {"url": _source_url(block.get("source"), "image", at)}},
+                                 block, at))
         elif kind == "document":
             source = shape.obj(block.get("source") or {}, f"{at}.source")
             if source.get("type") == "text":
-                parts.append({"type": "text", "text": shape.text(source, "data", f"{at}.source")})
+                parts.append(_marked({"type": "text", "text": shape.text(source, "data", f"{at}.source")}, block, at))
             else:
-                parts.append({"type": "file", "file": {"file_data": _source_url(source, "document", at)}})
+                parts.append(_marked({"type": "file", "file": {"file_data": _source_url(source, "document", at)}}, block, at))
         elif kind == "tool_result":
             text = _tool_result_text(block.get("content"), at)
             if block.get("is_error"):
                 text = f"Error: {text}"
-            tools.append({"role": "tool", "tool_call_id": shape.text(block, "tool_use_id", at), "content": text})
+            result: str | list[Json] = text
+            if block.get(MARK) is not None:  # kept on the tool message's one text part
+                result = [_marked({"type": "text", "text": text}, block, at)]
+            tools.append({"role": "tool", "tool_call_id": shape.text(block, "tool_use_id", at), "content": result})
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
             raise TranslationError(f"{at}: content block type {kind!r} is not supported in user messages")
     out = tools
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
+        only_text = all(p["type"] == "text" and MARK not in p for p in parts)
         out.append({"role": "user", "content": "".join(p["text"] for p in parts) if only_text and len(parts) == 1 else parts})
     return out
 
@@ -179,19 +203,22 @@ def _tool_result_text(content: Any, where: str) -> str:
 
 
 def _assistant_message(content: Any, where: str) -> Json:
-    texts: list[str] = []
+    texts: list[Json] = []
     calls: list[Json] = []
     for at, kind, block in _blocks(content, where):
         if kind == "text":
-            texts.append(shape.text(block, "text", at))
+            texts.append(_marked({"type": "text", "text": shape.text(block, "text", at)}, block, at))
         elif kind == "tool_use":
-            calls.append(chat.tool_call(shape.text(block, "id", at), shape.text(block, "name", at),
-                                        chat.dumps(block.get("input") or {})))
+            calls.append(_marked(chat.tool_call(shape.text(block, "id", at), shape.text(block, "name", at),
+                                                chat.dumps(block.get("input") or {})), block, at))
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
             raise TranslationError(f"{at}: content block type {kind!r} is not supported in assistant messages")
-    message: Json = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    text: str | list[Json] | None = "".join(t["text"] for t in texts) if texts or not calls else None
+    if any(MARK in t for t in texts):
+        text = texts
+    message: Json = {"role": "assistant", "content": text}
     if calls:
         message["tool_calls"] = calls
     return message
@@ -211,7 +238,7 @@ def _tool(tool: Any, where: str) -> Json:
     description = shape.text(tool, "description", where)
     if description:
         fn["description"] = description
-    return {"type": "function", "function": fn}
+    return _marked({"type": "function", "function": fn}, tool, where)
 
 
 def _tool_choice(choice: Json) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelroute.api.v1alpha1 import Params
+from modelroute.sidecar.translate import cachemarks
 from modelroute.sidecar.translate.accepts import ParamFilter
 from modelroute.sidecar.translate.chat import with_usage
 from modelroute.sidecar.translate.errors import StreamError
@@ -57,7 +58,7 @@ def chat_to_openai_request(
     """
     if accepts is not None:
         request, params = accepts.strip(request)
-    body = apply_params(request, params, system, max_tokens_field=max_tokens_field)
+    body = cachemarks.strip(apply_params(request, params, system, max_tokens_field=max_tokens_field))
     if max_tokens_field == "max_completion_tokens" and body.get("max_tokens") is not None:
         # OpenAI deprecated max_tokens, and its reasoning models refuse it: send the one they all take.
         limit = body.pop("max_tokens")
