@@ -104,6 +104,9 @@ class ProviderSpec:
     embedding_models: Mapping[str, int] = field(default_factory=dict)
     """Built-in embedding model ids -> their default vector dimension (``POST /v1/embeddings``);
     empty: the provider has no embeddings API. A route's embedding targets must share one dimension."""
+    cache_reads_limited: Callable[[str], bool] = lambda model: True
+    """Whether input tokens read from the prompt cache count towards the provider's token rate limit
+    for a model (the local limiter counts what the provider counts: ``pipeline.limits.usage_tokens``)."""
     windows: Mapping[str, Window] = field(default_factory=dict)
     """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
     overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
@@ -153,6 +156,10 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
                      "anthropic-ratelimit-input-tokens-reset")),
         ),
         api_versions=(ANTHROPIC_LEGACY, ANTHROPIC_2026), default_api_version=ANTHROPIC_2026, param_rules=anthropic_rules,
+        # Cache-aware ITPM: cache_read_input_tokens do not count towards the input-tokens limit, except on the
+        # older models the rate-limits page marks (Haiku 3 / 3.5); cache_creation_input_tokens always count.
+        # https://docs.anthropic.com/en/api/rate-limits ("Cache-aware ITPM"). OpenAI and Gemini count cached tokens.
+        cache_reads_limited=lambda model: model.startswith(("claude-3-5-haiku", "claude-3-haiku")),
         models=("claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
                 "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
         prices={

@@ -14,7 +14,8 @@ order, so checking the window that ends at the new admission suffices).
 
 Tokens: the input is estimated before the call (``estimate_tokens``: characters / 4, a
 cheap over-estimate for English and code) and corrected from the reported usage after it
-(``settle``). Providers' own headers (``ProviderSpec.rate_limit_headers``: ``x-ratelimit-*``, ``anthropic-ratelimit-*``;
+(``settle``), counted as the provider counts them (Anthropic leaves prompt-cache reads out of its
+input-token limit, OpenAI and Gemini count cached tokens: ``usage_tokens``). Providers' own headers (``ProviderSpec.rate_limit_headers``: ``x-ratelimit-*``, ``anthropic-ratelimit-*``;
 ``retry-after``) teach the limiter limits it was not told, quota used by other clients of
 the same key (``remaining``), and when to stop sending at all.
 
@@ -127,15 +128,24 @@ def estimate_tokens(request: Json) -> int:
     return chars // CHARS_PER_TOKEN + MESSAGE_OVERHEAD * len(messages) + 1000 * images + 1
 
 
-def usage_tokens(usage: Json | None) -> int | None:
-    """Tokens a provider counts against TPM for a reported usage (OpenAI or Anthropic shape)."""
+def usage_tokens(usage: Json | None, *, cache_reads: bool = True) -> int | None:
+    """Tokens a provider counts against its token limit for a reported usage (OpenAI or Anthropic shape).
+
+    ``cache_reads=False`` leaves out the input tokens read from the prompt cache (Anthropic's
+    cache-aware ITPM, ``ProviderSpec.cache_reads_limited``); cache writes always count, and so
+    do cached tokens on OpenAI and Gemini."""
     if not usage:
         return None
     if "total_tokens" in usage:
-        return int(usage.get("total_tokens") or 0)
+        total = int(usage.get("total_tokens") or 0)
+        if not cache_reads:
+            details = usage.get("prompt_tokens_details")
+            total -= int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        return total
     if "input_tokens" in usage:
         return int((usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
-                   + (usage.get("cache_read_input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0))
+                   + (usage.get("cache_read_input_tokens") or 0 if cache_reads else 0)
+                   + (usage.get("cache_creation_input_tokens") or 0))
     return None
 
 
@@ -178,6 +188,7 @@ class TargetLimiter:
     lease_tokens: float | None = field(default=None, repr=False)
     _rpm: float | None = field(default=None, repr=False)                   # min(configured, lease): what limit() reads
     _tpm: float | None = field(default=None, repr=False)
+    cache_reads_limited: bool = field(default=True, repr=False)               # cache reads count (ProviderSpec)
 
     def __post_init__(self) -> None:
         self._effective()
@@ -314,7 +325,7 @@ class TargetLimiter:
         if ticket.done:
             return
         ticket.done = True
-        actual = usage_tokens(usage)
+        actual = usage_tokens(usage, cache_reads=self.cache_reads_limited)
         if actual is None or actual == ticket.tokens:
             return
         now = self.clock.monotonic()
@@ -505,6 +516,7 @@ class Limiters:
         else:
             limiter.configure(requests_per_minute, tokens_per_minute, max_wait)
         if target is not None and key not in self._targets:
+            limiter.cache_reads_limited = PROVIDERS[target.provider].cache_reads_limited(target.model)
             self._targets[key] = target
             for quota, (terms, _, _) in self._quotas.items():
                 if _governs(terms, target) and key not in self._governed.setdefault(quota, []):

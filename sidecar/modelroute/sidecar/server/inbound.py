@@ -31,6 +31,7 @@ from modelroute.sidecar.server.envelope import error_body, error_middleware, err
 from modelroute.sidecar.server.rollout import RolloutRequest, chat_rollout
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
+from modelroute.sidecar.translate import cachemarks
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,16 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def serve(request: web.Request, state: SidecarState, body: dict[str, Any], wire: Wire) -> web.StreamResponse:
-    """Route a canonical chat request (``model`` = route) and answer in ``wire``'s protocol."""
+    """Route a canonical chat request (``model`` = route) and answer in ``wire``'s protocol.
+
+    ``x-modelroute-prompt-cache`` (any inbound API) adds prompt-cache breakpoints for Anthropic
+    targets (``translate.cachemarks``; a bad value is a 400 naming the header)."""
+    asked = request.headers.get(cachemarks.HEADER)
+    if asked is not None:
+        try:
+            body = cachemarks.mark(body, *cachemarks.parse_header(asked))
+        except TranslationError as e:
+            return reject(state, wire, 400, str(e), param=e.param)
     tel = state.telemetry
     if tel is None:
         return await _serve(request, state, body, wire)

@@ -42,8 +42,8 @@ from typing import Any
 
 from modelroute.api.v1alpha1 import Params, Provider
 from modelroute.sidecar.translate import chat
-from modelroute.sidecar.translate.cachemarks import MARK
 from modelroute.sidecar.translate.accepts import ParamFilter, default_filter
+from modelroute.sidecar.translate.cachemarks import MARK
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 from modelroute.sidecar.translate.params import apply_params
 

@@ -13,6 +13,7 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from .dialects import DIALECTS, OPENAI_RESPONSES, BadRequest, Dialect
 from .dialects.base import dumps
 from .embeddings import embed_response, gemini_inputs, openai_inputs
 from .faults import Decision, Fault
+from .promptcache import OPENAI_STEP
 from .reqlog import RecordedRequest
 from .state import EmulatorState
 from .windows import too_long
@@ -206,6 +208,12 @@ async def _answer(
 
     reply = state.script.reply_for(prompt) or default_reply(prompt)
     answer = finalize(prompt, reply, lambda: state.next_id(dialect.tool_id_prefix))
+    if prompt.cache_points:
+        read, written = state.prompt_cache.use(prompt.cache_points, explicit=prompt.cache_explicit,
+                                               step=OPENAI_STEP if dialect.provider == "openai" else 1)
+        if read or written:
+            read = min(read, answer.input_tokens)
+            answer = replace(answer, cache_read=read, cache_write=min(written, answer.input_tokens - read))
     created = int(time.time())
     if prompt.stream:
         return await _stream(

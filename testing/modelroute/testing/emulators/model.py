@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .promptcache import CachePoint
+
 Provider = Literal["openai", "anthropic", "gemini"]
 PROVIDERS: tuple[Provider, ...] = ("openai", "anthropic", "gemini")
 
@@ -60,6 +62,8 @@ class Prompt:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     include_usage: bool = False  # OpenAI stream_options.include_usage
+    cache_points: tuple[CachePoint, ...] = ()  # prompt-cache prefixes (promptcache.py)
+    cache_explicit: bool = False  # Anthropic: only cache_control breakpoints write
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,5 @@ class Answer:
     stop_sequence: str | None
     input_tokens: int
     output_tokens: int
+    cache_read: int = 0  # of input_tokens: read from the prompt cache
+    cache_write: int = 0  # of input_tokens: written to the prompt cache (Anthropic)

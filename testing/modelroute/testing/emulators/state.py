@@ -10,6 +10,7 @@ from modelroute.api.v1alpha1.registry import ModelRegistry
 
 from .faults import FaultBook
 from .model import PROVIDERS, Provider
+from .promptcache import PromptCacheBook
 from .reqlog import RequestLog
 from .script import Script
 
@@ -56,6 +57,7 @@ class EmulatorState:
         self.faults = FaultBook(options.get("seed", 0))
         self.script = Script()
         self.log = RequestLog(options.get("log_size", 10_000))
+        self.prompt_cache = PromptCacheBook()
         self.models: dict[str, list[str]] = {**DEFAULT_MODELS, **(options.get("models") or {})}
         self.strict_models = options.get("strict_models", False)
         self.strict = options.get("strict", True)
@@ -67,7 +69,8 @@ class EmulatorState:
         return f"{prefix}{next(self._ids)}"
 
     def reset(self) -> None:
-        """Forget faults, script and the request log (models and keys stay)."""
+        """Forget faults, script, the request log and the prompt cache (models and keys stay)."""
         self.faults.clear()
+        self.prompt_cache.clear()
         self.script.clear()
         self.log.clear()

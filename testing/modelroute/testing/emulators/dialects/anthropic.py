@@ -8,6 +8,7 @@ from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from ..promptcache import MARK, CachePoint, Prefixes
 from . import anthropic_schema
 from .base import BadRequest, dumps, sse_event
 
@@ -61,6 +62,38 @@ def _blocks_text(content: Any) -> tuple[str, str | None, int]:
             tokens += count_tokens(result)
     text = " ".join(texts)
     return text, result, tokens + count_tokens(text)
+
+
+def _has_marks(body: dict[str, Any]) -> bool:
+    if MARK in body:
+        return True
+    blocks: list[Any] = [*(body.get("tools") or ()), *(body.get("system") if isinstance(body.get("system"), list) else ())]
+    for m in body.get("messages") or ():
+        if isinstance(m, dict) and isinstance(m.get("content"), list):
+            blocks.extend(m["content"])
+    return any(isinstance(b, dict) and MARK in b for b in blocks)
+
+
+def _cache_points(body: dict[str, Any], model: str) -> tuple[CachePoint, ...]:
+    """Every block boundary (tools, system, messages), breakpoints where ``cache_control`` is
+    (``promptcache.py``); none when the request has no mark (nothing is cached then)."""
+    if not _has_marks(body):
+        return ()
+    pre = Prefixes("anthropic", model)
+    for tool in body.get("tools") or ():
+        pre.add(tool, 0, write=isinstance(tool, dict) and MARK in tool)
+    system = body.get("system")
+    for block in [{"type": "text", "text": system}] if isinstance(system, str) else system or ():
+        pre.add(block, _blocks_text([block])[2], write=isinstance(block, dict) and MARK in block)
+    for m in body.get("messages") or ():
+        content = m.get("content")
+        for block in [{"type": "text", "text": content}] if isinstance(content, str) else content or ():
+            if isinstance(block, dict):
+                pre.add({"role": m.get("role"), **block}, _blocks_text([block])[2], write=MARK in block)
+    points = pre.points
+    if body.get(MARK) is not None and points:  # automatic caching: a breakpoint on the last block
+        points[-1] = CachePoint(points[-1].key, points[-1].tokens, True)
+    return tuple(points)
 
 
 class AnthropicDialect:
@@ -127,15 +160,18 @@ class AnthropicDialect:
             json_schema=fmt.get("schema") if json_mode else None,
             max_tokens=max_tokens,
             stop=tuple(body.get("stop_sequences") or ()),
+            cache_points=_cache_points(body, model),
+            cache_explicit=True,
         )
 
     @staticmethod
-    def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:
+        """Usage as the API reports it: ``input_tokens`` leaves out cache reads and writes."""
         return {
-            "input_tokens": input_tokens,
+            "input_tokens": answer.input_tokens - answer.cache_read - answer.cache_write,
             "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": answer.cache_write,
+            "cache_read_input_tokens": answer.cache_read,
             "service_tier": "standard",
         }
 
@@ -154,7 +190,7 @@ class AnthropicDialect:
             "content": content,
             "stop_reason": _STOP[answer.finish],
             "stop_sequence": answer.stop_sequence,
-            "usage": self._usage(answer.input_tokens, answer.output_tokens),
+            "usage": self._usage(answer, answer.output_tokens),
         }
 
     def stream_frames(self, prompt: Prompt, answer: Answer, seq: int, created: int) -> list[bytes]:
@@ -166,7 +202,7 @@ class AnthropicDialect:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": self._usage(answer.input_tokens, 1),
+            "usage": self._usage(answer, 1),
         }
         frames = [sse_event("message_start", {"type": "message_start", "message": start})]
         index = 0

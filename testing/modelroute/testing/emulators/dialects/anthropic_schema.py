@@ -6,7 +6,8 @@ The real API answers a request with an unknown top-level field (``extra_body``, 
 2023-06-01 it applies per-model sampling rules. The field list is derived from the request
 types the pinned anthropic SDK ships (``MessageCreateParams``, which follow the SDK's
 version); the per-model rules are the model registry's capability table. Only top-level
-fields are checked here: full schema validation (types, nested objects, other providers)
+fields are checked here, and the ``cache_control`` marks (type, ttl, at most 4 blocks:
+``_cache_marks``): full schema validation (types, nested objects, other providers)
 slots in as further checks in ``validate`` (issue 12).
 """
 
@@ -31,6 +32,38 @@ FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+MAX_BREAKPOINTS = 4
+TTLS = ("5m", "1h")
+
+
+def _cache_marks(body: dict[str, Any]) -> BadRequest | None:
+    """``cache_control`` marks as the API checks them: ``{"type": "ephemeral", "ttl"?: "5m"|"1h"}``, at most 4
+    blocks (tools, system, message content; the top-level mark is not a block)."""
+    places: list[tuple[str, Any]] = [(f"tools.{i}", t) for i, t in enumerate(body.get("tools") or ())]
+    system = body.get("system")
+    places += [(f"system.{i}", b) for i, b in enumerate(system)] if isinstance(system, list) else []
+    for i, m in enumerate(body.get("messages") or ()):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, b in enumerate(content if isinstance(content, list) else ()):
+            places.append((f"messages.{i}.content.{j}", b))
+            inner = b.get("content") if isinstance(b, dict) and b.get("type") == "tool_result" else None
+            places += [(f"messages.{i}.content.{j}.content.{k}", c) for k, c in enumerate(inner if isinstance(inner, list) else ())]
+    blocks = [(f"{where}.cache_control", b["cache_control"]) for where, b in places
+              if isinstance(b, dict) and b.get("cache_control") is not None]
+    top = [("cache_control", body["cache_control"])] if body.get("cache_control") is not None else []
+    for where, mark in [*top, *blocks]:
+        if not isinstance(mark, dict) or mark.get("type") != "ephemeral":
+            return BadRequest(f"{where}.type: Input should be 'ephemeral'", param=where)
+        extra = sorted(set(mark) - {"type", "ttl"})
+        if extra:
+            return BadRequest(f"{where}.{extra[0]}: Extra inputs are not permitted", param=where)
+        if "ttl" in mark and mark["ttl"] not in TTLS:
+            return BadRequest(f"{where}.ttl: Input should be '5m' or '1h'", param=where)
+    if len(blocks) > MAX_BREAKPOINTS:
+        return BadRequest(f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. Found {len(blocks)}.")
+    return None
+
+
 def validate(body: Any, headers: Mapping[str, str]) -> BadRequest | None:
     """The 400 the real API gives this request, or None."""
     if not isinstance(body, dict):
@@ -42,6 +75,9 @@ def validate(body: Any, headers: Mapping[str, str]) -> BadRequest | None:
     for key in body:
         if key not in fields:
             return BadRequest(f"{key}: Extra inputs are not permitted", param=key)
+    refused = _cache_marks(body)
+    if refused is not None:
+        return refused
     if version == ANTHROPIC_LEGACY:
         model = body.get("model")
         refused = rules_for(Provider.ANTHROPIC, version, model if isinstance(model, str) else "").unsupported(body)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..answers import split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from ..promptcache import Prefixes
 from . import gemini_schema
 from .base import BadRequest, dumps, sse_data
 
@@ -94,6 +95,8 @@ class GeminiDialect:
             raise BadRequest("* GenerateContentRequest.contents: contents is not specified")
         system = _get(body, "systemInstruction") or {}
         tokens = _parts_text(system.get("parts"))[2] if isinstance(system, dict) else 0
+        prefixes = Prefixes("gemini", model or "")  # implicit caching at content boundaries
+        prefixes.add([body.get("tools"), system], tokens)
         last_user = ""
         tool_result: str | None = None
         for i, c in enumerate(contents):
@@ -101,6 +104,7 @@ class GeminiDialect:
                 raise BadRequest("* GenerateContentRequest.contents: each content must be an object")
             text, result, n = _parts_text(c.get("parts"))
             tokens += n
+            prefixes.add(c, n)
             if c.get("role", "user") == "user" and text:
                 last_user = text
             tool_result = result if i == len(contents) - 1 else None
@@ -133,17 +137,20 @@ class GeminiDialect:
             json_schema=schema if isinstance(schema, dict) else None,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             stop=tuple(_get(gen, "stopSequences") or ()),
+            cache_points=tuple(prefixes.points),
         )
 
     @staticmethod
     def _usage(answer: Answer, final: bool = True) -> dict[str, Any]:
+        cached = {"cachedContentTokenCount": answer.cache_read} if answer.cache_read else {}  # part of promptTokenCount
         if not final:
-            return {"promptTokenCount": answer.input_tokens, "totalTokenCount": answer.input_tokens}
+            return {"promptTokenCount": answer.input_tokens, "totalTokenCount": answer.input_tokens, **cached}
         return {
             "promptTokenCount": answer.input_tokens,
             "candidatesTokenCount": answer.output_tokens,
             "totalTokenCount": answer.input_tokens + answer.output_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": answer.input_tokens}],
+            **cached,
         }
 
     @staticmethod

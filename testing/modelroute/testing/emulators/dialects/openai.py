@@ -8,6 +8,7 @@ from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
+from ..promptcache import Prefixes
 from . import openai_schema
 from .base import BadRequest, dumps, sse_data
 
@@ -83,13 +84,17 @@ class OpenAIDialect:
             raise BadRequest("'messages' must be a non-empty array", param="messages")
         tokens = 0
         last_user = ""
+        prefixes = Prefixes("openai", model)  # automatic prompt caching at message boundaries
+        prefixes.add(body.get("tools"), 0, write=False)
         for m in messages:
             if not isinstance(m, dict) or "role" not in m:
                 raise BadRequest("each message needs a 'role'", param="messages")
             text = _text_of(m.get("content"))
-            tokens += count_tokens(text)
+            n = count_tokens(text)
             for call in m.get("tool_calls") or ():
-                tokens += count_tokens(str(call.get("function", {}).get("arguments", "")))
+                n += count_tokens(str(call.get("function", {}).get("arguments", "")))
+            tokens += n
+            prefixes.add(m, n)
             if m["role"] == "user":
                 last_user = text
         last = messages[-1]
@@ -122,6 +127,7 @@ class OpenAIDialect:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
             include_usage=bool(stream_opts.get("include_usage")),
+            cache_points=tuple(prefixes.points),
         )
 
     @staticmethod
@@ -130,7 +136,7 @@ class OpenAIDialect:
             "prompt_tokens": answer.input_tokens,
             "completion_tokens": answer.output_tokens,
             "total_tokens": answer.input_tokens + answer.output_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": answer.cache_read, "audio_tokens": 0},
             "completion_tokens_details": {
                 "reasoning_tokens": 0,
                 "audio_tokens": 0,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, ToolSpec, count_tokens
+from ..promptcache import Prefixes
 from .base import BadRequest, sse_event
 from .openai import OpenAIDialect, _error_type, body_and_model, tool_mode
 
@@ -31,13 +32,17 @@ class OpenAIResponsesDialect(OpenAIDialect):
         if not items:
             raise BadRequest("'input' must be a string or a non-empty array", param="input")
         tokens = count_tokens(str(body.get("instructions") or ""))
+        prefixes = Prefixes("openai", model)  # automatic prompt caching at item boundaries
+        prefixes.add([body.get("tools"), body.get("instructions")], tokens)
         last_user = ""
         for item in items:
             if not isinstance(item, dict):
                 raise BadRequest("each input item must be an object", param="input")
             kind = item.get("type", "message")
             text = _text(item.get("content")) if kind == "message" else str(item.get("arguments") or item.get("output") or "")
-            tokens += count_tokens(text)
+            n = count_tokens(text)
+            tokens += n
+            prefixes.add(item, n)
             if kind == "message" and item.get("role") == "user":
                 last_user = text
         last = items[-1]
@@ -53,12 +58,12 @@ class OpenAIResponsesDialect(OpenAIDialect):
             tool_result=tool_result, input_tokens=tokens, tools=tools, tool_mode=mode, forced_tool=forced,
             json_mode=fmt.get("type") in ("json_object", "json_schema"),
             json_schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None,
-            max_tokens=limit if isinstance(limit, int) else None, include_usage=True,
+            max_tokens=limit if isinstance(limit, int) else None, include_usage=True, cache_points=tuple(prefixes.points),
         )
 
     @staticmethod
     def _usage(answer: Answer) -> dict[str, Any]:
-        return {"input_tokens": answer.input_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        return {"input_tokens": answer.input_tokens, "input_tokens_details": {"cached_tokens": answer.cache_read, "cache_write_tokens": 0},
                 "output_tokens": answer.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": answer.input_tokens + answer.output_tokens}
 
