@@ -63,8 +63,12 @@ def _without(obj: Any) -> Any:
 
 def _strip_message(m: Json) -> Json:
     out = dict(m)
-    if isinstance(m.get("content"), list):
-        out["content"] = [_without(p) for p in m["content"]]
+    content = m.get("content")
+    if isinstance(content, list):
+        parts = [_without(p) for p in content]
+        # one marked text part (what ``mark`` makes of a string) goes back to the string: the same prompt prefix
+        single = len(parts) == 1 and marked(content[0]) and parts[0].get("type") == "text" and set(parts[0]) == {"type", "text"}
+        out["content"] = parts[0]["text"] if single else parts
     if m.get("tool_calls"):
         out["tool_calls"] = [_without(c) for c in m["tool_calls"]]
     return out
