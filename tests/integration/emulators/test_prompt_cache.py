@@ -49,7 +49,8 @@ async def test_anthropic_multi_turn_reads_the_previous_breakpoint_streaming(anth
                   {"role": "assistant", "content": "ok then"},
                   {"role": "user", "content": [{"type": "text", "text": "and more words", "cache_control": EPH}]}]
     stream = await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=turn2, stream=True)
-    start = [e async for e in stream][0]
+    events = [e async for e in stream]
+    start = events[0]
     assert start.type == "message_start"
     usage = start.message.usage
     assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens, usage.input_tokens) == (1500, 5, 0)
@@ -62,9 +63,9 @@ async def test_anthropic_top_level_cache_control_and_the_breakpoint_limit(anth: 
     again = await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=msgs, cache_control=EPH)
     assert again.usage.cache_read_input_tokens == 1500
     five: Any = [{"type": "text", "text": f"part {i}", "cache_control": EPH} for i in range(5)]
-    with pytest.raises(anthropic.BadRequestError, match="A maximum of 4 blocks with cache_control may be provided. Found 5."):
+    with pytest.raises(anthropic.BadRequestError, match=r"A maximum of 4 blocks with cache_control may be provided\. Found 5\."):
         await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, system=five, messages=msgs)
-    with pytest.raises(anthropic.BadRequestError, match=r"system.0.cache_control.ttl"):
+    with pytest.raises(anthropic.BadRequestError, match=r"system\.0\.cache_control\.ttl"):
         await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=msgs,
                                    system=[{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "2h"}}])  # type: ignore[typeddict-item]
 

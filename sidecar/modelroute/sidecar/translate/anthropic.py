@@ -38,7 +38,7 @@ of ``create()`` pass them in its ``extra_body``: ``sdk_kwargs``). There is never
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from modelroute.api.v1alpha1 import Params, Provider
 from modelroute.sidecar.translate import chat
@@ -262,7 +262,7 @@ def _user_blocks(content: Any) -> list[Json] | str:
     return blocks
 
 
-def _has_marks(content: Any) -> bool:
+def _has_marks(content: Any) -> TypeGuard[list[Json]]:
     return isinstance(content, list) and any(isinstance(p, dict) and MARK in p for p in content)
 
 

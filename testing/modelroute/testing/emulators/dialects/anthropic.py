@@ -67,7 +67,8 @@ def _blocks_text(content: Any) -> tuple[str, str | None, int]:
 def _has_marks(body: dict[str, Any]) -> bool:
     if MARK in body:
         return True
-    blocks: list[Any] = [*(body.get("tools") or ()), *(body.get("system") if isinstance(body.get("system"), list) else ())]
+    system = body.get("system")
+    blocks: list[Any] = [*(body.get("tools") or ()), *(system if isinstance(system, list) else ())]
     for m in body.get("messages") or ():
         if isinstance(m, dict) and isinstance(m.get("content"), list):
             blocks.extend(m["content"])

@@ -75,9 +75,9 @@ def validate(body: Any, headers: Mapping[str, str]) -> BadRequest | None:
     for key in body:
         if key not in fields:
             return BadRequest(f"{key}: Extra inputs are not permitted", param=key)
-    refused = _cache_marks(body)
-    if refused is not None:
-        return refused
+    bad_marks = _cache_marks(body)
+    if bad_marks is not None:
+        return bad_marks
     if version == ANTHROPIC_LEGACY:
         model = body.get("model")
         refused = rules_for(Provider.ANTHROPIC, version, model if isinstance(model, str) else "").unsupported(body)
