@@ -126,6 +126,7 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
                 "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini"),
         # USD per 1M tokens, list prices (standard tier). Override in the config when they change.
+        # Cached input per https://openai.com/api/pricing (gpt-4o-mini $0.075 vs $0.15); no cache-write charge.
         prices={
             "gpt-4o-mini": Price(0.15, 0.60, 0.075),
             "gpt-4o": Price(2.50, 10.00, 1.25),
@@ -162,6 +163,8 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         cache_reads_limited=lambda model: model.startswith(("claude-3-5-haiku", "claude-3-haiku")),
         models=("claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
                 "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
+        # https://docs.anthropic.com/en/docs/about-claude/pricing: cache reads 0.1x and 5-minute cache writes
+        # 1.25x the base input price (1-hour writes 2x: set the target's pricing; docs/prompt-caching.md).
         prices={
             "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
             "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
@@ -177,6 +180,7 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         otel_name="gcp.gemini", default_host="generativelanguage.googleapis.com", native_output=True,
         models=("gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.5-pro",
                 "gemini-3-flash-preview", "gemini-3.1-flash-lite", "gemini-3.5-flash", "gemini-3.8-flash"),
+        # https://ai.google.dev/gemini-api/docs/pricing: context caching (implicit hits) 0.1x the input price.
         prices={
             "gemini-2.5-flash": Price(0.30, 2.50, 0.03),
             "gemini-2.5-flash-lite": Price(0.10, 0.40, 0.01),
