@@ -115,19 +115,20 @@ def responses_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json
 # ---- Anthropic Messages ---------------------------------------------------------------------
 
 def anthropic_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json]:
-    text_block = obj({"type": st.just("text"), "text": TEXT})
+    mark = st.one_of(st.just({"type": "ephemeral"}), obj({"type": st.sampled_from(["ephemeral", "x"])}, {"ttl": TEXT}), JSON)
+    text_block = obj({"type": st.just("text"), "text": TEXT}, {"cache_control": mark})
     source = obj({"type": st.sampled_from(["base64", "url", "text", "file"])},
                  {"media_type": st.just("image/png"), "data": TEXT, "url": TEXT})
     block = st.one_of(
-        text_block, obj({"type": st.sampled_from(["image", "document"]), "source": source}),
+        text_block, obj({"type": st.sampled_from(["image", "document"]), "source": source}, {"cache_control": mark}),
         obj({"type": st.just("tool_result"), "tool_use_id": TEXT},
-            {"content": st.one_of(TEXT, st.lists(text_block, max_size=2)), "is_error": st.booleans()}),
-        obj({"type": st.just("tool_use"), "id": TEXT, "name": TEXT, "input": JSON}),
+            {"content": st.one_of(TEXT, st.lists(text_block, max_size=2)), "is_error": st.booleans(), "cache_control": mark}),
+        obj({"type": st.just("tool_use"), "id": TEXT, "name": TEXT, "input": JSON}, {"cache_control": mark}),
         obj({"type": st.sampled_from(["thinking", "redacted_thinking", "server_tool_use", "nope"])}),
     )
     message = obj({"role": st.sampled_from(["user", "assistant"]), "content": st.one_of(TEXT, st.lists(block, max_size=3))})
     tool = obj({"name": TEXT}, {"input_schema": schemas(trap), "description": TEXT,
-                                "type": st.sampled_from(["custom", "web_search_20250305"])})
+                                "type": st.sampled_from(["custom", "web_search_20250305"]), "cache_control": mark})
     return obj({"model": st.sampled_from(ROUTES), "max_tokens": st.integers(1, 50),
                 "messages": st.lists(message, min_size=1, max_size=3)}, {
         "system": st.one_of(TEXT, st.lists(text_block, max_size=2)), "temperature": st.floats(0, 1),
@@ -135,7 +136,7 @@ def anthropic_bodies(trap: str = "http://127.0.0.1:9") -> st.SearchStrategy[Json
         "stream": st.booleans(), "tools": st.lists(tool, max_size=2),
         "tool_choice": obj({"type": st.sampled_from(["auto", "any", "none", "tool", "x"])},
                            {"name": TEXT, "disable_parallel_tool_use": st.booleans()}),
-        "metadata": obj({}, {"user_id": TEXT}),
+        "metadata": obj({}, {"user_id": TEXT}), "cache_control": mark,
         "output_config": obj({}, {"format": obj({"type": st.just("json_schema"), "schema": schemas(trap)})}),
     })
 

@@ -30,6 +30,7 @@ from modelroute.sidecar.output.schema import compile_validator, schema_errors
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, dumps
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
+from modelroute.sidecar.translate import cachemarks
 from modelroute.sidecar.translate.anthropic_inbound import anthropic_to_chat_request
 from modelroute.sidecar.translate.errors import TranslationError
 from modelroute.sidecar.translate.gemini_inbound import gemini_to_chat_request
@@ -177,3 +178,25 @@ def test_building_a_request_succeeds_or_is_the_clients_fault(body: Json, provide
     _, e = outcome(asyncio.run, _adapter(provider)._build(body, stream), refused=(UpstreamError,))
     if e is not None:
         assert isinstance(e, UpstreamError) and e.kind is FailureKind.CLIENT and e.status == 400, e
+
+
+@FUZZ
+@given(anthropic_bodies(), st.sampled_from(["openai", "anthropic", "gemini"]),
+       st.one_of(st.none(), st.sampled_from(["all", "system", "tools,messages", "ttl=1h,messages", "nope", ""])))
+def test_cache_marks_reach_a_request_or_a_400(body: Json, provider: str, header: str | None) -> None:
+    """Anthropic marks (and the prompt-cache header's) through the pivot: every adapter builds the request, or
+    the translation refuses it with a 400 naming the field; no other target ever gets a mark."""
+    chat, e = outcome(anthropic_to_chat_request, body, refused=(TranslationError,))
+    if e is not None:
+        return
+    if header is not None:
+        chat, e = outcome(lambda b: cachemarks.mark(b, *cachemarks.parse_header(header)), chat, refused=(TranslationError,))
+        if e is not None:
+            assert getattr(e, "param", None) == cachemarks.HEADER
+            return
+    built, e = outcome(asyncio.run, _adapter(provider)._build(chat, False), refused=(UpstreamError,))
+    if e is not None:
+        assert isinstance(e, UpstreamError) and e.kind is FailureKind.CLIENT and e.status == 400, e
+        return
+    if provider != "anthropic":
+        assert "cache_control" not in repr(built)

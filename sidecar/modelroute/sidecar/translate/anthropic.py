@@ -178,7 +178,7 @@ def _messages(messages: Any, system_parts: list[str | Json]) -> list[Json]:
             if m.get("role") in ("system", "developer"):
                 content = m.get("content")
                 if _has_marks(content):
-                    system_parts.extend(_text_block(p) for p in content if p.get("type") == "text")
+                    system_parts.extend(_text_block(p) for p in _text_parts(content))
                 elif chat.text_of(content):
                     system_parts.append(chat.text_of(content))
     else:
@@ -197,7 +197,7 @@ def _messages(messages: Any, system_parts: list[str | Json]) -> list[Json]:
             content = m.get("content")
             block: Json = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or ""}
             if _has_marks(content):  # the mark goes on the tool_result block, its text parts as one string
-                block["content"] = "".join(p.get("text", "") for p in content if p.get("type") == "text")
+                block["content"] = "".join(p["text"] for p in _text_parts(content))
                 block[MARK] = next(p[MARK] for p in reversed(content) if MARK in p)
             else:
                 block["content"] = _tool_result_content(content)
@@ -266,6 +266,11 @@ def _has_marks(content: Any) -> TypeGuard[list[Json]]:
     return isinstance(content, list) and any(isinstance(p, dict) and MARK in p for p in content)
 
 
+def _text_parts(content: list[Any]) -> list[Json]:
+    """The text parts of a marked content list (each with a string ``text``), in order."""
+    return [p for p in content if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)]
+
+
 def _text_block(part: Json) -> Json:
     block: Json = {"type": "text", "text": part.get("text", "")}
     if MARK in part:
@@ -277,7 +282,7 @@ def _assistant_blocks(m: Json) -> list[Json]:
     blocks: list[Json] = []
     content = m.get("content")
     if _has_marks(content):
-        blocks.extend(_text_block(p) for p in content if p.get("type") == "text" and (p.get("text") or MARK in p))
+        blocks.extend(_text_block(p) for p in _text_parts(content) if p["text"] or MARK in p)
     else:
         text = chat.text_of(content)
         if text:
