@@ -31,22 +31,6 @@ def marked(obj: Any) -> bool:
     return isinstance(obj, dict) and MARK in obj
 
 
-def _message_marked(m: Any) -> bool:
-    if m.__class__ is not dict:
-        return False
-    content = m.get("content")
-    if content.__class__ is list:
-        for p in content:
-            if p.__class__ is dict and MARK in p:
-                return True
-    calls = m.get("tool_calls")
-    if calls.__class__ is list:
-        for c in calls:
-            if c.__class__ is dict and MARK in c:
-                return True
-    return False
-
-
 def _any_marked(items: Any) -> bool:
     if items.__class__ is not list:
         return False
@@ -54,7 +38,7 @@ def _any_marked(items: Any) -> bool:
 
 
 def _messages_marked(messages: list[Any]) -> bool:
-    for m in messages:  # _message_marked inlined: this runs on every OpenAI chat request
+    for m in messages:  # a plain loop: this runs on every OpenAI chat request
         if m.__class__ is not dict:
             continue
         content = m.get("content")
@@ -63,7 +47,7 @@ def _messages_marked(messages: list[Any]) -> bool:
                 if p.__class__ is dict and MARK in p:
                     return True
         calls = m.get("tool_calls")
-        if calls:
+        if calls.__class__ is list:
             for c in calls:
                 if c.__class__ is dict and MARK in c:
                     return True
@@ -83,7 +67,7 @@ def strip(body: Json) -> Json:
         return body
     out = {k: v for k, v in body.items() if k != MARK}
     if dirty_messages:
-        out["messages"] = [_strip_message(m) if _message_marked(m) else m for m in messages]  # type: ignore[union-attr]
+        out["messages"] = [_strip_message(m) for m in messages]  # type: ignore[union-attr]
     if dirty_tools:
         out["tools"] = [_without(t) for t in tools]  # type: ignore[union-attr]
     return out
@@ -93,9 +77,14 @@ def _without(obj: Any) -> Any:
     return {k: v for k, v in obj.items() if k != MARK} if marked(obj) else obj
 
 
-def _strip_message(m: Json) -> Json:
-    out = dict(m)
+def _strip_message(m: Any) -> Any:
+    """A message without marks (itself when it has none)."""
+    if m.__class__ is not dict:
+        return m
     content = m.get("content")
+    if not (_any_marked(content) or _any_marked(m.get("tool_calls"))):
+        return m
+    out = dict(m)
     if isinstance(content, list):
         parts = [_without(p) for p in content]
         # one marked text part (what ``mark`` makes of a string) goes back to the string: the same prompt prefix
