@@ -37,6 +37,7 @@ class FakeAdapter:
         self.gate: asyncio.Event | None = None
         self.error: UpstreamError | None = None
         self.calls: list[Json] = []
+        self.usage: Json = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
 
     def _answer(self, request: Json | None = None) -> str:
         if self.respond is not None and request is not None:
@@ -56,7 +57,7 @@ class FakeAdapter:
             raise self.error
         return {"id": "c", "object": "chat.completion", "created": 1, "model": self.target.model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": self._answer(request)}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}
+                "usage": dict(self.usage)}
 
     async def stream(self, request: Json, *, timeout: float) -> AsyncIterator[Json]:  # noqa: ASYNC109
         self.calls.append(request)

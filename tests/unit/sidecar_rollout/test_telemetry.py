@@ -70,6 +70,7 @@ async def test_server_and_client_spans_follow_the_conventions(
     assert a["gen_ai.request.model"] == "gpt-4.1-mini" and a["gen_ai.response.model"] == "gpt-4.1-mini"
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (10, 2)
     assert a["modelroute.cost.usd"] == pytest.approx((10 * 0.40 + 2 * 1.60) / 1e6)  # built-in gpt-4.1-mini price
+    assert "gen_ai.usage.cache_read.input_tokens" not in a  # nothing cached: no cache attributes
     assert a["server.address"] == "api.openai.com" and a["server.port"] == 443
     assert a["modelroute.route"] == "classify" and a["modelroute.revision"] == canary_rev
     assert a["modelroute.variant"] == "canary" and a["modelroute.fallback.hop"] == 0
@@ -235,3 +236,18 @@ async def test_embeddings_have_a_server_span_over_their_attempt(
     a = dict(client.attributes or {})
     assert client.name == "embeddings text-embedding-3-small" and a["gen_ai.operation.name"] == "embeddings"
     assert a["gen_ai.usage.input_tokens"] == 4 and a["modelroute.cost.usd"] == pytest.approx(4 * 0.02 / 1e6)
+
+
+async def test_cached_tokens_on_the_client_span(
+        start: Start, adapters: FakeAdapters, otel: tuple[Telemetry, InMemorySpanExporter, InMemoryMetricReader]) -> None:
+    tel, spans, _ = otel
+    sc = await start(config(weight=100, run="rev.0"), telemetry=tel)
+    adapters["new"].usage = {"prompt_tokens": 2000, "completion_tokens": 2, "total_tokens": 2002,
+                             "prompt_tokens_details": {"cached_tokens": 1500, "cache_write_tokens": 400}}
+    status, _, _ = await sc.chat(messages=[{"role": "user", "content": "hi"}])
+    assert status == 200
+    a = dict(next(s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT).attributes or {})
+    assert a["gen_ai.usage.input_tokens"] == 2000
+    assert (a["gen_ai.usage.cache_read.input_tokens"], a["gen_ai.usage.cache_creation.input_tokens"]) == (1500, 400)
+    # gpt-4.1-mini: $0.40 input, $0.10 cached input, no write price (the input price), $1.60 output
+    assert a["modelroute.cost.usd"] == pytest.approx((100 * 0.40 + 1500 * 0.10 + 400 * 0.40 + 2 * 1.60) / 1e6)

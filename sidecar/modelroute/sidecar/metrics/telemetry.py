@@ -12,7 +12,8 @@ never touches OpenTelemetry: the hot path checks one attribute (``state.telemetr
 
 Spans follow the GenAI semantic conventions: a CLIENT span ``chat {model}`` per attempt
 (``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
-``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens``, ``error.type``,
+``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens`` (and
+``gen_ai.usage.cache_read.input_tokens``/``cache_creation.input_tokens`` when cached), ``error.type``,
 ``server.address``/``server.port``), plus ``modelroute.route``, ``.revision``, ``.variant``,
 ``.fallback.hop``, ``.prompt.version``, ``.target``, ``.cost.usd`` (the attempt's usage at the
 target's price, when it has one); the SERVER span continues the app's
@@ -225,6 +226,12 @@ class Telemetry:
                 extra["gen_ai.usage.input_tokens"] = inp
             if out is not None:
                 extra["gen_ai.usage.output_tokens"] = out
+            details = usage.get("prompt_tokens_details") if usage else None
+            if isinstance(details, dict):  # prompt caching (docs/prompt-caching.md); part of input_tokens
+                for key, attr in _CACHE_ATTRS:
+                    n = _count(details, key)
+                    if n:
+                        extra[attr] = n
             if status is not None:
                 extra["http.response.status_code"] = status
             observer = route.observer
@@ -250,6 +257,10 @@ class Telemetry:
             stop = getattr(p, "shutdown", None)
             if stop is not None:
                 stop()
+
+
+_CACHE_ATTRS = (("cached_tokens", "gen_ai.usage.cache_read.input_tokens"),
+                ("cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens"))
 
 
 def _count(usage: Mapping[str, Any], key: str) -> int | None:
