@@ -172,8 +172,7 @@ def _messages(messages: Any, system_parts: list[str | Json]) -> list[Json]:
     """Chat messages -> Anthropic messages; system/developer text is collected into ``system_parts``
     (text blocks, for a message with cache-marked parts)."""
     texts, rest = chat.split_system(messages)
-    marked_system = [m for m in messages if m.get("role") in ("system", "developer") and _has_marks(m.get("content"))]
-    if marked_system:
+    if any(m.get("role") in ("system", "developer") and _has_marks(m.get("content")) for m in messages):
         for m in messages:
             if m.get("role") in ("system", "developer"):
                 content = m.get("content")
