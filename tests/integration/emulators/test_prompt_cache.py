@@ -29,6 +29,13 @@ async def test_anthropic_writes_then_reads_a_marked_system_prompt(anth: anthropi
     assert other_model.usage.cache_read_input_tokens == 0 and other_model.usage.cache_creation_input_tokens == 1500
 
 
+async def test_anthropic_reports_one_hour_writes(anth: anthropic.AsyncAnthropic) -> None:
+    system: Any = [{"type": "text", "text": DOC, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    m = await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, system=system, messages=[{"role": "user", "content": "hi"}])
+    assert m.usage.cache_creation is not None
+    assert (m.usage.cache_creation.ephemeral_1h_input_tokens, m.usage.cache_creation.ephemeral_5m_input_tokens) == (1500, 0)
+
+
 async def test_anthropic_no_marks_no_cache_and_short_prefixes_not_written(anth: anthropic.AsyncAnthropic) -> None:
     for _ in range(2):
         plain = await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, system=DOC,

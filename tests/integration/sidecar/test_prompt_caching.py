@@ -134,3 +134,16 @@ async def test_cost_prices_cache_reads_and_writes(emu: EmulatorServer, start: St
     stats = await sc.stats()
     assert stats["routes"]["r"]["cost"]["totalUsd"] == pytest.approx(expected, abs=1e-9)
     await client.close()
+
+
+async def test_one_hour_breakpoints_from_the_header_cost_twice_the_input(emu: EmulatorServer, start: Start) -> None:
+    sc = await start([route("r", [target(emu, "anthropic")])])
+    messages: Any = [{"role": "system", "content": DOC}, {"role": "user", "content": "hello"}]
+    done = await sc.client.chat.completions.create(model="r", messages=messages,
+                                                   extra_headers={"x-modelroute-prompt-cache": "system,ttl=1h"})
+    assert emu.requests("anthropic")[-1].body["system"] == [{"type": "text", "text": DOC,
+                                                             "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    assert done.usage is not None and done.usage.prompt_tokens_details is not None
+    assert done.usage.model_dump()["prompt_tokens_details"]["cache_write_1h_tokens"] == 1500
+    expected = (1 * 1.00 + 1500 * 2.00 + done.usage.completion_tokens * 5.00) / 1e6
+    assert (await sc.stats())["routes"]["r"]["cost"]["totalUsd"] == pytest.approx(expected, abs=1e-9)

@@ -62,6 +62,20 @@ def test_anthropic_write_then_read() -> None:
     assert uncached == pytest.approx(0.10255)  # caching pays off from the first read: 0.12755 + 0.01255 < 2 x 0.10255
 
 
+def test_anthropic_one_hour_writes_cost_twice_the_input_price() -> None:
+    # The same write with ttl 1h: Anthropic bills 1-hour cache writes at 2x the base input price.
+    usage = anthropic_usage({"input_tokens": 50, "cache_creation_input_tokens": 100_000, "cache_read_input_tokens": 0,
+                             "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 100_000},
+                             "output_tokens": 500})
+    assert usage is not None and usage["prompt_tokens_details"]["cache_write_1h_tokens"] == 100_000
+    price = DEFAULT_PRICES["claude-haiku-4-5"]
+    assert cost_of(price, usage) == pytest.approx(_usd((50, "1.00"), (100_000, "2.00"), (500, "5.00")), rel=1e-12)
+    assert _usd((50, "1.00"), (100_000, "2.00"), (500, "5.00")) == 0.20255
+    mixed = anthropic_usage({"input_tokens": 0, "cache_creation_input_tokens": 3000, "output_tokens": 0,
+                             "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000}})
+    assert cost_of(price, mixed) == pytest.approx(_usd((1000, "1.25"), (2000, "2.00")), rel=1e-12)
+
+
 def test_openai_cached_tokens_inside_prompt_tokens() -> None:
     # gpt-4o-mini: 2,000 prompt tokens of which 1,920 cached (1024 + 7 x 128), 100 completion tokens.
     usage = {"prompt_tokens": 2000, "completion_tokens": 100, "total_tokens": 2100,

@@ -144,4 +144,7 @@ def test_cache_usage_in_anthropic_shape() -> None:
     usage = {"prompt_tokens": 1600, "completion_tokens": 7, "total_tokens": 1607,
              "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 500}}
     assert usage_to_anthropic(usage) == {"input_tokens": 100, "output_tokens": 7,
-                                         "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 500}
+                                         "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 500,
+                                         "cache_creation": {"ephemeral_5m_input_tokens": 500, "ephemeral_1h_input_tokens": 0}}
+    hour = {**usage, "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 500, "cache_write_1h_tokens": 200}}
+    assert usage_to_anthropic(hour)["cache_creation"] == {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 200}

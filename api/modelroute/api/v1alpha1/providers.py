@@ -45,6 +45,7 @@ class Price:
     output: float                      # completion tokens, reasoning included
     cached_input: float | None = None  # prompt tokens read from the provider's cache; None: the input price
     cache_write: float | None = None   # prompt tokens written to the provider's cache; None: the input price
+    cache_write_1h: float | None = None  # written with a 1-hour TTL (Anthropic); None: 2x the input price, Anthropic's rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +164,8 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         cache_reads_limited=lambda model: model.startswith(("claude-3-5-haiku", "claude-3-haiku")),
         models=("claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
                 "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
-        # https://docs.anthropic.com/en/docs/about-claude/pricing: cache reads 0.1x and 5-minute cache writes
-        # 1.25x the base input price (1-hour writes 2x: set the target's pricing; docs/prompt-caching.md).
+        # https://docs.anthropic.com/en/docs/about-claude/pricing: cache reads 0.1x, 5-minute cache writes 1.25x and
+        # 1-hour writes 2x the base input price (Price.cache_write_1h's default; docs/prompt-caching.md).
         prices={
             "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
             "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),

@@ -3,7 +3,8 @@
 Prices are USD per million tokens: ``input`` (uncached prompt tokens), ``output``
 (completion tokens, reasoning included), ``cached_input`` (prompt tokens read from the
 provider's cache; defaults to ``input``) and ``cache_write`` (Anthropic's cache creation;
-defaults to ``input``). Usage is the OpenAI shape the translators produce, where
+defaults to ``input``; writes with a 1-hour TTL, ``cache_write_1h_tokens``, at ``cache_write_1h``,
+by default 2x ``input`` as Anthropic prices them). Usage is the OpenAI shape the translators produce, where
 ``prompt_tokens`` already includes cached and cache-write tokens.
 
 ``DEFAULT_PRICES`` are public list prices for a few common small models (each provider's
@@ -44,9 +45,12 @@ def cost_of(price: Price, usage: Json | None) -> float:
     if details:
         cached = details.get("cached_tokens") or 0
         written = details.get("cache_write_tokens") or 0
+        hour = min(written, details.get("cache_write_1h_tokens") or 0)  # of written: Anthropic's 1-hour TTL
         fresh = (max(0, prompt - cached - written) * price.input
                  + cached * (price.input if price.cached_input is None else price.cached_input)
-                 + written * (price.input if price.cache_write is None else price.cache_write))
+                 + (written - hour) * (price.input if price.cache_write is None else price.cache_write))
+        if hour:
+            fresh += hour * (2 * price.input if price.cache_write_1h is None else price.cache_write_1h)
     return (fresh + (usage.get("completion_tokens") or 0) * price.output) / PER
 
 

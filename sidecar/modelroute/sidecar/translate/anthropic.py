@@ -378,7 +378,10 @@ def usage_to_chat(usage: Json | None) -> Json | None:
     cached = usage.get("cache_read_input_tokens")
     written = usage.get("cache_creation_input_tokens")
     prompt = (usage.get("input_tokens") or 0) + (cached or 0) + (written or 0)
-    return chat.usage(prompt, usage.get("output_tokens") or 0, cached=cached, cache_write=written)
+    by_ttl = usage.get("cache_creation")
+    hour = by_ttl.get("ephemeral_1h_input_tokens") if isinstance(by_ttl, dict) else None
+    return chat.usage(prompt, usage.get("output_tokens") or 0, cached=cached, cache_write=written,
+                      cache_write_1h=hour if isinstance(hour, int) else None)
 
 
 # ---- stream --------------------------------------------------------------------------
@@ -512,4 +515,5 @@ class AnthropicStreamToChat(chat.StreamToChat):
         return []
 
 
-_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"})
+_USAGE_KEYS = frozenset({"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+                         "cache_creation"})

@@ -283,6 +283,8 @@ def usage_to_anthropic(usage: Json | None) -> Json:
         out["cache_read_input_tokens"] = cached
     if written:
         out["cache_creation_input_tokens"] = written
+        hour = min(written, details.get("cache_write_1h_tokens") or 0)
+        out["cache_creation"] = {"ephemeral_5m_input_tokens": written - hour, "ephemeral_1h_input_tokens": hour}
     return out
 
 

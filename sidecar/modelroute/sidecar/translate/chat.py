@@ -75,14 +75,19 @@ class StreamToChat:
 
 def usage(
     prompt: int, completion_tokens: int, *, cached: int | None = None, cache_write: int | None = None,
-    reasoning: int | None = None,
+    reasoning: int | None = None, cache_write_1h: int | None = None,
 ) -> Json:
-    """An OpenAI ``usage`` object; ``prompt`` already includes cached tokens (as OpenAI counts)."""
+    """An OpenAI ``usage`` object; ``prompt`` already includes cached tokens (as OpenAI counts).
+
+    ``cache_write_1h`` (``prompt_tokens_details.cache_write_1h_tokens``, only when not 0): the part of
+    ``cache_write`` written with Anthropic's 1-hour TTL, which costs more (``pipeline.cost``)."""
     out: Json = {"prompt_tokens": prompt, "completion_tokens": completion_tokens, "total_tokens": prompt + completion_tokens}
     if cached is not None or cache_write is not None:
         details: Json = {"cached_tokens": cached or 0}
         if cache_write is not None:
             details["cache_write_tokens"] = cache_write
+        if cache_write_1h:
+            details["cache_write_1h_tokens"] = cache_write_1h
         out["prompt_tokens_details"] = details
     if reasoning is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": reasoning}

@@ -213,7 +213,9 @@ async def _answer(
                                                step=OPENAI_STEP if dialect.provider == "openai" else 1)
         if read or written:
             read = min(read, answer.input_tokens)
-            answer = replace(answer, cache_read=read, cache_write=min(written, answer.input_tokens - read))
+            written = min(written, answer.input_tokens - read)
+            last = next(p for p in reversed(prompt.cache_points) if p.write)
+            answer = replace(answer, cache_read=read, cache_write=written, cache_write_1h=written if last.ttl == "1h" else 0)
     created = int(time.time())
     if prompt.stream:
         return await _stream(

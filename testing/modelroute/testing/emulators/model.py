@@ -115,3 +115,4 @@ class Answer:
     output_tokens: int
     cache_read: int = 0  # of input_tokens: read from the prompt cache
     cache_write: int = 0  # of input_tokens: written to the prompt cache (Anthropic)
+    cache_write_1h: int = 0  # of cache_write: with a 1-hour TTL

@@ -10,7 +10,8 @@ everywhere in the emulator; ``model.count_tokens``):
   top-level ``cache_control``) are breakpoints. ``cache_read_input_tokens`` is the longest
   earlier-written prefix found at any boundary (the real API looks back from each breakpoint);
   ``cache_creation_input_tokens`` is what the last breakpoint adds beyond it when that prefix is
-  new and at least ``MIN_TOKENS`` long; ``input_tokens`` is the rest. A request without marks
+  new and at least ``MIN_TOKENS`` long (``cache_creation`` says it under that breakpoint's ``ttl``);
+  ``input_tokens`` is the rest. A request without marks
   reads and writes nothing.
 * **OpenAI** (chat and Responses, automatic): every message boundary of at least ``MIN_TOKENS``
   is written; ``cached_tokens`` is the longest earlier-seen one, rounded down to 1024 plus a
@@ -43,6 +44,7 @@ class CachePoint:
     key: str
     tokens: int
     write: bool
+    ttl: str = "5m"  # the breakpoint's cache_control ttl (Anthropic)
 
 
 class Prefixes:
@@ -55,12 +57,12 @@ class Prefixes:
         self.tokens = 0
         self.points: list[CachePoint] = []
 
-    def add(self, block: Any, tokens: int, *, write: bool = True) -> None:
+    def add(self, block: Any, tokens: int, *, write: bool = True, ttl: str = "5m") -> None:
         if isinstance(block, dict) and MARK in block:
             block = {k: v for k, v in block.items() if k != MARK}
         self._hash.update(json.dumps(block, sort_keys=True, separators=(",", ":"), default=str).encode())
         self.tokens += tokens
-        self.points.append(CachePoint(self._hash.copy().hexdigest(), self.tokens, write))
+        self.points.append(CachePoint(self._hash.copy().hexdigest(), self.tokens, write, ttl))
 
 
 class PromptCacheBook:

@@ -75,6 +75,11 @@ def _has_marks(body: dict[str, Any]) -> bool:
     return any(isinstance(b, dict) and MARK in b for b in blocks)
 
 
+def _ttl(block: Any) -> str:
+    mark = block.get(MARK) if isinstance(block, dict) else None
+    return str(mark.get("ttl") or "5m") if isinstance(mark, dict) else "5m"
+
+
 def _cache_points(body: dict[str, Any], model: str) -> tuple[CachePoint, ...]:
     """Every block boundary (tools, system, messages), breakpoints where ``cache_control`` is
     (``promptcache.py``); none when the request has no mark (nothing is cached then)."""
@@ -82,18 +87,18 @@ def _cache_points(body: dict[str, Any], model: str) -> tuple[CachePoint, ...]:
         return ()
     pre = Prefixes("anthropic", model)
     for tool in body.get("tools") or ():
-        pre.add(tool, 0, write=isinstance(tool, dict) and MARK in tool)
+        pre.add(tool, 0, write=isinstance(tool, dict) and MARK in tool, ttl=_ttl(tool))
     system = body.get("system")
     for block in [{"type": "text", "text": system}] if isinstance(system, str) else system or ():
-        pre.add(block, _blocks_text([block])[2], write=isinstance(block, dict) and MARK in block)
+        pre.add(block, _blocks_text([block])[2], write=isinstance(block, dict) and MARK in block, ttl=_ttl(block))
     for m in body.get("messages") or ():
         content = m.get("content")
         for block in [{"type": "text", "text": content}] if isinstance(content, str) else content or ():
             if isinstance(block, dict):
-                pre.add({"role": m.get("role"), **block}, _blocks_text([block])[2], write=MARK in block)
+                pre.add({"role": m.get("role"), **block}, _blocks_text([block])[2], write=MARK in block, ttl=_ttl(block))
     points = pre.points
     if body.get(MARK) is not None and points:  # automatic caching: a breakpoint on the last block
-        points[-1] = CachePoint(points[-1].key, points[-1].tokens, True)
+        points[-1] = CachePoint(points[-1].key, points[-1].tokens, True, _ttl(body))
     return tuple(points)
 
 
@@ -173,6 +178,8 @@ class AnthropicDialect:
             "output_tokens": output_tokens,
             "cache_creation_input_tokens": answer.cache_write,
             "cache_read_input_tokens": answer.cache_read,
+            "cache_creation": {"ephemeral_5m_input_tokens": answer.cache_write - answer.cache_write_1h,
+                               "ephemeral_1h_input_tokens": answer.cache_write_1h},
             "service_tier": "standard",
         }
 
