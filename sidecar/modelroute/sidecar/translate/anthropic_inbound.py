@@ -149,8 +149,8 @@ def _user_messages(content: Any, where: str) -> list[Json]:
                 parts.append({"type": "file", "file": {"file_data": _source_url(source, "document", at)}})
         elif kind == "tool_result":
             text = _tool_result_text(block.get("content"), at)
-            if block.get("is_error"):
-                text = f"Error: {text}"
+            if block.get("is_error") and chat.tool_error(text) is None:
+                text = chat.TOOL_ERROR + text
             tools.append({"role": "tool", "tool_call_id": shape.text(block, "tool_use_id", at), "content": text})
         elif kind in ("thinking", "redacted_thinking"):
             continue

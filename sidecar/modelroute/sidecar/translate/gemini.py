@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from modelroute.api.v1alpha1 import Params
@@ -221,8 +222,12 @@ def _model_parts(m: Json, names: dict[str, str], signatures: bool) -> list[Json]
 
 
 def _function_response(content: Any) -> Json:
-    """A tool result as Gemini's response object: a JSON object as is, anything else as ``{"output": text}``."""
+    """A tool result as Gemini's response object: a JSON object as is, ``Error: `` text (``chat.tool_error``) as
+    ``{"error": detail}``, anything else as ``{"output": text}`` (Gemini reads ``output`` and ``error`` so)."""
     text = chat.text_of(content)
+    error = chat.tool_error(text)
+    if error is not None:
+        return {"error": error}
     if text[:1] == "{":
         value = chat.parse_arguments(text)
         if "_raw" not in value:
@@ -275,8 +280,13 @@ def usage_to_chat(meta: Json | None) -> Json | None:
     return chat.usage(prompt, completion, cached=cached, reasoning=thoughts)
 
 
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
 def _call_id(fc: Json, base: str, n: int) -> str:
-    return str(fc.get("id") or f"call_{base}_{n}")
+    """Gemini's call id, or ``call_<last 16 id characters of base>_<n>`` when it gave none: unique per answer,
+    usable on every provider's next turn (OpenAI takes at most 40 characters, Anthropic ``[A-Za-z0-9_-]``)."""
+    return str(fc.get("id") or f"call_{_NOT_ID.sub('', base)[-16:]}_{n}")
 
 
 def gemini_to_chat_response(response: Json, *, created: int, id: str | None = None, model: str) -> Json:
@@ -284,7 +294,7 @@ def gemini_to_chat_response(response: Json, *, created: int, id: str | None = No
 
     ``id`` defaults to ``responseId``; ``model`` is used unless the response names its
     ``modelVersion``. Function calls become ``tool_calls`` with Gemini's call id, or
-    ``call_<id>_<n>`` when Gemini gave none (deterministic for a given ``id``).
+    ``call_<id>_<n>`` when Gemini gave none (the last 16 id characters of ``id``) (deterministic for a given ``id``).
     A prompt blocked before any candidate gives one empty ``content_filter`` choice.
     """
     rid = id or _get(response, "response_id", "responseId") or ""

@@ -198,9 +198,15 @@ def _mime(d: Json, where: str) -> str:
 
 
 def _response_text(response: Any) -> str:
-    """A functionResponse's ``response`` as tool message text: ``{"output": s}`` -> s, else JSON."""
+    """A functionResponse's ``response`` as tool message text: ``{"output": s}`` -> s, ``{"error": e}`` (a failed
+    call, as Gemini reads it) -> ``Error: e`` (``chat.tool_error``), else JSON."""
     if isinstance(response, dict) and set(response) <= {"output"} and isinstance(response.get("output"), str):
         return str(response["output"])
+    if isinstance(response, dict) and "error" in response and "output" not in response:
+        error = response["error"]
+        rest = {k: v for k, v in response.items() if k != "error"}
+        detail = error if isinstance(error, str) and not rest else chat.dumps(response)
+        return chat.TOOL_ERROR + detail
     return chat.dumps(response if response is not None else {})
 
 
