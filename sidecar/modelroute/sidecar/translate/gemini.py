@@ -227,6 +227,10 @@ def _function_response(content: Any) -> Json:
     text = chat.text_of(content)
     error = chat.tool_error(text)
     if error is not None:
+        if error[:1] == "{":  # a structured Gemini error response, as gemini_inbound wrote it
+            value = chat.parse_arguments(error)
+            if "error" in value:
+                return value
         return {"error": error}
     if text[:1] == "{":
         value = chat.parse_arguments(text)
