@@ -22,7 +22,8 @@ Input forms:
 Lossy spots, on purpose: Gemini's thought signatures have no place in the chat format, so
 assistant function calls sent back to Gemini carry the documented
 ``skip_thought_signature_validator`` signature (Gemini 3 rejects function-call history
-without one); thought parts are not surfaced; ``logprobs`` is dropped. ``n`` maps to
+without one); thought parts are not surfaced; ``logprobs`` is dropped. An app's ``top_k`` (not an
+OpenAI field, but the pivot carries it) is forwarded as ``topK``. ``n`` maps to
 ``candidate_count`` and each candidate becomes a choice.
 """
 
@@ -92,6 +93,8 @@ def chat_to_gemini_request(
         config["temperature"] = body["temperature"]
     if body.get("top_p") is not None:
         config["top_p"] = body["top_p"]
+    if body.get("top_k") is not None:  # not OpenAI's, but apps written for other providers send it; Gemini has topK
+        config["top_k"] = body["top_k"]
     limit = chat.max_tokens_of(body)
     if limit is not None:
         config["max_output_tokens"] = limit
