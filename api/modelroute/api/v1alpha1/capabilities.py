@@ -38,7 +38,14 @@ from modelroute.api.v1alpha1.paramrules import NO_RULES, RESPONSES_API, ParamRul
 from modelroute.api.v1alpha1.paramrules import RULED as RULED
 from modelroute.api.v1alpha1.paramrules import SAMPLING as SAMPLING
 from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
-from modelroute.api.v1alpha1.spec import ModelRouteSpec, OpenAIApi, Params, Provider, Target, UnsupportedParams
+from modelroute.api.v1alpha1.spec import (
+    ModelRouteSpec,
+    OpenAIApi,
+    Params,
+    Provider,
+    Target,
+    UnsupportedParams,
+)
 
 __all__ = ["ANTHROPIC_2026", "ANTHROPIC_LEGACY", "API_VERSIONS", "DEFAULT_API_VERSION", "NO_RULES", "RULED", "SAMPLING",
            "ParamRules", "Unsupported", "api_version_of", "api_version_problem", "param_values", "route_param_problems",
