@@ -86,6 +86,7 @@ class Scenario:
     reply_text: str = ""
     reply_calls: tuple[tuple[str, Json], ...] = ()  # (name, args) of the provider's calls, in order
     choice: Choice = None
+    gemini_ids: bool = True  # a google-genai app's history keeps the call ids the sidecar gave (Gemini 2.x gives none)
 
 
 WEATHER: Json = {"name": "get_weather", "description": "Current weather for a city.",
@@ -125,6 +126,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              (Turn("user", "Weather in Paris?"), Turn("assistant", "Let me check.", calls=(_W1,)),
               Turn("tool", results=(Result(_W1, '{"temp_c": 18}'),)), Turn("user", "And the time?")),
              reply_text="Checking the time.", reply_calls=(("get_time", {"tz": "Europe/Paris"}),)),
+    Scenario("same_tool_no_ids", "two parallel calls of one tool; a Gemini app's history has no call ids; "
+             "the next call takes no arguments",
+             (Turn("user", "Weather in Paris and Rome?"),
+              Turn("assistant", calls=(_W1, Call("call_w2", "get_weather", {"city": "Rome"}))),
+              Turn("tool", results=(Result(_W1, '{"temp_c": 18}'), Result(Call("call_w2", "get_weather", {"city": "Rome"}),
+                                                                           '{"temp_c": 24}')))),
+             reply_text="Both are mild; checking the time.", reply_calls=(("get_time", {}),), gemini_ids=False),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
 
@@ -210,7 +218,8 @@ def _gemini(s: Scenario) -> Json:
             contents.append({"role": "user", "parts": [{"text": turn.text}]})
         elif turn.role == "assistant":
             parts: list[Json] = [{"text": turn.text}] if turn.text else []
-            parts += [{"functionCall": {"id": c.id, "name": c.name, "args": c.args}} for c in turn.calls]
+            parts += [{"functionCall": {"id": c.id, "name": c.name, "args": c.args} if s.gemini_ids else
+                       {"name": c.name, "args": c.args}} for c in turn.calls]
             contents.append({"role": "model", "parts": parts})
         else:
             contents.append({"role": "user", "parts": [{"functionResponse": {"name": r.call.name, "response": (
