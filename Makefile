@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export MODELROUTE_CACHE ?= $(HOME)/.cache/modelroute
 
-.PHONY: demo test venv lint typecheck unit e2e crd clean node-deps node demo-cluster
+.PHONY: demo test venv lint typecheck unit e2e crd clean node-deps node demo-cluster goldens
 
 $(BIN)/modelroute: pyproject.toml requirements.lock
 	@echo "==> creating $(VENV) and installing modelroute with pinned dependencies"
@@ -47,6 +47,10 @@ node: venv controlplane node-deps
 
 demo-cluster: venv node
 	hack/demo-cluster
+
+# Rewrites the golden transcripts (translators and the tool conformance matrix); review the diff.
+goldens: venv
+	UPDATE_GOLDEN=1 $(BIN)/pytest -q tests/unit/translate/test_golden.py tests/unit/translate/test_tool_conformance.py
 
 unit: venv
 	$(BIN)/pytest tests -m 'not e2e'

@@ -159,3 +159,15 @@ async def test_the_trace_says_what_was_dropped(emu: EmulatorServer) -> None:
             await client.close()
     server = next(s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER)
     assert (server.attributes or {})["modelroute.dropped_params"] == "temperature"
+
+
+async def test_responses_target_drops_app_stop_and_n(emu: EmulatorServer, start: Start) -> None:
+    """Regression: an app's ``stop`` (or ``n > 1``) on an ``api: responses`` target was a 400 that never fell back."""
+    sc = await start([route("r", [target(emu, "openai", api="responses")])])
+    raw = await sc.client.chat.completions.with_raw_response.create(model="r", messages=MSG, stop=["END"], n=2)
+    assert raw.http_response.status_code == 200 and raw.headers[H] == "stop,n"
+    assert raw.parse().choices[0].message.content == "[openai:gpt-4o-mini] hello"
+    body = emu.requests("openai")[-1].body
+    assert "stop" not in body and "n" not in body and body["input"] == [{"role": "user", "content": "hello"}]
+    plain = await sc.client.chat.completions.with_raw_response.create(model="r", messages=MSG, n=1)
+    assert H not in plain.headers

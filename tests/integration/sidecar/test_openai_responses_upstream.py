@@ -110,7 +110,8 @@ async def test_upstream_failures(emu: EmulatorServer, start: Start) -> None:
     got: list[Any] = []
     with pytest.raises(openai.APIError, match="failed mid-way"):
         got.extend([c async for c in stream])  # the upstream's error event ends the app's stream with an error
-    # stop sequences cannot be sent through the Responses API: the app's request is refused, saying why.
-    with pytest.raises(openai.BadRequestError) as e:
-        await sc.client.chat.completions.create(model="r", messages=[{"role": "user", "content": "x"}], stop=["END"])
-    assert "stop sequences are not supported by the OpenAI Responses API" in e.value.message
+    # stop sequences cannot be sent through the Responses API: the capability table drops the app's and says so.
+    raw = await sc.client.chat.completions.with_raw_response.create(model="r", messages=[{"role": "user", "content": "x"}],
+                                                                    stop=["END"])
+    assert raw.headers["x-modelroute-dropped-params"] == "stop" and raw.headers["x-modelroute-target"] == "openai"
+    assert "stop" not in emu.requests("openai")[-1].body

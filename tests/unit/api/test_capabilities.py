@@ -52,7 +52,27 @@ def test_anthropic_2023_per_model_rules() -> None:
 def test_openai_reasoning_models_take_only_the_default_temperature() -> None:
     for model in ("o1", "o3-mini", "o4-mini", "gpt-5-mini", "gpt-5.4-nano", "gpt-5-2025-08-07"):
         assert names(OA, None, model, temperature=0.2, top_p=0.5) == ["temperature", "top_p"], model
-        assert names(OA, None, model, temperature=1, stop=["x"]) == [], model
+        assert names(OA, None, model, temperature=1) == [], model
+        # OpenAI's reference: stop is "not supported with latest reasoning models o3 and o4-mini".
+        assert names(OA, None, model, stop=["x"]) == ["stop"], model
+
+
+def test_responses_targets_take_no_stop_and_one_answer() -> None:
+    """Regression: ``stop`` and ``n > 1`` on ``api: responses`` targets were a per-request 400 (no fallback);
+    now a config error for route params and a reported drop for the app's."""
+    from modelroute.api.v1alpha1 import ApiKey, ModelRouteSpec, Params, Target
+    from modelroute.api.v1alpha1.capabilities import route_param_problems, rules_of
+
+    def target(api: str | None) -> Target:
+        return Target(name="t", provider=OA, model="gpt-4o-mini", api_key=ApiKey(env="K"), api=api)
+
+    assert rules_of(target(None)).unsupported({"stop": ["x"], "n": 2}) == []
+    refused = rules_of(target("responses")).unsupported({"stop": ["x"], "n": 2, "temperature": 0.3})
+    assert [u.param for u in refused] == ["stop", "n"]
+    assert rules_of(target("responses")).unsupported({"n": 1}) == []
+    spec = ModelRouteSpec(route="r", targets=[target("responses")], params=Params(stop=["END"]))
+    problems = route_param_problems(spec)
+    assert [f for f, _ in problems] == ["spec.params.stop"] and "no stop sequences" in problems[0][1]
     for model in ("gpt-4o-mini", "gpt-4.1", "gpt-5-chat-latest"):
         assert names(OA, None, model, temperature=0.2, top_p=0.5, stop=["x"], max_tokens=9) == [], model
 

@@ -102,3 +102,24 @@ def test_failed_and_cut_upstream_streams_raise() -> None:
     assert e.value.retryable
     with pytest.raises(StreamError, match=r"before response\.completed"):
         ResponsesStreamToChat(model="m", include_usage=False).finish()
+
+
+def test_tool_choice_maps_to_the_responses_shapes() -> None:
+    """Regression: every dict tool_choice became ``{"type": "function", "name": ""}`` (allowed_tools included)."""
+    tools = [{"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+             {"type": "function", "function": {"name": "b", "parameters": {"type": "object"}}}]
+    base: Json = {"model": "r", "messages": [{"role": "user", "content": "hi"}], "tools": tools}
+    cases: list[tuple[Any, Any]] = [
+        ("none", "none"), ("required", "required"), ("auto", "auto"),
+        ({"type": "function", "function": {"name": "b"}}, {"type": "function", "name": "b"}),
+        ({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "a"}}]}},
+         {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "a"}]}),
+    ]
+    adapter: Any = TypeAdapter(ResponseCreateParamsNonStreaming)
+    for choice, expected in cases:
+        out = chat_to_responses_request({**base, "tool_choice": choice}, model="gpt-4o-mini")
+        assert out["tool_choice"] == expected
+        adapter.validate_python(out)
+    for bad in ({"type": "function", "function": {}}, {"type": "custom", "custom": {"name": "x"}}):
+        with pytest.raises(TranslationError, match="tool_choice"):
+            chat_to_responses_request({**base, "tool_choice": bad}, model="gpt-4o-mini")

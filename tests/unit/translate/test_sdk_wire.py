@@ -247,3 +247,18 @@ async def test_the_gemini_adapter_sends_what_generate_content_would(upstream: tu
     assert json.loads(body) == by_sdk
     assert prepared.url == url.rstrip("/") + state.paths[-1]  # the same path and API version
     assert prepared.headers["x-goog-api-key"] == "test"
+
+
+async def test_gemini_forwards_top_k(upstream: tuple[Upstream, str]) -> None:
+    """Regression: an app's top_k (and a Gemini app's topK) never reached Gemini targets."""
+    from google import genai
+
+    from modelroute.sidecar.translate import gemini_to_chat_request
+
+    state, url = upstream
+    client = genai.Client(api_key="test", http_options={"base_url": url})
+    await client.aio.models.generate_content(**chat_to_gemini_request(REQUEST, model="gemini-2.5-flash"))
+    assert state.bodies[-1]["generationConfig"]["topK"] == 5
+    chat = gemini_to_chat_request({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"topK": 3}}, route="r")
+    assert chat["top_k"] == 3
+    assert chat_to_gemini_request(chat, model="gemini-2.5-flash")["config"]["top_k"] == 3

@@ -11,7 +11,8 @@ function of (provider, API version, model):
   ``top_p`` together (one of them is sent: the route's, else temperature);
 * openai: no ``top_k`` (Chat Completions has none and refuses unknown arguments); reasoning
   models (o1, o3, o4-mini, the gpt-5 family) also take only the default ``temperature``
-  (1.0), and no ``top_p``;
+  (1.0), no ``top_p`` and no ``stop``; targets with ``api: responses`` take no ``stop`` and
+  ``n`` only 1;
 * gemini (``GenerateContentConfig`` takes temperature, top_p, top_k, stop sequences and a
   token limit) and openai-compatible servers: no rules.
 
@@ -33,11 +34,18 @@ from typing import Any
 
 from modelroute.api.v1alpha1.paramrules import ANTHROPIC_2026 as ANTHROPIC_2026
 from modelroute.api.v1alpha1.paramrules import ANTHROPIC_LEGACY as ANTHROPIC_LEGACY
-from modelroute.api.v1alpha1.paramrules import NO_RULES, ParamRules, Unsupported
+from modelroute.api.v1alpha1.paramrules import NO_RULES, RESPONSES_API, ParamRules, Unsupported, merged
 from modelroute.api.v1alpha1.paramrules import RULED as RULED
 from modelroute.api.v1alpha1.paramrules import SAMPLING as SAMPLING
 from modelroute.api.v1alpha1.providers import PROVIDERS, spec_of
-from modelroute.api.v1alpha1.spec import ModelRouteSpec, Params, Provider, Target, UnsupportedParams
+from modelroute.api.v1alpha1.spec import (
+    ModelRouteSpec,
+    OpenAIApi,
+    Params,
+    Provider,
+    Target,
+    UnsupportedParams,
+)
 
 __all__ = ["ANTHROPIC_2026", "ANTHROPIC_LEGACY", "API_VERSIONS", "DEFAULT_API_VERSION", "NO_RULES", "RULED", "SAMPLING",
            "ParamRules", "Unsupported", "api_version_of", "api_version_problem", "param_values", "route_param_problems",
@@ -48,7 +56,7 @@ API_VERSIONS: dict[Provider, tuple[str, ...]] = {p: s.api_versions for p, s in P
 DEFAULT_API_VERSION: dict[Provider, str] = {p: s.default_api_version for p, s in PROVIDERS.items() if s.default_api_version}
 """What the pinned SDK sends when a target sets no ``apiVersion`` (a test checks the SDK)."""
 
-CAMEL = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "stop": "stop", "max_tokens": "maxTokens"}
+CAMEL = {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "stop": "stop", "max_tokens": "maxTokens", "n": "n"}
 
 
 def api_version_of(target: Target) -> str | None:
@@ -66,8 +74,15 @@ def rules_for(provider: Provider, api_version: str | None, model: str) -> ParamR
 
 
 def rules_of(target: Target) -> ParamRules:
-    """``rules_for`` the target's provider, API version and model."""
+    """``rules_for`` the target's provider, API version and model, plus the Responses API's when ``api: responses``."""
+    if target.api is OpenAIApi.RESPONSES:
+        return _responses_rules(target.provider, api_version_of(target), target.model)
     return rules_for(target.provider, api_version_of(target), target.model)
+
+
+@functools.lru_cache(maxsize=128)
+def _responses_rules(provider: Provider, api_version: str | None, model: str) -> ParamRules:
+    return merged(rules_for(provider, api_version, model), RESPONSES_API)
 
 
 def param_values(params: Params | None) -> dict[str, Any]:

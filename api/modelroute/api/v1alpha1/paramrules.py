@@ -10,7 +10,10 @@ provider registry can name the functions without importing the spec models.
   accept only ``temperature: 1.0``, and Claude 4.x and later refuse ``temperature`` and
   ``top_p`` together (one of them is sent: the route's, else temperature);
 * openai reasoning models (o1, o3, o4-mini, the gpt-5 family): only the default
-  ``temperature`` (1.0), no ``top_p``.
+  ``temperature`` (1.0), no ``top_p`` and no ``stop`` (OpenAI's API reference: stop is "not
+  supported with latest reasoning models o3 and o4-mini"; the gpt-5 family refuses it likewise);
+* openai targets with ``api: responses``: no ``stop`` (the Responses API has no stop sequences)
+  and ``n`` only 1 (one answer per call): ``RESPONSES_API``, added by ``capabilities.rules_of``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ ANTHROPIC_LEGACY = "2023-06-01"
 ANTHROPIC_2026 = "2026-10-21"
 
 SAMPLING = ("temperature", "top_p", "top_k")
-RULED = (*SAMPLING, "stop", "max_tokens")
+RULED = (*SAMPLING, "stop", "max_tokens", "n")
 
 # Claude models released after Claude Opus 4.6 (2026-02-05); unknown versions above 4.6 count as later.
 _CLAUDE = re.compile(r"^claude-(?:(?P<tier>haiku|sonnet|opus)-(?P<major>\d+)(?:-(?P<minor>\d{1,2}))?"
@@ -81,6 +84,19 @@ class ParamRules:
 
 NO_RULES = ParamRules()
 
+RESPONSES_API = ParamRules(
+    rejected={"stop": "the OpenAI Responses API (target api: responses) has no stop sequences"},
+    only={"n": (1, "the OpenAI Responses API (target api: responses) gives one answer per call (n must be 1)")},
+)
+
+
+def merged(a: ParamRules, b: ParamRules) -> ParamRules:
+    """Both rule sets at once (``a``'s exclusive group kept; ``b`` adds refusals and single values)."""
+    if not b:
+        return a
+    return ParamRules(rejected={**a.rejected, **b.rejected}, only={**a.only, **b.only},
+                      exclusive=a.exclusive or b.exclusive, exclusive_reason=a.exclusive_reason or b.exclusive_reason)
+
 
 def _claude_version(model: str) -> tuple[str, int, int] | None:
     m = _CLAUDE.match(model)
@@ -114,7 +130,8 @@ def openai_rules(version: str | None, model: str) -> ParamRules:
     no_top_k = {"top_k": "OpenAI Chat Completions has no top_k (the API refuses unknown arguments)"}
     if _OPENAI_REASONING.match(model) and "-chat" not in model:
         return ParamRules(
-            rejected={**no_top_k, "top_p": f"{model} is a reasoning model: top_p is not supported"},
+            rejected={**no_top_k, "top_p": f"{model} is a reasoning model: top_p is not supported",
+                      "stop": f"{model} is a reasoning model: stop sequences are not supported"},
             only={"temperature": (1.0, f"{model} is a reasoning model: only the default temperature (1) is supported")},
         )
     return ParamRules(rejected=no_top_k)

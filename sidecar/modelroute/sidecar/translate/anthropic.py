@@ -193,14 +193,7 @@ def _messages(messages: Any, system_parts: list[str | Json]) -> list[Json]:
             if blocks:
                 _append(out, "assistant", blocks)
         elif role == "tool":
-            content = m.get("content")
-            block: Json = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or ""}
-            if _has_marks(content):  # the mark goes on the tool_result block, its text parts as one string
-                block["content"] = "".join(p["text"] for p in _text_parts(content))
-                block[MARK] = next(p[MARK] for p in reversed(content) if MARK in p)
-            else:
-                block["content"] = _tool_result_content(content)
-            _append(out, "user", [block])
+            _append(out, "user", [_tool_result(m)])
         else:
             raise TranslationError(f"unsupported message role {role!r} for Anthropic targets")
     return out
@@ -299,10 +292,23 @@ def _assistant_blocks(m: Json) -> list[Json]:
     return blocks
 
 
-def _tool_result_content(content: Any) -> str | list[Json]:
-    if isinstance(content, list):
-        return [{"type": "text", "text": p.get("text", "")} for p in content if p.get("type") == "text"]
-    return "" if content is None else str(content)
+def _tool_result(m: Json) -> Json:
+    """A tool message as a ``tool_result`` block; ``Error: `` text (``chat.tool_error``) sets ``is_error``."""
+    content = m.get("content")
+    block: Json = {"type": "tool_result", "tool_use_id": m.get("tool_call_id") or ""}
+    if _has_marks(content):  # the mark goes on the tool_result block, its text parts as one string
+        text = "".join(p["text"] for p in _text_parts(content))
+        block[MARK] = next(p[MARK] for p in reversed(content) if MARK in p)
+    elif isinstance(content, list):
+        block["content"] = [{"type": "text", "text": p.get("text", "")} for p in content if p.get("type") == "text"]
+        return block
+    else:
+        text = "" if content is None else str(content)
+    error = chat.tool_error(text)
+    block["content"] = text if error is None else error
+    if error is not None:
+        block["is_error"] = True
+    return block
 
 
 def _tool(tool: Json) -> Json:

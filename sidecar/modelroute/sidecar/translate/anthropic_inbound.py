@@ -170,8 +170,8 @@ def _user_messages(content: Any, where: str) -> list[Json]:
                 parts.append(_marked({"type": "file", "file": {"file_data": _source_url(source, "document", at)}}, block, at))
         elif kind == "tool_result":
             text = _tool_result_text(block.get("content"), at)
-            if block.get("is_error"):
-                text = f"Error: {text}"
+            if block.get("is_error") and chat.tool_error(text) is None:
+                text = chat.TOOL_ERROR + text
             result: str | list[Json] = text
             if block.get(MARK) is not None:  # kept on the tool message's one text part
                 result = [_marked({"type": "text", "text": text}, block, at)]

@@ -260,6 +260,20 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     return head[5:-7] or "application/octet-stream", data
 
 
+TOOL_ERROR = "Error: "
+
+
+def tool_error(text: str) -> str | None:
+    """The error detail of a tool result marked as failed, or None.
+
+    The pivot (OpenAI Chat Completions) has no error flag on tool messages: a failed tool is
+    reported as text, and by convention (docs/tool-conformance.md) text that starts with
+    ``"Error: "`` is a failed call. Inbound translators write it for Anthropic ``is_error`` and a
+    Gemini ``functionResponse`` ``error``; outbound translators read it back into those forms.
+    """
+    return text[len(TOOL_ERROR):] if text.startswith(TOOL_ERROR) else None
+
+
 def parse_arguments(arguments: Any) -> dict[str, Any]:
     """A tool call's ``arguments`` JSON string as an object (providers want objects).
 

@@ -22,7 +22,8 @@ Input forms:
 Lossy spots, on purpose: Gemini's thought signatures have no place in the chat format, so
 assistant function calls sent back to Gemini carry the documented
 ``skip_thought_signature_validator`` signature (Gemini 3 rejects function-call history
-without one); thought parts are not surfaced; ``logprobs`` is dropped. ``n`` maps to
+without one); thought parts are not surfaced; ``logprobs`` is dropped. An app's ``top_k`` (not an
+OpenAI field, but the pivot carries it) is forwarded as ``topK``. ``n`` maps to
 ``candidate_count`` and each candidate becomes a choice.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from modelroute.api.v1alpha1 import Params
@@ -91,6 +93,8 @@ def chat_to_gemini_request(
         config["temperature"] = body["temperature"]
     if body.get("top_p") is not None:
         config["top_p"] = body["top_p"]
+    if body.get("top_k") is not None:  # not OpenAI's, but apps written for other providers send it; Gemini has topK
+        config["top_k"] = body["top_k"]
     limit = chat.max_tokens_of(body)
     if limit is not None:
         config["max_output_tokens"] = limit
@@ -221,8 +225,16 @@ def _model_parts(m: Json, names: dict[str, str], signatures: bool) -> list[Json]
 
 
 def _function_response(content: Any) -> Json:
-    """A tool result as Gemini's response object: a JSON object as is, anything else as ``{"output": text}``."""
+    """A tool result as Gemini's response object: a JSON object as is, ``Error: `` text (``chat.tool_error``) as
+    ``{"error": detail}``, anything else as ``{"output": text}`` (Gemini reads ``output`` and ``error`` so)."""
     text = chat.text_of(content)
+    error = chat.tool_error(text)
+    if error is not None:
+        if error[:1] == "{":  # a structured Gemini error response, as gemini_inbound wrote it
+            value = chat.parse_arguments(error)
+            if "error" in value:
+                return value
+        return {"error": error}
     if text[:1] == "{":
         value = chat.parse_arguments(text)
         if "_raw" not in value:
@@ -275,8 +287,13 @@ def usage_to_chat(meta: Json | None) -> Json | None:
     return chat.usage(prompt, completion, cached=cached, reasoning=thoughts)
 
 
+_NOT_ID = re.compile(r"[^A-Za-z0-9_-]")
+
+
 def _call_id(fc: Json, base: str, n: int) -> str:
-    return str(fc.get("id") or f"call_{base}_{n}")
+    """Gemini's call id, or ``call_<last 16 id characters of base>_<n>`` when it gave none: unique per answer,
+    usable on every provider's next turn (OpenAI takes at most 40 characters, Anthropic ``[A-Za-z0-9_-]``)."""
+    return str(fc.get("id") or f"call_{_NOT_ID.sub('', base)[-16:]}_{n}")
 
 
 def gemini_to_chat_response(response: Json, *, created: int, id: str | None = None, model: str) -> Json:
@@ -284,7 +301,7 @@ def gemini_to_chat_response(response: Json, *, created: int, id: str | None = No
 
     ``id`` defaults to ``responseId``; ``model`` is used unless the response names its
     ``modelVersion``. Function calls become ``tool_calls`` with Gemini's call id, or
-    ``call_<id>_<n>`` when Gemini gave none (deterministic for a given ``id``).
+    ``call_<id>_<n>`` when Gemini gave none (the last 16 id characters of ``id``) (deterministic for a given ``id``).
     A prompt blocked before any candidate gives one empty ``content_filter`` choice.
     """
     rid = id or _get(response, "response_id", "responseId") or ""

@@ -11,7 +11,10 @@ Wire spelling: the REST API is camelCase, but the SDK keeps snake_case inside so
 objects (``inlineData.mime_type``, ``fileData.file_uri``, ``parameters_json_schema``,
 ``thinkingConfig.thinking_budget``); every key is read under both spellings.
 
-Lossy spots, on purpose: ``safetySettings``, ``topK``, ``thinkingConfig``, ``cachedContent``
+``topK`` becomes the pivot's ``top_k``: Gemini targets get it back; targets that refuse it (OpenAI,
+Anthropic under 2026-10-21) drop it and name it in ``x-modelroute-dropped-params``.
+
+Lossy spots, on purpose: ``safetySettings``, ``thinkingConfig``, ``cachedContent``
 and thought signatures are dropped; thought parts are not forwarded; ``fileData`` is only
 accepted for images (the pivot has no file-by-URI part); non-function tools (Google
 Search, code execution) raise ``TranslationError``. Function calls without an ``id`` get
@@ -198,14 +201,20 @@ def _mime(d: Json, where: str) -> str:
 
 
 def _response_text(response: Any) -> str:
-    """A functionResponse's ``response`` as tool message text: ``{"output": s}`` -> s, else JSON."""
+    """A functionResponse's ``response`` as tool message text: ``{"output": s}`` -> s, ``{"error": e}`` (a failed
+    call, as Gemini reads it) -> ``Error: e`` (``chat.tool_error``), else JSON."""
     if isinstance(response, dict) and set(response) <= {"output"} and isinstance(response.get("output"), str):
         return str(response["output"])
+    if isinstance(response, dict) and "error" in response and "output" not in response:
+        error = response["error"]
+        rest = {k: v for k, v in response.items() if k != "error"}
+        detail = error if isinstance(error, str) and not rest else chat.dumps(response)
+        return chat.TOOL_ERROR + detail
     return chat.dumps(response if response is not None else {})
 
 
 def _apply_config(config: Json, out: Json) -> None:
-    for camel, snake, dst in (("temperature", "temperature", "temperature"), ("topP", "top_p", "top_p"),
+    for camel, snake, dst in (("temperature", "temperature", "temperature"), ("topP", "top_p", "top_p"), ("topK", "top_k", "top_k"),
                               ("maxOutputTokens", "max_output_tokens", "max_tokens"), ("seed", "seed", "seed"),
                               ("presencePenalty", "presence_penalty", "presence_penalty"),
                               ("frequencyPenalty", "frequency_penalty", "frequency_penalty")):

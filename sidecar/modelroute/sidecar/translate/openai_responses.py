@@ -47,10 +47,8 @@ def chat_to_responses_request(request: Json, *, model: str, params: Params | Non
     if body.get("tools"):
         out["tools"] = [_tool(t) for t in body["tools"] if isinstance(t, dict)]
     choice = body.get("tool_choice")
-    if isinstance(choice, dict):
-        out["tool_choice"] = {"type": "function", "name": (choice.get("function") or {}).get("name", "")}
-    elif choice is not None:
-        out["tool_choice"] = choice
+    if choice is not None:
+        out["tool_choice"] = _tool_choice(choice)
     text: Json = {}
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_object":
@@ -115,6 +113,24 @@ def _tool(tool: Json) -> Json:
     if fn.get("description") is not None:
         out["description"] = fn["description"]
     return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    """Chat ``tool_choice`` -> Responses: the same strings; a named function; ``allowed_tools`` with its function names."""
+    if not isinstance(choice, dict):
+        return choice
+    kind = choice.get("type")
+    if kind == "function":
+        name = (choice.get("function") or {}).get("name")
+        if not name:
+            raise TranslationError("tool_choice function needs a name")
+        return {"type": "function", "name": name}
+    if kind == "allowed_tools":
+        allowed = choice.get("allowed_tools") or {}
+        tools = [{"type": "function", "name": (t.get("function") or {}).get("name") or ""}
+                 for t in allowed.get("tools") or () if isinstance(t, dict) and t.get("type") == "function"]
+        return {"type": "allowed_tools", "mode": allowed.get("mode") or "auto", "tools": tools}
+    raise TranslationError(f"tool_choice of type {kind!r} is not supported by the OpenAI Responses API (target api: responses)")
 
 
 # ---- response ------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
 from ..promptcache import MARK, CachePoint, Prefixes
-from . import anthropic_schema
+from . import anthropic_schema, toolrules
 from .base import BadRequest, dumps, sse_event
 
 _STOP = {
@@ -116,7 +116,7 @@ class AnthropicDialect:
         return None
 
     def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
-        return anthropic_schema.validate(body, headers)
+        return anthropic_schema.validate(body, headers) or toolrules.anthropic(body)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):

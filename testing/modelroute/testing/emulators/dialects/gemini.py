@@ -13,7 +13,7 @@ from typing import Any
 from ..answers import split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
 from ..promptcache import Prefixes
-from . import gemini_schema
+from . import gemini_schema, toolrules
 from .base import BadRequest, dumps, sse_data
 
 _FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
@@ -85,7 +85,7 @@ class GeminiDialect:
     def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
         if path.endswith((":embedContent", ":batchEmbedContents")):
             return None  # field sets checked by ``emulators.embeddings`` (the derived schema is generateContent's)
-        return gemini_schema.validate(body)
+        return gemini_schema.validate(body) or toolrules.gemini(body)
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         if not isinstance(body, dict):

@@ -9,7 +9,7 @@ from typing import Any
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
 from ..promptcache import Prefixes
-from . import openai_schema
+from . import openai_schema, toolrules
 from .base import BadRequest, dumps, sse_data
 
 _FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_calls": "tool_calls"}
@@ -75,7 +75,12 @@ class OpenAIDialect:
         return None
 
     def validate(self, body: Any, headers: Mapping[str, str], path: str) -> BadRequest | None:
-        return openai_schema.validate(path, body) or openai_schema.model_rules(body)
+        refused = openai_schema.validate(path, body) or openai_schema.model_rules(body)
+        if refused is None and path.endswith("/chat/completions"):
+            return toolrules.openai_chat(body)
+        if refused is None and path.endswith("/responses"):
+            return toolrules.openai_responses(body)
+        return refused
 
     def parse(self, body: Any, model: str | None, stream: bool | None) -> Prompt:
         body, model = body_and_model(body)
