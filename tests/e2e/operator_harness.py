@@ -112,10 +112,10 @@ class OperatorProcess:
 class Emulator:
     """The provider emulator as a subprocess on 127.0.0.1 (any free port)."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.proc = spawn([sys.executable, "-m", "modelroute.testing.emulators", "--host", "127.0.0.1",
-                           "--port", str(self.port)], log_path=log_path, tie_to_parent=True)
+                           "--port", str(self.port), *args], log_path=log_path, tie_to_parent=True)
         self.url = f"http://127.0.0.1:{self.port}"
         wait_for("emulator", lambda: _port_open("127.0.0.1", self.port), timeout=20)
 
@@ -238,8 +238,9 @@ def must_condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 @contextmanager
-def emulator(log_dir: Path) -> Iterator[Emulator]:
-    emu = Emulator(log_dir / "emulator.log")
+def emulator(log_dir: Path, *args: str) -> Iterator[Emulator]:
+    """``args``: more emulator options, e.g. ``--tpm 12000`` (the provider's own limit)."""
+    emu = Emulator(log_dir / "emulator.log", args)
     try:
         yield emu
     finally:

@@ -128,6 +128,8 @@ class QuotaReport(ApiModel):
     window_tokens: int = Field(default=0, ge=0, description="Tokens in the last minute on the governed targets.")
     refused: int = Field(default=0, ge=0, description="Requests the governed targets' limiters refused since start (demand not served).")
     tokens_total: int = Field(default=0, ge=0, description="Tokens sent on the governed targets since start (corrected from usage).")
+    cost_total_usd: float = Field(default=0.0, ge=0, description="Cost in US dollars of the governed targets' usage since start "
+                                                                 "(their price table x reported usage; daily cost budgets are summed from it).")
     remaining_tokens: float | None = Field(default=None, description="The provider's remaining tokens in its window, from the latest response headers.")
     remaining_requests: float | None = Field(default=None, description="The provider's remaining requests in its window, from the latest response headers.")
 

@@ -8,6 +8,12 @@ leases to push (``QuotaLease`` per pod), the status, and the Events to post. The
 
 Demand: a pod's usage in the last minute; a pod that was refused since the last round, or that
 used 90% of its cap, asks for more than it got (1.5 x its cap), so shares move towards it.
+
+Daily budgets (``dailyTokens``, ``dailyCostUsd``): what the pods report sending (``tokensTotal``,
+``costTotalUsd``) is summed per UTC day. The tokens a round aims to lease per minute never exceed the
+day's remaining tokens, and once a budget is used up every pod is aimed at 0 (the leases shrink like
+any other: acknowledged, then applied), with the QuotaPressure condition ``BudgetExhausted`` and the
+100% Event, until the next UTC day.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ class QuotaState:
     bundle_pods: int = 0                                     # the pod count the route bundle carries
     day: str = ""                                            # the UTC day tokens_today counts
     tokens_today: int = 0
+    cost_today: float = 0.0
     totals: dict[str, int] = field(default_factory=dict)     # pod -> tokens_total last seen
+    costs: dict[str, float] = field(default_factory=dict)    # pod -> cost_total_usd last seen
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ def plan_round(quota: ProviderQuota, state: QuotaState, pods: list[str], reports
     leases: dict[str, QuotaLease] = {}
     granted: dict[str, dict[str, leasing.Grant]] = {}
     generation = state.generation = max(state.generation + 1, int(now * 1000))
+    _count_day(state, reports, now)
+    ceilings = budget_ceilings(quota, state)
     for dimension in DIMENSIONS:
         limit = limit_of(quota, dimension)
         if limit is None:
@@ -124,7 +134,8 @@ def plan_round(quota: ProviderQuota, state: QuotaState, pods: list[str], reports
                 ledgers[pod] = leasing.acknowledge(ledgers[pod], report.generation)
             ledgers[pod] = leasing.prune(ledgers[pod], now)
         demands = {p: demand(reports.get(p), dimension, state.refused.get(p)) for p in pods}
-        r = leasing.plan(terms, ledgers, leasing.wanted(terms, ledgers, demands, now), now, generation)
+        aims = within(leasing.wanted(terms, ledgers, demands, now), ceilings.get(dimension))
+        r = leasing.plan(terms, ledgers, aims, now, generation)
         granted[dimension] = r.grants
     dims = [d for d in DIMENSIONS if d in granted]
     for pod in pods:
@@ -140,23 +151,54 @@ def plan_round(quota: ProviderQuota, state: QuotaState, pods: list[str], reports
             expires_at=datetime.fromtimestamp(first.expires, UTC), fallback_at=datetime.fromtimestamp(first.fallback_at, UTC),
         )
     state.refused = {p: r.refused for p, r in reports.items() if r is not None}
-    _count_day(state, reports, now)
     status, events = _status(quota, state, pods, reports, leases, now)
     return RoundResult(leases, status, events)
 
 
 def _count_day(state: QuotaState, reports: Mapping[str, QuotaReport | None], now: float) -> None:
-    """Add what each pod sent since the last round to today's tokens (a pod that restarted counts from zero)."""
+    """Add what each pod sent since the last round to today's tokens and cost (a pod that restarted counts from zero)."""
     day = datetime.fromtimestamp(now, UTC).date().isoformat()
     if day != state.day:
-        state.day, state.tokens_today = day, 0
+        state.day, state.tokens_today, state.cost_today = day, 0, 0.0
     for pod, report in reports.items():
         if report is None:
             continue
-        before = state.totals.get(pod)
-        total = report.tokens_total
-        state.tokens_today += total - before if before is not None and total >= before else (total if before is not None else 0)
-        state.totals[pod] = total
+        state.tokens_today += int(_since(state.totals.get(pod), report.tokens_total))
+        state.cost_today += _since(state.costs.get(pod), report.cost_total_usd)
+        state.totals[pod], state.costs[pod] = report.tokens_total, report.cost_total_usd
+
+
+def _since(before: float | None, total: float) -> float:
+    """What a pod's running total added since the last round: nothing on first sight, all of it after a restart."""
+    if before is None:
+        return 0
+    return total - before if total >= before else total
+
+
+def budget_ceilings(quota: ProviderQuota, state: QuotaState) -> dict[str, float]:
+    """Per dimension, the most a round may aim to lease (per minute) because of the daily budgets; absent: no ceiling."""
+    limits = quota.spec.limits
+    if exhausted(quota, state):
+        return dict.fromkeys(DIMENSIONS, 0.0)
+    if limits.daily_tokens:
+        return {"tokens": float(limits.daily_tokens - state.tokens_today)}
+    return {}
+
+
+def exhausted(quota: ProviderQuota, state: QuotaState) -> bool:
+    """Whether a daily budget is used up today."""
+    limits = quota.spec.limits
+    return bool((limits.daily_tokens and state.tokens_today >= limits.daily_tokens)
+                or (limits.daily_cost_usd and state.cost_today >= limits.daily_cost_usd))
+
+
+def within(aims: dict[str, float], ceiling: float | None) -> dict[str, float]:
+    """``aims`` scaled down (whole numbers) so that they sum to at most ``ceiling``."""
+    total = sum(aims.values())
+    if ceiling is None or total <= ceiling:
+        return aims
+    factor = max(0.0, ceiling) / total
+    return {p: float(math.floor(a * factor)) for p, a in aims.items()}
 
 
 def acknowledged(state: QuotaState, pod: str, generation: int) -> None:
@@ -171,7 +213,8 @@ def _status(quota: ProviderQuota, state: QuotaState, pods: list[str], reports: M
     live = [r for r in reports.values() if r is not None]
     limits = quota.spec.limits
     usage = QuotaUsage(requests_per_minute=sum(r.window_requests for r in live), tokens_per_minute=sum(r.window_tokens for r in live),
-                       tokens_today=state.tokens_today if limits.daily_tokens else None)
+                       tokens_today=state.tokens_today if limits.daily_tokens else None,
+                       cost_today_usd=round(state.cost_today, 6) if limits.daily_cost_usd else None)
     fractions = {}
     if limits.requests_per_minute:
         fractions["requests"] = usage.requests_per_minute / limits.requests_per_minute
@@ -179,6 +222,8 @@ def _status(quota: ProviderQuota, state: QuotaState, pods: list[str], reports: M
         fractions["tokens"] = usage.tokens_per_minute / limits.tokens_per_minute
     if limits.daily_tokens:
         fractions["tokens today"] = state.tokens_today / limits.daily_tokens
+    if limits.daily_cost_usd:
+        fractions["cost today"] = state.cost_today / limits.daily_cost_usd
     worst = max(fractions.values(), default=0.0)
     held = []
     for pod in pods:
@@ -197,13 +242,15 @@ def _status(quota: ProviderQuota, state: QuotaState, pods: list[str], reports: M
     events = []
     if level > state.level:
         dims = ", ".join(f"{d} at {round(100 * f)}%" for d, f in sorted(fractions.items()))
+        stop = " A daily budget is used up: every lease is 0 until the next UTC day." if exhausted(quota, state) else ""
         events.append(Notice("Warning", REASON, f"ProviderQuota {quota.key} at or above {round(100 * level)}% of its limit: {dims} "
-                                                f"over {len(pods)} pod(s)."))
+                                                f"over {len(pods)} pod(s).{stop}"))
     if (level < state.level - 1e-9 and worst < min(PRESSURE_LEVELS) - 0.1) or level > state.level:
         state.level = level
     condition = Condition(
         type=REASON, status=ConditionStatus.TRUE if worst >= PRESSURE_LEVELS[0] else ConditionStatus.FALSE,
-        reason="AtLimit" if worst >= 1.0 else "HighUsage" if worst >= PRESSURE_LEVELS[0] else "WithinLimit",
+        reason=("BudgetExhausted" if exhausted(quota, state) else "AtLimit" if worst >= 1.0
+                else "HighUsage" if worst >= PRESSURE_LEVELS[0] else "WithinLimit"),
         message=", ".join(f"{d} {round(100 * f)}% of the limit" for d, f in sorted(fractions.items())),
         observed_generation=quota.metadata.generation,
     )

@@ -171,3 +171,74 @@ def test_tokens_today_sum_what_pods_sent_between_rounds_and_warn_at_80_percent_o
     assert r.status.usage.tokens_today == 8000
     round_(noon + 86_400, {"a": 1500, "b": 3100})              # the next UTC day starts from zero
     assert state.tokens_today == 500
+
+
+async def test_a_used_up_daily_token_budget_takes_every_lease_to_zero_until_the_next_day(cluster: Cluster) -> None:
+    """Issue 13: dailyTokens is enforced: the leases aim within what is left of the day, then at 0."""
+    cluster.quotas = [raw_quota(tokensPerMinute=LIMIT, dailyTokens=6_000)]
+
+    async def send(pod: str, tokens: int) -> None:  # one request whose answer reports ``tokens`` used
+        limiter = cluster.state(pod).planner.limiters.governing(QUOTA)[0]
+        limiter.settle(await limiter.acquire(10, max_wait=0), {"total_tokens": tokens})
+
+    for _ in range(2):  # leases out, then the pods' first reports: the totals so far are not today's for sure
+        await cluster.rebalancer.rebalance("team")
+    await send("p0", 5_000)
+    for _ in range(2):  # the smaller leases go out, then their acknowledgements lower the claims
+        await cluster.rebalancer.rebalance("team")
+    state = cluster.rebalancer.states[QUOTA]
+    assert state.tokens_today == 5_000
+    assert sum(cluster.caps().values()) <= 1_000, "the leases aim within the day's remaining 1,000 tokens"
+    await send("p1", 1_500)
+    for _ in range(2):
+        await cluster.rebalancer.rebalance("team")
+    assert state.tokens_today == 6_500
+    assert cluster.caps() == {"p0": 0.0, "p1": 0.0, "p2": 0.0}
+    with pytest.raises(RateLimited):
+        await cluster.state("p2").planner.limiters.governing(QUOTA)[0].acquire(1, max_wait=0)
+    condition = cluster.statuses[-1]["conditions"][0]
+    assert (condition["status"], condition["reason"]) == ("True", "BudgetExhausted")
+    assert cluster.statuses[-1]["usage"]["tokensToday"] == 6_500
+    assert any("daily budget is used up" in n.message for n in cluster.events)
+    assert cluster.state("p0").planner.limiters.governing(QUOTA)[0].price is not None, "costs are summed where tokens are"
+
+
+def test_daily_budgets_cap_what_a_round_aims_at() -> None:
+    from datetime import datetime as dt
+
+    from modelroute.api.stats import QuotaReport
+    from modelroute.api.v1alpha1.providerquota import ProviderQuota
+    from modelroute.operator.quotaround import within
+    quota = ProviderQuota.model_validate(raw_quota(tokensPerMinute=LIMIT, requestsPerMinute=100, dailyTokens=10_000,
+                                                   dailyCostUsd=1.0))
+    state = QuotaState()
+    noon = dt(2026, 12, 6, 12, tzinfo=UTC).timestamp()
+    busy = {"a": QuotaReport(state="lease", tokens_total=0, cost_total_usd=0.0)}
+    plan_round(quota, state, ["a"], busy, noon)
+    busy = {"a": QuotaReport(state="lease", tokens_total=7_000, cost_total_usd=0.5, window_tokens=7_000, refused=1)}
+    r = plan_round(quota, state, ["a"], busy, noon + 2)
+    assert state.tokens_today == 7_000 and state.cost_today == 0.5
+    assert r.leases["a"].share_tokens_per_minute is not None and r.leases["a"].share_tokens_per_minute <= 3_000
+    assert r.status.usage.cost_today_usd == 0.5
+    busy = {"a": QuotaReport(state="lease", tokens_total=7_100, cost_total_usd=1.0, refused=2)}
+    r = plan_round(quota, state, ["a"], busy, noon + 4)     # the cost budget is used up: both dimensions at 0
+    assert (r.leases["a"].share_tokens_per_minute, r.leases["a"].share_requests_per_minute) == (0.0, 0.0)
+    assert r.status.conditions[0].reason == "BudgetExhausted"
+    r = plan_round(quota, state, ["a"], busy, noon + 86_400)   # a new UTC day
+    assert state.cost_today == 0 and r.leases["a"].share_requests_per_minute
+    assert within({"a": 10.0, "b": 30.0}, 20.0) == {"a": 5.0, "b": 15.0} and within({"a": 1.0}, None) == {"a": 1.0}
+
+
+async def test_a_restarted_sidecar_holds_a_lease_again_after_one_round(cluster: Cluster) -> None:
+    """Issue 13: a sidecar container that restarts (same pod) loses its lease in memory; until the next round it
+    takes nothing (joining), then the bundle's conservative share, never the full limit; the round re-leases it."""
+    await cluster.rebalancer.rebalance("team")
+    held = cluster.state("p1").quotas.leases[QUOTA].generation
+    old = cluster.sidecars.pop("p1")
+    await old.__aexit__(None, None, None)
+    await cluster.add("p1")  # type: ignore[attr-defined]   # the same pod (name, UID), a new process
+    book = cluster.state("p1").quotas
+    assert QUOTA not in book.leases
+    await cluster.rebalancer.rebalance("team")
+    assert book.leases[QUOTA].generation > held, "re-leased in the next round"
+    assert sum(cluster.caps().values()) <= LIMIT

@@ -177,6 +177,37 @@ async def test_provider_headers_openai() -> None:
     assert limiter.limit("requests") == 100  # the configured limit still caps it
 
 
+async def test_the_providers_remaining_binds_below_the_lease() -> None:
+    """Issue 13: a lease leaves room, the provider's headers say less is left (other pods, other clients): the smaller wins."""
+    clock = FakeClock()
+    limiter = TargetLimiter("t", max_wait=1.0, clock=clock)
+    limiter.set_lease(None, 10_000)
+    limiter.observe_headers({"x-ratelimit-limit-tokens": "100000", "x-ratelimit-remaining-tokens": "300",
+                             "x-ratelimit-reset-tokens": "5s"})
+    await limiter.acquire(200)  # within both
+    with pytest.raises(RateLimited) as info:
+        await limiter.acquire(200)  # the lease has 9,800 left, the provider 100
+    assert info.value.dimension == "blocked" and info.value.retry_after == pytest.approx(5.0)
+    assert limiter.remaining() == {"tokens": 100.0}
+    await clock.advance(5.0)  # the provider's window reset: the lease binds again
+    await limiter.acquire(5_000)
+    with pytest.raises(RateLimited) as info:
+        await limiter.acquire(5_000)
+    assert info.value.dimension == "tokens" and limiter.refused_by == {"blocked": 1, "lease": 1}
+
+
+async def test_settled_usage_adds_its_cost_for_daily_cost_budgets() -> None:
+    from modelroute.api.v1alpha1.providers import Price
+    limiter = TargetLimiter("t", clock=FakeClock())
+    limiter.settle(await limiter.acquire(10), {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500})
+    assert limiter.cost_usd == 0.0, "no price known: nothing counted"
+    limiter.price = Price(0.15, 0.60)  # USD per 1M tokens
+    limiter.settle(await limiter.acquire(10), {"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500})
+    limiter.settle(await limiter.acquire(10), None)
+    assert limiter.cost_usd == pytest.approx((1000 * 0.15 + 500 * 0.60) / 1e6)
+    assert limiter.tokens_admitted == 3010
+
+
 async def test_retry_after_blocks_the_target() -> None:
     clock = FakeClock()
     limiter = TargetLimiter("t", max_wait=1.0, clock=clock)

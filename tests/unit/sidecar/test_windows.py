@@ -153,7 +153,7 @@ async def test_when_selects_the_target_by_estimated_input(stream: bool) -> None:
 
 
 async def test_a_request_beyond_the_window_is_skipped_with_its_reason() -> None:
-    registry = {"windows": [{"provider": "openai", "model": "small", "contextWindow": 1000, "maxOutputTokens": 500}]}
+    registry = {"windows": [{"provider": "openai", "model": "small", "contextWindow": 1000, "maxOutputTokens": 1000}]}
     r, _ = compiled(two_targets({"model": "small"}, {}, registry))
     fits = await router.complete(r, chat([("user", "x" * 1500)], max_tokens=400))
     assert fits.target == "a"
@@ -163,6 +163,20 @@ async def test_a_request_beyond_the_window_is_skipped_with_its_reason() -> None:
     assert (first.target, first.outcome, first.status) == ("a", "context_window", None)
     assert "1000-token context window of small" in first.reason
     assert len(adapter(r, 0).calls) == 1 and not r.targets[0].breaker.is_open
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+async def test_output_above_the_models_maximum_is_skipped_before_the_call(field: str) -> None:
+    registry = {"windows": [{"provider": "openai", "model": "small", "contextWindow": 100_000, "maxOutputTokens": 500}]}
+    r, rec = compiled(two_targets({"model": "small"}, {}, registry))
+    assert (await router.complete(r, chat([("user", "hi")], **{field: 500}))).target == "a"
+    over = await router.complete(r, chat([("user", "hi")], **{field: 501}))
+    assert over.target == "b", "the input fits the window, the requested output does not fit the model"
+    first = over.attempts[0]
+    assert (first.target, first.outcome, first.status) == ("a", "context_window", None)
+    assert first.reason == "501 requested output tokens exceed the 500 maximum output tokens of small"
+    assert len(adapter(r, 0).calls) == 1 and not r.targets[0].breaker.is_open
+    assert ("r", "a", "context_window", None, None) in rec.attempts
 
 
 async def test_too_long_for_every_target_is_a_400_for_the_app() -> None:

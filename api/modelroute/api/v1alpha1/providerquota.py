@@ -43,9 +43,11 @@ class QuotaLimits(ApiModel):
     tokens_per_minute: int | None = Field(default=None, ge=1, le=100_000_000_000,
                                           description="Tokens (input + output) the provider accepts per minute for this key (all pods together).")
     daily_tokens: int | None = Field(default=None, ge=1, le=1_000_000_000_000,
-                                     description="Optional budget of tokens per UTC day; reported in status, warned about at 80% and 100%.")
+                                     description="Optional budget of tokens per UTC day: the leases never aim above what is left of it per minute, "
+                                                 "and are 0 once it is used up (until the next UTC day); warned about at 80% and 100%.")
     daily_cost_usd: float | None = Field(default=None, gt=0, le=10_000_000,
-                                         description="Optional budget in US dollars per UTC day; reported in status, warned about at 80% and 100%.")
+                                         description="Optional budget in US dollars per UTC day (the sidecars' price tables x usage): once it is used up "
+                                                 "every lease is 0 until the next UTC day; warned about at 80% and 100%.")
 
     @model_validator(mode="after")
     def _some_rate(self) -> Self:

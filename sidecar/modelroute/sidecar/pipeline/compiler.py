@@ -133,6 +133,7 @@ class RouteCompiler:
         limiter = self.planner.limiters.get(key, requests_per_minute=limits.requests_per_minute,
                                             tokens_per_minute=limits.tokens_per_minute, max_wait=limits.max_wait_ms / 1000,
                                             target=tr.target)
+        limiter.price = target_price(tr.target, self.planner.prices)
         self.users.setdefault(key, []).append(f"{route}/{tr.name}")
         if variant != MIRROR:
             self.limiter_table[(route, tr.name)] = limiter

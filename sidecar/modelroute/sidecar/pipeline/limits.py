@@ -42,7 +42,8 @@ from typing import Any, Protocol
 from modelroute.api.stats import LimiterSnapshot
 from modelroute.api.v1alpha1 import Target
 from modelroute.api.v1alpha1.providerquota import QuotaTerms
-from modelroute.api.v1alpha1.providers import PROVIDERS, HeaderTriple
+from modelroute.api.v1alpha1.providers import PROVIDERS, HeaderTriple, Price
+from modelroute.sidecar.pipeline.cost import cost_of
 from modelroute.sidecar.providers.errors import retry_after_seconds
 
 Json = dict[str, Any]
@@ -183,6 +184,8 @@ class TargetLimiter:
     admitted: int = 0
     refused: int = 0
     tokens_admitted: int = 0   # since start, corrected from usage (daily budgets are summed from it)
+    price: Price | None = None  # the target's price (set when compiled): the usage's cost adds to ``cost_usd``
+    cost_usd: float = 0.0      # since start (daily cost budgets are summed from it)
     refused_by: dict[str, int] = field(default_factory=dict, repr=False)   # reason -> refusals (metrics)
     lease_requests: float | None = field(default=None, repr=False)         # a quota lease's share (None: no lease)
     lease_tokens: float | None = field(default=None, repr=False)
@@ -325,6 +328,8 @@ class TargetLimiter:
         if ticket.done:
             return
         ticket.done = True
+        if self.price is not None and usage:
+            self.cost_usd += cost_of(self.price, usage)
         actual = usage_tokens(usage, cache_reads=self.cache_reads_limited)
         if actual is None or actual == ticket.tokens:
             return

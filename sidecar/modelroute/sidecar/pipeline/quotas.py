@@ -106,6 +106,7 @@ class QuotaBook:
                 window_requests=sum(s.window_requests for s in snaps), window_tokens=sum(s.window_tokens for s in snaps),
                 refused=sum(s.refused for s in snaps),
                 tokens_total=max(0, sum(lim.tokens_admitted for lim in self.limiters.governing(quota))),
+                cost_total_usd=max(0.0, sum(lim.cost_usd for lim in self.limiters.governing(quota))),
                 remaining_requests=min((r["requests"] for r in remote if "requests" in r), default=None),
                 remaining_tokens=min((r["tokens"] for r in remote if "tokens" in r), default=None),
             )

@@ -4,7 +4,8 @@ A request longer than a model's window fails upstream with a 400; a route that s
 documents to a long-context target wants that decided before any call. ``WindowStep`` is the
 first attempt step of a target with a known window (``ModelRegistry.window``) or a ``when``
 rule; routes without either never run it. It skips the target with ``FailureKind.CONTEXT_WINDOW``
-(estimated input + requested output above the window) or ``FailureKind.INPUT_SIZE`` (outside
+(estimated input + requested output above the window, or requested output above the model's
+maximum output tokens) or ``FailureKind.INPUT_SIZE`` (outside
 ``when``): a fallback with no upstream call that leaves the breaker alone.
 
 The estimate (no tokenizer: tiktoken's encodings are fetched at run time, not bundled, and
@@ -116,6 +117,9 @@ class WindowStep:
         window = self.window
         if window is not None:
             out = requested_output(request, self.output_cap)
+            if out > window.max_output:
+                raise UpstreamError(FailureKind.CONTEXT_WINDOW, f"{out} requested output tokens exceed the "
+                                    f"{window.max_output} maximum output tokens of {self.label}")
             if tokens + out > window.context:
                 raise UpstreamError(FailureKind.CONTEXT_WINDOW, f"~{tokens} input + {out} output tokens exceed the "
                                     f"{window.context}-token context window of {self.label}")

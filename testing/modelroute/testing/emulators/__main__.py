@@ -1,7 +1,7 @@
 """CLI: run the emulators until SIGINT/SIGTERM.
 
     python -m modelroute.testing.emulators --host 127.0.0.1 --port 9000 [--provider all]
-        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N]
+        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N] [--rpm N] [--tpm N]
 
 Prints `modelroute emulator listening on <url> (providers: ...)` once bound.
 """
@@ -16,6 +16,7 @@ import sys
 
 from .faults import Fault
 from .model import PROVIDERS, Provider
+from .ratelimit import RateLimit
 from .server import EmulatorServer
 
 
@@ -45,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lenient", action="store_true",
                    help="accept any parseable body (default: validate against each provider's request schema)")
     p.add_argument("--log-size", type=int, default=10_000, help="requests kept in the request log")
+    p.add_argument("--rpm", type=int, default=None, help="the provider's requests per minute per API key (429 beyond)")
+    p.add_argument("--tpm", type=int, default=None, help="the provider's tokens per minute per API key (429 beyond)")
     return p.parse_args(argv)
 
 
@@ -59,6 +62,7 @@ async def run(args: argparse.Namespace) -> None:
         strict_models=args.strict_models,
         strict=not args.lenient,
         log_size=args.log_size,
+        rate_limit=RateLimit(args.rpm, args.tpm) if args.rpm or args.tpm else None,
     )
     for raw in args.fault:
         server.faults.add(Fault.from_json(json.loads(raw)))

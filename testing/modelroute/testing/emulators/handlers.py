@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import struct
 import time
@@ -24,7 +25,7 @@ from .dialects.base import dumps
 from .embeddings import embed_response, gemini_inputs, openai_inputs
 from .faults import Decision, Fault
 from .promptcache import OPENAI_STEP
-from .reqlog import RecordedRequest
+from .reqlog import RecordedRequest, key_fingerprint
 from .state import EmulatorState
 from .windows import too_long
 
@@ -93,9 +94,10 @@ async def _cut(request: web.Request, resp: web.StreamResponse, data: bytes) -> w
 
 
 async def _stream(
-    request: web.Request, dialect: Dialect, frames: list[bytes], decision: Decision, seq: int
+    request: web.Request, dialect: Dialect, frames: list[bytes], decision: Decision, seq: int,
+    headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    resp = web.StreamResponse(headers={**_SSE_HEADERS, **_request_id(dialect, seq)})
+    resp = web.StreamResponse(headers={**_SSE_HEADERS, **(headers or _request_id(dialect, seq))})
     try:
         return await _write_stream(request, resp, dialect, frames, decision)
     except ConnectionResetError:  # the client went away (e.g. it timed out): nothing to do
@@ -208,6 +210,16 @@ async def _answer(
 
     reply = state.script.reply_for(prompt) or default_reply(prompt)
     answer = finalize(prompt, reply, lambda: state.next_id(dialect.tool_id_prefix))
+    headers = _request_id(dialect, rec.seq)
+    if state.rate_limits is not None:
+        verdict = state.rate_limits.admit(f"{dialect.provider}:{key_fingerprint(_credential(request))}",
+                                          answer.input_tokens + answer.output_tokens)
+        headers.update(verdict.headers)
+        if not verdict.admitted:
+            rec.fault = "rate_limit"
+            retry = "86400" if verdict.retry_after == float("inf") else str(max(1, math.ceil(verdict.retry_after)))
+            return _error(dialect, 429, "Rate limit reached for requests or tokens per minute (emulator).",
+                          headers={**verdict.headers, "retry-after": retry})
     if prompt.cache_points:
         read, written = state.prompt_cache.use(prompt.cache_points, explicit=prompt.cache_explicit,
                                                step=OPENAI_STEP if dialect.provider == "openai" else 1)
@@ -219,7 +231,7 @@ async def _answer(
     created = int(time.time())
     if prompt.stream:
         return await _stream(
-            request, dialect, dialect.stream_frames(prompt, answer, rec.seq, created), decision, rec.seq
+            request, dialect, dialect.stream_frames(prompt, answer, rec.seq, created), decision, rec.seq, headers
         )
     payload = dumps(dialect.response(prompt, answer, rec.seq, created))
     if fault is not None and fault.kind == "stream_cut":
@@ -230,7 +242,7 @@ async def _answer(
             return await _cut(request, resp, payload[: len(payload) // 2])
         except ConnectionResetError:
             return resp
-    return web.Response(body=payload, content_type=_JSON, headers=_request_id(dialect, rec.seq))
+    return web.Response(body=payload, content_type=_JSON, headers=headers)
 
 
 def _refusal(

@@ -11,6 +11,7 @@ from modelroute.api.v1alpha1.registry import ModelRegistry
 from .faults import FaultBook
 from .model import PROVIDERS, Provider
 from .promptcache import PromptCacheBook
+from .ratelimit import RateLimit, RateLimits
 from .reqlog import RequestLog
 from .script import Script
 
@@ -34,6 +35,8 @@ class EmulatorOptions(TypedDict, total=False):
                    (default True); False accepts any body the dialect can parse.
     registry:      the model registry whose context windows are enforced in strict mode (default: the
                    built-in table, the sidecar's; ``windows.py``).
+    rate_limit:    the provider's own per-key limits (``ratelimit.py``): 429 with ``retry-after`` beyond
+                   them, ``x-ratelimit-*`` headers on every chat answer; default none.
     """
 
     providers: Iterable[Provider]
@@ -44,6 +47,7 @@ class EmulatorOptions(TypedDict, total=False):
     api_keys: Mapping[str, Collection[str]] | None
     strict: bool
     registry: ModelRegistry | None
+    rate_limit: RateLimit | None
 
 
 class EmulatorState:
@@ -63,6 +67,8 @@ class EmulatorState:
         self.strict = options.get("strict", True)
         self.registry = options.get("registry") or ModelRegistry()
         self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (options.get("api_keys") or {}).items()}
+        limit = options.get("rate_limit")
+        self.rate_limits = RateLimits(limit) if limit is not None else None
         self._ids = itertools.count(1)
 
     def next_id(self, prefix: str) -> str:
