@@ -104,8 +104,8 @@ class Stack:
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar", optimize: int = 2) -> tuple[str, str, Proc]:
-        """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
+                name: str = "sidecar", optimize: int = 2, routes: list[str] | None = None) -> tuple[str, str, Proc]:
+        """Start the sidecar with one route per provider (or ``routes`` only); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
@@ -114,7 +114,7 @@ class Stack:
         """
         precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
-        cfg.write_text(config_yaml(upstream))
+        cfg.write_text(config_yaml(upstream, routes))
         port, admin = free_port(), free_port()
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
