@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelroute.testing.cluster.loopback import free_port
-from modelroute.testing.cluster.processes import spawn
+from modelroute.testing.cluster.loopback import free_port as free_port
+from modelroute.testing.cluster.processes import spawn as spawn
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -104,8 +104,8 @@ class Stack:
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar", optimize: int = 2) -> tuple[str, str, Proc]:
-        """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
+                name: str = "sidecar", optimize: int = 2, routes: list[str] | None = None) -> tuple[str, str, Proc]:
+        """Start the sidecar with one route per provider (or ``routes`` only); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
@@ -114,7 +114,7 @@ class Stack:
         """
         precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
-        cfg.write_text(config_yaml(upstream))
+        cfg.write_text(config_yaml(upstream, routes))
         port, admin = free_port(), free_port()
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
@@ -168,11 +168,14 @@ def precompile() -> None:
     _precompiled = True
 
 
-def config_yaml(upstream: str) -> str:
+def config_yaml(upstream: str, routes: list[str] | None = None) -> str:
+    """One ModelRoute per route of ``ROUTES`` (or of ``routes``), each with one target on the emulator."""
     base = {"openai": f"{upstream}/v1", "anthropic": upstream, "gemini": upstream}
     env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
     docs = []
     for route, (provider, model) in ROUTES.items():
+        if routes is not None and route not in routes:
+            continue
         docs.append(json.dumps({
             "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"bench-{route}"},
             "spec": {"route": route, "targets": [{"name": provider, "provider": provider, "model": model,
@@ -209,6 +212,13 @@ def direct_request(upstream: str, route: str) -> tuple[str, dict[str, str], byte
     body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}], "generationConfig": {"maxOutputTokens": MAX_TOKENS}}
     return (f"{upstream}/v1beta/models/{model}:generateContent",
             {"Content-Type": "application/json", "x-goog-api-key": KEYS["GEMINI_API_KEY"]}, json.dumps(body).encode())
+
+
+def direct(upstream: str, route: str) -> None:
+    """One request for ``route`` straight to the emulator (raises unless 2xx)."""
+    url, headers, body = direct_request(upstream, route)
+    with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=10) as r:
+        r.read()
 
 
 # ---- measurements ------------------------------------------------------------------------------

@@ -15,11 +15,10 @@ import os
 import time
 from typing import Any
 
-import anthropic
-
 from modelroute.sidecar.output.native import anthropic_native_schema
 from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response, from_status
+from modelroute.sidecar.providers.leanimport import lean_package
 from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
 from modelroute.sidecar.translate.anthropic import (
     AnthropicStreamToChat,
@@ -27,6 +26,9 @@ from modelroute.sidecar.translate.anthropic import (
     chat_to_anthropic_request,
 )
 from modelroute.sidecar.translate.chat import wants_usage
+
+# The SDK without its package __init__s (and their type trees): leanimport says why.
+anthropic = lean_package("anthropic")
 
 Json = dict[str, Any]
 

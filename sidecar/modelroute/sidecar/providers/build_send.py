@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from typing import Any, Protocol, TypeVar, cast
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
@@ -30,6 +30,10 @@ from modelroute.sidecar.providers.transport import Prepared, Transport
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
 
 Json = dict[str, Any]
+T = TypeVar("T")
+
+WARM_REQUEST: Json = {"model": "warm-up", "messages": [{"role": "user", "content": "warm-up"}], "max_tokens": 1}
+"""What ``warm`` builds (and never sends): the smallest chat request every provider translates."""
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -102,6 +106,25 @@ class SdkBuiltAdapter:
         except Exception as exc:
             raise self.build_failure(exc) from None
 
+    def warm(self) -> bool:
+        """Pay now, when the config is applied, what the first request would pay; True if all of it was.
+
+        That is the SDK's prepared URL and headers (``_Builder.prepare``), types the SDK builds on
+        first use (google-genai's pydantic schemas: ~30 ms), the proxy lookup for the URL. Runs
+        ``build`` on ``WARM_REQUEST`` (plain and streaming; nothing is sent) to completion only when
+        it finishes without waiting (no I/O), since config applies are synchronous. Never raises:
+        what could not be warmed is done by the first request, as before (bench/podstart.py).
+        """
+        try:
+            for stream in (False, True):
+                built = _run_now(self.build(WARM_REQUEST, stream))
+                if built is None:
+                    return False
+                self._transport.proxy_for(built[0].url)
+        except Exception:  # e.g. a key that cannot be read yet: the first request reports it
+            return False
+        return True
+
     # ---- the adapter ------------------------------------------------------------------------
 
     @property
@@ -163,6 +186,16 @@ class SdkBuiltAdapter:
 
     async def close_sdk(self) -> None:
         """Release what the SDK client holds (nothing, unless a provider says otherwise)."""
+
+
+def _run_now(coro: Coroutine[Any, Any, T]) -> T | None:
+    """``coro``'s result if it completes without suspending; else None (and it is closed, not run further)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    return None
 
 
 def map_failure(exc: BaseException, provider: str) -> UpstreamError:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import openai
-
 from modelroute.api.v1alpha1.providers import spec_of
 from modelroute.api.v1alpha1.spec import OpenAIApi, Params, Target
 from modelroute.sidecar.providers.base import KeyFn
 from modelroute.sidecar.providers.build_send import StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import bad_response
+from modelroute.sidecar.providers.leanimport import lean_package
 from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, _Builder, builder_client
 from modelroute.sidecar.providers.transport import Prepared
 from modelroute.sidecar.translate.chat import wants_usage
@@ -35,6 +34,9 @@ from modelroute.sidecar.translate.openai_responses import (
     chat_to_responses_request,
     responses_to_chat_response,
 )
+
+# The SDK without its package __init__s (and their type trees): leanimport says why.
+openai = lean_package("openai")
 
 Json = dict[str, Any]
 

@@ -44,5 +44,11 @@ def build_adapter(
     The returned adapter owns its SDK client; ``adapter.bound(params, system)`` derives
     views for other params and prompts that share it.
     Must be called with a running event loop only if the SDK needs one (none do today).
+    The adapter is warmed (``warm``: the SDK's prepared request and lazily built types) here,
+    when a config is applied, so that a sidecar's first request costs what any other does.
     """
-    return adapter_class(target.provider)(target, key, params=params, system=system)
+    adapter = adapter_class(target.provider)(target, key, params=params, system=system)
+    warm = getattr(adapter, "warm", None)
+    if warm is not None:
+        warm()
+    return adapter

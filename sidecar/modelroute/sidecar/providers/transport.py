@@ -124,7 +124,8 @@ class Transport:
             )
         return self._session
 
-    def _proxy(self, url: str) -> tuple[URL, aiohttp.BasicAuth | None] | None:
+    def proxy_for(self, url: str) -> tuple[URL, aiohttp.BasicAuth | None] | None:
+        """The proxy for ``url`` from the environment, looked up once per URL (``*_PROXY``/``NO_PROXY``)."""
         try:
             return self._proxies[url]
         except KeyError:
@@ -134,7 +135,7 @@ class Transport:
             return proxy
 
     async def _open(self, req: Prepared, body: bytes, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-        proxy = self._proxy(req.url)
+        proxy = self.proxy_for(req.url)
         try:
             resp = await self._pool().post(req.url, data=body, headers=req.headers, timeout=limits, allow_redirects=False,
                                            proxy=proxy[0] if proxy else None, proxy_auth=proxy[1] if proxy else None)

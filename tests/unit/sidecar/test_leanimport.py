@@ -1,0 +1,99 @@
+"""``providers.leanimport``: SDK packages without their ``__init__``s build the same requests.
+
+The sidecar imports ``openai`` and ``anthropic`` lean (their type trees are never loaded);
+each case runs in a fresh interpreter, once lean (as the sidecar) and once after a normal
+``import openai, anthropic`` (as a program using the SDKs would), and the URL, headers and
+body each adapter's SDK builds must be identical.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelroute.sidecar.providers.leanimport import lean_package
+
+BUILD = textwrap.dedent("""
+    import asyncio, json, sys
+    if sys.argv[1] == "full":
+        import anthropic, openai  # noqa: F401  (the SDKs as a program imports them)
+    from modelroute.api.v1alpha1.spec import Target
+    from modelroute.sidecar.providers.registry import build_adapter
+
+    async def main() -> None:
+        out = {}
+        request = {"model": "r", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "temperature": 0.5,
+                   "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
+        for provider, model in (("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")):
+            target = Target.model_validate({"name": provider, "provider": provider, "model": model,
+                                            "baseUrl": "http://127.0.0.1:9", "apiKey": {"env": "K"}})
+            adapter = build_adapter(target, lambda: "sk-test")
+            for stream in (False, True):
+                prepared, body = await adapter.build(request, stream)
+                out[f"{provider} {stream}"] = [prepared.url, dict(prepared.headers), json.loads(body)]
+            await adapter.aclose()
+        sdk = [m for m in sys.modules if m.partition(".")[0] in ("openai", "anthropic")]
+        print(json.dumps({"built": out, "sdk_modules": len(sdk)}))
+
+    asyncio.run(main())
+""")
+
+
+def _run(mode: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", BUILD, mode], capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> None:
+    lean, full = _run("lean"), _run("full")
+    assert lean["built"] == full["built"]
+    assert len(lean["built"]) == 4
+    assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
+
+
+def _fake_sdk(root: Path, name: str) -> None:
+    pkg = root / name
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        from ._client import Client as Client
+        from . import sub
+        from .sub.heavy import Heavy
+        LOADED = True
+        __all__ = ["Client", "sub", "Heavy", "LOADED"]
+    """))
+    (pkg / "_client.py").write_text("from .sub.light import light\nclass Client:\n    value = light\n")
+    (pkg / "sub" / "__init__.py").write_text("from .light import light as light\nfrom .heavy import Heavy\n")
+    (pkg / "sub" / "light.py").write_text("light = 1\n")
+    (pkg / "sub" / "heavy.py").write_text("class Heavy:\n    pass\n")
+
+
+def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "modelroute_test_lean_sdk"
+    _fake_sdk(tmp_path, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        pkg = lean_package(name)
+        assert pkg.Client.value == 1  # ._client, and from it .sub.light: the package inits did not run
+        assert f"{name}.sub.light" in sys.modules
+        assert f"{name}.sub.heavy" not in sys.modules
+        assert pkg.sub.light == 1
+        with pytest.raises(AttributeError):
+            pkg.__wrapped__  # noqa: B018  (dunder lookups never run the init)
+        assert f"{name}.sub.heavy" not in sys.modules
+        assert pkg.LOADED is True  # defined by the __init__ itself: it runs, once, in place
+        assert f"{name}.sub.heavy" in sys.modules
+        assert type(pkg) is type(sys)
+        assert pkg.__all__ == ["Client", "sub", "Heavy", "LOADED"]
+    finally:
+        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
+            del sys.modules[module]
