@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +104,8 @@ class Stack:
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar", optimize: int = 2) -> tuple[str, str, Proc]:
-        """Start the sidecar with one route per provider; (inbound URL, admin URL, process).
+                name: str = "sidecar", optimize: int = 2, routes: Iterable[str] = tuple(ROUTES)) -> tuple[str, str, Proc]:
+        """Start the sidecar with one route per provider (or only ``routes``); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
@@ -114,7 +114,7 @@ class Stack:
         """
         precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
-        cfg.write_text(config_yaml(upstream))
+        cfg.write_text(config_yaml(upstream, routes))
         port, admin = free_port(), free_port()
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
@@ -168,11 +168,12 @@ def precompile() -> None:
     _precompiled = True
 
 
-def config_yaml(upstream: str) -> str:
+def config_yaml(upstream: str, routes: Iterable[str] = tuple(ROUTES)) -> str:
     base = {"openai": f"{upstream}/v1", "anthropic": upstream, "gemini": upstream}
     env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
     docs = []
-    for route, (provider, model) in ROUTES.items():
+    for route in routes:
+        provider, model = ROUTES[route]
         docs.append(json.dumps({
             "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"bench-{route}"},
             "spec": {"route": route, "targets": [{"name": provider, "provider": provider, "model": model,

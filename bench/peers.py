@@ -15,10 +15,13 @@ OpenAI emulator and four paths to it, and drives each with the same ``wrk`` load
   ``--telemetry`` flag is a no-op in these versions).
 
 Rounds alternate the paths (rotating the order) so drift in the machine's load hits all of
-them. Per path: added p50/p99 at 1 connection (its p50/p99 minus direct's in the same
-round, median over rounds), req/s at 32 connections, CPU time per request at 32
-connections and RSS after the load (both summed over the server's process tree, from
-/proc). The load average is printed with each round.
+them. Per path: added p50/p99 at 1 connection (its p50/p99 minus those of a direct run right
+next to it, which goes first or second by turns; median over rounds), req/s at 32
+connections, CPU time per request at 32 connections and RSS after the load (both summed over
+the server's process tree, from /proc). The sidecar gets one openai route, as the peer gets
+one model; a second sidecar with a route per provider (the three SDKs loaded, as
+``memory.py``) is started after the rounds for its RSS. The load average is printed with
+each round.
 
 Traffic stays on loopback by construction: after the install (which needs PyPI), the script
 re-executes itself in a new network namespace (``unshare --net``) whose only interface is
@@ -41,12 +44,14 @@ import fcntl
 import importlib.metadata
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -124,20 +129,20 @@ def _tail(path: Path, n: int) -> str:
         return "(no log)"
 
 
-def peer_config(upstream: str) -> str:
+def peer_config(upstream: str, master_key: str) -> str:
     cfg = {
         "model_list": [{"model_name": PEER_MODEL,
                         "litellm_params": {"model": f"openai/{PEER_MODEL}", "api_base": f"{upstream}/v1",
                                            "api_key": harness.KEYS["OPENAI_API_KEY"]}}],
         "litellm_settings": {"callbacks": [], "success_callback": [], "failure_callback": []},
-        "general_settings": {},
+        "general_settings": {"master_key": master_key},  # it refuses to start without one
     }
     return json.dumps(cfg, indent=1) + "\n"  # JSON is YAML
 
 
-def start_peer(st: harness.Stack, py: Path, upstream: str) -> tuple[str, harness.Proc]:
+def start_peer(st: harness.Stack, py: Path, upstream: str, master_key: str) -> tuple[str, harness.Proc]:
     cfg = st.tmp / "litellm.yaml"
-    cfg.write_text(peer_config(upstream))
+    cfg.write_text(peer_config(upstream, master_key))
     port = free_port()
     env = {k: v for k in ("PATH", "HOME", "LANG", "TMPDIR") if (v := os.environ.get(k))} | PEER_ENV
     argv = [str(py), "-m", "litellm.proxy.proxy_cli", "--config", str(cfg), "--host", "127.0.0.1",
@@ -146,11 +151,13 @@ def start_peer(st: harness.Stack, py: Path, upstream: str) -> tuple[str, harness
     proc = harness.Proc("litellm", spawn(argv, log_path=log, env=env, cwd=st.tmp), log)
     st.procs.append(proc)
     url = f"http://127.0.0.1:{port}"
-    try:
-        harness.wait_http(f"{url}/health/liveliness", timeout=300)  # a large import on a busy host
-    except RuntimeError:
-        raise RuntimeError(f"the LiteLLM proxy did not come up; its log ends:\n{_tail(log, 30)}") from None
-    return url, proc
+    deadline = time.monotonic() + 300  # a large import on a busy host
+    while proc.popen.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(RuntimeError):
+            harness.wait_http(f"{url}/health/liveliness", timeout=1)
+            return url, proc
+    state = "timed out" if proc.popen.poll() is None else f"exited with {proc.popen.returncode}"
+    raise RuntimeError(f"the LiteLLM proxy did not come up ({state}); its log ends:\n{_tail(log, 30)}")
 
 
 # ---- processes, trees, cleanup ---------------------------------------------------------------------
@@ -247,6 +254,7 @@ def load(url: str, script: Path, pid: int, connections: int, seconds: float) -> 
 def run(args: argparse.Namespace, peer_py: Path) -> dict[str, Any]:
     info = harness.machine()
     info["netns"] = args.in_netns
+    many = f"c{args.connections}"
     rounds: list[dict[str, Any]] = []
     left: list[str] = []
     ports: list[int] = []
@@ -254,47 +262,66 @@ def run(args: argparse.Namespace, peer_py: Path) -> dict[str, Any]:
         try:
             upstream = st.emulator()
             emulator = st.procs[-1]
-            sidecar, _admin, sc = st.sidecar(upstream)
+            sidecar, admin, sc = st.sidecar(upstream, routes=["chat"])  # the peer's config: one openai model
             proxy = st.passthrough(upstream)
             passthrough = st.procs[-1]
-            peer, lp = start_peer(st, peer_py, upstream)
+            master_key = "sk-" + secrets.token_hex(32)
+            peer, lp = start_peer(st, peer_py, upstream, master_key)
             url, headers, body = harness.direct_request(upstream, "chat")
             s_url, s_headers, s_body = harness.sidecar_request(sidecar, "chat")
-            p_body = harness.chat_body(PEER_MODEL)
-            p_headers = {"Content-Type": "application/json", "Authorization": "Bearer app"}
+            p_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {master_key}"}
             paths = {  # name -> (url, request, server process)
                 "direct": (url, (headers, body), emulator),
                 "pass-through": (url.replace(upstream, proxy), (headers, body), passthrough),
                 "modelroute": (s_url, (s_headers, s_body), sc),
-                "litellm": (f"{peer}/v1/chat/completions", (p_headers, p_body), lp),
+                "litellm": (f"{peer}/v1/chat/completions", (p_headers, harness.chat_body(PEER_MODEL)), lp),
             }
-            ports = [int(u.rsplit(":", 1)[1].split("/")[0]) for u in (upstream, proxy, sidecar, peer, _admin)]
+            ports = [_port(u) for u in (upstream, proxy, sidecar, admin, peer)]
             scripts = {}
             for name, (u, (h, b), proc) in paths.items():
                 check(u, h, b, proc)
                 scripts[name] = lua(st.tmp / f"{name}.lua", h, b)
                 wrk(u, scripts[name], connections=args.connections, seconds=2, pid=None, timeout=30)  # warm-up
                 wrk(u, scripts[name], connections=1, seconds=1, pid=None, timeout=30)
+
+            def measure(name: str, connections: int) -> dict[str, Any]:
+                u, _req, proc = paths[name]
+                return load(u, scripts[name], proc.pid, connections, args.seconds)
+
             for i in range(args.rounds):
                 order = PATHS[i % len(PATHS):] + PATHS[:i % len(PATHS)]
                 load_avg = os.getloadavg()[0]
                 rnd: dict[str, Any] = {"order": list(order), "loadavg_1m": round(load_avg, 2)}
                 for name in order:
-                    u, _req, proc = paths[name]
-                    one = load(u, scripts[name], proc.pid, 1, args.seconds)
-                    many = load(u, scripts[name], proc.pid, args.connections, args.seconds)
-                    rnd[name] = {"c1": one, f"c{args.connections}": many}
+                    rnd[name] = {}
+                    if name != "direct":  # 1 connection: next to a direct run, first or second by turns
+                        pair = ("direct", name) if i % 2 else (name, "direct")
+                        got = {n: measure(n, 1) for n in pair}
+                        rnd[name] |= {"c1": got[name], "c1_direct": got["direct"]}
+                    rnd[name][many] = measure(name, args.connections)
                 rounds.append(rnd)
                 print(f"round {i + 1}/{args.rounds} [load {load_avg:.2f}]: "
-                      + ", ".join(f"{n} {rnd[n]['c1']['p50_ms']:.2f} ms / {rnd[n][f'c{args.connections}']['rps']:.0f} req/s"
-                                  for n in PATHS), flush=True)
+                      + ", ".join(f"{n} {rnd[n]['c1']['p50_ms'] - rnd[n]['c1_direct']['p50_ms']:+.2f} ms"
+                                  for n in PATHS[1:])
+                      + "; " + ", ".join(f"{n} {rnd[n][many]['rps']:.0f} req/s" for n in PATHS), flush=True)
             rss = {name: tree_rss_kb(proc.pid) for name, (_u, _r, proc) in paths.items()}
+            sc.stop()
+            # As in memory.py: the sidecar with a route per provider (the three SDKs loaded), RSS only.
+            sidecar3, admin3, sc3 = st.sidecar(upstream, name="sidecar-3")
+            ports += [_port(sidecar3), _port(admin3)]
+            u3 = s_url.replace(sidecar, sidecar3)
+            wrk(u3, scripts["modelroute"], connections=args.connections, seconds=2, pid=None, timeout=30)
+            rss["modelroute, 3 providers"] = tree_rss_kb(sc3.pid)
         finally:
             procs = list(st.procs)
             st.close()
             left = kill_groups(procs)
     info["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     return summarise(args, info, rounds, rss, peer_py) | {"leftover_processes": left, "busy_ports": busy_ports(ports)}
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
 def summarise(args: argparse.Namespace, info: dict[str, Any], rounds: list[dict[str, Any]], rss: dict[str, int],
@@ -306,20 +333,25 @@ def summarise(args: argparse.Namespace, info: dict[str, Any], rounds: list[dict[
             return float(statistics.median(r[name][level][key] for r in rounds))
 
         def added(key: str, name: str = name) -> float:
-            return float(statistics.median(r[name]["c1"][key] - r["direct"]["c1"][key] for r in rounds))
+            return float(statistics.median(r[name]["c1"][key] - r[name]["c1_direct"][key] for r in rounds))
 
-        rows[name] = {"p50_ms": med("p50_ms", "c1"), "p99_ms": med("p99_ms", "c1"),
-                      "added_p50_ms": added("p50_ms"), "added_p99_ms": added("p99_ms"),
-                      "rps": med("rps", many), "cpu_ms_per_req": med("cpu_ms_per_req", many),
-                      "rss_mb": rss[name] / 1024}
+        rows[name] = {"rps": med("rps", many), "cpu_ms_per_req": med("cpu_ms_per_req", many), "rss_mb": rss[name] / 1024}
+        if name != "direct":
+            rows[name] |= {"p50_ms": med("p50_ms", "c1"), "p99_ms": med("p99_ms", "c1"),
+                           "added_p50_ms": added("p50_ms"), "added_p99_ms": added("p99_ms")}
+    directs = [r[n]["c1_direct"] for r in rounds for n in PATHS[1:]]
+    rows["direct"] |= {"p50_ms": float(statistics.median(d["p50_ms"] for d in directs)),
+                       "p99_ms": float(statistics.median(d["p99_ms"] for d in directs))}
     mr, peer = rows["modelroute"], rows["litellm"]
     ratios = {"added p50": _ratio(peer["added_p50_ms"], mr["added_p50_ms"]),
               "added p99": _ratio(peer["added_p99_ms"], mr["added_p99_ms"]),
               "req/s @32": _ratio(mr["rps"], peer["rps"]),
               "RSS": _ratio(peer["rss_mb"], mr["rss_mb"]),
+              "RSS, modelroute with 3 providers": _ratio(peer["rss_mb"], rss["modelroute, 3 providers"] / 1024),
               "CPU/req": _ratio(peer["cpu_ms_per_req"], mr["cpu_ms_per_req"])}
     return {"bench": "peers", "machine": info, "versions": versions(peer_py), "rounds_n": args.rounds,
             "seconds": args.seconds, "connections": args.connections, "rounds": rounds, "rows": rows,
+            "rss_mb_modelroute_3_providers": rss["modelroute, 3 providers"] / 1024,
             "ratios_modelroute_over_peer": ratios, "goals": GOALS}
 
 
@@ -352,6 +384,7 @@ def report(out: dict[str, Any]) -> None:
         direct = name == "direct"
         table.append([name, r["p50_ms"], r["p99_ms"], "-" if direct else r["added_p50_ms"],
                       "-" if direct else r["added_p99_ms"], r["rps"], r["cpu_ms_per_req"], r["rss_mb"]])
+    table.append(["modelroute, 3 providers", "-", "-", "-", "-", "-", "-", out["rss_mb_modelroute_3_providers"]])
     print(harness.table(["path", "p50 ms @1", "p99 ms @1", "added p50", "added p99", f"req/s @{c}",
                          f"CPU ms/req @{c}", "RSS MB"], table))
     verdicts = []
@@ -359,7 +392,8 @@ def report(out: dict[str, Any]) -> None:
         goal = GOALS.get(k)
         verdicts.append(f"{k} {v:.1f}x" + (f" (goal >= {goal:g}x: {'met' if v >= goal else 'MISSED'})" if goal else ""))
     print("modelroute vs litellm: " + "; ".join(verdicts))
-    print("(the direct row's RSS and CPU are the emulator's; RSS and CPU are summed over each server's process tree)")
+    print("(direct: the emulator's own figures; modelroute: one openai route, as the peer's one model; "
+          "RSS after the load, RSS and CPU summed over each server's process tree)")
     if out["leftover_processes"] or out["busy_ports"]:
         print(f"WARNING: left over after stop (killed): processes {out['leftover_processes']}, "
               f"ports still bound {out['busy_ports']}")
