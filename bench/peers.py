@@ -368,7 +368,7 @@ def versions(peer_py: Path) -> dict[str, str]:
                          capture_output=True, text=True, check=False)
     v["modelroute"] = git.stdout.strip() or "?"
     w = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    v["wrk"] = (w.stdout or w.stderr).split("\n", 1)[0].strip()
+    v["wrk"] = (w.stdout or w.stderr).split("\n", 1)[0].split(" Copyright", 1)[0].removeprefix("wrk ").strip()
     return v
 
 
