@@ -124,7 +124,7 @@ def _peer_version(py: Path) -> str:
 
 def _tail(path: Path, n: int) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+        return "\n".join(line[:300] for line in path.read_text(errors="replace").splitlines()[-n:])
     except FileNotFoundError:
         return "(no log)"
 
