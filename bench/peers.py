@@ -394,9 +394,23 @@ def report(out: dict[str, Any]) -> None:
     print("modelroute vs litellm: " + "; ".join(verdicts))
     print("(direct: the emulator's own figures; modelroute: one openai route, as the peer's one model; "
           "RSS after the load, RSS and CPU summed over each server's process tree)")
+    print("\nmarkdown (bench/README.md, README.md):\n" + markdown(out))
     if out["leftover_processes"] or out["busy_ports"]:
         print(f"WARNING: left over after stop (killed): processes {out['leftover_processes']}, "
               f"ports still bound {out['busy_ports']}")
+
+
+def markdown(out: dict[str, Any]) -> str:
+    rows, c = out["rows"], out["connections"]
+    label = {"direct": "direct to the emulator", "pass-through": "bare aiohttp pass-through",
+             "modelroute": "modelroute sidecar", "litellm": f"LiteLLM proxy {out['versions']['litellm']}"}
+    lines = [f"| path | added p50 ms @1 | added p99 ms @1 | req/s @{c} | CPU ms/req @{c} | RSS MB |", "|---|---|---|---|---|---|"]
+    for name in PATHS:
+        r = rows[name]
+        lat = ["-", "-"] if name == "direct" else [f"{r['added_p50_ms']:.2f}", f"{r['added_p99_ms']:.2f}"]
+        rss = "(emulator)" if name == "direct" else f"{r['rss_mb']:.0f}"
+        lines.append(f"| {label[name]} | {' | '.join(lat)} | {r['rps']:,.0f} | {r['cpu_ms_per_req']:.2f} | {rss} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
