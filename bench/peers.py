@@ -98,20 +98,24 @@ def install_peer(version: str) -> Path:
             return py
         shutil.rmtree(venv, ignore_errors=True)
         print(f"installing {spec} into {venv} (once per version; log: {log})", file=sys.stderr, flush=True)
+        # The import check runs as the peer will (its env, no network): importing litellm fetches otherwise.
+        isolated = ["unshare", "--net", "--"] if netns_possible() is None else []
         steps = [[sys.executable, "-m", "venv", str(venv)],
                  [str(py), "-m", "pip", "install", "--disable-pip-version-check", spec],
-                 [str(py), "-c", "import litellm.proxy.proxy_server"]]  # it imports, before we rely on it
+                 [*isolated, str(py), "-c", "import litellm.proxy.proxy_server"]]
         with open(log, "w") as out:
             for argv in steps:
                 out.write(f"$ {' '.join(argv)}\n")
                 out.flush()
+                env = peer_env() if argv[-1].startswith("import") else None
                 try:
-                    rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, timeout=1800, check=False).returncode
+                    rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=1800,
+                                        check=False).returncode
                 except subprocess.TimeoutExpired:
                     rc = -1
                 if rc != 0:
                     shutil.rmtree(venv, ignore_errors=True)
-                    raise SystemExit(f"bench/peers.py: installing the peer failed at `{' '.join(argv[2:])}` "
+                    raise SystemExit(f"bench/peers.py: installing the peer failed at `{' '.join(argv[-3:])}` "
                                      f"(exit {rc}); the venv was removed. Last lines of {log}:\n{_tail(log, 25)}")
         done.write_text(_peer_version(py) + "\n")
     return py
@@ -129,6 +133,10 @@ def _tail(path: Path, n: int) -> str:
         return "(no log)"
 
 
+def peer_env() -> dict[str, str]:
+    return {k: v for k in ("PATH", "HOME", "LANG", "TMPDIR") if (v := os.environ.get(k))} | PEER_ENV
+
+
 def peer_config(upstream: str, master_key: str) -> str:
     cfg = {
         "model_list": [{"model_name": PEER_MODEL,
@@ -144,7 +152,7 @@ def start_peer(st: harness.Stack, py: Path, upstream: str, master_key: str) -> t
     cfg = st.tmp / "litellm.yaml"
     cfg.write_text(peer_config(upstream, master_key))
     port = free_port()
-    env = {k: v for k in ("PATH", "HOME", "LANG", "TMPDIR") if (v := os.environ.get(k))} | PEER_ENV
+    env = peer_env()
     argv = [str(py), "-m", "litellm.proxy.proxy_cli", "--config", str(cfg), "--host", "127.0.0.1",
             "--port", str(port), "--num_workers", "1"]
     log = st.tmp / "litellm.log"
@@ -214,15 +222,18 @@ def busy_ports(ports: list[int]) -> list[int]:
     return busy
 
 
+def netns_possible() -> str | None:
+    """None if ``unshare --net`` works here, else why not."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "no unshare/ip"
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True, check=False)
+    return None if probe.returncode == 0 else f"unshare --net: {probe.stderr.strip()}"
+
+
 def enter_netns(argv: list[str]) -> None:
     """Re-execute this script in a new network namespace with only ``lo`` (up); returns if impossible."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        print("bench/peers.py: no unshare/ip; running in the host's network namespace", file=sys.stderr)
-        return
-    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        print(f"bench/peers.py: cannot create a network namespace ({probe.stderr.strip()}); "
-              "running in the host's", file=sys.stderr)
+    if (why := netns_possible()) is not None:
+        print(f"bench/peers.py: cannot create a network namespace ({why}); running in the host's", file=sys.stderr)
         return
     sys.stdout.flush()
     sys.stderr.flush()
