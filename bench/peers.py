@@ -7,8 +7,8 @@ OpenAI emulator and four paths to it, and drives each with the same ``wrk`` load
 
 * ``direct``: straight to the emulator (the floor; "added" figures are against it);
 * ``pass-through``: ``bench/passthrough.py``, the barest aiohttp proxy;
-* ``modelroute``: the sidecar as deployed (``harness.Stack.sidecar``: ``PYTHONOPTIMIZE=2``,
-  one route per provider, the openai route asked);
+* ``modelroute``: the sidecar as deployed (``harness.Stack.sidecar``: ``PYTHONOPTIMIZE=2``),
+  one openai route;
 * ``litellm``: the peer's proxy, 1 worker (uvicorn, as its CLI starts it), ``gpt-4o-mini``
   routed to the emulator, a master key, no database, no callbacks, the model cost map and its other
   remote JSON read from the package (``LITELLM_LOCAL_*``) rather than fetched (its
