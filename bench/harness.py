@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +104,8 @@ class Stack:
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar", optimize: int = 2, routes: list[str] | None = None) -> tuple[str, str, Proc]:
-        """Start the sidecar with one route per provider (or ``routes`` only); (inbound URL, admin URL, process).
+                name: str = "sidecar", optimize: int = 2, routes: Iterable[str] = tuple(ROUTES)) -> tuple[str, str, Proc]:
+        """Start the sidecar with one route per provider (or only ``routes``); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
@@ -168,14 +168,12 @@ def precompile() -> None:
     _precompiled = True
 
 
-def config_yaml(upstream: str, routes: list[str] | None = None) -> str:
-    """One ModelRoute per route of ``ROUTES`` (or of ``routes``), each with one target on the emulator."""
+def config_yaml(upstream: str, routes: Iterable[str] = tuple(ROUTES)) -> str:
     base = {"openai": f"{upstream}/v1", "anthropic": upstream, "gemini": upstream}
     env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
     docs = []
-    for route, (provider, model) in ROUTES.items():
-        if routes is not None and route not in routes:
-            continue
+    for route in routes:
+        provider, model = ROUTES[route]
         docs.append(json.dumps({
             "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"bench-{route}"},
             "spec": {"route": route, "targets": [{"name": provider, "provider": provider, "model": model,

@@ -42,9 +42,11 @@ def _lua_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def wrk(url: str, script: Path, *, connections: int, seconds: float, pid: int | None) -> dict[str, Any]:
+def wrk(url: str, script: Path, *, connections: int, seconds: float, pid: int | None,
+        timeout: float = 2) -> dict[str, Any]:
     cpu0 = harness.cpu_seconds(pid) if pid else 0.0
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency", "-s", str(script), url],
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", f"--timeout={timeout:g}s", "--latency",
+                          "-s", str(script), url],
                          capture_output=True, text=True, check=True).stdout
     cpu = harness.cpu_seconds(pid) - cpu0 if pid else 0.0
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
