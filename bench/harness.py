@@ -94,11 +94,11 @@ class Stack:
         self.procs.append(p)
         return p
 
-    def emulator(self) -> str:
-        """Start the emulator (all providers); its base URL."""
+    def emulator(self, extra: list[str] | None = None) -> str:
+        """Start the emulator (all providers; ``extra``: more of its CLI options); its base URL."""
         port = free_port()
         self.start("emulator", [PY, "-m", "modelroute.testing.emulators", "--host", "127.0.0.1", "--port", str(port),
-                                "--log-size", "100"])
+                                "--log-size", "100", *(extra or [])])
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_emulator/faults")
         return url

@@ -1,7 +1,7 @@
 """CLI: run the emulators until SIGINT/SIGTERM.
 
     python -m modelroute.testing.emulators --host 127.0.0.1 --port 9000 [--provider all]
-        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N]
+        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N] [--stream-words N]
 
 Prints `modelroute emulator listening on <url> (providers: ...)` once bound.
 """
@@ -45,6 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lenient", action="store_true",
                    help="accept any parseable body (default: validate against each provider's request schema)")
     p.add_argument("--log-size", type=int, default=10_000, help="requests kept in the request log")
+    p.add_argument("--stream-words", type=int, default=None, metavar="N",
+                   help="streamed text replies are N words, one content chunk each (benchmarks); the "
+                        "interval between chunks is a latency fault's chunk_latency_ms")
     return p.parse_args(argv)
 
 
@@ -59,6 +62,7 @@ async def run(args: argparse.Namespace) -> None:
         strict_models=args.strict_models,
         strict=not args.lenient,
         log_size=args.log_size,
+        stream_words=args.stream_words,
     )
     for raw in args.fault:
         server.faults.add(Fault.from_json(json.loads(raw)))

@@ -33,6 +33,8 @@ class EmulatorOptions(TypedDict, total=False):
                    (default True); False accepts any body the dialect can parse.
     registry:      the model registry whose context windows are enforced in strict mode (default: the
                    built-in table, the sidecar's; ``windows.py``).
+    stream_words:  streamed text replies (no script rule, no tool call, no JSON mode) are this many
+                   words, one content chunk each (default None: the usual echo); for benchmarks.
     """
 
     providers: Iterable[Provider]
@@ -43,6 +45,7 @@ class EmulatorOptions(TypedDict, total=False):
     api_keys: Mapping[str, Collection[str]] | None
     strict: bool
     registry: ModelRegistry | None
+    stream_words: int | None
 
 
 class EmulatorState:
@@ -60,6 +63,7 @@ class EmulatorState:
         self.strict_models = options.get("strict_models", False)
         self.strict = options.get("strict", True)
         self.registry = options.get("registry") or ModelRegistry()
+        self.stream_words = options.get("stream_words")
         self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (options.get("api_keys") or {}).items()}
         self._ids = itertools.count(1)
 
