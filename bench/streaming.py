@@ -17,7 +17,7 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
   Python process reading every stream; the direct row is the floor of this setup.
 
     .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
-        [--routes chat,claude] [--concurrent 500] [--profile FILE]
+        [--routes chat,claude] [--concurrent 500] [--profile FILE] [--before DIR]
 
 Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99; added inter-chunk gap <= 0.1 ms p50;
 500 concurrent streams with no chunk more than 50 ms late.
@@ -73,6 +73,14 @@ def requests_for(route: str, upstream: str, proxy: str, sidecar: str) -> dict[st
     return {"direct": (url, headers, raw, token), "passthrough": (url.replace(upstream, proxy), headers, raw, token),
             "sidecar": (f"{sidecar}/v1/chat/completions", {"Content-Type": "application/json",
                                                            "Authorization": "Bearer app"}, via, OPENAI_TOKEN)}
+
+
+def with_before(reqs: dict[str, Req], sidecar: str, before: str | None) -> dict[str, Req]:
+    """``reqs`` plus the same sidecar request to the ``--before`` sidecar, when there is one."""
+    if before is None:
+        return reqs
+    url, headers, body, token = reqs["sidecar"]
+    return {**reqs, "before": (url.replace(sidecar, before), headers, body, token)}
 
 
 async def one_stream(session: aiohttp.ClientSession, req: Req) -> tuple[float, list[float]]:
@@ -175,14 +183,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sidecar, _admin, sc = st.sidecar(upstream, variant=variant)
         proxy = st.passthrough(upstream)
         pids = {"sidecar": sc.pid, "passthrough": st.procs[-1].pid}
+        before = None
+        if args.before:
+            before, _a, bp = st.sidecar(upstream, name="before", tree=args.before)
+            pids["before"] = bp.pid
         if args.profile:
             os.kill(sc.pid, signal.SIGUSR1)
         for route in filter(None, args.routes.split(",")):
-            reqs = requests_for(route, upstream, proxy, sidecar)
+            reqs = with_before(requests_for(route, upstream, proxy, sidecar), sidecar, before)
             out["routes"][route] = await single(reqs, args.streams, args.warmup, args.chunks, interval, pids)
         if args.concurrent:
-            reqs = requests_for("chat", upstream, proxy, sidecar)
-            for p in ("direct", "passthrough", "sidecar"):
+            reqs = with_before(requests_for("chat", upstream, proxy, sidecar), sidecar, before)
+            for p in reqs:
                 out["concurrent"][p] = await concurrent(reqs[p], args.concurrent, args.chunks, interval, pids.get(p))
         if args.profile:
             os.kill(sc.pid, signal.SIGUSR2)
@@ -200,6 +212,9 @@ def main() -> None:
     p.add_argument("--routes", default="chat,claude", help="routes at 1 connection (chat=openai, claude=anthropic)")
     p.add_argument("--concurrent", type=int, default=500, help="concurrent streams per path (0: skip)")
     p.add_argument("--profile", type=Path, metavar="FILE", help="CPU-profile the sidecar over the run into FILE")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="also measure a sidecar imported from DIR/modelroute/sidecar (e.g. `git archive main sidecar` "
+                        "unpacked into DIR/..): before/after in one run")
     args = p.parse_args()
     out = asyncio.run(run(args))
     m = out["machine"]
@@ -215,7 +230,7 @@ def main() -> None:
                          r["added_ttft_p50_ms"] if added else "-", r["added_ttft_p99_ms"] if added else "-",
                          r["gap"]["p50"], r["added_gap_p50_ms"] if added else "-", r["late"]["max"],
                          r["cpu_ms_per_stream"] if r["cpu_ms_per_stream"] is not None else "-",
-                         ("yes" if ok else "NO") if path == "sidecar" else "-"])
+                         ("yes" if ok else "NO") if path in ("sidecar", "before") else "-"])
     print(harness.table(["route path", "TTFT p50", "TTFT p99", "added p50", "added p99", "gap p50", "added gap",
                          "late max", "CPU ms/stream", "goal"], rows))
     if out["concurrent"]:
