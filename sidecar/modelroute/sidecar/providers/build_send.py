@@ -138,13 +138,14 @@ class SdkBuiltAdapter:
             events = self._transport.stream(prepared, body, timeout=timeout)
             tr = self.stream_translator(request)
             feed = tr.feed
+            feed_raw = getattr(tr, "feed_raw", None)  # a translator that can pass chunks on with their text
             done = False
             async for batch in events:  # the events of one read, parsed here: no generator per event
                 for item in batch:
                     if item == "[DONE]":
                         done = True
                         break
-                    for chunk in feed(json_event(item)):
+                    for chunk in (feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)):
                         yield chunk
                 if done:
                     break
