@@ -94,23 +94,26 @@ class Stack:
         self.procs.append(p)
         return p
 
-    def emulator(self) -> str:
-        """Start the emulator (all providers); its base URL."""
+    def emulator(self, extra: list[str] | None = None) -> str:
+        """Start the emulator (all providers; ``extra``: more of its CLI options); its base URL."""
         port = free_port()
         self.start("emulator", [PY, "-m", "modelroute.testing.emulators", "--host", "127.0.0.1", "--port", str(port),
-                                "--log-size", "100"])
+                                "--log-size", "100", *(extra or [])])
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/_emulator/faults")
         return url
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
-                name: str = "sidecar", optimize: int = 2, routes: Iterable[str] = tuple(ROUTES)) -> tuple[str, str, Proc]:
+                name: str = "sidecar", optimize: int = 2, routes: Iterable[str] = tuple(ROUTES),
+                tree: Path | None = None) -> tuple[str, str, Proc]:
         """Start the sidecar with one route per provider (or only ``routes``); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
         without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
         ``PYTHONOPTIMIZE=2``, as the injected container; its bytecode is compiled first, as in the image).
         ``optimize=0``: plain ``python``, as ``modelroute sidecar`` runs outside the image.
+        ``tree``: a source root holding another ``modelroute/sidecar`` (e.g. ``git archive main sidecar``
+        unpacked), imported ahead of this checkout's: a before/after in one run (``--before``).
         """
         precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
@@ -119,7 +122,9 @@ class Stack:
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
         p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
                                    "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-                                   "--log-level", log_level], env={**KEYS, "PYTHONOPTIMIZE": str(optimize) if optimize else ""})
+                                   "--log-level", log_level],
+                   env={**KEYS, "PYTHONOPTIMIZE": str(optimize) if optimize else "",
+                        **({"PYTHONPATH": str(tree)} if tree else {})})
         try:
             wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=120)  # 3 SDKs to import on a busy host
         except RuntimeError:

@@ -12,6 +12,7 @@ extra aiohttp hop costs on this machine.
     .venv/bin/python bench/latency.py [--samples 3000] [--warmup 300] [--routes chat,claude,gem]
         [--variants uvloop,gc-freeze]   # extra sidecars (bench/runsidecar.py), openai route only
         [--profile FILE]                # CPU profile of the sidecar over the measured phases
+        [--before DIR]                  # also a sidecar from another source tree (before/after, one run)
 
 Goal (issue 2): openai->openai added p50 <= 1.0 ms, p99 <= 2.0 ms.
 """
@@ -90,6 +91,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rows.append(await measure(f"sidecar {route} ({provider})", harness.sidecar_request(sidecar, route),
                                       harness.direct_request(upstream, route), proc.pid, args.samples, args.warmup,
                                       bool(args.profile)))
+        if args.before:
+            b_url, _a, bp = st.sidecar(upstream, name="before", tree=args.before)
+            rows.append(await measure("sidecar --before chat (openai)", harness.sidecar_request(b_url, "chat"),
+                                      harness.direct_request(upstream, "chat"), bp.pid, args.samples, args.warmup))
+            bp.stop()
         rss = harness.rss_kb(proc.pid)
         url, headers, body = harness.direct_request(upstream, "chat")
         rows.append(await measure("bare pass-through proxy (openai)", (url.replace(upstream, proxy), headers, body),
@@ -109,6 +115,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=300)
     p.add_argument("--routes", default="chat,claude,gem", help="routes to measure (chat=openai, claude, gem)")
     p.add_argument("--variants", default="", help="comma list of bench/runsidecar.py flags to compare, e.g. uvloop,gc-freeze")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="also measure a sidecar imported from DIR/modelroute/sidecar (before/after in one run)")
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="CPU-profile the sidecar over the measured phases into FILE (its latency is then not representative)")
     args = p.parse_args()

@@ -2,7 +2,8 @@
 
 It forwards a POST's body and auth header to the same path on the upstream over one pooled
 ``aiohttp.ClientSession`` and returns the upstream's status and body: no parsing, routing,
-SDK, retries or stats. Any aiohttp sidecar sits on this floor.
+SDK, retries or stats. A streamed answer (``text/event-stream``) is relayed as its bytes
+arrive (the baseline of ``streaming.py``). Any aiohttp sidecar sits on this floor.
 
     .venv/bin/python bench/passthrough.py --port 9100 --upstream http://127.0.0.1:9000
 """
@@ -27,10 +28,17 @@ def build_app(upstream: str) -> web.Application:
     async def stop(app: web.Application) -> None:
         await app[session_key].close()
 
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {h: v for h in FORWARD if (v := request.headers.get(h)) is not None}
         async with app[session_key].post(upstream + request.path_qs, data=body, headers=headers) as r:
+            if r.content_type == "text/event-stream":
+                resp = web.StreamResponse(status=r.status, headers={"Content-Type": "text/event-stream"})
+                await resp.prepare(request)
+                async for data in r.content.iter_any():
+                    await resp.write(data)
+                await resp.write_eof()
+                return resp
             payload = await r.read()
             return web.Response(status=r.status, body=payload, content_type=r.content_type)
 

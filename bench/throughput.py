@@ -11,6 +11,7 @@ must be a 200 (wrk's non-2xx count is checked).
     apt-get install -y wrk      # once (Debian package)
     .venv/bin/python bench/throughput.py [--seconds 6] [--rounds 5] [--connections 32]
         [--variants uvloop,gc-freeze]   # extra sidecars (bench/runsidecar.py), one round each
+        [--before DIR]                  # a sidecar from another source tree as a third path in every round
 
 Goal (issue 2): sidecar >= 1/3 of the pass-through's requests/s.
 """
@@ -84,9 +85,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         wrk(s_url, sidecar_lua, connections=args.connections, seconds=2, pid=None)
         wrk(url.replace(upstream, proxy), direct_lua, connections=args.connections, seconds=2, pid=None)
         rounds: dict[str, list[dict[str, Any]]] = {"sidecar": [], "passthrough": []}
+        before = None
+        if args.before:
+            b_url, _a, bp = st.sidecar(upstream, name="before", tree=args.before)
+            before = (s_url.replace(sidecar, b_url), bp.pid)
+            wrk(before[0], sidecar_lua, connections=args.connections, seconds=2, pid=None)
+            rounds["before"] = []
         for _ in range(args.rounds):
             rounds["sidecar"].append(wrk(s_url, sidecar_lua, pid=sc.pid, **kw))
             rounds["passthrough"].append(wrk(url.replace(upstream, proxy), direct_lua, pid=proxy_pid, **kw))
+            if before is not None:
+                rounds["before"].append(wrk(before[0], sidecar_lua, pid=before[1], **kw))
         extra = {"upstream alone (openai)": wrk(url, direct_lua, pid=emu_pid, **kw)}
         for route in ("claude", "gem"):
             r_url, r_headers, r_body = harness.sidecar_request(sidecar, route)
@@ -102,8 +111,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             vp.stop()
     med = {k: statistics.median(r["rps"] for r in v) for k, v in rounds.items()}
     cpu = {k: statistics.median(r["cpu_ms_per_req"] for r in v) for k, v in rounds.items()}
+    if "before" in med:
+        extra_ratios = {"before_ratio": med["before"] / med["passthrough"], "before_cpu_ratio": cpu["passthrough"] / cpu["before"]}
+    else:
+        extra_ratios = {}
     return {"bench": "throughput", "machine": info, "connections": args.connections, "seconds": args.seconds,
-            "rounds": rounds, "median_rps": med, "ratio": med["sidecar"] / med["passthrough"],
+            **extra_ratios, "rounds": rounds, "median_rps": med, "ratio": med["sidecar"] / med["passthrough"],
             "median_cpu_ms_per_req": cpu, "cpu_ratio": cpu["passthrough"] / cpu["sidecar"], "extra": extra,
             "sidecar_rss_kb_after": rss, "goal": {"ratio": GOAL_RATIO}}
 
@@ -114,13 +127,16 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating sidecar / pass-through rounds")
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--variants", default="", help="comma list of bench/runsidecar.py flags to compare, e.g. uvloop,gc-freeze")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="a third path in the rounds: a sidecar imported from DIR/modelroute/sidecar (before/after in one run)")
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/throughput.py needs wrk: apt-get install -y wrk")
     out = run(args)
     rows = []
     for name, runs in out["rounds"].items():
-        label = "sidecar chat (openai)" if name == "sidecar" else "bare pass-through proxy (openai)"
+        label = {"sidecar": "sidecar chat (openai)", "before": "sidecar --before chat (openai)"}.get(
+            name, "bare pass-through proxy (openai)")
         r = sorted(runs, key=lambda x: x["rps"])[len(runs) // 2]
         rows.append([label, out["median_rps"][name], " ".join(f"{x['rps']:.0f}" for x in runs), r["p50_ms"], r["p99_ms"],
                      r["cpu_ms_per_req"]])
@@ -132,6 +148,9 @@ def main() -> None:
     ok = out["ratio"] >= GOAL_RATIO
     print(f"sidecar / pass-through = {out['ratio']:.3f} (goal >= {GOAL_RATIO:.3f}: {'met' if ok else 'MISSED'}); "
           f"CPU-bound capacity ratio (pass-through CPU/req / sidecar CPU/req) = {out['cpu_ratio']:.3f}")
+    if "before_ratio" in out:
+        print(f"--before sidecar / pass-through = {out['before_ratio']:.3f}; its CPU-bound capacity ratio = "
+              f"{out['before_cpu_ratio']:.3f}")
     print(f"-> {harness.write_result('throughput', out)}")
 
 

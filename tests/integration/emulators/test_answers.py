@@ -105,3 +105,13 @@ def test_stream_frames_reassemble_exactly() -> None:
         frames = dialect.stream_frames(p, a, 1, 0)
         assert all(f.endswith(b"\n\n") for f in frames), name
         assert _texts(name, frames) == text, name
+
+
+def test_stream_words_sets_the_length_of_streamed_text_replies_only() -> None:
+    streamed = default_reply(prompt(stream=True), stream_words=4)
+    assert streamed.text == "w1 w2 w3 w4" and split_words(streamed.text) == ["w1", " w2", " w3", " w4"]
+    assert default_reply(prompt(stream=False), stream_words=4).text == "[openai:m] a b c"  # not streamed: the echo
+    assert default_reply(prompt(stream=True)).text == "[openai:m] a b c"  # the option off: the echo
+    tools = (ToolSpec(name="lookup", schema={"type": "object", "properties": {}}),)
+    called = default_reply(prompt(stream=True, tools=tools, tool_mode="any"), stream_words=4)
+    assert called.tool_calls and not called.text  # a tool call still decides the reply

@@ -64,3 +64,29 @@ def test_openai_targets_drop_only_top_k() -> None:
     assert f.dropped(req) == ("top_k",)
     assert f.strip(req)[0] == {**REQ, "temperature": 0.7, "top_p": 0.9, "max_tokens": 5}
     assert f.dropped({**REQ, "temperature": 0.7}) == ()
+
+
+def _full_dropped(f: Any, request: dict[str, Any]) -> tuple[str, ...]:
+    """What ``dropped`` answered before its shortcut: every ruled app param the route does not set, checked."""
+    from modelroute.api.v1alpha1.capabilities import RULED, param_values
+
+    route = param_values(f.params)
+    values = {**route, **{p: request[p] for p in RULED if p not in route and request.get(p) is not None}}
+    app = {u.param for u in f.rules.unsupported(values, keep=frozenset(param_values(f.params)) | set(f.route_dropped))}
+    return tuple(p for p in RULED if p in f.route_dropped or p in app)
+
+
+def test_the_shortcut_on_params_the_rules_never_name_changes_no_answer() -> None:
+    import itertools
+
+    targets = [t(), t(model="claude-sonnet-4-6", apiVersion="2023-06-01"), t(model="claude-opus-4-1", apiVersion="2023-06-01"),
+               t("openai", "gpt-4o-mini"), t("openai", "o3-mini")]
+    app_values = {"temperature": 0.5, "top_p": 0.9, "top_k": 5, "stop": ["x"], "max_tokens": 7}
+    for target, params in itertools.product(targets, [None, Params(temperature=1.0), Params(top_p=0.5, max_tokens=3)]):
+        f = param_filter(target, params)
+        if f is None:
+            continue
+        for n in range(len(app_values) + 1):
+            for keys in itertools.combinations(app_values, n):
+                req = {**REQ, **{k: app_values[k] for k in keys}}
+                assert f.dropped(req) == _full_dropped(f, req), (target.model, params, keys)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, Protocol, TypeVar, cast
 
 from modelroute.api.v1alpha1.spec import Params, Target
@@ -155,14 +155,23 @@ class SdkBuiltAdapter:
             raise self.failure(exc) from None
 
     async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
-        events: AsyncGenerator[str, None] | None = None
+        events: AsyncGenerator[list[str], None] | None = None
         try:
             prepared, body = await self._build(request, True)
             events = self._transport.stream(prepared, body, timeout=timeout)
             tr = self.stream_translator(request)
-            async for event in json_events(events):
-                for chunk in tr.feed(event):
-                    yield chunk
+            feed = tr.feed
+            feed_raw = getattr(tr, "feed_raw", None)  # a translator that can pass chunks on with their text
+            done = False
+            async for batch in events:  # the events of one read, parsed here: no generator per event
+                for item in batch:
+                    if item == "[DONE]":
+                        done = True
+                        break
+                    for chunk in (feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)):
+                        yield chunk
+                if done:
+                    break
             for chunk in tr.finish():
                 yield chunk
         except UpstreamError:
@@ -235,18 +244,18 @@ _REQUEST_FAULTS = frozenset({
 })
 
 
-async def json_events(data: AsyncIterator[str]) -> AsyncIterator[Json]:
-    """Each SSE event's ``data`` parsed as a JSON object; stops at ``[DONE]``."""
-    async for item in data:
-        if item == "[DONE]":
-            return
-        try:
-            event = json.loads(item)
-        except ValueError:
-            raise bad_response("stream", "event is not JSON") from None
-        if not isinstance(event, dict):
-            raise bad_response("stream", "event is not an object")
-        yield event
+_decode = json.JSONDecoder().decode
+
+
+def json_event(item: str) -> Json:
+    """One SSE event's ``data`` parsed as a JSON object (or BAD_RESPONSE)."""
+    try:
+        event = _decode(item)
+    except ValueError:
+        raise bad_response("stream", "event is not JSON") from None
+    if not isinstance(event, dict):
+        raise bad_response("stream", "event is not an object")
+    return event
 
 
 def loads_object(content: bytes, provider: str) -> Json:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,19 +164,26 @@ class Transport:
         finally:
             resp.release()
 
-    async def stream(self, req: Prepared, body: bytes, *, timeout: float) -> AsyncGenerator[str, None]:  # noqa: ASYNC109
-        """POST ``body`` and yield the ``data`` of each server-sent event of the 2xx answer.
+    async def stream(self, req: Prepared, body: bytes, *, timeout: float) -> AsyncGenerator[list[str], None]:  # noqa: ASYNC109
+        """POST ``body`` and yield, per read of the 2xx answer, the ``data`` of the server-sent
+        events it completed (a list: one item, or several when they arrived together; never empty).
 
         ``timeout`` bounds connecting and each read (the router bounds the whole stream).
         Closing the generator drops the connection.
         """
-        from modelroute.sidecar.providers.sse import sse_data
+        from modelroute.sidecar.providers.sse import SseReader
 
         resp = await self._open(req, body, aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
         complete = False
         try:
-            async for data in sse_data(_lines(resp.content)):
-                yield data
+            reader = SseReader()
+            content = resp.content
+            while data := await content.readany():
+                events = reader.feed(data)
+                if events:
+                    yield events
+            if events := reader.end():
+                yield events
             complete = True
         except UpstreamError:
             raise
@@ -216,8 +223,3 @@ class Transport:
     @property
     def closed(self) -> bool:
         return self._closed
-
-
-async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
-    async for raw in content:
-        yield raw.rstrip(b"\r\n").decode("utf-8")

@@ -72,12 +72,27 @@ def _inflate(raw: bytes, wbits: int, coding: str, limit: int) -> bytes:
 
 
 class _NonFinite:
-    """What the parser puts where the body had ``NaN``, ``Infinity`` or an overflowing float."""
+    """What the parser puts where the body had ``NaN``, ``Infinity`` or an overflowing float.
+
+    ``made`` counts the instances ever made: ``parse_json`` compares it before and after a parse
+    instead of building a decoder with per-call callbacks for every body (a parse in another
+    thread can only make it look at a body that is fine: the walk then finds nothing).
+    """
 
     __slots__ = ("literal",)
+    made = 0
 
     def __init__(self, literal: str) -> None:
         self.literal = literal
+        _NonFinite.made += 1
+
+
+def _number(literal: str) -> float | _NonFinite:
+    value = float(literal)
+    return value if value - value == 0.0 else _NonFinite(literal)
+
+
+_decode = json.JSONDecoder(parse_constant=_NonFinite, parse_float=_number).decode
 
 
 def parse_json(raw: bytes) -> Any:
@@ -86,25 +101,19 @@ def parse_json(raw: bytes) -> Any:
         text = raw.decode("utf-8")  # strict: UTF-8-encoded surrogates are refused here
     except UnicodeDecodeError as e:
         raise BodyError(f"the request body is not UTF-8 (invalid byte at offset {e.start})") from None
-    odd: list[str] = []
-
-    def constant(literal: str) -> _NonFinite:
-        odd.append(literal)
-        return _NonFinite(literal)
-
-    def number(literal: str) -> float | _NonFinite:
-        value = float(literal)
-        return value if value - value == 0.0 else constant(literal)
-
+    if text.startswith("\ufeff"):  # as json.loads says it (the decoder alone does not look)
+        raise BodyError("the request body is not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) "
+                        "at line 1 column 1")
+    made = _NonFinite.made
     try:
-        value = json.loads(text, parse_constant=constant, parse_float=number)
+        value = _decode(text)
     except RecursionError:
         raise BodyError(f"the request body nests arrays and objects too deeply (the limit is {MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as e:
         raise BodyError(f"the request body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits
         raise BodyError("the request body has an integer with more than 4300 digits") from None
-    if (odd or (("\\ud" in text or "\\uD" in text) and unpaired_escape(text))
+    if (_NonFinite.made != made or (("\\ud" in text or "\\uD" in text) and unpaired_escape(text))
             or (text.count("[") + text.count("{") > MAX_DEPTH and deeper_than(value, MAX_DEPTH))):
         problem = find_problem(value)
         if problem is not None:

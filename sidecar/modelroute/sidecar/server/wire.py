@@ -24,6 +24,7 @@ from modelroute.sidecar.translate.anthropic_inbound import (
     chat_to_anthropic_response,
     error_event,
 )
+from modelroute.sidecar.translate.chat import RawChunk
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.gemini_inbound import (
     ChatStreamToGemini,
@@ -85,6 +86,8 @@ class _OpenAIStream:
     __slots__ = ()
 
     def feed(self, chunk: Json) -> bytes:
+        if chunk.__class__ is RawChunk and chunk.raw is not None:
+            return b"data: " + chunk.raw.encode() + b"\n\n"  # as the upstream sent it
         return b"data: " + dumps(chunk) + b"\n\n"
 
     def finish(self) -> bytes:

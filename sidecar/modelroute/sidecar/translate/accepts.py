@@ -38,12 +38,18 @@ class ParamFilter:
         if self.route_dropped and params is not None:
             params = params.model_copy(update=dict.fromkeys((_CLEAR[p] for p in self.route_dropped), None))
         self.params = params
-        # The app's keys that can matter: ruled ones the route does not set.
-        self._app = tuple(p for p in RULED if p not in self._route)
+        # The app's keys that can matter: those the rules name (refused, one value only, or
+        # exclusive) that the route does not set. Most targets name one or two (OpenAI: top_k),
+        # so a request without them costs a dict lookup or two.
+        named = {*rules.rejected, *rules.only, *rules.exclusive}
+        self._app = tuple(p for p in RULED if p in named and p not in self._route)
 
     def dropped(self, request: Json) -> tuple[str, ...]:
         """The params (route's and app's) not sent to this target for ``request``, in table order."""
-        if not any(request.get(p) is not None for p in self._app):
+        for p in self._app:
+            if request.get(p) is not None:
+                break
+        else:
             return self.route_dropped
         values = param_values(self.params)
         for p in self._app:

@@ -19,6 +19,55 @@ COMPLETION = "chat.completion"
 CHUNK = "chat.completion.chunk"
 
 
+class RawChunk(dict[str, Any]):
+    """A chunk that also holds the JSON text it was parsed from (``raw``), so a relay that did
+    not change it can write that text instead of serializing the dict again (``server/wire.py``).
+
+    Any change through the dict's own methods drops ``raw`` (None): the dict is then the truth.
+    Code that changes a nested value of a chunk must copy the chunk instead (none does: chunks
+    are built by the translators and read after).
+    """
+
+    __slots__ = ("raw",)
+
+    def __init__(self, chunk: Json, raw: str | None) -> None:
+        super().__init__(chunk)
+        self.raw = raw
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.raw = None
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.raw = None
+        super().__delitem__(key)
+
+    def __ior__(self, other: Any) -> RawChunk:  # type: ignore[misc,override]
+        self.raw = None
+        super().__ior__(other)
+        return self
+
+    def pop(self, *args: Any) -> Any:
+        self.raw = None
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.raw = None
+        return super().popitem()
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.raw = None
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.raw = None
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self.raw = None
+        super().clear()
+
+
 def completion(
     *, id: str, created: int, model: str, choices: list[Json], usage: Json | None
 ) -> Json:

@@ -1,7 +1,7 @@
 """CLI: run the emulators until SIGINT/SIGTERM.
 
     python -m modelroute.testing.emulators --host 127.0.0.1 --port 9000 [--provider all]
-        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N] [--rpm N] [--tpm N]
+        [--seed N] [--fault JSON ...] [--strict-models] [--lenient] [--log-size N] [--rpm N] [--tpm N] [--stream-words N]
 
 Prints `modelroute emulator listening on <url> (providers: ...)` once bound.
 """
@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-size", type=int, default=10_000, help="requests kept in the request log")
     p.add_argument("--rpm", type=int, default=None, help="the provider's requests per minute per API key (429 beyond)")
     p.add_argument("--tpm", type=int, default=None, help="the provider's tokens per minute per API key (429 beyond)")
+    p.add_argument("--stream-words", type=int, default=None, metavar="N",
+                   help="streamed text replies are N words, one content chunk each (benchmarks); the "
+                        "interval between chunks is a latency fault's chunk_latency_ms")
     return p.parse_args(argv)
 
 
@@ -63,6 +66,7 @@ async def run(args: argparse.Namespace) -> None:
         strict=not args.lenient,
         log_size=args.log_size,
         rate_limit=RateLimit(args.rpm, args.tpm) if args.rpm or args.tpm else None,
+        stream_words=args.stream_words,
     )
     for raw in args.fault:
         server.faults.add(Fault.from_json(json.loads(raw)))

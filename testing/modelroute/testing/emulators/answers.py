@@ -87,8 +87,12 @@ def tag(prompt: Prompt) -> str:
     return f"[{prompt.provider}:{prompt.model}]"
 
 
-def default_reply(prompt: Prompt) -> Reply:
-    """The reply a prompt gets when no script rule matches."""
+def default_reply(prompt: Prompt, stream_words: int | None = None) -> Reply:
+    """The reply a prompt gets when no script rule matches.
+
+    ``stream_words``: a streamed text reply is that many words instead (``w1 w2 ...``, one
+    content chunk each), for benchmarks that need streams of a given length.
+    """
     tool = _pick_tool(prompt)
     if tool is not None:
         args = schema_instance(tool.schema, hints_from(prompt.last_user_text))
@@ -100,6 +104,8 @@ def default_reply(prompt: Prompt) -> Reply:
         else:
             doc = {"provider": prompt.provider, "model": prompt.model, "echo": prompt.last_user_text}
         return Reply(text=json.dumps(doc, separators=(", ", ": ")))
+    if stream_words and prompt.stream:
+        return Reply(text=" ".join(f"w{i}" for i in range(1, stream_words + 1)))
     if prompt.tool_result is not None:
         return Reply(text=f"{tag(prompt)} tool result: {prompt.tool_result}")
     return Reply(text=f"{tag(prompt)} {prompt.last_user_text}".rstrip())

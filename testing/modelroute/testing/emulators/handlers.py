@@ -120,9 +120,14 @@ async def _write_stream(
             return await _cut(request, resp, b"".join(head))
         frames = [*head, dialect.stream_error_frame(fault.status, _fault_message(fault), fault.error_type)]
     if decision.chunk_delay_s:
+        # On a fixed schedule (frame i at start + i * delay): a slow write or wake-up does not
+        # push every later frame back, so the interval stays what was asked on a busy host.
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         for f in frames:
             await resp.write(f)
-            await asyncio.sleep(decision.chunk_delay_s)
+            due += decision.chunk_delay_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
     else:
         await resp.write(b"".join(frames))
     await resp.write_eof()
@@ -208,7 +213,7 @@ async def _answer(
                 )
             return web.Response(status=200, body=fault.body.encode(), content_type=fault.content_type)
 
-    reply = state.script.reply_for(prompt) or default_reply(prompt)
+    reply = state.script.reply_for(prompt) or default_reply(prompt, state.stream_words)
     answer = finalize(prompt, reply, lambda: state.next_id(dialect.tool_id_prefix))
     headers = _request_id(dialect, rec.seq)
     if state.rate_limits is not None:

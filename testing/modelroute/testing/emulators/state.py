@@ -37,6 +37,8 @@ class EmulatorOptions(TypedDict, total=False):
                    built-in table, the sidecar's; ``windows.py``).
     rate_limit:    the provider's own per-key limits (``ratelimit.py``): 429 with ``retry-after`` beyond
                    them, ``x-ratelimit-*`` headers on every chat answer; default none.
+    stream_words:  streamed text replies (no script rule, no tool call, no JSON mode) are this many
+                   words, one content chunk each (default None: the usual echo); for benchmarks.
     """
 
     providers: Iterable[Provider]
@@ -48,6 +50,7 @@ class EmulatorOptions(TypedDict, total=False):
     strict: bool
     registry: ModelRegistry | None
     rate_limit: RateLimit | None
+    stream_words: int | None
 
 
 class EmulatorState:
@@ -66,6 +69,7 @@ class EmulatorState:
         self.strict_models = options.get("strict_models", False)
         self.strict = options.get("strict", True)
         self.registry = options.get("registry") or ModelRegistry()
+        self.stream_words = options.get("stream_words")
         self.api_keys: dict[str, frozenset[str]] = {p: frozenset(k) for p, k in (options.get("api_keys") or {}).items()}
         limit = options.get("rate_limit")
         self.rate_limits = RateLimits(limit) if limit is not None else None

@@ -1,0 +1,252 @@
+"""Streaming through the sidecar: added time to first token, inter-chunk gaps, many concurrent streams.
+
+One run starts the emulator with streams of ``--chunks`` content chunks ``--interval-ms`` apart
+(``--stream-words`` and a ``chunk_latency_ms`` latency fault; the emulator keeps a fixed schedule,
+so its own lag does not pile up), the sidecar and the bare pass-through (``passthrough.py``,
+which relays a stream's bytes as they arrive) in their own processes; this process is the app.
+
+* **1 connection per path**, for each route (``chat``: openai -> openai; ``claude``: openai ->
+  anthropic): streams asked in turn straight to the emulator (the provider's own format), through
+  the pass-through (the same request) and through the sidecar (OpenAI format, ``model`` = route),
+  rotating the order. Per stream: time to first token (request sent -> first content chunk read),
+  the gaps between content chunks. Added TTFT = p50/p99 via a path - p50/p99 direct; added gap =
+  p50 of the gaps via a path - p50 of the gaps direct.
+* **``--concurrent`` streams at once** per path (openai route): how late each content chunk
+  arrives against its stream's schedule (start + i x interval, the earliest start its arrivals
+  allow; ``per_stream``). The app here is one
+  Python process reading every stream; the direct row is the floor of this setup.
+
+    .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
+        [--routes chat,claude] [--concurrent 500] [--profile FILE] [--before DIR]
+
+Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99; added inter-chunk gap <= 0.1 ms p50;
+500 concurrent streams with no chunk more than 50 ms late.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+import harness
+
+GOAL_TTFT_P50_MS = 1.0
+GOAL_TTFT_P99_MS = 2.5
+GOAL_GAP_P50_MS = 0.1
+GOAL_LATE_MS = 50.0
+
+# What marks a content chunk in the bytes of each stream format (no JSON parsing in the app:
+# at 500 streams the reader must stay cheap). The sidecar and the emulator write compact JSON.
+OPENAI_TOKEN = b'"delta":{"content":"'
+ANTHROPIC_TOKEN = b'"text_delta"'
+
+Req = tuple[str, dict[str, str], bytes, bytes]  # url, headers, body, token marker
+PROMPT = "stream for the benchmark"
+
+
+def requests_for(route: str, upstream: str, proxy: str, sidecar: str) -> dict[str, Req]:
+    """The same streamed question per path: direct, through the pass-through, through the sidecar."""
+    provider, model = harness.ROUTES[route]
+    msgs = [{"role": "user", "content": PROMPT}]
+    if provider == "openai":
+        url, headers = f"{upstream}/v1/chat/completions", {"Content-Type": "application/json",
+                                                            "Authorization": f"Bearer {harness.KEYS['OPENAI_API_KEY']}"}
+        body, token = {"model": model, "messages": msgs, "stream": True}, OPENAI_TOKEN
+    elif provider == "anthropic":
+        url, headers = f"{upstream}/v1/messages", {"Content-Type": "application/json",
+                                                    "x-api-key": harness.KEYS["ANTHROPIC_API_KEY"],
+                                                    "anthropic-version": "2023-06-01"}
+        body, token = {"model": model, "max_tokens": 4096, "messages": msgs, "stream": True}, ANTHROPIC_TOKEN
+    else:
+        raise SystemExit(f"route {route!r}: streaming.py measures the openai and anthropic routes")
+    raw = json.dumps(body).encode()
+    via = json.dumps({"model": route, "messages": msgs, "stream": True}).encode()
+    return {"direct": (url, headers, raw, token), "passthrough": (url.replace(upstream, proxy), headers, raw, token),
+            "sidecar": (f"{sidecar}/v1/chat/completions", {"Content-Type": "application/json",
+                                                           "Authorization": "Bearer app"}, via, OPENAI_TOKEN)}
+
+
+def with_before(reqs: dict[str, Req], sidecar: str, before: str | None) -> dict[str, Req]:
+    """``reqs`` plus the same sidecar request to the ``--before`` sidecar, when there is one."""
+    if before is None:
+        return reqs
+    url, headers, body, token = reqs["sidecar"]
+    return {**reqs, "before": (url.replace(sidecar, before), headers, body, token)}
+
+
+async def one_stream(session: aiohttp.ClientSession, req: Req) -> tuple[float, list[float]]:
+    """(request sent, arrival time of each content chunk), perf_counter seconds."""
+    url, headers, body, token = req
+    arrivals: list[float] = []
+    t0 = time.perf_counter()
+    async with session.post(url, data=body, headers=headers) as r:
+        if r.status != 200:
+            raise RuntimeError(f"{url}: HTTP {r.status}: {(await r.read())[:200]!r}")
+        tail, keep = b"", len(token) - 1  # a marker split across two reads is counted once
+        async for data in r.content.iter_any():
+            now = time.perf_counter()
+            buf = tail + data
+            n = buf.count(token)
+            if n:
+                arrivals.extend([now] * n)
+            tail = buf[-keep:]
+    return t0, arrivals
+
+
+def per_stream(t0: float, arrivals: list[float], chunks: int, interval: float) -> dict[str, Any]:
+    if len(arrivals) != chunks:
+        raise RuntimeError(f"a stream had {len(arrivals)} content chunks, expected {chunks}")
+    # The stream's schedule as seen by the app: chunk i due at start + i x interval, with the
+    # earliest start the arrivals allow (a late first chunk does not make the rest look early).
+    start = min(t - i * interval for i, t in enumerate(arrivals))
+    return {"ttft_ms": (arrivals[0] - t0) * 1000,
+            "gaps_ms": [(b - a) * 1000 for a, b in itertools.pairwise(arrivals)],
+            "late_ms": [(t - start - i * interval) * 1000 for i, t in enumerate(arrivals)]}
+
+
+async def single(reqs: dict[str, Req], streams: int, warmup: int, chunks: int, interval: float,
+                 pids: dict[str, int]) -> dict[str, Any]:
+    """Streams at 1 connection per path, paths in rotating order; CPU time of each proxy per stream."""
+    paths = list(reqs)
+    sessions = {p: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for p in paths}
+    got: dict[str, list[dict[str, Any]]] = {p: [] for p in paths}
+    cpu = dict.fromkeys(paths, 0.0)
+    try:
+        for _ in range(warmup):
+            for p in paths:
+                await one_stream(sessions[p], reqs[p])
+        for i in range(streams):
+            order = paths[i % len(paths):] + paths[:i % len(paths)]
+            for p in order:
+                c0 = harness.cpu_seconds(pids[p]) if p in pids else 0.0
+                t0, arrivals = await one_stream(sessions[p], reqs[p])
+                if p in pids:
+                    cpu[p] += harness.cpu_seconds(pids[p]) - c0
+                got[p].append(per_stream(t0, arrivals, chunks, interval))
+    finally:
+        for s in sessions.values():
+            await s.close()
+    out: dict[str, Any] = {}
+    for p, rows in got.items():
+        ttft = [r["ttft_ms"] for r in rows]
+        gaps = [g for r in rows for g in r["gaps_ms"]]
+        late = [x for r in rows for x in r["late_ms"]]
+        out[p] = {"ttft": harness.summary(ttft), "gap": harness.summary(gaps), "late": harness.summary(late),
+                  "cpu_ms_per_stream": cpu[p] * 1000 / streams if p in pids else None}
+    for p in paths:
+        if p != "direct":
+            out[p]["added_ttft_p50_ms"] = out[p]["ttft"]["p50"] - out["direct"]["ttft"]["p50"]
+            out[p]["added_ttft_p99_ms"] = out[p]["ttft"]["p99"] - out["direct"]["ttft"]["p99"]
+            out[p]["added_gap_p50_ms"] = out[p]["gap"]["p50"] - out["direct"]["gap"]["p50"]
+    return out
+
+
+async def concurrent(req: Req, n: int, chunks: int, interval: float, pid: int | None) -> dict[str, Any]:
+    """``n`` streams opened at once on ``n`` connections; lateness of every content chunk."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=600)) as s:
+        await asyncio.gather(*(one_stream(s, req) for _ in range(min(n, 20))))  # warm the pools
+        c0 = harness.cpu_seconds(pid) if pid else 0.0
+        t_start = time.perf_counter()
+        results = await asyncio.gather(*(one_stream(s, req) for _ in range(n)), return_exceptions=True)
+        wall = time.perf_counter() - t_start
+        cpu = harness.cpu_seconds(pid) - c0 if pid else 0.0
+    errors = [repr(r) for r in results if isinstance(r, BaseException)]
+    rows = [per_stream(t0, a, chunks, interval) for t0, a in (r for r in results if not isinstance(r, BaseException))]
+    late = [x for r in rows for x in r["late_ms"]]
+    ttft = [r["ttft_ms"] for r in rows]
+    return {"streams": n, "errors": len(errors), "first_error": errors[0] if errors else None,
+            "late": harness.summary(late) if late else None, "ttft": harness.summary(ttft) if ttft else None,
+            "chunks_over_goal": sum(1 for x in late if x > GOAL_LATE_MS), "wall_s": wall,
+            "cpu_ms_per_stream": cpu * 1000 / n if pid else None}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    info = harness.machine()
+    interval = args.interval_ms / 1000
+    fault = json.dumps({"kind": "latency", "chunk_latency_ms": args.interval_ms, "stream": True})
+    out: dict[str, Any] = {"bench": "streaming", "machine": info, "chunks": args.chunks, "interval_ms": args.interval_ms,
+                           "streams": args.streams, "routes": {}, "concurrent": {}}
+    with harness.stack() as st:
+        # the openai/anthropic stream counts content chunks only: the reply is --chunks words
+        upstream = st.emulator(["--stream-words", str(args.chunks), "--fault", fault])
+        variant = ["--profile", str(args.profile)] if args.profile else None
+        sidecar, _admin, sc = st.sidecar(upstream, variant=variant)
+        proxy = st.passthrough(upstream)
+        pids = {"sidecar": sc.pid, "passthrough": st.procs[-1].pid}
+        before = None
+        if args.before:
+            before, _a, bp = st.sidecar(upstream, name="before", tree=args.before)
+            pids["before"] = bp.pid
+        if args.profile:
+            os.kill(sc.pid, signal.SIGUSR1)
+        for route in filter(None, args.routes.split(",")):
+            reqs = with_before(requests_for(route, upstream, proxy, sidecar), sidecar, before)
+            out["routes"][route] = await single(reqs, args.streams, args.warmup, args.chunks, interval, pids)
+        reqs = with_before(requests_for("chat", upstream, proxy, sidecar), sidecar, before)
+        for n in (int(x) for x in args.concurrent.split(",") if x.strip() and int(x)):
+            for p in reqs:
+                out["concurrent"][f"{n} {p}"] = await concurrent(reqs[p], n, args.chunks, interval, pids.get(p))
+        if args.profile:
+            os.kill(sc.pid, signal.SIGUSR2)
+            await asyncio.sleep(1)  # the profile is written
+        out["sidecar_rss_kb"] = harness.rss_kb(sc.pid)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chunks", type=int, default=200, help="content chunks per stream")
+    p.add_argument("--interval-ms", type=float, default=5.0, help="between the emulator's chunks")
+    p.add_argument("--streams", type=int, default=40, help="streams per path and route at 1 connection")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--routes", default="chat,claude", help="routes at 1 connection (chat=openai, claude=anthropic)")
+    p.add_argument("--concurrent", default="500", help="concurrent streams per path, or a comma list of counts (0: skip)")
+    p.add_argument("--profile", type=Path, metavar="FILE", help="CPU-profile the sidecar over the run into FILE")
+    p.add_argument("--before", type=Path, metavar="DIR",
+                   help="also measure a sidecar imported from DIR/modelroute/sidecar (e.g. `git archive main sidecar` "
+                        "unpacked into DIR/..): before/after in one run")
+    args = p.parse_args()
+    out = asyncio.run(run(args))
+    m = out["machine"]
+    print(f"streaming: {args.chunks} chunks at {args.interval_ms:g} ms, {args.streams} streams per path at 1 connection "
+          f"(load avg at start {m['loadavg_1m_at_start']}, at end {os.getloadavg()[0]:.2f} on {m['cpus']} CPUs), ms")
+    rows = []
+    for route, res in out["routes"].items():
+        for path, r in res.items():
+            added = path != "direct"
+            ok = added and (r["added_ttft_p50_ms"] <= GOAL_TTFT_P50_MS and r["added_ttft_p99_ms"] <= GOAL_TTFT_P99_MS
+                            and r["added_gap_p50_ms"] <= GOAL_GAP_P50_MS)
+            rows.append([f"{route} {path}", r["ttft"]["p50"], r["ttft"]["p99"],
+                         r["added_ttft_p50_ms"] if added else "-", r["added_ttft_p99_ms"] if added else "-",
+                         r["gap"]["p50"], r["added_gap_p50_ms"] if added else "-", r["late"]["max"],
+                         r["cpu_ms_per_stream"] if r["cpu_ms_per_stream"] is not None else "-",
+                         ("yes" if ok else "NO") if path in ("sidecar", "before") else "-"])
+    print(harness.table(["route path", "TTFT p50", "TTFT p99", "added p50", "added p99", "gap p50", "added gap",
+                         "late max", "CPU ms/stream", "goal"], rows))
+    if out["concurrent"]:
+        rows = []
+        for path, r in out["concurrent"].items():
+            late = r["late"] or {}
+            rows.append([path, r["errors"], late.get("p50", "-"), late.get("p99", "-"), late.get("max", "-"),
+                         r["chunks_over_goal"], (r["ttft"] or {}).get("p50", "-"), r["wall_s"],
+                         r["cpu_ms_per_stream"] if r["cpu_ms_per_stream"] is not None else "-"])
+        print("\nconcurrent streams (openai route), lateness against each stream's schedule, ms")
+        print(harness.table(["streams path", "errors", "late p50", "late p99", "late max", f"> {GOAL_LATE_MS:g} ms",
+                             "TTFT p50", "wall s", "CPU ms/stream"], rows))
+    print(f"goals: added TTFT p50 <= {GOAL_TTFT_P50_MS}, p99 <= {GOAL_TTFT_P99_MS}; added gap p50 <= {GOAL_GAP_P50_MS}; "
+          f"500 concurrent streams with no chunk > {GOAL_LATE_MS:g} ms late")
+    print(f"-> {harness.write_result('streaming', out)}")
+
+
+if __name__ == "__main__":
+    main()
