@@ -31,6 +31,12 @@ def test_wilson_agrees_with_newcombe_1998(k: int, n: int, lo: float, hi: float) 
     _close(wilson(k, n), (lo, hi))
 
 
+def test_wilson_bounds_at_all_and_none_are_exactly_one_and_zero() -> None:
+    # Regression: rounding left 0.9999999999999998 at k = n, and matplotlib refused the negative error bar.
+    assert wilson(40, 40)[1] == 1.0 and wilson(0, 40)[0] == 0.0
+    assert wilson(40, 40)[0] == pytest.approx(0.9124, abs=5e-5) and wilson(0, 40)[1] == pytest.approx(0.0876, abs=5e-5)
+
+
 def test_newcombe_paired_agrees_with_published_examples() -> None:
     # Newcombe (1998), "Improved confidence intervals for the difference between binomial proportions based on
     # paired data", example (a): 36 both, 12 first only, 2 second only, 0 neither; method 10.
