@@ -1,4 +1,10 @@
-"""The statistics of a revision comparison: textbook values and properties (hypothesis)."""
+"""The statistics of a revision comparison: textbook values and properties (hypothesis).
+
+Checked: the Wilson rows equal scipy's Wilson interval (``test_stats_reference.py`` compares the two
+everywhere); the Cavo et al. paired interval is the one the R package contingencytables (Fagerland et al.'s
+code) asserts in its tests; Newcombe's example (a) equals method 10 computed from the paper's formula
+with scipy's Wilson intervals.
+"""
 
 from __future__ import annotations
 
