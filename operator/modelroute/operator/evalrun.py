@@ -141,21 +141,29 @@ class EvalRuns:
                  routes: Callable[[str], list[dict[str, Any]]], pods: Callable[[str], list[dict[str, Any]]]) -> None:
         self.kube, self.key, self.session, self.routes, self.pods = kube, key, session, routes, pods
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.ran: set[str] = set()   # uids whose run ended: a late event still showing "Running" must not start another
 
     def event(self, type_: str | None, body: Mapping[str, Any]) -> None:
         """A ModelRouteEval changed: start its run unless it is finished, running, or deleted."""
         meta = body.get("metadata") or {}
         uid, ns, name = str(meta.get("uid") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if type_ == "DELETED":
+            self.ran.discard(uid)
             task = self.running.pop(uid, None)
             if task is not None:
                 task.cancel()
             return
-        if finished(body) or not uid or uid in self.running:
+        if finished(body) or not uid or uid in self.running or uid in self.ran:
             return
         task = asyncio.create_task(self._run(ns, name, dict(body)), name=f"eval {ns}/{name}")
         self.running[uid] = task
-        task.add_done_callback(lambda _t: self.running.pop(uid, None) if self.running.get(uid) is _t else None)
+        task.add_done_callback(lambda t: self._ended(uid, t))
+
+    def _ended(self, uid: str, task: asyncio.Task[None]) -> None:
+        if self.running.get(uid) is task:
+            del self.running[uid]
+            if not task.cancelled():
+                self.ran.add(uid)
 
     async def _run(self, ns: str, name: str, obj: dict[str, Any]) -> None:
         try:

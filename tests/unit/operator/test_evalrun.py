@@ -6,10 +6,12 @@ route is picked (or the reason there is none), and the sidecar's answer becomes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.evalgate import EvalResult
 from modelroute.api.v1alpha1.modelrouteeval import (
@@ -104,3 +106,31 @@ def test_finished_requests_are_not_run_again() -> None:
     assert not evalrun.finished(obj())
     assert not evalrun.finished({**obj(), "status": {"phase": "Running"}})
     assert evalrun.finished({**obj(), "status": {"phase": "Succeeded"}}) and evalrun.finished({**obj(), "status": {"phase": "Failed"}})
+
+
+class FakeKube:
+    """The status writes a run makes (the seam: ``EvalRuns`` takes any object with ``merge_patch``)."""
+
+    def __init__(self) -> None:
+        self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.written = asyncio.Event()
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> None:
+        self.patches.append((path, body))
+        self.written.set()
+
+
+async def test_a_request_runs_once_even_when_a_late_event_still_shows_it_running() -> None:
+    kube = FakeKube()
+    runs = evalrun.EvalRuns(kube, Ed25519PrivateKey.generate(), lambda: None, lambda ns: [], lambda ns: [])  # type: ignore[arg-type, return-value]
+    runs.event("ADDED", obj())
+    await asyncio.wait_for(kube.written.wait(), 5)
+    await asyncio.wait_for(asyncio.gather(*runs.running.values()), 5)
+    [(path, body)] = kube.patches
+    assert path.endswith("/namespaces/team/modelrouteevals/e1/status")
+    assert body["status"]["phase"] == "Failed" and body["status"]["message"] == "modelroute team/chat not found"
+    runs.event("MODIFIED", {**obj(), "status": {"phase": "Running"}})   # delivered after the run ended
+    assert not runs.running and len(kube.patches) == 1
+    runs.event("DELETED", obj())
+    assert not runs.ran
+    await runs.close()
