@@ -87,8 +87,15 @@ def test_kubectl_eval_compares_the_live_revision_with_a_candidate_through_a_side
         refused = plugin(cluster, env.ns, "eval", rh.NAME, "--candidate", str(tmp_path / "equal.yaml"), "--dataset", str(bad))
         assert refused.returncode == 2 and f"{bad}:2: input must be" in refused.stderr, refused.stderr
 
+        # A candidate may not send the pod's key to a host no route here sends it to.
+        elsewhere = json.loads((tmp_path / "equal.yaml").read_text())
+        elsewhere["spec"]["targets"][0]["baseUrl"] = "http://127.0.0.1:9/v1"
+        (tmp_path / "elsewhere.yaml").write_text(json.dumps(elsewhere))
+        moved = plugin(cluster, env.ns, "eval", rh.NAME, "--candidate", str(tmp_path / "elsewhere.yaml"), "--dataset", str(data))
+        assert moved.returncode == 1 and "baseUrl http://127.0.0.1:9/v1 with this apiKey is not used" in moved.stderr, moved.stderr
+
         # The key never left the sidecar; the command cleaned up its requests.
-        for out in (better, equal, unknown, refused):
+        for out in (better, equal, unknown, refused, moved):
             assert KEY not in out.stdout + out.stderr
         left = env.cluster.rest().get(f"/apis/modelroute.dev/v1alpha1/namespaces/{env.ns}/modelrouteevals")["items"]
         assert left == [], [o["metadata"]["name"] for o in left]

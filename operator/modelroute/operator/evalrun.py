@@ -97,6 +97,33 @@ def pick_ready_pod(route: ModelRoute, pods: Iterable[SidecarPod]) -> SidecarPod:
     return ready[0]
 
 
+def key_destinations(routes: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(key reference, base URL) pairs the namespace's ModelRoutes already send keys to (invalid routes skipped)."""
+    found: set[tuple[str, str]] = set()
+    for obj in routes:
+        try:
+            spec = ModelRouteSpec.model_validate(obj.get("spec") or {})
+        except ValidationError:
+            continue
+        found |= {(json.dumps(t.api_key.wire(), sort_keys=True), t.base_url) for t in spec.targets
+                  if t.api_key is not None and t.base_url is not None}
+    return found
+
+
+def check_key_destinations(candidate: ModelRouteSpec, allowed: set[tuple[str, str]]) -> None:
+    """A candidate may send a key only to the provider's own endpoint or where a ModelRoute here already sends it.
+
+    Who may create a ModelRouteEval need not be who may edit ModelRoutes: without this, a candidate
+    with ``baseUrl`` at any host would make the sidecar hand that host the pod's key."""
+    for i, t in enumerate(candidate.targets):
+        if t.api_key is None or t.base_url is None:
+            continue
+        if (json.dumps(t.api_key.wire(), sort_keys=True), t.base_url) not in allowed:
+            raise EvalProblem(f"spec.candidate.targets[{i}]: baseUrl {t.base_url} with this apiKey is not used by any "
+                              "ModelRoute in the namespace; an eval sends a key only where a route already sends it "
+                              "(or to the provider's own endpoint, without baseUrl)")
+
+
 def eval_body(pod: SidecarPod, route: ModelRoute, ask: ModelRouteEvalSpec, candidate: ModelRouteSpec, where: str,
               issued_at: datetime) -> bytes:
     """The signed body of ``POST /eval`` asking for a comparison (``modelroute.api.evalgate.EvalRequest``)."""
@@ -179,8 +206,10 @@ class EvalRuns:
     async def _once(self, ns: str, name: str, obj: dict[str, Any]) -> ModelRouteEvalStatus:
         try:
             ask, candidate = request_of(obj)
-            found = next((r for r in self.routes(ns) if (r.get("metadata") or {}).get("name") == ask.model_route), None)
+            routes = self.routes(ns)
+            found = next((r for r in routes if (r.get("metadata") or {}).get("name") == ask.model_route), None)
             route = live_route(found, ns, ask.model_route)
+            check_key_destinations(candidate, key_destinations(routes))
             pod = pick_ready_pod(route, (SidecarPod.from_raw(p) for p in self.pods(ns)))
             body = eval_body(pod, route, ask, candidate, f"cluster:{ns}/{ask.model_route}", datetime.now(UTC))
         except EvalProblem as e:

@@ -134,3 +134,15 @@ async def test_a_request_runs_once_even_when_a_late_event_still_shows_it_running
     runs.event("DELETED", obj())
     assert not runs.ran
     await runs.close()
+
+
+def test_a_candidate_sends_a_key_only_where_a_route_here_already_sends_it() -> None:
+    live = {**SPEC, "targets": [{**SPEC["targets"][0], "baseUrl": "http://gateway.internal/v1"}]}
+    allowed = evalrun.key_destinations([{"spec": live}, {"spec": {"route": "broken"}}])
+    _, same = evalrun.request_of(obj(candidate={**live, "targets": [{**live["targets"][0], "model": "gpt-4.1-mini"}]}))
+    evalrun.check_key_destinations(same, allowed)          # the same key to the same gateway
+    _, official = evalrun.request_of(obj())
+    evalrun.check_key_destinations(official, allowed)      # the provider's own endpoint
+    _, elsewhere = evalrun.request_of(obj(candidate={**live, "targets": [{**live["targets"][0], "baseUrl": "https://evil.example/v1"}]}))
+    with pytest.raises(evalrun.EvalProblem, match=r"spec\.candidate\.targets\[0\]: baseUrl https://evil\.example/v1 with this apiKey"):
+        evalrun.check_key_destinations(elsewhere, allowed)
