@@ -32,9 +32,6 @@ from modelroute.api.v1alpha1.modelrouteeval import (
     MAX_EVAL_CASES,
     EvalPhase,
 )
-from modelroute.cli import evalcmd
-from modelroute.sidecar.config import loader
-from modelroute.sidecar.eval import cli as targets_cli
 from modelroute.sidecar.eval import dataset, stats
 
 DEFAULT_TIMEOUT_SECONDS = 660.0   # the operator waits up to 600 s for the sidecar
@@ -68,6 +65,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def candidate_spec(path: str, name: str) -> dict[str, Any]:
     """The candidate ModelRoute's spec (wire form) from ``path``: the one ModelRoute there, or the one named ``name``."""
+    # Imported here, not at the top, so `kubectl modelroute get` does not load the config loader.
+    from modelroute.sidecar.config import loader
+    from modelroute.sidecar.eval import cli as targets_cli
+
     try:
         config = loader.load([path], None)
     except loader.ConfigError as e:
@@ -81,6 +82,8 @@ def candidate_spec(path: str, name: str) -> dict[str, Any]:
 
 def dataset_cases(path: str) -> list[dict[str, Any]]:
     """The dataset's cases as JSON objects, checked like the local command checks them (file:line: field problem)."""
+    from modelroute.sidecar.eval import cli as targets_cli
+
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as e:
@@ -181,6 +184,8 @@ def run(api: Any, namespace: str, args: argparse.Namespace) -> int:
     finally:
         if not args.keep:
             _delete(api, namespace, name)
+    from modelroute.cli import evalcmd
+
     evalcmd.emit(doc, as_json=args.json, report=args.report, png=args.png)
     return 0
 
