@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -27,7 +28,6 @@ from modelroute.api.evalgate import CompareOptions, EvalRequest, EvalResult, Eva
 from modelroute.api.v1alpha1 import ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.strategy import revision_of
 from modelroute.sidecar.config import loader
-from modelroute.sidecar.eval import compare, revisions
 from modelroute.sidecar.eval.dataset import Case, DatasetError, parse_lines
 from modelroute.sidecar.eval.scoring import summarize
 from modelroute.sidecar.pipeline.counters import Ledger
@@ -37,6 +37,9 @@ from modelroute.sidecar.routing.runtime import Runtime
 from modelroute.sidecar.server.auth import BadPush
 from modelroute.sidecar.server.guard import Refused, admin_error, signed_request
 from modelroute.sidecar.server.state import STATE, SidecarState
+
+if TYPE_CHECKING:
+    from modelroute.sidecar.eval.revisions import RevisionRun
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,9 @@ def _summary(name: str, route: ModelRoute, cases: list[Case], run: gate.GateRun)
 
 async def _compare(state: SidecarState, ask: EvalRequest, spec: ModelRouteSpec, cases: list[Case]) -> web.Response:
     """The cases through ``spec`` (unserved) and the route's live stable revision: the comparison document."""
+    # Imported on the first comparison, not at start: a sidecar that never compares never loads them.
+    from modelroute.sidecar.eval import compare, revisions
+
     rt = state.current()
     stable = next((r for r in rt.config.routes if r.spec.route == ask.route), None) if rt is not None else None
     if rt is None or stable is None:
@@ -120,7 +126,7 @@ async def _compare(state: SidecarState, ask: EvalRequest, spec: ModelRouteSpec, 
     return web.json_response(result.model_dump(mode="json", by_alias=True))
 
 
-def _run_summary(name: str, route: ModelRoute, cases: list[Case], run: revisions.RevisionRun) -> EvalTargetSummary:
+def _run_summary(name: str, route: ModelRoute, cases: list[Case], run: RevisionRun) -> EvalTargetSummary:
     answers = [run.answers[c.id] for c in cases if c.id in run.answers]
     usd = sum(a.cost_usd or 0.0 for a in answers) if all(a.cost_usd is not None for a in answers) else None
     return _summary(name, route, cases, gate.GateRun([a.outcome for a in answers], usd))
