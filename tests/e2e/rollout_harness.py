@@ -209,6 +209,19 @@ def task(h: PodHandle, kind: str, text: str, extra: dict[str, Any]) -> tuple[dic
         return dict(json.loads(r.read())), r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
 
 
+def stream_chat(h: PodHandle, text: str) -> tuple[str, str, str]:
+    """One streamed chat request on route ``chat``: (the chunks joined, x-modelroute-variant, x-modelroute-revision)."""
+    req = urllib.request.Request(f"http://{h.ip}:{APP_PORT}/v1/chat/completions", method="POST",
+                                 data=json.dumps({"model": NAME, "stream": True,
+                                                  "messages": [{"role": "user", "content": text}]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        lines = r.read().decode().splitlines()
+        variant, revision = r.headers["x-modelroute-variant"], r.headers["x-modelroute-revision"]
+    chunks = [json.loads(line[5:]) for line in lines if line.startswith("data:") and line[5:].strip() != "[DONE]"]
+    return "".join((c["choices"][0].get("delta") or {}).get("content") or "" for c in chunks if c.get("choices")), variant, revision
+
+
 def events(env: RolloutEnv) -> list[dict[str, Any]]:
     items = env.cluster.rest().get(f"/api/v1/namespaces/{env.ns}/events")["items"]
     mine = [e for e in items if (e.get("involvedObject") or {}).get("name") == NAME

@@ -28,7 +28,8 @@ GOOD_TARGET: dict[str, object] = {"name": "mini", "provider": "openai", "model":
 
 @pytest.fixture(scope="module")
 def crd_installed(cluster: ControlPlane) -> ControlPlane:
-    assert cluster.install_crds(ROOT / "crds") == ["modelroutes.modelroute.dev", "providerquotas.modelroute.dev"]
+    assert sorted(cluster.install_crds(ROOT / "crds")) == [
+        "modelrouteevals.modelroute.dev", "modelroutes.modelroute.dev", "providerquotas.modelroute.dev"]
     return cluster
 
 

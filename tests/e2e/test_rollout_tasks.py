@@ -5,8 +5,9 @@ Real apiserver, operator, two sidecar processes and the emulator. Stable answers
 or the object with its keys in another order inside a code fence) and, in the abort tests,
 something else on the 30% of inputs marked ``#flip``. Mirror agreement is computed on the
 normalised label or the extracted JSON: the different candidate is aborted on
-``minAgreement``, the equal one is mirrored, weighted and promoted. Apps only ever get
-stable's answer while the canary is mirrored.
+``minAgreement``, the equal one is mirrored, weighted and promoted (classify, extract and
+streamed chat), and while it holds 30% the canary answers that share of requests within a
+binomial 99.9% interval. Apps only ever get stable's answer while the canary is mirrored.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any
 
 import pytest
 
+from modelroute.sidecar.eval import stats
+from modelroute.sidecar.output.parse import normalize_label
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
 
 from . import rollout_harness as rh
-from .operator_harness import wait_for
 from .test_rollout_abort import assert_back_on_stable
 
 pytestmark = pytest.mark.e2e
@@ -45,6 +47,10 @@ class Kind:
 
     def answer_of(self, body: dict[str, Any]) -> str:
         return str(body["label"]) if self.name == "classify" else json.dumps(body["data"], sort_keys=True)
+
+    def answer_of_text(self, text: str) -> str:
+        """An answer as traffic counts it; a chat answer is normalised like a label (``Billing.`` is ``billing``)."""
+        return normalize_label(text) if self.name == "stream" else text
 
 
 CLASSIFY = Kind("classify", {"labels": ["billing", "shipping", "refund"]}, "billing", "Billing.", "shipping", "billing")
@@ -99,24 +105,55 @@ def test_a_candidate_that_changes_30_percent_of_answers_is_aborted_on_agreement(
         assert all(answers_stable(h, kind) for h in env.pods.values())
 
 
-def test_an_equal_candidate_on_classify_is_promoted(
-    cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path,
+STREAM = Kind("stream", {}, "billing", "Billing.", "shipping", "billing")   # streamed chat; the answer is the joined chunks
+SHARE_SAMPLES = 200     # requests sampled while the canary holds its weight
+SHARE_CONFIDENCE = 0.999
+
+
+def sample_variant(h: PodHandle, kind: Kind, i: int) -> tuple[str, str, str]:
+    """One request of ``kind``: (answer, x-modelroute-variant, x-modelroute-revision)."""
+    if kind is STREAM:
+        return rh.stream_chat(h, ticket(i))
+    body, variant, revision = rh.task(h, kind.name, ticket(i), kind.extra)
+    return kind.answer_of(body), variant, revision
+
+
+def assert_canary_share(env: rh.RolloutEnv, kind: Kind, weight: int, old: str, new: str) -> None:
+    """``SHARE_SAMPLES`` requests while every sidecar serves the canary at ``weight``%: the observed share of
+    canary answers must be within the 99.9% Wilson interval (a binomial test at alpha 0.001)."""
+    pods = list(env.pods.values())
+    seen = [sample_variant(pods[i % len(pods)], kind, i) for i in range(SHARE_SAMPLES)]
+    by = {(variant, revision) for _, variant, revision in seen}
+    assert by <= {("stable", old), ("canary", new)}, f"the step ended while sampling: {by}"
+    canary = sum(variant == "canary" for _, variant, _ in seen)
+    lo, hi = stats.wilson(canary, SHARE_SAMPLES, SHARE_CONFIDENCE)
+    print(f"{kind.name}: canary answered {canary}/{SHARE_SAMPLES} at weight {weight}% (99.9% CI {lo:.3f}..{hi:.3f})")
+    assert lo <= weight / 100 <= hi, (canary, SHARE_SAMPLES, weight)
+    assert {kind.answer_of_text(a) for a, _, _ in seen} == {kind.answer}
+
+
+@pytest.mark.parametrize("kind", [CLASSIFY, EXTRACT, STREAM], ids=lambda k: k.name)
+def test_an_equal_candidate_is_promoted_and_the_canary_answers_its_share(
+    cluster: ControlPlane, namespace: str, kubelet: KubeletPlayer, tmp_path: Path, kind: Kind,
 ) -> None:
-    steps: list[dict[str, Any]] = [{"mirror": 100}, {"pause": {"duration": "2s"}}, {"weight": 30}, {"pause": {"duration": "3s"}}]
+    steps: list[dict[str, Any]] = [{"mirror": 100}, {"pause": {"duration": "2s"}}, {"weight": 30}, {"pause": {"duration": "12s"}}]
     strat = rh.strategy(steps, analysis=ANALYSIS)
     with rh.rollout_env(cluster, namespace, kubelet, tmp_path) as env:
-        with rolling(env, strat, CLASSIFY, flips=False) as (traffic, _, new, history):
+        traffic = rh.Traffic(list(env.pods.values()), inputs=ticket, stream=True) if kind is STREAM else None
+        with rolling(env, strat, kind, flips=False, traffic=traffic) as (running, old, new, history):
             history.until("weight 30", lambda r: (r.get("weights") or {}).get("canary") == 30)
-            wait_for("canary answers on /v1/classify", lambda: traffic.variants.get("canary", 0) >= 5, timeout=15)
+            rh.wait_each(env, "serving the canary at 30%", lambda h: [c["weight"] for c in rh.canaries(h)] == [30], timeout=10)
+            assert_canary_share(env, kind, 30, old, new)
             done = history.until("promotion", lambda r: r.get("phase") == "Healthy" and r.get("stableRevision") == new, timeout=40)
         metrics = {m["name"]: m for m in (done.get("analysis") or {}).get("metrics") or []}
-        print("analysis:", done.get("analysis"), "traffic:", traffic.answers, traffic.variants)
+        print("analysis:", done.get("analysis"), "traffic:", running.answers, running.variants)
         assert (done.get("analysis") or {}).get("verdict") == "Pass"
         assert "agreement" not in metrics or metrics["agreement"]["value"] == 1.0, metrics
-        assert traffic.errors == 0 and set(traffic.answers) == {"billing"}, (traffic.answers, traffic.errors)
-        assert traffic.variants.get("stable", 0) > 0 and traffic.variants.get("canary", 0) > 0
+        assert running.errors == 0 and {kind.answer_of_text(a) for a in running.answers} == {kind.answer}, running.answers
+        if kind is not STREAM:
+            assert running.variants.get("stable", 0) > 0 and running.variants.get("canary", 0) > 0
         rh.wait_each(env, "without canary", rh.without_canary, timeout=10)
-        assert all(answers_stable(h, CLASSIFY) for h in env.pods.values())
+        assert all(sample_variant(h, kind, 1)[1:] == ("stable", new) for h in env.pods.values())
 
 
 def test_a_streaming_chat_candidate_that_changes_30_percent_of_labels_is_aborted(

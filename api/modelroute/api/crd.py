@@ -1,4 +1,4 @@
-"""Generate the CustomResourceDefinitions (ModelRoute, ProviderQuota) from the pydantic API models.
+"""Generate the CustomResourceDefinitions (ModelRoute, ProviderQuota, ModelRouteEval) from the pydantic API models.
 
 The models are the single source of truth; this module only rewrites their JSON Schema
 into the structural OpenAPI v3 subset the apiserver accepts: ``$ref`` inlined, ``anyOf``
@@ -15,6 +15,14 @@ import yaml
 
 from modelroute.api.v1alpha1 import ModelRouteSpec, ModelRouteStatus
 from modelroute.api.v1alpha1 import base as names
+from modelroute.api.v1alpha1.modelrouteeval import (
+    EVAL_KIND,
+    EVAL_PLURAL,
+    EVAL_SHORT_NAMES,
+    EVAL_SINGULAR,
+    ModelRouteEvalSpec,
+    ModelRouteEvalStatus,
+)
 from modelroute.api.v1alpha1.providerquota import (
     QUOTA_KIND,
     QUOTA_PLURAL,
@@ -153,7 +161,22 @@ def quota_crd() -> dict[str, Any]:
         ])
 
 
-CRDS = {"modelroute.dev_modelroutes.yaml": crd, "modelroute.dev_providerquotas.yaml": quota_crd}
+def eval_crd() -> dict[str, Any]:
+    """The ModelRouteEval CustomResourceDefinition (``kubectl modelroute eval``)."""
+    return _definition(
+        EVAL_KIND, EVAL_PLURAL, EVAL_SINGULAR, EVAL_SHORT_NAMES,
+        "ModelRouteEval asks the operator to compare a proposed ModelRoute spec with the live one on a golden dataset, "
+        "through a sidecar of the route (no provider key leaves the pod); the result is written into the status.",
+        ModelRouteEvalSpec, ModelRouteEvalStatus, [
+            {"name": "ModelRoute", "type": "string", "jsonPath": ".spec.modelRoute", "description": "The live ModelRoute compared."},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Running, Succeeded or Failed."},
+            {"name": "Verdict", "type": "string", "jsonPath": ".status.verdict", "description": "The candidate against the live revision."},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ])
+
+
+CRDS = {"modelroute.dev_modelroutes.yaml": crd, "modelroute.dev_providerquotas.yaml": quota_crd,
+        "modelroute.dev_modelrouteevals.yaml": eval_crd}
 """File name under crds/ -> generator."""
 
 

@@ -11,8 +11,8 @@ from modelroute.api.crd import CRDS, crd_yaml
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write the ModelRoute CRD to this file instead of stdout")
-    parser.add_argument("-d", "--directory", type=Path, help="write every CRD (ModelRoute, ProviderQuota) into this directory")
-    parser.add_argument("--kind", choices=("modelroute", "providerquota"), default="modelroute",
+    parser.add_argument("-d", "--directory", type=Path, help="write every CRD (ModelRoute, ProviderQuota, ModelRouteEval) into this directory")
+    parser.add_argument("--kind", choices=("modelroute", "providerquota", "modelrouteeval"), default="modelroute",
                         help="which CRD to print or write with -o (default: modelroute)")
 
 

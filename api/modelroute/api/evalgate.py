@@ -4,6 +4,9 @@ The operator (``modelroute.operator.rollout.gate_runner``) signs an ``EvalReques
 sidecar (``modelroute.sidecar.server.evalgate``) parses it with this model, runs the cases on the
 canary revision and answers an ``EvalResult``, which the operator parses with this model to judge
 the gate. ``EvalTargetSummary`` is also one entry of ``modelroute eval --json``'s ``targets``.
+With ``candidate`` (``kubectl modelroute eval``, carried by the operator from a ModelRouteEval), the
+sidecar instead compares that unserved spec with the route's live stable revision and answers the
+same ``RevisionComparison`` the local ``modelroute eval --json`` prints, in ``comparison``.
 Results ignore fields they do not know (a newer sidecar may report more); requests refuse them.
 """
 
@@ -14,10 +17,21 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from modelroute.api.config import SignedRequest
-from modelroute.api.v1alpha1 import ApiModel
+from modelroute.api.evaluation import RevisionComparison
+from modelroute.api.v1alpha1 import ApiModel, ModelRouteSpec
 
 MAX_CASES = 2000
 """Cases one request may carry (a gate must not crowd out live requests for long)."""
+
+
+class CompareOptions(ApiModel):
+    """How a candidate is compared with the stable revision, and what the result calls things."""
+
+    dataset: str = Field(default="dataset", max_length=1024, description="The dataset's name, shown in the result.")
+    candidate_source: str = Field(default="candidate", max_length=1024, description="Where the candidate came from, shown in the result.")
+    baseline_source: str = Field(default="cluster", max_length=1024, description="Where the baseline came from, shown in the result.")
+    confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the intervals.")
+    min_cases: int = Field(default=20, ge=1, le=MAX_CASES, description="Scored pairs needed before a winner is named.")
 
 
 class EvalRequest(SignedRequest):
@@ -30,6 +44,11 @@ class EvalRequest(SignedRequest):
         description="Dataset cases as in a golden-dataset JSONL file (input, expected, optional id and schema); "
                     "the sidecar checks each case's fields.")
     baseline: bool = Field(default=False, description="Also run the cases on the route's stable revision (relative gate thresholds).")
+    candidate: ModelRouteSpec | None = Field(
+        default=None,
+        description="Compare this spec (not served; ``revision`` is its revision id) with the route's live stable revision "
+                    "instead of judging the served canary; the answer carries ``comparison``.")
+    compare: CompareOptions | None = Field(default=None, description="How to compare (with ``candidate``; default options when unset).")
 
 
 class LatencyMs(ApiModel):
@@ -83,3 +102,4 @@ class EvalResult(ApiModel):
     targets: list[EvalTargetSummary] = Field(min_length=1, description="The revision's summary: one entry, named after the revision, with its primary target's provider and model.")
     baseline_revision: str | None = Field(default=None, description="The stable revision the cases also ran on (asked with baseline).")
     baseline: EvalTargetSummary | None = Field(default=None, description="The stable revision's summary on the same cases (asked with baseline).")
+    comparison: RevisionComparison | None = Field(default=None, description="Candidate against stable, case by case (asked with candidate).")

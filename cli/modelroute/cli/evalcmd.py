@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from modelroute.api.evaluation import RevisionComparison
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.eval import cli as targets_cli
@@ -157,23 +158,29 @@ def run_revisions(args: argparse.Namespace) -> int:
     doc = compare.build(args.route, args.dataset, cases, b, c, confidence=args.confidence, ci_method=args.ci_method,
                         seed=args.seed, min_cases=args.min_cases, stopped=stopped, max_cost=args.max_cost,
                         estimated_cost=estimate)
-    if args.json:
+    emit(doc, as_json=args.json, report=args.report, png=args.png)
+    return 0
+
+
+def emit(doc: RevisionComparison, *, as_json: bool, report: str | None, png: str | None) -> None:
+    """The comparison as a table or JSON on stdout, and the HTML (and PNG) report when asked
+    (also what ``kubectl modelroute eval`` prints of the in-cluster run)."""
+    if as_json:
         print(json.dumps(compare.as_json(doc), indent=2))
     else:
         sys.stdout.write(compare_report.table(doc))
-    if args.report:
-        Path(args.report).write_text(compare_report.html_report(doc), encoding="utf-8")
-        png = args.png or str(Path(args.report).with_suffix(".png"))
-        written = [args.report]
+    if report:
+        Path(report).write_text(compare_report.html_report(doc), encoding="utf-8")
+        png_path = png or str(Path(report).with_suffix(".png"))
+        written = [report]
         if compare_report.png_available():
-            compare_report.write_png(doc, png)
-            written.append(png)
+            compare_report.write_png(doc, png_path)
+            written.append(png_path)
         else:
             print("note: no PNG: matplotlib is not installed (pip install 'modelroute[report]')", file=sys.stderr)
         print(f"report written to {' and '.join(written)}", file=sys.stderr)
-    elif args.png and compare_report.png_available():
-        compare_report.write_png(doc, args.png)
-    return 0
+    elif png and compare_report.png_available():
+        compare_report.write_png(doc, png)
 
 
 def run(args: argparse.Namespace) -> int:

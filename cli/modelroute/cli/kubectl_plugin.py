@@ -13,6 +13,8 @@ kubectl does (falling back to the in-cluster service account).
   the message; with ``--watch`` it re-renders on every watch event (and every few seconds, so
   countdowns stay true).
 * ``quota [NAME]`` shows ProviderQuotas: used/limit, the pressure condition and each pod's lease.
+* ``eval NAME --candidate proposed.yaml --dataset golden.jsonl`` compares the live revision with a
+  candidate through a sidecar of the route (``kubectl_eval``: a ModelRouteEval the operator runs).
 
 Rendering is a pure function of the object and the time (``render``), tested without a cluster.
 """
@@ -238,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quota", help="show ProviderQuotas: used/limit and each pod's lease",
                        description="show ProviderQuotas: used/limit and each pod's lease")
     q.add_argument("name", nargs="?", help="ProviderQuota name (default: every one in the namespace)")
+    e = sub.add_parser("eval", help="compare the live revision with a candidate spec on a dataset, in the cluster",
+                       description="compare the live revision with a candidate spec on a golden dataset, through a sidecar of the "
+                                   "route (the operator signs the run; no provider key leaves the pod)")
+    from modelroute.cli import kubectl_eval
+
+    kubectl_eval.configure(e)
     return p
 
 
@@ -336,10 +344,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _get(api, namespace, args)
         if args.verb == "quota":
             return _quota(api, namespace, args)
+        if args.verb == "eval":
+            from modelroute.cli import kubectl_eval
+
+            return kubectl_eval.run(api, namespace, args)
         return _act(api, namespace, args)
     except ApiException as e:
         reason = "not found" if e.status == 404 else (e.reason or "error")
         kind = "providerquota" if args.verb == "quota" else "modelroute"
+        if args.verb == "eval" and e.status != 404:
+            kind = "modelroute eval of"
         print(f"error: {kind} {args.name or '(all)'}: {e.status} {reason}", file=sys.stderr)
         return 1
     except ConfigException as e:

@@ -14,6 +14,7 @@ import kopf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.operator.convergence import ChangeClock
+from modelroute.operator.evalrun import EvalRuns
 from modelroute.operator.events import Notice
 from modelroute.operator.kube import client as kube_paths
 from modelroute.operator.kube.client import Kube
@@ -66,6 +67,8 @@ class Runtime:
                                      lambda: [ns for ns in self.quota_index if ns in self.pod_index], interval=rebalance_interval,
                                      on_bundle_change=self.scheduler.mark)
         self.reconciler.quota_terms = self.rebalancer.bundle_terms
+        # ModelRouteEvals (`kubectl modelroute eval`): signed comparisons through one sidecar each.
+        self.evals = EvalRuns(kube, key, lambda: pusher.session, self._routes, self._pods)
 
     def attach(self, route_index: Mapping[str, Any], pod_index: Mapping[str, Any], quota_index: Mapping[str, Any] | None = None) -> None:
         self.route_index, self.pod_index = route_index, pod_index
@@ -79,6 +82,9 @@ class Runtime:
 
     def quota_event(self) -> None:
         self.rebalancer.start()  # from a handler: its Events go through kopf's poster
+
+    def eval_event(self, type_: str | None, body: Mapping[str, Any]) -> None:
+        self.evals.event(type_, body)
 
     def _routes(self, ns: str) -> list[dict[str, Any]]:
         return list(self.route_index.get(ns, ()))

@@ -27,11 +27,12 @@ from modelroute.api.config import (
     SidecarConfig,
     route_hash,
 )
-from modelroute.api.evalgate import MAX_CASES, EvalRequest, EvalResult, EvalTargetSummary
+from modelroute.api.evalgate import MAX_CASES, CompareOptions, EvalRequest, EvalResult, EvalTargetSummary
 from modelroute.api.problems import field_path, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import NOT_SERVED, revision_of
 from modelroute.operator import bundle as operator_bundle
+from modelroute.operator import evalrun
 from modelroute.operator.injection import names
 from modelroute.operator.pods import SidecarPod
 from modelroute.operator.rollout import gate_runner
@@ -60,7 +61,25 @@ def test_the_eval_request_the_operator_signs_is_the_one_the_sidecar_parses() -> 
     auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
     ask = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
     assert (ask.route, ask.revision, ask.cases, ask.audience.uid) == ("chat", "sha256:abc", cases, "uid-1")
-    assert ask.model_fields_set == set(EvalRequest.model_fields), "the operator sets every field"
+    assert ask.model_fields_set == set(EvalRequest.model_fields) - COMPARE_ONLY, "the operator sets every gate field"
+
+
+COMPARE_ONLY = {"candidate", "compare"}   # what only a ModelRouteEval's request carries
+
+
+def test_the_comparison_request_the_operator_signs_for_a_modelrouteeval_is_the_one_the_sidecar_parses() -> None:
+    cases = [{"id": "1", "input": "hi", "expected": "billing"}]
+    candidate = route().spec.wire() | {"targets": [{"name": "b", "provider": "openai", "model": "gpt-4.1-mini", "apiKey": {"env": "K"}}]}
+    ask_spec, spec = evalrun.request_of({"spec": {"modelRoute": "chat", "candidate": candidate, "cases": cases,
+                                                  "dataset": "golden.jsonl", "candidateSource": "proposed.yaml"}})
+    body = evalrun.eval_body(POD, route(), ask_spec, spec, "cluster:team/chat", datetime.now(UTC))
+    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
+    ask = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
+    assert ask.model_fields_set == set(EvalRequest.model_fields), "the operator sets every comparison field"
+    assert ask.candidate == spec and ask.revision == revision_of(spec) != revision_of(route().spec)
+    assert ask.compare is not None and ask.compare.model_fields_set == set(CompareOptions.model_fields)
+    assert (ask.compare.dataset, ask.compare.candidate_source, ask.compare.baseline_source) == (
+        "golden.jsonl", "proposed.yaml", "cluster:team/chat")
 
 
 def test_a_dataset_the_sidecar_would_refuse_fails_on_the_operator_side_first() -> None:

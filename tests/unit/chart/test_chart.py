@@ -21,13 +21,14 @@ def test_helm_lint_strict_is_clean(chart: Any) -> None:
     assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("name", ["modelroute.dev_modelroutes.yaml", "modelroute.dev_providerquotas.yaml"])
+@pytest.mark.parametrize("name", ["modelroute.dev_modelroutes.yaml", "modelroute.dev_providerquotas.yaml",
+                                  "modelroute.dev_modelrouteevals.yaml"])
 def test_crd_in_chart_is_identical_to_the_generated_one(chart: Any, name: str) -> None:
     generated = chart.root / "crds" / name
     copied = chart.path / "crds" / name
     assert copied.read_bytes() == generated.read_bytes(), f"cp {generated} {copied}"
-    assert sorted(p.name for p in (chart.path / "crds").iterdir()) == ["modelroute.dev_modelroutes.yaml",
-                                                                        "modelroute.dev_providerquotas.yaml"]
+    assert sorted(p.name for p in (chart.path / "crds").iterdir()) == [
+        "modelroute.dev_modelrouteevals.yaml", "modelroute.dev_modelroutes.yaml", "modelroute.dev_providerquotas.yaml"]
 
 
 def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> None:

@@ -99,3 +99,11 @@ def test_html_and_png_open_in_headless_chromium_offline(tmp_path: Path) -> None:
     shot = tmp_path / "png.png"
     _open(chromium, png_path.as_uri(), tmp_path, f"--screenshot={shot}", "--window-size=1200,700")
     assert _non_uniform(shot) > 50
+
+
+def test_the_png_draws_a_revision_that_got_every_case_right(tmp_path: Path) -> None:
+    """Regression: at exact match 1.0 the Wilson bound was 0.9999999999999998 and matplotlib refused the error bar."""
+    doc = _doc()
+    perfect = doc.candidate.model_copy(update={"exact_match": 1.0, "exact_match_ci_low": 0.9124, "exact_match_ci_high": 1.0 - 2e-16})
+    compare_report.write_png(doc.model_copy(update={"candidate": perfect}), str(tmp_path / "perfect.png"))
+    assert _non_uniform(tmp_path / "perfect.png") > 10

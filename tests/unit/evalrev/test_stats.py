@@ -1,4 +1,10 @@
-"""The statistics of a revision comparison: textbook values and properties (hypothesis)."""
+"""The statistics of a revision comparison: textbook values and properties (hypothesis).
+
+Checked: the Wilson rows equal scipy's Wilson interval (``test_stats_reference.py`` compares the two
+everywhere); the Cavo et al. paired interval is the one the R package contingencytables (Fagerland et al.'s
+code) asserts in its tests; Newcombe's example (a) equals method 10 computed from the paper's formula
+with scipy's Wilson intervals.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,12 @@ def _close(got: tuple[float, float], want: tuple[float, float]) -> None:
 ])
 def test_wilson_agrees_with_newcombe_1998(k: int, n: int, lo: float, hi: float) -> None:
     _close(wilson(k, n), (lo, hi))
+
+
+def test_wilson_bounds_at_all_and_none_are_exactly_one_and_zero() -> None:
+    # Regression: rounding left 0.9999999999999998 at k = n, and matplotlib refused the negative error bar.
+    assert wilson(40, 40)[1] == 1.0 and wilson(0, 40)[0] == 0.0
+    assert wilson(40, 40)[0] == pytest.approx(0.9124, abs=5e-5) and wilson(0, 40)[1] == pytest.approx(0.0876, abs=5e-5)
 
 
 def test_newcombe_paired_agrees_with_published_examples() -> None:

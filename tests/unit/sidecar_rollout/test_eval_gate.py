@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api import signing
 from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.evalgate import EvalResult
+from modelroute.api.v1alpha1 import ModelRouteSpec
+from modelroute.api.v1alpha1.strategy import revision_of
 from modelroute.operator.rollout import GateResults
 from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.rollout import gate
@@ -22,7 +25,7 @@ from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
 from modelroute.sidecar.server.state import SidecarState
 
-from .conftest import ENV, FakeAdapters, config
+from .conftest import ENV, FakeAdapter, FakeAdapters, config, spec
 
 KEY = Ed25519PrivateKey.generate()
 POD = PodRef(namespace="ns", name="web-1")
@@ -190,3 +193,43 @@ async def test_baseline_runs_the_same_cases_on_stable_too(admin: Admin, adapters
     # Without baseline the stable revision is not called and no baseline is reported.
     status, doc = await admin.signed(admin.body())
     assert status == 200 and doc["baseline"] is None and len(adapters["old"].calls) == 6
+
+
+# ---- with a candidate (kubectl modelroute eval, through the operator's ModelRouteEval) -----------------
+
+
+def _candidate(model: str = "gpt-4.1", target: str = "cand", key: str = "KEY_B") -> dict[str, Any]:
+    return spec("classify", target, model, key=key).wire()
+
+
+async def test_a_candidate_is_compared_with_the_live_stable_revision(admin: Admin, adapters: FakeAdapters) -> None:
+    adapters["old"].text = "refund"    # stable wrong on every case
+    cand = _candidate()
+    adapters["cand"] = FakeAdapter(ModelRouteSpec.model_validate(cand).targets[0])
+    adapters["cand"].text = "Billing."
+    before = live_counters(admin)
+    status, doc = await admin.signed(admin.body(candidate=cand, revision=revision_of(cand), baseline=True,
+                                                compare={"dataset": "golden.jsonl", "candidateSource": "c.yaml",
+                                                         "baselineSource": "cluster:ns/classifier", "minCases": 5}))
+    assert status == 200, doc
+    result = EvalResult.model_validate(doc)
+    cmp = result.comparison
+    assert cmp is not None and (cmp.dataset, cmp.candidate.source, cmp.baseline.source) == ("golden.jsonl", "c.yaml", "cluster:ns/classifier")
+    assert (cmp.baseline.exact_match, cmp.candidate.exact_match, cmp.comparison.candidate_only) == (0.0, 1.0, 6)
+    assert cmp.comparison.verdict.value == "better" and cmp.candidate.targets == ["openai/gpt-4.1"]
+    assert result.baseline_revision == admin.sidecar.state.current().routes["classify"].revision  # type: ignore[union-attr]
+    assert live_counters(admin) == before, "an eval is not live traffic"
+
+
+async def test_a_candidate_the_sidecar_cannot_run_is_a_clear_4xx(admin: Admin) -> None:
+    cand = _candidate()
+    status, doc = await admin.signed(admin.body(candidate=cand, revision="sha256:other"))
+    assert status == 422 and "is not the candidate's" in doc["error"]["message"], doc
+    missing = _candidate(key="KEY_MISSING")
+    status, doc = await admin.signed(admin.body(candidate=missing, revision=revision_of(missing)))
+    assert status == 422 and doc["error"]["code"] == "invalid_candidate" and "KEY_MISSING" in json.dumps(doc["error"]["problems"]), doc
+    other = {**cand, "route": "nope"}
+    status, doc = await admin.signed(admin.body(route="nope", candidate=other, revision=revision_of(other)))
+    assert status == 404 and doc["error"]["code"] == "route_not_served", doc
+    status, doc = await admin.signed(admin.body(candidate=cand, revision=revision_of(cand), cases=[{"expected": "x"}]))
+    assert status == 422 and "cases:1: input must be" in json.dumps(doc), doc

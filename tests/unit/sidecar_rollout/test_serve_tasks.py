@@ -19,6 +19,7 @@ from modelroute.api.v1alpha1.strategy import variant_for
 from modelroute.operator.rollout.counters import evidence_from_stats
 from modelroute.sidecar.eval import scoring
 from modelroute.sidecar.output import answer
+from modelroute.testing.scrape import sample
 
 from .conftest import FakeAdapters, Running, config
 
@@ -86,6 +87,12 @@ async def test_mirror_agreement_on_classify_compares_normalised_labels(start: St
     await asyncio.wait_for(sc.state.mirrors.drained(), 10)
     mirror = (await sc.stats())["rollouts"]["classify"]["variants"]["mirror"]
     assert mirror["agreement"] == {"compared": 12, "agreed": 8, "taskCompared": 12, "taskAgreed": 8}
+    # The same counts on /metrics, per route, run and variant.
+    text, run = await sc.metrics(), (await sc.stats())["rollouts"]["classify"]["run"]
+    lbl = {"route": "classify", "run": run, "variant": "mirror"}
+    assert sample(text, "modelroute_rollout_task_compared_total", **lbl) == 12
+    assert sample(text, "modelroute_rollout_task_agreed_total", **lbl) == 8
+    assert sample(text, "modelroute_rollout_agreed_total", **lbl) == 8
     assert mirror["requests"] == 12 and mirror["outputs"] == {"checked": 12, "valid": 12}
     # The copy was written from the canary's own prompt, and checked against the task's labels.
     assert all(str(c["messages"][-1]["content"]).startswith("Canary asks: ticket") for c in adapters["new"].calls)

@@ -3,7 +3,7 @@
 Importing this package registers every handler in ``registry``.
 """
 
-from modelroute.operator.handlers import lifecycle, modelroutes, pods, providerquotas
+from modelroute.operator.handlers import evals, lifecycle, modelroutes, pods, providerquotas
 from modelroute.operator.handlers.registry import registry
 
-__all__ = ["lifecycle", "modelroutes", "pods", "providerquotas", "registry"]
+__all__ = ["evals", "lifecycle", "modelroutes", "pods", "providerquotas", "registry"]

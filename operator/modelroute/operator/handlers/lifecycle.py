@@ -21,3 +21,4 @@ async def attach_indexes(memo: Any, **indexes: Any) -> None:
 @kopf.on.cleanup(registry=registry)
 async def stop_reconcilers(memo: kopf.Memo, **_: Any) -> None:
     await memo.runtime.scheduler.close()
+    await memo.runtime.evals.close()

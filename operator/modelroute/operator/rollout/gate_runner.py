@@ -119,6 +119,15 @@ def verdict_of(gate: Gate, status: int, text: str) -> GateStatus | None:
     return failed(f"golden dataset {gate.config_map}/{gate.key} refused by the sidecar (HTTP {status}): {message}")
 
 
+async def post_eval(session: aiohttp.ClientSession, key: Ed25519PrivateKey, pod: SidecarPod, body: bytes,
+                    seconds: float) -> tuple[int, str]:
+    """One signed ``POST /eval`` to ``pod``'s sidecar: (HTTP status, body text); raises aiohttp's errors and TimeoutError."""
+    headers = {signing.SIGNATURE_HEADER: signing.sign(key, body), "Content-Type": "application/json"}
+    async with session.post(pod.admin_url + "/eval", data=body, headers=headers,
+                            timeout=aiohttp.ClientTimeout(total=seconds)) as resp:
+        return resp.status, await resp.text()
+
+
 class GateRunner:
     """Background gate runs, at most one per route; verdicts go to ``results`` (the reconciler's hints)."""
 
@@ -186,11 +195,8 @@ class GateRunner:
                              baseline=gate.thresholds.max_accuracy_drop is not None)
         except GateProblem as e:
             return failed(f"golden dataset {gate.config_map}/{gate.key}: {e}")
-        headers = {signing.SIGNATURE_HEADER: signing.sign(self.key, body), "Content-Type": "application/json"}
         try:
-            async with self.session().post(pod.admin_url + "/eval", data=body, headers=headers,
-                                           timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_SECONDS)) as resp:
-                text, status = await resp.text(), resp.status
+            status, text = await post_eval(self.session(), self.key, pod, body, REQUEST_TIMEOUT_SECONDS)
         except (aiohttp.ClientError, TimeoutError) as e:
             log.warning("gate of %s: POST %s/eval: %s", route.key, pod.admin_url, e)
             return None

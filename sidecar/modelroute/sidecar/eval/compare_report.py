@@ -244,7 +244,8 @@ def write_png(doc: RevisionComparison, path: str | Path) -> None:
             continue
         lo, hi = r.exact_match_ci_low or 0.0, r.exact_match_ci_high or 0.0
         ax.barh(i, r.exact_match, color=COLOURS[r.role])
-        ax.errorbar(r.exact_match, i, xerr=[[r.exact_match - lo], [hi - r.exact_match]], fmt="none", ecolor="#222", capsize=5)
+        xerr = [[max(0.0, r.exact_match - lo)], [max(0.0, hi - r.exact_match)]]   # matplotlib refuses -1e-16
+        ax.errorbar(r.exact_match, i, xerr=xerr, fmt="none", ecolor="#222", capsize=5)
     ax.set_yticks([0, 1], [r.role for r in revs])
     ax.set_xlim(0, 1)
     ax.set_title("Exact match (Wilson 95% CI)")

@@ -7,7 +7,8 @@ no cached answer is counted, and answers through ``router.complete``. Case i goe
 revisions (baseline first on even cases, candidate first on odd ones) under one bounded
 concurrency, so drift in the endpoint's speed hits both alike. ``--max-cost`` reserves each
 pair's estimated cost before it is sent and stops when the next pair could cross the budget.
-The numbers are made by ``compare`` (pure).
+The numbers are made by ``compare`` (pure). The same run serves ``kubectl modelroute eval`` inside a
+sidecar (``server.evalgate``), which passes its own ``build`` (its keys, adapters and limiters).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from modelroute.sidecar.eval.runner import answer_case
 from modelroute.sidecar.eval.scoring import Outcome, labels_of
 from modelroute.sidecar.pipeline import cost
 from modelroute.sidecar.pipeline.compiler import Planner
-from modelroute.sidecar.pipeline.counters import REPAIRED
+from modelroute.sidecar.pipeline.counters import REPAIRED, Ledger
 from modelroute.sidecar.pipeline.limits import estimate_tokens
 from modelroute.sidecar.routing.observer import NullObserver
 from modelroute.sidecar.routing.runtime import KeyFor, Runtime
@@ -33,6 +34,15 @@ from modelroute.sidecar.routing.runtime import KeyFor, Runtime
 ROLES = ("baseline", "candidate")
 DEFAULT_OUTPUT_TOKENS = 64     # per answer, when the route sets no maxTokens (cost estimate only)
 ProgressFn = Callable[[str, Outcome], None]
+EvalBuild = Callable[[SidecarConfig, Ledger], Runtime]
+"""Compiles one revision's config for eval: no cache, the given ledger (its repair counts are read back)."""
+
+
+def local_build(key_for: KeyFor) -> EvalBuild:
+    """The command line's build: the keys ``key_for`` resolves, a planner (limiters) of the revision's own."""
+    def build(config: SidecarConfig, ledger: Ledger) -> Runtime:
+        return Runtime.build(config, key_for, NullObserver(), pipeline=Planner(ledger=ledger).compiler(cache=False))
+    return build
 
 
 @dataclass(frozen=True)
@@ -101,20 +111,24 @@ class CostStop(Exception):
 
 
 async def compare_revisions(
-    baseline: Revision, candidate: Revision, cases: Sequence[Case], key_for: KeyFor, *,
-    concurrency: int = 4, prices: dict[str, cost.Price] | None = None, max_cost: float | None = None,
+    baseline: Revision, candidate: Revision, cases: Sequence[Case], key_for: KeyFor | None, *,
+    build: EvalBuild | None = None, concurrency: int = 4, prices: dict[str, cost.Price] | None = None, max_cost: float | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[RevisionRun, RevisionRun, str | None]:
-    """Every case through both revisions, interleaved; (baseline run, candidate run, why it stopped early or None)."""
+    """Every case through both revisions, interleaved; (baseline run, candidate run, why it stopped early or None).
+
+    ``build`` compiles each revision (default: ``local_build(key_for)``)."""
+    if build is None:
+        if key_for is None:
+            raise ValueError("compare_revisions needs key_for or build")
+        build = local_build(key_for)
     revisions = (baseline, candidate)
     routes = [for_evaluation(r.route) for r in revisions]
-    planners = [Planner() for _ in revisions]
+    ledgers = [Ledger() for _ in revisions]
     runtimes: list[Runtime] = []
     try:
-        for route, planner in zip(routes, planners, strict=True):
-            rt = Runtime.build(SidecarConfig(routes=[route]), key_for, NullObserver(),
-                               pipeline=planner.compiler(cache=False))
-            runtimes.append(rt)
+        for route, ledger in zip(routes, ledgers, strict=True):
+            runtimes.append(build(SidecarConfig(routes=[route]), ledger))
     except BaseException:
         for rt in runtimes:
             await rt.aclose()
@@ -168,6 +182,6 @@ async def compare_revisions(
         await asyncio.gather(*tasks, return_exceptions=True)
         for rt in runtimes:
             await rt.aclose()
-    for run, route, planner in zip(runs, routes, planners, strict=True):
-        run.repaired = planner.ledger.route(route.spec.route).output.get(REPAIRED, 0)
+    for run, route, ledger in zip(runs, routes, ledgers, strict=True):
+        run.repaired = ledger.route(route.spec.route).output.get(REPAIRED, 0)
     return runs[0], runs[1], stopped

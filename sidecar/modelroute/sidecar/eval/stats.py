@@ -68,7 +68,10 @@ def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     denom = 1 + z * z / n
-    return max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom)
+    # The bounds at k = 0 and k = n are exactly 0 and 1 (rounding would leave 1e-17 and 0.9999999999999998).
+    lo = 0.0 if k == 0 else max(0.0, (centre - half) / denom)
+    hi = 1.0 if k == n else min(1.0, (centre + half) / denom)
+    return lo, hi
 
 
 def newcombe_paired(t: PairedCounts, confidence: float = 0.95) -> tuple[float, float]:

@@ -193,6 +193,10 @@ class Evidence:
         yield each("modelroute_rollout_outputs_valid", "Valid answers per rollout run and variant.", lambda e: e.valid)
         yield each("modelroute_rollout_compared", "Mirrored answers compared with stable's, per rollout run.", lambda e: e.compared)
         yield each("modelroute_rollout_agreed", "Mirrored answers that agreed with stable's, per rollout run.", lambda e: e.agreed)
+        yield each("modelroute_rollout_task_compared", "Mirrored task answers (classify, extract: labels or JSON) compared with stable's, "
+                   "per rollout run.", lambda e: e.task_compared)
+        yield each("modelroute_rollout_task_agreed", "Mirrored task answers that agreed with stable's, per rollout run.",
+                   lambda e: e.task_agreed)
         yield counter("modelroute_rollout_mirror_dropped", "Mirror copies dropped because the mirror pool was full.", ("route", "run"),
                       (((route, run.run_id), run.variants["mirror"].dropped) for route, run in runs))
         yield gauge("modelroute_rollout_weight_percent", "Share of live requests answered (canary) or copied (mirror) per rollout run.",

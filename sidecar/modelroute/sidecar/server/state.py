@@ -119,11 +119,11 @@ class SidecarState:
         rt = self.holder.current
         return rt.inflight if rt is not None else 0
 
-    def build_private(self, config: SidecarConfig, observer: Observer) -> Runtime:
-        """A runtime off the live path (the gate): the routes' contracts, repair, limits (the live limiters) and
-        cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in."""
+    def build_private(self, config: SidecarConfig, observer: Observer, ledger: Ledger | None = None) -> Runtime:
+        """A runtime off the live path (the gate, eval): the routes' contracts, repair, limits (the live limiters)
+        and cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in."""
         return Runtime.build(config, self.keys.source_for, observer, adapters=self.adapters,
-                             pipeline=self.planner.compiler(cache=False, ledger=Ledger(), registry=config.registry()))
+                             pipeline=self.planner.compiler(cache=False, ledger=ledger or Ledger(), registry=config.registry()))
 
     # -- writing -----------------------------------------------------------------------------
     @property
