@@ -31,6 +31,7 @@ from modelroute.operator.kube.client import ApiError, Kube
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import HASH_ANNOTATION, SidecarPod
 from modelroute.operator.push.client import Pusher, PushOutcome
+from modelroute.operator.push.dispatch import Deliveries, Slots
 from modelroute.operator.push.plan import PodPlan, plan
 from modelroute.operator.rollout import driver
 from modelroute.operator.rollout.driver import RouteRollout
@@ -74,6 +75,7 @@ class Reconciler:
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
         self.public = key.public_key()
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
+        self.deliveries = Deliveries(pusher.attempt, Slots(pusher.semaphore), on_outcome=self._heard)
         self._requeue: Callable[[str, float], None] | None = None
         self._unreadable_logged: set[str] = set()
         self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
@@ -86,6 +88,7 @@ class Reconciler:
     @requeue.setter
     def requeue(self, later: Callable[[str, float], None] | None) -> None:
         self._requeue = self.gates.requeue = later
+        self.deliveries.on_settled = (lambda ns: later(ns, 0.0)) if later is not None else (lambda ns: None)
 
     async def __call__(self, namespace: str) -> bool:
         started = time.perf_counter()
@@ -276,24 +279,25 @@ class Reconciler:
         log.info("namespace %s: route bundle updated (%d routes)", ns, len(accepted))
 
     async def _push(self, plans: list[PodPlan]) -> dict[str, PushOutcome]:
-        todo = [p for p in plans if p.needs_push]
+        """Hand the pushes to ``deliveries`` and wait for their first try, briefly (``Deliveries.gather``): a slow or
+        failing pod never holds this namespace up; its delivery goes on and marks the namespace when it ends."""
+        subs = {}
+        for p in plans:
+            if p.needs_push:
+                # Unknown state (never annotated, or maybe restarted): ask first, push only if needed.
+                subs[p.pod.uid] = self.deliveries.submit(p.pod, p.rendering.config,
+                                                         verify=p.verify or p.pod.served_hash is None)
+                self.hints.verify.discard(p.pod.uid)
+        return {uid: o for uid, o in (await self.deliveries.gather(subs)).items() if o is not None}
 
-        async def one(p: PodPlan) -> tuple[str, PushOutcome]:
-            # Unknown state (never annotated, or maybe restarted): ask first, push only if needed.
-            verify = p.verify or p.pod.served_hash is None
-            t = time.perf_counter()
-            outcome = await self.pusher.push(p.pod, p.rendering.config, verify_first=verify)
-            log.debug("push to %s: %s in %.1f ms (verify=%s)", p.pod.name, outcome.outcome, 1000 * (time.perf_counter() - t), verify)
-            self.metrics.pushes.labels(outcome.outcome).inc()
-            self.hints.verify.discard(p.pod.uid)
-            if outcome.served_hash is not None:
-                self.hints.acked[p.pod.uid] = outcome.served_hash
-            else:
-                level = logging.WARNING if p.pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
-                log.log(level, "push to %s/%s failed: %s: %s", p.pod.namespace, p.pod.name, outcome.reason, outcome.message)
-            return p.pod.uid, outcome
-
-        return dict(await asyncio.gather(*(one(p) for p in todo)))
+    def _heard(self, pod: SidecarPod, outcome: PushOutcome) -> None:
+        """Every try's outcome, waited for or not: the metric, and the ack the next plan trusts."""
+        self.metrics.pushes.labels(outcome.outcome).inc()
+        if outcome.served_hash is not None:
+            self.hints.acked[pod.uid] = outcome.served_hash
+        else:
+            level = logging.WARNING if pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
+            log.log(level, "push to %s/%s failed: %s: %s", pod.namespace, pod.name, outcome.reason, outcome.message)
 
     async def _annotate_all(self, plans: list[PodPlan], outcomes: Mapping[str, PushOutcome]) -> None:
         """The config-hash annotation is how a restarted operator knows what each pod serves."""

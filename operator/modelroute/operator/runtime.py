@@ -56,6 +56,7 @@ class Runtime:
             kube, key, pusher, metrics, routes=self._routes, pods=self._pods, post=post_event,
             changes=self.changes, hints=self.hints,
         )
+        self.deliveries = self.reconciler.deliveries  # pushes per pod: pod events reset or forget their backoff
         self.scheduler = Scheduler(self.reconciler, debounce=debounce)
         self.reconciler.requeue = self.scheduler.later  # rollouts ask to be looked at again later
         # Quota pressure in the sidecars' /stats -> Events (0: off; the app sets the interval).
@@ -102,10 +103,12 @@ class Runtime:
             self._ready.pop(pod.uid, None)
             self.hints.acked.pop(pod.uid, None)
             self.hints.verify.discard(pod.uid)
+            self.deliveries.forget(pod.uid)
         else:
             was_ready = self._ready.get(pod.uid)
             self._ready[pod.uid] = pod.ready
             if was_ready is False and pod.ready:
-                # The sidecar (re)became ready: it may have restarted; check what it serves.
+                # The sidecar (re)became ready: it may have restarted; check what it serves, without waiting out a backoff.
                 self.hints.verify.add(pod.uid)
+                self.deliveries.reset(pod.uid)
         self.scheduler.mark(pod.namespace)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from modelroute.operator.runtime import Runtime
@@ -27,6 +28,9 @@ def runtime() -> tuple[Runtime, Recorder]:
     rec = Recorder()
     rt.changes, rt.hints, rt._ready = ChangeClock(), Hints(), {}
     rt.scheduler = Scheduler(rec, debounce=0.001)
+    from modelroute.operator.push.dispatch import Deliveries, Slots
+
+    rt.deliveries = Deliveries(cast(Any, None), Slots(asyncio.Semaphore(1)))  # nothing is pushed here
     from modelroute.operator.quotawatch import QuotaWatch
 
     rt.quota = QuotaWatch(cast(Any, None), lambda ns: [], lambda ns: [], lambda obj, n: None, lambda: [], interval=0)  # off

@@ -73,12 +73,34 @@ class Pusher:
     async def served_version(self, pod: SidecarPod) -> str | None:
         """``GET /config``'s version, or None when the sidecar cannot say."""
         try:
-            async with self.semaphore, self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
+            async with self.semaphore:
+                return await self._served(pod)
+        except _Retry:
+            return None
+
+    async def _served(self, pod: SidecarPod) -> str | None:
+        """``GET /config``'s version (None: the sidecar cannot say); raises ``_Retry`` when it does not answer."""
+        try:
+            async with self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
                 if resp.status != 200:
                     return None
                 return ServedConfig.model_validate_json(await resp.read()).version or None
-        except (aiohttp.ClientError, TimeoutError, ValueError):   # ValueError: also pydantic's ValidationError
+        except TimeoutError:
+            raise _Retry("Timeout", f"no answer from {pod.admin_url} within {self.timeout.total}s") from None
+        except aiohttp.ClientError as e:
+            raise _Retry("Unreachable", f"{pod.admin_url}: {type(e).__name__}: {e}") from None
+        except ValueError:   # also pydantic's ValidationError
             return None
+
+    async def attempt(self, pod: SidecarPod, config: SidecarConfig, verify_first: bool) -> PushOutcome:
+        """One try without a slot (``dispatch.Slots`` holds it): ``GET /config`` first when asked (no push when the
+        sidecar serves ``config`` already), then the signed PUT. Retrying is the caller's (``dispatch.Deliveries``)."""
+        try:
+            if verify_first and await self._served(pod) == config.hash:
+                return PushOutcome(served_hash=config.hash, pushed=False, attempts=1)
+            return await self._put(pod, config, 1)
+        except _Retry as e:
+            return PushOutcome(served_hash=None, pushed=False, reason=e.reason, message=e.message, attempts=1)
 
     async def stats(self, pod: SidecarPod) -> SidecarStats | None:
         """``GET /stats`` as the operator reads it (rollout evidence, limiter state), or None when the sidecar cannot say."""
