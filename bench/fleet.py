@@ -159,7 +159,7 @@ class Proc:
 
 
 def metrics(port: int) -> str:
-    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return str(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:

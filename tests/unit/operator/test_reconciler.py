@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from modelroute.operator.events import Notice
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.push.client import Pusher
+from modelroute.operator.push.dispatch import Slots
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.testing import fakekube
 from modelroute.testing.webapps import serving
@@ -238,3 +240,33 @@ async def test_concurrent_marks_are_debounced_into_one_reconcile() -> None:
     await s.settled()
     assert sorted(calls) == ["a", "b"]
     await s.close()
+
+
+class _Silent(asyncio.Protocol):
+    """Accepts the connection and never answers (a hung node)."""
+
+
+async def test_a_black_holed_sidecar_holds_up_neither_the_others_nor_the_status(world: World, sidecars: Sidecars) -> None:
+    kube, rec, _ = world
+    server = await asyncio.get_running_loop().create_server(_Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        kube.add_pod(raw_pod("p4", {"app": "web"}, ip="127.0.0.1", admin_port=str(port)))
+        rec.pusher.timeout = aiohttp.ClientTimeout(total=3600)  # the hung pod would hold a waiting reconcile for an hour
+        rec.deliveries.wait = 0.2
+        rec.deliveries.slots = Slots(asyncio.Semaphore(1), slow_after=0.05)  # one slot: the hung push must give it back
+        kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+        assert not await asyncio.wait_for(rec(NS), 30)  # returns although p4 never answers
+        assert sidecars["p1"][0].routes == ["chat@r1"] and sidecars["p2"][0].routes == ["chat@r1"]
+        st = kube.route("r1")["status"]
+        assert st["pods"]["selected"] == 3 and st["pods"]["synced"] == 2
+        # A change while p4's push still hangs reaches the others at once, and the reconcile does not wait for p4.
+        kube.route("r1")["spec"]["prompt"] = {"version": "v2"}
+        kube.route("r1")["metadata"]["generation"] = 2
+        before = sidecars["p1"][0].version
+        assert not await asyncio.wait_for(rec(NS), 30)
+        assert sidecars["p1"][0].version != before and sidecars["p2"][0].version == sidecars["p1"][0].version
+        assert rec.deliveries.failing("uid-p4")
+    finally:
+        await rec.deliveries.close()
+        server.close()

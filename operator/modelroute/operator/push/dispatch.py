@@ -201,9 +201,6 @@ class Deliveries:
                     continue
                 d = st.want
                 outcome = await self.slots.run(functools.partial(self.attempt, d.pod, d.config, d.verify))
-                self.on_outcome(d.pod, outcome)
-                if not d.first.done():
-                    d.first.set_result(outcome)
                 if outcome.ok:
                     st.failures, st.last = 0, None
                 elif outcome.reason in TRANSIENT:
@@ -212,6 +209,9 @@ class Deliveries:
                     st.due = loop.time() + self.backoff.delay(st.failures, self.rng)
                 else:
                     st.last = outcome
+                self.on_outcome(d.pod, outcome)
+                if not d.first.done():
+                    d.first.set_result(outcome)
                 if d is not st.want or d.future.done():
                     continue  # superseded while in flight: deliver the newer config
                 if outcome.ok or outcome.reason not in TRANSIENT:
