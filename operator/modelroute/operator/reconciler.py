@@ -56,6 +56,7 @@ class Hints:
     verify: set[str] = field(default_factory=set)  # pod uids whose sidecar may have restarted
     rollouts: dict[str, tuple[str | None, RolloutStatus]] = field(default_factory=dict)  # route key -> (uid, last written status.rollout)
     gates: dict[str, GateStatus] = field(default_factory=dict)  # route key -> result of a gate the engine asked for
+    annotated: dict[str, str] = field(default_factory=dict)  # pod uid -> hash annotated, until the pod index shows it
 
 
 class Reconciler:
@@ -142,7 +143,7 @@ class Reconciler:
                 self.metrics.convergence.observe(elapsed)
 
         # 4. Record what the pods serve, then status and events for every ModelRoute.
-        await self._annotate_all(plans, outcomes)
+        await self._annotate_all(pods, outcomes)
         await self._statuses(raw_routes, validations, served, results, outcomes, now, rolls)
         self._rollout_followups(ns, raw_routes, rolls, outcomes)
         self.metrics.pods.labels(ns).set(len(pods))
@@ -224,6 +225,8 @@ class Reconciler:
         for pod in pods:
             if self.hints.acked.get(pod.uid) == pod.served_hash:
                 self.hints.acked.pop(pod.uid, None)  # the annotation caught up
+            if self.hints.annotated.get(pod.uid) == pod.served_hash:
+                self.hints.annotated.pop(pod.uid, None)
 
     def _read_bundle(self, ns: str, cm: Mapping[str, Any] | None) -> list[ModelRoute] | None:
         if cm is None:
@@ -299,17 +302,21 @@ class Reconciler:
             level = logging.WARNING if pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
             log.log(level, "push to %s/%s failed: %s: %s", pod.namespace, pod.name, outcome.reason, outcome.message)
 
-    async def _annotate_all(self, plans: list[PodPlan], outcomes: Mapping[str, PushOutcome]) -> None:
-        """The config-hash annotation is how a restarted operator knows what each pod serves."""
+    async def _annotate_all(self, pods: list[SidecarPod], outcomes: Mapping[str, PushOutcome]) -> None:
+        """The config-hash annotation is how a restarted operator knows what each pod serves: written from this
+        round's outcomes and from the acks of deliveries that ended after an earlier round stopped waiting."""
         await asyncio.gather(*(
-            self._annotate(p.pod, o.served_hash) for p in plans
-            if (o := outcomes.get(p.pod.uid)) is not None and o.served_hash and o.served_hash != p.pod.served_hash
+            self._annotate(pod, served) for pod in pods
+            if (served := ((o.served_hash if (o := outcomes.get(pod.uid)) is not None else None)
+                           or self.hints.acked.get(pod.uid)))
+            and served != pod.served_hash and self.hints.annotated.get(pod.uid) != served
         ))
 
     async def _annotate(self, pod: SidecarPod, served: str) -> None:
         try:
             await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
                                         {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
+            self.hints.annotated[pod.uid] = served
         except ApiError as e:
             if e.status != 404:
                 log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)

@@ -102,6 +102,7 @@ class Runtime:
         if type_ == "DELETED":
             self._ready.pop(pod.uid, None)
             self.hints.acked.pop(pod.uid, None)
+            self.hints.annotated.pop(pod.uid, None)
             self.hints.verify.discard(pod.uid)
             self.deliveries.forget(pod.uid)
         else:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from modelroute.api import signing
 from modelroute.api.config import PodRef, SidecarConfig
@@ -102,6 +103,11 @@ class _Served:
     state: RecordingState | None
     requests: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def version(self) -> str | None:
+        current = self.state.current() if self.state is not None else None
+        return current.version if current is not None else None
+
 
 class _Silent(asyncio.Protocol):
     """Accepts the connection, reads and never answers."""
@@ -110,10 +116,12 @@ class _Silent(asyncio.Protocol):
         self.transport = transport
 
 
-def _counting(served: _Served) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
-                                           Awaitable[web.StreamResponse]]:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _counting(served: _Served) -> Middleware:
     @web.middleware
-    async def count(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         served.requests[f"{request.method} {request.path}"] += 1
         return await handler(request)
     return count
@@ -158,9 +166,7 @@ class StandinFleet:
     def report(self) -> dict[str, Any]:
         """Per pod: ``applied`` [[monotonic time, version], ...] and ``requests`` {"PUT /config": n, ...}."""
         return {key: {"applied": s.state.applied if s.state is not None else [], "requests": dict(s.requests),
-                      "version": (s.state.current().version if s.state is not None and s.state.current() is not None
-                                  else None)}  # type: ignore[union-attr]
-                for key, s in self.served.items()}
+                      "version": s.version} for key, s in self.served.items()}
 
     def control_app(self) -> web.Application:
         async def report(request: web.Request) -> web.Response:

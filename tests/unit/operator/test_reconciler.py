@@ -63,9 +63,12 @@ class FakeSidecar:
         self.routes: list[str] = []
         self.puts = 0
         self.fail_with: int | None = None
+        self.hold: asyncio.Event | None = None  # when given, answers wait for it
 
     async def put(self, request: web.Request) -> web.Response:
         self.puts += 1
+        if self.hold is not None:
+            await self.hold.wait()
         body = await request.read()
         if not signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER)):
             return web.json_response({"error": {"message": "bad signature"}}, status=403)
@@ -270,3 +273,22 @@ async def test_a_black_holed_sidecar_holds_up_neither_the_others_nor_the_status(
     finally:
         await rec.deliveries.close()
         server.close()
+
+
+async def test_an_ack_that_arrives_after_the_reconcile_stopped_waiting_is_annotated(world: World, sidecars: Sidecars) -> None:
+    kube, rec, _ = world
+    gate, marked = asyncio.Event(), asyncio.Event()
+    slow = sidecars["p1"][0]
+    slow.hold = gate
+    rec.requeue = lambda ns, delay: marked.set() if "uid-p1" in rec.hints.acked else None
+    rec.deliveries.wait = 0.2
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert not await rec(NS)  # p1 has not answered: left behind
+    assert HASH_ANNOTATION not in kube.pod("p1")["metadata"]["annotations"]
+    gate.set()
+    await asyncio.wait_for(marked.wait(), 10)  # its delivery ended and marked the namespace
+    assert await rec(NS)
+    assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == slow.version
+    writes = len(kube.writes)
+    assert await rec(NS)
+    assert len(kube.writes) == writes  # written once
