@@ -174,10 +174,13 @@ def namespaces_reconciled(text: str) -> int:
     return len(re.findall(r"^modelroute_operator_sidecar_pods\{", text, re.M))
 
 
+LEASE_SECONDS = 15.0
+
+
 def start_operator(work: Path, plane: ControlPlane, port: int, tag: str) -> tuple[Any, Proc]:
     proc = spawn([sys.executable, "-m", "modelroute.cli", "operator", "--kubeconfig", str(plane.kubeconfig),
                   "--signing-key", str(work / "operator.key"), "--metrics-listen", f"127.0.0.1:{port}",
-                  "--lease-namespace", "fleet-00", "--lease-duration", "15", "--log-level", "info"],
+                  "--lease-namespace", "fleet-00", "--lease-duration", str(LEASE_SECONDS), "--log-level", "info"],
                  log_path=work / f"operator-{tag}.log", tie_to_parent=True)
     return proc, Proc(proc.pid)
 
@@ -373,7 +376,11 @@ def main() -> int:
     parser.add_argument("--real", type=int, default=30, help="real sidecar processes among the pods (one per namespace)")
     parser.add_argument("--blackhole", type=float, default=0.05, help="share of pods black-holed in phase 5")
     parser.add_argument("--standin-procs", type=int, default=2)
+    parser.add_argument("--lease-duration", type=float, default=60.0,
+                        help="the operator's --lease-duration (its default, 15 s, renews within 3 s: see bench/README.md)")
     args = parser.parse_args()
+    global LEASE_SECONDS
+    LEASE_SECONDS = args.lease_duration
 
     work = Path(tempfile.mkdtemp(prefix="modelroute-fleet-"))
     print(f"work dir: {work}; load average {os.getloadavg()}", flush=True)
