@@ -482,6 +482,7 @@ def main() -> int:
         results["cold"] = {"all_pods_s": max(cold.per_change, default=float("nan")), "missing": cold.missing,
                            "puts": requests_total(rep, "PUT /config"), "gets": requests_total(rep, "GET /config"),
                            "rss_mb": proc.rss_mb(), "cpu_s": proc.cpu_s()}
+        results["cold"]["annotations_settled_s"] = wait_annotated(plane, fleet, 180)  # the cold start's writes are done
         print(f"1. cold start: every pod serving {results['cold']['all_pods_s']:.1f}s after the operator started "
               f"({results['cold']}); ", flush=True)
         time.sleep(3)

@@ -143,6 +143,7 @@ async def serve(
                 await runtime.rebalancer.close()
                 await runtime.scheduler.close()
                 await runtime.deliveries.close()
+                await runtime.reconciler.records.close()
                 await lock.release()
                 running.metrics.leader.set(0)
     finally:

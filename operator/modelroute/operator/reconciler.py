@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.selection import matches, with_canary
@@ -77,6 +78,7 @@ class Reconciler:
         self.public = key.public_key()
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
         self.deliveries = Deliveries(pusher.attempt, Slots(pusher.semaphore), on_outcome=self._heard)
+        self.records = HashRecords(kube, hints)
         self._requeue: Callable[[str, float], None] | None = None
         self._unreadable_logged: set[str] = set()
         self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
@@ -143,7 +145,7 @@ class Reconciler:
                 self.metrics.convergence.observe(elapsed)
 
         # 4. Record what the pods serve, then status and events for every ModelRoute.
-        await self._annotate_all(pods, outcomes)
+        self._annotate_all(pods, outcomes)
         await self._statuses(raw_routes, validations, served, results, outcomes, now, rolls)
         self._rollout_followups(ns, raw_routes, rolls, outcomes)
         self.metrics.pods.labels(ns).set(len(pods))
@@ -302,24 +304,15 @@ class Reconciler:
             level = logging.WARNING if pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
             log.log(level, "push to %s/%s failed: %s: %s", pod.namespace, pod.name, outcome.reason, outcome.message)
 
-    async def _annotate_all(self, pods: list[SidecarPod], outcomes: Mapping[str, PushOutcome]) -> None:
-        """The config-hash annotation is how a restarted operator knows what each pod serves: written from this
+    def _annotate_all(self, pods: list[SidecarPod], outcomes: Mapping[str, PushOutcome]) -> None:
+        """The config-hash annotation is how a restarted operator knows what each pod serves: recorded from this
         round's outcomes and from the acks of deliveries that ended after an earlier round stopped waiting."""
-        await asyncio.gather(*(
-            self._annotate(pod, served) for pod in pods
-            if (served := ((o.served_hash if (o := outcomes.get(pod.uid)) is not None else None)
-                           or self.hints.acked.get(pod.uid)))
-            and served != pod.served_hash and self.hints.annotated.get(pod.uid) != served
-        ))
+        for pod in pods:
+            o = outcomes.get(pod.uid)
+            served = (o.served_hash if o is not None else None) or self.hints.acked.get(pod.uid)
+            if served and served != pod.served_hash:
+                self.records.record(pod, served)
 
-    async def _annotate(self, pod: SidecarPod, served: str) -> None:
-        try:
-            await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
-                                        {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
-            self.hints.annotated[pod.uid] = served
-        except ApiError as e:
-            if e.status != 404:
-                log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)
 
     @staticmethod
     def _result(p: PodPlan, outcome: PushOutcome | None) -> PodResult:
@@ -366,3 +359,63 @@ class Reconciler:
         except ApiError as e:
             if e.status != 404:
                 log.warning("could not patch status of %s/%s: %s", meta["namespace"], meta["name"], e)
+
+
+class HashRecords:
+    """Writes pods' config-hash annotations off the reconcile's path, at most ``limit`` at once, the newest hash per pod.
+
+    A fleet's change is one annotation per pod (1,000 in a burst): awaited in each reconcile they queued ahead of
+    the next namespace's bundle write and pushes (bench/fleet.py). A record lost to a restart costs one verified
+    push later, never a wrong config.
+    """
+
+    def __init__(self, kube: Kube, hints: Hints, limit: int = 8) -> None:
+        self.kube, self.hints, self.limit = kube, hints, limit
+        self._want: dict[str, tuple[SidecarPod, str]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def record(self, pod: SidecarPod, served: str) -> None:
+        if self.hints.annotated.get(pod.uid) == served:
+            return
+        self._want[pod.uid] = (pod, served)
+        self.idle.clear()
+        while self._active < min(self.limit, len(self._want)):
+            self._active += 1  # counted from creation: a finished worker's task may linger in the set
+            task = asyncio.create_task(self._work(), name="config-hash annotations")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def flush(self) -> None:
+        """Return once every recorded hash is written (tests, shutdown)."""
+        await self.idle.wait()
+
+    async def close(self) -> None:
+        for task in list(self._workers):
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        try:
+            while self._want:
+                uid = next(iter(self._want))
+                pod, served = self._want.pop(uid)
+                await self._annotate(pod, served)
+        finally:
+            self._active -= 1
+            if not self._want and not self._active:
+                self.idle.set()
+
+    async def _annotate(self, pod: SidecarPod, served: str) -> None:
+        try:
+            await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
+                                        {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
+            self.hints.annotated[pod.uid] = served
+        except ApiError as e:
+            if e.status != 404:
+                log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.warning("could not annotate pod %s/%s: %s: %s (the next reconcile records it again)",
+                        pod.namespace, pod.name, type(e).__name__, e)

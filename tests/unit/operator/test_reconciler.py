@@ -133,6 +133,7 @@ async def test_route_reaches_selected_pods_and_status_says_so(world: World, side
     st = kube.route("r1")["status"]
     assert st["pods"] == {"selected": 2, "synced": 2, "failed": 0}
     assert st["phase"] == "Ready" and cond(kube.route("r1"), "Synced")["status"] == "True"
+    await rec.records.flush()  # the config-hash annotations are written off the reconcile's path
     assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == sidecars["p1"][0].version
     assert [n.reason for n in posted] == ["ConfigPushed", "Ready"]
     # The bundle holds the accepted route, signed.
@@ -288,7 +289,9 @@ async def test_an_ack_that_arrives_after_the_reconcile_stopped_waiting_is_annota
     gate.set()
     await asyncio.wait_for(marked.wait(), 10)  # its delivery ended and marked the namespace
     assert await rec(NS)
+    await rec.records.flush()
     assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == slow.version
     writes = len(kube.writes)
     assert await rec(NS)
+    await rec.records.flush()
     assert len(kube.writes) == writes  # written once
