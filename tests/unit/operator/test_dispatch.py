@@ -11,8 +11,8 @@ import pytest
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.push.client import PushOutcome
-from modelroute.operator.push.dispatch import TRANSIENT, Backoff, Deliveries, Slots
+from modelroute.operator.push.client import TRANSIENT, PushOutcome
+from modelroute.operator.push.dispatch import Backoff, Deliveries, Slots
 
 from .operator_factories import pod as make_pod
 

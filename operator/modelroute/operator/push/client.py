@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -44,6 +44,9 @@ class PushOutcome:
     def outcome(self) -> str:
         """Metric label."""
         return "ok" if self.ok and self.pushed else ("already_served" if self.ok else self.reason or "error")
+
+
+TRANSIENT = frozenset({"Timeout", "Unreachable", "SidecarError"})  # worth another try later; the rest need a change
 
 
 class _Retry(Exception):
@@ -133,19 +136,15 @@ class Pusher:
             return None
 
     async def push(self, pod: SidecarPod, config: SidecarConfig, *, verify_first: bool = False) -> PushOutcome:
-        if verify_first and await self.served_version(pod) == config.hash:
-            return PushOutcome(served_hash=config.hash, pushed=False)
-        last: _Retry | None = None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.semaphore:
-                    return await self._put(pod, config, attempt)
-            except _Retry as e:
-                last = e
-            if attempt < self.attempts:
-                await asyncio.sleep(random.uniform(0, self.backoff * 2 ** (attempt - 1)))
-        assert last is not None
-        return PushOutcome(served_hash=None, pushed=False, reason=last.reason, message=last.message, attempts=self.attempts)
+        """A one-off push: up to ``attempts`` tries, each in a slot, jittered backoff after a transient failure.
+        The reconciler's pushes go through ``dispatch.Deliveries`` (per-pod retries that hold nobody up)."""
+        for n in range(1, self.attempts + 1):
+            async with self.semaphore:
+                outcome = await self.attempt(pod, config, verify_first and n == 1)
+            if outcome.ok or outcome.reason not in TRANSIENT or n == self.attempts:
+                return replace(outcome, attempts=n)
+            await asyncio.sleep(random.uniform(0, self.backoff * 2 ** (n - 1)))
+        raise AssertionError("unreachable: the last try returns")
 
     async def _put(self, pod: SidecarPod, config: SidecarConfig, attempt: int) -> PushOutcome:
         body, headers = signed_body(self.key, pod.namespace, pod.name, config, datetime.now(UTC), pod.uid)

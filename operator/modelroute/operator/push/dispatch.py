@@ -27,11 +27,9 @@ from typing import TypeVar
 
 from modelroute.api.config import SidecarConfig
 from modelroute.operator.pods import SidecarPod
-from modelroute.operator.push.client import PushOutcome
+from modelroute.operator.push.client import TRANSIENT, PushOutcome
 
 T = TypeVar("T")
-
-TRANSIENT = frozenset({"Timeout", "Unreachable", "SidecarError"})  # worth another try later; the rest need a change
 
 Attempt = Callable[[SidecarPod, SidecarConfig, bool], Awaitable[PushOutcome]]
 """One try at one pod (``Pusher.attempt``: verify first if asked, then the signed PUT); the seam tests replace."""
