@@ -313,7 +313,6 @@ class Reconciler:
             if served and served != pod.served_hash:
                 self.records.record(pod, served)
 
-
     @staticmethod
     def _result(p: PodPlan, outcome: PushOutcome | None) -> PodResult:
         if outcome is None:
@@ -365,8 +364,8 @@ class HashRecords:
     """Writes pods' config-hash annotations off the reconcile's path, at most ``limit`` at once, the newest hash per pod.
 
     A fleet's change is one annotation per pod (1,000 in a burst): awaited in each reconcile they queued ahead of
-    the next namespace's bundle write and pushes (bench/fleet.py). A record lost to a restart costs one verified
-    push later, never a wrong config.
+    the next namespace's bundle write and pushes (bench/fleet.py). A record lost to a restart costs one push
+    later (the sidecar answers it unchanged), never a wrong config.
     """
 
     def __init__(self, kube: Kube, hints: Hints, limit: int = 8) -> None:
