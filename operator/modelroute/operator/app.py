@@ -115,11 +115,18 @@ async def serve(
     stop = stop_flag or asyncio.Event()
     try:
         timing = LeaseTiming(options.lease_duration)  # no apiserver call may outlast leadership
-        async with aiohttp.ClientSession(timeout=timing.api_timeout()) as api_session, aiohttp.ClientSession(
+        # Waiting for a pooled connection is not connecting: in a fleet's write burst the wait alone passed `connect`.
+        api_timeout = aiohttp.ClientTimeout(total=timing.api_timeout().total, sock_connect=timing.api_timeout().connect)
+        # The Lease has its own connection: renewals never queue behind a fleet's annotation and status writes
+        # (1,000 pods: the shared pool's wait for a free connection outlasted the renew deadline, bench/fleet.py).
+        async with aiohttp.ClientSession(timeout=api_timeout) as api_session, aiohttp.ClientSession(
+            timeout=timing.api_timeout(), connector=aiohttp.TCPConnector(limit=2)
+        ) as lease_session, aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=4)
         ) as push_session:
-            kube = Kube(connection, api_session, timing.api_timeout())
-            lock = LeaseLock(kube, options.lease_namespace, options.lease_name, options.identity, options.lease_duration)
+            kube = Kube(connection, api_session, api_timeout)
+            lock = LeaseLock(Kube(connection, lease_session, timing.api_timeout()), options.lease_namespace, options.lease_name,
+                             options.identity, options.lease_duration)
             if not await _first(lock.acquire(), stop):
                 return 0
             running.leader.set()
@@ -135,6 +142,8 @@ async def serve(
                 await runtime.quota.close()
                 await runtime.rebalancer.close()
                 await runtime.scheduler.close()
+                await runtime.deliveries.close()
+                await runtime.reconciler.records.close()
                 await lock.release()
                 running.metrics.leader.set(0)
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.selection import matches, with_canary
@@ -31,6 +32,7 @@ from modelroute.operator.kube.client import ApiError, Kube
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import HASH_ANNOTATION, SidecarPod
 from modelroute.operator.push.client import Pusher, PushOutcome
+from modelroute.operator.push.dispatch import Deliveries, Slots
 from modelroute.operator.push.plan import PodPlan, plan
 from modelroute.operator.rollout import driver
 from modelroute.operator.rollout.driver import RouteRollout
@@ -55,6 +57,7 @@ class Hints:
     verify: set[str] = field(default_factory=set)  # pod uids whose sidecar may have restarted
     rollouts: dict[str, tuple[str | None, RolloutStatus]] = field(default_factory=dict)  # route key -> (uid, last written status.rollout)
     gates: dict[str, GateStatus] = field(default_factory=dict)  # route key -> result of a gate the engine asked for
+    annotated: dict[str, str] = field(default_factory=dict)  # pod uid -> hash annotated, until the pod index shows it
 
 
 class Reconciler:
@@ -74,6 +77,8 @@ class Reconciler:
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
         self.public = key.public_key()
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
+        self.deliveries = Deliveries(pusher.attempt, Slots(pusher.semaphore), on_outcome=self._heard)
+        self.records = HashRecords(kube, hints)
         self._requeue: Callable[[str, float], None] | None = None
         self._unreadable_logged: set[str] = set()
         self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
@@ -86,6 +91,7 @@ class Reconciler:
     @requeue.setter
     def requeue(self, later: Callable[[str, float], None] | None) -> None:
         self._requeue = self.gates.requeue = later
+        self.deliveries.on_settled = (lambda ns: later(ns, 0.0)) if later is not None else (lambda ns: None)
 
     async def __call__(self, namespace: str) -> bool:
         started = time.perf_counter()
@@ -139,7 +145,7 @@ class Reconciler:
                 self.metrics.convergence.observe(elapsed)
 
         # 4. Record what the pods serve, then status and events for every ModelRoute.
-        await self._annotate_all(plans, outcomes)
+        self._annotate_all(pods, outcomes)
         await self._statuses(raw_routes, validations, served, results, outcomes, now, rolls)
         self._rollout_followups(ns, raw_routes, rolls, outcomes)
         self.metrics.pods.labels(ns).set(len(pods))
@@ -221,6 +227,8 @@ class Reconciler:
         for pod in pods:
             if self.hints.acked.get(pod.uid) == pod.served_hash:
                 self.hints.acked.pop(pod.uid, None)  # the annotation caught up
+            if self.hints.annotated.get(pod.uid) == pod.served_hash:
+                self.hints.annotated.pop(pod.uid, None)
 
     def _read_bundle(self, ns: str, cm: Mapping[str, Any] | None) -> list[ModelRoute] | None:
         if cm is None:
@@ -276,39 +284,34 @@ class Reconciler:
         log.info("namespace %s: route bundle updated (%d routes)", ns, len(accepted))
 
     async def _push(self, plans: list[PodPlan]) -> dict[str, PushOutcome]:
-        todo = [p for p in plans if p.needs_push]
+        """Hand the pushes to ``deliveries`` and wait for their first try, briefly (``Deliveries.gather``): a slow or
+        failing pod never holds this namespace up; its delivery goes on and marks the namespace when it ends."""
+        subs = {}
+        for p in plans:
+            if p.needs_push:
+                # Unknown state (never annotated, or maybe restarted): ask first, push only if needed.
+                subs[p.pod.uid] = self.deliveries.submit(p.pod, p.rendering.config,
+                                                         verify=p.verify or p.pod.served_hash is None)
+                self.hints.verify.discard(p.pod.uid)
+        return {uid: o for uid, o in (await self.deliveries.gather(subs)).items() if o is not None}
 
-        async def one(p: PodPlan) -> tuple[str, PushOutcome]:
-            # Unknown state (never annotated, or maybe restarted): ask first, push only if needed.
-            verify = p.verify or p.pod.served_hash is None
-            t = time.perf_counter()
-            outcome = await self.pusher.push(p.pod, p.rendering.config, verify_first=verify)
-            log.debug("push to %s: %s in %.1f ms (verify=%s)", p.pod.name, outcome.outcome, 1000 * (time.perf_counter() - t), verify)
-            self.metrics.pushes.labels(outcome.outcome).inc()
-            self.hints.verify.discard(p.pod.uid)
-            if outcome.served_hash is not None:
-                self.hints.acked[p.pod.uid] = outcome.served_hash
-            else:
-                level = logging.WARNING if p.pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
-                log.log(level, "push to %s/%s failed: %s: %s", p.pod.namespace, p.pod.name, outcome.reason, outcome.message)
-            return p.pod.uid, outcome
+    def _heard(self, pod: SidecarPod, outcome: PushOutcome) -> None:
+        """Every try's outcome, waited for or not: the metric, and the ack the next plan trusts."""
+        self.metrics.pushes.labels(outcome.outcome).inc()
+        if outcome.served_hash is not None:
+            self.hints.acked[pod.uid] = outcome.served_hash
+        else:
+            level = logging.WARNING if pod.ready else logging.DEBUG  # a starting sidecar is not listening yet
+            log.log(level, "push to %s/%s failed: %s: %s", pod.namespace, pod.name, outcome.reason, outcome.message)
 
-        return dict(await asyncio.gather(*(one(p) for p in todo)))
-
-    async def _annotate_all(self, plans: list[PodPlan], outcomes: Mapping[str, PushOutcome]) -> None:
-        """The config-hash annotation is how a restarted operator knows what each pod serves."""
-        await asyncio.gather(*(
-            self._annotate(p.pod, o.served_hash) for p in plans
-            if (o := outcomes.get(p.pod.uid)) is not None and o.served_hash and o.served_hash != p.pod.served_hash
-        ))
-
-    async def _annotate(self, pod: SidecarPod, served: str) -> None:
-        try:
-            await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
-                                        {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
-        except ApiError as e:
-            if e.status != 404:
-                log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)
+    def _annotate_all(self, pods: list[SidecarPod], outcomes: Mapping[str, PushOutcome]) -> None:
+        """The config-hash annotation is how a restarted operator knows what each pod serves: recorded from this
+        round's outcomes and from the acks of deliveries that ended after an earlier round stopped waiting."""
+        for pod in pods:
+            o = outcomes.get(pod.uid)
+            served = (o.served_hash if o is not None else None) or self.hints.acked.get(pod.uid)
+            if served and served != pod.served_hash:
+                self.records.record(pod, served)
 
     @staticmethod
     def _result(p: PodPlan, outcome: PushOutcome | None) -> PodResult:
@@ -355,3 +358,63 @@ class Reconciler:
         except ApiError as e:
             if e.status != 404:
                 log.warning("could not patch status of %s/%s: %s", meta["namespace"], meta["name"], e)
+
+
+class HashRecords:
+    """Writes pods' config-hash annotations off the reconcile's path, at most ``limit`` at once, the newest hash per pod.
+
+    A fleet's change is one annotation per pod (1,000 in a burst): awaited in each reconcile they queued ahead of
+    the next namespace's bundle write and pushes (bench/fleet.py). A record lost to a restart costs one push
+    later (the sidecar answers it unchanged), never a wrong config.
+    """
+
+    def __init__(self, kube: Kube, hints: Hints, limit: int = 8) -> None:
+        self.kube, self.hints, self.limit = kube, hints, limit
+        self._want: dict[str, tuple[SidecarPod, str]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def record(self, pod: SidecarPod, served: str) -> None:
+        if self.hints.annotated.get(pod.uid) == served:
+            return
+        self._want[pod.uid] = (pod, served)
+        self.idle.clear()
+        while self._active < min(self.limit, len(self._want)):
+            self._active += 1  # counted from creation: a finished worker's task may linger in the set
+            task = asyncio.create_task(self._work(), name="config-hash annotations")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def flush(self) -> None:
+        """Return once every recorded hash is written (tests, shutdown)."""
+        await self.idle.wait()
+
+    async def close(self) -> None:
+        for task in list(self._workers):
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        try:
+            while self._want:
+                uid = next(iter(self._want))
+                pod, served = self._want.pop(uid)
+                await self._annotate(pod, served)
+        finally:
+            self._active -= 1
+            if not self._want and not self._active:
+                self.idle.set()
+
+    async def _annotate(self, pod: SidecarPod, served: str) -> None:
+        try:
+            await self.kube.merge_patch(paths.pod(pod.namespace, pod.name),
+                                        {"metadata": {"annotations": {HASH_ANNOTATION: served}}})
+            self.hints.annotated[pod.uid] = served
+        except ApiError as e:
+            if e.status != 404:
+                log.warning("could not annotate pod %s/%s: %s", pod.namespace, pod.name, e)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            log.warning("could not annotate pod %s/%s: %s: %s (the next reconcile records it again)",
+                        pod.namespace, pod.name, type(e).__name__, e)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, cast
 
 import kopf
@@ -53,10 +54,12 @@ class Runtime:
         self.changes = ChangeClock()
         self.hints = Hints()
         self._ready: dict[str, bool] = {}
+        self._seen: dict[str, SidecarPod] = {}  # each pod as last seen, to tell our own annotation's echo from a change
         self.reconciler = Reconciler(
             kube, key, pusher, metrics, routes=self._routes, pods=self._pods, post=post_event,
             changes=self.changes, hints=self.hints,
         )
+        self.deliveries = self.reconciler.deliveries  # pushes per pod: pod events reset or forget their backoff
         self.scheduler = Scheduler(self.reconciler, debounce=debounce)
         self.reconciler.requeue = self.scheduler.later  # rollouts ask to be looked at again later
         # Quota pressure in the sidecars' /stats -> Events (0: off; the app sets the interval).
@@ -107,11 +110,24 @@ class Runtime:
         if type_ == "DELETED":
             self._ready.pop(pod.uid, None)
             self.hints.acked.pop(pod.uid, None)
+            self.hints.annotated.pop(pod.uid, None)
             self.hints.verify.discard(pod.uid)
+            self.deliveries.forget(pod.uid)
+            self._seen.pop(pod.uid, None)
         else:
             was_ready = self._ready.get(pod.uid)
             self._ready[pod.uid] = pod.ready
             if was_ready is False and pod.ready:
-                # The sidecar (re)became ready: it may have restarted; check what it serves.
+                # The sidecar (re)became ready: it may have restarted; check what it serves, without waiting out a backoff.
                 self.hints.verify.add(pod.uid)
+                self.deliveries.reset(pod.uid)
+            before, self._seen[pod.uid] = self._seen.get(pod.uid), pod
+            if echo_of_own_record(before, pod, (self.hints.annotated.get(pod.uid), self.hints.acked.get(pod.uid))):
+                return  # only our config-hash annotation changed: nothing to reconcile (1,000 of these follow a fleet's change)
         self.scheduler.mark(pod.namespace)
+
+
+def echo_of_own_record(before: SidecarPod | None, now: SidecarPod, ours: tuple[str | None, ...]) -> bool:
+    """Whether ``now`` differs from ``before`` only by a config-hash annotation the operator wrote or is writing (pure)."""
+    return (before is not None and now.served_hash is not None and now.served_hash in ours
+            and replace(before, served_hash=now.served_hash) == now)

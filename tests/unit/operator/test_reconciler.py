@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from modelroute.operator.events import Notice
 from modelroute.operator.metrics import Metrics
 from modelroute.operator.pods import HASH_ANNOTATION
 from modelroute.operator.push.client import Pusher
+from modelroute.operator.push.dispatch import Slots
 from modelroute.operator.reconciler import Hints, Reconciler
 from modelroute.testing import fakekube
 from modelroute.testing.webapps import serving
@@ -61,9 +63,12 @@ class FakeSidecar:
         self.routes: list[str] = []
         self.puts = 0
         self.fail_with: int | None = None
+        self.hold: asyncio.Event | None = None  # when given, answers wait for it
 
     async def put(self, request: web.Request) -> web.Response:
         self.puts += 1
+        if self.hold is not None:
+            await self.hold.wait()
         body = await request.read()
         if not signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER)):
             return web.json_response({"error": {"message": "bad signature"}}, status=403)
@@ -128,6 +133,7 @@ async def test_route_reaches_selected_pods_and_status_says_so(world: World, side
     st = kube.route("r1")["status"]
     assert st["pods"] == {"selected": 2, "synced": 2, "failed": 0}
     assert st["phase"] == "Ready" and cond(kube.route("r1"), "Synced")["status"] == "True"
+    await rec.records.flush()  # the config-hash annotations are written off the reconcile's path
     assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == sidecars["p1"][0].version
     assert [n.reason for n in posted] == ["ConfigPushed", "Ready"]
     # The bundle holds the accepted route, signed.
@@ -238,3 +244,54 @@ async def test_concurrent_marks_are_debounced_into_one_reconcile() -> None:
     await s.settled()
     assert sorted(calls) == ["a", "b"]
     await s.close()
+
+
+class _Silent(asyncio.Protocol):
+    """Accepts the connection and never answers (a hung node)."""
+
+
+async def test_a_black_holed_sidecar_holds_up_neither_the_others_nor_the_status(world: World, sidecars: Sidecars) -> None:
+    kube, rec, _ = world
+    server = await asyncio.get_running_loop().create_server(_Silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        kube.add_pod(raw_pod("p4", {"app": "web"}, ip="127.0.0.1", admin_port=str(port)))
+        rec.pusher.timeout = aiohttp.ClientTimeout(total=3600)  # the hung pod would hold a waiting reconcile for an hour
+        rec.deliveries.wait = 0.2
+        rec.deliveries.slots = Slots(asyncio.Semaphore(1), slow_after=0.05)  # one slot: the hung push must give it back
+        kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+        assert not await asyncio.wait_for(rec(NS), 30)  # returns although p4 never answers
+        assert sidecars["p1"][0].routes == ["chat@r1"] and sidecars["p2"][0].routes == ["chat@r1"]
+        st = kube.route("r1")["status"]
+        assert st["pods"]["selected"] == 3 and st["pods"]["synced"] == 2
+        # A change while p4's push still hangs reaches the others at once, and the reconcile does not wait for p4.
+        kube.route("r1")["spec"]["prompt"] = {"version": "v2"}
+        kube.route("r1")["metadata"]["generation"] = 2
+        before = sidecars["p1"][0].version
+        assert not await asyncio.wait_for(rec(NS), 30)
+        assert sidecars["p1"][0].version != before and sidecars["p2"][0].version == sidecars["p1"][0].version
+        assert rec.deliveries.failing("uid-p4")
+    finally:
+        await rec.deliveries.close()
+        server.close()
+
+
+async def test_an_ack_that_arrives_after_the_reconcile_stopped_waiting_is_annotated(world: World, sidecars: Sidecars) -> None:
+    kube, rec, _ = world
+    gate, marked = asyncio.Event(), asyncio.Event()
+    slow = sidecars["p1"][0]
+    slow.hold = gate
+    rec.requeue = lambda ns, delay: marked.set() if "uid-p1" in rec.hints.acked else None
+    rec.deliveries.wait = 0.2
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert not await rec(NS)  # p1 has not answered: left behind
+    assert HASH_ANNOTATION not in kube.pod("p1")["metadata"]["annotations"]
+    gate.set()
+    await asyncio.wait_for(marked.wait(), 10)  # its delivery ended and marked the namespace
+    assert await rec(NS)
+    await rec.records.flush()
+    assert kube.pod("p1")["metadata"]["annotations"][HASH_ANNOTATION] == slow.version
+    writes = len(kube.writes)
+    assert await rec(NS)
+    await rec.records.flush()
+    assert len(kube.writes) == writes  # written once

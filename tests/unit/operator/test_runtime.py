@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from modelroute.operator.runtime import Runtime
@@ -25,8 +26,11 @@ def runtime() -> tuple[Runtime, Recorder]:
     from modelroute.operator.scheduler import Scheduler
 
     rec = Recorder()
-    rt.changes, rt.hints, rt._ready = ChangeClock(), Hints(), {}
+    rt.changes, rt.hints, rt._ready, rt._seen = ChangeClock(), Hints(), {}, {}
     rt.scheduler = Scheduler(rec, debounce=0.001)
+    from modelroute.operator.push.dispatch import Deliveries, Slots
+
+    rt.deliveries = Deliveries(cast(Any, None), Slots(asyncio.Semaphore(1)))  # nothing is pushed here
     from modelroute.operator.quotawatch import QuotaWatch
 
     rt.quota = QuotaWatch(cast(Any, None), lambda ns: [], lambda ns: [], lambda obj, n: None, lambda: [], interval=0)  # off
@@ -55,4 +59,20 @@ async def test_route_events_start_the_convergence_clock_except_on_listing() -> N
     assert rt.changes.pending("team") == []
     rt.route_event("MODIFIED", raw_route("a", generation=2))
     assert rt.changes.pending("team") == ["team/a"]
+    await rt.scheduler.close()
+
+
+async def test_the_echo_of_our_own_annotation_does_not_reconcile_but_a_real_change_does() -> None:
+    rt, rec = runtime()
+    rt.pod_event(None, raw_pod("p1", {"app": "web"}))
+    await rt.scheduler.settled()
+    calls = len(rec.calls)
+    rt.hints.annotated["uid-p1"] = "sha256:a"
+    rt.pod_event("MODIFIED", raw_pod("p1", {"app": "web"}, served="sha256:a"))  # the watch echoes our write
+    assert rt.scheduler.idle.is_set()
+    rt.pod_event("MODIFIED", raw_pod("p1", {"app": "web"}, served="sha256:b"))  # someone else's hash: look
+    await rt.scheduler.settled()
+    rt.pod_event("MODIFIED", raw_pod("p1", {"app": "db"}, served="sha256:b"))  # labels changed: look
+    await rt.scheduler.settled()
+    assert len(rec.calls) == calls + 2
     await rt.scheduler.close()

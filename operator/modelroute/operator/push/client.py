@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import aiohttp
@@ -46,6 +46,9 @@ class PushOutcome:
         return "ok" if self.ok and self.pushed else ("already_served" if self.ok else self.reason or "error")
 
 
+TRANSIENT = frozenset({"Timeout", "Unreachable", "SidecarError"})  # worth another try later; the rest need a change
+
+
 class _Retry(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -73,12 +76,34 @@ class Pusher:
     async def served_version(self, pod: SidecarPod) -> str | None:
         """``GET /config``'s version, or None when the sidecar cannot say."""
         try:
-            async with self.semaphore, self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
+            async with self.semaphore:
+                return await self._served(pod)
+        except _Retry:
+            return None
+
+    async def _served(self, pod: SidecarPod) -> str | None:
+        """``GET /config``'s version (None: the sidecar cannot say); raises ``_Retry`` when it does not answer."""
+        try:
+            async with self.session.get(pod.admin_url + "/config", timeout=self.timeout) as resp:
                 if resp.status != 200:
                     return None
                 return ServedConfig.model_validate_json(await resp.read()).version or None
-        except (aiohttp.ClientError, TimeoutError, ValueError):   # ValueError: also pydantic's ValidationError
+        except TimeoutError:
+            raise _Retry("Timeout", f"no answer from {pod.admin_url} within {self.timeout.total}s") from None
+        except aiohttp.ClientError as e:
+            raise _Retry("Unreachable", f"{pod.admin_url}: {type(e).__name__}: {e}") from None
+        except ValueError:   # also pydantic's ValidationError
             return None
+
+    async def attempt(self, pod: SidecarPod, config: SidecarConfig, verify_first: bool) -> PushOutcome:
+        """One try without a slot (``dispatch.Slots`` holds it): ``GET /config`` first when asked (no push when the
+        sidecar serves ``config`` already), then the signed PUT. Retrying is the caller's (``dispatch.Deliveries``)."""
+        try:
+            if verify_first and await self._served(pod) == config.hash:
+                return PushOutcome(served_hash=config.hash, pushed=False, attempts=1)
+            return await self._put(pod, config, 1)
+        except _Retry as e:
+            return PushOutcome(served_hash=None, pushed=False, reason=e.reason, message=e.message, attempts=1)
 
     async def stats(self, pod: SidecarPod) -> SidecarStats | None:
         """``GET /stats`` as the operator reads it (rollout evidence, limiter state), or None when the sidecar cannot say."""
@@ -111,19 +136,15 @@ class Pusher:
             return None
 
     async def push(self, pod: SidecarPod, config: SidecarConfig, *, verify_first: bool = False) -> PushOutcome:
-        if verify_first and await self.served_version(pod) == config.hash:
-            return PushOutcome(served_hash=config.hash, pushed=False)
-        last: _Retry | None = None
-        for attempt in range(1, self.attempts + 1):
-            try:
-                async with self.semaphore:
-                    return await self._put(pod, config, attempt)
-            except _Retry as e:
-                last = e
-            if attempt < self.attempts:
-                await asyncio.sleep(random.uniform(0, self.backoff * 2 ** (attempt - 1)))
-        assert last is not None
-        return PushOutcome(served_hash=None, pushed=False, reason=last.reason, message=last.message, attempts=self.attempts)
+        """A one-off push: up to ``attempts`` tries, each in a slot, jittered backoff after a transient failure.
+        The reconciler's pushes go through ``dispatch.Deliveries`` (per-pod retries that hold nobody up)."""
+        for n in range(1, self.attempts + 1):
+            async with self.semaphore:
+                outcome = await self.attempt(pod, config, verify_first and n == 1)
+            if outcome.ok or outcome.reason not in TRANSIENT or n == self.attempts:
+                return replace(outcome, attempts=n)
+            await asyncio.sleep(random.uniform(0, self.backoff * 2 ** (n - 1)))
+        raise AssertionError("unreachable: the last try returns")
 
     async def _put(self, pod: SidecarPod, config: SidecarConfig, attempt: int) -> PushOutcome:
         body, headers = signed_body(self.key, pod.namespace, pod.name, config, datetime.now(UTC), pod.uid)
