@@ -115,6 +115,11 @@ class RouteBundle(ApiModel):
     routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")
     quotas: list[QuotaTerms] = Field(default_factory=list, description="The namespace's ProviderQuotas with the pod count last seen: "
                                                                        "a pod without a lease takes limit / podCount of each.")
+    model_registry: ModelRegistry | None = Field(
+        default=None,
+        description="The operator's model registry (``--model-registry``), carried into every config rendered from the "
+                    "bundle. Unset: the built-in registry.",
+    )
 
 
 BUNDLE_CONFIGMAP = "modelroute-routes"

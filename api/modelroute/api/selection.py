@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.v1alpha1 import LabelSelector, ModelRoute, SelectorOperator
+from modelroute.api.v1alpha1.registry import ModelRegistry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -90,8 +91,12 @@ class Rendering:
     conflicts: list[Conflict] = field(default_factory=list)
 
 
-def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str]) -> Rendering:
-    """The config for a pod with ``labels``: every selecting route, the oldest per route name."""
+def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str], registry: ModelRegistry | None = None) -> Rendering:
+    """The config for a pod with ``labels``: every selecting route, the oldest per route name.
+
+    ``registry`` (the operator's, carried by the bundle) rides along in the config, so the
+    sidecar checks windows and model ids against it; None: the built-in registry.
+    """
     chosen: dict[str, ModelRoute] = {}
     conflicts: list[Conflict] = []
     for r in sorted((r for r in routes if matches(r.spec.selector, labels)), key=precedence):
@@ -103,4 +108,4 @@ def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str]) -> R
     ordered = [chosen[name] for name in sorted(chosen)]
     canaries = [c for r in ordered if (c := canary_of(r)) is not None and c.route == r.spec.route]
     routes = [with_canary(r, None) for r in ordered]
-    return Rendering(config=SidecarConfig(routes=routes, canaries=canaries), conflicts=conflicts)
+    return Rendering(config=SidecarConfig(routes=routes, canaries=canaries, model_registry=registry), conflicts=conflicts)

@@ -21,6 +21,7 @@ import aiohttp
 import kopf
 
 from modelroute.api import signing
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator import handlers
 from modelroute.operator.kube import connection as kubeconn
 from modelroute.operator.kube.client import Kube
@@ -62,6 +63,7 @@ class Options:
     push_timeout: float = 3.0
     quota_poll_seconds: float = 30.0  # how often the sidecars' /stats are read for quota pressure (0: never)
     rebalance_seconds: float = 2.0    # how often ProviderQuotas are split into per-pod leases (0: never)
+    model_registry: ModelRegistry | None = None  # --model-registry: validates routes, rides in every config and bundle
 
 
 @dataclass
@@ -135,7 +137,7 @@ async def serve(
                             attempts=options.push_attempts, timeout=options.push_timeout)
             runtime = running.runtime = Runtime(connection, kube, key, pusher, running.metrics, debounce=options.debounce,
                                                 quota_interval=options.quota_poll_seconds,
-                                                rebalance_interval=options.rebalance_seconds)
+                                                rebalance_interval=options.rebalance_seconds, registry=options.model_registry)
             try:
                 return await _run_kopf(options, runtime, lock, stop, ready_flag)
             finally:

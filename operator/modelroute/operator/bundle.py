@@ -22,6 +22,7 @@ from modelroute.api.config import BUNDLE_KEY as BUNDLE_KEY
 from modelroute.api.config import SIGNATURE_KEY as SIGNATURE_KEY
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.providerquota import QuotaTerms
+from modelroute.api.v1alpha1.registry import ModelRegistry
 
 CONFIGMAP_NAME = BUNDLE_CONFIGMAP
 
@@ -31,9 +32,9 @@ class BundleError(ValueError):
 
 
 def make_bundle(namespace: str, routes: Iterable[ModelRoute], issued_at: datetime,
-                quotas: Iterable[QuotaTerms] = ()) -> RouteBundle:
+                quotas: Iterable[QuotaTerms] = (), registry: ModelRegistry | None = None) -> RouteBundle:
     ordered = sorted(routes, key=lambda r: r.key)
-    return RouteBundle(namespace=namespace, issued_at=issued_at, routes=ordered, quotas=list(quotas))
+    return RouteBundle(namespace=namespace, issued_at=issued_at, routes=ordered, quotas=list(quotas), model_registry=registry)
 
 
 def encode(bundle: RouteBundle, key: Ed25519PrivateKey) -> dict[str, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from modelroute.operator.app import ENV_SIGNING_KEY, Options, default_lease_namespace, serve
 from modelroute.operator.metrics import parse_address
+from modelroute.operator.registryfile import RegistryFileError, load_registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="read the sidecars' /stats this often for quota pressure (QuotaPressure Events; 0: never)")
     parser.add_argument("--rebalance-seconds", type=float, default=2.0, metavar="SECONDS",
                         help="split each ProviderQuota into per-pod leases this often (0: never)")
+    parser.add_argument("--model-registry", type=Path, default=None, metavar="FILE",
+                        help="ModelRegistry (YAML/JSON: contextWindow/maxOutputTokens overrides, allowed model ids) that "
+                             "validates routes and is pushed with every config; default: the built-in registry")
     parser.add_argument("--log-level", default=os.environ.get("MODELROUTE_LOG_LEVEL", "info"),
                         choices=["debug", "info", "warning", "error"])
 
@@ -58,6 +62,7 @@ def options_from(args: argparse.Namespace) -> Options:
         push_concurrency=args.push_concurrency,
         quota_poll_seconds=args.quota_poll_seconds,
         rebalance_seconds=args.rebalance_seconds,
+        model_registry=load_registry(args.model_registry) if args.model_registry is not None else None,
     )
 
 
@@ -72,6 +77,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"modelroute operator: signing key {args.signing_key} does not exist", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(options_from(args)))
+        options = options_from(args)
+    except RegistryFileError as e:
+        print("modelroute operator: --model-registry refused:\n  " + "\n  ".join(e.problems), file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(options))
     except KeyboardInterrupt:
         return 130

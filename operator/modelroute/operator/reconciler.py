@@ -22,6 +22,7 @@ from modelroute.api.selection import matches, with_canary
 from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.providerquota import QuotaTerms
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import GateStatus, RolloutStatus
 from modelroute.operator import bundle as bundles
 from modelroute.operator.acceptance import accept, by_key
@@ -38,7 +39,7 @@ from modelroute.operator.rollout import driver
 from modelroute.operator.rollout.driver import RouteRollout
 from modelroute.operator.rollout.gate_runner import GateRunner
 from modelroute.operator.status import PodResult, changed, compute, parse_previous
-from modelroute.operator.validation import Validation, referenced_secrets, validate
+from modelroute.operator.validation import BUILT_IN, Validation, referenced_secrets, validate
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ class Reconciler:
         post: Poster,
         changes: ChangeClock,
         hints: Hints,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.kube, self.key, self.pusher, self.metrics = kube, key, pusher, metrics
+        self.registry = registry  # the operator's --model-registry: validates routes, rides in every config and bundle
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
         self.public = key.public_key()
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
@@ -83,6 +86,7 @@ class Reconciler:
         self._unreadable_logged: set[str] = set()
         self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
         self._bundle_quotas: dict[str, list[QuotaTerms]] = {}
+        self._bundle_registry: dict[str, ModelRegistry | None] = {}  # the registry each namespace's bundle carries
 
     @property
     def requeue(self) -> Callable[[str, float], None] | None:
@@ -116,7 +120,7 @@ class Reconciler:
         cm = await self.kube.get(paths.configmaps(ns, bundles.CONFIGMAP_NAME))
         previous = self._read_bundle(ns, cm)
         secrets = await self._secret_keys(ns, referenced_secrets(raw_routes))
-        validations = [validate(r, secrets) for r in raw_routes]
+        validations = [validate(r, secrets, self.registry or BUILT_IN) for r in raw_routes]
         accepted = accept(validations, by_key(previous or []))
 
         # 1b. Routes with a strategy: one rollout step each; the sidecars serve the stable spec plus the canary.
@@ -129,7 +133,7 @@ class Reconciler:
 
         # 3. Push where the sidecar does not serve what it should.
         t1 = time.perf_counter()
-        plans = plan(served.values(), pods, served=self.hints.acked, verify=self.hints.verify)
+        plans = plan(served.values(), pods, served=self.hints.acked, verify=self.hints.verify, registry=self.registry)
         t2 = time.perf_counter()
         outcomes = await self._push(plans)
         t3 = time.perf_counter()
@@ -188,7 +192,7 @@ class Reconciler:
         stats = await self._stats(wanted)
         out = {}
         for raw, route, state in todo:
-            acked = driver.all_acked(route, previous, pods, self.hints.acked)
+            acked = driver.all_acked(route, previous, pods, self.hints.acked, self.registry)
             picked = {uid: doc for uid, doc in stats.items()
                       if any(p.uid == uid and matches(route.spec.selector, p.labels) for p in pods)}
             r = driver.decide(raw, route, state, prev_by_key.get(route.key), acked, picked, now,
@@ -236,6 +240,7 @@ class Reconciler:
         try:
             bundle = bundles.decode(cm.get("data") or {}, self.public)
             self._bundle_quotas[ns] = bundle.quotas
+            self._bundle_registry[ns] = bundle.model_registry
             return bundle.routes
         except bundles.BundleError as e:
             log.warning("ignoring ConfigMap %s/%s: %s (it will be rewritten)", ns, bundles.CONFIGMAP_NAME, e)
@@ -270,9 +275,9 @@ class Reconciler:
         accepted = list(accepted)
         quotas = self.quota_terms(ns)
         if (cm is not None and previous is not None and bundles.same_routes(previous, accepted)
-                and self._bundle_quotas.get(ns, []) == quotas):
+                and self._bundle_quotas.get(ns, []) == quotas and self._bundle_registry.get(ns) == self.registry):
             return
-        data = bundles.encode(bundles.make_bundle(ns, accepted, now, quotas), self.key)
+        data = bundles.encode(bundles.make_bundle(ns, accepted, now, quotas, self.registry), self.key)
         meta = {"name": bundles.CONFIGMAP_NAME, "namespace": ns,
                 "labels": {"app.kubernetes.io/managed-by": "modelroute-operator"}}
         if cm is None:

@@ -14,6 +14,7 @@ from typing import Any, cast
 import kopf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator.convergence import ChangeClock
 from modelroute.operator.evalrun import EvalRuns
 from modelroute.operator.events import Notice
@@ -46,6 +47,7 @@ class Runtime:
     def __init__(
         self, connection: KubeConnection, kube: Kube, key: Ed25519PrivateKey, pusher: Pusher, metrics: Metrics,
         *, debounce: float = 0.03, quota_interval: float = 0.0, rebalance_interval: float = 0.0,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.connection, self.kube, self.metrics = connection, kube, metrics
         self.route_index: Mapping[str, Any] = {}
@@ -57,7 +59,7 @@ class Runtime:
         self._seen: dict[str, SidecarPod] = {}  # each pod as last seen, to tell our own annotation's echo from a change
         self.reconciler = Reconciler(
             kube, key, pusher, metrics, routes=self._routes, pods=self._pods, post=post_event,
-            changes=self.changes, hints=self.hints,
+            changes=self.changes, hints=self.hints, registry=registry,
         )
         self.deliveries = self.reconciler.deliveries  # pushes per pod: pod events reset or forget their backoff
         self.scheduler = Scheduler(self.reconciler, debounce=debounce)

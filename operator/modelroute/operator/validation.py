@@ -3,8 +3,8 @@
 The apiserver already enforces the CRD schema and CEL rules; this module parses the object
 into the typed model (the same validators the sidecar runs) and checks what only the
 operator can see: that every referenced Secret and key exists in the route's namespace,
-that every target names a model id the registry knows (an unknown id is refused here,
-as the sidecars would refuse the push), and that no target is given params its provider,
+that every target names a model id the registry knows (the operator's ``--model-registry``,
+else the built-in one; an unknown id is refused here, as the sidecars would refuse the push), and that no target is given params its provider,
 API version and model refuse (``modelroute.api.v1alpha1.capabilities``, the same table).
 ``apiKey.env`` names an env var of the sidecar container and cannot be checked here.
 """
@@ -28,7 +28,7 @@ KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp")
 
 
 # The built-in registry of model ids (the sidecars check the same list when a push arrives).
-_REGISTRY = ModelRegistry()
+BUILT_IN = ModelRegistry()
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ def secret_refs(route: ModelRoute) -> list[tuple[str, str, str]]:
     return refs
 
 
-def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> Validation:
+def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], registry: ModelRegistry = BUILT_IN) -> Validation:
     """Validate one ModelRoute; ``secrets`` maps Secret name -> its data keys (None: absent; a name
-    missing from the mapping could not be read and is not checked)."""
+    missing from the mapping could not be read and is not checked). ``registry``: the one pushed with the configs."""
     meta = raw.get("metadata") or {}
     ns, name = meta.get("namespace") or "", meta.get("name") or ""
     base = Validation(
@@ -88,10 +88,10 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None]) -> 
     if isinstance(parsed, list):
         return replace(base, problems=tuple(parsed))
     problems = [
-        f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := _REGISTRY.problem(t)) is not None
+        f"spec.targets[{i}].model: {p}" for i, t in enumerate(parsed.spec.targets) if (p := registry.problem(t)) is not None
     ]
     problems += [f"spec.targets[{i}].when: {p}" for i, t in enumerate(parsed.spec.targets)
-                 if (p := _REGISTRY.when_problem(t)) is not None]
+                 if (p := registry.when_problem(t)) is not None]
     problems += [f"{field}: {msg}" for field, msg in route_param_problems(parsed.spec)]
     for target, secret, key in secret_refs(parsed):
         if secret not in secrets:

@@ -10,8 +10,10 @@ import jsonschema
 import pytest
 import yaml
 
+from modelroute.api.v1alpha1.providers import Provider
 from modelroute.cli.main import build_parser
 from modelroute.operator.injection import InjectionSettings
+from modelroute.operator.registryfile import parse_registry
 from modelroute.operator.webhook.server import build_app
 
 
@@ -51,6 +53,7 @@ def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> No
     ("adminNetworkPolicy.namespaces={Team_A}", "namespaces"),
     ("adminNetworkPolicy.allowFromCIDRs={everyone}", "allowFromCIDRs"),
     ("adminNetworkPolicy.openOtherPort=true", "openOtherPort"),
+    ("modelRegistry.windowz=1", "windowz"),
 ])
 def test_a_typo_or_bad_value_fails_at_install(chart: Any, setting: str, message: str) -> None:
     result = chart.run_helm("template", "x", str(chart.path), "--set", setting, check=False)
@@ -226,3 +229,25 @@ def test_gate_datasets_are_readable_only_by_name(chart: Any, default_docs: list[
     docs = chart.documents(chart.template("rbac.gateConfigMaps={golden,golden-v2}"))
     assert configmap_gets(docs) == [{"apiGroups": [""], "resources": ["configmaps"],
                                      "resourceNames": ["golden", "golden-v2"], "verbs": ["get"]}]
+
+
+def test_model_registry_value_reaches_the_operator_as_a_mounted_file(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    def operator(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        pod: dict[str, Any] = chart.find(docs, "Deployment", "-operator")["spec"]["template"]
+        return pod
+
+    assert not [d for d in default_docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-model-registry")]
+    assert not [a for a in operator(default_docs)["spec"]["containers"][0]["args"] if a.startswith("--model-registry")]
+    docs = chart.documents(chart.template(values=Path(__file__).parent / "values" / "custom.yaml"))
+    cm = chart.find(docs, "ConfigMap", "-model-registry")
+    registry = parse_registry(cm["data"]["registry.yaml"], "registry.yaml")  # what the operator reads at start-up
+    window = registry.window(Provider.OPENAI_COMPATIBLE, "llama-3.1-8b")
+    assert window is not None and window.context == 8192
+    pod = operator(docs)
+    container = pod["spec"]["containers"][0]
+    parsed = build_parser(container["args"]).parse_args(container["args"])
+    assert str(parsed.model_registry) == "/etc/modelroute/registry/registry.yaml"
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/modelroute/registry"]
+    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == cm["metadata"]["name"]
+    assert pod["metadata"]["annotations"]["checksum/model-registry"]  # a changed registry restarts the operator

@@ -16,6 +16,7 @@ from modelroute.api import signing
 from modelroute.api.config import ConfigPush, PodRef, SidecarConfig
 from modelroute.api.selection import Rendering, render_for_pod
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator.pods import SidecarPod
 
 
@@ -39,8 +40,10 @@ def plan(
     pods: Iterable[SidecarPod],
     served: Mapping[str, str] | None = None,
     verify: Iterable[str] = (),
+    registry: ModelRegistry | None = None,
 ) -> list[PodPlan]:
-    """One plan per pod. ``served`` (pod uid -> hash) overrides stale annotations with fresh acks."""
+    """One plan per pod. ``served`` (pod uid -> hash) overrides stale annotations with fresh acks;
+    ``registry`` (the operator's) goes into every config."""
     routes = list(routes)
     served = served or {}
     verify_set = set(verify)
@@ -48,7 +51,7 @@ def plan(
     for pod in sorted(pods, key=lambda p: p.name):
         if pod.uid in served:
             pod = replace(pod, served_hash=served[pod.uid])
-        plans.append(PodPlan(pod=pod, rendering=render_for_pod(routes, pod.labels), verify=pod.uid in verify_set))
+        plans.append(PodPlan(pod=pod, rendering=render_for_pod(routes, pod.labels, registry), verify=pod.uid in verify_set))
     return plans
 
 

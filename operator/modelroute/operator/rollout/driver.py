@@ -21,6 +21,7 @@ from modelroute.api.config import CanaryServing
 from modelroute.api.selection import matches, render_for_pod, with_canary
 from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import (
     ACTION_ANNOTATION,
     NOT_SERVED,
@@ -64,7 +65,7 @@ def takes_part(route: ModelRoute, state: RolloutStatus | None) -> bool:
 
 
 def all_acked(route: ModelRoute, previous: Iterable[ModelRoute] | None, pods: Iterable[SidecarPod],
-              served: Mapping[str, str]) -> bool:
+              served: Mapping[str, str], registry: ModelRegistry | None = None) -> bool:
     """Every reachable pod the route selects serves what the last bundle renders for it.
 
     The bundle is written before every push with what that push serves, so it is the
@@ -77,7 +78,7 @@ def all_acked(route: ModelRoute, previous: Iterable[ModelRoute] | None, pods: It
         if not pod.reachable or not matches(route.spec.selector, pod.labels):
             continue
         have = served.get(pod.uid, pod.served_hash)
-        if have != render_for_pod(previous, pod.labels).config.hash:
+        if have != render_for_pod(previous, pod.labels, registry).config.hash:
             return False
     return True
 

@@ -112,7 +112,7 @@ class BundleSource:
         if self.namespace and bundle.namespace != self.namespace:
             raise BundleError(f"bundle is for namespace {bundle.namespace!r}, this pod is in {self.namespace!r}")
         issued = _aware(bundle.issued_at)
-        rendering = render_for_pod(bundle.routes, self.labels())
+        rendering = render_for_pod(bundle.routes, self.labels(), bundle.model_registry)
         for c in rendering.conflicts:
             log.warning("bundle: route %r claimed by %s and %s; %s wins (older)", c.route, c.winner, c.loser, c.winner)
         async with state.lock:

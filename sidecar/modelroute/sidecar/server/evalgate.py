@@ -102,7 +102,7 @@ async def _compare(state: SidecarState, ask: EvalRequest, spec: ModelRouteSpec, 
         return admin_error(422, f"revision {ask.revision} is not the candidate's ({revision_of(spec)})", "invalid_request")
     candidate = ModelRoute.model_validate({"metadata": {"name": stable.metadata.name},
                                            "spec": spec.model_dump(mode="json", by_alias=True, exclude_none=True)})
-    found = loader.problems(SidecarConfig(routes=[candidate]), state.keys)
+    found = loader.problems(SidecarConfig(routes=[candidate], model_registry=rt.config.model_registry), state.keys)
     if found:
         return admin_error(422, f"candidate rejected: {len(found)} problem(s)", "invalid_candidate", problems=found)
     opts = ask.compare or CompareOptions()

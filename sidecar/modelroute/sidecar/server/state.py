@@ -121,9 +121,12 @@ class SidecarState:
 
     def build_private(self, config: SidecarConfig, observer: Observer, ledger: Ledger | None = None) -> Runtime:
         """A runtime off the live path (the gate, eval): the routes' contracts, repair, limits (the live limiters)
-        and cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in."""
+        and cost, with no cache and a ledger of its own, so neither live answers nor live counters mix in. A config
+        without a registry gets the served config's (the operator's registry, windows included)."""
+        live = self.holder.current
+        registry = config.model_registry or (live.config.model_registry if live is not None else None)
         return Runtime.build(config, self.keys.source_for, observer, adapters=self.adapters,
-                             pipeline=self.planner.compiler(cache=False, ledger=ledger or Ledger(), registry=config.registry()))
+                             pipeline=self.planner.compiler(cache=False, ledger=ledger or Ledger(), registry=registry))
 
     # -- writing -----------------------------------------------------------------------------
     @property
