@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.providers import Provider, Window
 from modelroute.api.v1alpha1.registry import ModelRegistry
+from modelroute.sidecar.config.secrets import KeyResolver
 from modelroute.sidecar.errors import FailureKind, RouteFailed
 from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.pipeline.windows import (
@@ -27,6 +28,7 @@ from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.router import AdapterStep
 from modelroute.sidecar.routing.runtime import RouteRuntime, Runtime
 from modelroute.sidecar.server.envelope import failure_body
+from modelroute.sidecar.server.state import SidecarState
 
 from .fakes import FakeAdapter, Recorder
 from .test_chain import factory, steps
@@ -215,3 +217,14 @@ async def test_a_provider_context_400_falls_through_and_spares_the_breaker() -> 
         done = await router.complete(r, chat([("user", "long")]))
         assert done.target == "b" and done.attempts[0].outcome == "context_window" and done.attempts[0].status == 400
     assert not r.targets[0].breaker.is_open and len(adapter(r, 0).calls) == 3
+
+
+async def test_private_runtimes_take_the_served_configs_registry() -> None:
+    """The gate and eval build configs without a registry: they get the served one's (the operator's) windows."""
+    registry = {"models": [{"provider": "openai", "models": ["m"]}],
+                "windows": [{"provider": "openai", "model": "m", "contextWindow": 1000, "maxOutputTokens": 100}]}
+    state = SidecarState(adapters=factory, keys=KeyResolver(environ={"K": "k"}))
+    assert steps(state.build_private(two_targets({}, {}), Recorder()).routes["r"].chain) == [AdapterStep]
+    await state.apply(two_targets({}, {}, registry), source="file")
+    private = state.build_private(two_targets({}, {}), Recorder())
+    assert steps(private.routes["r"].chain) == [WindowStep, AdapterStep]

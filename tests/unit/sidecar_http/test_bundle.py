@@ -14,6 +14,7 @@ import pytest
 from modelroute.api.config import PodRef, RouteBundle
 from modelroute.api.signing import sign
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.bundle import BundleError, BundleSource, parse_labels, read_bundle
 from modelroute.sidecar.server.sidecar import Sidecar
@@ -32,8 +33,9 @@ def routes(state: SidecarState) -> list[str]:
 
 
 def write_bundle(directory: Path, docs: list[dict[str, Any]], issued: datetime, *, key: Any = KEY,
-                 namespace: str = "team-a") -> None:
-    bundle = RouteBundle(namespace=namespace, issued_at=issued, routes=[ModelRoute.model_validate(d) for d in docs])
+                 namespace: str = "team-a", registry: ModelRegistry | None = None) -> None:
+    bundle = RouteBundle(namespace=namespace, issued_at=issued, routes=[ModelRoute.model_validate(d) for d in docs],
+                         model_registry=registry)
     body = json.dumps(bundle.model_dump(mode="json", by_alias=True, exclude_none=True)).encode()
     directory.mkdir(exist_ok=True)
     (directory / "bundle.json").write_bytes(body)
@@ -94,6 +96,16 @@ async def test_bundle_selects_routes_by_labels_and_follows_changes(tmp_path: Pat
         # a bundle newer than the push is loaded
         write_bundle(tmp_path / "b", [selected(make_doc, "for-batch", "batch", "batch")], datetime.now(UTC))
         await eventually(lambda: routes(state) == ["batch"], "the newer bundle's route")
+
+
+async def test_the_bundles_registry_is_the_served_configs(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
+    registry = ModelRegistry.model_validate({"windows": [
+        {"provider": "openai", "model": "gpt-4o-mini", "contextWindow": 1000, "maxOutputTokens": 100}]})
+    write_bundle(tmp_path / "b", [make_doc("a", "classify")], datetime.now(UTC), registry=registry)
+    state = SidecarState(adapters=builder, keys=keys)
+    await BundleSource(tmp_path / "b", PUB, None, "team-a").load_into(state)
+    serving = state.current()
+    assert serving is not None and serving.config.model_registry == registry
 
 
 async def test_bundle_of_other_namespace_refused(tmp_path: Path, builder: Any, keys: Any, make_doc: Any) -> None:
