@@ -55,7 +55,8 @@ class SidecarConfig(ApiModel):
     model_registry: ModelRegistry | None = Field(
         default=None,
         description="Model ids targets may name, checked when the config is validated. Unset: the built-in registry. "
-                    "Not part of the hash (it changes what is accepted, not what is served) unless it sets context windows.",
+                    "Not part of the hash (it changes what is accepted, not what is served) unless it sets context windows "
+                    "or drops the built-in ones (``includeDefaults: false``).",
     )
 
     def registry(self) -> ModelRegistry:
@@ -67,8 +68,9 @@ class SidecarConfig(ApiModel):
         """Content hash of the config, independent of route order and selectors."""
         parts = sorted(f"{r.spec.route}={route_hash(r)}" for r in self.routes)
         parts += sorted("canary:" + hashlib.sha256(canonical_json(c.wire())).hexdigest() for c in self.canaries)
-        if self.model_registry is not None and self.model_registry.windows:  # windows change what is served
-            parts.append("windows:" + hashlib.sha256(canonical_json(self.model_registry.wire())).hexdigest())
+        reg = self.model_registry
+        if reg is not None and (reg.windows or not reg.include_defaults):  # windows change what is served
+            parts.append("windows:" + hashlib.sha256(canonical_json(reg.wire())).hexdigest())
         return "sha256:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def redacted(self) -> dict[str, Any]:

@@ -103,3 +103,12 @@ def test_the_bundle_carries_the_registry_and_the_sidecar_renders_what_the_operat
     sidecar_view = render_for_pod(got.routes, {}, got.model_registry).config
     assert sidecar_view.model_registry == windows(1000)
     assert sidecar_view.hash == plan(routes(), [pod("p1", {})], registry=windows(1000))[0].desired_hash
+
+
+def test_dropping_the_built_in_windows_changes_the_hash() -> None:
+    """``includeDefaults: false`` alone drops every built-in window: the pods must be pushed it."""
+    plain = plan(routes(), [pod("p1")])[0].desired_hash
+    allowed = ModelRegistry.model_validate({"models": [{"provider": "openai", "models": ["gpt-4o-mini"]}]})
+    assert plan(routes(), [pod("p1")], registry=allowed)[0].desired_hash == plain  # ids only: what is accepted
+    only = allowed.model_copy(update={"include_defaults": False})
+    assert plan(routes(), [pod("p1")], registry=only)[0].desired_hash != plain

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush
+from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator import bundle as bundles
 from modelroute.operator.convergence import ChangeClock
 from modelroute.operator.events import Notice
@@ -61,6 +62,7 @@ class FakeSidecar:
         self.pod = pod
         self.version: str | None = None
         self.routes: list[str] = []
+        self.registry: ModelRegistry | None = None
         self.puts = 0
         self.fail_with: int | None = None
         self.hold: asyncio.Event | None = None  # when given, answers wait for it
@@ -79,6 +81,7 @@ class FakeSidecar:
         assert push.audience.name == self.pod and push.audience.namespace == NS
         self.version = push.config.hash
         self.routes = sorted(r.spec.route + "@" + r.metadata.name for r in push.config.routes)
+        self.registry = push.config.model_registry
         return web.json_response({"version": self.version, "changed": True})
 
     async def get(self, _: web.Request) -> web.Response:
@@ -144,6 +147,29 @@ async def test_route_reaches_selected_pods_and_status_says_so(world: World, side
     writes, puts = len(kube.writes), sum(s.puts for s, _ in sidecars.values())
     assert await rec(NS)
     assert len(kube.writes) == writes and sum(s.puts for s, _ in sidecars.values()) == puts
+
+
+async def test_the_operators_registry_validates_routes_and_rides_in_pushes_and_the_bundle(world: World,
+                                                                                         sidecars: Sidecars) -> None:
+    kube, rec, _ = world
+    def registry(context: int) -> ModelRegistry:
+        return ModelRegistry.model_validate({
+            "models": [{"provider": "openai", "models": ["ft:gpt-4o-mini:acme"]}],
+            "windows": [{"provider": "openai", "model": "ft:gpt-4o-mini:acme", "contextWindow": context, "maxOutputTokens": 16}]})
+    rec.registry = registry(1000)
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, model="ft:gpt-4o-mini:acme"))
+    assert await rec(NS)
+    assert kube.route("r1")["status"]["phase"] == "Ready"  # accepted: the registry allows the model
+    assert sidecars["p1"][0].registry == registry(1000) and sidecars["p3"][0].registry == registry(1000)
+    cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
+    assert bundles.decode(cm["data"], KEY.public_key()).model_registry == registry(1000)
+    # The operator restarts with other windows: the bundle is rewritten and every pod gets a push.
+    before = sidecars["p1"][0].version
+    rec.registry = registry(500)
+    assert await rec(NS)
+    cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
+    assert bundles.decode(cm["data"], KEY.public_key()).model_registry == registry(500)
+    assert sidecars["p1"][0].registry == registry(500) and sidecars["p1"][0].version != before
 
 
 async def test_invalid_update_keeps_last_accepted_version(world: World, sidecars: Sidecars) -> None:
