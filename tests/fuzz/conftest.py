@@ -7,7 +7,7 @@ a long run. Hypothesis's example database stays in ``.hypothesis/`` (not committ
 ``Watched`` runs a real sidecar (real runtime, SDK adapters) in front of the provider
 emulators, on its own event loop in a thread, so hypothesis and schemathesis drive it with
 plain blocking HTTP. Its routes: one per provider (``fz-openai``, ``fz-anthropic``,
-``fz-gemini``). While a case runs, an audit hook records every ``open()`` and socket
+``fz-gemini``) and one per embedding provider (``fz-embed-openai``, ``fz-embed-gemini``). While a case runs, an audit hook records every ``open()`` and socket
 ``connect`` made on the sidecar's thread, and a trap HTTP server on loopback counts hits:
 input must never cause file or network access other than the emulator.
 """
@@ -51,22 +51,19 @@ _ALLOWED_OPEN = tuple(str(p) for p in {Path(sys.prefix).resolve(), Path(sys.base
                                        Path(sys.prefix), Path(sys.base_prefix)})
 
 
+def _route_docs(emu: EmulatorServer, prefix: str, models: dict[str, str]) -> list[dict[str, Any]]:
+    """One single-target route per provider, named ``{prefix}{provider}``, on the emulator."""
+    return [{"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"{prefix}{provider}"},
+             "spec": {"route": f"{prefix}{provider}", "timeoutSeconds": 10,
+                      "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},
+                      "targets": [{"name": provider, "provider": provider, "model": model,
+                                   "baseUrl": emu.openai_url if provider == "openai" else emu.url,
+                                   "apiKey": {"env": f"FZ_{provider.upper()}"}}]}}
+            for provider, model in models.items()]
+
+
 def _routes(emu: EmulatorServer) -> SidecarConfig:
-    docs = []
-    for provider, model in MODELS.items():
-        base = emu.openai_url if provider == "openai" else emu.url
-        docs.append({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"fz-{provider}"},
-                     "spec": {"route": f"fz-{provider}", "timeoutSeconds": 10,
-                              "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},
-                              "targets": [{"name": provider, "provider": provider, "model": model, "baseUrl": base,
-                                           "apiKey": {"env": f"FZ_{provider.upper()}"}}]}})
-    for provider, model in EMBED_MODELS.items():
-        base = emu.openai_url if provider == "openai" else emu.url
-        docs.append({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"fz-embed-{provider}"},
-                     "spec": {"route": f"fz-embed-{provider}", "timeoutSeconds": 10,
-                              "retry": {"attempts": 1, "backoff": {"initialMs": 0, "maxMs": 0}},
-                              "targets": [{"name": provider, "provider": provider, "model": model, "baseUrl": base,
-                                           "apiKey": {"env": f"FZ_{provider.upper()}"}}]}})
+    docs = _route_docs(emu, "fz-", MODELS) + _route_docs(emu, "fz-embed-", EMBED_MODELS)
     return SidecarConfig(routes=[ModelRoute.model_validate(d) for d in docs])
 
 
