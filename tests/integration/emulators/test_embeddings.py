@@ -44,3 +44,21 @@ async def test_strict_embedding_bodies(emu: EmulatorServer) -> None:
     status, body = await _post(emu.url + "/v1beta/models/gemini-embedding-001:batchEmbedContents", {"requests": []},
                                {"x-goog-api-key": KEY})
     assert status == 400
+
+
+async def test_embeddings_take_the_same_faults_as_chat(emu: EmulatorServer) -> None:
+    """Status and reset faults answer embeddings as they answer chat (one fault preamble serves both), and are logged."""
+    url, body, headers = emu.openai_url + "/embeddings", {"model": "text-embedding-3-small", "input": "a"}, {"Authorization": f"Bearer {KEY}"}
+    emu.fault(kind="status", status=429, retry_after=2, provider="openai", times=1)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url, json=body, headers=headers) as r:
+            assert (r.status, r.headers["retry-after"]) == (429, "2")
+            assert "Emulated fault: HTTP 429" in (await r.json())["error"]["message"]
+        emu.fault(kind="reset", provider="gemini", times=1)
+        with pytest.raises(aiohttp.ClientError):
+            await http.post(emu.url + "/v1beta/models/gemini-embedding-001:embedContent",
+                            json={"content": {"parts": [{"text": "a"}]}}, headers={"x-goog-api-key": KEY})
+    assert (await _post(url, body, headers))[0] == 200
+    assert [(r.provider, r.model, r.fault, r.status) for r in emu.requests()] == [
+        ("openai", "text-embedding-3-small", "status", 429), ("gemini", "gemini-embedding-001", "reset", 0),
+        ("openai", "text-embedding-3-small", None, 200)]

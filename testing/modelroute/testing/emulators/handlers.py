@@ -134,6 +134,45 @@ async def _write_stream(
     return resp
 
 
+async def _read_and_record(
+    request: web.Request, state: EmulatorState, dialect: Dialect, url_model: str | None, url_stream: bool | None
+) -> tuple[Any, str | None, RecordedRequest]:
+    """The body (None and a 400 message if it is not JSON), recorded in the log before anything is answered."""
+    raw = await request.read()
+    try:
+        body: Any = json.loads(raw) if raw else None
+        parse_error: str | None = None
+    except ValueError:
+        body, parse_error = None, "Request body is not valid JSON."
+    model = url_model or (body.get("model") if isinstance(body, dict) else None) or ""
+    stream = url_stream if url_stream is not None else bool(isinstance(body, dict) and body.get("stream"))
+    rec = state.log.record(time=time.time(), provider=dialect.provider, model=str(model), method=request.method,
+                           path=request.path, query=request.query, headers=request.headers.items(), body=body,
+                           stream=stream)
+    return body, parse_error, rec
+
+
+async def _early_fault(
+    request: web.Request, state: EmulatorState, dialect: Dialect, model: str, stream: bool, rec: RecordedRequest
+) -> tuple[Decision, web.Response | None]:
+    """The configured delay slept, then the fault decided for this request: recorded, and answered here if it is
+    an error status or a reset; other kinds (garbage, stream faults) are the caller's to apply."""
+    decision = state.faults.decide(dialect.provider, model, stream)
+    if decision.delay_s:
+        await asyncio.sleep(decision.delay_s)
+    fault = decision.fault
+    if fault is None:
+        return decision, None
+    rec.fault = fault.kind
+    if fault.kind == "status":
+        return decision, _error(dialect, fault.status, _fault_message(fault), error_type=fault.error_type,
+                                headers=_fault_headers(fault))
+    if fault.kind == "reset":
+        reset_connection(request)
+        return decision, web.Response(status=200)  # never written: the transport is gone
+    return decision, None
+
+
 async def serve(
     request: web.Request,
     state: EmulatorState,
@@ -141,27 +180,7 @@ async def serve(
     url_model: str | None = None,
     url_stream: bool | None = None,
 ) -> web.StreamResponse:
-    raw = await request.read()
-    try:
-        body: Any = json.loads(raw) if raw else None
-    except ValueError:
-        body = None
-        parse_error: str | None = "Request body is not valid JSON."
-    else:
-        parse_error = None
-    model = url_model or (body.get("model") if isinstance(body, dict) else None) or ""
-    stream = url_stream if url_stream is not None else bool(isinstance(body, dict) and body.get("stream"))
-    rec = state.log.record(
-        time=time.time(),
-        provider=dialect.provider,
-        model=str(model),
-        method=request.method,
-        path=request.path,
-        query=request.query,
-        headers=request.headers.items(),
-        body=body,
-        stream=stream,
-    )
+    body, parse_error, rec = await _read_and_record(request, state, dialect, url_model, url_stream)
     resp = await _answer(request, state, dialect, body, parse_error, url_model, url_stream, rec)
     rec.status = 0 if rec.fault == "reset" else resp.status
     return resp
@@ -189,29 +208,14 @@ async def _answer(
     if state.strict and (over := too_long(state.registry, prompt, dialect is OPENAI_RESPONSES)) is not None:
         return _error(dialect, over.status, over.message, param=over.param, code=over.code)
 
-    decision = state.faults.decide(dialect.provider, prompt.model, prompt.stream)
-    if decision.delay_s:
-        await asyncio.sleep(decision.delay_s)
+    decision, faulted = await _early_fault(request, state, dialect, prompt.model, prompt.stream, rec)
+    if faulted is not None:
+        return faulted
     fault = decision.fault
-    if fault is not None:
-        rec.fault = fault.kind
-        if fault.kind == "status":
-            return _error(
-                dialect,
-                fault.status,
-                _fault_message(fault),
-                error_type=fault.error_type,
-                headers=_fault_headers(fault),
-            )
-        if fault.kind == "reset":
-            reset_connection(request)
-            return web.Response(status=200)  # never written: the transport is gone
-        if fault.kind == "garbage":
-            if prompt.stream:
-                return await _stream(
-                    request, dialect, [b"data: " + fault.body.encode() + b"\n\n"], decision, rec.seq
-                )
-            return web.Response(status=200, body=fault.body.encode(), content_type=fault.content_type)
+    if fault is not None and fault.kind == "garbage":
+        if prompt.stream:
+            return await _stream(request, dialect, [b"data: " + fault.body.encode() + b"\n\n"], decision, rec.seq)
+        return web.Response(status=200, body=fault.body.encode(), content_type=fault.content_type)
 
     reply = state.script.reply_for(prompt) or default_reply(prompt, state.stream_words)
     answer = finalize(prompt, reply, lambda: state.next_id(dialect.tool_id_prefix))
@@ -272,19 +276,10 @@ async def serve_embeddings(
     request: web.Request, state: EmulatorState, dialect: Dialect, url_model: str | None = None, batch: bool = False
 ) -> web.StreamResponse:
     """OpenAI ``/v1/embeddings`` (``url_model`` None) or Gemini ``:embedContent`` / ``:batchEmbedContents``."""
-    raw = await request.read()
-    try:
-        body: Any = json.loads(raw) if raw else None
-        parse_error: str | None = None
-    except ValueError:
-        body, parse_error = None, "Request body is not valid JSON."
-    model = url_model or (body.get("model") if isinstance(body, dict) else None) or ""
-    rec = state.log.record(time=time.time(), provider=dialect.provider, model=str(model), method=request.method,
-                           path=request.path, query=request.query, headers=request.headers.items(), body=body,
-                           stream=False)
+    body, parse_error, rec = await _read_and_record(request, state, dialect, url_model, False)
     resp = _refusal(request, state, dialect, body, parse_error)
     if resp is None:
-        resp = await _embed_answer(request, state, dialect, body, str(model), url_model is not None, batch, rec)
+        resp = await _embed_answer(request, state, dialect, body, rec.model, url_model is not None, batch, rec)
     rec.status = 0 if rec.fault == "reset" else resp.status
     return resp
 
@@ -298,18 +293,9 @@ async def _embed_answer(request: web.Request, state: EmulatorState, dialect: Dia
                                  encoding=encoding)
     except BadRequest as exc:
         return _error(dialect, exc.status, exc.message, param=exc.param)
-    decision = state.faults.decide(dialect.provider, model, False)
-    if decision.delay_s:
-        await asyncio.sleep(decision.delay_s)
-    fault = decision.fault
-    if fault is not None:
-        rec.fault = fault.kind
-        if fault.kind == "reset":
-            reset_connection(request)
-            return web.Response(status=200)
-        if fault.kind == "status":
-            return _error(dialect, fault.status, _fault_message(fault), error_type=fault.error_type,
-                          headers=_fault_headers(fault))
+    _, faulted = await _early_fault(request, state, dialect, model, False, rec)
+    if faulted is not None:
+        return faulted
     return web.Response(body=dumps(payload), content_type=_JSON, headers=_request_id(dialect, rec.seq))
 
 
