@@ -19,6 +19,7 @@ import pytest
 
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer
+from modelroute.testing.waiting import wait_for
 
 from . import rollout_harness as rh
 
@@ -97,6 +98,17 @@ def test_kubectl_eval_compares_the_live_revision_with_a_candidate_through_a_side
         # The key never left the sidecar; the command cleaned up its requests.
         for out in (better, equal, unknown, refused, moved):
             assert KEY not in out.stdout + out.stderr
-        left = env.cluster.rest().get(f"/apis/modelroute.dev/v1alpha1/namespaces/{env.ns}/modelrouteevals")["items"]
+        rest, evals = env.cluster.rest(), f"/apis/modelroute.dev/v1alpha1/namespaces/{env.ns}/modelrouteevals"
+        left = rest.get(evals)["items"]
         assert left == [], [o["metadata"]["name"] for o in left]
         assert KEY not in env.operator.logs()
+
+        # Requests nobody deleted: the operator deletes them spec.ttlSecondsAfterFinished after they finished.
+        for name, ttl in (("kept", {}), ("short", {"ttlSecondsAfterFinished": 1})):
+            rest.create(evals, {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRouteEval", "metadata": {"name": name},
+                                "spec": {"modelRoute": "nope", "candidate": json.loads((tmp_path / "equal.yaml").read_text())["spec"],
+                                         "cases": [{"input": "a", "expected": "billing"}], **ttl}})
+        wait_for("the short-lived eval to finish and be deleted", lambda: rest.get_or_none(f"{evals}/short") is None, timeout=60)
+        kept = wait_for("the other eval to fail", lambda: (o := rest.get(f"{evals}/kept"))["status"].get("phase") == "Failed" and o)
+        assert kept["spec"]["ttlSecondsAfterFinished"] == 86400 and "modelroute " + env.ns + "/nope not found" in kept["status"]["message"]
+        assert "eval " + env.ns + "/short deleted" in env.operator.logs()

@@ -7,17 +7,21 @@ and this module acts on it once: read the live ModelRoute, pick a ready sidecar 
 ``EvalRequest`` with the candidate spec and the cases, and write what came back (the same document
 as the local ``modelroute eval --json``) or why it failed into the object's status. Runs go in
 background tasks, one per object; a run already finished (Succeeded or Failed) is never repeated.
-The pure parts (reading the request, picking the pod, the body, the status from the answer) are
-module functions; the bodies are ``modelroute.api.evalgate``'s models, which the sidecar parses too.
+A finished object is deleted ``spec.ttlSecondsAfterFinished`` after ``status.finishedAt`` (one timer
+per finished object, set again from the watch's initial listing after a restart), so objects nobody
+deleted do not pile up in etcd. The pure parts (reading the request, picking the pod, the body, the
+status from the answer, when a finished object is due for deletion) are module functions; the
+bodies are ``modelroute.api.evalgate``'s models, which the sidecar parses too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -31,8 +35,10 @@ from modelroute.api.problems import validation_problems
 from modelroute.api.selection import matches
 from modelroute.api.v1alpha1 import GROUP, VERSION, ModelRoute, ModelRouteSpec
 from modelroute.api.v1alpha1.modelrouteeval import (
+    DEFAULT_EVAL_TTL_SECONDS,
     EVAL_PLURAL,
     MAX_EVAL_BYTES,
+    MAX_EVAL_TTL_SECONDS,
     EvalPhase,
     ModelRouteEvalSpec,
     ModelRouteEvalStatus,
@@ -46,6 +52,7 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 600.0   # the sidecar bounds a comparison at 540 s
 MAX_MESSAGE = 4096
+DELETE_RETRY_SECONDS = (5.0, 30.0, 300.0)   # a deletion that failed is tried again after these pauses, then every 300 s
 
 
 class EvalProblem(Exception):
@@ -55,6 +62,31 @@ class EvalProblem(Exception):
 def finished(obj: Mapping[str, Any]) -> bool:
     phase = (obj.get("status") or {}).get("phase")
     return phase in (EvalPhase.SUCCEEDED.value, EvalPhase.FAILED.value)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def due_for_deletion(obj: Mapping[str, Any]) -> datetime | None:
+    """When a finished ModelRouteEval is to be deleted: ``status.finishedAt`` (else its creation time) plus
+    ``spec.ttlSecondsAfterFinished``; None while it has not finished, or when it carries neither time.
+
+    Read from the raw object, so a request that failed because its spec is invalid still expires; a TTL
+    that is not a whole number in range (an object from an older CRD) counts as the default."""
+    if not finished(obj):
+        return None
+    ttl = (obj.get("spec") or {}).get("ttlSecondsAfterFinished")
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 <= ttl <= MAX_EVAL_TTL_SECONDS:
+        ttl = DEFAULT_EVAL_TTL_SECONDS
+    ended = _timestamp((obj.get("status") or {}).get("finishedAt")) or _timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+    return None if ended is None else ended + timedelta(seconds=ttl)
 
 
 def failed(message: str) -> ModelRouteEvalStatus:
@@ -157,34 +189,76 @@ def status_of(pod: SidecarPod, http_status: int, text: str) -> ModelRouteEvalSta
         candidate_revision=result.revision, verdict=doc.comparison.verdict.value, finished_at=datetime.now(UTC), result=doc)
 
 
+def eval_path(ns: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{EVAL_PLURAL}/{name}"
+
+
 def eval_status_path(ns: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{EVAL_PLURAL}/{name}/status"
+    return eval_path(ns, name) + "/status"
 
 
 class EvalRuns:
-    """Background runs of ModelRouteEvals, one per object (by uid)."""
+    """Background runs of ModelRouteEvals, one per object (by uid), and the deletion of finished ones."""
 
     def __init__(self, kube: Kube, key: Ed25519PrivateKey, session: Callable[[], aiohttp.ClientSession],
-                 routes: Callable[[str], list[dict[str, Any]]], pods: Callable[[str], list[dict[str, Any]]]) -> None:
+                 routes: Callable[[str], list[dict[str, Any]]], pods: Callable[[str], list[dict[str, Any]]],
+                 *, delete_retry: Sequence[float] = DELETE_RETRY_SECONDS) -> None:
         self.kube, self.key, self.session, self.routes, self.pods = kube, key, session, routes, pods
+        self.delete_retry = delete_retry
         self.running: dict[str, asyncio.Task[None]] = {}
         self.ran: set[str] = set()   # uids whose run ended: a late event still showing "Running" must not start another
+        self.expiring: dict[str, tuple[datetime, asyncio.Task[None]]] = {}   # finished objects: uid -> (due, deletion)
 
     def event(self, type_: str | None, body: Mapping[str, Any]) -> None:
-        """A ModelRouteEval changed: start its run unless it is finished, running, or deleted."""
+        """A ModelRouteEval changed: start its run unless it is finished, running, or deleted; a finished
+        one gets its deletion timer (``due_for_deletion``)."""
         meta = body.get("metadata") or {}
         uid, ns, name = str(meta.get("uid") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
         if type_ == "DELETED":
             self.ran.discard(uid)
-            task = self.running.pop(uid, None)
-            if task is not None:
-                task.cancel()
+            for task in (self.running.pop(uid, None), self.expiring.pop(uid, (None, None))[1]):
+                if task is not None:
+                    task.cancel()
             return
+        due = due_for_deletion(body)
+        if due is not None and uid:
+            self._expire(uid, ns, name, due)
         if finished(body) or not uid or uid in self.running or uid in self.ran:
             return
         task = asyncio.create_task(self._run(ns, name, dict(body)), name=f"eval {ns}/{name}")
         self.running[uid] = task
         task.add_done_callback(lambda t: self._ended(uid, t))
+
+    def _expire(self, uid: str, ns: str, name: str, due: datetime) -> None:
+        held = self.expiring.get(uid)
+        if held is not None and held[0] == due:
+            return
+        if held is not None:
+            held[1].cancel()   # its TTL was edited
+        task = asyncio.create_task(self._delete_at(uid, ns, name, due), name=f"eval expiry {ns}/{name}")
+        self.expiring[uid] = (due, task)
+        task.add_done_callback(lambda t: self._expired(uid, t))
+
+    def _expired(self, uid: str, task: asyncio.Task[None]) -> None:
+        if self.expiring.get(uid, (None, None))[1] is task:
+            del self.expiring[uid]
+
+    async def _delete_at(self, uid: str, ns: str, name: str, due: datetime) -> None:
+        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+        for pause in itertools.chain(self.delete_retry, itertools.repeat(self.delete_retry[-1])):
+            try:
+                await self.kube.delete(eval_path(ns, name), {"preconditions": {"uid": uid}})
+            except ApiError as e:
+                if e.status in (404, 409):   # gone already; or another object by that name now
+                    return
+                why = str(e)
+            except (aiohttp.ClientError, TimeoutError) as e:
+                why = f"{type(e).__name__}: {e}"
+            else:
+                log.info("eval %s/%s deleted: finished, its ttlSecondsAfterFinished passed", ns, name)
+                return
+            log.warning("eval %s/%s: could not delete it after its TTL (%s); again in %g s", ns, name, why, pause)
+            await asyncio.sleep(pause)
 
     def _ended(self, uid: str, task: asyncio.Task[None]) -> None:
         if self.running.get(uid) is task:
@@ -231,7 +305,7 @@ class EvalRuns:
                 raise
 
     async def close(self) -> None:
-        tasks = list(self.running.values())
+        tasks = [*self.running.values(), *(task for _, task in self.expiring.values())]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,12 +16,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.evalgate import EvalResult
 from modelroute.api.v1alpha1.modelrouteeval import (
+    DEFAULT_EVAL_TTL_SECONDS,
     MAX_EVAL_BYTES,
     MAX_EVAL_CASES,
     EvalPhase,
     ModelRouteEvalStatus,
 )
 from modelroute.operator import evalrun
+from modelroute.operator.kube.client import ApiError
 from modelroute.operator.pods import SidecarPod
 from modelroute.sidecar.eval import compare
 from modelroute.sidecar.eval.dataset import Case
@@ -108,21 +111,36 @@ def test_finished_requests_are_not_run_again() -> None:
     assert evalrun.finished({**obj(), "status": {"phase": "Succeeded"}}) and evalrun.finished({**obj(), "status": {"phase": "Failed"}})
 
 
-class FakeKube:
-    """The status writes a run makes (the seam: ``EvalRuns`` takes any object with ``merge_patch``)."""
+def _runs(kube: FakeKube) -> evalrun.EvalRuns:
+    return evalrun.EvalRuns(kube, Ed25519PrivateKey.generate(), lambda: None, lambda ns: [], lambda ns: [],  # type: ignore[arg-type, return-value]
+                            delete_retry=(0.0,))
 
-    def __init__(self) -> None:
+
+class FakeKube:
+    """The status writes and deletions a run makes (the seam: ``EvalRuns`` takes any object with
+    ``merge_patch`` and ``delete``); ``refuse`` holds the errors the next deletions raise."""
+
+    def __init__(self, refuse: tuple[Exception, ...] = ()) -> None:
         self.patches: list[tuple[str, dict[str, Any]]] = []
+        self.deletes: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = list(refuse)
         self.written = asyncio.Event()
+        self.deleted = asyncio.Event()
 
     async def merge_patch(self, path: str, body: dict[str, Any]) -> None:
         self.patches.append((path, body))
         self.written.set()
 
+    async def delete(self, path: str, body: dict[str, Any]) -> None:
+        self.deletes.append((path, body))
+        if self.refuse:
+            raise self.refuse.pop(0)
+        self.deleted.set()
+
 
 async def test_a_request_runs_once_even_when_a_late_event_still_shows_it_running() -> None:
     kube = FakeKube()
-    runs = evalrun.EvalRuns(kube, Ed25519PrivateKey.generate(), lambda: None, lambda ns: [], lambda ns: [])  # type: ignore[arg-type, return-value]
+    runs = _runs(kube)
     runs.event("ADDED", obj())
     await asyncio.wait_for(kube.written.wait(), 5)
     await asyncio.wait_for(asyncio.gather(*runs.running.values()), 5)
@@ -146,3 +164,77 @@ def test_a_candidate_sends_a_key_only_where_a_route_here_already_sends_it() -> N
     _, elsewhere = evalrun.request_of(obj(candidate={**live, "targets": [{**live["targets"][0], "baseUrl": "https://evil.example/v1"}]}))
     with pytest.raises(evalrun.EvalProblem, match=r"spec\.candidate\.targets\[0\]: baseUrl https://evil\.example/v1 with this apiKey"):
         evalrun.check_key_destinations(elsewhere, allowed)
+
+
+ENDED = "2026-12-06T08:00:00.250000Z"
+
+
+def done(phase: str = "Succeeded", finished_at: str | None = ENDED, **spec: Any) -> dict[str, Any]:
+    o = obj(**spec)
+    o["metadata"]["creationTimestamp"] = "2026-12-06T07:59:00Z"
+    o["status"] = {"phase": phase, **({"finishedAt": finished_at} if finished_at else {})}
+    return o
+
+
+def test_a_finished_eval_is_due_for_deletion_its_ttl_after_it_finished() -> None:
+    at = datetime(2026, 12, 6, 8, 0, 0, 250000, tzinfo=UTC)
+    assert evalrun.due_for_deletion(obj()) is None
+    assert evalrun.due_for_deletion({**obj(), "status": {"phase": "Running", "finishedAt": ENDED}}) is None
+    assert evalrun.due_for_deletion(done()) == at + timedelta(seconds=DEFAULT_EVAL_TTL_SECONDS) == at + timedelta(days=1)
+    assert evalrun.due_for_deletion(done("Failed", ttlSecondsAfterFinished=0)) == at
+    assert evalrun.due_for_deletion(done(ttlSecondsAfterFinished=90)) == at + timedelta(seconds=90)
+    # No finish time (a status written by hand): counted from the object's creation.
+    assert evalrun.due_for_deletion(done(finished_at=None, ttlSecondsAfterFinished=60)) == datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    assert evalrun.due_for_deletion(done(finished_at="yesterday", ttlSecondsAfterFinished=60)) == datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    no_time = done(finished_at=None)
+    del no_time["metadata"]["creationTimestamp"]
+    assert evalrun.due_for_deletion(no_time) is None
+    # A TTL the model would refuse (an object from before the field, or a spec that failed) counts as the default.
+    for bad in ("60", -1, True, 2**31, 1.5):
+        assert evalrun.due_for_deletion(done(ttlSecondsAfterFinished=bad)) == at + timedelta(days=1), bad
+    # The spec's model has the field with its default, and refuses what the operator would not take.
+    ask, _ = evalrun.request_of(obj())
+    assert ask.ttl_seconds_after_finished == DEFAULT_EVAL_TTL_SECONDS
+    with pytest.raises(evalrun.EvalProblem, match=r"spec\.ttlSecondsAfterFinished: Input should be greater than or equal to 0"):
+        evalrun.request_of(obj(ttlSecondsAfterFinished=-1))
+
+
+async def test_the_operator_deletes_a_finished_eval_when_its_ttl_has_passed() -> None:
+    kube = FakeKube()
+    runs = _runs(kube)
+    runs.event("MODIFIED", done("Failed", ttlSecondsAfterFinished=0))   # due long ago: deleted now
+    await asyncio.wait_for(kube.deleted.wait(), 5)
+    assert kube.deletes == [("/apis/modelroute.dev/v1alpha1/namespaces/team/modelrouteevals/e1", {"preconditions": {"uid": "u1"}})]
+    assert not kube.patches and not runs.running   # a finished request is not run again
+    await asyncio.sleep(0)
+    assert not runs.expiring
+
+    # Not due yet: a timer waits (one per object, not one per event), and the object's deletion ends it.
+    later = done(finished_at=datetime.now(UTC).isoformat(), ttlSecondsAfterFinished=3600)
+    runs.event(None, later)
+    runs.event("MODIFIED", later)
+    [(due, timer)] = runs.expiring.values()
+    assert timedelta(minutes=59) < due - datetime.now(UTC) <= timedelta(hours=1)
+    runs.event("MODIFIED", {**later, "spec": {**later["spec"], "ttlSecondsAfterFinished": 0}})   # TTL edited: due now
+    await asyncio.sleep(0)
+    assert timer.cancelled()
+    await asyncio.wait_for(asyncio.gather(*(t for _, t in runs.expiring.values())), 5)
+    assert len(kube.deletes) == 2
+    runs.event(None, later)
+    runs.event("DELETED", later)
+    assert not runs.expiring
+    await runs.close()
+
+
+async def test_a_refused_deletion_is_tried_again_and_a_gone_object_is_left_alone() -> None:
+    kube = FakeKube(refuse=(ApiError(500, "InternalError", "etcd"), TimeoutError()))
+    runs = _runs(kube)
+    runs.event("MODIFIED", done(ttlSecondsAfterFinished=0))
+    await asyncio.wait_for(kube.deleted.wait(), 5)
+    assert len(kube.deletes) == 3
+    gone = FakeKube(refuse=(ApiError(404, "NotFound", "gone"),))
+    runs = _runs(gone)
+    runs.event("MODIFIED", done(ttlSecondsAfterFinished=0))
+    await asyncio.wait_for(asyncio.gather(*(t for _, t in runs.expiring.values())), 5)
+    assert len(gone.deletes) == 1 and not gone.deleted.is_set()
+    await runs.close()

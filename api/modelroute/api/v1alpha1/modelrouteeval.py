@@ -9,7 +9,9 @@ it: it picks a ready pod of the route, signs the request, and writes the answer 
 status. Who may ask for an eval is ordinary RBAC on this resource, apart from who may edit routes.
 
 One object is one run: the operator acts on it once (phase Succeeded or Failed); to run again,
-create a new one. The dataset travels in the object, so its size is bounded (``MAX_EVAL_CASES``
+create a new one. A finished object is deleted by the operator ``spec.ttlSecondsAfterFinished``
+after it finished (a day by default, like a Job's field of that name), so requests whose creator
+did not delete them (``--keep``, an interrupted command, a plain ``kubectl create``) do not pile up. The dataset travels in the object, so its size is bounded (``MAX_EVAL_CASES``
 cases, ``MAX_EVAL_BYTES`` of JSON: the apiserver stores objects up to about 1.5 MiB).
 """
 
@@ -33,6 +35,10 @@ MAX_EVAL_CASES = 500
 """Cases one ModelRouteEval may carry (each runs through both revisions)."""
 MAX_EVAL_BYTES = 512 * 1024
 """Largest JSON of the spec's cases (the object, its result and its history must fit in etcd)."""
+DEFAULT_EVAL_TTL_SECONDS = 86_400
+"""How long a finished ModelRouteEval stays when its spec does not say (one day)."""
+MAX_EVAL_TTL_SECONDS = 2**31 - 1
+"""The largest ``ttlSecondsAfterFinished`` (an int32, as on a Job)."""
 
 
 class EvalPhase(StrEnum):
@@ -55,6 +61,11 @@ class ModelRouteEvalSpec(ApiModel):
                                     description="Golden-dataset cases as in a JSONL file (input, expected, optional id and schema).")
     confidence: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     min_cases: int = Field(default=20, ge=1, le=MAX_EVAL_CASES, description="Scored pairs needed before a winner is named.")
+    ttl_seconds_after_finished: int = Field(
+        default=DEFAULT_EVAL_TTL_SECONDS, ge=0, le=MAX_EVAL_TTL_SECONDS,
+        description="Seconds after the run finished (Succeeded or Failed, status.finishedAt) when the operator deletes "
+                    "this object, like a Job's field of that name; 0 deletes it as soon as it finished. Default 86400 "
+                    "(one day). `kubectl modelroute eval` deletes its own object once it has the result, unless --keep.")
 
 
 ComparisonObject = Annotated[

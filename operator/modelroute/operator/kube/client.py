@@ -1,7 +1,7 @@
 """A minimal async Kubernetes REST client over one reused aiohttp session.
 
 Only what the operator writes and reads besides kopf's watches: ConfigMaps, Secrets (key
-names only), pod annotations, ModelRoute status and Leases. Raw JSON in, raw JSON out.
+names only), pod annotations, ModelRoute status, Leases, and finished ModelRouteEvals (deleted). Raw JSON in, raw JSON out.
 """
 
 from __future__ import annotations
@@ -73,6 +73,10 @@ class Kube:
 
     async def merge_patch(self, path: str, body: Any) -> Any:
         return await self.request("PATCH", path, body, MERGE_PATCH)
+
+    async def delete(self, path: str, body: Any = None) -> Any:
+        """DELETE, with ``body`` as its DeleteOptions (e.g. ``{"preconditions": {"uid": ...}}``)."""
+        return await self.request("DELETE", path, body)
 
 
 def configmaps(ns: str, name: str | None = None) -> str:
