@@ -54,7 +54,15 @@ def _say(title: str, detail: str = "") -> None:
     print(f"\n\033[1m== {title}\033[0m" + (f"\n   {detail}" if detail else ""), flush=True)
 
 
-def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = 20) -> None:
+READY_TIMEOUT = 120.0
+"""How long to wait for the sidecar's ``/readyz``. Without bytecode for its optimisation level (PYTHONOPTIMIZE=2
+outside the image, which ships ``-OO`` bytecode; PYTHONDONTWRITEBYTECODE set) the sidecar compiles every module it
+imports at each start: 4-7 s instead of 2 s on an idle 2-core host, and a loaded CI host stretches that several times.
+A sidecar that exits is reported at once, so the bound only matters for one that hangs."""
+
+
+def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = READY_TIMEOUT) -> None:
+    """Until ``url`` answers 200; ``RuntimeError`` as soon as the process has exited, or after ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.returncode is not None:
@@ -63,7 +71,7 @@ def _wait_ready(url: str, proc: asyncio.subprocess.Process, timeout: float = 20)
             if r.status == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"the sidecar did not become ready at {url}")
+    raise RuntimeError(f"the sidecar did not become ready at {url} within {timeout:g} s")
 
 
 async def _demo(config: Path) -> int:
