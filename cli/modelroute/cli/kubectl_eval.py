@@ -6,8 +6,8 @@ candidate and the dataset here (errors name the file, line and field), writes a 
 (``modelroute.api.v1alpha1.modelrouteeval``) holding them, watches it until the operator has
 written the result (the same ``RevisionComparison`` as ``modelroute eval --json``), prints it with
 the local command's renderer (``evalcmd.emit``: table, ``--json``, ``--report``) and deletes the
-object (``--keep`` leaves it). The dataset travels in the object: at most ``MAX_EVAL_CASES`` cases
-and ``MAX_EVAL_BYTES`` of JSON.
+object (``--keep`` leaves it, until the operator deletes it a day later: ``ttlSecondsAfterFinished``).
+The dataset travels in the object: at most ``MAX_EVAL_CASES`` cases and ``MAX_EVAL_BYTES`` of JSON.
 
 Exit codes: 0 done (whatever the verdict), 2 bad input, 1 the cluster or the run failed.
 """
@@ -57,7 +57,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-cases", type=int, default=stats.MIN_PAIRED_CASES,
                    help=f"scored pairs needed before a winner is named (default {stats.MIN_PAIRED_CASES})")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait for the result")
-    p.add_argument("--keep", action="store_true", help="leave the ModelRouteEval object in the cluster")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the ModelRouteEval object in the cluster (the operator deletes it a day after it finished)")
 
 
 # ---- pure parts -------------------------------------------------------------------------------
