@@ -25,7 +25,7 @@ def demo_env(optimize: str, pycache: Path) -> dict[str, str]:
     """The environment of the demo's processes. Under PYTHONOPTIMIZE=2 outside the image there is no ``-OO``
     bytecode, so each process compiles what it imports; with PYTHONDONTWRITEBYTECODE (set on CI hosts) it would
     do so at every start, the sidecar the modules the demo process has just compiled too. Written to ``pycache``
-    instead, the sidecar reads them (its start-up CPU 4.1-5.2 s -> 2.7-3.0 s on the 2-core host, 2026-12-06)."""
+    instead, the sidecar reads them (its start-up CPU 3.4-5.2 s -> 2.0-3.0 s here: bench/README.md, 2026-12-06)."""
     plain = {k: v for k, v in os.environ.items() if k != "PYTHONOPTIMIZE"}
     if not optimize:
         return plain
