@@ -1,0 +1,348 @@
+"""Pod start on the real one-node cluster: creation -> app container running, with and without
+the injected native sidecar (issue 15, goal 1, last part).
+
+The cluster is :class:`NodeCluster` (kubelet, containerd, runc, CNI bridge in a network
+namespace of this run's own), the images built here (``imagebuild``), the chart installed
+with helm and the provider emulator on the node address, as the node e2e tests set them up
+(``modelroute.testing.cluster.nodeapp``). Pods, alternated one at a time:
+
+* ``plain``: the demo app's pod (``nodeapp.app_manifest``'s template) in namespace ``plain``,
+  which is not labelled for injection; its openai SDK calls the emulator directly
+  (``OPENAI_BASE_URL``), as an app without modelroute calls its provider. The chart's
+  opt-in webhook still sees its creation, as it sees every pod's in a cluster with the chart.
+* ``injected``: the same pod in namespace ``shop`` (labelled ``modelroute.dev/inject=enabled``,
+  ModelRoute ``chat`` selecting it): the webhook adds the native sidecar, the kubelet starts the
+  app once the sidecar's startup probe passed.
+
+Each pod is created, followed to Ready, deleted, and its deletion awaited, all from one watch
+on the apiserver (events, no sleeps). Two clocks:
+
+* ``api``: the pod's own timestamps (creationTimestamp, ``state.running.startedAt``, the
+  conditions' ``lastTransitionTime``); the apiserver keeps whole seconds only, so each figure
+  is an integer and can be off by up to one second either way;
+* ``watch``: this process's monotonic clock, from just before the POST to the arrival of the
+  first watch event showing the milestone (sub-second; includes the kubelet's status report,
+  and the loopback hop from the apiserver, the same for both modes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from harness import machine, pct, table, write_result
+from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
+from modelroute.testing.cluster.imagebuild import build_and_import
+from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.cluster.nodeapp import (
+    APP_NS,
+    EMULATOR_PORT,
+    SIDECAR,
+    Node,
+    app_image_of,
+    app_manifest,
+    install_release,
+    route,
+    start_emulator,
+)
+from modelroute.testing.cluster.nodeconfig import NODE_IP
+from modelroute.testing.cluster.processes import stop_pid
+from modelroute.testing.cluster.rest import pod_path
+
+PLAIN_NS = "plain"
+MODES = {"plain": PLAIN_NS, "injected": APP_NS}
+LABEL = "modelroute.dev/bench"
+APP = "app"
+# milestones seen in a pod's status; the sidecar ones only with injection
+MILESTONES = ("admitted", "scheduled", "sidecar_running", "sidecar_started", "sidecar_ready", "initialized",
+              "app_running", "ready")
+
+
+# ---- the watch ----------------------------------------------------------------------------------
+
+class PodWatch:
+    """One watch on every bench pod; each event queued with its arrival (monotonic seconds)."""
+
+    def __init__(self, cluster: NodeCluster) -> None:
+        url = urllib.parse.urlsplit(cluster.server)
+        self._host, self._port = url.hostname or "127.0.0.1", url.port or 443
+        self._ctx = ssl.create_default_context(cafile=str(cluster.pki.ca_cert))
+        self._ctx.load_cert_chain(str(cluster.pki.admin_cert), str(cluster.pki.admin_key))
+        self._rest = cluster.rest()
+        self.events: queue.Queue[tuple[float, str, dict[str, Any]]] = queue.Queue()
+        self._stop = threading.Event()
+        self._conn: http.client.HTTPSConnection | None = None
+        rv = self._rest.get("/api/v1/pods", labelSelector=LABEL)["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, args=(str(rv),), daemon=True)
+        self._thread.start()
+
+    def _run(self, rv: str) -> None:
+        while not self._stop.is_set():
+            query = urllib.parse.urlencode({"watch": "1", "labelSelector": LABEL, "resourceVersion": rv,
+                                            "timeoutSeconds": "3600"})
+            conn = self._conn = http.client.HTTPSConnection(self._host, self._port, context=self._ctx, timeout=None)
+            try:
+                conn.request("GET", f"/api/v1/pods?{query}", headers={"Accept": "application/json"})
+                resp = conn.getresponse()
+                while line := resp.readline():
+                    arrived = time.monotonic()
+                    event = json.loads(line)
+                    obj = event["object"]
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: start over from now
+                        rv = str(self._rest.get("/api/v1/pods", labelSelector=LABEL)["metadata"]["resourceVersion"])
+                        break
+                    rv = obj["metadata"]["resourceVersion"]
+                    self.events.put((arrived, event["type"], obj))
+            except (OSError, http.client.HTTPException, ValueError):
+                if self._stop.is_set():
+                    return
+            finally:
+                conn.close()
+
+    def next(self, deadline: float) -> tuple[float, str, dict[str, Any]]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no watch event in time")
+        try:
+            return self.events.get(timeout=left)
+        except queue.Empty:
+            raise TimeoutError("no watch event in time") from None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._conn is not None and self._conn.sock is not None:
+            self._conn.sock.shutdown(2)
+
+
+# ---- one pod ------------------------------------------------------------------------------------
+
+def _status(pod: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    return next((s for s in pod.get("status", {}).get(kind) or [] if s.get("name") == name), {})
+
+
+def _condition(pod: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in pod.get("status", {}).get("conditions") or []
+                 if c.get("type") == kind and c.get("status") == "True"), None)
+
+
+def reached(pod: dict[str, Any]) -> set[str]:
+    """The milestones ``pod`` (a watch event's object) shows."""
+    app, side = _status(pod, "containerStatuses", APP), _status(pod, "initContainerStatuses", SIDECAR)
+    seen = {"admitted"}
+    for name, cond in (("scheduled", "PodScheduled"), ("initialized", "Initialized"), ("ready", "Ready")):
+        if _condition(pod, cond):
+            seen.add(name)
+    if "running" in app.get("state", {}):
+        seen.add("app_running")
+    if "running" in side.get("state", {}):
+        seen.add("sidecar_running")
+    if side.get("started"):
+        seen.add("sidecar_started")
+    if side.get("ready"):
+        seen.add("sidecar_ready")
+    return seen
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def api_seconds(pod: dict[str, Any]) -> dict[str, float]:
+    """Whole-second figures from the pod's own timestamps, from its creationTimestamp."""
+    created = _ts(pod["metadata"]["creationTimestamp"])
+    out: dict[str, float] = {}
+    app, side = _status(pod, "containerStatuses", APP), _status(pod, "initContainerStatuses", SIDECAR)
+    if started := app.get("state", {}).get("running", {}).get("startedAt"):
+        out["app_running"] = _ts(started) - created
+    if started := side.get("state", {}).get("running", {}).get("startedAt"):
+        out["sidecar_running"] = _ts(started) - created
+    for name, cond in (("scheduled", "PodScheduled"), ("initialized", "Initialized"), ("ready", "Ready")):
+        if c := _condition(pod, cond):
+            out[name] = _ts(c["lastTransitionTime"]) - created
+    return out
+
+
+@dataclass
+class Sample:
+    mode: str
+    name: str
+    watch: dict[str, float] = field(default_factory=dict)  # milestone -> seconds after the POST (monotonic)
+    api: dict[str, float] = field(default_factory=dict)  # milestone -> whole seconds after creationTimestamp
+    deleted_s: float = 0.0  # DELETE -> the pod's DELETED event
+
+
+def pod_manifest(node: Node, mode: str, name: str) -> dict[str, Any]:
+    """The demo app's pod as its Deployment would create it, in ``mode``'s namespace."""
+    template = app_manifest(node, 1)["spec"]["template"]
+    template["metadata"]["labels"][LABEL] = "podstart"
+    if mode == "plain":  # no sidecar: the app calls its provider itself
+        template["spec"]["containers"][0]["env"] = [{"name": "OPENAI_BASE_URL", "value": node.emulator_url + "/v1"},
+                                                    {"name": "OPENAI_API_KEY", "value": "sk-bench"}]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {**template["metadata"], "name": name, "namespace": MODES[mode]}, "spec": template["spec"]}
+
+
+def start_one(node: Node, watch: PodWatch, mode: str, name: str, timeout: float) -> Sample:
+    """Create the pod, follow it to Ready, delete it and wait for it to be gone."""
+    rest = node.cluster.rest()
+    ns = MODES[mode]
+    sample = Sample(mode, name)
+    want = set(MILESTONES) if mode == "injected" else set(MILESTONES) - {m for m in MILESTONES if "sidecar" in m}
+    posted = time.monotonic()
+    rest.create(pod_path(ns), pod_manifest(node, mode, name))
+    deadline = posted + timeout
+    last: dict[str, Any] = {}
+    while not want <= set(sample.watch):
+        arrived, kind, pod = watch.next(deadline)
+        if pod["metadata"]["name"] != name or pod["metadata"]["namespace"] != ns:
+            continue
+        if kind == "DELETED" or pod["status"].get("phase") == "Failed":
+            raise RuntimeError(f"{ns}/{name} ended before Ready: {json.dumps(pod['status'])[:600]}")
+        for milestone in reached(pod) - set(sample.watch):
+            sample.watch[milestone] = arrived - posted
+        last = pod
+    sample.api = api_seconds(last)
+    asked = time.monotonic()
+    rest.delete(pod_path(ns, name))
+    while True:
+        arrived, kind, pod = watch.next(asked + timeout)
+        if kind == "DELETED" and pod["metadata"]["name"] == name and pod["metadata"]["namespace"] == ns:
+            sample.deleted_s = arrived - asked
+            return sample
+
+
+# ---- the cluster ------------------------------------------------------------------------------------
+
+@contextmanager
+def cluster_with_release(state: Path) -> Iterator[Node]:
+    """The node, the images, the emulator and the chart, as the node e2e fixtures set them up;
+    torn down with the cluster's own ``down``."""
+    cluster = NodeCluster(state, ensure_binaries(), ensure_node_binaries(), name="modelroute-bench-podstart")
+    cluster.up()
+    emulator = None
+    try:
+        image = build_and_import(cluster)
+        emulator = start_emulator(cluster, state / "emulator.log")
+        node = Node(cluster, image, app_image_of(cluster), f"http://{NODE_IP}:{EMULATOR_PORT}", "")
+        install_release(node)
+        cluster.kubectl("label", "namespace", APP_NS, "modelroute.dev/inject=enabled")
+        cluster.kubectl("create", "secret", "generic", "llm-keys", "-n", APP_NS, "--from-literal=openai=sk-bench")
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(route(node, "gpt-4o-mini")))
+        cluster.kubectl("create", "namespace", PLAIN_NS)
+        yield node
+    finally:
+        if emulator is not None:
+            stop_pid(emulator.pid, timeout=5)
+        cluster.down()
+
+
+# ---- report -----------------------------------------------------------------------------------------
+
+def _between(clock: str, start: str, end: str) -> Callable[[Sample], float | None]:
+    def get(s: Sample) -> float | None:
+        marks = s.watch if clock == "watch" else s.api
+        return marks[end] - marks[start] if start in marks and end in marks else None
+    return get
+
+
+ROWS: tuple[tuple[str, str, Callable[[Sample], float | None]], ...] = (  # (label, clock, figure of a sample)
+    ("POST -> admitted (watch ADDED)", "watch", lambda s: s.watch.get("admitted")),
+    ("POST -> scheduled", "watch", lambda s: s.watch.get("scheduled")),
+    ("POST -> sidecar running", "watch", lambda s: s.watch.get("sidecar_running")),
+    ("POST -> sidecar started (startup probe)", "watch", lambda s: s.watch.get("sidecar_started")),
+    ("POST -> app container running", "watch", lambda s: s.watch.get("app_running")),
+    ("POST -> pod Ready", "watch", lambda s: s.watch.get("ready")),
+    ("sidecar running -> sidecar ready", "watch", _between("watch", "sidecar_running", "sidecar_ready")),
+    ("sidecar started -> app running", "watch", _between("watch", "sidecar_started", "app_running")),
+    ("created -> app startedAt", "api", lambda s: s.api.get("app_running")),
+    ("created -> Ready", "api", lambda s: s.api.get("ready")),
+    ("created -> sidecar startedAt", "api", lambda s: s.api.get("sidecar_running")),
+    ("sidecar startedAt -> Initialized", "api", _between("api", "sidecar_running", "initialized")),
+    ("DELETE -> gone", "watch", lambda s: s.deleted_s),
+)
+
+
+def figures(samples: list[Sample]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for label, _, get in ROWS:
+        for mode in MODES:
+            xs = [v for s in samples if s.mode == mode and (v := get(s)) is not None]
+            if xs:
+                out.setdefault(label, {})[mode] = {"n": len(xs), "p50": pct(xs, 50), "p99": pct(xs, 99),
+                                                   "min": min(xs), "max": max(xs)}
+    return out
+
+
+def report(samples: list[Sample], loads: list[float]) -> tuple[str, dict[str, Any]]:
+    figs = figures(samples)
+    rows = []
+    for label, clock, _ in ROWS:
+        by_mode = figs.get(label, {})
+        for mode, f in by_mode.items():
+            unit = 1000.0 if clock == "watch" else 1.0
+            diff = ""
+            if mode == "injected" and "plain" in by_mode:
+                diff = f"{unit * (f['p50'] - by_mode['plain']['p50']):+.0f}"
+            rows.append([label, clock, mode, f["n"], *(f"{unit * f[k]:.0f}" for k in ("p50", "p99", "min", "max")),
+                         diff])
+    text = table(["figure", "clock", "mode", "n", "p50", "p99", "min", "max", "injected-plain p50"], rows)
+    text += ("\n(watch: ms, this process's monotonic clock at the watch event's arrival; "
+             "api: whole seconds from the pod's own timestamps)"
+             f"\nload average (1 min) before/after: {loads[0]:.2f} / {loads[-1]:.2f}")
+    return text, figs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=10, help="pods per mode (alternated), after one warm-up each")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds a pod may take to Ready (or to go)")
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="mr-podstart-"))
+    print(f"state dir: {state}", flush=True)
+    samples: list[Sample] = []
+    loads = [os.getloadavg()[0]]
+    with cluster_with_release(state) as node:
+        watch = PodWatch(node.cluster)
+        try:
+            for i in range(args.pods + 1):
+                for mode in (("plain", "injected") if i % 2 else ("injected", "plain")):
+                    s = start_one(node, watch, mode, f"podstart-{mode}-{i:03d}", args.timeout)
+                    tag = "warm-up" if i == 0 else f"{i:3d}"
+                    side = f"  sidecar {1000 * s.watch['sidecar_running']:6.0f} ms" if "sidecar_running" in s.watch else ""
+                    print(f"{tag} {mode:<8} app running {1000 * s.watch['app_running']:6.0f} ms  Ready "
+                          f"{1000 * s.watch['ready']:6.0f} ms{side}  (api: {s.api.get('app_running', 0):.0f} s, "
+                          f"load {os.getloadavg()[0]:.2f})", flush=True)
+                    if i:
+                        samples.append(s)
+        finally:
+            watch.close()
+    loads.append(os.getloadavg()[0])
+    text, figs = report(samples, loads)
+    print("\n" + text)
+    path = write_result("podstart_node", {
+        "machine": machine(), "pods_per_mode": args.pods, "loadavg_1m": loads, "figures": figs,
+        "units": {"watch": "seconds after the POST, client monotonic clock at the watch event's arrival",
+                  "api": "whole seconds after creationTimestamp (the apiserver's 1 s resolution)"},
+        "samples": [vars(s) for s in samples],
+    })
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
