@@ -33,6 +33,7 @@ import json
 import os
 import queue
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -129,6 +130,43 @@ class PodWatch:
             self._conn.sock.shutdown(2)
 
 
+class TaskStarts:
+    """containerd's own ``/tasks/start`` events (``ctr events``): each container's process start,
+    stamped by containerd in nanoseconds (the kubelet reports it to the apiserver in seconds)."""
+
+    def __init__(self, cluster: NodeCluster) -> None:
+        self._proc = subprocess.Popen(["ctr", f"--address={cluster.containerd_socket}", "events"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._started: dict[str, float] = {}
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            # "2026-12-06 08:30:00.123456789 +0000 UTC k8s.io /tasks/start {"container_id":"...","pid":1}"
+            parts = line.rstrip("\n").split(" ", 6)
+            if len(parts) < 7 or parts[5] != "/tasks/start" or parts[2] != "+0000":
+                continue
+            whole, _, frac = parts[1].partition(".")
+            at = datetime.fromisoformat(f"{parts[0]}T{whole}+00:00").timestamp() + float(f"0.{frac or 0}")
+            with self._changed:
+                self._started[json.loads(parts[6])["container_id"]] = at
+                self._changed.notify_all()
+
+    def started(self, container_id: str, timeout: float = 10.0) -> float:
+        """Wall-clock seconds at which ``container_id``'s process started."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: container_id in self._started, timeout):
+                raise TimeoutError(f"no /tasks/start event for {container_id}")
+            return self._started[container_id]
+
+    def close(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(10)
+
+
 # ---- one pod ------------------------------------------------------------------------------------
 
 def _status(pod: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -183,6 +221,7 @@ class Sample:
     name: str
     watch: dict[str, float] = field(default_factory=dict)  # milestone -> seconds after the POST (monotonic)
     api: dict[str, float] = field(default_factory=dict)  # milestone -> whole seconds after creationTimestamp
+    task: dict[str, float] = field(default_factory=dict)  # container -> containerd's start, seconds after the POST
     deleted_s: float = 0.0  # DELETE -> the pod's DELETED event
 
 
@@ -197,13 +236,18 @@ def pod_manifest(node: Node, mode: str, name: str) -> dict[str, Any]:
             "metadata": {**template["metadata"], "name": name, "namespace": MODES[mode]}, "spec": template["spec"]}
 
 
-def start_one(node: Node, watch: PodWatch, mode: str, name: str, timeout: float) -> Sample:
+def container_id(pod: dict[str, Any], kind: str, name: str) -> str | None:
+    cid = _status(pod, kind, name).get("containerID")
+    return str(cid).split("://", 1)[1] if cid else None
+
+
+def start_one(node: Node, watch: PodWatch, tasks: TaskStarts, mode: str, name: str, timeout: float) -> Sample:
     """Create the pod, follow it to Ready, delete it and wait for it to be gone."""
     rest = node.cluster.rest()
     ns = MODES[mode]
     sample = Sample(mode, name)
     want = set(MILESTONES) if mode == "injected" else set(MILESTONES) - {m for m in MILESTONES if "sidecar" in m}
-    posted = time.monotonic()
+    posted, posted_wall = time.monotonic(), time.time()
     rest.create(pod_path(ns), pod_manifest(node, mode, name))
     deadline = posted + timeout
     last: dict[str, Any] = {}
@@ -217,6 +261,9 @@ def start_one(node: Node, watch: PodWatch, mode: str, name: str, timeout: float)
             sample.watch[milestone] = arrived - posted
         last = pod
     sample.api = api_seconds(last)
+    for label, kind, container in (("app", "containerStatuses", APP), ("sidecar", "initContainerStatuses", SIDECAR)):
+        if cid := container_id(last, kind, container):
+            sample.task[label] = tasks.started(cid) - posted_wall
     asked = time.monotonic()
     rest.delete(pod_path(ns, name))
     while True:
@@ -253,10 +300,12 @@ def cluster_with_release(state: Path) -> Iterator[Node]:
 
 # ---- report -----------------------------------------------------------------------------------------
 
-def _between(clock: str, start: str, end: str) -> Callable[[Sample], float | None]:
+def _between(start: tuple[str, str], end: tuple[str, str]) -> Callable[[Sample], float | None]:
+    """``end - start``, each a (clock, milestone); every clock counts seconds from the POST."""
     def get(s: Sample) -> float | None:
-        marks = s.watch if clock == "watch" else s.api
-        return marks[end] - marks[start] if start in marks and end in marks else None
+        marks = {"watch": s.watch, "api": s.api, "task": s.task}
+        a, b = marks[start[0]].get(start[1]), marks[end[0]].get(end[1])
+        return b - a if a is not None and b is not None else None
     return get
 
 
@@ -267,12 +316,18 @@ ROWS: tuple[tuple[str, str, Callable[[Sample], float | None]], ...] = (  # (labe
     ("POST -> sidecar started (startup probe)", "watch", lambda s: s.watch.get("sidecar_started")),
     ("POST -> app container running", "watch", lambda s: s.watch.get("app_running")),
     ("POST -> pod Ready", "watch", lambda s: s.watch.get("ready")),
-    ("sidecar running -> sidecar ready", "watch", _between("watch", "sidecar_running", "sidecar_ready")),
-    ("sidecar started -> app running", "watch", _between("watch", "sidecar_started", "app_running")),
+    ("POST -> sidecar process start", "task", lambda s: s.task.get("sidecar")),
+    ("POST -> app process start", "task", lambda s: s.task.get("app")),
+    ("sidecar start -> app start", "task", _between(("task", "sidecar"), ("task", "app"))),
+    ("sidecar start -> its startup probe passed", "task/watch",
+     _between(("task", "sidecar"), ("watch", "sidecar_started"))),
+    ("sidecar start -> sidecar ready", "task/watch", _between(("task", "sidecar"), ("watch", "sidecar_ready"))),
+    ("startup probe passed -> app start", "watch/task", _between(("watch", "sidecar_started"), ("task", "app"))),
+    ("app start -> pod Ready", "task/watch", _between(("task", "app"), ("watch", "ready"))),
     ("created -> app startedAt", "api", lambda s: s.api.get("app_running")),
     ("created -> Ready", "api", lambda s: s.api.get("ready")),
     ("created -> sidecar startedAt", "api", lambda s: s.api.get("sidecar_running")),
-    ("sidecar startedAt -> Initialized", "api", _between("api", "sidecar_running", "initialized")),
+    ("sidecar startedAt -> Initialized", "api", _between(("api", "sidecar_running"), ("api", "initialized"))),
     ("DELETE -> gone", "watch", lambda s: s.deleted_s),
 )
 
@@ -294,15 +349,16 @@ def report(samples: list[Sample], loads: list[float]) -> tuple[str, dict[str, An
     for label, clock, _ in ROWS:
         by_mode = figs.get(label, {})
         for mode, f in by_mode.items():
-            unit = 1000.0 if clock == "watch" else 1.0
+            unit = 1.0 if clock == "api" else 1000.0
             diff = ""
             if mode == "injected" and "plain" in by_mode:
                 diff = f"{unit * (f['p50'] - by_mode['plain']['p50']):+.0f}"
             rows.append([label, clock, mode, f["n"], *(f"{unit * f[k]:.0f}" for k in ("p50", "p99", "min", "max")),
                          diff])
     text = table(["figure", "clock", "mode", "n", "p50", "p99", "min", "max", "injected-plain p50"], rows)
-    text += ("\n(watch: ms, this process's monotonic clock at the watch event's arrival; "
-             "api: whole seconds from the pod's own timestamps)"
+    text += ("\n(watch: ms, this process's monotonic clock at the watch event's arrival; task: ms, containerd's "
+             "/tasks/start timestamp (ns) against the wall clock before the POST; api: whole seconds from the pod's "
+             "own timestamps)"
              f"\nload average (1 min) before/after: {loads[0]:.2f} / {loads[-1]:.2f}")
     return text, figs
 
@@ -317,27 +373,30 @@ def main() -> int:
     samples: list[Sample] = []
     loads = [os.getloadavg()[0]]
     with cluster_with_release(state) as node:
-        watch = PodWatch(node.cluster)
+        watch, tasks = PodWatch(node.cluster), TaskStarts(node.cluster)
         try:
             for i in range(args.pods + 1):
                 for mode in (("plain", "injected") if i % 2 else ("injected", "plain")):
-                    s = start_one(node, watch, mode, f"podstart-{mode}-{i:03d}", args.timeout)
+                    s = start_one(node, watch, tasks, mode, f"podstart-{mode}-{i:03d}", args.timeout)
                     tag = "warm-up" if i == 0 else f"{i:3d}"
-                    side = f"  sidecar {1000 * s.watch['sidecar_running']:6.0f} ms" if "sidecar_running" in s.watch else ""
-                    print(f"{tag} {mode:<8} app running {1000 * s.watch['app_running']:6.0f} ms  Ready "
-                          f"{1000 * s.watch['ready']:6.0f} ms{side}  (api: {s.api.get('app_running', 0):.0f} s, "
-                          f"load {os.getloadavg()[0]:.2f})", flush=True)
+                    side = f"sidecar start {1000 * s.task['sidecar']:5.0f} ms, " if "sidecar" in s.task else ""
+                    print(f"{tag:>7} {mode:<8} {side}app start {1000 * s.task['app']:5.0f} ms; watch: app running "
+                          f"{1000 * s.watch['app_running']:5.0f} ms, Ready {1000 * s.watch['ready']:5.0f} ms; "
+                          f"api: {s.api.get('app_running', 0):.0f} s (load {os.getloadavg()[0]:.2f})", flush=True)
                     if i:
                         samples.append(s)
         finally:
             watch.close()
+            tasks.close()
     loads.append(os.getloadavg()[0])
     text, figs = report(samples, loads)
     print("\n" + text)
     path = write_result("podstart_node", {
         "machine": machine(), "pods_per_mode": args.pods, "loadavg_1m": loads, "figures": figs,
         "units": {"watch": "seconds after the POST, client monotonic clock at the watch event's arrival",
-                  "api": "whole seconds after creationTimestamp (the apiserver's 1 s resolution)"},
+                  "api": "whole seconds after creationTimestamp (the apiserver's 1 s resolution)",
+                  "task": "seconds after the POST, containerd's /tasks/start event time (ns) minus the wall clock "
+                          "just before the POST"},
         "samples": [vars(s) for s in samples],
     })
     print(f"wrote {path}")
