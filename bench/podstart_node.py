@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,8 +150,7 @@ class TaskStarts:
             parts = line.rstrip("\n").split(" ", 6)
             if len(parts) < 7 or parts[5] != "/tasks/start" or parts[2] != "+0000":
                 continue
-            whole, _, frac = parts[1].partition(".")
-            at = datetime.fromisoformat(f"{parts[0]}T{whole}+00:00").timestamp() + float(f"0.{frac or 0}")
+            at = _rfc3339(f"{parts[0]}T{parts[1]}Z")
             with self._changed:
                 self._started[json.loads(parts[6])["container_id"]] = at
                 self._changed.notify_all()
@@ -223,6 +223,7 @@ class Sample:
     api: dict[str, float] = field(default_factory=dict)  # milestone -> whole seconds after creationTimestamp
     task: dict[str, float] = field(default_factory=dict)  # container -> containerd's start, seconds after the POST
     deleted_s: float = 0.0  # DELETE -> the pod's DELETED event
+    config_source: str = ""  # where the sidecar's first config came from (its "serving config ... from X" line)
 
 
 def pod_manifest(node: Node, mode: str, name: str) -> dict[str, Any]:
@@ -239,6 +240,31 @@ def pod_manifest(node: Node, mode: str, name: str) -> dict[str, Any]:
 def container_id(pod: dict[str, Any], kind: str, name: str) -> str | None:
     cid = _status(pod, kind, name).get("containerID")
     return str(cid).split("://", 1)[1] if cid else None
+
+
+def _rfc3339(value: str) -> float:
+    """``2026-12-06T08:30:00.123456789Z`` (nanoseconds: more than ``fromisoformat`` takes) -> epoch seconds."""
+    whole, _, frac = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}+00:00").timestamp() + float(f"0.{frac or 0}")
+
+
+SIDECAR_LOG_MARKS = {"sidecar_listening": "modelroute sidecar: inbound on", "sidecar_config": "serving config "}
+
+
+def sidecar_log_marks(node: Node, ns: str, name: str) -> tuple[dict[str, float], str]:
+    """When the sidecar logged that it listens and that it serves a config (containerd's ns log
+    timestamps, wall clock), and where the config came from (its log line)."""
+    out = node.cluster.kubectl("logs", "-n", ns, name, "-c", SIDECAR, "--timestamps").stdout
+    marks: dict[str, float] = {}
+    source = ""
+    for line in out.splitlines():
+        stamp, _, text = line.partition(" ")
+        for mark, needle in SIDECAR_LOG_MARKS.items():
+            if needle in text and mark not in marks:
+                marks[mark] = _rfc3339(stamp)
+                if mark == "sidecar_config":
+                    source = text.split(" from ", 1)[-1].split(" (", 1)[0]
+    return marks, source
 
 
 def start_one(node: Node, watch: PodWatch, tasks: TaskStarts, mode: str, name: str, timeout: float) -> Sample:
@@ -264,6 +290,9 @@ def start_one(node: Node, watch: PodWatch, tasks: TaskStarts, mode: str, name: s
     for label, kind, container in (("app", "containerStatuses", APP), ("sidecar", "initContainerStatuses", SIDECAR)):
         if cid := container_id(last, kind, container):
             sample.task[label] = tasks.started(cid) - posted_wall
+    if mode == "injected":
+        marks, sample.config_source = sidecar_log_marks(node, ns, name)
+        sample.task.update({mark: at - posted_wall for mark, at in marks.items()})
     asked = time.monotonic()
     rest.delete(pod_path(ns, name))
     while True:
@@ -319,6 +348,10 @@ ROWS: tuple[tuple[str, str, Callable[[Sample], float | None]], ...] = (  # (labe
     ("POST -> sidecar process start", "task", lambda s: s.task.get("sidecar")),
     ("POST -> app process start", "task", lambda s: s.task.get("app")),
     ("sidecar start -> app start", "task", _between(("task", "sidecar"), ("task", "app"))),
+    ("sidecar start -> it logs listening", "task", _between(("task", "sidecar"), ("task", "sidecar_listening"))),
+    ("sidecar start -> it logs serving config", "task", _between(("task", "sidecar"), ("task", "sidecar_config"))),
+    ("sidecar serves config -> startup probe passed", "task/watch",
+     _between(("task", "sidecar_config"), ("watch", "sidecar_started"))),
     ("sidecar start -> its startup probe passed", "task/watch",
      _between(("task", "sidecar"), ("watch", "sidecar_started"))),
     ("sidecar start -> sidecar ready", "task/watch", _between(("task", "sidecar"), ("watch", "sidecar_ready"))),
@@ -357,8 +390,10 @@ def report(samples: list[Sample], loads: list[float]) -> tuple[str, dict[str, An
                          diff])
     text = table(["figure", "clock", "mode", "n", "p50", "p99", "min", "max", "injected-plain p50"], rows)
     text += ("\n(watch: ms, this process's monotonic clock at the watch event's arrival; task: ms, containerd's "
-             "/tasks/start timestamp (ns) against the wall clock before the POST; api: whole seconds from the pod's "
+             "/tasks/start and log-line timestamps (ns) against the wall clock before the POST; api: whole seconds from the pod's "
              "own timestamps)"
+             f"\nthe sidecars' first config came from: "
+             f"{dict(Counter(s.config_source for s in samples if s.mode == 'injected'))}"
              f"\nload average (1 min) before/after: {loads[0]:.2f} / {loads[-1]:.2f}")
     return text, figs
 
@@ -395,8 +430,8 @@ def main() -> int:
         "machine": machine(), "pods_per_mode": args.pods, "loadavg_1m": loads, "figures": figs,
         "units": {"watch": "seconds after the POST, client monotonic clock at the watch event's arrival",
                   "api": "whole seconds after creationTimestamp (the apiserver's 1 s resolution)",
-                  "task": "seconds after the POST, containerd's /tasks/start event time (ns) minus the wall clock "
-                          "just before the POST"},
+                  "task": "seconds after the POST, containerd's /tasks/start event and log-line times (ns) minus "
+                          "the wall clock just before the POST"},
         "samples": [vars(s) for s in samples],
     })
     print(f"wrote {path}")
