@@ -406,7 +406,7 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="mr-podstart-"))
     print(f"state dir: {state}", flush=True)
     samples: list[Sample] = []
-    loads = [os.getloadavg()[0]]
+    loads, info = [os.getloadavg()[0]], machine()
     with cluster_with_release(state) as node:
         watch, tasks = PodWatch(node.cluster), TaskStarts(node.cluster)
         try:
@@ -427,7 +427,7 @@ def main() -> int:
     text, figs = report(samples, loads)
     print("\n" + text)
     path = write_result("podstart_node", {
-        "machine": machine(), "pods_per_mode": args.pods, "loadavg_1m": loads, "figures": figs,
+        "machine": info, "pods_per_mode": args.pods, "loadavg_1m": loads, "figures": figs,
         "units": {"watch": "seconds after the POST, client monotonic clock at the watch event's arrival",
                   "api": "whole seconds after creationTimestamp (the apiserver's 1 s resolution)",
                   "task": "seconds after the POST, containerd's /tasks/start event and log-line times (ns) minus "
