@@ -28,10 +28,12 @@ on the apiserver (events, no sleeps). Two clocks:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import queue
+import socket
 import ssl
 import subprocess
 import sys
@@ -127,8 +129,10 @@ class PodWatch:
 
     def close(self) -> None:
         self._stop.set()
-        if self._conn is not None and self._conn.sock is not None:
-            self._conn.sock.shutdown(2)
+        conn = self._conn
+        if conn is not None and conn.sock is not None:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
 
 class TaskStarts:
