@@ -20,11 +20,18 @@ from typing import Any
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
-from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries, repo_root
+from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
 from modelroute.testing.cluster.imagebuild import build_and_import
 from modelroute.testing.cluster.netns import http_get
 from modelroute.testing.cluster.node import NodeCluster
-from modelroute.testing.cluster.nodeapp import RELEASE, RELEASE_NS, Node, app_manifest, ready, wait_for
+from modelroute.testing.cluster.nodeapp import (
+    Node,
+    app_image_of,
+    app_manifest,
+    install_release,
+    ready,
+    wait_for,
+)
 
 ADMIN_PORT = 8788
 
@@ -80,13 +87,8 @@ def run(pods: int, changes: int, ns: str, bench_spec: Callable[[int], dict[str, 
     cluster.up()
     try:
         image = build_and_import(cluster)
-        app_image = dict(line.split("=", 1) for line in (cluster.node_dir / "images.env").read_text().split())["APP_IMAGE"]
-        node = Node(cluster, image, app_image, "", "")
-        repository, tag = image.rsplit(":", 1)
-        cluster.kubectl("create", "namespace", ns)
-        cluster.helm("install", RELEASE, str(repo_root() / "charts" / "modelroute"), "-n", RELEASE_NS,
-                     "--create-namespace", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-                     "--set", "image.pullPolicy=Never", "--wait", "--timeout=240s", timeout=300)
+        node = Node(cluster, image, app_image_of(cluster), "", "")
+        install_release(node, (ns,))
         cluster.kubectl("label", "namespace", ns, "modelroute.dev/inject=enabled")
         cluster.kubectl("create", "secret", "generic", "llm-keys", "-n", ns, "--from-literal=openai=sk-bench")
         cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(

@@ -22,17 +22,19 @@ from modelroute.testing.cluster.node import NodeCluster
 from modelroute.testing.cluster.nodeapp import (
     APP_NS,
     EMULATOR_PORT,
-    RELEASE,
     RELEASE_NS,
     Node,
     Traffic,
+    app_image_of,
     app_manifest,
     app_pods,
+    install_release,
     model_of,
     pod_get,
     ready,
     rollout,
     route,
+    start_emulator,
     wait_for,
 )
 from modelroute.testing.cluster.nodeconfig import NODE_IP
@@ -89,9 +91,8 @@ def main() -> int:
     cluster.up()
     say("2/7 Images built from the repository's Dockerfile with buildah, imported into the node")
     image = build_and_import(cluster)
-    app_image = dict(line.split("=", 1) for line in (cluster.node_dir / "images.env").read_text().split())["APP_IMAGE"]
-    emulator = spawn(["nsenter", f"--net={cluster.netns}", "--", sys.executable, "-m", "modelroute.testing.emulators",
-                      "--host", NODE_IP, "--port", str(EMULATOR_PORT)], log_path=cluster.state_dir / "demo-emulator.log")
+    app_image = app_image_of(cluster)
+    emulator = start_emulator(cluster, cluster.state_dir / "demo-emulator.log")
     from modelroute.testing.cluster.loopback import free_port
 
     port = free_port()
@@ -104,11 +105,7 @@ def main() -> int:
                                                                         timeout=2).status == 200, timeout=30)
         c = cluster
         say("3/7 helm install", f"chart defaults plus image {image}")
-        c.kubectl("create", "namespace", APP_NS, check=False)
-        repository, tag = image.rsplit(":", 1)
-        c.helm("upgrade", "--install", RELEASE, str(_chart()), "-n", RELEASE_NS, "--create-namespace",
-               "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
-               "--set", "rbac.secretReadNamespaces={" + APP_NS + "}", "--wait", "--timeout=240s", timeout=300)
+        install_release(node, upgrade=True)
         print(c.kubectl("get", "pods", "-n", RELEASE_NS).stdout)
 
         say("4/7 An app that only knows the openai SDK, 3 replicas, namespace labelled for injection")
@@ -151,12 +148,6 @@ def main() -> int:
     say("Done", f"the cluster keeps running: export KUBECONFIG={cluster.kubeconfig}; kubectl get pods -A; "
         "`hack/local-cluster down` stops it")
     return 0
-
-
-def _chart() -> Any:
-    from modelroute.testing.cluster.binaries import repo_root
-
-    return repo_root() / "charts" / "modelroute"
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,15 +24,13 @@ import pytest
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
 from modelroute.testing.cluster.imagebuild import build_and_import, build_images
 from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.cluster.nodeapp import app_image_of, install_release, start_emulator
 from modelroute.testing.cluster.nodeconfig import NODE_IP
 from modelroute.testing.cluster.processes import spawn, stop_pid
 
 from .node_harness import (
     APP_NS,
-    CHART,
     EMULATOR_PORT,
-    RELEASE,
-    RELEASE_NS,
     Node,
     app_manifest,
     app_pods,
@@ -70,14 +67,8 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     try:
         with uncaptured(request.config):
             image = build_and_import(cluster)
-        app_image = dict(
-            line.split("=", 1) for line in (cluster.node_dir / "images.env").read_text().split()
-        )["APP_IMAGE"]
-        procs.append(spawn(
-            ["nsenter", f"--net={cluster.netns}", "--", sys.executable, "-m", "modelroute.testing.emulators",
-             "--host", NODE_IP, "--port", str(EMULATOR_PORT)],
-            log_path=state_dir / "emulator.log", env=dict(os.environ),
-        ))
+        app_image = app_image_of(cluster)
+        procs.append(start_emulator(cluster, state_dir / "emulator.log"))
         host_port = free_port()
         procs.append(spawn(
             [sys.executable, "-m", "modelroute.testing.cluster.netns", f"--listen={host_port}",
@@ -97,15 +88,7 @@ def node(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def release(node: Node) -> Node:
     """``helm install`` of the chart: defaults plus the locally built image (never pulled)."""
-    repository, tag = node.image.rsplit(":", 1)
-    node.cluster.kubectl("create", "namespace", APP_NS)  # the chart grants Secret reads in it
-    node.cluster.helm(
-        "install", RELEASE, str(CHART), "-n", RELEASE_NS, "--create-namespace",
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never", "--set", "rbac.secretReadNamespaces={" + APP_NS + "}",
-        "--wait", "--timeout=240s",
-        timeout=300,
-    )
+    install_release(node)  # the chart grants Secret reads in APP_NS
     return node
 
 

@@ -10,14 +10,21 @@ never through any other network.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from modelroute.testing import waiting
+from modelroute.testing.cluster.binaries import repo_root
 from modelroute.testing.cluster.netns import http_get
 from modelroute.testing.cluster.node import NodeCluster
+from modelroute.testing.cluster.nodeconfig import NODE_IP
+from modelroute.testing.cluster.processes import spawn
 from modelroute.testing.workers import Workers
 
 T = TypeVar("T")
@@ -49,6 +56,32 @@ class Node:
     def emulator_get(self, path: str) -> Any:
         with urllib.request.urlopen(self.emulator_host_url + path, timeout=5) as r:
             return json.loads(r.read())
+
+
+def app_image_of(cluster: NodeCluster) -> str:
+    """The app image ``imagebuild.build_and_import`` imported into ``cluster`` (its ``images.env``)."""
+    return dict(line.split("=", 1) for line in (cluster.node_dir / "images.env").read_text().split())["APP_IMAGE"]
+
+
+def start_emulator(cluster: NodeCluster, log_path: Path) -> subprocess.Popen[bytes]:
+    """The provider emulator on the node address: pods reach it at ``http://NODE_IP:EMULATOR_PORT``."""
+    return spawn(["nsenter", f"--net={cluster.netns}", "--", sys.executable, "-m", "modelroute.testing.emulators",
+                  "--host", NODE_IP, "--port", str(EMULATOR_PORT)], log_path=log_path, env=dict(os.environ))
+
+
+def install_release(node: Node, secret_namespaces: Sequence[str] = (APP_NS,), *, upgrade: bool = False) -> None:
+    """``helm install`` of the chart: defaults plus the locally built image (never pulled),
+    Secret reads granted in ``secret_namespaces`` (created here first, as the chart needs)."""
+    for ns in secret_namespaces:
+        node.cluster.kubectl("create", "namespace", ns, check=not upgrade)
+    repository, tag = node.image.rsplit(":", 1)
+    verb = ["upgrade", "--install"] if upgrade else ["install"]
+    node.cluster.helm(
+        *verb, RELEASE, str(repo_root() / "charts" / "modelroute"), "-n", RELEASE_NS, "--create-namespace",
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+        "--set", "rbac.secretReadNamespaces={" + ",".join(secret_namespaces) + "}", "--wait", "--timeout=240s",
+        timeout=300,
+    )
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
