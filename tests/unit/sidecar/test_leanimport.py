@@ -39,7 +39,8 @@ BUILD = textwrap.dedent("""
                 out[f"{provider} {stream}"] = [prepared.url, dict(prepared.headers), json.loads(body)]
             await adapter.aclose()
         sdk = [m for m in sys.modules if m.partition(".")[0] in ("openai", "anthropic")]
-        print(json.dumps({"built": out, "sdk_modules": len(sdk)}))
+        print(json.dumps({"built": out, "sdk_modules": len(sdk),
+                          "anthropic_types": len([m for m in sdk if m.startswith("anthropic.types.")])}))
 
     asyncio.run(main())
 """)
@@ -57,6 +58,8 @@ def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> N
     assert lean["built"] == full["built"]
     assert len(lean["built"]) == 4
     assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
+    # anthropic's send-only functions (tracing, error classes) are forwarders: their type graphs are not loaded
+    assert lean["anthropic_types"] * 10 < full["anthropic_types"], (lean["anthropic_types"], full["anthropic_types"])
 
 
 def _fake_sdk(root: Path, name: str) -> None:
@@ -73,6 +76,51 @@ def _fake_sdk(root: Path, name: str) -> None:
     (pkg / "sub" / "__init__.py").write_text("from .light import light as light\nfrom .heavy import Heavy\n")
     (pkg / "sub" / "light.py").write_text("light = 1\n")
     (pkg / "sub" / "heavy.py").write_text("class Heavy:\n    pass\n")
+
+
+def _fake_sdk_with_send_only(root: Path, name: str) -> None:
+    pkg = root / name
+    (pkg / "lib").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from ._base import Base as Base\n")
+    (pkg / "_base.py").write_text(textwrap.dedent("""
+        from .lib import finish
+        from ._errors import make_error
+        class Base:
+            def fail(self, n):
+                return make_error(n)
+            def done(self):
+                return finish()
+    """))
+    (pkg / "_errors.py").write_text("from . import heavy\nLIMIT = 3\ndef make_error(n):\n    return ('error', n, heavy.KIND)\n")
+    (pkg / "heavy.py").write_text("KIND = 'heavy'\n")
+    (pkg / "lib" / "__init__.py").write_text("from ._trace import finish as finish\n")
+    (pkg / "lib" / "_trace.py").write_text("from .. import heavy\ndef finish():\n    return heavy.KIND\n")
+
+
+def test_on_call_names_are_forwarders_that_load_their_module_on_the_first_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "modelroute_test_lean_send_only"
+    _fake_sdk_with_send_only(tmp_path, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        pkg = lean_package(name, on_call=(f"{name}.lib.finish", f"{name}._errors.make_error"))
+        base = pkg.Base()
+        assert f"{name}.heavy" not in sys.modules  # neither module behind the forwarders ran
+        assert f"{name}.lib._trace" not in sys.modules
+        assert base.done() == "heavy"  # a package's name: its module imported on the first call
+        assert f"{name}.lib._trace" in sys.modules
+        errors = sys.modules[f"{name}._errors"]
+        assert "make_error" not in errors.__dict__  # a plain module: not run yet
+        assert base.fail(7) == ("error", 7, "heavy")  # run in place on the first call, then the SDK's own
+        assert type(errors) is type(sys)
+        assert errors.LIMIT == 3
+        assert base.fail(8) == ("error", 8, "heavy")
+        with pytest.raises(ValueError, match="not in package"):
+            lean_package(name, on_call=("elsewhere.f",))
+    finally:
+        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
+            del sys.modules[module]
 
 
 def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init(

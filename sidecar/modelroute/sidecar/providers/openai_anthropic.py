@@ -27,6 +27,11 @@ Json = dict[str, Any]
 
 _http: httpx2.AsyncClient | None = None
 
+ANTHROPIC_SEND_ONLY = ("anthropic.lib._tracing.finish_api_call_span", "anthropic._error_classes.make_status_error")
+"""What ``anthropic._base_client`` imports only to call when it sends a request or reads an error
+(the builders never do): each pulls ~500 modules of request and error types, so they load on
+their first call (``leanimport``'s ``on_call``; ``test_sdk_contracts`` pins them)."""
+
 
 def builder_client() -> httpx2.AsyncClient:
     """The one httpx2 client every Stainless SDK client gets as ``http_client``.
