@@ -23,6 +23,7 @@ from modelroute.api.signing import load_public_key
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics import otelenv
 from modelroute.sidecar.rollout.mirror import DEFAULT_LIMIT as DEFAULT_MIRROR_LIMIT
 from modelroute.sidecar.server import memory
 from modelroute.sidecar.server.auth import AuthSettings
@@ -175,9 +176,12 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(
     args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None, config: SidecarConfig | None
 ) -> int:
-    # OTEL_* variables; None (and no OpenTelemetry SDK import) when nothing is to be exported.
-    from modelroute.sidecar.metrics import telemetry
-    tel = telemetry.from_env()
+    # OTEL_* variables; None (and no OpenTelemetry import at all) when nothing is to be exported.
+    tel = None
+    wanted = otelenv.endpoints(os.environ)
+    if wanted is not None:
+        from modelroute.sidecar.metrics import telemetry
+        tel = telemetry.build(traces_endpoint=wanted[0], metrics_endpoint=wanted[1])
     try:
         return await _serve_with(args, keys, auth, bundle, config, tel)
     finally:

@@ -40,7 +40,8 @@ BUILD = textwrap.dedent("""
             await adapter.aclose()
         sdk = [m for m in sys.modules if m.partition(".")[0] in ("openai", "anthropic")]
         print(json.dumps({"built": out, "sdk_modules": len(sdk),
-                          "anthropic_types": len([m for m in sdk if m.startswith("anthropic.types.")])}))
+                          "anthropic_types": len([m for m in sdk if m.startswith("anthropic.types.")]),
+                          "httpcore": "httpcore2" in sys.modules}))
 
     asyncio.run(main())
 """)
@@ -60,6 +61,16 @@ def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> N
     assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
     # anthropic's send-only functions (tracing, error classes) are forwarders: their type graphs are not loaded
     assert lean["anthropic_types"] * 10 < full["anthropic_types"], (lean["anthropic_types"], full["anthropic_types"])
+    assert lean["httpcore"] is False  # the builder clients' Unsent transport: no httpx2 sending stack
+
+
+def test_the_builder_clients_transport_refuses_to_send() -> None:
+    import httpx2
+
+    from modelroute.sidecar.providers.transport import Unsent
+
+    with httpx2.Client(transport=Unsent()) as client, pytest.raises(RuntimeError, match="requests go through Transport"):
+        client.get("http://127.0.0.1:9/x")
 
 
 def _fake_sdk(root: Path, name: str) -> None:
