@@ -8,10 +8,12 @@ body each adapter's SDK builds must be identical.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,18 @@ def _fake_sdk(root: Path, name: str) -> None:
     (pkg / "sub" / "heavy.py").write_text("class Heavy:\n    pass\n")
 
 
+@contextlib.contextmanager
+def _installed(make: Callable[[Path, str], None], root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fake SDK package ``name`` made by ``make`` under ``root``, importable; its modules dropped afterwards."""
+    make(root, name)
+    monkeypatch.syspath_prepend(str(root))
+    try:
+        yield
+    finally:
+        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
+            del sys.modules[module]
+
+
 def _fake_sdk_with_send_only(root: Path, name: str) -> None:
     pkg = root / name
     (pkg / "lib").mkdir(parents=True)
@@ -112,9 +126,7 @@ def test_on_call_names_are_forwarders_that_load_their_module_on_the_first_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "modelroute_test_lean_send_only"
-    _fake_sdk_with_send_only(tmp_path, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
+    with _installed(_fake_sdk_with_send_only, tmp_path, name, monkeypatch):
         pkg = lean_package(name, on_call=(f"{name}.lib.finish", f"{name}._errors.make_error"))
         base = pkg.Base()
         assert f"{name}.heavy" not in sys.modules  # neither module behind the forwarders ran
@@ -129,18 +141,13 @@ def test_on_call_names_are_forwarders_that_load_their_module_on_the_first_call(
         assert base.fail(8) == ("error", 8, "heavy")
         with pytest.raises(ValueError, match="not in package"):
             lean_package(name, on_call=("elsewhere.f",))
-    finally:
-        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
-            del sys.modules[module]
 
 
 def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "modelroute_test_lean_sdk"
-    _fake_sdk(tmp_path, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
+    with _installed(_fake_sdk, tmp_path, name, monkeypatch):
         pkg = lean_package(name)
         assert pkg.Client.value == 1  # ._client, and from it .sub.light: the package inits did not run
         assert f"{name}.sub.light" in sys.modules
@@ -153,6 +160,3 @@ def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init
         assert f"{name}.sub.heavy" in sys.modules
         assert type(pkg) is type(sys)
         assert pkg.__all__ == ["Client", "sub", "Heavy", "LOADED"]
-    finally:
-        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
-            del sys.modules[module]
