@@ -8,10 +8,12 @@ body each adapter's SDK builds must be identical.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ BUILD = textwrap.dedent("""
                 out[f"{provider} {stream}"] = [prepared.url, dict(prepared.headers), json.loads(body)]
             await adapter.aclose()
         sdk = [m for m in sys.modules if m.partition(".")[0] in ("openai", "anthropic")]
-        print(json.dumps({"built": out, "sdk_modules": len(sdk)}))
+        print(json.dumps({"built": out, "sdk_modules": len(sdk),
+                          "anthropic_types": len([m for m in sdk if m.startswith("anthropic.types.")]),
+                          "httpcore": "httpcore2" in sys.modules}))
 
     asyncio.run(main())
 """)
@@ -57,6 +61,18 @@ def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> N
     assert lean["built"] == full["built"]
     assert len(lean["built"]) == 4
     assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
+    # anthropic's send-only functions (tracing, error classes) are forwarders: their type graphs are not loaded
+    assert lean["anthropic_types"] * 10 < full["anthropic_types"], (lean["anthropic_types"], full["anthropic_types"])
+    assert lean["httpcore"] is False  # the builder clients' Unsent transport: no httpx2 sending stack
+
+
+def test_the_builder_clients_transport_refuses_to_send() -> None:
+    import httpx2
+
+    from modelroute.sidecar.providers.transport import Unsent
+
+    with httpx2.Client(transport=Unsent()) as client, pytest.raises(RuntimeError, match="requests go through Transport"):
+        client.get("http://127.0.0.1:9/x")
 
 
 def _fake_sdk(root: Path, name: str) -> None:
@@ -75,13 +91,63 @@ def _fake_sdk(root: Path, name: str) -> None:
     (pkg / "sub" / "heavy.py").write_text("class Heavy:\n    pass\n")
 
 
+@contextlib.contextmanager
+def _installed(make: Callable[[Path, str], None], root: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A fake SDK package ``name`` made by ``make`` under ``root``, importable; its modules dropped afterwards."""
+    make(root, name)
+    monkeypatch.syspath_prepend(str(root))
+    try:
+        yield
+    finally:
+        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
+            del sys.modules[module]
+
+
+def _fake_sdk_with_send_only(root: Path, name: str) -> None:
+    pkg = root / name
+    (pkg / "lib").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from ._base import Base as Base\n")
+    (pkg / "_base.py").write_text(textwrap.dedent("""
+        from .lib import finish
+        from ._errors import make_error
+        class Base:
+            def fail(self, n):
+                return make_error(n)
+            def done(self):
+                return finish()
+    """))
+    (pkg / "_errors.py").write_text("from . import heavy\nLIMIT = 3\ndef make_error(n):\n    return ('error', n, heavy.KIND)\n")
+    (pkg / "heavy.py").write_text("KIND = 'heavy'\n")
+    (pkg / "lib" / "__init__.py").write_text("from ._trace import finish as finish\n")
+    (pkg / "lib" / "_trace.py").write_text("from .. import heavy\ndef finish():\n    return heavy.KIND\n")
+
+
+def test_on_call_names_are_forwarders_that_load_their_module_on_the_first_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "modelroute_test_lean_send_only"
+    with _installed(_fake_sdk_with_send_only, tmp_path, name, monkeypatch):
+        pkg = lean_package(name, on_call=(f"{name}.lib.finish", f"{name}._errors.make_error"))
+        base = pkg.Base()
+        assert f"{name}.heavy" not in sys.modules  # neither module behind the forwarders ran
+        assert f"{name}.lib._trace" not in sys.modules
+        assert base.done() == "heavy"  # a package's name: its module imported on the first call
+        assert f"{name}.lib._trace" in sys.modules
+        errors = sys.modules[f"{name}._errors"]
+        assert "make_error" not in errors.__dict__  # a plain module: not run yet
+        assert base.fail(7) == ("error", 7, "heavy")  # run in place on the first call, then the SDK's own
+        assert type(errors) is type(sys)
+        assert errors.LIMIT == 3
+        assert base.fail(8) == ("error", 8, "heavy")
+        with pytest.raises(ValueError, match="not in package"):
+            lean_package(name, on_call=("elsewhere.f",))
+
+
 def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "modelroute_test_lean_sdk"
-    _fake_sdk(tmp_path, name)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
+    with _installed(_fake_sdk, tmp_path, name, monkeypatch):
         pkg = lean_package(name)
         assert pkg.Client.value == 1  # ._client, and from it .sub.light: the package inits did not run
         assert f"{name}.sub.light" in sys.modules
@@ -94,6 +160,3 @@ def test_names_resolve_one_module_at_a_time_and_anything_else_runs_the_real_init
         assert f"{name}.sub.heavy" in sys.modules
         assert type(pkg) is type(sys)
         assert pkg.__all__ == ["Client", "sub", "Heavy", "LOADED"]
-    finally:
-        for module in [m for m in sys.modules if m.partition(".")[0] == name]:
-            del sys.modules[module]

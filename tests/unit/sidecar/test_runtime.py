@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from typing import Any
@@ -213,5 +214,43 @@ assert "google.genai" not in sys.modules, "google.genai imported"
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
+def test_a_sidecar_starts_without_what_only_later_requests_need() -> None:
+    """Start-up cost (issue 15): OpenTelemetry without OTEL_* endpoints, PyYAML for a JSON config, the
+    eval gate before a ``POST /eval`` and httpx2's sending stack (the SDK builder clients never send)
+    are not imported by a sidecar that applies a JSON config, listens and builds a request."""
+    code = """
+import asyncio, sys
+from modelroute.sidecar import cli  # noqa: F401  (what `modelroute sidecar` imports)
+from modelroute.sidecar.config import loader
+from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics import otelenv
+from modelroute.sidecar.server.auth import AuthSettings
+from modelroute.sidecar.server.sidecar import Sidecar
+from modelroute.sidecar.server.state import SidecarState
+
+async def main():
+    body = (b'{"routes": [{"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "x"},'
+            b' "spec": {"route": "r", "targets": [{"name": "a", "provider": "openai", "model": "gpt-4o-mini",'
+            b' "baseUrl": "http://127.0.0.1:9/v1", "apiKey": {"env": "K"}}]}}]}')
+    assert otelenv.endpoints({}) is None
+    state = SidecarState(keys=KeyResolver())
+    await state.apply(loader.checked(loader.parse_json_or_yaml(body, "body"), state.keys), source="push")
+    sidecar = Sidecar(state, AuthSettings(operator_key=None, admin_token=None, pod=None),
+                      listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0))
+    await sidecar.start()
+    await sidecar.stop()
+    loaded = [m for m in ("opentelemetry", "yaml", "modelroute.sidecar.server.evalgate", "httpcore2") if m in sys.modules]
+    assert not loaded, loaded
+    assert "openai" in sys.modules  # the adapter was built (and warmed: a request built)
+    print("ok")
+
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "K": "k"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "ok"

@@ -87,6 +87,33 @@ def test_only_the_builders_touch_the_sdks_private_api() -> None:
     assert users == ["gemini.py", "openai_anthropic.py"], users
 
 
+def test_anthropics_send_only_functions_are_imported_by_its_base_client_and_defined_where_named() -> None:
+    """``ANTHROPIC_SEND_ONLY`` (forwarders in the sidecar, ``leanimport``'s ``on_call``): still what
+    ``anthropic._base_client`` imports, and functions of the SDK (checked in a fresh interpreter
+    that imports the SDK normally)."""
+    import ast
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("anthropic")
+    from modelroute.sidecar.providers.openai_anthropic import ANTHROPIC_SEND_ONLY
+
+    spec = importlib.util.find_spec("anthropic._base_client")
+    assert spec is not None and spec.origin is not None
+    imported = {f"anthropic.{node.module}.{alias.name}" for node in ast.parse(Path(spec.origin).read_text()).body
+                if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module for alias in node.names}
+    assert set(ANTHROPIC_SEND_ONLY) <= imported, BUILDERS["anthropic"]
+    check = ("import importlib, inspect, json, sys; import anthropic; print(json.dumps([inspect.isfunction(getattr("
+             "importlib.import_module(q.rpartition('.')[0]), q.rpartition('.')[2])) for q in sys.argv[1:]]))")
+    done = subprocess.run([sys.executable, "-c", check, *ANTHROPIC_SEND_ONLY], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout) == [True] * len(ANTHROPIC_SEND_ONLY)
+
+
 def test_the_gemini_builder_calls_still_exist_with_their_shapes() -> None:
     genai = pytest.importorskip("google.genai")
     from google.genai import _api_client, _common

@@ -91,3 +91,12 @@ def test_admin_limits_and_pod_uid_are_checked(capsys: pytest.CaptureFixture[str]
     assert "--pod-uid needs --pod-namespace and --pod-name" in err
     defaults = parse()
     assert (defaults.admin_max_body_bytes, defaults.admin_body_seconds) == (4 * 1024 * 1024, 10.0)
+
+
+def test_telemetry_only_when_a_signal_is_exported() -> None:
+    assert cli.telemetry_from_env({}) is None
+    assert cli.telemetry_from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}) is None
+    tel = cli.telemetry_from_env({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces",
+                                  "OTEL_METRICS_EXPORTER": "none"})
+    assert tel is not None
+    tel.shutdown()  # nothing was recorded: nothing is sent

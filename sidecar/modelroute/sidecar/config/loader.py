@@ -20,9 +20,8 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import yaml
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
@@ -31,6 +30,9 @@ from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
 from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
 from modelroute.sidecar.config.secrets import KeyResolver
+
+if TYPE_CHECKING:
+    import yaml
 
 
 class ConfigError(Problems):
@@ -156,6 +158,21 @@ def _yaml_error(source: str, e: yaml.YAMLError) -> str:
     return f"{source}{at}: YAML syntax error: {problem}"
 
 
+class _YamlSyntax(Exception):
+    """A YAML text that does not parse; the message is the problem line."""
+
+
+def _yaml_documents(text: str, source: str) -> list[Any]:
+    """The YAML documents of ``text``. PyYAML is imported by the first YAML text, not at start: a pod
+    configured by its JSON route bundle or JSON pushes never loads it (~15 ms of CPU, bench/README.md)."""
+    import yaml
+
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as e:
+        raise _YamlSyntax(_yaml_error(source, e)) from None
+
+
 MAX_DEPTH = 64          # nesting of a document; real ModelRoutes stay under 20
 MAX_NODES = 200_000     # containers and values, YAML aliases counted as often as they are used
 
@@ -207,11 +224,11 @@ def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], 
             try:
                 docs = [json.loads(text)]
             except json.JSONDecodeError:
-                docs = list(yaml.safe_load_all(text))
+                docs = _yaml_documents(text, source)
         else:
-            docs = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as e:
-        return [], _yaml_error(source, e)
+            docs = _yaml_documents(text, source)
+    except _YamlSyntax as e:
+        return [], str(e)
     except RecursionError:
         return [], f"{source}: nested too deeply"
     except ValueError:  # the only one left: an integer of more than 4300 digits

@@ -45,6 +45,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from modelroute.api.v1alpha1.embeddings import target_dimension
 from modelroute.api.v1alpha1.providers import Provider, spec_of
+from modelroute.sidecar.metrics import otelenv
 from modelroute.sidecar.pipeline.counters import CostObserver
 
 if TYPE_CHECKING:
@@ -271,39 +272,12 @@ def _count(usage: Mapping[str, Any], key: str) -> int | None:
 # ---- configuration ------------------------------------------------------------------------
 
 
-def _signal_endpoint(env: Mapping[str, str], signal: str) -> str | None:
-    own = env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "").strip()
-    if own:
-        return own
-    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    return f"{base.rstrip('/')}/v1/{signal}" if base else None
-
-
-def _wanted(env: Mapping[str, str], signal: str) -> str | None:
-    """The OTLP/HTTP endpoint for ``signal`` ("traces" or "metrics"), or None when that signal is off."""
-    exporters = {e.strip() for e in env.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").split(",") if e.strip()}
-    if "otlp" not in exporters:
-        if exporters - {"none"}:
-            log.warning("OTEL_%s_EXPORTER=%s: only otlp (OTLP/HTTP) is supported; %s not exported",
-                        signal.upper(), ",".join(sorted(exporters)), signal)
-        return None
-    protocol = (env.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-                or "http/protobuf").strip()
-    if protocol != "http/protobuf":
-        log.warning("OTEL_EXPORTER_OTLP_PROTOCOL=%s: only http/protobuf is supported; %s not exported", protocol, signal)
-        return None
-    return _signal_endpoint(env, signal)
-
-
 def from_env(environ: Mapping[str, str] | None = None) -> Telemetry | None:
-    """Telemetry as the ``OTEL_*`` variables say, or None when nothing is to be exported."""
-    env = os.environ if environ is None else environ
-    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+    """Telemetry as the ``OTEL_*`` variables say (``otelenv``), or None when nothing is to be exported."""
+    wanted = otelenv.endpoints(os.environ if environ is None else environ)
+    if wanted is None:
         return None
-    traces, metrics = _wanted(env, "traces"), _wanted(env, "metrics")
-    if traces is None and metrics is None:
-        return None
-    return build(traces_endpoint=traces, metrics_endpoint=metrics)
+    return build(traces_endpoint=wanted[0], metrics_endpoint=wanted[1])
 
 
 def build(*, traces_endpoint: str | None, metrics_endpoint: str | None,

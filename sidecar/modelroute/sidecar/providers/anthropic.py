@@ -19,7 +19,11 @@ from modelroute.sidecar.output.native import anthropic_native_schema
 from modelroute.sidecar.providers.build_send import StreamTranslator
 from modelroute.sidecar.providers.errors import bad_response, from_status
 from modelroute.sidecar.providers.leanimport import lean_package
-from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, builder_client
+from modelroute.sidecar.providers.openai_anthropic import (
+    ANTHROPIC_SEND_ONLY,
+    StainlessAdapter,
+    builder_client,
+)
 from modelroute.sidecar.translate.anthropic import (
     AnthropicStreamToChat,
     anthropic_to_chat_response,
@@ -28,7 +32,7 @@ from modelroute.sidecar.translate.anthropic import (
 from modelroute.sidecar.translate.chat import wants_usage
 
 # The SDK without its package __init__s (and their type trees): leanimport says why.
-anthropic = lean_package("anthropic")
+anthropic = lean_package("anthropic", on_call=ANTHROPIC_SEND_ONLY)
 
 Json = dict[str, Any]
 

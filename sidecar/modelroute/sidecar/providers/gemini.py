@@ -30,7 +30,7 @@ from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
-from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
+from modelroute.sidecar.providers.transport import Prepared, Unsent, api_headers, tls_context
 from modelroute.sidecar.translate.chat import wants_usage
 from modelroute.sidecar.translate.embeddings import gemini_to_embeddings
 from modelroute.sidecar.translate.gemini import (
@@ -55,11 +55,12 @@ def _builder_clients() -> tuple[httpx2.Client, httpx2.AsyncClient]:
     """One pair of httpx2 clients for every ``genai.Client``: they build requests, never send them.
 
     Given these, google-genai makes no clients, SSL contexts or aiohttp settings of its own
-    (~2.5 MB per target otherwise).
+    (~2.5 MB per target otherwise); on the ``Unsent`` transport they have no pool either.
     """
     global _clients
     if _clients is None:
-        _clients = (httpx2.Client(verify=tls_context()), httpx2.AsyncClient(verify=tls_context()))
+        _clients = (httpx2.Client(verify=tls_context(), transport=Unsent()),
+                    httpx2.AsyncClient(verify=tls_context(), transport=Unsent()))
     return _clients
 
 

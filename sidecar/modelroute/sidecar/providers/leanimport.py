@@ -17,6 +17,15 @@ Anything else (a name the ``__init__`` defines itself, ``__all__``) runs the rea
 objects are the SDK's own, only fewer modules are loaded. A package already imported
 normally (a test process that imported ``openai`` first) is used as it is.
 
+``on_call``: names a module imports only to call them when the SDK sends a request or reads
+an error, which the sidecar's SDK clients never do (they only build requests). Anthropic's
+``_base_client`` imports ``lib._tracing.finish_api_call_span`` and
+``_error_classes.make_status_error``, and through them about 1,000 modules of request and error
+types (~0.35 s of CPU at every start: bench/README.md). Such a name resolves to a forwarder
+that imports the SDK's real function on its first call and calls it; the module that defines
+it (package or plain module) is created without running it, and any other name read from it
+runs it in place, as above.
+
 The wire tests (tests/unit/translate/test_sdk_wire.py, tests/unit/sidecar/test_sdk_contracts.py)
 prove that the requests the SDKs build this way are the same.
 """
@@ -30,7 +39,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _DEFERRED = "_modelroute_deferred_init"  # the real loader of a package whose __init__ has not run
@@ -50,13 +59,36 @@ def _reexports(origin: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+def _forwarder(module: types.ModuleType, name: str) -> Callable[..., Any]:
+    """A stand-in for the function ``name`` of ``module``: the first call resolves the SDK's own."""
+    real: list[Callable[..., Any]] = []
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not real:
+            real.append(module._resolve(name) if isinstance(module, _LeanPackage) else getattr(module, name))
+        return real[0](*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__module__ = module.__name__
+    return call
+
+
 class _LeanPackage(types.ModuleType):
-    """A package whose ``__init__`` has not run (yet): missing names are resolved one by one."""
+    """A package (or an ``on_call`` module) whose body has not run (yet): missing names are resolved one by one."""
 
     def __getattr__(self, name: str) -> Any:
+        qualified = f"{self.__dict__['__spec__'].name}.{name}"
+        if qualified in _finder.on_call:
+            forwarder = _finder.forwarders.get(qualified)
+            if forwarder is None:
+                forwarder = _finder.forwarders[qualified] = _forwarder(self, name)
+            return forwarder
+        return self._resolve(name)
+
+    def _resolve(self, name: str) -> Any:
         spec = self.__dict__["__spec__"]
         origin = spec.origin
-        if origin and origin.endswith(".py"):
+        if spec.submodule_search_locations is not None and origin and origin.endswith(".py"):
             target = _reexports(origin).get(name)
             if target is not None:
                 module = importlib.import_module(target[0], spec.name)
@@ -67,6 +99,9 @@ class _LeanPackage(types.ModuleType):
                 setattr(self, name, value)
                 return value
         if not (name.startswith("__") and name.endswith("__")):
+            if spec.submodule_search_locations is None:  # an ``on_call`` module: any other name runs it
+                self._run_init()
+                return object.__getattribute__(self, name)
             qualified = f"{spec.name}.{name}"
             if qualified in sys.modules or importlib.machinery.PathFinder.find_spec(qualified, self.__path__):
                 return importlib.import_module(qualified)
@@ -108,6 +143,9 @@ class _DeferInit(importlib.abc.Loader):
 class _Finder(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.roots: set[str] = set()
+        self.on_call: set[str] = set()  # qualified names bound to forwarders
+        self.deferred: set[str] = set()  # plain modules created without running them (they define on_call names)
+        self.forwarders: dict[str, Callable[..., Any]] = {}
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
@@ -115,7 +153,9 @@ class _Finder(importlib.abc.MetaPathFinder):
         if fullname.partition(".")[0] not in self.roots:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.submodule_search_locations is None or spec.loader is None:
+        if spec is None or spec.loader is None:
+            return spec
+        if spec.submodule_search_locations is None and fullname not in self.deferred:
             return spec  # a plain module: imported as usual
         spec.loader = _DeferInit(spec.loader)
         return spec
@@ -124,8 +164,18 @@ class _Finder(importlib.abc.MetaPathFinder):
 _finder = _Finder()
 
 
-def lean_package(name: str) -> types.ModuleType:
-    """The top-level package ``name``, its ``__init__``s (and theirs below) deferred until needed."""
+def lean_package(name: str, on_call: Sequence[str] = ()) -> types.ModuleType:
+    """The top-level package ``name``, its ``__init__``s (and theirs below) deferred until needed.
+
+    ``on_call``: qualified names (``pkg.module.function``) that resolve to forwarders (module docstring).
+    """
+    for qualified in on_call:
+        module = qualified.rpartition(".")[0]
+        if module.partition(".")[0] != name:
+            raise ValueError(f"{qualified}: not in package {name}")
+        if module not in sys.modules:  # already imported (normally): used as it is
+            _finder.on_call.add(qualified)
+            _finder.deferred.add(module)
     if name not in _finder.roots:
         _finder.roots.add(name)
         if _finder not in sys.meta_path:

@@ -20,12 +20,17 @@ import httpx2
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, dumps
-from modelroute.sidecar.providers.transport import Prepared, api_headers, tls_context
+from modelroute.sidecar.providers.transport import Prepared, Unsent, api_headers, tls_context
 from modelroute.sidecar.translate.accepts import ParamFilter, param_filter
 
 Json = dict[str, Any]
 
 _http: httpx2.AsyncClient | None = None
+
+ANTHROPIC_SEND_ONLY = ("anthropic.lib._tracing.finish_api_call_span", "anthropic._error_classes.make_status_error")
+"""What ``anthropic._base_client`` imports only to call when it sends a request or reads an error
+(the builders never do): each pulls ~500 modules of request and error types, so they load on
+their first call (``leanimport``'s ``on_call``; ``test_sdk_contracts`` pins them)."""
 
 
 def builder_client() -> httpx2.AsyncClient:
@@ -33,11 +38,11 @@ def builder_client() -> httpx2.AsyncClient:
 
     The SDKs build their requests with it and never send through it, so one per process
     serves every target (an SDK would otherwise create one per client, each with its own
-    SSL context and CA bundle: ~2 MB apiece).
+    SSL context and CA bundle: ~2 MB apiece), on the ``Unsent`` transport (no pool).
     """
     global _http
     if _http is None:
-        _http = httpx2.AsyncClient(verify=tls_context())
+        _http = httpx2.AsyncClient(verify=tls_context(), transport=Unsent())
     return _http
 
 

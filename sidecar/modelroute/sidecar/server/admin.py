@@ -38,7 +38,6 @@ from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.server.auth import AuthSettings, BadPush, Denied, bearer_ok, verify_push
 from modelroute.sidecar.server.envelope import error_middleware
-from modelroute.sidecar.server.evalgate import post_eval
 from modelroute.sidecar.server.guard import (
     AUTH,
     LIMITS,
@@ -53,6 +52,13 @@ from modelroute.sidecar.server.leases import put_leases
 from modelroute.sidecar.server.state import STATE, SidecarState
 
 log = logging.getLogger(__name__)
+
+
+async def post_eval(request: web.Request) -> web.Response:
+    """``POST /eval``: ``evalgate`` (with the eval runner and its models) is imported by the first gate
+    request, not by every sidecar start (~35 ms of CPU there: bench/README.md)."""
+    from modelroute.sidecar.server import evalgate
+    return await evalgate.post_eval(request)
 
 
 async def healthz(request: web.Request) -> web.Response:
