@@ -99,8 +99,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         extra = {"upstream alone (openai)": wrk(url, direct_lua, pid=emu_pid, **kw)}
         for route in ("claude", "gem"):
             r_url, r_headers, r_body = harness.sidecar_request(sidecar, route)
-            extra[f"sidecar {route} ({harness.ROUTES[route][0]})"] = wrk(
-                r_url, lua(st.tmp / f"{route}.lua", r_headers, r_body), pid=sc.pid, **kw)
+            r_lua = lua(st.tmp / f"{route}.lua", r_headers, r_body)
+            extra[f"sidecar {route} ({harness.ROUTES[route][0]})"] = wrk(r_url, r_lua, pid=sc.pid, **kw)
+            if before is not None:  # the same route on the --before sidecar, right after
+                b_route = r_url.replace(sidecar, before[0].removesuffix("/v1/chat/completions"))
+                extra[f"sidecar --before {route} ({harness.ROUTES[route][0]})"] = wrk(b_route, r_lua, pid=before[1], **kw)
         rss = harness.rss_kb(sc.pid)
         sc.stop()
         for v in filter(None, args.variants.split(",")):

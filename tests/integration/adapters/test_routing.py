@@ -9,7 +9,7 @@ import pytest
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1.spec import Target
-from modelroute.sidecar.errors import FailureKind, RouteFailed, UpstreamError
+from modelroute.sidecar.errors import DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.runtime import Runtime, RuntimeHolder
 
@@ -141,3 +141,41 @@ async def test_stream_error_after_first_chunk_surfaces(stubs: dict[str, Stub]) -
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in seen) == "hello"
     assert stubs["gemini"].seen == [] and stubs["openai"].seen == []
     await holder.aclose()
+
+
+def _timed(stubs: dict[str, Stub], route_timeout: float, target_timeout: float | None) -> SidecarConfig:
+    base = cfg(stubs).routes[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+    for t in base["spec"]["targets"]:
+        if target_timeout is not None:
+            t["timeoutSeconds"] = target_timeout
+    base["spec"]["timeoutSeconds"] = route_timeout
+    return SidecarConfig.model_validate({"routes": [base]})
+
+
+async def test_a_hung_target_times_out_and_falls_back_without_a_timer_of_the_loop(stubs: dict[str, Stub]) -> None:
+    """The adapters bound their own exchange (``bounds_timeout``): the attempt loop adds no timer,
+    and a hung target is still a TIMEOUT after the target's timeout, reported as the loop did."""
+    runtime = Runtime.build(_timed(stubs, 10, 0.3), key_for, Recorder())
+    stubs["anthropic"].plan = [Step("hang")]
+    try:
+        route = runtime.routes["classify"]
+        assert all(getattr(step, "self_bounded", False) for _, step in route.chain.hops)  # type: ignore[attr-defined]
+        c = await router.complete(route, REQ)
+    finally:
+        await runtime.aclose()
+    assert c.target == "flash"
+    first = c.attempts[0]
+    assert (first.target, first.outcome, first.reason) == ("haiku", "timeout", "no answer within 0.3s")
+    assert 250 <= first.duration_ms < 2000
+
+
+async def test_a_hung_target_at_the_route_deadline_is_a_deadline(stubs: dict[str, Stub]) -> None:
+    runtime = Runtime.build(_timed(stubs, 0.4, None), key_for, Recorder())
+    stubs["anthropic"].plan = [Step("hang")]
+    try:
+        with pytest.raises(DeadlineExceeded) as e:
+            await router.complete(runtime.routes["classify"], REQ)
+    finally:
+        await runtime.aclose()
+    assert [(a.target, a.outcome) for a in e.value.attempts] == [("haiku", "timeout")]
+    assert e.value.attempts[0].duration_ms < 2000

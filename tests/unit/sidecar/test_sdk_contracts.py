@@ -123,6 +123,13 @@ def test_the_gemini_builder_calls_still_exist_with_their_shapes() -> None:
     assert params_of(genai_models._GenerateContentParameters_to_mldev) == [
         "api_client", "from_object", "parent_object", "root_object"], where
     assert params_of(_common.encode_unserializable_types) == ["data"], where
+    # gemini._to_mldev: the converter's parts, called as _GenerateContentParameters_to_mldev calls them
+    from google.genai import _transformers
+    assert params_of(genai_models._Content_to_mldev) == ["from_object", "parent_object", "root_object"], where
+    assert params_of(genai_models._GenerateContentConfig_to_mldev) == [
+        "api_client", "from_object", "parent_object", "root_object"], where
+    assert params_of(_transformers.t_model) == ["client", "model"], where
+    assert params_of(_common.set_value_by_path) == ["data", "keys", "value"], where
     assert params_of(_common.convert_to_dict)[:1] == ["obj"], where
     assert params_of(_api_client.BaseApiClient._build_request) == [
         "self", "http_method", "path", "request_dict", "http_options"], where

@@ -93,11 +93,12 @@ def requested_output(request: Json, cap: int | None) -> int:
 class WindowStep:
     """A target's pre-check: its ``when`` rule and its window, before its limiter and its call."""
 
-    __slots__ = ("extra", "inner", "label", "output_cap", "when", "window")
+    __slots__ = ("extra", "inner", "label", "output_cap", "self_bounded", "when", "window")
 
     def __init__(self, inner: Step, *, label: str, window: Window | None, when: InputSize | None,
                  extra: int = 0, output_cap: int | None = None) -> None:
         self.inner = inner
+        self.self_bounded: bool = getattr(inner, "self_bounded", False)  # the check never waits (router._attempts)
         self.label = label              # the model id, for the reason
         self.window = window
         self.when = when

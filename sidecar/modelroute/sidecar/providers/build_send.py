@@ -49,7 +49,12 @@ class StreamTranslator(Protocol):
 
 
 class SdkBuiltAdapter:
-    """One target: ``target``, translation params and system prompt, and the pool (shared with ``bound`` views)."""
+    """One target: ``target``, translation params and system prompt, and the pool (shared with ``bound`` views).
+
+    ``complete`` keeps to its ``timeout`` on its own (building never waits; the transport's deadline
+    covers the exchange), so the attempt loop adds no timer around it (``bounds_timeout``)."""
+
+    bounds_timeout = True
 
     def __init__(self, target: Target, *, params: Params | None, system: str | None) -> None:
         self.target = target
@@ -133,7 +138,16 @@ class SdkBuiltAdapter:
 
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         prepared, body = await self._build(request, False)
-        return await self._exchange(prepared, body, timeout, self.answer)
+        try:
+            return self.answer_body(await self._transport.send(prepared, body, timeout=timeout))
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise self.failure(exc) from None
+
+    def answer_body(self, raw: bytes) -> Json:
+        """The provider's 200 body (bytes) -> a ``chat.completion`` dict (``answer`` of its JSON)."""
+        return self.answer(loads_object(raw, self._provider))
 
     async def embed(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         """A canonical embeddings request (``translate.embeddings``) -> the canonical answer."""
@@ -258,12 +272,15 @@ def json_event(item: str) -> Json:
     return event
 
 
-def loads_object(content: bytes, provider: str) -> Json:
-    """The JSON object of a 200 body, or BAD_RESPONSE."""
+def loads_object(content: bytes | str, provider: str) -> Json:
+    """The JSON object of a 200 body (bytes, or its text), or BAD_RESPONSE."""
     try:
-        value = json.loads(content)
-    except ValueError:
-        raise bad_response(provider, "body is not JSON") from None
+        value = _decode(content if content.__class__ is str else content.decode())  # type: ignore[union-attr]
+    except ValueError:  # not UTF-8 (or a BOM): json.loads detects the encoding, as before
+        try:
+            value = json.loads(content.encode() if isinstance(content, str) else content)
+        except ValueError:
+            raise bad_response(provider, "body is not JSON") from None
     if not isinstance(value, dict):
         raise bad_response(provider, "body is not a JSON object")
     return value

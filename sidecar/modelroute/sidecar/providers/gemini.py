@@ -22,6 +22,7 @@ import httpx2
 import pydantic
 from google import genai
 from google.genai import _common
+from google.genai import _transformers as genai_transformers
 from google.genai import models as genai_models
 from google.genai import types as genai_types
 
@@ -95,7 +96,7 @@ class _Builder:
         # The SDK's converter reads dicts as well as its pydantic types; given the dict it skips
         # validating into GenerateContentConfig and friends (same body: the translator's golden
         # requests convert identically either way, tests/unit/translate/test_sdk_wire.py).
-        request = genai_models._GenerateContentParameters_to_mldev(api, kwargs, None, kwargs)
+        request = _to_mldev(api, kwargs)
         path = "{model}:streamGenerateContent?alt=sse" if stream else "{model}:generateContent"
         path = path.format_map(request.get("_url") or {})
         request.pop("config", None)
@@ -121,6 +122,33 @@ class _Builder:
     async def aclose(self) -> None:
         await self.client.aio.aclose()
         self.client.close()
+
+
+def _to_mldev(api: Any, kwargs: Json) -> Json:
+    """``_GenerateContentParameters_to_mldev(api, kwargs, None, kwargs)``, the same body at a quarter of the CPU.
+
+    The SDK's ``t_contents`` validates each content dict into its ``Content`` model and the
+    converter then reads that model, where every one of a part's ~30 field lookups iterates the
+    model's fields (pydantic models have no ``__contains__``): ~0.4 ms per request here. This
+    validates each content into ``Content`` just the same (the same refusals) and gives the
+    converter that model's dump, a dict it reads directly; ``model``, ``config`` and anything
+    other than a list of content dicts take the SDK's own path. ``tests/unit/translate/test_sdk_wire.py``
+    compares the body with what ``generate_content`` sends.
+    """
+    contents = kwargs.get("contents")
+    if (kwargs.get("model") is None or not isinstance(contents, list) or not contents
+            or not all(isinstance(c, dict) and "parts" in c for c in contents)):
+        return genai_models._GenerateContentParameters_to_mldev(api, kwargs, None, kwargs)  # type: ignore[no-any-return]
+    out: Json = {}
+    _common.set_value_by_path(out, ["_url", "model"], genai_transformers.t_model(api, kwargs["model"]))
+    _common.set_value_by_path(out, ["contents"], [
+        genai_models._Content_to_mldev(genai_types.Content.model_validate(c).model_dump(exclude_none=True), out, kwargs)
+        for c in contents])
+    config = kwargs.get("config")
+    if config is not None:
+        _common.set_value_by_path(out, ["generationConfig"],
+                                  genai_models._GenerateContentConfig_to_mldev(api, config, out, kwargs))
+    return out
 
 
 class GeminiAdapter(SdkBuiltAdapter):

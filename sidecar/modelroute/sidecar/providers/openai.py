@@ -17,12 +17,12 @@ from typing import Any
 from modelroute.api.v1alpha1.providers import spec_of
 from modelroute.api.v1alpha1.spec import OpenAIApi, Params, Target
 from modelroute.sidecar.providers.base import KeyFn
-from modelroute.sidecar.providers.build_send import StreamTranslator, dumps
+from modelroute.sidecar.providers.build_send import StreamTranslator, dumps, loads_object
 from modelroute.sidecar.providers.errors import bad_response
 from modelroute.sidecar.providers.leanimport import lean_package
 from modelroute.sidecar.providers.openai_anthropic import StainlessAdapter, _Builder, builder_client
 from modelroute.sidecar.providers.transport import Prepared
-from modelroute.sidecar.translate.chat import wants_usage
+from modelroute.sidecar.translate.chat import RawChunk, wants_usage
 from modelroute.sidecar.translate.embeddings import embeddings_to_openai_request, openai_to_embeddings
 from modelroute.sidecar.translate.openai import (
     OpenAIStreamToChat,
@@ -78,6 +78,20 @@ class OpenAIAdapter(StainlessAdapter):
         if not isinstance(data.get("choices"), list):
             raise bad_response(self._provider, "no choices in the answer")
         return chat_response(data, model=self.target.model)
+
+    def answer_body(self, raw: bytes) -> Json:
+        """``answer``; an answer passed on unchanged keeps its text (``chat.RawChunk``), so the
+        OpenAI wire relays it as it came instead of serializing the dict again."""
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            return super().answer_body(raw)
+        if text.startswith("\ufeff"):  # a BOM: read as json.loads reads bytes, never relayed
+            return super().answer_body(raw)
+        parsed = loads_object(text, self._provider)
+        intact = bool(parsed.get("model"))  # else chat_response sets it
+        data = self.answer(parsed)
+        return RawChunk(data, text) if intact and data is parsed else data  # Responses answers are new dicts
 
     def stream_translator(self, request: Json) -> StreamTranslator:
         return OpenAIStreamToChat(model=self.target.model, include_usage=wants_usage(request))

@@ -39,6 +39,7 @@ from modelroute.sidecar.providers.errors import bad_response, from_status, parse
 HeaderObserver = Callable[[Mapping[str, str]], None]
 
 MAX_CONNECTIONS = 1000  # per target, as the SDKs' own pools
+_NEVER = float("inf")  # aiohttp's ceil_threshold: deadlines are kept to the moment, never rounded up to the second
 
 # Headers of an SDK-built request that belong to its own HTTP client, not to the API call.
 _TRANSPORT_HEADERS = frozenset({
@@ -149,13 +150,14 @@ class Transport:
             proxy = self._proxies[url] = env_proxy(url)
             return proxy
 
-    async def _open(self, req: Prepared, body: bytes, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+    async def _open(self, req: Prepared, body: bytes, limits: aiohttp.ClientTimeout,
+                    total: float | None = None) -> aiohttp.ClientResponse:
         proxy = self.proxy_for(req.url)
         try:
             resp = await self._pool().post(req.url, data=body, headers=req.headers, timeout=limits, allow_redirects=False,
                                            proxy=proxy[0] if proxy else None, proxy_auth=proxy[1] if proxy else None)
         except Exception as exc:
-            raise self.failure(exc) from None
+            raise self.failure(exc, total) from None
         for observer in self._observers.values():
             with contextlib.suppress(Exception):  # a strange header must never fail the request
                 observer(resp.headers)
@@ -170,12 +172,13 @@ class Transport:
         return resp
 
     async def send(self, req: Prepared, body: bytes, *, timeout: float) -> bytes:  # noqa: ASYNC109
-        """POST ``body``; the 2xx answer's body, or ``UpstreamError``."""
-        resp = await self._open(req, body, aiohttp.ClientTimeout(total=timeout))
+        """POST ``body``; the 2xx answer's body, or ``UpstreamError``. ``timeout`` bounds the whole
+        exchange to the moment (no rounding up), a TIMEOUT saying so as the attempt loop would."""
+        resp = await self._open(req, body, aiohttp.ClientTimeout(total=timeout, ceil_threshold=_NEVER), timeout)
         try:
             return await resp.read()
         except Exception as exc:
-            raise self.failure(exc) from None
+            raise self.failure(exc, timeout) from None
         finally:
             resp.release()
 
@@ -213,11 +216,13 @@ class Transport:
             else:
                 resp.close()  # stopped early or broken: drop the connection
 
-    def failure(self, exc: BaseException) -> UpstreamError:
+    def failure(self, exc: BaseException, timeout: float | None = None) -> UpstreamError:
         """A transport exception as TIMEOUT or CONNECTION (messages never carry request details)."""
         if isinstance(exc, UpstreamError):
             return exc
         if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            if timeout is not None:  # the whole exchange's deadline (``send``)
+                return UpstreamError(FailureKind.TIMEOUT, f"no answer within {timeout:.3g}s")
             return UpstreamError(FailureKind.TIMEOUT, f"{self.provider}: timed out")
         if isinstance(exc, aiohttp.ClientPayloadError):
             return UpstreamError(FailureKind.CONNECTION, f"{self.provider}: connection lost mid-answer")

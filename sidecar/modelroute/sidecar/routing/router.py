@@ -30,9 +30,8 @@ Every attempt is reported to ``Observer.on_attempt`` and every request once to
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from modelroute.sidecar.errors import DeadlineExceeded, FailureKind, RouteFailed, UpstreamError
@@ -132,12 +131,15 @@ class Attempts:
 
 
 class AdapterStep:
-    """The last attempt step of every target: its adapter."""
+    """The last attempt step of every target: its adapter. ``self_bounded``: the adapter's
+    ``complete`` keeps to the timeout it is given on its own (``bounds_timeout``, e.g. the
+    transport's deadline), so the attempt loop adds no timer of its own."""
 
-    __slots__ = ("adapter",)
+    __slots__ = ("adapter", "self_bounded")
 
     def __init__(self, adapter: Adapter) -> None:
         self.adapter = adapter
+        self.self_bounded = bool(getattr(adapter, "bounds_timeout", False))
 
     async def complete(self, call: Call, request: Json, timeout: float) -> Json:  # noqa: ASYNC109
         return await self.adapter.complete(request, timeout=timeout)
@@ -182,10 +184,15 @@ async def _open_once(call: Call, request: Json, step: Step, timeout: float) -> t
 
 
 async def _attempts(call: Call, request: Json, hops: tuple[Hop, ...], once: Once[T], streamed: bool) -> tuple[TargetRuntime, T, float]:
-    """The attempt loop: (target that answered, what ``once`` returned, when its attempt started)."""
+    """The attempt loop: (target that answered, what ``once`` returned, when its attempt started).
+
+    Each attempt runs under ``asyncio.timeout``, except a whole answer from a step that bounds
+    itself by the timeout it is given (``self_bounded``: a plain adapter, whose transport has that
+    deadline already): one timer per attempt instead of two."""
     retries = call.route.spec.retry.attempts
-    with _ending(call, streamed):
+    try:
         for tr, step in hops:
+            own_timer = streamed or not getattr(step, "self_bounded", False)
             for attempt in range(retries):
                 if not tr.breaker.allow():
                     call.record(tr, FailureKind.CIRCUIT_OPEN.value, None, "circuit open", 0.0, None)
@@ -193,7 +200,10 @@ async def _attempts(call: Call, request: Json, hops: tuple[Hop, ...], once: Once
                 timeout, bounded_by_deadline = _attempt_timeout(call, tr)
                 t0 = time.perf_counter()
                 try:
-                    async with asyncio.timeout(timeout):
+                    if own_timer:
+                        async with asyncio.timeout(timeout):
+                            value = await once(call, request, step, timeout)
+                    else:
                         value = await once(call, request, step, timeout)
                 except asyncio.CancelledError:
                     tr.breaker.release()
@@ -206,6 +216,12 @@ async def _attempts(call: Call, request: Json, hops: tuple[Hop, ...], once: Once
                     break
                 tr.breaker.record_success()
                 return tr, value, t0
+    except _Deadline:  # how the loop ends early: the deadline, or the app went away
+        call.finish(None, OUTCOME_DEADLINE, streamed)
+        raise DeadlineExceeded(call.attempts) from None
+    except asyncio.CancelledError:
+        call.finish(None, OUTCOME_CANCELLED, streamed)
+        raise
     _give_up(call, streamed)
 
 
@@ -218,19 +234,6 @@ def _attempt_timeout(call: Call, tr: TargetRuntime) -> tuple[float, bool]:
     if own is not None and own < remaining:
         return own, False
     return remaining, True
-
-
-@contextlib.contextmanager
-def _ending(call: Call, streamed: bool) -> Iterator[None]:
-    """How the attempt loop of either entry point ends early: the deadline, or the app went away."""
-    try:
-        yield
-    except _Deadline:
-        call.finish(None, OUTCOME_DEADLINE, streamed)
-        raise DeadlineExceeded(call.attempts) from None
-    except asyncio.CancelledError:
-        call.finish(None, OUTCOME_CANCELLED, streamed)
-        raise
 
 
 def _give_up(call: Call, streamed: bool) -> NoReturn:

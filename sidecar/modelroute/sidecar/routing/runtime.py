@@ -314,6 +314,23 @@ class Runtime:
                     log.warning("closing adapter of target %s failed", shared.adapter.target.name, exc_info=True)
 
 
+class Lease:
+    """``RuntimeHolder.lease()``: holds a runtime for a ``with`` block (a class, not a generator:
+    it runs on every request)."""
+
+    __slots__ = ("_rt",)
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def __enter__(self) -> Runtime:
+        self._rt._acquire()
+        return self._rt
+
+    def __exit__(self, *exc: object) -> None:
+        self._rt._release()
+
+
 class NotReady(RuntimeError):
     """No config is loaded yet (``/readyz`` is false; inbound requests get 503)."""
 
@@ -341,17 +358,12 @@ class RuntimeHolder:
     def current(self) -> Runtime | None:
         return self._current
 
-    @contextlib.contextmanager
-    def lease(self) -> Iterator[Runtime]:
+    def lease(self) -> Lease:
         """The current runtime, kept alive (not closed) until the ``with`` block ends."""
         rt = self._current
         if rt is None:
             raise NotReady("no config loaded")
-        rt._acquire()
-        try:
-            yield rt
-        finally:
-            rt._release()
+        return Lease(rt)
 
     def swap(self, new: Runtime) -> Runtime | None:
         """Serve ``new`` from now on; retire the old runtime (closed once drained). Returns the old one."""

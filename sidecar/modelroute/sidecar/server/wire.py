@@ -110,6 +110,8 @@ class OpenAIWire:
         return web.Response(status=status, body=dumps(body), content_type=JSON)
 
     def response(self, completion: Json) -> bytes:
+        if completion.__class__ is RawChunk and completion.raw is not None:  # type: ignore[attr-defined]
+            return completion.raw.encode()  # type: ignore[attr-defined]  # as the upstream sent it
         return dumps(completion)
 
     def stream(self, first: Json) -> StreamEncoder:

@@ -20,8 +20,9 @@ CHUNK = "chat.completion.chunk"
 
 
 class RawChunk(dict[str, Any]):
-    """A chunk that also holds the JSON text it was parsed from (``raw``), so a relay that did
-    not change it can write that text instead of serializing the dict again (``server/wire.py``).
+    """A chunk (or a whole ``chat.completion``) that also holds the JSON text it was parsed from
+    (``raw``), so a relay that did not change it can write that text instead of serializing the
+    dict again (``server/wire.py``).
 
     Any change through the dict's own methods drops ``raw`` (None): the dict is then the truth.
     Code that changes a nested value of a chunk must copy the chunk instead (none does: chunks
