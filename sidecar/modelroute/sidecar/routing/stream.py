@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.providers.errors import client_error
@@ -63,6 +63,7 @@ class StreamingCompletion:
         self._usage: Json | None = None
         self._done = False
         self._gen: AsyncGenerator[Json, None] | None = None
+        self._held = 0  # head chunks still to be yielded
 
     def __aiter__(self) -> AsyncIterator[Json]:
         if self._gen is None:
@@ -72,10 +73,11 @@ class StreamingCompletion:
     async def _iterate(self) -> AsyncGenerator[Json, None]:
         watch = IdleWatch(self._idle)
         try:
-            for held in self._head:
-                out = self._filter(held)
-                if out is not None:
-                    yield out
+            held = [c for c in map(self._filter, self._head) if c is not None]
+            self._held = len(held)
+            for c in held:
+                self._held -= 1
+                yield c
             rest = self._rest
             while True:
                 try:
@@ -99,6 +101,11 @@ class StreamingCompletion:
             if not self._done:  # consumer stopped early (app went away) or was cancelled
                 self._end(OK, 200, "closed by client", OUTCOME_CANCELLED)
             await aclose_quietly(self._rest)
+
+    def buffered(self) -> bool:
+        """Whether the next chunk is already here (held back with the first): a consumer may
+        write the chunks it has so far together with it, in one send."""
+        return self._held > 0
 
     def _failed(self, exc: BaseException) -> UpstreamError:
         """A failure after the first chunk: reported, the breaker told, raised to the consumer."""
@@ -143,6 +150,18 @@ class StreamingCompletion:
         await aclose_quietly(self._rest)
 
 
+class Clock(Protocol):
+    """Where an ``IdleWatch`` reads the time and schedules its timer: the running loop, or a test's fake."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object]) -> Cancellable: ...
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
 class IdleWatch:
     """The idle timeout of a live stream: each wait for a chunk (``arm`` .. ``disarm``) may last
     at most ``seconds``; a longer one is cancelled and ``expired()`` says why.
@@ -151,43 +170,45 @@ class IdleWatch:
     per chunk (at 200 chunks a second per stream that was a tenth of the relay's CPU): one
     timer per stream that, when it fires, re-arms itself at the wait's own deadline if the
     current wait has not lasted ``seconds`` yet. Waits while the app is being written to do
-    not count (the consumer holds the generator then).
+    not count (the consumer holds the generator then). ``clock``: the running loop unless a
+    test passes a fake one (time and timers it moves itself).
     """
 
-    __slots__ = ("_cancelling", "_expired", "_handle", "_loop", "_since", "_task", "seconds")
+    __slots__ = ("_cancelling", "_clock", "_expired", "_handle", "_since", "_task", "seconds")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, clock: Clock | None = None) -> None:
         self.seconds = seconds
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock = clock
         self._task: asyncio.Task[Any] | None = None
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: Cancellable | None = None
         self._since: float | None = None  # when the current wait began (None: not waiting)
         self._expired = False
         self._cancelling = 0
 
     def arm(self) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
+        clock = self._clock
+        if clock is None or self._task is None:
+            if clock is None:
+                clock = self._clock = asyncio.get_running_loop()
             self._task = asyncio.current_task()
-        self._since = now = loop.time()
+        self._since = now = clock.time()
         if self._handle is None and self._task is not None:
             self._cancelling = self._task.cancelling()
-            self._handle = loop.call_at(now + self.seconds, self._check)
+            self._handle = clock.call_at(now + self.seconds, self._check)
 
     def disarm(self) -> None:
         self._since = None
 
     def _check(self) -> None:
-        assert self._loop is not None and self._task is not None
+        assert self._clock is not None and self._task is not None
         since = self._since
-        now = self._loop.time()
+        now = self._clock.time()
         if since is not None and now >= since + self.seconds:
             self._handle = None
             self._expired = True
             self._task.cancel()
             return
-        self._handle = self._loop.call_at((since if since is not None else now) + self.seconds, self._check)
+        self._handle = self._clock.call_at((since if since is not None else now) + self.seconds, self._check)
 
     def expired(self) -> bool:
         """Whether the watch cancelled the wait (the cancellation is then taken back)."""

@@ -216,6 +216,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     note_dropped(request, route, sc.target, body, headers)
     resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
     enc = wire.stream(sc.first)
+    pending = b""  # chunks that came together (the head held back until content): one send with the headers
     try:
         await resp.prepare(request)
         try:
@@ -223,6 +224,11 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
                 if tap is not None:
                     tap.feed(chunk)
                 data = enc.feed(chunk)
+                if sc.buffered():
+                    pending += data
+                    continue
+                if pending:
+                    data, pending = pending + data, b""
                 if data:
                     await resp.write(data)
             end = enc.finish()
@@ -244,7 +250,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
             if tap is not None:
                 tap.failed("internal_error")
             end = enc.error("internal error in the modelroute sidecar (logged)", None)
-        await resp.write(end)
+        await resp.write(pending + end)
         await resp.write_eof()
     except ConnectionResetError:
         log.debug("app closed the stream on route %s early", body["model"])  # the finally stops the upstream
