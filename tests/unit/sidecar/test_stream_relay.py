@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
+from modelroute.sidecar.providers.idle import IdleWatch
 from modelroute.sidecar.providers.sse import SseReader
-from modelroute.sidecar.routing.stream import IdleWatch
 
 WIRE = (
     b": a comment\n\n"
