@@ -181,20 +181,11 @@ async def test_idle_watch_uses_the_running_loop_by_default() -> None:
 
 
 async def test_a_cancellation_from_elsewhere_is_not_an_idle_timeout() -> None:
-    watch = IdleWatch(5.0)
-    started = asyncio.Event()
-
-    async def waiting() -> bool:
-        watch.arm()
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            return watch.expired()
-        return True
-
-    task = asyncio.create_task(waiting())
-    await started.wait()
+    clock = FakeClock()
+    watch = IdleWatch(5.0, clock)
+    task = await waiting_task(watch)
     task.cancel()
-    assert await task is False
+    assert await task is False  # not the watch's: the caller's cancellation stands
+    assert clock.pending() == [5.0]
     watch.close()
+    assert clock.pending() == []
