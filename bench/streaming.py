@@ -9,8 +9,9 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
   anthropic): streams asked in turn straight to the emulator (the provider's own format), through
   the pass-through (the same request) and through the sidecar (OpenAI format, ``model`` = route),
   rotating the order. Per stream: time to first token (request sent -> first content chunk read),
-  the gaps between content chunks. Added TTFT = p50/p99 via a path - p50/p99 direct; added gap =
-  p50 of the gaps via a path - p50 of the gaps direct.
+  the gaps between content chunks. Added TTFT = p50/p99 via a path - p50/p99 direct; "over pt" =
+  the sidecar's p50/p99 - the pass-through's (the issue's baseline: what the TTFT goal is judged
+  on); added gap = p50 of the gaps via a path - p50 of the gaps direct.
 * **``--concurrent`` streams at once** per path (openai route): how late each content chunk
   arrives against its stream's schedule (start + i x interval, the earliest start its arrivals
   allow; ``per_stream``). The app here is one
@@ -19,7 +20,8 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
     .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
         [--routes chat,claude] [--concurrent 500] [--profile FILE] [--before DIR]
 
-Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99; added inter-chunk gap <= 0.1 ms p50;
+Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99 over the streaming pass-through; added
+inter-chunk gap <= 0.1 ms p50;
 500 concurrent streams with no chunk more than 50 ms late.
 """
 
@@ -147,6 +149,9 @@ async def single(reqs: dict[str, Req], streams: int, warmup: int, chunks: int, i
             out[p]["added_ttft_p50_ms"] = out[p]["ttft"]["p50"] - out["direct"]["ttft"]["p50"]
             out[p]["added_ttft_p99_ms"] = out[p]["ttft"]["p99"] - out["direct"]["ttft"]["p99"]
             out[p]["added_gap_p50_ms"] = out[p]["gap"]["p50"] - out["direct"]["gap"]["p50"]
+        if p not in ("direct", "passthrough"):  # over the baseline of issue 15: the bare pass-through
+            out[p]["over_passthrough_ttft_p50_ms"] = out[p]["ttft"]["p50"] - out["passthrough"]["ttft"]["p50"]
+            out[p]["over_passthrough_ttft_p99_ms"] = out[p]["ttft"]["p99"] - out["passthrough"]["ttft"]["p99"]
     return out
 
 
@@ -224,14 +229,19 @@ def main() -> None:
     for route, res in out["routes"].items():
         for path, r in res.items():
             added = path != "direct"
-            ok = added and (r["added_ttft_p50_ms"] <= GOAL_TTFT_P50_MS and r["added_ttft_p99_ms"] <= GOAL_TTFT_P99_MS
-                            and r["added_gap_p50_ms"] <= GOAL_GAP_P50_MS)
+            ok = path in ("sidecar", "before") and (
+                r["over_passthrough_ttft_p50_ms"] <= GOAL_TTFT_P50_MS and r["over_passthrough_ttft_p99_ms"] <= GOAL_TTFT_P99_MS
+                and r["added_gap_p50_ms"] <= GOAL_GAP_P50_MS)
+            over = path not in ("direct", "passthrough")
             rows.append([f"{route} {path}", r["ttft"]["p50"], r["ttft"]["p99"],
                          r["added_ttft_p50_ms"] if added else "-", r["added_ttft_p99_ms"] if added else "-",
+                         r["over_passthrough_ttft_p50_ms"] if over else "-",
+                         r["over_passthrough_ttft_p99_ms"] if over else "-",
                          r["gap"]["p50"], r["added_gap_p50_ms"] if added else "-", r["late"]["max"],
                          r["cpu_ms_per_stream"] if r["cpu_ms_per_stream"] is not None else "-",
                          ("yes" if ok else "NO") if path in ("sidecar", "before") else "-"])
-    print(harness.table(["route path", "TTFT p50", "TTFT p99", "added p50", "added p99", "gap p50", "added gap",
+    print(harness.table(["route path", "TTFT p50", "TTFT p99", "added p50", "added p99", "over pt p50", "over pt p99",
+                         "gap p50", "added gap",
                          "late max", "CPU ms/stream", "goal"], rows))
     if out["concurrent"]:
         rows = []
@@ -243,7 +253,7 @@ def main() -> None:
         print("\nconcurrent streams (openai route), lateness against each stream's schedule, ms")
         print(harness.table(["streams path", "errors", "late p50", "late p99", "late max", f"> {GOAL_LATE_MS:g} ms",
                              "TTFT p50", "wall s", "CPU ms/stream"], rows))
-    print(f"goals: added TTFT p50 <= {GOAL_TTFT_P50_MS}, p99 <= {GOAL_TTFT_P99_MS}; added gap p50 <= {GOAL_GAP_P50_MS}; "
+    print(f"goals: TTFT over the pass-through p50 <= {GOAL_TTFT_P50_MS}, p99 <= {GOAL_TTFT_P99_MS}; added gap p50 <= {GOAL_GAP_P50_MS}; "
           f"500 concurrent streams with no chunk > {GOAL_LATE_MS:g} ms late")
     print(f"-> {harness.write_result('streaming', out)}")
 

@@ -18,11 +18,11 @@ Json = dict[str, Any]
 
 @dataclass
 class Step:
-    kind: str = "ok"                 # ok | status | hang | reset | garbage | shape | cut | error_event
+    kind: str = "ok"                 # ok | status | hang | reset | garbage | shape | cut | error_event | stall
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: Json | None = None         # error body for "status"
-    after: int = 1                   # frames sent before "cut" / "error_event"
+    after: int = 1                   # frames sent before "cut" / "error_event" / "stall" (then nothing, open)
 
 
 def openai_answer(text: str = "hello") -> Json:
@@ -169,6 +169,10 @@ class Stub:
             assert request.transport is not None
             request.transport.abort()
             return resp
+        if step.kind == "stall":
+            for f in frames[: step.after]:
+                await resp.write(f)
+            await asyncio.sleep(3600)
         if step.kind == "error_event":
             for f in frames[: step.after]:
                 await resp.write(f)

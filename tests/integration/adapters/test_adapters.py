@@ -150,6 +150,54 @@ async def test_timeout(env: tuple[Stub, Adapter, list[str]]) -> None:
     assert time.perf_counter() - t < 3
 
 
+async def test_stream_timeout_waiting_for_the_answer(env: tuple[Stub, Adapter, list[str]]) -> None:
+    stub, adapter, _ = env
+    stub.plan = [Step("hang")]
+    t = time.perf_counter()
+    e = await failure(adapter, stream=True, attempt_timeout=0.3)
+    assert e.kind is FailureKind.TIMEOUT
+    assert time.perf_counter() - t < 3
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # the watch's cancellation was taken back
+
+
+async def test_stream_stalled_mid_answer_times_out(env: tuple[Stub, Adapter, list[str]]) -> None:
+    """Each read of a streamed answer is bounded by the attempt timeout (one watch per stream, not aiohttp's sock_read)."""
+    stub, adapter, _ = env
+    stub.plan = [Step("stall", after=1)]
+    got: list[dict[str, Any]] = []
+
+    async def consume() -> None:
+        async with asyncio.timeout(5):
+            async for c in adapter.stream(SREQ, timeout=0.3):
+                got.append(c)
+
+    t = time.perf_counter()
+    with pytest.raises(UpstreamError) as info:
+        await consume()
+    assert info.value.kind is FailureKind.TIMEOUT
+    assert got  # what came before the stall was relayed
+    assert time.perf_counter() - t < 3
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+
+
+async def test_a_cancelled_stream_read_is_not_a_timeout(env: tuple[Stub, Adapter, list[str]]) -> None:
+    stub, adapter, _ = env
+    stub.plan = [Step("stall", after=1)]
+    reading = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in adapter.stream(SREQ, timeout=30):
+            reading.set()
+
+    task = asyncio.create_task(consume())
+    await reading.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 async def test_connection_reset(env: tuple[Stub, Adapter, list[str]]) -> None:
     stub, adapter, _ = env
     stub.plan = [Step("reset")]

@@ -306,6 +306,25 @@ async def test_stream_failing_right_after_an_empty_role_chunk_still_falls_back()
     assert [c["choices"][0]["delta"].get("content") for c in chunks] == ["", "B1", None]
 
 
+async def test_the_held_back_head_says_it_is_buffered_until_its_last_chunk() -> None:
+    """The inbound relay writes chunks while ``buffered()`` together with the next: the role chunk
+    held back with the first content goes out in one send with it (and the response headers)."""
+    role = {**chunk(), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    route, _, _ = make_route({"a": [[role, role, chunk("A1"), chunk("A2"), chunk(finish="stop")]]})
+    sc = await router.open_stream(route, SREQ)
+    seen = [(c["choices"][0]["delta"].get("content"), sc.buffered()) async for c in sc]
+    assert seen == [("", True), ("", True), ("A1", False), ("A2", False), (None, False)]
+
+
+async def test_a_head_ending_in_a_hidden_usage_chunk_is_not_left_buffered() -> None:
+    role = {**chunk(), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    route, _, _ = make_route({"a": [[role, usage_chunk(), chunk("A1"), chunk(finish="stop")]]})
+    sc = await router.open_stream(route, SREQ)  # the app did not ask for usage: that chunk is not relayed
+    seen = [(c["choices"][0]["delta"].get("content"), sc.buffered()) async for c in sc]
+    assert seen == [("", False), ("A1", False), (None, False)]
+    assert sc.usage == usage_chunk()["usage"]
+
+
 async def test_a_failing_observer_does_not_fail_the_request() -> None:
     route, _, rec = make_route({"a": [answer("A")]})
     rec.broken = True

@@ -258,6 +258,9 @@ class Replay(StreamingCompletion):
         for chunk in self._chunks:
             yield chunk
 
+    def buffered(self) -> bool:
+        return False  # each chunk its own send, as a live stream's
+
     @property
     def usage(self) -> Json | None:
         return self._replay_usage if isinstance(self._replay_usage, dict) else None
@@ -290,6 +293,9 @@ class TeeToCache(StreamingCompletion):
         if self._inner.usage is not None:
             completion["usage"] = self._inner.usage
         self._cache.put(self._key, completion, target=self.target, ttl=self._ttl)
+
+    def buffered(self) -> bool:
+        return self._inner.buffered()
 
     @property
     def usage(self) -> Json | None:

@@ -35,6 +35,7 @@ from yarl import URL
 
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.providers.errors import bad_response, from_status, parse_body
+from modelroute.sidecar.providers.idle import IdleWatch
 
 HeaderObserver = Callable[[Mapping[str, str]], None]
 
@@ -191,12 +192,32 @@ class Transport:
         """
         from modelroute.sidecar.providers.sse import SseReader
 
-        resp = await self._open(req, body, aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+        # Each wait (for the answer's headers, then each read) is bounded by one IdleWatch, not
+        # by aiohttp's sock_read, which cancels and re-arms a loop timer on every read.
+        watch = IdleWatch(timeout)
+        watch.arm()
+        try:
+            resp = await self._open(req, body, aiohttp.ClientTimeout(total=None, sock_connect=timeout))
+        except BaseException as exc:
+            watch.close()
+            if isinstance(exc, asyncio.CancelledError) and watch.expired():
+                raise UpstreamError(FailureKind.TIMEOUT, f"{self.provider}: timed out") from None
+            raise
         complete = False
         try:
             reader = SseReader()
             content = resp.content
-            while data := await content.readany():
+            while True:
+                watch.arm()
+                try:
+                    data = await content.readany()
+                except asyncio.CancelledError:
+                    if watch.expired():
+                        raise UpstreamError(FailureKind.TIMEOUT, f"{self.provider}: timed out") from None
+                    raise
+                watch.disarm()
+                if not data:
+                    break
                 events = reader.feed(data)
                 if events:
                     yield events
@@ -208,6 +229,7 @@ class Transport:
         except Exception as exc:
             raise self.failure(exc) from None
         finally:
+            watch.close()
             if not complete:  # the reader stopped at its end marker ([DONE]): take what already arrived
                 with contextlib.suppress(Exception):
                     resp.content.read_nowait()

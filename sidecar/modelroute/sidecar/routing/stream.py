@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelroute.sidecar.errors import FailureKind, UpstreamError
 from modelroute.sidecar.providers.errors import client_error
+from modelroute.sidecar.providers.idle import IdleWatch
 from modelroute.sidecar.routing.call import OK, OUTCOME_CANCELLED, OUTCOME_STREAM_ERROR, Call
 from modelroute.sidecar.translate.errors import TranslationError
 
@@ -63,6 +64,7 @@ class StreamingCompletion:
         self._usage: Json | None = None
         self._done = False
         self._gen: AsyncGenerator[Json, None] | None = None
+        self._held = 0  # head chunks still to be yielded
 
     def __aiter__(self) -> AsyncIterator[Json]:
         if self._gen is None:
@@ -72,10 +74,11 @@ class StreamingCompletion:
     async def _iterate(self) -> AsyncGenerator[Json, None]:
         watch = IdleWatch(self._idle)
         try:
-            for held in self._head:
-                out = self._filter(held)
-                if out is not None:
-                    yield out
+            held = [c for c in map(self._filter, self._head) if c is not None]
+            self._held = len(held)
+            for c in held:
+                self._held -= 1
+                yield c
             rest = self._rest
             while True:
                 try:
@@ -99,6 +102,11 @@ class StreamingCompletion:
             if not self._done:  # consumer stopped early (app went away) or was cancelled
                 self._end(OK, 200, "closed by client", OUTCOME_CANCELLED)
             await aclose_quietly(self._rest)
+
+    def buffered(self) -> bool:
+        """Whether the next chunk is already here (held back with the first): a consumer may
+        write the chunks it has so far together with it, in one send."""
+        return self._held > 0
 
     def _failed(self, exc: BaseException) -> UpstreamError:
         """A failure after the first chunk: reported, the breaker told, raised to the consumer."""
@@ -141,64 +149,6 @@ class StreamingCompletion:
             with contextlib.suppress(RuntimeError):  # being iterated by another task: it ends itself
                 await self._gen.aclose()
         await aclose_quietly(self._rest)
-
-
-class IdleWatch:
-    """The idle timeout of a live stream: each wait for a chunk (``arm`` .. ``disarm``) may last
-    at most ``seconds``; a longer one is cancelled and ``expired()`` says why.
-
-    What ``asyncio.timeout`` around every ``anext`` did, without a timer armed and cancelled
-    per chunk (at 200 chunks a second per stream that was a tenth of the relay's CPU): one
-    timer per stream that, when it fires, re-arms itself at the wait's own deadline if the
-    current wait has not lasted ``seconds`` yet. Waits while the app is being written to do
-    not count (the consumer holds the generator then).
-    """
-
-    __slots__ = ("_cancelling", "_expired", "_handle", "_loop", "_since", "_task", "seconds")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[Any] | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        self._since: float | None = None  # when the current wait began (None: not waiting)
-        self._expired = False
-        self._cancelling = 0
-
-    def arm(self) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task()
-        self._since = now = loop.time()
-        if self._handle is None and self._task is not None:
-            self._cancelling = self._task.cancelling()
-            self._handle = loop.call_at(now + self.seconds, self._check)
-
-    def disarm(self) -> None:
-        self._since = None
-
-    def _check(self) -> None:
-        assert self._loop is not None and self._task is not None
-        since = self._since
-        now = self._loop.time()
-        if since is not None and now >= since + self.seconds:
-            self._handle = None
-            self._expired = True
-            self._task.cancel()
-            return
-        self._handle = self._loop.call_at((since if since is not None else now) + self.seconds, self._check)
-
-    def expired(self) -> bool:
-        """Whether the watch cancelled the wait (the cancellation is then taken back)."""
-        if not self._expired or self._task is None:
-            return False
-        return self._task.uncancel() <= self._cancelling
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
 
 
 async def aclose_quietly(it: AsyncIterator[Json]) -> None:

@@ -214,8 +214,9 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
         return failure_response(body["model"], e, headers, wire)
     headers[H_TARGET] = sc.target
     note_dropped(request, route, sc.target, body, headers)
-    resp = web.StreamResponse(status=200, headers={**headers, **_SSE_HEADERS})
+    resp = SseResponse(status=200, headers={**headers, **_SSE_HEADERS})
     enc = wire.stream(sc.first)
+    pending = b""  # chunks that came together (the head held back until content): one send with the headers
     try:
         await resp.prepare(request)
         try:
@@ -223,6 +224,11 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
                 if tap is not None:
                     tap.feed(chunk)
                 data = enc.feed(chunk)
+                if sc.buffered():
+                    pending += data
+                    continue
+                if pending:
+                    data, pending = pending + data, b""
                 if data:
                     await resp.write(data)
             end = enc.finish()
@@ -244,13 +250,24 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
             if tap is not None:
                 tap.failed("internal_error")
             end = enc.error("internal error in the modelroute sidecar (logged)", None)
-        await resp.write(end)
+        await resp.write(pending + end)
         await resp.write_eof()
     except ConnectionResetError:
         log.debug("app closed the stream on route %s early", body["model"])  # the finally stops the upstream
     finally:
         await sc.aclose()  # idempotent; drops the upstream connection if the app went away
     return resp
+
+
+class SseResponse(web.StreamResponse):
+    """A streamed answer whose headers go out with its first bytes, in one send.
+
+    aiohttp's ``StreamResponse`` sends its headers alone at ``prepare`` (its ``Response`` holds
+    them for the body); a stream is prepared only once its first chunk is here, which is written
+    right after, so a separate send only costs the app a wake-up before its first token.
+    """
+
+    _send_headers_immediately = False
 
 
 def _model_entry(name: str, created: int) -> dict[str, Any]:
