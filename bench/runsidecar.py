@@ -1,11 +1,11 @@
-"""Run ``modelroute sidecar`` with bench-only variations: a CPU profile, uvloop, ``gc.freeze()``.
+"""Run ``modelroute sidecar`` with bench-only variations: a CPU profile, uvloop, ``gc.freeze()``, GC thresholds.
 
 Used by the benchmarks to measure levers before they are adopted in the product.
 Wall-clock profiles of a busy 2-core host mostly show the scheduler; ``--profile`` uses
 cProfile with a CPU-time clock (``time.process_time``): ``SIGUSR1`` starts it (after
 warm-up), ``SIGUSR2`` stops it and writes the stats to the file (read with ``pstats``).
 
-    python bench/runsidecar.py [--profile OUT] [--uvloop] [--gc-freeze] -- sidecar --config ...
+    python bench/runsidecar.py [--profile OUT] [--uvloop] [--gc-freeze] [--gc-threshold N] -- sidecar --config ...
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def run() -> int:
     p.add_argument("--uvloop", action="store_true", help="run the sidecar's event loop on uvloop")
     p.add_argument("--gc-freeze", action="store_true",
                    help="import the SDKs, then gc.freeze(): start-up objects leave the collector's generations")
+    p.add_argument("--gc-threshold", type=int, metavar="N",
+                   help="the collector's generation-0 threshold (CPython's default: 700 allocations)")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     a = p.parse_args()
     argv = a.argv[1:] if a.argv[:1] == ["--"] else a.argv
@@ -41,6 +43,8 @@ def run() -> int:
 
         gc.collect()
         gc.freeze()
+    if a.gc_threshold:
+        gc.set_threshold(a.gc_threshold, *gc.get_threshold()[1:])
     if a.profile:
         prof = cProfile.Profile(time.process_time)
         out = a.profile
