@@ -11,14 +11,35 @@ warm-up), ``SIGUSR2`` stops it and writes the stats to the file (read with ``pst
 from __future__ import annotations
 
 import argparse
+import atexit
 import cProfile
 import gc
+import json
 import signal
 import sys
 import time
 from types import FrameType
 
 from modelroute.cli.main import main
+
+
+def _gc_stats(out: str) -> None:
+    spent = [0.0, 0.0, 0.0]
+    started = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            spent[info["generation"]] += time.process_time() - started[0]
+
+    def write() -> None:
+        with open(out, "w") as f:
+            json.dump({"collections": [s["collections"] for s in gc.get_stats()], "cpu_seconds": spent,
+                       "process_cpu_seconds": time.process_time()}, f)
+
+    gc.callbacks.append(timed)
+    atexit.register(write)
 
 
 def run() -> int:
@@ -29,6 +50,8 @@ def run() -> int:
                    help="import the SDKs, then gc.freeze(): start-up objects leave the collector's generations")
     p.add_argument("--gc-threshold", type=int, metavar="N",
                    help="the collector's generation-0 threshold (CPython's default: 700 allocations)")
+    p.add_argument("--gc-stats", metavar="OUT",
+                   help="at exit, write to OUT the collections run per generation and the CPU time they took")
     p.add_argument("argv", nargs=argparse.REMAINDER)
     a = p.parse_args()
     argv = a.argv[1:] if a.argv[:1] == ["--"] else a.argv
@@ -45,6 +68,8 @@ def run() -> int:
         gc.freeze()
     if a.gc_threshold:
         gc.set_threshold(a.gc_threshold, *gc.get_threshold()[1:])
+    if a.gc_stats:
+        _gc_stats(a.gc_stats)
     if a.profile:
         prof = cProfile.Profile(time.process_time)
         out = a.profile
