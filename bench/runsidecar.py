@@ -49,7 +49,7 @@ def run() -> int:
     p.add_argument("--gc-freeze", action="store_true",
                    help="import the SDKs, then gc.freeze(): start-up objects leave the collector's generations")
     p.add_argument("--gc-threshold", type=int, metavar="N",
-                   help="the collector's generation-0 threshold (CPython's default: 700 allocations)")
+                   help="the collector's generation-0 threshold (the sidecar's: server.memory.GEN0_THRESHOLD; CPython's: 700)")
     p.add_argument("--gc-stats", metavar="OUT",
                    help="at exit, write to OUT the collections run per generation and the CPU time they took")
     p.add_argument("argv", nargs=argparse.REMAINDER)
@@ -66,8 +66,10 @@ def run() -> int:
 
         gc.collect()
         gc.freeze()
-    if a.gc_threshold:
-        gc.set_threshold(a.gc_threshold, *gc.get_threshold()[1:])
+    if a.gc_threshold:  # the sidecar's start sets it (server.memory.tune_collector)
+        from modelroute.sidecar.server import memory
+
+        memory.GEN0_THRESHOLD = a.gc_threshold
     if a.gc_stats:
         _gc_stats(a.gc_stats)
     if a.profile:
