@@ -117,6 +117,7 @@ def _fail(lines: list[str]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     memory.tune_allocator()  # before anything of size is allocated
+    memory.tune_collector()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in QUIET_LOGGERS:  # an INFO line per upstream request costs more than the rest of the proxying
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))

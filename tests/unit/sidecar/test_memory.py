@@ -1,4 +1,4 @@
-"""``memory.settle``: freezes the start-up heap when modules were loaded, and only then."""
+"""``memory``: the start-up heap frozen when modules were loaded (and only then), the collector's threshold, the allocator."""
 
 from __future__ import annotations
 
@@ -31,3 +31,13 @@ def test_tune_allocator_takes_on_glibc_linux() -> None:
         assert memory.tune_allocator() is False
         return
     assert memory.tune_allocator() is True
+
+
+def test_tune_collector_raises_generation_0_only() -> None:
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 7, 9)
+        memory.tune_collector()
+        assert gc.get_threshold() == (memory.GEN0_THRESHOLD, 7, 9) and memory.GEN0_THRESHOLD > 700
+    finally:
+        gc.set_threshold(*saved)
