@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelroute.operator.injection import InjectionSettings, patch
-from modelroute.operator.injection.settings import StartGate
+from modelroute.operator.injection import InjectionSettings, StartGate, patch
 from modelroute.operator.injection.sidecar import start_gate
 
 
