@@ -12,7 +12,7 @@ with helm and the provider emulator on the node address, as the node e2e tests s
   opt-in webhook still sees its creation, as it sees every pod's in a cluster with the chart.
 * ``injected``: the same pod in namespace ``shop`` (labelled ``modelroute.dev/inject=enabled``,
   ModelRoute ``chat`` selecting it): the webhook adds the native sidecar, the kubelet starts the
-  app once the sidecar's startup probe passed.
+  app once the sidecar's postStart hook saw ``/readyz`` 200 (a startup probe before 2026-12-06).
 
 Each pod is created, followed to Ready, deleted, and its deletion awaited, all from one watch
 on the apiserver (events, no sleeps). Two clocks:
@@ -137,12 +137,15 @@ class PodWatch:
 
 class TaskStarts:
     """containerd's own ``/tasks/start`` events (``ctr events``): each container's process start,
-    stamped by containerd in nanoseconds (the kubelet reports it to the apiserver in seconds)."""
+    stamped by containerd in nanoseconds (the kubelet reports it to the apiserver in seconds);
+    and ``/tasks/exit`` of each container's first exec process (the sidecar's only exec is its
+    postStart hook: its probes are HTTP)."""
 
     def __init__(self, cluster: NodeCluster) -> None:
         self._proc = subprocess.Popen(["ctr", f"--address={cluster.containerd_socket}", "events"],
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self._started: dict[str, float] = {}
+        self._exec_exited: dict[str, float] = {}
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -152,11 +155,14 @@ class TaskStarts:
         for line in self._proc.stdout:
             # "2026-12-06 08:30:00.123456789 +0000 UTC k8s.io /tasks/start {"container_id":"...","pid":1}"
             parts = line.rstrip("\n").split(" ", 6)
-            if len(parts) < 7 or parts[5] != "/tasks/start" or parts[2] != "+0000":
+            if len(parts) < 7 or parts[5] not in ("/tasks/start", "/tasks/exit") or parts[2] != "+0000":
                 continue
-            at = _rfc3339(f"{parts[0]}T{parts[1]}Z")
+            at, event = _rfc3339(f"{parts[0]}T{parts[1]}Z"), json.loads(parts[6])
             with self._changed:
-                self._started[json.loads(parts[6])["container_id"]] = at
+                if parts[5] == "/tasks/start":
+                    self._started[event["container_id"]] = at
+                elif event.get("id") not in (None, event["container_id"]):  # an exec's exit
+                    self._exec_exited.setdefault(event["container_id"], at)
                 self._changed.notify_all()
 
     def started(self, container_id: str, timeout: float = 10.0) -> float:
@@ -165,6 +171,11 @@ class TaskStarts:
             if not self._changed.wait_for(lambda: container_id in self._started, timeout):
                 raise TimeoutError(f"no /tasks/start event for {container_id}")
             return self._started[container_id]
+
+    def exec_exited(self, container_id: str) -> float | None:
+        """Wall-clock seconds at which ``container_id``'s first exec process exited, if any."""
+        with self._changed:
+            return self._exec_exited.get(container_id)
 
     def close(self) -> None:
         self._proc.terminate()
@@ -294,6 +305,8 @@ def start_one(node: Node, watch: PodWatch, tasks: TaskStarts, mode: str, name: s
     for label, kind, container in (("app", "containerStatuses", APP), ("sidecar", "initContainerStatuses", SIDECAR)):
         if cid := container_id(last, kind, container):
             sample.task[label] = tasks.started(cid) - posted_wall
+            if label == "sidecar" and (hook := tasks.exec_exited(cid)) is not None:
+                sample.task["sidecar_hook"] = hook - posted_wall
     if mode == "injected":
         marks, sample.config_source = sidecar_log_marks(node, ns, name)
         sample.task.update({mark: at - posted_wall for mark, at in marks.items()})
@@ -346,7 +359,7 @@ ROWS: tuple[tuple[str, str, Callable[[Sample], float | None]], ...] = (  # (labe
     ("POST -> admitted (watch ADDED)", "watch", lambda s: s.watch.get("admitted")),
     ("POST -> scheduled", "watch", lambda s: s.watch.get("scheduled")),
     ("POST -> sidecar running", "watch", lambda s: s.watch.get("sidecar_running")),
-    ("POST -> sidecar started (startup probe)", "watch", lambda s: s.watch.get("sidecar_started")),
+    ("POST -> sidecar started (status)", "watch", lambda s: s.watch.get("sidecar_started")),
     ("POST -> app container running", "watch", lambda s: s.watch.get("app_running")),
     ("POST -> pod Ready", "watch", lambda s: s.watch.get("ready")),
     ("POST -> sidecar process start", "task", lambda s: s.task.get("sidecar")),
@@ -354,12 +367,15 @@ ROWS: tuple[tuple[str, str, Callable[[Sample], float | None]], ...] = (  # (labe
     ("sidecar start -> app start", "task", _between(("task", "sidecar"), ("task", "app"))),
     ("sidecar start -> it logs listening", "task", _between(("task", "sidecar"), ("task", "sidecar_listening"))),
     ("sidecar start -> it logs serving config", "task", _between(("task", "sidecar"), ("task", "sidecar_config"))),
-    ("sidecar serves config -> startup probe passed", "task/watch",
+    ("sidecar serves config -> started (status)", "task/watch",
      _between(("task", "sidecar_config"), ("watch", "sidecar_started"))),
-    ("sidecar start -> its startup probe passed", "task/watch",
+    ("sidecar start -> started (status)", "task/watch",
      _between(("task", "sidecar"), ("watch", "sidecar_started"))),
     ("sidecar start -> sidecar ready", "task/watch", _between(("task", "sidecar"), ("watch", "sidecar_ready"))),
-    ("startup probe passed -> app start", "watch/task", _between(("watch", "sidecar_started"), ("task", "app"))),
+    ("sidecar serves config -> postStart hook exits", "task",
+     _between(("task", "sidecar_config"), ("task", "sidecar_hook"))),
+    ("postStart hook exits -> app start", "task", _between(("task", "sidecar_hook"), ("task", "app"))),
+    ("started (status) -> app start", "watch/task", _between(("watch", "sidecar_started"), ("task", "app"))),
     ("app start -> pod Ready", "task/watch", _between(("task", "app"), ("watch", "ready"))),
     ("created -> app startedAt", "api", lambda s: s.api.get("app_running")),
     ("created -> Ready", "api", lambda s: s.api.get("ready")),

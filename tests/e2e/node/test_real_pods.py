@@ -69,11 +69,15 @@ def test_every_replica_gets_the_native_sidecar_and_the_app_starts_after_it(app: 
         assert init[0]["image"] == app.image
         statuses = {s["name"]: s for s in pod["status"]["initContainerStatuses"]}
         assert statuses[SIDECAR]["ready"] and statuses[SIDECAR]["started"]
+        assert "startupProbe" not in init[0] and "postStart" in init[0]["lifecycle"]
         # The app's first SDK call, made once at start with no retry, got an HTTP answer: the
         # sidecar was listening before the app container started (kubelet's native-sidecar order).
         log = app.cluster.kubectl("logs", "-n", APP_NS, pod["metadata"]["name"], "-c", "app").stdout
         start = next(json.loads(line) for line in log.splitlines() if '"event": "start"' in line)
         assert start["sidecar_answered"] is True, start
+        # ... and it was ready (had its config): the sidecar's postStart hook held the app back
+        # until /readyz said 200, so the first call got no "no config yet" 503.
+        assert start["first"].get("status") != 503 and "no config" not in start["first"].get("error", ""), start
         assert start["base_url"].startswith("http://127.0.0.1:")
 
 

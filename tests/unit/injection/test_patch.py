@@ -79,7 +79,8 @@ def test_sidecar_command_line_ports_and_probes() -> None:
         "--pod-labels-file": "/etc/modelroute/pod/labels",
     }
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 8788, "scheme": "HTTP"}
-    assert c["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert "startupProbe" not in c  # the postStart hook gates the app instead (test_start_gate.py)
+    assert c["lifecycle"]["postStart"]["exec"]["command"][:3] == ["/opt/modelroute/bin/python", "-I", "-S"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["ports"] == [{"name": "mr-admin", "containerPort": 8788, "protocol": "TCP"}]
 

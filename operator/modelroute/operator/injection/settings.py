@@ -37,6 +37,22 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class StartGate:
+    """The sidecar's postStart hook: polls its own ``/readyz`` until 200, holding the app back.
+
+    The kubelet starts the next container as soon as a native sidecar's postStart hook returns
+    (no startup probe, so no 1-s probe period and no wait for the prober's next report). A hook
+    that fails (``timeout_seconds`` without a 200) gets the sidecar killed and restarted, as the
+    startup probe's 1 s x 300 did before.
+    """
+
+    timeout_seconds: int = 300
+    poll_interval_ms: int = 20
+    # The image's interpreter (the Dockerfile's venv), run with -I -S: no site, no env, ~10 ms.
+    python: str = "/opt/modelroute/bin/python"
+
+
+@dataclass(frozen=True)
 class InjectionSettings:
     """Everything ``decide`` and ``patch`` need besides the pod itself."""
 
@@ -49,8 +65,8 @@ class InjectionSettings:
     resources: Resources = field(default_factory=Resources)
     run_as_user: int = 10001
     # Startup: the app containers start only once the sidecar has a config (from the mounted
-    # bundle or the operator's push); 1 s period x 300 = 5 minutes before the kubelet gives up.
-    startup_probe: Probe = field(default_factory=lambda: Probe(period_seconds=1, failure_threshold=300))
+    # bundle or the operator's push), gated by the sidecar's postStart hook (sidecar.py).
+    start_gate: StartGate = field(default_factory=StartGate)
     readiness_probe: Probe = field(default_factory=lambda: Probe(period_seconds=2, failure_threshold=3))
     liveness_probe: Probe = field(default_factory=lambda: Probe(period_seconds=10, failure_threshold=3))
     # Namespaces never injected in addition to the system ones and the operator's own.

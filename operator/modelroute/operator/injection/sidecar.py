@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.operator.injection import names
-from modelroute.operator.injection.settings import InjectionSettings, Probe
+from modelroute.operator.injection.settings import InjectionSettings, Probe, StartGate
 
 # Kubernetes resource.Quantity syntax (apimachinery/pkg/api/resource/quantity.go).
 _QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
@@ -92,6 +92,28 @@ def _http_probe(path: str, port: int, probe: Probe) -> dict[str, Any]:
     }
 
 
+# The postStart hook's poller (stdlib only; run with -I -S). One short-lived connection per try;
+# Ready = the status line says 200; anything else (503 before the first config, refused) = retry.
+_GATE = (
+    "import socket,sys,time\n"
+    "end=time.monotonic()+{timeout}\n"
+    "while time.monotonic()<end:\n"
+    " try:\n"
+    "  with socket.create_connection(('127.0.0.1',{port}),1) as s:\n"
+    "   s.sendall(b'GET /readyz HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n')\n"
+    "   if s.makefile('rb').readline().split()[1:2]==[b'200']:sys.exit(0)\n"
+    " except OSError:pass\n"
+    " time.sleep({interval})\n"
+    "sys.exit('modelroute-sidecar: /readyz not 200 after {timeout} s')\n"
+)
+
+
+def start_gate(admin: int, gate: StartGate) -> dict[str, Any]:
+    """postStart exec hook: returns once the sidecar's ``/readyz`` is 200 (fails after the timeout)."""
+    code = _GATE.format(port=admin, timeout=gate.timeout_seconds, interval=gate.poll_interval_ms / 1000)
+    return {"exec": {"command": [gate.python, "-I", "-S", "-c", code]}}
+
+
 def container(
     settings: InjectionSettings, *, listen: int, admin: int, res: dict[str, dict[str, str]], secrets: list[str]
 ) -> dict[str, Any]:
@@ -130,7 +152,8 @@ def container(
             {"name": "PYTHONOPTIMIZE", "value": "2"},
         ],
         "ports": [{"name": names.ADMIN_PORT_NAME, "containerPort": admin, "protocol": "TCP"}],
-        "startupProbe": _http_probe("/readyz", admin, settings.startup_probe),
+        # No startupProbe: the postStart hook gates the app containers (see settings.StartGate).
+        "lifecycle": {"postStart": start_gate(admin, settings.start_gate)},
         "readinessProbe": _http_probe("/readyz", admin, settings.readiness_probe),
         "livenessProbe": _http_probe("/healthz", admin, settings.liveness_probe),
         "securityContext": {
