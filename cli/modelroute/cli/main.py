@@ -8,6 +8,7 @@ loads kopf and `modelroute operator` never loads the provider SDKs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
@@ -22,11 +23,26 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("modelroute.testing.demo", "run the standalone sidecar against local provider emulators and show it working"),
 }
 
+# name -> a stdlib-only module whose ``starting()`` is entered before the subcommand's module is imported
+PRELUDES: dict[str, str] = {
+    "sidecar": "modelroute.sidecar.prelude",  # collector paused, CA anchors by directory (its docstring)
+}
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def prelude(argv: Sequence[str]) -> contextlib.AbstractContextManager[object]:
+    """The chosen subcommand's prelude (nothing for the others)."""
+    module = PRELUDES.get(chosen_command(argv) or "")
+    return contextlib.nullcontext() if module is None else importlib.import_module(module).starting()  # type: ignore[no-any-return]
+
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelroute", description="Kubernetes-native routing for small language models.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = chosen_command(argv)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
@@ -36,7 +52,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
+    with prelude(args_list):
+        parser = build_parser(args_list)  # imports the chosen subcommand's module
     args = parser.parse_args(args_list)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:

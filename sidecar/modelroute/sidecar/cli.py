@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.api.signing import load_public_key
@@ -116,6 +117,13 @@ def _fail(lines: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    finally:  # a start that failed too: an in-process caller gets its collector back
+        memory.resume_collector()
+
+
+def _run(args: argparse.Namespace) -> int:
     memory.tune_allocator()  # before anything of size is allocated
     memory.tune_collector()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -185,6 +193,16 @@ def telemetry_from_env(environ: Mapping[str, str]) -> Telemetry | None:
     return telemetry.build(traces_endpoint=wanted[0], metrics_endpoint=wanted[1])
 
 
+async def _first(*waits: Coroutine[Any, Any, object]) -> None:
+    """Until the first of ``waits`` finishes; the others are cancelled."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
 async def _serve(
     args: argparse.Namespace, keys: KeyResolver, auth: AuthSettings, bundle: BundleSource | None, config: SidecarConfig | None
 ) -> int:
@@ -223,6 +241,10 @@ async def _serve_with(
             loop.add_signal_handler(sig, stop.set)
     if config is None:
         log.info("no --config: not ready until the route bundle or an operator push provides a config")
+    if bundle is not None:
+        await _first(bundle.tried.wait(), stop.wait())  # the bundle's first load belongs to the start
+    if memory.resume_collector():  # started: the collector, paused by modelroute.sidecar.prelude, runs again
+        log.debug("started: %d start-up objects frozen, the collector resumed", gc.get_freeze_count())
     await stop.wait()
     log.info("shutting down")
     await sidecar.stop()

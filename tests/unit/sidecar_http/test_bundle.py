@@ -124,3 +124,22 @@ async def test_oldest_route_wins_conflict_in_bundle(tmp_path: Path, builder: Any
     state = SidecarState(adapters=builder, keys=keys)
     await BundleSource(tmp_path / "b", PUB, tmp_path / "labels", "team-a").load_into(state)
     assert state.current().routes["classify"].resource == "older"  # type: ignore[union-attr]
+
+
+async def test_the_first_load_attempt_is_signalled_loaded_or_not(tmp_path: Path, builder: Any, keys: Any,
+                                                                 make_doc: Any) -> None:
+    """``tried``: the end of the sidecar's start (it resumes the collector then), whether or not the bundle loaded."""
+    missing = BundleSource(tmp_path / "missing", PUB, None, "team-a")
+    state = SidecarState(adapters=builder, keys=keys)
+    async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=missing, bundle_poll_seconds=60):
+        await missing.tried.wait()
+        assert not state.ready
+    write_bundle(tmp_path / "b", [selected(make_doc, "for-web", "classify", "web")], datetime.now(UTC))
+    labels = tmp_path / "labels"
+    labels.write_text('app="web"\n')
+    present = BundleSource(tmp_path / "b", PUB, labels, "team-a")
+    assert not present.tried.is_set()
+    state = SidecarState(adapters=builder, keys=keys)
+    async with Sidecar(state, AuthSettings(operator_key=PUB, pod=POD), bundle=present, bundle_poll_seconds=60):
+        await present.tried.wait()
+        assert state.ready  # set after the load, not before it

@@ -13,7 +13,7 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,8 @@ class BundleSource:
     key: Ed25519PublicKey
     labels_file: Path | None = None
     namespace: str | None = None   # this pod's namespace; a bundle of another namespace is refused
+    tried: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
+    """Set once ``watch`` has tried its first load (loaded or not): the sidecar's start is over."""
 
     def _sig(self) -> tuple[object, ...]:
         out: list[object] = []
@@ -142,4 +144,5 @@ class BundleSource:
                     if msg != last_error:
                         log.warning("route bundle not loaded: %s", msg)
                     last_error = msg
+            self.tried.set()
             await asyncio.sleep(interval)

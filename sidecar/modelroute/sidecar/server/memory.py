@@ -9,6 +9,10 @@ a new SDK) it moves every object alive now into the permanent generation (``gc.f
 so later collections look only at objects made after it. Cheap (no collection is run), and a
 no-op on every other config.
 
+``resume_collector()`` ends the start: ``modelroute.sidecar.prelude`` pauses the collector while the
+sidecar's ~630 modules import (collections there find nothing to free); once the sidecar serves, the
+start-up heap is frozen and the collector runs again, with these thresholds.
+
 ``tune_collector()`` (called once at start) runs a generation-0 collection every
 ``GEN0_THRESHOLD`` net allocations of tracked objects instead of CPython's 700: a request through
 the sidecar leaves a few hundred young objects alive for its duration, so at 32 connections the
@@ -48,6 +52,19 @@ def settle() -> bool:
         return False
     gc.freeze()
     _modules_at_freeze = loaded
+    return True
+
+
+def resume_collector() -> bool:
+    """Once serving: freeze the start-up heap and turn the collector back on; True if it was paused.
+
+    ``modelroute.sidecar.prelude`` pauses it before the sidecar's modules import; a collector
+    nobody paused (the sidecar run inside another program, tests) is left as it is.
+    """
+    if gc.isenabled():
+        return False
+    gc.freeze()
+    gc.enable()
     return True
 
 
