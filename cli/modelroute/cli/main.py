@@ -34,9 +34,14 @@ def chosen_command(argv: Sequence[str]) -> str | None:
 
 
 def prelude(argv: Sequence[str]) -> contextlib.AbstractContextManager[object]:
-    """The chosen subcommand's prelude (nothing for the others)."""
-    module = PRELUDES.get(chosen_command(argv) or "")
-    return contextlib.nullcontext() if module is None else importlib.import_module(module).starting()  # type: ignore[no-any-return]
+    """The chosen subcommand's prelude (nothing for the others, nor for a component tree without one:
+    bench scripts run an older checkout's ``modelroute/sidecar`` ahead of this one)."""
+    name = PRELUDES.get(chosen_command(argv) or "")
+    try:
+        module = importlib.import_module(name) if name else None
+    except ModuleNotFoundError:
+        module = None
+    return contextlib.nullcontext() if module is None else module.starting()  # type: ignore[no-any-return]
 
 
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from modelroute.cli import main
 from modelroute.sidecar import prelude
 from modelroute.sidecar.server import memory
@@ -50,6 +52,12 @@ def test_only_the_sidecar_subcommand_has_a_prelude() -> None:
     assert isinstance(main.prelude([]), contextlib.nullcontext)
     assert main.PRELUDES["sidecar"] == prelude.__name__
     assert not isinstance(main.prelude(["--x", "sidecar"]), contextlib.nullcontext)
+
+
+def test_a_tree_without_the_prelude_starts_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bench scripts run an older checkout's ``modelroute/sidecar`` (no prelude.py) under this cli."""
+    monkeypatch.setitem(main.PRELUDES, "sidecar", "modelroute.sidecar.no_such_prelude")
+    assert isinstance(main.prelude(["sidecar"]), contextlib.nullcontext)
 
 
 def test_a_started_sidecar_resumes_the_collector_once_it_serves(tmp_path: Path) -> None:
