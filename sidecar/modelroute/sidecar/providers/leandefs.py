@@ -38,12 +38,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 # A line that starts a top-level statement: no indent, not a comment, not a continuation.
-_START = re.compile(r"^(?![ \t\r\n#)\]}]|(?:elif|else|except|finally)\b)", re.M)
+_START = re.compile(r"(?![ \t\r#)\]}]|(?:elif|else|except|finally)\b).")
 _CLASS = re.compile(r"class[ \t]+(\w+)")
 _DEF = re.compile(r"(?:async[ \t]+)?def[ \t]+(\w+)")
 _ASSIGN = re.compile(r"(\w+)[ \t]*(?::[^=\n]*)?=(?!=)")
 _INNER = re.compile(r"^[ \t]+(?:(?:class|def)[ \t]+(\w+)|(\w+)[ \t]*(?::[^=\n]*)?=(?!=))", re.M)
 _IDENT = re.compile(r"[A-Za-z_]\w*")
+_FORWARD = re.compile(r"[\w.\[\],|'\"]+")  # a string that may be a type (a forward reference), not prose
 _EAGER = ("import ", "from ")
 
 _BUILD = compile("cls = __build_class__(body, name, *bases, **keywords)", "<leandefs>", "exec")
@@ -63,12 +64,12 @@ class _Statement:
 
 
 def _names(code: types.CodeType) -> Iterator[str]:
-    """Every name ``code`` and the code nested in it may look up, and identifiers in its strings."""
+    """Every name ``code`` and the code nested in it may look up, and those in its forward references."""
     yield from code.co_names
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             yield from _names(const)
-        elif isinstance(const, str) and len(const) < 200:
+        elif isinstance(const, str) and _FORWARD.fullmatch(const.replace(", ", ",").replace(" | ", "|")):
             yield from _IDENT.findall(const)
 
 
@@ -77,23 +78,10 @@ def split(source: str, code: types.CodeType) -> list[tuple[int, str]]:
 
     A statement starts at a line with no indent that does not continue one and that the module's
     own bytecode has instructions for (a line of a string at column 0 has none)."""
-    lines = {line for _, _, line in code.co_lines() if line is not None}
-    out: list[tuple[int, str]] = []
-    line, prev, begin = 1, 0, -1
-    for m in _START.finditer(source):
-        at = m.start()
-        if at >= len(source):
-            break
-        line += source.count("\n", prev, at)
-        prev = at
-        if line in lines:
-            if begin >= 0:
-                out[-1] = (out[-1][0], source[begin:at])
-            out.append((line, ""))
-            begin = at
-    if begin >= 0:
-        out[-1] = (out[-1][0], source[begin:])
-    return out
+    lines = source.split("\n")
+    starts = [n for n in sorted({n for _, _, n in code.co_lines() if n is not None}) if _START.match(lines[n - 1])]
+    ends = [*starts[1:], len(lines) + 1]
+    return [(a, "\n".join(lines[a - 1:b - 1]) + ("\n" if b <= len(lines) else "")) for a, b in zip(starts, ends, strict=True)]
 
 
 def _defines(text: str) -> tuple[str, ...]:
