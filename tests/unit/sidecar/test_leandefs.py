@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import marshal
 import subprocess
 import sys
 import textwrap
@@ -148,3 +149,29 @@ def test_a_layout_the_split_does_not_know_imports_the_module_as_it_is(tmp_path: 
     finally:
         sys.modules.pop(name, None)
         leandefs._finder.names.discard(name)
+
+
+def test_string_annotations_compile_a_module_as_if_annotations_were_deferred_and_cache_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "modelroute_test_string_annotations"
+    source = tmp_path / f"{name}.py"
+    source.write_text("def f(x: NotDefinedHere) -> int:\n    return 1\nVALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    leandefs.string_annotations(name)
+    cache = Path(leandefs.annotations_cache(str(source)))
+    try:
+        module = importlib.import_module(name)  # a normal import raises NameError: the annotation is evaluated
+        assert module.f.__annotations__ == {"x": "NotDefinedHere", "return": "int"} and module.f(0) == 1
+        assert cache.is_file()
+        del sys.modules[name]
+        header = len(importlib.util.MAGIC_NUMBER) + 16  # magic, source mtime and size
+        cache.write_bytes(cache.read_bytes()[:header] + marshal.dumps(compile("VALUE = 2", "x", "exec")))
+        assert importlib.import_module(name).VALUE == 2  # the cached code is what runs
+        del sys.modules[name]
+        source.write_text("def f(x: NotDefinedHere) -> int:\n    return 3\nVALUE = 30\n")  # stale: size differs
+        again = importlib.import_module(name)
+        assert again.VALUE == 30 and again.f(0) == 3
+    finally:
+        sys.modules.pop(name, None)
+        leandefs._finder.string_annotations.discard(name)

@@ -99,8 +99,8 @@ def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> N
     for module in ("client", "batches", "caches", "files", "live", "tunings", "chats"):
         assert f"google.genai.{module}" in full["genai_modules"]
         assert f"google.genai.{module}" not in lean["genai_modules"]
-    assert lean["genai_types_defined"] * 3 < full["genai_types_defined"] * 2, (lean["genai_types_defined"],
-                                                                              full["genai_types_defined"])
+    assert lean["genai_types_defined"] * 5 < full["genai_types_defined"], (lean["genai_types_defined"],
+                                                                          full["genai_types_defined"])
     assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
     # anthropic's send-only functions (tracing, error classes) are forwarders: their type graphs are not loaded
     assert lean["anthropic_types"] * 10 < full["anthropic_types"], (lean["anthropic_types"], full["anthropic_types"])

@@ -26,7 +26,7 @@ from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
-from modelroute.sidecar.providers.leandefs import lean_definitions
+from modelroute.sidecar.providers.leandefs import lean_definitions, string_annotations
 from modelroute.sidecar.providers.leanimport import lean_package
 from modelroute.sidecar.providers.transport import Prepared, Unsent, api_headers, tls_context
 from modelroute.sidecar.translate.chat import wants_usage
@@ -38,9 +38,11 @@ from modelroute.sidecar.translate.gemini import (
 )
 
 # google-genai without its package ``__init__`` (which imports ``client`` and with it every API
-# module: batches, caches, files, live, tunings...; leanimport says why), and its ``types``
-# running only the statements that define what is used (leandefs); set up before either is imported.
+# module: batches, caches, files, live, tunings...; leanimport says why), its ``types`` running
+# only the statements that define what is used (leandefs), and the modules whose signatures name
+# hundreds of types compiled with their annotations unevaluated; set up before any is imported.
 lean_definitions("google.genai.types")
+string_annotations(*(f"google.genai.{m}" for m in ("models", "_transformers", "_extra_utils", "_mcp_utils", "pagers")))
 lean_package("google.genai")
 
 from google.genai import _api_client, _base_url, _common  # noqa: E402

@@ -26,11 +26,16 @@ installed SDK matches the compiler's and that every name comes out the same.
 """
 
 from __future__ import annotations
+import __future__
 
 import builtins
 import importlib.abc
 import importlib.machinery
+import importlib.util
+import marshal
+import os
 import re
+import struct
 import sys
 import threading
 import types
@@ -248,23 +253,75 @@ class _Loader(importlib.abc.Loader):
         plan.start()
 
 
+class _StringAnnotations(importlib.machinery.SourceFileLoader):
+    """A module compiled as if it began with ``from __future__ import annotations``; its code cached beside its pyc.
+
+    The cache (``__pycache__/<name>.<tag>[.opt-N].annotations.pyc``: magic, source mtime and size,
+    then the marshalled code) is written whenever it is missing or stale and the directory is
+    writable, whatever ``PYTHONDONTWRITEBYTECODE`` says: an image built with a read-only root makes
+    it at build time (the Dockerfile imports the gemini adapter); without it each start compiles.
+    """
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        stat = os.stat(path)
+        key = importlib.util.MAGIC_NUMBER + struct.pack("<qq", stat.st_mtime_ns, stat.st_size)
+        cache = annotations_cache(path)
+        try:
+            with open(cache, "rb") as f:
+                data = f.read()
+            if data[:len(key)] == key:
+                code = marshal.loads(data[len(key):])
+                if isinstance(code, types.CodeType):
+                    return code
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        compiled: types.CodeType = compile(self.get_data(path), path, "exec", flags=_ANNOTATIONS, dont_inherit=True)
+        try:
+            os.makedirs(os.path.dirname(cache), exist_ok=True)
+            partial = f"{cache}.{os.getpid()}"
+            with open(partial, "wb") as f:
+                f.write(key + marshal.dumps(compiled))
+            os.replace(partial, cache)
+        except OSError:
+            pass
+        return compiled
+
+
+_ANNOTATIONS = __future__.annotations.compiler_flag
+
+
+def annotations_cache(path: str) -> str:
+    """Where ``_StringAnnotations`` caches the code of the source file ``path``."""
+    return importlib.util.cache_from_source(path).removesuffix(".pyc") + ".annotations.pyc"
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.names: set[str] = set()
+        self.string_annotations: set[str] = set()
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self.names:
+        if fullname not in self.names and fullname not in self.string_annotations:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             return spec
-        spec.loader = _Loader(spec.loader)
+        if fullname in self.names:
+            spec.loader = _Loader(spec.loader)
+        else:
+            spec.loader = _StringAnnotations(fullname, spec.loader.path)
         return spec
 
 
 _finder = _Finder()
+
+
+def _install() -> None:
+    if _finder not in sys.meta_path:
+        sys.meta_path.insert(0, _finder)
 
 
 def lean_definitions(name: str) -> None:
@@ -272,5 +329,16 @@ def lean_definitions(name: str) -> None:
     if name in sys.modules:
         return  # imported normally already: used as it is
     _finder.names.add(name)
-    if _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
+    _install()
+
+
+def string_annotations(*names: str) -> None:
+    """From now on the modules ``names`` (not imported yet) are compiled with annotations left unevaluated.
+
+    Their functions' annotations (google-genai's signatures name hundreds of ``types``) then no
+    longer make a lean module of definitions run what they name; nothing else in them changes.
+    """
+    for name in names:
+        if name not in sys.modules:
+            _finder.string_annotations.add(name)
+    _install()
