@@ -40,10 +40,11 @@ from modelroute.sidecar.translate.gemini import (
 # google-genai without its package ``__init__`` (which imports ``client`` and with it every API
 # module: batches, caches, files, live, tunings...; leanimport says why), its ``types`` running
 # only the statements that define what is used (leandefs), and the modules whose signatures name
-# hundreds of types compiled with their annotations unevaluated; set up before any is imported.
+# hundreds of types compiled with their annotations unevaluated; set up before any is imported
+# (leandefs' finder after leanimport's: it goes first).
+lean_package("google.genai")
 lean_definitions("google.genai.types")
 string_annotations(*(f"google.genai.{m}" for m in ("models", "_transformers", "_extra_utils", "_mcp_utils", "pagers")))
-lean_package("google.genai")
 
 from google.genai import _api_client, _base_url, _common  # noqa: E402
 from google.genai import _transformers as genai_transformers  # noqa: E402

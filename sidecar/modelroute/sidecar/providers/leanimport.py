@@ -156,7 +156,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         if spec is None or spec.loader is None:
             return spec
         if spec.submodule_search_locations is None and fullname not in self.deferred:
-            return None  # a plain module: imported as usual, by the finders after this one
+            return spec  # a plain module: imported as usual
         spec.loader = _DeferInit(spec.loader)
         return spec
 
