@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import marshal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -21,6 +19,8 @@ from typing import Any
 import pytest
 
 from modelroute.sidecar.providers import leandefs
+
+from .test_leanimport import run_fresh
 
 NAMES = textwrap.dedent("""
     import json, sys
@@ -37,10 +37,7 @@ NAMES = textwrap.dedent("""
 
 
 def _names(mode: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", NAMES, mode], capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return run_fresh(NAMES, mode)
 
 
 def test_the_split_of_google_genai_types_is_the_compilers() -> None:

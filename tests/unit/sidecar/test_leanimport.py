@@ -83,11 +83,16 @@ BUILD = textwrap.dedent("""
 """)
 
 
-def _run(mode: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", BUILD, mode], capture_output=True, text=True, timeout=240, check=False)
+def run_fresh(script: str, mode: str) -> dict[str, Any]:
+    """What ``script`` prints (JSON), run with ``mode`` as its argument in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
+
+
+def _run(mode: str) -> dict[str, Any]:
+    return run_fresh(BUILD, mode)
 
 
 def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> None:
