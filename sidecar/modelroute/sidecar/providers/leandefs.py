@@ -9,15 +9,21 @@ How: ``lean_definitions("google.genai.types")`` installs a finder for that one m
 module is created with the SDK's own code (the cached bytecode, as a normal import reads it)
 but none of its statements run at import, except imports and statements that define no name.
 The source is split into top-level statements (a statement starts at a line with no indent
-that does not continue one: ``elif``, ``else``, a closing bracket); each defines names
+that does not continue one, ``elif``, ``else``, a closing bracket, and that the module's
+bytecode has instructions for: not a line of a string); each defines names
 (``class X``, ``def f``, ``X = ...``, or the assignments inside an ``if``). Reading a name
 from the module (``types.Content``, ``from .types import HttpOptions``) runs the statements
 that define it and, first, those defining every name they use (their bytecode's names and
 string forward references, method bodies included, so that no global is ever missing when
 one of them runs or is called), in source order. A class statement runs the body code
 object of the module's own bytecode through ``__build_class__`` from a ``<module>`` frame, as
-the module would; other statements are compiled from their source lines. ``dir()`` and
-``__all__``-less star imports see every name once the rest has run (``everything``).
+the module would; other statements are compiled from their source lines. ``dir()`` runs the
+rest first (``everything``); a star import (``types`` has no ``__all__``) sees only what has run.
+
+``string_annotations("google.genai.models", ...)``: google-genai has no ``from __future__ import
+annotations``, so defining its converters' module evaluated every method signature, which named
+two thirds of ``types``. Those modules are compiled as if they had that line (their annotations
+stay strings; none of them reads its own), their code cached beside their pyc.
 
 Objects are the SDK's own, created by its own code, only fewer of them: the wire tests
 (tests/unit/sidecar/test_leanimport.py, tests/unit/translate/test_sdk_wire.py) prove the
