@@ -1,9 +1,10 @@
 """``providers.leanimport``: SDK packages without their ``__init__``s build the same requests.
 
-The sidecar imports ``openai`` and ``anthropic`` lean (their type trees are never loaded);
+The sidecar imports ``openai``, ``anthropic`` and ``google.genai`` lean (their type trees are
+never loaded; google-genai's ``types`` runs only what is used, ``providers.leandefs``);
 each case runs in a fresh interpreter, once lean (as the sidecar) and once after a normal
-``import openai, anthropic`` (as a program using the SDKs would), and the URL, headers and
-body each adapter's SDK builds must be identical.
+``import openai, anthropic, google.genai`` (as a program using the SDKs would), and the URL,
+headers and body each adapter's SDK builds must be identical.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from modelroute.sidecar.providers.leanimport import lean_package
 BUILD = textwrap.dedent("""
     import asyncio, json, sys
     if sys.argv[1] == "full":
-        import anthropic, openai  # noqa: F401  (the SDKs as a program imports them)
+        import anthropic, openai, google.genai  # noqa: F401  (the SDKs as a program imports them)
     from modelroute.api.v1alpha1.spec import Target
     from modelroute.sidecar.providers.registry import build_adapter
 
@@ -32,34 +33,79 @@ BUILD = textwrap.dedent("""
         out = {}
         request = {"model": "r", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 9, "temperature": 0.5,
                    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
-        for provider, model in (("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5")):
+        png = "iVBORw0KGgo="
+        gemini = [  # request shapes whose google-genai types the lean ``types`` defines on first use
+            {"model": "r", "messages": [
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": [{"type": "text", "text": "café"},
+                                             {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\\"a\\": 1}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "{\\"t\\": 3}"}],
+             "tools": request["tools"], "tool_choice": "required", "stop": ["x"], "seed": 3, "top_p": 0.9},
+            {"model": "r", "messages": [{"role": "user", "content": "label"}], "response_format": {
+                "type": "json_schema", "json_schema": {"name": "l", "schema": {
+                    "type": "object", "properties": {"l": {"type": "string", "enum": ["a", "b"]}}}}}},
+            {"model": "r", "messages": [{"role": "user", "content": "json"}], "response_format": {"type": "json_object"}},
+            {"model": "r", "messages": [{"role": "user", "content": "think"}], "reasoning_effort": "low"},
+            {"model": "r", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]},
+        ]
+        for provider, model in (("openai", "gpt-4o-mini"), ("anthropic", "claude-haiku-4-5"), ("gemini", "gemini-2.5-flash")):
             target = Target.model_validate({"name": provider, "provider": provider, "model": model,
                                             "baseUrl": "http://127.0.0.1:9", "apiKey": {"env": "K"}})
             adapter = build_adapter(target, lambda: "sk-test")
             for stream in (False, True):
                 prepared, body = await adapter.build(request, stream)
                 out[f"{provider} {stream}"] = [prepared.url, dict(prepared.headers), json.loads(body)]
+            if provider == "gemini":
+                for i, extra in enumerate(gemini):
+                    try:
+                        prepared, body = await adapter.build(extra, False)
+                        out[f"gemini {i}"] = [prepared.url, dict(prepared.headers), json.loads(body)]
+                    except Exception as e:  # refused the same way, lean or not
+                        out[f"gemini {i}"] = adapter.build_failure(e).message
+                prepared, body = await adapter.build_embed({"input": ["a", "b"], "dimensions": 8})
+                out["gemini embed"] = [prepared.url, dict(prepared.headers), json.loads(body)]
+                try:  # contents google-genai's Content refuses (the translator never makes them)
+                    adapter._builder.build({"model": model, "contents": [{"role": "user", "parts": [{"bogus": 1}]}]}, False)
+                except Exception as e:
+                    out["gemini refused"] = adapter.build_failure(e).message
             await adapter.aclose()
         sdk = [m for m in sys.modules if m.partition(".")[0] in ("openai", "anthropic")]
-        print(json.dumps({"built": out, "sdk_modules": len(sdk),
+        genai = [m for m in sys.modules if m.startswith("google.genai.")]
+        types = sys.modules["google.genai.types"]
+        print(json.dumps({"built": out, "sdk_modules": len(sdk), "genai_modules": sorted(genai),
                           "anthropic_types": len([m for m in sdk if m.startswith("anthropic.types.")]),
+                          "genai_types_defined": len([v for v in vars(types).values() if isinstance(v, type)]),
                           "httpcore": "httpcore2" in sys.modules}))
 
     asyncio.run(main())
 """)
 
 
-def _run(mode: str) -> dict[str, Any]:
-    done = subprocess.run([sys.executable, "-c", BUILD, mode], capture_output=True, text=True, timeout=240, check=False)
+def run_fresh(script: str, mode: str) -> dict[str, Any]:
+    """What ``script`` prints (JSON), run with ``mode`` as its argument in a fresh interpreter."""
+    done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 
 
+def _run(mode: str) -> dict[str, Any]:
+    return run_fresh(BUILD, mode)
+
+
 def test_lean_sdks_build_the_same_requests_with_a_fraction_of_the_modules() -> None:
     lean, full = _run("lean"), _run("full")
     assert lean["built"] == full["built"]
-    assert len(lean["built"]) == 4
+    assert len(lean["built"]) == 13
+    assert "gemini refused" in lean["built"]  # a request the SDK's types refuse, refused the same way
+    # google-genai: no client module, nor the API modules it imports; a part of ``types`` defined
+    for module in ("client", "batches", "caches", "files", "live", "tunings", "chats"):
+        assert f"google.genai.{module}" in full["genai_modules"]
+        assert f"google.genai.{module}" not in lean["genai_modules"]
+    assert lean["genai_types_defined"] * 5 < full["genai_types_defined"], (lean["genai_types_defined"],
+                                                                          full["genai_types_defined"])
     assert lean["sdk_modules"] * 2 < full["sdk_modules"], (lean["sdk_modules"], full["sdk_modules"])
     # anthropic's send-only functions (tracing, error classes) are forwarders: their type graphs are not loaded
     assert lean["anthropic_types"] * 10 < full["anthropic_types"], (lean["anthropic_types"], full["anthropic_types"])

@@ -1,7 +1,7 @@
 """Adapter for Gemini ``generateContent``: the ``google-genai`` SDK builds, the transport sends.
 
-One ``genai.Client`` per target builds each request as its own ``models.generate_content``
-would: the SDK converts the translator's kwargs to the REST body
+One google-genai API client per target (the ``BaseApiClient`` a ``genai.Client`` makes) builds each
+request as ``models.generate_content`` would: the SDK converts the translator's kwargs to the REST body
 (``_GenerateContentParameters_to_mldev``, which validates the contents into its types; a
 refusal is the app's request's fault, 400) and builds the URL and headers (``x-goog-api-key``, its client headers) with ``_build_request``. The
 body goes out on the target's pool (``transport.Transport``; the SDK's own retry and
@@ -20,17 +20,14 @@ from typing import Any
 
 import httpx2
 import pydantic
-from google import genai
-from google.genai import _common
-from google.genai import _transformers as genai_transformers
-from google.genai import models as genai_models
-from google.genai import types as genai_types
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import UpstreamError
 from modelroute.sidecar.providers.base import KeyFn, current_key
 from modelroute.sidecar.providers.build_send import SdkBuiltAdapter, StreamTranslator, dumps
 from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
+from modelroute.sidecar.providers.leandefs import lean_definitions, string_annotations
+from modelroute.sidecar.providers.leanimport import lean_package
 from modelroute.sidecar.providers.transport import Prepared, Unsent, api_headers, tls_context
 from modelroute.sidecar.translate.chat import wants_usage
 from modelroute.sidecar.translate.embeddings import gemini_to_embeddings
@@ -39,6 +36,20 @@ from modelroute.sidecar.translate.gemini import (
     chat_to_gemini_request,
     gemini_to_chat_response,
 )
+
+# google-genai without its package ``__init__`` (which imports ``client`` and with it every API
+# module: batches, caches, files, live, tunings...; leanimport says why), its ``types`` running
+# only the statements that define what is used (leandefs), and the modules whose signatures name
+# hundreds of types compiled with their annotations unevaluated; set up before any is imported
+# (leandefs' finder after leanimport's: it goes first).
+lean_package("google.genai")
+lean_definitions("google.genai.types")
+string_annotations(*(f"google.genai.{m}" for m in ("models", "_transformers", "_extra_utils", "_mcp_utils", "pagers")))
+
+from google.genai import _api_client, _base_url, _common  # noqa: E402
+from google.genai import _transformers as genai_transformers  # noqa: E402
+from google.genai import models as genai_models  # noqa: E402
+from google.genai import types as genai_types  # noqa: E402
 
 Json = dict[str, Any]
 
@@ -53,7 +64,7 @@ _clients: tuple[httpx2.Client, httpx2.AsyncClient] | None = None
 
 
 def _builder_clients() -> tuple[httpx2.Client, httpx2.AsyncClient]:
-    """One pair of httpx2 clients for every ``genai.Client``: they build requests, never send them.
+    """One pair of httpx2 clients for every google-genai API client: they build requests, never send them.
 
     Given these, google-genai makes no clients, SSL contexts or aiohttp settings of its own
     (~2.5 MB per target otherwise); on the ``Unsent`` transport they have no pool either.
@@ -66,7 +77,7 @@ def _builder_clients() -> tuple[httpx2.Client, httpx2.AsyncClient]:
 
 
 class _Builder:
-    """The ``genai.Client`` that builds one target's requests, shared by an adapter and its views."""
+    """The google-genai API client that builds one target's requests, shared by an adapter and its views."""
 
     def __init__(self, target: Target, key: KeyFn | None) -> None:
         self._key = key
@@ -76,14 +87,17 @@ class _Builder:
             base_url=target.base_url, retry_options=genai_types.HttpRetryOptions(attempts=1),
             httpx_client=sync, httpx_async_client=aio, async_client_args={"ssl": tls_context()},
         )
-        self.client = genai.Client(api_key=self.api_key, http_options=http_options)
+        # What ``genai.Client(api_key=..., http_options=...)`` makes for the Gemini API (not Vertex):
+        # its ``BaseApiClient``, the base URL resolved as the Client resolves it.
+        http_options.base_url = _base_url.get_base_url(False, http_options)
+        self.client = _api_client.BaseApiClient(api_key=self.api_key, http_options=http_options)
 
     def _rotate(self) -> None:
         key = current_key(self._key)
         if key == self.api_key:
             return
         self.api_key = key
-        api = self.client._api_client
+        api = self.client
         headers = api._http_options.headers
         if headers is not None:
             headers["x-goog-api-key"] = key
@@ -92,7 +106,7 @@ class _Builder:
     def build(self, kwargs: Json, stream: bool) -> tuple[Prepared, bytes]:
         """URL, headers and body for ``generate_content(**kwargs)`` (or its stream), built by the SDK."""
         self._rotate()
-        api = self.client._api_client
+        api = self.client
         # The SDK's converter reads dicts as well as its pydantic types; given the dict it skips
         # validating into GenerateContentConfig and friends (same body: the translator's golden
         # requests convert identically either way, tests/unit/translate/test_sdk_wire.py).
@@ -105,7 +119,7 @@ class _Builder:
     def build_embed(self, model: str, texts: list[str], dimensions: int | None) -> tuple[Prepared, bytes]:
         """URL, headers and body for ``embed_content`` (``batchEmbedContents``), built by the SDK."""
         self._rotate()
-        api = self.client._api_client
+        api = self.client
         config = genai_types.EmbedContentConfig(output_dimensionality=dimensions) if dimensions is not None else None
         params = genai_types._EmbedContentParametersPrivate(model=model, contents=texts, config=config)
         request = genai_models._EmbedContentParametersPrivate_to_mldev(api, params, None, params)
@@ -120,7 +134,7 @@ class _Builder:
         return prepared, http.data if isinstance(http.data, bytes) else dumps(dict(http.data))
 
     async def aclose(self) -> None:
-        await self.client.aio.aclose()
+        await self.client.aclose()
         self.client.close()
 
 
@@ -152,7 +166,7 @@ def _to_mldev(api: Any, kwargs: Json) -> Json:
 
 
 class GeminiAdapter(SdkBuiltAdapter):
-    """One Gemini target: one ``genai.Client`` (``_Builder``) and pool."""
+    """One Gemini target: one google-genai API client (``_Builder``) and pool."""
 
     def __init__(self, target: Target, key: KeyFn | None, *, params: Params | None = None, system: str | None = None) -> None:
         super().__init__(target, params=params, system=system)

@@ -150,7 +150,7 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname.partition(".")[0] not in self.roots:
+        if not self._under_root(fullname):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
@@ -161,17 +161,24 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
+    def _under_root(self, fullname: str) -> bool:
+        if fullname.partition(".")[0] in self.roots:
+            return True
+        return any(fullname == root or fullname.startswith(root + ".") for root in self.roots if "." in root)
+
+
 _finder = _Finder()
 
 
 def lean_package(name: str, on_call: Sequence[str] = ()) -> types.ModuleType:
-    """The top-level package ``name``, its ``__init__``s (and theirs below) deferred until needed.
+    """The package ``name`` (top-level, or a subpackage: ``google.genai``), its ``__init__``s (and theirs
+    below) deferred until needed.
 
     ``on_call``: qualified names (``pkg.module.function``) that resolve to forwarders (module docstring).
     """
     for qualified in on_call:
         module = qualified.rpartition(".")[0]
-        if module.partition(".")[0] != name:
+        if module != name and not module.startswith(name + "."):
             raise ValueError(f"{qualified}: not in package {name}")
         if module not in sys.modules:  # already imported (normally): used as it is
             _finder.on_call.add(qualified)
