@@ -129,7 +129,7 @@ def cond(raw: dict[str, Any], type_: str) -> dict[str, Any]:
 
 async def test_route_reaches_selected_pods_and_status_says_so(world: World, sidecars: Sidecars) -> None:
     kube, rec, posted = world
-    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, model="gpt-5.4-mini"))
     assert await rec(NS)
     assert sidecars["p1"][0].routes == ["chat@r1"] and sidecars["p2"][0].routes == ["chat@r1"]
     assert sidecars["p3"][0].routes == []  # served an empty config: ready, no routes

@@ -131,10 +131,24 @@ def test_transition_time_only_moves_when_status_changes() -> None:
 
 
 def test_notices_announce_pushes_and_new_failures_once() -> None:
-    vals, acc, plans = world([raw_route("a")], [pod("p1")])
+    vals, acc, plans = world([raw_route("a", model="gpt-5.4-mini")], [pod("p1")])  # no shutdown announced
     ok = compute(vals[0], acc["team/a"], results(plans, {"p1"}), None, NOW)
     got = notices(None, ok, ["p1"])
     assert [n.reason for n in got] == ["ConfigPushed", "Ready"]
     bad = compute(vals[0], acc["team/a"], results(plans, set(), {"p1": ("Unreachable", "refused")}), ok, NOW)
     assert [n.reason for n in notices(ok, bad, [])] == ["PushFailed"]
     assert notices(bad, bad, []) == []  # same failure, no new event
+
+
+def test_a_model_with_an_announced_shutdown_is_a_condition_and_one_warning_event() -> None:
+    vals, acc, plans = world([raw_route("a", model="gpt-4o-mini")], [pod("p1")])
+    ok = compute(vals[0], acc["team/a"], results(plans, {"p1"}), None, NOW)
+    assert ok.phase.value == "Ready"  # still served: it answers until its shutdown
+    deprecated = cond(ok, "ModelDeprecated")
+    assert deprecated.status.value == "True" and deprecated.reason == "ShutdownAnnounced"
+    assert "spec.targets[0].model: target 'main': model 'gpt-4o-mini' is deprecated by openai and shuts down on 2027-01-14" \
+        in deprecated.message
+    got = notices(None, ok, ["p1"])
+    assert [(n.type, n.reason) for n in got] == [("Normal", "ConfigPushed"), ("Warning", "ModelDeprecated"), ("Normal", "Ready")]
+    again = compute(vals[0], acc["team/a"], results(plans, {"p1"}), ok, NOW)
+    assert notices(ok, again, []) == []  # said once, not on every round

@@ -192,7 +192,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
                                                json={"model": "classify", "messages": MSG}))
     assert old is not None
     await eventually(lambda: old.inflight == 1, "the request to lease the old config")
-    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4.1-nano", "apiKey": {"env": "TEST_KEY_A"}}]
+    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4o", "apiKey": {"env": "TEST_KEY_A"}}]
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify", targets=new_targets)]).encode(), auth))[0] == 200
     resp = await inflight
     assert resp.headers["x-modelroute-config-version"] == old.version

@@ -17,8 +17,10 @@ Nothing here raises on the first error: parsing collects, ``problems()`` collect
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -28,11 +30,13 @@ from modelroute.api.config import CanaryServing, SidecarConfig
 from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
-from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
+from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels, lifecycle_notes
 from modelroute.sidecar.config.secrets import KeyResolver
 
 if TYPE_CHECKING:
     import yaml
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Problems):
@@ -335,10 +339,20 @@ def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
     return found
 
 
-def checked(parsed: Parsed, keys: KeyResolver | None) -> SidecarConfig:
-    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first)."""
+def checked(parsed: Parsed, keys: KeyResolver | None, today: date | None = None) -> SidecarConfig:
+    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first).
+
+    Documents a person wrote (files, an admin ``PUT /config``) also may not name a model retired by ``today``
+    (default: today, UTC); a model with a shutdown ahead is logged as a warning. Configs the operator signed
+    were checked by it and go through ``problems`` only (``registry.py``: retirement dates).
+    """
     registry = parsed.registry()
     found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims, registry)
+    targets = [(f"{where}: spec.targets[{ti}].model", t) for where, r in parsed.routes for ti, t in enumerate(r.spec.targets)]
+    retired, warnings = lifecycle_notes(targets, registry or ModelRegistry(), today or datetime.now(UTC).date())
+    found += retired
+    for w in warnings:
+        log.warning("%s", w)
     if found:
         raise ConfigError(found)
     return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry)
