@@ -143,7 +143,7 @@ def test_notices_announce_pushes_and_new_failures_once() -> None:
 def test_a_model_with_an_announced_shutdown_is_a_condition_and_one_warning_event() -> None:
     vals, acc, plans = world([raw_route("a", model="gpt-4o-mini")], [pod("p1")])
     ok = compute(vals[0], acc["team/a"], results(plans, {"p1"}), None, NOW)
-    assert ok.phase.value == "Ready"  # still served: it answers until its shutdown
+    assert ok.phase is not None and ok.phase.value == "Ready"  # still served: it answers until its shutdown
     deprecated = cond(ok, "ModelDeprecated")
     assert deprecated.status.value == "True" and deprecated.reason == "ShutdownAnnounced"
     assert "spec.targets[0].model: target 'main': model 'gpt-4o-mini' is deprecated by openai and shuts down on 2027-01-14" \
