@@ -120,7 +120,7 @@ class Reconciler:
         cm = await self.kube.get(paths.configmaps(ns, bundles.CONFIGMAP_NAME))
         previous = self._read_bundle(ns, cm)
         secrets = await self._secret_keys(ns, referenced_secrets(raw_routes))
-        validations = [validate(r, secrets, self.registry or BUILT_IN) for r in raw_routes]
+        validations = [validate(r, secrets, self.registry or BUILT_IN, today=now.date()) for r in raw_routes]
         accepted = accept(validations, by_key(previous or []))
 
         # 1b. Routes with a strategy: one rollout step each; the sidecars serve the stable spec plus the canary.

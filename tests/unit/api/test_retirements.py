@@ -81,7 +81,7 @@ def test_a_model_with_a_shutdown_ahead_is_a_warning_with_the_days_left() -> None
     t = target("openai", "gpt-4o-mini-2024-07-18")
     assert REGISTRY.lifecycle_problem(t, TODAY) is None
     warning = REGISTRY.lifecycle_warning(t, TODAY)
-    assert warning is not None and "is deprecated by openai and shuts down on 2027-01-14 (in 39 days)" in warning
+    assert warning is not None and "is deprecated by openai and shuts down on 2027-01-14, after which every call to it fails" in warning
     assert "current openai models include: gpt-5.4, gpt-5.4-mini, gpt-5.5" in warning
     assert REGISTRY.lifecycle_problem(t, date(2027, 1, 14)) is not None  # on the day, it is retired
 

@@ -84,4 +84,4 @@ def test_a_retired_model_is_refused_naming_the_model_and_its_date() -> None:
     assert "claude-sonnet-4-6" in problem and "anthropic SDK 2.13.0" in problem
     # The day before its shutdown it is a warning, and the route is valid.
     before = validate(r, {}, today=datetime(2026, 11, 29, tzinfo=UTC).date())
-    assert before.valid and "shuts down on 2026-11-30 (in 1 day)" in before.warnings[0]
+    assert before.valid and "shuts down on 2026-11-30, after which" in before.warnings[0]

@@ -209,7 +209,7 @@ def test_a_retired_model_in_a_written_config_is_one_line_with_its_date(keys: Key
                                 today=date(2026, 11, 1))
     assert config.routes[0].spec.targets[0].model == "claude-sonnet-4-5"
     assert "spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' is deprecated by anthropic and shuts down " \
-           "on 2026-11-30 (in 29 days)" in caplog.text
+           "on 2026-11-30, after which every call to it fails" in caplog.text
 
 
 def test_a_config_the_operator_accepted_is_not_refused_for_a_retirement_since(keys: KeyResolver) -> None:

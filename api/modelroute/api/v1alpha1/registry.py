@@ -104,10 +104,10 @@ class ModelRegistry(ApiModel):
         r = self.retirement(target.provider, target.model)
         if r is None or r.shutdown is None or r.shutdown <= today:
             return None
-        days = (r.shutdown - today).days
+        # No "in N days": the operator's condition and its one Warning event must not change every day.
         return (f"target {target.name!r}: model {target.model!r} is deprecated by {target.provider.value} and shuts "
-                f"down on {r.shutdown.isoformat()} (in {days} day{'s' if days != 1 else ''}); move the target to a "
-                f"current model before then{self._current(target)} (source: {r.source})")
+                f"down on {r.shutdown.isoformat()}, after which every call to it fails; move the target to a current "
+                f"model before then{self._current(target)} (source: {r.source})")
 
     def _current(self, target: Target) -> str:
         """``; current <provider> models include: ...`` (built-in ids with no shutdown announced), or ""."""
@@ -133,8 +133,9 @@ class ModelRegistry(ApiModel):
         allowed = self.allowed(target.provider)
         if allowed is None or model_allowed(target.model, allowed):
             return None
-        close = sorted(m for m in allowed if m.split("-")[0] == target.model.split("-")[0]
-                       and m not in spec_of(target.provider).retirements)[:8]
+        spec = spec_of(target.provider)
+        gone = spec.retirements.keys() - set(spec.models)  # known only to report them: not worth suggesting
+        close = sorted(m for m in allowed if m.split("-")[0] == target.model.split("-")[0] and m not in gone)[:8]
         hint = f"; known {target.provider.value} models include: {', '.join(close)}" if close else ""
         return (f"target {target.name!r}: model {target.model!r} is not in the model registry for provider "
                 f"{target.provider.value}{hint} (add it under modelRegistry.models to allow it)")
