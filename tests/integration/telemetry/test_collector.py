@@ -62,7 +62,7 @@ async def test_traces_and_metrics_reach_the_collector_without_content(
     assert tel is not None
     # Stable: anthropic fails once (429) and falls back to openai; canary: openai, mirrored 100%.
     stable = _spec(emu, ("haiku", "anthropic", "claude-haiku-4-5"), ("mini", "openai", "gpt-4o-mini"))
-    canary = _spec(emu, ("nano", "openai", "gpt-4o"))
+    canary = _spec(emu, ("four-o", "openai", "gpt-4o"))
     cfg = SidecarConfig(
         routes=[ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
                                            "metadata": {"name": "classifier"}, "spec": stable.wire()})],

@@ -102,3 +102,16 @@ def test_models_without_an_announcement_and_other_providers_say_nothing() -> Non
 def test_unknown_id_hints_leave_retired_ids_out() -> None:
     problem = REGISTRY.problem(target("anthropic", "claude-sonet-4-6"))
     assert problem is not None and "claude-sonnet-4-6" in problem and "claude-sonnet-4-5" not in problem
+
+
+def test_the_chart_examples_name_no_model_with_an_announced_shutdown() -> None:
+    import yaml
+
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    examples = sorted((Path(__file__).resolve().parents[3] / "charts" / "modelroute" / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        route = ModelRoute.model_validate(yaml.safe_load(path.read_text()))
+        pairs = [(f"{path.name}: {t.name}", t) for t in route.spec.targets]
+        assert lifecycle_notes(pairs, REGISTRY, TODAY) == ([], []), path.name
