@@ -156,8 +156,9 @@ class ModelRegistry(ApiModel):
 
 def lifecycle_notes(targets: Iterable[tuple[str, Target]], registry: ModelRegistry, today: date) -> tuple[list[str], list[str]]:
     """(errors, warnings) for ``(where, target)`` pairs: retired models, and models whose shutdown is announced."""
-    errors = [f"{where}: {p}" for where, t in targets if (p := registry.lifecycle_problem(t, today)) is not None]
-    warnings = [f"{where}: {w}" for where, t in targets if (w := registry.lifecycle_warning(t, today)) is not None]
+    pairs = list(targets)
+    errors = [f"{where}: {p}" for where, t in pairs if (p := registry.lifecycle_problem(t, today)) is not None]
+    warnings = [f"{where}: {w}" for where, t in pairs if (w := registry.lifecycle_warning(t, today)) is not None]
     return errors, warnings
 
 

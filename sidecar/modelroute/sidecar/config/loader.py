@@ -5,7 +5,8 @@ Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spe
 of model ids; several such documents are merged. Every target's model is checked against
 it (``openai``, ``anthropic`` and ``gemini`` always; ``openai-compatible`` when listed),
 and every route or target param against what the target's provider, ``apiVersion`` and
-model accept (``modelroute.api.v1alpha1.capabilities``).
+model accept (``modelroute.api.v1alpha1.capabilities``). A config written by a person (``checked``)
+may not name a model its provider has retired; one with a shutdown date ahead is logged as a warning.
 
 A config with errors must fail at start (or at ``PUT /config``) with one clear line per
 problem saying where it is: file, document number (1-based), ``metadata.name`` and field path,
