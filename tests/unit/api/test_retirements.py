@@ -49,7 +49,9 @@ def _anthropic_sdk_table() -> dict[str, date]:
 
 def test_the_table_is_what_the_pinned_sdks_say() -> None:
     # A pin bump that changes either SDK's table fails here until providers.py follows (and its source strings).
-    assert openai.__version__ == "3.57.0" and anthropic.__version__ == "2.13.0"
+    assert (openai.__version__, anthropic.__version__) == ("3.57.0", "2.13.0"), (
+        "a pin moved: re-copy the deprecation tables into providers.py (_OPENAI_RETIREMENTS, _ANTHROPIC_RETIREMENTS), "
+        "with the new versions in their source strings, and update the versions here")
     ours = {p: {m: r.shutdown for m, r in spec_of(p).retirements.items()} for p in (Provider.OPENAI, Provider.ANTHROPIC)}
     assert ours[Provider.OPENAI] == _openai_sdk_table()
     assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table()
