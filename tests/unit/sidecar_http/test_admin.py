@@ -103,6 +103,21 @@ async def test_invalid_config_is_422_and_old_keeps_serving(token_sidecar: Sideca
     assert status == 422 and "YAML syntax error" in body["error"]["problems"][0]
 
 
+async def test_a_retired_model_in_an_admin_put_is_422_naming_it_and_old_keeps_serving(
+        token_sidecar: Sidecar, http: aiohttp.ClientSession, make_doc: Any) -> None:
+    auth = {"Authorization": "Bearer s3cret-token"}
+    assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify")]).encode(), auth))[0] == 200
+    before = token_sidecar.state.current()
+    retired = make_doc("b", "summarize", targets=[
+        {"name": "sonnet", "provider": "anthropic", "model": "claude-sonnet-4-5", "apiKey": {"env": "TEST_KEY_A"}}])
+    status, body = await put(http, token_sidecar, json.dumps([make_doc("a", "classify"), retired]).encode(), auth)
+    assert status == 422
+    (problem,) = body["error"]["problems"]  # retired on 2026-11-30: an error from then on, whatever the day
+    assert problem.startswith("body doc 2 (b): spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' was "
+                              "retired by anthropic on 2026-11-30: every call to it fails; current anthropic models include: ")
+    assert token_sidecar.state.current() is before
+
+
 async def test_get_config_is_redacted(token_sidecar: Sidecar, http: aiohttp.ClientSession, make_doc: Any) -> None:
     await put(http, token_sidecar, json.dumps([make_doc("a", "classify")]).encode(), {"Authorization": "Bearer s3cret-token"})
     async with http.get(token_sidecar.admin_url + "/config") as r:
