@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
+from modelroute.api.lifecycledate import lifecycle_today
 from modelroute.api.problems import validation_problems
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.capabilities import route_param_problems
@@ -83,7 +84,8 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], reg
              today: date | None = None) -> Validation:
     """Validate one ModelRoute; ``secrets`` maps Secret name -> its data keys (None: absent; a name
     missing from the mapping could not be read and is not checked). ``registry``: the one pushed with the configs.
-    ``today`` (default: today, UTC) decides which models are retired."""
+    ``today`` (default: ``lifecycle_today()``, the pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date)
+    decides which models are retired."""
     meta = raw.get("metadata") or {}
     ns, name = meta.get("namespace") or "", meta.get("name") or ""
     base = Validation(
@@ -98,7 +100,7 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], reg
     problems += [f"spec.targets[{i}].when: {p}" for i, t in enumerate(parsed.spec.targets)
                  if (p := registry.when_problem(t)) is not None]
     retired, warnings = lifecycle_notes([(f"spec.targets[{i}].model", t) for i, t in enumerate(parsed.spec.targets)],
-                                        registry, today or datetime.now(UTC).date())
+                                        registry, today if today is not None else lifecycle_today())
     problems += retired
     base = replace(base, warnings=tuple(warnings))
     problems += [f"{field}: {msg}" for field, msg in route_param_problems(parsed.spec)]

@@ -10,6 +10,7 @@ import jsonschema
 import pytest
 import yaml
 
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.api.v1alpha1.providers import Provider
 from modelroute.cli.main import build_parser
 from modelroute.operator.injection import InjectionSettings, StartGate, patch
@@ -59,6 +60,7 @@ def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> No
     ("sidecar.startGate.python=", "python"),
     ("sidecar.startGate.timeoutSeconds=0", "timeoutSeconds"),
     ("sidecar.startGate.pollIntervalMs=1s", "pollIntervalMs"),
+    ("operator.lifecycleDate=2027-2-1", "lifecycleDate"),
 ])
 def test_a_typo_or_bad_value_fails_at_install(chart: Any, setting: str, message: str) -> None:
     result = chart.run_helm("template", "x", str(chart.path), "--set", setting, check=False)
@@ -275,3 +277,12 @@ def test_start_gate_values_reach_the_injected_hook(chart: Any, values: list[str]
     assert command[:4] == [gate.python, "-I", "-S", "-c"]
     assert f"end=time.monotonic()+{gate.timeout_seconds}\n" in command[4]
     assert f"time.sleep({gate.poll_interval_ms / 1000})" in command[4]
+
+
+def test_a_pinned_lifecycle_date_reaches_the_operator_and_none_by_default(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    def env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        container = chart.find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+    assert ENV_LIFECYCLE_DATE not in env(default_docs)  # a real cluster checks retirements against the real date
+    pinned = env(chart.documents(chart.template("operator.lifecycleDate=2027-02-01")))
+    assert pinned[ENV_LIFECYCLE_DATE] == "2027-02-01"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelroute.api.config import SidecarConfig
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
@@ -210,6 +211,31 @@ def test_a_retired_model_in_a_written_config_is_one_line_with_its_date(keys: Key
     assert config.routes[0].spec.targets[0].model == "claude-sonnet-4-5"
     assert "spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' is deprecated by anthropic and shuts down " \
            "on 2026-11-30, after which every call to it fails" in caplog.text
+
+
+@pytest.mark.parametrize("pin", ["2027-01-14", "2027-02-01"])
+def test_a_written_config_is_refused_when_the_pinned_day_is_past_the_shutdown(pin: str, keys: KeyResolver,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, pin)  # no today= passed: the loader reads the pin (gpt-4o-mini: 2027-01-14)
+    with pytest.raises(ConfigError) as ei:
+        loader.load_text(doc("r", "chat"), "routes.yaml", keys)
+    (problem,) = ei.value.problems
+    assert problem.startswith("routes.yaml doc 1 (r): spec.targets[0].model: target 't': model 'gpt-4o-mini' was retired "
+                              "by openai on 2027-01-14: every call to it fails")
+
+
+def test_the_same_config_loads_when_the_pinned_day_is_before_the_shutdown(keys: KeyResolver,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-01-13")
+    assert loader.load_text(doc("r", "chat"), "routes.yaml", keys).routes[0].spec.targets[0].model == "gpt-4o-mini"
+
+
+def test_a_bad_pin_is_a_config_problem_naming_the_variable(keys: KeyResolver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027/02/01")
+    with pytest.raises(ConfigError) as ei:
+        loader.load_text(doc("r", "chat"), "routes.yaml", keys)
+    assert ei.value.problems == [f"{ENV_LIFECYCLE_DATE}='2027/02/01' is not a date: give YYYY-MM-DD (the day the model "
+                                 "retirement checks take as today), or unset it to use today's UTC date"]
 
 
 def test_a_config_the_operator_accepted_is_not_refused_for_a_retirement_since(keys: KeyResolver) -> None:

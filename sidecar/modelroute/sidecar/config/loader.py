@@ -21,13 +21,14 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
+from modelroute.api.lifecycledate import LifecycleDateError, lifecycle_today
 from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
@@ -344,14 +345,21 @@ def checked(parsed: Parsed, keys: KeyResolver | None, today: date | None = None)
     """The config of parsed documents; raises ``ConfigError`` with every problem (schema first).
 
     Documents a person wrote (files, an admin ``PUT /config``) also may not name a model retired by ``today``
-    (default: today, UTC); a model with a shutdown ahead is logged as a warning. Configs the operator signed
-    were checked by it and go through ``problems`` only (``registry.py``: retirement dates).
+    (default: ``lifecycle_today()``, the pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date); a model with a
+    shutdown ahead is logged as a warning. Configs the operator signed were checked by it and go through
+    ``problems`` only (``registry.py``: retirement dates).
     """
     registry = parsed.registry()
     found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims, registry)
-    targets = [(f"{where}: spec.targets[{ti}].model", t) for where, r in parsed.routes for ti, t in enumerate(r.spec.targets)]
-    retired, warnings = lifecycle_notes(targets, registry or ModelRegistry(), today or datetime.now(UTC).date())
-    found += retired
+    warnings: list[str] = []
+    try:
+        day = today if today is not None else lifecycle_today()
+    except LifecycleDateError as e:
+        found.append(str(e))
+    else:
+        targets = [(f"{where}: spec.targets[{ti}].model", t) for where, r in parsed.routes for ti, t in enumerate(r.spec.targets)]
+        retired, warnings = lifecycle_notes(targets, registry or ModelRegistry(), day)
+        found += retired
     for w in warnings:
         log.warning("%s", w)
     if found:
