@@ -95,9 +95,9 @@ def test_newer_route_with_same_name_gets_conflict_naming_the_winner() -> None:
 
 
 def test_invalid_route_reports_problem_and_what_keeps_serving() -> None:
-    good = validate(raw_route("a"), {})
+    good = validate(raw_route("a"), {}, today=NOW.date())
     bad_raw = raw_route("a", generation=2, api_key={"secretKeyRef": {"name": "missing", "key": "k"}})
-    bad = validate(bad_raw, {"missing": None})
+    bad = validate(bad_raw, {"missing": None}, today=NOW.date())
     assert good.route is not None
     acc = accept([bad], {"team/a": good.route})
     plans = plan(acc.values(), [pod("p1")])
@@ -112,7 +112,7 @@ def test_invalid_route_reports_problem_and_what_keeps_serving() -> None:
 def test_invalid_route_never_accepted() -> None:
     raw = raw_route("a")
     raw["spec"]["targets"] = []
-    v = validate(raw, {})
+    v = validate(raw, {}, today=NOW.date())
     st = compute(v, None, [], None, NOW)
     assert st.phase is Phase.INVALID and st.config_hash is None
     assert "nothing is served" in cond(st, "Ready").message
