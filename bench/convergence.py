@@ -32,6 +32,7 @@ import aiohttp
 from modelroute.api import signing
 from modelroute.api.config import SidecarConfig
 from modelroute.api.v1alpha1 import ModelRoute
+from modelroute.testing import lifecyclepin
 from modelroute.testing.cluster.binaries import ensure_binaries
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
@@ -136,6 +137,7 @@ async def measure(plane: ControlPlane, pods: list[PodHandle], changes: int, metr
 
 
 def main() -> int:
+    lifecyclepin.pin()  # the route names gpt-4o-mini (shut down 2027-01-14): the operator started here takes a fixed day
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=None, help="default 50 (player), 10 with --node")
     parser.add_argument("--changes", type=int, default=20)

@@ -47,6 +47,7 @@ from modelroute.api.config import SidecarConfig
 from modelroute.api.selection import render_for_pod
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.operator.pods import HASH_ANNOTATION
+from modelroute.testing import lifecyclepin
 from modelroute.testing.cluster.binaries import ensure_binaries
 from modelroute.testing.cluster.controlplane import ControlPlane
 from modelroute.testing.cluster.kubelet import KubeletPlayer, PodHandle
@@ -369,6 +370,7 @@ def row(label: str, s: dict[str, float]) -> str:
 
 
 def main() -> int:
+    lifecyclepin.pin()  # the route names gpt-4o-mini (shut down 2027-01-14): the operator started here takes a fixed day
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--namespaces", type=int, default=50)
     parser.add_argument("--pods-per-ns", type=int, default=20)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelroute.testing import lifecyclepin
 from modelroute.testing.cluster.loopback import free_port as free_port
 from modelroute.testing.cluster.processes import spawn as spawn
 
@@ -32,6 +33,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
 PY = sys.executable
+
+# Configs name gpt-4o-mini (shut down 2027-01-14): every bench process takes the suite's fixed day as today
+# (MODELROUTE_LIFECYCLE_DATE, inherited by the sidecars and operators started from here), so a bench runs next year.
+lifecyclepin.pin()
 
 KEYS = {"OPENAI_API_KEY": "sk-bench-openai", "ANTHROPIC_API_KEY": "sk-ant-bench", "GEMINI_API_KEY": "bench-gemini"}
 

@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from modelroute.api.lifecycledate import pin_problem
 from modelroute.operator.app import ENV_SIGNING_KEY, Options, default_lease_namespace, serve
 from modelroute.operator.metrics import parse_address
 from modelroute.operator.registryfile import RegistryFileError, load_registry
@@ -75,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not Path(args.signing_key).is_file():
         print(f"modelroute operator: signing key {args.signing_key} does not exist", file=sys.stderr)
+        return 2
+    if (pin := pin_problem(os.environ)) is not None:  # each reconcile round reads it: refuse a bad one now
+        print(f"modelroute operator: {pin}", file=sys.stderr)
         return 2
     try:
         options = options_from(args)

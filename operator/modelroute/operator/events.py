@@ -1,7 +1,7 @@
 """Which Kubernetes Events to post for one ModelRoute after a reconcile round (pure).
 
 Events say what changed (a config was pushed, the route became ready) and what failed
-(invalid spec, route-name conflict, push failures). A failure is announced when its message
+(invalid spec, route-name conflict, push failures, a model with an announced shutdown). A failure is announced when its message
 changes, not on every retry, so a broken pod does not flood ``kubectl describe``.
 """
 
@@ -46,6 +46,9 @@ def notices(previous: ModelRouteStatus | None, new: ModelRouteStatus, pushed: Se
     conflict = _message(new, "Conflict")
     if conflict and conflict != _message(previous, "Conflict"):
         out.append(Notice("Warning", "RouteNameConflict", conflict))
+    deprecated = _message(new, "ModelDeprecated")
+    if deprecated and deprecated != _message(previous, "ModelDeprecated"):
+        out.append(Notice("Warning", "ModelDeprecated", deprecated))
     degraded = _message(new, "Degraded")
     if degraded and degraded != _message(previous, "Degraded"):
         out.append(Notice("Warning", "PushFailed", degraded))

@@ -12,12 +12,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from modelroute.api.lifecycledate import lifecycle_today
 from modelroute.api.selection import matches, with_canary
 from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
@@ -87,6 +88,7 @@ class Reconciler:
         self.quota_terms: Callable[[str], list[QuotaTerms]] = lambda ns: []  # the rebalancer's: what the bundle carries
         self._bundle_quotas: dict[str, list[QuotaTerms]] = {}
         self._bundle_registry: dict[str, ModelRegistry | None] = {}  # the registry each namespace's bundle carries
+        self.today: Callable[[], date] = lifecycle_today  # the day the model retirement checks use (a test's seam)
 
     @property
     def requeue(self) -> Callable[[str, float], None] | None:
@@ -120,7 +122,7 @@ class Reconciler:
         cm = await self.kube.get(paths.configmaps(ns, bundles.CONFIGMAP_NAME))
         previous = self._read_bundle(ns, cm)
         secrets = await self._secret_keys(ns, referenced_secrets(raw_routes))
-        validations = [validate(r, secrets, self.registry or BUILT_IN) for r in raw_routes]
+        validations = [validate(r, secrets, self.registry or BUILT_IN, today=self.today()) for r in raw_routes]
         accepted = accept(validations, by_key(previous or []))
 
         # 1b. Routes with a strategy: one rollout step each; the sidecars serve the stable spec plus the canary.

@@ -135,6 +135,9 @@ def compute(
              "; ".join(msgs) + ". This ModelRoute is not served there: rename spec.route or change "
              "spec.selector so the two ModelRoutes select different pods.")
 
+    if validation.warnings:
+        text = "; ".join(validation.warnings)
+        cond("ModelDeprecated", True, "ShutdownAnnounced", text if len(text) <= 4000 else text[:3997] + "...")
     if validation.problems:
         keep = (f"sidecars keep serving the last accepted version (generation {accepted.metadata.generation}, {chash})"
                 if accepted is not None else "nothing is served for this ModelRoute until the spec is fixed")

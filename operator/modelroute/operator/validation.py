@@ -4,8 +4,9 @@ The apiserver already enforces the CRD schema and CEL rules; this module parses 
 into the typed model (the same validators the sidecar runs) and checks what only the
 operator can see: that every referenced Secret and key exists in the route's namespace,
 that every target names a model id the registry knows (the operator's ``--model-registry``,
-else the built-in one; an unknown id is refused here, as the sidecars would refuse the push), and that no target is given params its provider,
-API version and model refuse (``modelroute.api.v1alpha1.capabilities``, the same table).
+else the built-in one; an unknown id is refused here, as the sidecars would refuse the push; a model the
+provider has retired is refused here too, one with an announced shutdown gets a warning), and that no target is
+given params its provider, API version and model refuse (``modelroute.api.v1alpha1.capabilities``, the same table).
 ``apiKey.env`` names an env var of the sidecar container and cannot be checked here.
 """
 
@@ -13,14 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
+from modelroute.api.lifecycledate import lifecycle_today
 from modelroute.api.problems import validation_problems
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.capabilities import route_param_problems
-from modelroute.api.v1alpha1.registry import ModelRegistry
+from modelroute.api.v1alpha1.registry import ModelRegistry, lifecycle_notes
 from modelroute.api.v1alpha1.strategy import ACTION_ANNOTATION
 
 # Metadata fields that the operator keeps in bundles and pushes (everything else is noise).
@@ -42,6 +45,7 @@ class Validation:
     route: ModelRoute | None
     problems: tuple[str, ...] = ()
     parsed: ModelRoute | None = None  # parsed even when a cluster check failed (for status)
+    warnings: tuple[str, ...] = ()  # valid, but worth saying (a model with an announced shutdown)
 
     @property
     def valid(self) -> bool:
@@ -76,9 +80,12 @@ def secret_refs(route: ModelRoute) -> list[tuple[str, str, str]]:
     return refs
 
 
-def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], registry: ModelRegistry = BUILT_IN) -> Validation:
+def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], registry: ModelRegistry = BUILT_IN,
+             today: date | None = None) -> Validation:
     """Validate one ModelRoute; ``secrets`` maps Secret name -> its data keys (None: absent; a name
-    missing from the mapping could not be read and is not checked). ``registry``: the one pushed with the configs."""
+    missing from the mapping could not be read and is not checked). ``registry``: the one pushed with the configs.
+    ``today`` (default: ``lifecycle_today()``, the pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date)
+    decides which models are retired."""
     meta = raw.get("metadata") or {}
     ns, name = meta.get("namespace") or "", meta.get("name") or ""
     base = Validation(
@@ -92,6 +99,10 @@ def validate(raw: Mapping[str, Any], secrets: Mapping[str, Set[str] | None], reg
     ]
     problems += [f"spec.targets[{i}].when: {p}" for i, t in enumerate(parsed.spec.targets)
                  if (p := registry.when_problem(t)) is not None]
+    retired, warnings = lifecycle_notes([(f"spec.targets[{i}].model", t) for i, t in enumerate(parsed.spec.targets)],
+                                        registry, today if today is not None else lifecycle_today())
+    problems += retired
+    base = replace(base, warnings=tuple(warnings))
     problems += [f"{field}: {msg}" for field, msg in route_param_problems(parsed.spec)]
     for target, secret, key in secret_refs(parsed):
         if secret not in secrets:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.lifecycledate import pin_problem
 from modelroute.api.signing import load_public_key
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
@@ -166,6 +167,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.mirror_limit < 0:
         problems.append("--mirror-limit must be 0 or more")
 
+    if not args.config and (pin := pin_problem(os.environ)) is not None:
+        problems.append(pin)  # with --config the loader reports it; else a PUT /config would meet it first
     keys = KeyResolver()
     config: SidecarConfig | None = None
     if args.config:

@@ -44,7 +44,7 @@ from modelroute.testing.emulators import EmulatorServer
 
 ROUTE = "triage"
 POD_NAMESPACE, POD_NAME = "demo", "demo-sidecar"
-STABLE_MODEL, GOOD_MODEL, BAD_MODEL = "gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano"
+STABLE_MODEL, GOOD_MODEL, BAD_MODEL = "gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"
 TICK = 0.25          # seconds between reconcile passes
 ROLLOUT_TIMEOUT = 25.0
 

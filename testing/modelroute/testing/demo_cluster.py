@@ -15,6 +15,7 @@ import time
 import urllib.request
 from typing import Any
 
+from modelroute.testing import lifecyclepin
 from modelroute.testing.cluster.binaries import ensure_binaries, ensure_node_binaries
 from modelroute.testing.cluster.imagebuild import build_and_import
 from modelroute.testing.cluster.local import default_state_dir
@@ -84,6 +85,7 @@ def emulator_faults(node: Node, body: object | None) -> None:
 
 
 def main() -> int:
+    lifecyclepin.pin()  # the demo routes name gpt-4o-mini and gpt-4o (shut down 2027-01-14): emulators, a fixed day
     say("1/7 A one-node cluster", "kube-apiserver, etcd, controller-manager, scheduler, kubelet and containerd "
         "(all built here), pods on a bridge in a network namespace of their own")
     cluster = NodeCluster(default_state_dir(), ensure_binaries(), ensure_node_binaries(),

@@ -34,7 +34,7 @@ from .node_harness import (
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "gpt-4.1-nano"  # no earlier test routes to it: an answer with it is this test's config
+MODEL = "gpt-5.4"  # no earlier test routes to it: an answer with it is this test's config
 ADMIN_PORT = 8788  # the chart's sidecar.adminPort
 
 

@@ -25,7 +25,7 @@ async def test_anthropic_writes_then_reads_a_marked_system_prompt(anth: anthropi
     second = await anth.messages.create(model="claude-haiku-4-5", max_tokens=16, system=system,
                                         messages=[{"role": "user", "content": "four five"}])
     assert (second.usage.cache_creation_input_tokens, second.usage.cache_read_input_tokens, second.usage.input_tokens) == (0, 1500, 2)
-    other_model = await anth.messages.create(model="claude-sonnet-4-5", max_tokens=16, system=system, messages=msgs)
+    other_model = await anth.messages.create(model="claude-sonnet-4-6", max_tokens=16, system=system, messages=msgs)
     assert other_model.usage.cache_read_input_tokens == 0 and other_model.usage.cache_creation_input_tokens == 1500
 
 

@@ -43,10 +43,10 @@ def _oai_error(message: str, param: str | None, code: str | None) -> dict[str, A
     ({"model": "gpt-4o-mini"}, _oai_error("Missing required parameter: 'messages'.", "messages", "missing_required_parameter")),
     ({**CHAT, "temperature": 3}, _oai_error("Invalid value for 'temperature': 3 is greater than the maximum of 2",
                                              "temperature", "invalid_value")),
-    ({**CHAT, "model": "o3-mini", "temperature": 0.2},
+    ({**CHAT, "model": "gpt-5.4-mini", "temperature": 0.2},
      _oai_error("Unsupported value: 'temperature' does not support 0.2 with this model. Only the default (1) value is supported.",
                 "temperature", "unsupported_value")),
-    ({**CHAT, "model": "o3-mini", "max_tokens": 5},
+    ({**CHAT, "model": "gpt-5.4-mini", "max_tokens": 5},
      _oai_error("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
                 "max_tokens", "unsupported_parameter")),
 ])

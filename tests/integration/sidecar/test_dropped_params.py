@@ -83,7 +83,7 @@ async def test_claude_4_takes_the_routes_temperature_and_drops_the_apps_top_p(em
 
 
 async def test_openai_reasoning_model_takes_only_the_default_temperature(emu: EmulatorServer, start: Start) -> None:
-    sc = await start([route("r", [target(emu, "openai", model="o4-mini")])])
+    sc = await start([route("r", [target(emu, "openai", model="gpt-5.4-mini")])])
     raw = await sc.client.chat.completions.with_raw_response.create(model="r", messages=MSG, temperature=0.2, top_p=0.5)
     assert raw.headers[H] == "temperature,top_p"
     sent = emu.requests("openai")[-1].body
@@ -95,7 +95,7 @@ async def test_openai_reasoning_model_takes_only_the_default_temperature(emu: Em
 async def test_openai_targets_drop_top_k_and_send_max_completion_tokens(emu: EmulatorServer, start: Start) -> None:
     # The strict emulator refuses top_k ("Unrecognized request argument supplied") and, for reasoning
     # models, max_tokens: a 400 that never falls back. Both were on the wire before.
-    sc = await start([route("r", [target(emu, "openai", model="o4-mini")])])
+    sc = await start([route("r", [target(emu, "openai", model="gpt-5.4-mini")])])
     raw = await sc.client.chat.completions.with_raw_response.create(model="r", messages=MSG, max_tokens=12,
                                                                     extra_body={"top_k": 40})
     assert raw.http_response.status_code == 200 and raw.headers[H] == "top_k"

@@ -62,7 +62,7 @@ async def test_traces_and_metrics_reach_the_collector_without_content(
     assert tel is not None
     # Stable: anthropic fails once (429) and falls back to openai; canary: openai, mirrored 100%.
     stable = _spec(emu, ("haiku", "anthropic", "claude-haiku-4-5"), ("mini", "openai", "gpt-4o-mini"))
-    canary = _spec(emu, ("nano", "openai", "gpt-4.1-nano"))
+    canary = _spec(emu, ("four-o", "openai", "gpt-4o"))
     cfg = SidecarConfig(
         routes=[ModelRoute.model_validate({"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute",
                                            "metadata": {"name": "classifier"}, "spec": stable.wire()})],
@@ -117,7 +117,7 @@ async def test_traces_and_metrics_reach_the_collector_without_content(
     assert a["modelroute.route"] == "classify" and a["modelroute.revision"] == revision_of(stable)
     assert a["modelroute.prompt.version"] == "v7" and "error.type" not in a
     (mirror,) = by_variant["mirror"]                                      # the shadow copy, same trace
-    assert mirror.name == "chat gpt-4.1-nano" and mirror.attributes["modelroute.revision"] == revision_of(canary)
+    assert mirror.name == "chat gpt-4o" and mirror.attributes["modelroute.revision"] == revision_of(canary)
 
     # The streamed request started a trace of its own (no traceparent) with its own client spans.
     other = next(s for s in servers if s.trace_id != TRACE_ID)

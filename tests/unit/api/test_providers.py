@@ -66,7 +66,7 @@ def test_each_spec_names_an_adapter_class_built_like_the_factory_calls_it(provid
 
 
 def test_the_tables_that_used_to_be_keyed_by_provider_are_read_from_the_specs() -> None:
-    assert {p: (*s.models, *s.embedding_models) for p, s in PROVIDERS.items() if s.models} == DEFAULT_MODELS
+    assert {p: (*s.models, *s.embedding_models, *s.retirements) for p, s in PROVIDERS.items() if s.models} == DEFAULT_MODELS
     assert API_VERSIONS == {Provider.ANTHROPIC: ("2023-06-01", "2026-10-21")}
     assert DEFAULT_API_VERSION == {Provider.ANTHROPIC: "2026-10-21"}
     assert DEFAULT_PRICES["gpt-4o-mini"].input == 0.15 and DEFAULT_PRICES["claude-haiku-4-5"].cache_write == 1.25

@@ -10,10 +10,12 @@ import jsonschema
 import pytest
 import yaml
 
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.api.v1alpha1.providers import Provider
 from modelroute.cli.main import build_parser
-from modelroute.operator.injection import InjectionSettings
+from modelroute.operator.injection import InjectionSettings, StartGate, patch
 from modelroute.operator.registryfile import parse_registry
+from modelroute.operator.webhook.options import settings_from_args
 from modelroute.operator.webhook.server import build_app
 
 
@@ -54,6 +56,11 @@ def test_values_match_their_schema_and_every_key_is_documented(chart: Any) -> No
     ("adminNetworkPolicy.allowFromCIDRs={everyone}", "allowFromCIDRs"),
     ("adminNetworkPolicy.openOtherPort=true", "openOtherPort"),
     ("modelRegistry.windowz=1", "windowz"),
+    ("sidecar.startGate.pythn=/usr/bin/python3", "pythn"),
+    ("sidecar.startGate.python=", "python"),
+    ("sidecar.startGate.timeoutSeconds=0", "timeoutSeconds"),
+    ("sidecar.startGate.pollIntervalMs=1s", "pollIntervalMs"),
+    ("operator.lifecycleDate=2027-2-1", "lifecycleDate"),
 ])
 def test_a_typo_or_bad_value_fails_at_install(chart: Any, setting: str, message: str) -> None:
     result = chart.run_helm("template", "x", str(chart.path), "--set", setting, check=False)
@@ -251,3 +258,31 @@ def test_model_registry_value_reaches_the_operator_as_a_mounted_file(chart: Any,
     (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == mount["name"]]
     assert volume["configMap"]["name"] == cm["metadata"]["name"]
     assert pod["metadata"]["annotations"]["checksum/model-registry"]  # a changed registry restarts the operator
+
+
+@pytest.mark.parametrize(("values", "gate"), [
+    ([], StartGate()),
+    (["sidecar.startGate.python=/usr/local/bin/python3", "sidecar.startGate.timeoutSeconds=900",
+      "sidecar.startGate.pollIntervalMs=100"], StartGate(timeout_seconds=900, poll_interval_ms=100, python="/usr/local/bin/python3")),
+])
+def test_start_gate_values_reach_the_injected_hook(chart: Any, values: list[str], gate: StartGate) -> None:
+    dep = chart.find(chart.documents(chart.template(*values)), "Deployment", "-webhook")
+    args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    settings = settings_from_args(build_parser(args).parse_args(args), "pem")  # what the webhook injects with
+    assert settings.start_gate == gate
+    pod = {"metadata": {"namespace": "apps", "annotations": {"modelroute.dev/inject": "true"}},
+           "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+    (sidecar,) = next(op["value"] for op in patch(pod, settings) if op["path"] == "/spec/initContainers")
+    command = sidecar["lifecycle"]["postStart"]["exec"]["command"]
+    assert command[:4] == [gate.python, "-I", "-S", "-c"]
+    assert f"end=time.monotonic()+{gate.timeout_seconds}\n" in command[4]
+    assert f"time.sleep({gate.poll_interval_ms / 1000})" in command[4]
+
+
+def test_a_pinned_lifecycle_date_reaches_the_operator_and_none_by_default(chart: Any, default_docs: list[dict[str, Any]]) -> None:
+    def env(docs: list[dict[str, Any]]) -> dict[str, Any]:
+        container = chart.find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+    assert ENV_LIFECYCLE_DATE not in env(default_docs)  # a real cluster checks retirements against the real date
+    pinned = env(chart.documents(chart.template("operator.lifecycleDate=2027-02-01")))
+    assert pinned[ENV_LIFECYCLE_DATE] == "2027-02-01"

@@ -7,6 +7,7 @@ import copy
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import date
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE, lifecycle_today
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator import bundle as bundles
 from modelroute.operator.convergence import ChangeClock
@@ -129,7 +131,7 @@ def cond(raw: dict[str, Any], type_: str) -> dict[str, Any]:
 
 async def test_route_reaches_selected_pods_and_status_says_so(world: World, sidecars: Sidecars) -> None:
     kube, rec, posted = world
-    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}, model="gpt-5.4-mini"))
     assert await rec(NS)
     assert sidecars["p1"][0].routes == ["chat@r1"] and sidecars["p2"][0].routes == ["chat@r1"]
     assert sidecars["p3"][0].routes == []  # served an empty config: ready, no routes
@@ -191,6 +193,33 @@ async def test_invalid_update_keeps_last_accepted_version(world: World, sidecars
     kube.objects[f"/api/v1/namespaces/{NS}/secrets/nope"] = {"metadata": {"name": "nope", "resourceVersion": "1"}, "data": {"k": "eA=="}}
     assert await rec(NS)
     assert sidecars["p1"][0].version != served and kube.route("r1")["status"]["phase"] == "Ready"
+
+
+async def test_each_round_asks_its_clock_which_models_are_retired(world: World, sidecars: Sidecars) -> None:
+    kube, rec, posted = world
+    rec.today = lambda: date(2027, 1, 13)  # gpt-4o-mini shuts down on 2027-01-14
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    served = sidecars["p1"][0].version
+    assert kube.route("r1")["status"]["phase"] == "Ready"
+    assert "shuts down on 2027-01-14" in cond(kube.route("r1"), "ModelDeprecated")["message"]
+    rec.today = lambda: date(2027, 1, 14)  # the same spec, the next day
+    assert await rec(NS)
+    assert kube.route("r1")["status"]["phase"] == "Invalid" and posted[-1].reason == "InvalidSpec"
+    assert "model 'gpt-4o-mini' was retired by openai on 2027-01-14" in cond(kube.route("r1"), "Ready")["message"]
+    assert sidecars["p1"][0].version == served  # the pods keep the version accepted before
+
+
+async def test_the_default_clock_is_the_pinned_day(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    kube, rec, _ = world
+    assert rec.today is lifecycle_today  # the edge: MODELROUTE_LIFECYCLE_DATE, else the real UTC date
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-02-01")
+    kube.add_route(raw_route("r1", selector={"matchLabels": {"app": "web"}}))
+    assert await rec(NS)
+    assert "retired by openai on 2027-01-14" in cond(kube.route("r1"), "Ready")["message"]
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-01-13")
+    assert await rec(NS)
+    assert kube.route("r1")["status"]["phase"] == "Ready"
 
 
 async def test_conflicting_route_changes_nothing(world: World, sidecars: Sidecars) -> None:

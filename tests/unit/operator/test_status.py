@@ -38,7 +38,7 @@ def results(plans: list[PodPlan], synced: Collection[str] = frozenset(), failed:
 
 
 def world(raws: list[dict[str, Any]], pods: list[SidecarPod]) -> tuple[list[Validation], dict[str, ModelRoute], list[PodPlan]]:
-    vals = [validate(r, {}) for r in raws]
+    vals = [validate(r, {}, today=NOW.date()) for r in raws]  # a fixed day: model shutdowns do not move the tests
     accepted = accept(vals, {})
     return vals, accepted, plan(accepted.values(), pods)
 
@@ -95,9 +95,9 @@ def test_newer_route_with_same_name_gets_conflict_naming_the_winner() -> None:
 
 
 def test_invalid_route_reports_problem_and_what_keeps_serving() -> None:
-    good = validate(raw_route("a"), {})
+    good = validate(raw_route("a"), {}, today=NOW.date())
     bad_raw = raw_route("a", generation=2, api_key={"secretKeyRef": {"name": "missing", "key": "k"}})
-    bad = validate(bad_raw, {"missing": None})
+    bad = validate(bad_raw, {"missing": None}, today=NOW.date())
     assert good.route is not None
     acc = accept([bad], {"team/a": good.route})
     plans = plan(acc.values(), [pod("p1")])
@@ -112,7 +112,7 @@ def test_invalid_route_reports_problem_and_what_keeps_serving() -> None:
 def test_invalid_route_never_accepted() -> None:
     raw = raw_route("a")
     raw["spec"]["targets"] = []
-    v = validate(raw, {})
+    v = validate(raw, {}, today=NOW.date())
     st = compute(v, None, [], None, NOW)
     assert st.phase is Phase.INVALID and st.config_hash is None
     assert "nothing is served" in cond(st, "Ready").message
@@ -131,10 +131,24 @@ def test_transition_time_only_moves_when_status_changes() -> None:
 
 
 def test_notices_announce_pushes_and_new_failures_once() -> None:
-    vals, acc, plans = world([raw_route("a")], [pod("p1")])
+    vals, acc, plans = world([raw_route("a", model="gpt-5.4-mini")], [pod("p1")])  # no shutdown announced
     ok = compute(vals[0], acc["team/a"], results(plans, {"p1"}), None, NOW)
     got = notices(None, ok, ["p1"])
     assert [n.reason for n in got] == ["ConfigPushed", "Ready"]
     bad = compute(vals[0], acc["team/a"], results(plans, set(), {"p1": ("Unreachable", "refused")}), ok, NOW)
     assert [n.reason for n in notices(ok, bad, [])] == ["PushFailed"]
     assert notices(bad, bad, []) == []  # same failure, no new event
+
+
+def test_a_model_with_an_announced_shutdown_is_a_condition_and_one_warning_event() -> None:
+    vals, acc, plans = world([raw_route("a", model="gpt-4o-mini")], [pod("p1")])
+    ok = compute(vals[0], acc["team/a"], results(plans, {"p1"}), None, NOW)
+    assert ok.phase is not None and ok.phase.value == "Ready"  # still served: it answers until its shutdown
+    deprecated = cond(ok, "ModelDeprecated")
+    assert deprecated.status.value == "True" and deprecated.reason == "ShutdownAnnounced"
+    assert "spec.targets[0].model: target 'main': model 'gpt-4o-mini' is deprecated by openai and shuts down on 2027-01-14" \
+        in deprecated.message
+    got = notices(None, ok, ["p1"])
+    assert [(n.type, n.reason) for n in got] == [("Normal", "ConfigPushed"), ("Warning", "ModelDeprecated"), ("Normal", "Ready")]
+    again = compute(vals[0], acc["team/a"], results(plans, {"p1"}), ok, NOW)
+    assert notices(ok, again, []) == []  # said once, not on every round

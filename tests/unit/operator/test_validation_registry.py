@@ -53,7 +53,7 @@ def test_route_params_the_target_refuses_are_invalid_with_the_ways_out() -> None
 def test_an_invalid_route_params_status_says_why() -> None:
     from modelroute.operator.status import compute
 
-    r = raw("o4-mini")
+    r = raw("gpt-5.4-mini")
     r["spec"]["params"] = {"temperature": 0.2}  # type: ignore[index]
     v = validate(r, {})
     st = compute(v, None, [], None, datetime(2026, 11, 24, tzinfo=UTC))
@@ -71,3 +71,17 @@ def test_a_when_no_request_can_meet_in_the_models_window_is_invalid() -> None:
         "gpt-4o-mini: no request could ever be sent to it",)
     r["spec"]["targets"][0]["when"] = {"minInputTokens": 100_000}  # type: ignore[index]
     assert validate(r, {}).valid
+
+
+def test_a_retired_model_is_refused_naming_the_model_and_its_date() -> None:
+    r = raw("gpt-4o-mini")
+    r["spec"]["targets"] = [{"name": "sonnet", "provider": "anthropic", "model": "claude-sonnet-4-5", "apiKey": {"env": "K"}}]  # type: ignore[index]
+    v = validate(r, {}, today=datetime(2026, 12, 6, tzinfo=UTC).date())
+    assert not v.valid
+    (problem,) = v.problems
+    assert problem.startswith("spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' was retired by anthropic "
+                              "on 2026-11-30: every call to it fails; current anthropic models include: ")
+    assert "claude-sonnet-4-6" in problem and "anthropic SDK 2.13.0" in problem
+    # The day before its shutdown it is a warning, and the route is valid.
+    before = validate(r, {}, today=datetime(2026, 11, 29, tzinfo=UTC).date())
+    assert before.valid and "shuts down on 2026-11-30, after which" in before.warnings[0]

@@ -5,7 +5,8 @@ for the two Stainless SDKs, ``providers/gemini._Builder`` for google-genai), and
 version is the one the contract was written for and that every private name still has the shape the
 builder calls. When a pin moves (requirements.lock), re-read the builder named in the message against
 the new SDK, run ``tests/unit/translate/test_sdk_wire.py`` (the builders' requests against the SDKs' own
-send path) and then update ``PINNED``.
+send path) and then update ``PINNED``. The model retirement dates copied from openai and anthropic
+(``ProviderSpec.retirements``) follow the pin too: ``tests/unit/api/test_retirements.py`` compares them.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.api.signing import SIGNATURE_HEADER, sign
 from modelroute.sidecar.server.auth import AuthSettings
 from modelroute.sidecar.server.sidecar import Sidecar
@@ -101,6 +102,35 @@ async def test_invalid_config_is_422_and_old_keeps_serving(token_sidecar: Sideca
     assert token_sidecar.state.current() is before
     status, body = await put(http, token_sidecar, b"routes: [unclosed", auth)
     assert status == 422 and "YAML syntax error" in body["error"]["problems"][0]
+
+
+async def test_a_retired_model_in_an_admin_put_is_422_naming_it_and_old_keeps_serving(
+        token_sidecar: Sidecar, http: aiohttp.ClientSession, make_doc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2026-12-06")  # the day this test is about, whatever the run pins
+    auth = {"Authorization": "Bearer s3cret-token"}
+    assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify")]).encode(), auth))[0] == 200
+    before = token_sidecar.state.current()
+    retired = make_doc("b", "summarize", targets=[
+        {"name": "sonnet", "provider": "anthropic", "model": "claude-sonnet-4-5", "apiKey": {"env": "TEST_KEY_A"}}])
+    status, body = await put(http, token_sidecar, json.dumps([make_doc("a", "classify"), retired]).encode(), auth)
+    assert status == 422
+    (problem,) = body["error"]["problems"]  # retired on 2026-11-30: an error from then on, whatever the day
+    assert problem.startswith("body doc 2 (b): spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' was "
+                              "retired by anthropic on 2026-11-30: every call to it fails; current anthropic models include: ")
+    assert token_sidecar.state.current() is before
+
+
+async def test_an_admin_put_is_checked_against_the_pinned_day(token_sidecar: Sidecar, http: aiohttp.ClientSession,
+                                                               make_doc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth, body = {"Authorization": "Bearer s3cret-token"}, json.dumps([make_doc("a", "classify")]).encode()  # gpt-4o-mini
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-01-13")  # the day before its shutdown
+    assert (await put(http, token_sidecar, body, auth))[0] == 200
+    before = token_sidecar.state.current()
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-01-14")
+    status, refused = await put(http, token_sidecar, body, auth)
+    assert status == 422 and refused["error"]["problems"][0].startswith(
+        "body doc 1 (a): spec.targets[0].model: target 'primary': model 'gpt-4o-mini' was retired by openai on 2027-01-14")
+    assert token_sidecar.state.current() is before
 
 
 async def test_get_config_is_redacted(token_sidecar: Sidecar, http: aiohttp.ClientSession, make_doc: Any) -> None:
@@ -192,7 +222,7 @@ async def test_swap_keeps_in_flight_requests_on_their_config(token_sidecar: Side
                                                json={"model": "classify", "messages": MSG}))
     assert old is not None
     await eventually(lambda: old.inflight == 1, "the request to lease the old config")
-    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4.1-nano", "apiKey": {"env": "TEST_KEY_A"}}]
+    new_targets = [{"name": "fresh", "provider": "openai", "model": "gpt-4o", "apiKey": {"env": "TEST_KEY_A"}}]
     assert (await put(http, token_sidecar, json.dumps([make_doc("a", "classify", targets=new_targets)]).encode(), auth))[0] == 200
     resp = await inflight
     assert resp.headers["x-modelroute-config-version"] == old.version

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelroute.api.config import SidecarConfig
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
@@ -154,15 +155,15 @@ REPO = Path(__file__).resolve().parents[3]
 def test_route_params_a_target_refuses_are_one_line_each_with_the_ways_out(tmp_path: Path, keys: KeyResolver) -> None:
     f = tmp_path / "routes.yaml"
     f.write_text(GOOD.replace('apiVersion: "2023-06-01", ', "").replace("{file: KEYFILE}", "{env: ANTHROPIC_API_KEY}")
-                 .replace("model: gpt-4o-mini,", "model: o4-mini,"))
+                 .replace("model: gpt-4o-mini,", "model: gpt-5.4-mini,"))
     first, second = problems_of([f], keys)
     assert first == (
         f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'haiku' (anthropic claude-haiku-4-5, apiVersion "
         "2026-10-21) cannot take temperature: anthropic-version 2026-10-21 removed sampling parameters; remove temperature, "
         "set spec.targets[0].apiVersion: '2023-06-01' (it keeps temperature for claude-haiku-4-5), or set "
         "spec.unsupportedParams: drop (the param is then not sent to this target)")
-    assert second.startswith(f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'mini' (openai o4-mini) "
-                             "cannot take temperature: o4-mini is a reasoning model")
+    assert second.startswith(f"{f} doc 1 (ticket-classifier): spec.params.temperature: target 'mini' (openai gpt-5.4-mini) "
+                             "cannot take temperature: gpt-5.4-mini is a reasoning model")
     f.write_text(f.read_text().replace("  params:", "  unsupportedParams: drop\n  params:"))
     assert loader.load([f], keys).routes[0].spec.unsupported_params == "drop"
 
@@ -190,3 +191,56 @@ def test_a_when_no_request_can_meet_in_the_models_window_is_a_config_problem() -
     assert loader.route_problems(parsed.routes, None, parsed.claims) == [
         "routes.yaml doc 1 (r): spec.targets[0].when: target 't': when.minInputTokens 200000 is not below the 200000-token "
         "context window of claude-haiku-4-5: no request could ever be sent to it"]
+
+
+def test_a_retired_model_in_a_written_config_is_one_line_with_its_date(keys: KeyResolver,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from datetime import date
+
+    target = "{name: sonnet, provider: anthropic, model: claude-sonnet-4-5, apiKey: {env: ANTHROPIC_API_KEY}}"
+    parsed = loader.parse_text(doc("summarizer", "summarize", target), "routes.yaml")
+    with pytest.raises(ConfigError) as ei:
+        loader.checked(parsed, keys, today=date(2026, 12, 6))
+    (problem,) = ei.value.problems
+    assert problem.startswith("routes.yaml doc 1 (summarizer): spec.targets[0].model: target 'sonnet': model "
+                              "'claude-sonnet-4-5' was retired by anthropic on 2026-11-30: every call to it fails")
+    # Before the shutdown: loaded, with a warning naming the model and the date.
+    with caplog.at_level("WARNING", logger="modelroute.sidecar.config.loader"):
+        config = loader.checked(loader.parse_text(doc("summarizer", "summarize", target), "routes.yaml"), keys,
+                                today=date(2026, 11, 1))
+    assert config.routes[0].spec.targets[0].model == "claude-sonnet-4-5"
+    assert "spec.targets[0].model: target 'sonnet': model 'claude-sonnet-4-5' is deprecated by anthropic and shuts down " \
+           "on 2026-11-30, after which every call to it fails" in caplog.text
+
+
+@pytest.mark.parametrize("pin", ["2027-01-14", "2027-02-01"])
+def test_a_written_config_is_refused_when_the_pinned_day_is_past_the_shutdown(pin: str, keys: KeyResolver,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, pin)  # no today= passed: the loader reads the pin (gpt-4o-mini: 2027-01-14)
+    with pytest.raises(ConfigError) as ei:
+        loader.load_text(doc("r", "chat"), "routes.yaml", keys)
+    (problem,) = ei.value.problems
+    assert problem.startswith("routes.yaml doc 1 (r): spec.targets[0].model: target 't': model 'gpt-4o-mini' was retired "
+                              "by openai on 2027-01-14: every call to it fails")
+
+
+def test_the_same_config_loads_when_the_pinned_day_is_before_the_shutdown(keys: KeyResolver,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027-01-13")
+    assert loader.load_text(doc("r", "chat"), "routes.yaml", keys).routes[0].spec.targets[0].model == "gpt-4o-mini"
+
+
+def test_a_bad_pin_is_a_config_problem_naming_the_variable(keys: KeyResolver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_LIFECYCLE_DATE, "2027/02/01")
+    with pytest.raises(ConfigError) as ei:
+        loader.load_text(doc("r", "chat"), "routes.yaml", keys)
+    assert ei.value.problems == [f"{ENV_LIFECYCLE_DATE}='2027/02/01' is not a date: give YYYY-MM-DD (the day the model "
+                                 "retirement checks take as today), or unset it to use today's UTC date"]
+
+
+def test_a_config_the_operator_accepted_is_not_refused_for_a_retirement_since(keys: KeyResolver) -> None:
+    # Pushes and bundles go through problems(): a date passing must not stop pods from starting.
+    target = "{name: sonnet, provider: anthropic, model: claude-sonnet-4-5, apiKey: {env: ANTHROPIC_API_KEY}}"
+    parsed = loader.parse_text(doc("summarizer", "summarize", target), "routes.yaml")
+    config = SidecarConfig(routes=[r for _, r in parsed.routes])
+    assert loader.problems(config, keys) == []

@@ -108,7 +108,7 @@ OPENAI = {"temperature": "temperature", "topP": "top_p", "stop": "stop", "maxTok
 ANTHROPIC = {"temperature": "temperature", "topP": "top_p", "stop": "stop_sequences", "maxTokens": "max_tokens"}
 ROWS = [
     Row("openai", "openai", "gpt-4o-mini", OPENAI),
-    Row("openai-reasoning", "openai", "o3-mini", OPENAI, refused=frozenset({"temperature", "topP", "stop"})),
+    Row("openai-reasoning", "openai", "gpt-5.4-mini", OPENAI, refused=frozenset({"temperature", "topP", "stop"})),
     Row("openai-compatible", "openai-compatible", "llama-3.1-8b", {**OPENAI, "maxTokens": "max_tokens"},
         base_url="http://127.0.0.1:9/v1"),
     Row("anthropic-2023-06-01", "anthropic", "claude-3-5-haiku", ANTHROPIC, api_version="2023-06-01"),

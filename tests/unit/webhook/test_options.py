@@ -8,7 +8,7 @@ import pytest
 
 from modelroute.api import signing
 from modelroute.cli.main import build_parser
-from modelroute.operator.injection import Resources
+from modelroute.operator.injection import Resources, StartGate
 from modelroute.operator.webhook import FileTls, ManagedTls
 from modelroute.operator.webhook.options import settings_from_args, tls_from_args
 
@@ -24,6 +24,23 @@ def test_defaults_match_the_injector_defaults() -> None:
     assert s.operator_namespace == "mr-system" and s.operator_public_key_pem == pem
     assert s.resources == Resources()
     assert (s.listen_port, s.admin_port) == (8787, 8788)
+    assert s.start_gate == StartGate()
+
+
+def test_start_gate_options_reach_the_settings() -> None:
+    s = settings_from_args(parse("--sidecar-start-gate-python=/usr/local/bin/python3.12",  # type: ignore[arg-type]
+                                 "--sidecar-start-gate-timeout-seconds=600",
+                                 "--sidecar-start-gate-poll-interval-ms=50"), "pem")
+    assert s.start_gate == StartGate(timeout_seconds=600, poll_interval_ms=50, python="/usr/local/bin/python3.12")
+
+
+@pytest.mark.parametrize("option", ["--sidecar-start-gate-python=", "--sidecar-start-gate-python=/bin/env python",
+                                    "--sidecar-start-gate-timeout-seconds=0", "--sidecar-start-gate-timeout-seconds=5m",
+                                    "--sidecar-start-gate-poll-interval-ms=-1", "--sidecar-start-gate-poll-interval-ms=10001"])
+def test_a_bad_start_gate_option_stops_the_webhook_naming_it(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(option)
+    assert option.split("=")[0] in capsys.readouterr().err
 
 
 def test_sidecar_options_and_empty_quantities() -> None:

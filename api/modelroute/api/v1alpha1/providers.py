@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -54,6 +55,20 @@ class Window:
 
     context: int      # input + output tokens the model holds
     max_output: int   # the most output tokens one request may ask for
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """A provider's announced shutdown of a model id (the model registry reports it: ``registry.py``)."""
+
+    shutdown: date | None  # the day calls start failing; None: an id the provider never served (its SDK keeps it)
+    source: str            # where the date comes from (SDK version and file), so a reader can re-check it
+
+
+def _retiring(source: str, groups: Mapping[str, tuple[str, ...]]) -> Mapping[str, Retirement]:
+    """{model id: Retirement} from {ISO date ("" = never served): ids}, as the source groups them."""
+    return MappingProxyType({m: Retirement(date.fromisoformat(day) if day else None, source)
+                             for day, ids in groups.items() for m in ids})
 
 
 HeaderTriple = tuple[str, str, str]
@@ -111,6 +126,9 @@ class ProviderSpec:
     windows: Mapping[str, Window] = field(default_factory=dict)
     """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
     overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
+    retirements: Mapping[str, Retirement] = field(default_factory=dict)
+    """Model ids the provider has retired or will retire, with the date (a listed id covers its dated versions
+    not listed themselves). The one table of model lifecycles: ``models`` lists only ids not retired yet."""
 
 
 _OPENAI_HEADERS = RateLimitHeaders(
@@ -119,20 +137,57 @@ _OPENAI_HEADERS = RateLimitHeaders(
 )
 _OPENAI_ADAPTER = "modelroute.sidecar.providers.openai:build"  # chat or Responses, by ``target.api``
 
+# Announced shutdowns, copied from the pinned SDKs (tests/unit/api/test_retirements.py compares them with the
+# installed SDKs, so a pin bump that changes them fails until this table follows). google-genai 3.6.1 marks
+# no Gemini text model. Re-check https://developers.openai.com/api/docs/deprecations and
+# https://docs.anthropic.com/en/docs/resources/model-deprecations when a pin moves.
+_OPENAI_RETIREMENTS = _retiring("openai SDK 3.57.0, openai/types/shared/chat_model.py (ChatModel, \"Deprecated values\")", {
+    "2027-04-01": ("gpt-5.4-nano", "gpt-5.4-nano-2026-03-17", "gpt-5.1", "gpt-5.1-2025-11-13"),
+    "2027-01-20": ("gpt-audio-mini", "gpt-audio-mini-2025-12-15"),
+    "2027-01-14": ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4o", "gpt-4o-2024-11-20",
+                   "gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+    "2026-12-11": ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5-2025-08-07", "gpt-5-mini-2025-08-07", "gpt-5-nano-2025-08-07",
+                   "o3", "o3-2025-04-16"),
+    "2026-10-23": ("gpt-4.1-nano", "gpt-4.1-nano-2025-04-14", "o4-mini", "o4-mini-2025-04-16", "o3-mini", "o3-mini-2025-01-31",
+                   "o1", "o1-2024-12-17", "gpt-4o-2024-05-13", "gpt-4-turbo", "gpt-4-turbo-2024-04-09", "gpt-4-1106-preview",
+                   "gpt-4", "gpt-4-0613", "gpt-3.5-turbo", "gpt-3.5-turbo-0125"),
+    "2026-09-28": ("gpt-3.5-turbo-1106",),
+    "2026-08-10": ("gpt-5.3-chat-latest", "gpt-5.2-chat-latest"),
+    "2026-07-23": ("gpt-5.1-codex", "gpt-5.1-chat-latest", "gpt-5-chat-latest", "gpt-4o-search-preview",
+                   "gpt-4o-mini-search-preview", "gpt-4o-search-preview-2025-03-11", "gpt-4o-mini-search-preview-2025-03-11"),
+    "2026-05-07": ("gpt-4o-audio-preview", "gpt-4o-audio-preview-2024-12-17", "gpt-4o-audio-preview-2025-06-03",
+                   "gpt-4o-mini-audio-preview", "gpt-4o-mini-audio-preview-2024-12-17"),
+    "2026-03-26": ("gpt-4-0125-preview", "gpt-4-turbo-preview", "gpt-4-0314"),
+    "2026-02-17": ("chatgpt-4o-latest",),
+    "2026-02-12": ("codex-mini-latest",),
+    "2025-10-27": ("o1-mini", "o1-mini-2024-09-12"),
+    "2025-10-10": ("gpt-4o-audio-preview-2024-10-01",),
+    "2025-07-28": ("o1-preview", "o1-preview-2024-09-12"),
+    "2025-06-06": ("gpt-4-32k", "gpt-4-32k-0314", "gpt-4-32k-0613"),
+    "2024-12-06": ("gpt-4-vision-preview",),
+    "2024-09-13": ("gpt-3.5-turbo-16k", "gpt-3.5-turbo-0301", "gpt-3.5-turbo-0613", "gpt-3.5-turbo-16k-0613"),
+    "": ("gpt-5.1-mini",),  # "Not a supported model ID. Retained for SDK compatibility."
+})
+_ANTHROPIC_RETIREMENTS = _retiring("anthropic SDK 2.13.0, anthropic/_data/deprecated_models.py (DEPRECATED_MODELS, end-of-life)", {
+    "2027-01-22": ("claude-opus-4-5", "claude-opus-4-5-20251101"),
+    "2026-11-30": ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+    "2026-06-30": ("claude-mythos-preview",),
+})
+
 PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
     Provider.OPENAI: ProviderSpec(
         provider=Provider.OPENAI, adapter=_OPENAI_ADAPTER, otel_name="openai", default_host="api.openai.com",
         native_output=True, rate_limit_headers=_OPENAI_HEADERS, param_rules=openai_rules,
         max_tokens_field="max_completion_tokens", apis=("chat", "responses"),
-        models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4.1", "gpt-5-mini", "gpt-5-nano",
-                "gpt-5.1-mini", "gpt-5.4-mini", "gpt-5.4-nano", "o4-mini", "o3-mini"),
+        models=("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-5-mini", "gpt-5-nano", "gpt-5.4-mini", "gpt-5.4-nano",
+                "gpt-5.4", "gpt-5.5"),
+        retirements=_OPENAI_RETIREMENTS,
         # USD per 1M tokens, list prices (standard tier). Override in the config when they change.
         # Cached input per https://openai.com/api/pricing (gpt-4o-mini $0.075 vs $0.15); no cache-write charge.
         prices={
             "gpt-4o-mini": Price(0.15, 0.60, 0.075),
             "gpt-4o": Price(2.50, 10.00, 1.25),
             "gpt-4.1-mini": Price(0.40, 1.60, 0.10),
-            "gpt-4.1-nano": Price(0.10, 0.40, 0.025),
             # embeddings: input tokens only (list prices)
             "text-embedding-3-small": Price(0.02, 0.0),
             "text-embedding-3-large": Price(0.13, 0.0),
@@ -144,7 +199,6 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
             "gpt-4o": Window(128_000, 16_384),
             "gpt-4.1": Window(1_047_576, 32_768),
             "gpt-4.1-mini": Window(1_047_576, 32_768),
-            "gpt-4.1-nano": Window(1_047_576, 32_768),
         },
     ),
     Provider.ANTHROPIC: ProviderSpec(
@@ -162,8 +216,9 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         # older models the rate-limits page marks (Haiku 3 / 3.5); cache_creation_input_tokens always count.
         # https://docs.anthropic.com/en/api/rate-limits ("Cache-aware ITPM"). OpenAI and Gemini count cached tokens.
         cache_reads_limited=lambda model: model.startswith(("claude-3-5-haiku", "claude-3-haiku")),
-        models=("claude-haiku-4-5", "claude-sonnet-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
+        models=("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
                 "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
+        retirements=_ANTHROPIC_RETIREMENTS,
         # https://docs.anthropic.com/en/docs/about-claude/pricing: cache reads 0.1x, 5-minute cache writes 1.25x and
         # 1-hour writes 2x the base input price (Price.cache_write_1h's default; docs/prompt-caching.md).
         prices={
@@ -172,7 +227,6 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         },
         windows={
             "claude-haiku-4-5": Window(200_000, 64_000),
-            "claude-sonnet-4-5": Window(200_000, 64_000),
             "claude-3-5-haiku": Window(200_000, 8_192),
         },
     ),

@@ -29,7 +29,7 @@ class ConditionStatus(StrEnum):
 
 
 class Condition(ApiModel):
-    type: str = Field(description="Ready, Synced, Degraded or Conflict.", max_length=64)
+    type: str = Field(description="Ready, Synced, Degraded, Conflict or ModelDeprecated.", max_length=64)
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="One CamelCase word a machine can match on.", max_length=128)
     message: str = Field(default="", description="What happened and what to do about it.", max_length=4096)

@@ -7,9 +7,10 @@ process around them is ``modelroute.operator.webhook.cli``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
-from modelroute.operator.injection import InjectionSettings, Resources
+from modelroute.operator.injection import InjectionSettings, Resources, StartGate
 from modelroute.operator.kube.client import Kube
 from modelroute.operator.webhook import certs
 from modelroute.operator.webhook.tls import FileTls, ManagedTls, TlsSource
@@ -44,6 +45,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, value in (("cpu-request", defaults.cpu_request), ("memory-request", defaults.memory_request),
                         ("cpu-limit", defaults.cpu_limit), ("memory-limit", defaults.memory_limit)):
         s.add_argument(f"--sidecar-{flag}", default=value or "", metavar="QUANTITY", help=f"default {value or 'unset'} ('' = unset)")
+    gate = StartGate()
+    s.add_argument("--sidecar-start-gate-python", type=_command, default=gate.python, metavar="PATH",
+                   help="interpreter of the sidecar image that runs the postStart hook holding the app containers back "
+                        "until /readyz is 200 (a custom image with its python elsewhere sets it)")
+    s.add_argument("--sidecar-start-gate-timeout-seconds", type=_bounded(1, 86_400), default=gate.timeout_seconds,
+                   metavar="S", help="the hook fails after S seconds without a 200 (the kubelet restarts the sidecar)")
+    s.add_argument("--sidecar-start-gate-poll-interval-ms", type=_bounded(1, 10_000), default=gate.poll_interval_ms,
+                   metavar="MS", help="the hook's pause between two /readyz tries")
+
+
+def _command(raw: str) -> str:
+    """An executable for an exec hook: one word (an absolute path, or a name the image's PATH resolves)."""
+    if not raw or any(c.isspace() for c in raw):
+        raise argparse.ArgumentTypeError(f"{raw!r} is not one executable path")
+    return raw
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        if not raw.strip().isdigit() or not low <= int(raw) <= high:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from {low} to {high}")
+        return int(raw)
+    return parse
 
 
 def operator_namespace(args: argparse.Namespace) -> str:
@@ -66,6 +90,11 @@ def settings_from_args(args: argparse.Namespace, public_key_pem: str) -> Injecti
             memory_request=args.sidecar_memory_request or None,
             cpu_limit=args.sidecar_cpu_limit or None,
             memory_limit=args.sidecar_memory_limit or None,
+        ),
+        start_gate=StartGate(
+            timeout_seconds=args.sidecar_start_gate_timeout_seconds,
+            poll_interval_ms=args.sidecar_start_gate_poll_interval_ms,
+            python=args.sidecar_start_gate_python,
         ),
         excluded_namespaces=frozenset(args.inject_exclude_namespace),
     )

@@ -5,7 +5,8 @@ Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spe
 of model ids; several such documents are merged. Every target's model is checked against
 it (``openai``, ``anthropic`` and ``gemini`` always; ``openai-compatible`` when listed),
 and every route or target param against what the target's provider, ``apiVersion`` and
-model accept (``modelroute.api.v1alpha1.capabilities``).
+model accept (``modelroute.api.v1alpha1.capabilities``). A config written by a person (``checked``)
+may not name a model its provider has retired; one with a shutdown date ahead is logged as a warning.
 
 A config with errors must fail at start (or at ``PUT /config``) with one clear line per
 problem saying where it is: file, document number (1-based), ``metadata.name`` and field path,
@@ -17,22 +18,27 @@ Nothing here raises on the first error: parsing collects, ``problems()`` collect
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterable, Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
 from modelroute.api.config import CanaryServing, SidecarConfig
+from modelroute.api.lifecycledate import LifecycleDateError, lifecycle_today
 from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.v1alpha1 import ModelRoute, Target
 from modelroute.api.v1alpha1.capabilities import route_param_problems
-from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels
+from modelroute.api.v1alpha1.registry import ModelRegistry, ProviderModels, lifecycle_notes
 from modelroute.sidecar.config.secrets import KeyResolver
 
 if TYPE_CHECKING:
     import yaml
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Problems):
@@ -335,10 +341,27 @@ def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
     return found
 
 
-def checked(parsed: Parsed, keys: KeyResolver | None) -> SidecarConfig:
-    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first)."""
+def checked(parsed: Parsed, keys: KeyResolver | None, today: date | None = None) -> SidecarConfig:
+    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first).
+
+    Documents a person wrote (files, an admin ``PUT /config``) also may not name a model retired by ``today``
+    (default: ``lifecycle_today()``, the pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date); a model with a
+    shutdown ahead is logged as a warning. Configs the operator signed were checked by it and go through
+    ``problems`` only (``registry.py``: retirement dates).
+    """
     registry = parsed.registry()
     found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims, registry)
+    warnings: list[str] = []
+    try:
+        day = today if today is not None else lifecycle_today()
+    except LifecycleDateError as e:
+        found.append(str(e))
+    else:
+        targets = [(f"{where}: spec.targets[{ti}].model", t) for where, r in parsed.routes for ti, t in enumerate(r.spec.targets)]
+        retired, warnings = lifecycle_notes(targets, registry or ModelRegistry(), day)
+        found += retired
+    for w in warnings:
+        log.warning("%s", w)
     if found:
         raise ConfigError(found)
     return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.testing import waiting
 from modelroute.testing.cluster.binaries import repo_root
 from modelroute.testing.cluster.netns import http_get
@@ -80,6 +81,8 @@ def install_release(node: Node, secret_namespaces: Sequence[str] = (APP_NS,), *,
         *verb, RELEASE, str(repo_root() / "charts" / "modelroute"), "-n", RELEASE_NS, "--create-namespace",
         "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
         "--set", "rbac.secretReadNamespaces={" + ",".join(secret_namespaces) + "}", "--wait", "--timeout=240s",
+        # The operator pod validates routes on the node: it takes the suite's pinned day (``lifecyclepin``).
+        "--set-string", f"operator.lifecycleDate={os.environ.get(ENV_LIFECYCLE_DATE, '')}",
         timeout=300,
     )
 

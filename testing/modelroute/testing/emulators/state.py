@@ -16,8 +16,8 @@ from .reqlog import RequestLog
 from .script import Script
 
 DEFAULT_MODELS: dict[str, list[str]] = {
-    "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1-nano"],
-    "anthropic": ["claude-haiku-4-5", "claude-sonnet-4-5"],
+    "openai": ["gpt-4o-mini", "gpt-4.1-mini", "gpt-4o"],
+    "anthropic": ["claude-haiku-4-5", "claude-sonnet-4-6"],
     "gemini": ["gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash"],
 }
 

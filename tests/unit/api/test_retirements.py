@@ -1,0 +1,119 @@
+"""Retired and retiring model ids: one table (``ProviderSpec.retirements``), copied from the pinned SDKs."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+from modelroute.api.v1alpha1 import Target
+from modelroute.api.v1alpha1.providers import PROVIDERS, Provider, spec_of
+from modelroute.api.v1alpha1.registry import ModelRegistry, lifecycle_notes
+
+TODAY = date(2026, 12, 6)
+REGISTRY = ModelRegistry()
+
+
+def target(provider: str, model: str) -> Target:
+    return Target.model_validate({"name": "t", "provider": provider, "model": model, "apiKey": {"env": "K"}})
+
+
+def _openai_sdk_table() -> dict[str, date | None]:
+    """ChatModel's "Deprecated values" docstring in the installed openai SDK, parsed."""
+    text = (Path(openai.__file__).parent / "types" / "shared" / "chat_model.py").read_text()
+    table: dict[str, date | None] = {}
+    for item in text.split('"""Deprecated values:', 1)[1].split("\n- ")[1:]:
+        ids = re.findall(r'"([^"]+)"', item.split(":", 1)[0])
+        found = re.search(r"shutdown\s+date:\s+(\d{4}-\d{2}-\d{2})", item)
+        if found is None:
+            assert "Not a supported model ID" in item, item
+        for model in ids:
+            table[model] = date.fromisoformat(found.group(1)) if found else None
+    return table
+
+
+def _anthropic_sdk_table() -> dict[str, date]:
+    from anthropic._data import DEPRECATED_MODELS
+
+    def day(text: str) -> date:  # "November 30th, 2026"
+        month, dd, year = re.sub(r"(\d)(st|nd|rd|th),", r"\1", text).split()
+        return date(int(year), ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+                                "October", "November", "December"].index(month) + 1, int(dd))
+
+    return {model: day(text) for model, text in DEPRECATED_MODELS.items()}
+
+
+def test_the_table_is_what_the_pinned_sdks_say() -> None:
+    # A pin bump that changes either SDK's table fails here until providers.py follows (and its source strings).
+    assert (openai.__version__, anthropic.__version__) == ("3.57.0", "2.13.0"), (
+        "a pin moved: re-copy the deprecation tables into providers.py (_OPENAI_RETIREMENTS, _ANTHROPIC_RETIREMENTS), "
+        "with the new versions in their source strings, and update the versions here")
+    ours = {p: {m: r.shutdown for m, r in spec_of(p).retirements.items()} for p in (Provider.OPENAI, Provider.ANTHROPIC)}
+    assert ours[Provider.OPENAI] == _openai_sdk_table()
+    assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table()
+    assert all(r.source.startswith(("openai SDK 3.57.0", "anthropic SDK 2.13.0"))
+               for s in PROVIDERS.values() for r in s.retirements.values())
+
+
+def test_the_built_in_current_models_name_nothing_retired_by_today() -> None:
+    for p, s in PROVIDERS.items():
+        for model in (*s.models, *s.prices, *s.windows):
+            assert REGISTRY.lifecycle_problem(target(p.value, model), TODAY) is None, (p, model)
+
+
+@pytest.mark.parametrize(("provider", "model", "day"), [
+    ("anthropic", "claude-sonnet-4-5", "2026-11-30"),
+    ("anthropic", "claude-sonnet-4-5-20250929", "2026-11-30"),
+    ("openai", "o4-mini", "2026-10-23"),
+    ("openai", "gpt-4.1-nano-2025-04-14", "2026-10-23"),
+    ("openai", "gpt-4o-2024-05-13", "2026-10-23"),  # listed itself: its base gpt-4o retires later
+])
+def test_a_retired_model_is_an_error_naming_it_and_the_date(provider: str, model: str, day: str) -> None:
+    problem = REGISTRY.lifecycle_problem(target(provider, model), TODAY)
+    assert problem is not None and f"model {model!r} was retired by {provider} on {day}: every call to it fails" in problem
+    assert REGISTRY.lifecycle_warning(target(provider, model), TODAY) is None
+    assert REGISTRY.problem(target(provider, model)) is None  # still a known id: accepted configs keep loading
+
+
+def test_a_model_with_a_shutdown_ahead_is_a_warning_with_the_days_left() -> None:
+    t = target("openai", "gpt-4o-mini-2024-07-18")
+    assert REGISTRY.lifecycle_problem(t, TODAY) is None
+    warning = REGISTRY.lifecycle_warning(t, TODAY)
+    assert warning is not None and "is deprecated by openai and shuts down on 2027-01-14, after which every call to it fails" in warning
+    assert "current openai models include: gpt-5.4, gpt-5.4-mini, gpt-5.5" in warning
+    assert REGISTRY.lifecycle_problem(t, date(2027, 1, 14)) is not None  # on the day, it is retired
+
+
+def test_an_id_the_provider_never_served_is_an_error() -> None:
+    problem = REGISTRY.lifecycle_problem(target("openai", "gpt-5.1-mini"), TODAY)
+    assert problem is not None and "'gpt-5.1-mini' is not a model openai serves" in problem
+
+
+def test_models_without_an_announcement_and_other_providers_say_nothing() -> None:
+    for provider, model in (("openai", "gpt-5.4-mini"), ("anthropic", "claude-haiku-4-5"), ("gemini", "gemini-2.5-flash"),
+                            ("openai-compatible", "o4-mini")):
+        t = target(provider, model) if provider != "openai-compatible" else Target.model_validate(
+            {"name": "t", "provider": provider, "model": model, "baseUrl": "http://127.0.0.1:9/v1"})
+        assert lifecycle_notes([("here", t)], REGISTRY, TODAY) == ([], []), (provider, model)
+
+
+def test_unknown_id_hints_leave_retired_ids_out() -> None:
+    problem = REGISTRY.problem(target("anthropic", "claude-sonet-4-6"))
+    assert problem is not None and "claude-sonnet-4-6" in problem and "claude-sonnet-4-5" not in problem
+
+
+def test_the_chart_examples_name_no_model_with_an_announced_shutdown() -> None:
+    import yaml
+
+    from modelroute.api.v1alpha1 import ModelRoute
+
+    examples = sorted((Path(__file__).resolve().parents[3] / "charts" / "modelroute" / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        route = ModelRoute.model_validate(yaml.safe_load(path.read_text()))
+        pairs = [(f"{path.name}: {t.name}", t) for t in route.spec.targets]
+        assert lifecycle_notes(pairs, REGISTRY, TODAY) == ([], []), path.name
