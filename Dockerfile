@@ -34,7 +34,7 @@ RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
     && /opt/modelroute/bin/pip install --constraint requirements.lock /wheels/modelroute-*.whl \
     && /opt/modelroute/bin/pip check \
     && /opt/modelroute/bin/python -m compileall -q -o 0 -o 2 /opt/modelroute/lib \
-    && for o in "" -OO; do /opt/modelroute/bin/python $o -c "import modelroute.sidecar.providers.gemini"; done
+    && for o in "" -OO; do PYTHONDONTWRITEBYTECODE= /opt/modelroute/bin/python $o -c "import modelroute.sidecar.providers.gemini"; done
 # (the last line writes google-genai's string-annotation code caches, providers/leandefs.py: the root is read-only)
 
 FROM ${BASE_IMAGE}

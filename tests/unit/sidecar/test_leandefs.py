@@ -155,6 +155,7 @@ def test_string_annotations_compile_a_module_as_if_annotations_were_deferred_and
     source = tmp_path / f"{name}.py"
     source.write_text("def f(x: NotDefinedHere) -> int:\n    return 1\nVALUE = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     leandefs.string_annotations(name)
     cache = Path(leandefs.annotations_cache(str(source)))
     try:
@@ -169,6 +170,25 @@ def test_string_annotations_compile_a_module_as_if_annotations_were_deferred_and
         source.write_text("def f(x: NotDefinedHere) -> int:\n    return 3\nVALUE = 30\n")  # stale: size differs
         again = importlib.import_module(name)
         assert again.VALUE == 30 and again.f(0) == 3
+    finally:
+        sys.modules.pop(name, None)
+        leandefs._finder.string_annotations.discard(name)
+
+
+def test_string_annotations_write_no_cache_where_bytecode_may_not_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "modelroute_test_string_annotations_no_cache"
+    source = tmp_path / f"{name}.py"
+    source.write_text("def f(x: NotDefinedHere) -> int:\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # PYTHONDONTWRITEBYTECODE / -B
+    leandefs.string_annotations(name)
+    try:
+        module = importlib.import_module(name)
+        assert module.f.__annotations__ == {"x": "NotDefinedHere", "return": "int"}
+        assert not Path(leandefs.annotations_cache(str(source))).exists()
+        assert not (tmp_path / "__pycache__").exists()
     finally:
         sys.modules.pop(name, None)
         leandefs._finder.string_annotations.discard(name)

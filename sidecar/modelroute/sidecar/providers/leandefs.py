@@ -263,9 +263,10 @@ class _StringAnnotations(importlib.machinery.SourceFileLoader):
     """A module compiled as if it began with ``from __future__ import annotations``; its code cached beside its pyc.
 
     The cache (``__pycache__/<name>.<tag>[.opt-N].annotations.pyc``: magic, source mtime and size,
-    then the marshalled code) is written whenever it is missing or stale and the directory is
-    writable, whatever ``PYTHONDONTWRITEBYTECODE`` says: an image built with a read-only root makes
-    it at build time (the Dockerfile imports the gemini adapter); without it each start compiles.
+    then the marshalled code) is written, like a ``.pyc``, when it is missing or stale, the directory is
+    writable and bytecode may be written (not under ``PYTHONDONTWRITEBYTECODE``/``-B``): an image built
+    with a read-only root makes it at build time (the Dockerfile imports the gemini adapter); without
+    it each start compiles the module.
     """
 
     def get_code(self, fullname: str) -> types.CodeType:
@@ -283,6 +284,8 @@ class _StringAnnotations(importlib.machinery.SourceFileLoader):
         except (OSError, ValueError, EOFError, TypeError):
             pass
         compiled: types.CodeType = compile(self.get_data(path), path, "exec", flags=_ANNOTATIONS, dont_inherit=True)
+        if sys.dont_write_bytecode:
+            return compiled
         try:
             os.makedirs(os.path.dirname(cache), exist_ok=True)
             partial = f"{cache}.{os.getpid()}"
