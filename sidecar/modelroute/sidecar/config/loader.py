@@ -17,6 +17,7 @@ Nothing here raises on the first error: parsing collects, ``problems()`` collect
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -217,8 +218,57 @@ def shape_problem(docs: Sequence[Any], source: str) -> str | None:
     return None
 
 
+class _NotAsYaml(Exception):
+    """JSON text that YAML 1.1 (PyYAML) reads differently: read it as YAML."""
+
+
+# Characters PyYAML refuses (its Reader) or reads as line breaks (NEL, LS, PS: folded in quoted
+# scalars), and tabs (not YAML whitespace everywhere JSON allows them).
+_NOT_PLAIN = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# An escaped high surrogate (JSON joins a pair into one character, PyYAML keeps two).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+# Every JSON string; ``gap`` when it is a key: PyYAML's simple keys end on their line within 1024 characters.
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(?P<gap>[ \r\n]*:)?')
+_SIMPLE_KEY_CHARS = 1024
+
+
+def _yaml_float(literal: str) -> float:
+    """A JSON float literal as PyYAML reads it: YAML 1.1 floats need a dot and a signed exponent."""
+    mantissa, e, exponent = literal.replace("E", "e").partition("e")
+    if "." not in mantissa or (e and exponent[:1] not in "+-"):
+        raise _NotAsYaml(literal)   # '1e5' is the string '1e5' to PyYAML
+    return float(literal)
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotAsYaml(name)          # NaN / Infinity: strings to PyYAML
+
+
+def _json_as_yaml(text: str) -> list[Any] | None:
+    """The one document of ``text`` when it is JSON that PyYAML would read to the same values; None
+    otherwise (not JSON, or one of the few places YAML 1.1 reads JSON differently): read it as YAML.
+
+    A config file of JSON (``routes.json``, a rendered bundle) is then read without importing PyYAML;
+    any other text gets exactly what YAML gives it, problems included.
+    """
+    if text.lstrip()[:1] not in ("{", "[") or _NOT_PLAIN.search(text) or _SURROGATE_ESCAPE.search(text):
+        return None
+    for m in _STRING.finditer(text):
+        gap = m.group("gap")
+        if gap is not None and ("\n" in gap or "\r" in gap or m.end() - m.start() > _SIMPLE_KEY_CHARS):
+            return None
+    try:
+        return [json.loads(text, parse_float=_yaml_float, parse_constant=_no_constant)]
+    except (_NotAsYaml, ValueError, RecursionError):   # ValueError: JSONDecodeError, or an int of 4300+ digits
+        return None
+
+
 def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], str | None]:
-    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them."""
+    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them.
+
+    ``json_first``: any JSON is read as JSON (admin bodies). Otherwise the text means what YAML says:
+    JSON is read without PyYAML only where YAML would read it the same way (``_json_as_yaml``).
+    """
     try:
         if json_first:
             try:
@@ -226,7 +276,8 @@ def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], 
             except json.JSONDecodeError:
                 docs = _yaml_documents(text, source)
         else:
-            docs = _yaml_documents(text, source)
+            as_yaml = _json_as_yaml(text)
+            docs = as_yaml if as_yaml is not None else _yaml_documents(text, source)
     except _YamlSyntax as e:
         return [], str(e)
     except RecursionError:
@@ -237,7 +288,7 @@ def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], 
 
 
 def parse_text(text: str, source: str) -> Parsed:
-    """Parse YAML (multi-document) or JSON text holding ModelRoute documents."""
+    """Parse YAML (multi-document) or JSON text holding ModelRoute documents (JSON without PyYAML)."""
     docs, problem = _documents(text, source, json_first=False)
     if problem is not None:
         return Parsed([], [problem], [], [])
