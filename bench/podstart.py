@@ -26,9 +26,10 @@ the same run, the two alternated run by run, so both see the same machine.
 
 ``--instructions``: instead, each configuration once under ``valgrind --tool=cachegrind
 --cache-sim=no`` (per interpreter and source): the instructions the sidecar executes from exec until
-``/readyz`` answers 200 (polled every 0.1 s; then SIGUSR1, whose default action ends the process at
-once, so no shutdown is counted; the few 503 answers to polls while the config loads are). Wall time
-on a shared host swings 30 % run to run; this count does not (to ~0.1 %).
+``/readyz`` answers 200 (polled every 0.25 s; then SIGUSR1, whose default action ends the process at
+once, so no shutdown is counted; the 503 answers to polls while a bundle loads are, and their number
+is shown). ``PYTHONHASHSEED=0``, so that set and dict layouts are the same every run. Wall time on a
+shared host swings 30 % run to run; this count does not.
 
     .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--source bundle] [--baseline-python ../before/.venv/bin/python]
     .venv/bin/python bench/podstart.py --instructions [--source bundle,config] [--baseline-python ...]
@@ -80,37 +81,39 @@ def post(port: int, route: str) -> float:
     return took
 
 
-def ready(port: int) -> bool:
+def readyz(port: int) -> int | None:
+    """The status of ``GET /readyz`` (None: nothing listening yet)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
         conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
+        return conn.getresponse().status
     except OSError:
-        return False
+        return None
     finally:
         conn.close()
 
 
 def start(st: harness.Stack, python: str, upstream: str, routes: list[str], n: int, source: str, key: bytes,
-          wrap: list[str] | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
-    """Spawn one sidecar (``wrap``: a command it runs under); (process, inbound port, admin port, log)."""
+          wrap: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """Spawn one sidecar (``wrap``: a command it runs under; ``env``: more variables); (process, inbound port, admin port, log)."""
     port, admin = harness.free_port(), harness.free_port()
     how = injected.launch(source, st.tmp / f"pod-{n}", upstream, routes, port, admin, key)
     log = st.tmp / f"sidecar-{n}.log"
-    p = harness.spawn([*(wrap or []), python, *how.argv], log_path=log, env=injected.child_env(how.env), cwd=harness.REPO)
+    p = harness.spawn([*(wrap or []), python, *how.argv], log_path=log, env=injected.child_env({**how.env, **(env or {})}),
+                      cwd=harness.REPO)
     return p, port, admin, log
 
 
 def wait_ready(p: subprocess.Popen[bytes], admin: int, log: Path, every: float, timeout: float) -> int:
-    """Poll ``/readyz`` until 200 (raise if the process ends or ``timeout`` passes); the number of polls."""
+    """Poll ``/readyz`` until 200 (raise if the process ends or ``timeout`` passes); how many polls it answered."""
     deadline = time.perf_counter() + timeout
-    polls = 1
-    while not ready(admin):
+    answered = 0
+    while (status := readyz(admin)) != 200:
+        answered += status is not None
         if p.poll() is not None or time.perf_counter() > deadline:
             raise RuntimeError(f"sidecar did not become ready: {log.read_text(errors='replace')[-2000:]}")
         time.sleep(every)
-        polls += 1
-    return polls
+    return answered + 1
 
 
 def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], warm: int, n: int,
@@ -133,6 +136,7 @@ def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], 
             "excess_ms": {r: (first[r] - warm_s[r]) * 1000 for r in routes}}
 
 
+POLL_UNDER_VALGRIND_S = 0.25
 CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 _IREFS = re.compile(rb"^==\d+== I\s+refs:\s+([\d,]+)", re.MULTILINE)
 
@@ -141,9 +145,9 @@ def instructions_start(st: harness.Stack, python: str, upstream: str, routes: li
                        key: bytes) -> dict[str, Any]:
     """One sidecar under cachegrind: instructions from exec to ``/readyz`` 200 (no shutdown: SIGUSR1 ends it)."""
     t0 = time.perf_counter()
-    p, _port, admin, log = start(st, python, upstream, routes, n, source, key, wrap=CACHEGRIND)
+    p, _port, admin, log = start(st, python, upstream, routes, n, source, key, wrap=CACHEGRIND, env={"PYTHONHASHSEED": "0"})
     try:
-        polls = wait_ready(p, admin, log, 0.1, 900)
+        polls = wait_ready(p, admin, log, POLL_UNDER_VALGRIND_S, 900)
         took = time.perf_counter() - t0
         p.send_signal(signal.SIGUSR1)
         p.wait(120)
@@ -154,7 +158,7 @@ def instructions_start(st: harness.Stack, python: str, upstream: str, routes: li
     m = _IREFS.search(log.read_bytes())
     if m is None:
         raise RuntimeError(f"no instruction count in {log}: {log.read_text(errors='replace')[-2000:]}")
-    return {"instructions": int(m.group(1).replace(b",", b"")), "readyz_polls": polls, "wall_under_valgrind_s": took}
+    return {"instructions": int(m.group(1).replace(b",", b"")), "readyz_answered": polls, "wall_under_valgrind_s": took}
 
 
 def precompile(python: str) -> None:
@@ -237,11 +241,11 @@ def report_instructions(args: argparse.Namespace, info: dict[str, Any], configs:
     path = harness.write_result("podstart-instructions", out)
     first = next(iter(raw))
     rows = [[row, f"{c} provider{'s' * (c > 1)}", f"{r['instructions'] / 1e9:.4f}",
-             f"{r['instructions'] / raw[first][c][0]['instructions'] - 1:+.1%}", r["readyz_polls"]]
+             f"{r['instructions'] / raw[first][c][0]['instructions'] - 1:+.1%}", r["readyz_answered"]]
             for c in configs for row in raw for r in [raw[row][c][0]]]
     print(f"sidecar start-up under cachegrind, instructions exec -> /readyz 200 (source {args.source}; load avg "
           f"{info['loadavg_1m_at_start']} at start, {out['loadavg_1m_at_end']} at end; {info['date']})")
-    print(harness.table(["python", "config", "G instructions", f"vs {first}", "/readyz polls"], rows))
+    print(harness.table(["python", "config", "G instructions", f"vs {first}", "/readyz answers"], rows))
     print(f"JSON: {path}")
 
 

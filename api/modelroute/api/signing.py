@@ -44,7 +44,7 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
 # The PEM ``public_key_pem`` writes: SubjectPublicKeyInfo of an Ed25519 key, whose DER is this fixed
 # 12-byte header (SEQUENCE, AlgorithmIdentifier id-Ed25519 1.3.101.112, BIT STRING) and the 32-byte key.
 _ED25519_SPKI_HEADER = bytes.fromhex("302a300506032b6570032100")
-_ED25519_PEM = re.compile(rb"-----BEGIN PUBLIC KEY-----\r?\n(MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=)\r?\n-----END PUBLIC KEY-----\s*")
+_ED25519_PEM = rb"-----BEGIN PUBLIC KEY-----\r?\n(MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=)\r?\n-----END PUBLIC KEY-----\s*"
 
 
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
@@ -56,7 +56,7 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    m = _ED25519_PEM.fullmatch(pem.lstrip())
+    m = re.fullmatch(_ED25519_PEM, pem.lstrip())   # compiled on first use, not at import
     if m is not None:
         der = base64.b64decode(m.group(1), validate=True)
         if base64.b64encode(der) == m.group(1) and der.startswith(_ED25519_SPKI_HEADER):   # canonical base64

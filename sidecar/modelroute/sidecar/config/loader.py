@@ -222,13 +222,16 @@ class _NotAsYaml(Exception):
     """JSON text that YAML 1.1 (PyYAML) reads differently: read it as YAML."""
 
 
+# Patterns as text, compiled by ``re`` on first use (not at import: every start imports this module).
 # Characters PyYAML refuses (its Reader) or reads as line breaks (NEL, LS, PS: folded in quoted
-# scalars), and tabs (not YAML whitespace everywhere JSON allows them).
-_NOT_PLAIN = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# scalars), and tabs (not YAML whitespace everywhere JSON allows them); the non-ASCII ones apart, as
+# a class of large ranges costs tens of millions of instructions to compile.
+_NOT_YAML_ASCII = "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]"
+_NOT_YAML_OTHER = "[\x80-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]"
 # An escaped high surrogate (JSON joins a pair into one character, PyYAML keeps two).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = r"\\u[dD][89abAB]"
 # Every JSON string; ``gap`` when it is a key: PyYAML's simple keys end on their line within 1024 characters.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"(?P<gap>[ \r\n]*:)?')
+_STRING = r'"(?:[^"\\]|\\.)*"(?P<gap>[ \r\n]*:)?'
 _SIMPLE_KEY_CHARS = 1024
 
 
@@ -251,9 +254,10 @@ def _json_as_yaml(text: str) -> list[Any] | None:
     A config file of JSON (``routes.json``, a rendered bundle) is then read without importing PyYAML;
     any other text gets exactly what YAML gives it, problems included.
     """
-    if text.lstrip()[:1] not in ("{", "[") or _NOT_PLAIN.search(text) or _SURROGATE_ESCAPE.search(text):
+    if (text.lstrip()[:1] not in ("{", "[") or re.search(_NOT_YAML_ASCII, text) or re.search(_SURROGATE_ESCAPE, text)
+            or (not text.isascii() and re.search(_NOT_YAML_OTHER, text))):
         return None
-    for m in _STRING.finditer(text):
+    for m in re.finditer(_STRING, text):
         gap = m.group("gap")
         if gap is not None and ("\n" in gap or "\r" in gap or m.end() - m.start() > _SIMPLE_KEY_CHARS):
             return None
