@@ -30,7 +30,6 @@ from typing import Any
 import harness
 import injected
 import podstart
-
 from modelroute.api import signing
 
 BASE = ("import gc, os; gc.disable()\nfrom pathlib import Path\nimport modelroute.sidecar.cli\n"
