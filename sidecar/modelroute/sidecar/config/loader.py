@@ -12,6 +12,9 @@ problem saying where it is: file, document number (1-based), ``metadata.name`` a
 e.g. ``routes.yaml doc 2 (ticket-classifier): spec.targets[0].provider: Input should be ...``.
 Nothing here raises on the first error: parsing collects, ``problems()`` collects, and
 ``load()`` raises one ``ConfigError`` carrying the whole list.
+
+A file is read as YAML; one that is JSON (``routes.json``) is read by ``json`` instead, without
+importing PyYAML, wherever YAML 1.1 would read it to the same values (``_json_as_yaml``).
 """
 
 from __future__ import annotations
