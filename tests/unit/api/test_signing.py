@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelroute.api import signing
+from modelroute.testing.fresh import run_python
 
 
 def test_sign_and_verify_round_trip() -> None:
@@ -29,9 +28,7 @@ def test_the_canonical_public_key_pem_is_read_without_the_serialization_module()
     code = ("import sys\nfrom modelroute.api import signing\n"
             f"key = signing.load_public_key({signing.public_key_pem(signing.generate_private_key_pem())!r})\n"
             "print(type(key).__name__, 'cryptography.hazmat.primitives.serialization' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["Ed25519PublicKey", "False"]
+    assert run_python(code).split() == ["Ed25519PublicKey", "False"]
 
 
 def full_parse(pem: bytes) -> object:

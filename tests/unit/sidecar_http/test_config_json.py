@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ from hypothesis import strategies as st
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.testing.fresh import run_python
 
 ROUTE: dict[str, Any] = {
     "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": "chat-route"},
@@ -126,6 +125,4 @@ def test_a_json_config_file_does_not_import_yaml(tmp_path: Path) -> None:
     code = ("import sys\nfrom modelroute.sidecar.config import loader\nfrom modelroute.sidecar.config.secrets import KeyResolver\n"
             f"c = loader.load([{str(f)!r}], KeyResolver(environ={{'OPENAI_API_KEY': 'k'}}))\n"
             "print([r.spec.route for r in c.routes], 'yaml' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["['chat']", "False"]
+    assert run_python(code).split() == ["['chat']", "False"]
