@@ -9,8 +9,10 @@ bytecode precompiled as in the image) configured by ``--source``:
 * ``bundle`` (default): as injected (``bench/injected.py``): the injected container's args and env,
   the namespace's signed route bundle written by the operator's code (all three routes), the pod's
   labels selecting one or three of them, the operator's public key, keys in a mounted Secret;
-* ``config``: a YAML ``--config`` file and keys in the env (standalone; the figures before 2026-12-06
-  session 5 were taken this way). ``--source bundle,config`` measures both in one run.
+* ``config``: a ``--config`` file and keys in the env (standalone; the figures before 2026-12-06
+  session 5 were taken this way). The file holds JSON documents separated by ``---``, read as YAML;
+  with one route it is a single JSON document, which the loader reads without PyYAML.
+  ``--source bundle,config`` measures both in one run.
 
 and measures:
 
@@ -29,7 +31,9 @@ the same run, the two alternated run by run, so both see the same machine.
 ``/readyz`` answers 200 (polled every 0.25 s; then SIGUSR1, whose default action ends the process at
 once, so no shutdown is counted; the 503 answers to polls while a bundle loads are, and their number
 is shown). ``PYTHONHASHSEED=0``, so that set and dict layouts are the same every run. Wall time on a
-shared host swings 30 % run to run; this count does not.
+shared host swings 30 % run to run; this count does not (the same code twice: within 0.05 %). Two
+different codes also differ by where the collector's full passes fall (tens of M instructions):
+``bench/bundlecost.py`` counts the config steps alone, with the collector off.
 
     .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--source bundle] [--baseline-python ../before/.venv/bin/python]
     .venv/bin/python bench/podstart.py --instructions [--source bundle,config] [--baseline-python ...]
