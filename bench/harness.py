@@ -178,19 +178,30 @@ def precompile() -> None:
     _precompiled = True
 
 
-def config_yaml(upstream: str, routes: Iterable[str] = tuple(ROUTES)) -> str:
+KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+def route_docs(upstream: str, routes: Iterable[str] = tuple(ROUTES), secret: str | None = None) -> list[dict[str, Any]]:
+    """One ModelRoute document per route, against the emulator at ``upstream``.
+
+    Keys from the env (``KEYS``), or with ``secret`` from that mounted Secret, one key per provider.
+    """
     base = {"openai": f"{upstream}/v1", "anthropic": upstream, "gemini": upstream}
-    env = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
     docs = []
     for route in routes:
         provider, model = ROUTES[route]
-        docs.append(json.dumps({
+        key = {"secretKeyRef": {"name": secret, "key": provider}} if secret else {"env": KEY_ENV[provider]}
+        docs.append({
             "apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRoute", "metadata": {"name": f"bench-{route}"},
             "spec": {"route": route, "targets": [{"name": provider, "provider": provider, "model": model,
-                                                  "baseUrl": base[provider], "apiKey": {"env": env[provider]}}],
+                                                  "baseUrl": base[provider], "apiKey": key}],
                      "timeoutSeconds": 10, "retry": {"attempts": 1}},
-        }))
-    return "\n---\n".join(docs) + "\n"  # JSON is YAML
+        })
+    return docs
+
+
+def config_yaml(upstream: str, routes: Iterable[str] = tuple(ROUTES)) -> str:
+    return "\n---\n".join(json.dumps(d) for d in route_docs(upstream, routes)) + "\n"  # JSON is YAML
 
 
 # ---- the same question, as each path asks it -----------------------------------------------------

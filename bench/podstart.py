@@ -3,8 +3,18 @@
 A native sidecar starts before the app container, so its start-up is paid on every pod start
 and every rollout. One run starts the provider emulator (warmed with direct requests), then,
 ``--runs`` times for each configuration (1 provider: the openai route; 3 providers: openai,
-anthropic, gemini routes), a sidecar exactly as deployed (``python -m modelroute.cli sidecar``,
-``PYTHONOPTIMIZE=2``, bytecode precompiled as in the image) and measures:
+anthropic, gemini routes), a sidecar (``python -m modelroute.cli sidecar``, ``PYTHONOPTIMIZE=2``,
+bytecode precompiled as in the image) configured by ``--source``:
+
+* ``bundle`` (default): as injected (``bench/injected.py``): the injected container's args and env,
+  the namespace's signed route bundle written by the operator's code (all three routes), the pod's
+  labels selecting one or three of them, the operator's public key, keys in a mounted Secret;
+* ``config``: a ``--config`` file and keys in the env (standalone; the figures before 2026-12-06
+  session 5 were taken this way). The file holds JSON documents separated by ``---``, read as YAML;
+  with one route it is a single JSON document, which the loader reads without PyYAML.
+  ``--source bundle,config`` measures both in one run.
+
+and measures:
 
 * ready: wall time from just before ``exec`` to the first 200 of ``GET /readyz`` (polled every
   2 ms on a fresh connection), with the process's CPU time and RSS at that moment;
@@ -16,7 +26,17 @@ anthropic, gemini routes), a sidecar exactly as deployed (``python -m modelroute
 ``git worktree add ../before <commit> && make -C ../before venv``): its sidecar is measured in
 the same run, the two alternated run by run, so both see the same machine.
 
-    .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--baseline-python ../before/.venv/bin/python]
+``--instructions``: instead, each configuration once under ``valgrind --tool=cachegrind
+--cache-sim=no`` (per interpreter and source): the instructions the sidecar executes from exec until
+``/readyz`` answers 200 (polled every 0.25 s; then SIGUSR1, whose default action ends the process at
+once, so no shutdown is counted; the 503 answers to polls while a bundle loads are, and their number
+is shown). ``PYTHONHASHSEED=0``, so that set and dict layouts are the same every run. Wall time on a
+shared host swings 30 % run to run; this count does not (the same code twice: within 0.05 %). Two
+different codes also differ by where the collector's full passes fall (tens of M instructions):
+``bench/bundlecost.py`` counts the config steps alone, with the collector off.
+
+    .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--source bundle] [--baseline-python ../before/.venv/bin/python]
+    .venv/bin/python bench/podstart.py --instructions [--source bundle,config] [--baseline-python ...]
 
 Goals (issue 15): ready p50 <= 0.5 s with one provider and <= 1.0 s with three; first request
 at most 5 ms over a warm one. Memory (issue 15): <= 60 MB with one provider, <= 100 MB with three
@@ -26,15 +46,21 @@ at most 5 ms over a warm one. Memory (issue 15): <= 60 MB with one provider, <= 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import os
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import harness
+import injected
+from modelroute.api import signing
 
 GOALS = {1: {"ready_s": 0.5, "rss_mb": 60.0}, 3: {"ready_s": 1.0, "rss_mb": 100.0}}
 GOAL_FIRST_MS = 5.0
@@ -59,34 +85,48 @@ def post(port: int, route: str) -> float:
     return took
 
 
-def ready(port: int) -> bool:
+def readyz(port: int) -> int | None:
+    """The status of ``GET /readyz`` (None: nothing listening yet)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
         conn.request("GET", "/readyz")
-        return conn.getresponse().status == 200
+        return conn.getresponse().status
     except OSError:
-        return False
+        return None
     finally:
         conn.close()
 
 
-def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], warm: int, n: int) -> dict[str, Any]:
-    """One sidecar process: its ready time, CPU and RSS then, and each route's first vs warm request."""
-    cfg = st.tmp / f"routes-{n}.yaml"
-    cfg.write_text(harness.config_yaml(upstream, routes))
+def start(st: harness.Stack, python: str, upstream: str, routes: list[str], n: int, source: str, key: bytes,
+          wrap: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """Spawn one sidecar (``wrap``: a command it runs under; ``env``: more variables); (process, inbound port, admin port, log)."""
     port, admin = harness.free_port(), harness.free_port()
-    env = {**os.environ, **harness.KEYS, "PYTHONOPTIMIZE": "2"}
-    argv = [python, "-m", "modelroute.cli", "sidecar", "--config", str(cfg), "--listen", f"127.0.0.1:{port}",
-            "--admin-listen", f"127.0.0.1:{admin}", "--log-level", "warning"]
+    how = injected.launch(source, st.tmp / f"pod-{n}", upstream, routes, port, admin, key)
     log = st.tmp / f"sidecar-{n}.log"
+    p = harness.spawn([*(wrap or []), python, *how.argv], log_path=log, env=injected.child_env({**how.env, **(env or {})}),
+                      cwd=harness.REPO)
+    return p, port, admin, log
+
+
+def wait_ready(p: subprocess.Popen[bytes], admin: int, log: Path, every: float, timeout: float) -> int:
+    """Poll ``/readyz`` until 200 (raise if the process ends or ``timeout`` passes); how many polls it answered."""
+    deadline = time.perf_counter() + timeout
+    answered = 0
+    while (status := readyz(admin)) != 200:
+        answered += status is not None
+        if p.poll() is not None or time.perf_counter() > deadline:
+            raise RuntimeError(f"sidecar did not become ready: {log.read_text(errors='replace')[-2000:]}")
+        time.sleep(every)
+    return answered + 1
+
+
+def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], warm: int, n: int,
+              source: str, key: bytes) -> dict[str, Any]:
+    """One sidecar process: its ready time, CPU and RSS then, and each route's first vs warm request."""
     t0 = time.perf_counter()
-    p = harness.spawn(argv, log_path=log, env=env, cwd=harness.REPO)
+    p, port, admin, log = start(st, python, upstream, routes, n, source, key)
     try:
-        deadline = t0 + 120
-        while not ready(admin):
-            if p.poll() is not None or time.perf_counter() > deadline:
-                raise RuntimeError(f"sidecar did not become ready: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.002)
+        wait_ready(p, admin, log, 0.002, 120)
         took = time.perf_counter() - t0
         cpu, rss = harness.cpu_seconds(p.pid), harness.rss_kb(p.pid) / 1024
         first = {r: post(port, r) for r in routes}
@@ -98,6 +138,31 @@ def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], 
     return {"ready_s": took, "cpu_s": cpu, "rss_mb": rss, "rss_after_requests_mb": rss_after,
             "first_ms": {r: first[r] * 1000 for r in routes}, "warm_ms": {r: warm_s[r] * 1000 for r in routes},
             "excess_ms": {r: (first[r] - warm_s[r]) * 1000 for r in routes}}
+
+
+POLL_UNDER_VALGRIND_S = 0.25
+CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+_IREFS = re.compile(rb"^==\d+== I\s+refs:\s+([\d,]+)", re.MULTILINE)
+
+
+def instructions_start(st: harness.Stack, python: str, upstream: str, routes: list[str], n: int, source: str,
+                       key: bytes) -> dict[str, Any]:
+    """One sidecar under cachegrind: instructions from exec to ``/readyz`` 200 (no shutdown: SIGUSR1 ends it)."""
+    t0 = time.perf_counter()
+    p, _port, admin, log = start(st, python, upstream, routes, n, source, key, wrap=CACHEGRIND, env={"PYTHONHASHSEED": "0"})
+    try:
+        polls = wait_ready(p, admin, log, POLL_UNDER_VALGRIND_S, 900)
+        took = time.perf_counter() - t0
+        p.send_signal(signal.SIGUSR1)
+        p.wait(120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+    m = _IREFS.search(log.read_bytes())
+    if m is None:
+        raise RuntimeError(f"no instruction count in {log}: {log.read_text(errors='replace')[-2000:]}")
+    return {"instructions": int(m.group(1).replace(b",", b"")), "readyz_answered": polls, "wall_under_valgrind_s": took}
 
 
 def precompile(python: str) -> None:
@@ -120,47 +185,94 @@ def summarize(runs: list[dict[str, Any]], routes: list[str]) -> dict[str, Any]:
             "warm_p50_ms": {rt: med(r["warm_ms"][rt] for r in runs) for rt in routes}}
 
 
-def main() -> None:
+def label(name: str, source: str, sources: list[str]) -> str:
+    """A row's key in the JSON: the interpreter's name, with the source when a run measures several."""
+    return name if len(sources) == 1 else f"{name}:{source}"
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=7, help="sidecar starts per configuration and interpreter")
     p.add_argument("--warm", type=int, default=20, help="warm requests per route after the first")
     p.add_argument("--baseline-python", help="also measure this interpreter's checkout, alternated with this one")
     p.add_argument("--configs", default="1,3", help="provider counts to measure (1: openai; 3: openai, anthropic, gemini)")
+    p.add_argument("--source", default="bundle",
+                   help="how the sidecar gets its routes: bundle (as injected), config (a YAML file), or both, comma-separated")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions exec -> ready under cachegrind, once per configuration, instead of timing")
     args = p.parse_args()
+    args.sources = args.source.split(",")
+    if not set(args.sources) <= set(injected.SOURCES):
+        p.error(f"--source: one or more of {', '.join(injected.SOURCES)}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    sources: list[str] = args.sources
     pythons = {"this": harness.PY, **({"baseline": args.baseline_python} if args.baseline_python else {})}
     for py in pythons.values():
         precompile(py)
     configs = {int(c): (ONE if c == "1" else THREE) for c in args.configs.split(",")}
+    rows_of = {label(name, src, sources): (py, src) for src in sources for name, py in pythons.items()}
+    key = signing.generate_private_key_pem()
     info = harness.machine()
-    raw: dict[str, dict[int, list[dict[str, Any]]]] = {name: {c: [] for c in configs} for name in pythons}
+    raw: dict[str, dict[int, list[dict[str, Any]]]] = {row: {c: [] for c in configs} for row in rows_of}
     with harness.stack() as st:
         upstream = st.emulator()
         for route in THREE:  # the emulator warmed: its first answers are not the sidecar's
             for _ in range(5):
                 harness.direct(upstream, route)
         n = 0
-        for _ in range(args.runs):
+        for _ in range(1 if args.instructions else args.runs):
             for c, routes in configs.items():
-                for name, py in pythons.items():
+                for row, (py, src) in rows_of.items():
                     n += 1
-                    raw[name][c].append(one_start(st, py, upstream, routes, args.warm, n))
-    out: dict[str, Any] = {"bench": "podstart", "machine": info, "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
-           "summary": {name: {str(c): summarize(raw[name][c], configs[c]) for c in configs} for name in pythons},
-           "runs": {name: {str(c): raw[name][c] for c in configs} for name in pythons}}
+                    measure = instructions_start if args.instructions else functools.partial(one_start, warm=args.warm)
+                    raw[row][c].append(measure(st, py, upstream, routes, n=n, source=src, key=key))
+    if args.instructions:
+        report_instructions(args, info, configs, raw)
+    else:
+        report(args, info, configs, raw)
+    sys.stdout.flush()
+
+
+def report_instructions(args: argparse.Namespace, info: dict[str, Any], configs: dict[int, list[str]],
+                        raw: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    out: dict[str, Any] = {"bench": "podstart-instructions", "source": args.source, "machine": info,
+                           "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+                           "runs": {row: {str(c): raw[row][c][0] for c in configs} for row in raw}}
+    path = harness.write_result("podstart-instructions", out)
+    first = next(iter(raw))
+    rows = [[row, f"{c} provider{'s' * (c > 1)}", f"{r['instructions'] / 1e9:.4f}",
+             f"{r['instructions'] / raw[first][c][0]['instructions'] - 1:+.1%}", r["readyz_answered"]]
+            for c in configs for row in raw for r in [raw[row][c][0]]]
+    print(f"sidecar start-up under cachegrind, instructions exec -> /readyz 200 (source {args.source}; load avg "
+          f"{info['loadavg_1m_at_start']} at start, {out['loadavg_1m_at_end']} at end; {info['date']})")
+    print(harness.table(["python", "config", "G instructions", f"vs {first}", "/readyz answers"], rows))
+    print(f"JSON: {path}")
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], configs: dict[int, list[str]],
+           raw: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
+    out: dict[str, Any] = {"bench": "podstart", "source": args.source, "machine": info,
+                           "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+                           "summary": {row: {str(c): summarize(raw[row][c], configs[c]) for c in configs} for row in raw},
+                           "runs": {row: {str(c): raw[row][c] for c in configs} for row in raw}}
     path = harness.write_result("podstart", out)
     rows = []
-    for name in pythons:
+    for row in raw:
         for c in configs:
-            s = out["summary"][name][str(c)]
-            rows.append([name, f"{c} provider{'s' * (c > 1)}", s["ready_p50_s"], f"{s['ready_min_s']:.3f}-{s['ready_max_s']:.3f}",
+            s = out["summary"][row][str(c)]
+            rows.append([row, f"{c} provider{'s' * (c > 1)}", s["ready_p50_s"], f"{s['ready_min_s']:.3f}-{s['ready_max_s']:.3f}",
                          s["cpu_p50_s"], s["rss_p50_mb"],
                          " ".join(f"{rt} {s['excess_p50_ms'][rt]:+.2f}" for rt in configs[c])])
-    print(f"sidecar start-up, {args.runs} starts per row, alternated (load avg {info['loadavg_1m_at_start']} at start, "
-          f"{out['loadavg_1m_at_end']} at end; {info['date']})")
+    print(f"sidecar start-up (source {args.source}), {args.runs} starts per row, alternated (load avg "
+          f"{info['loadavg_1m_at_start']} at start, {out['loadavg_1m_at_end']} at end; {info['date']})")
     print(harness.table(["python", "config", "ready p50 s", "ready min-max s", "CPU at ready s", "RSS at ready MB",
                          "first request - warm, p50 ms"], rows))
     for c in configs:
-        s = out["summary"]["this"][str(c)]
+        s = out["summary"][next(iter(raw))][str(c)]
         goal = GOALS[c]
         worst = max(s["excess_p50_ms"].values())
         print(f"{c} provider(s): ready {s['ready_p50_s']:.3f} s (goal <= {goal['ready_s']}: "
@@ -168,7 +280,6 @@ def main() -> None:
               f"{goal['rss_mb']:g}: {'met' if s['rss_p50_mb'] <= goal['rss_mb'] else 'MISSED'}), first request "
               f"+{worst:.2f} ms (goal <= {GOAL_FIRST_MS:g}: {'met' if worst <= GOAL_FIRST_MS else 'MISSED'})")
     print(f"JSON: {path}")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":

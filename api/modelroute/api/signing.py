@@ -7,6 +7,7 @@ A pod that can reach another pod's sidecar still cannot reconfigure it: it canno
 from __future__ import annotations
 
 import base64
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,9 +41,27 @@ def load_private_key(pem: bytes) -> Ed25519PrivateKey:
     return key
 
 
+# The PEM ``public_key_pem`` writes: SubjectPublicKeyInfo of an Ed25519 key, whose DER is this fixed
+# 12-byte header (SEQUENCE, AlgorithmIdentifier id-Ed25519 1.3.101.112, BIT STRING) and the 32-byte key.
+_ED25519_SPKI_HEADER = bytes.fromhex("302a300506032b6570032100")
+_ED25519_PEM = rb"-----BEGIN PUBLIC KEY-----\r?\n(MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=)\r?\n-----END PUBLIC KEY-----\s*"
+
+
 def load_public_key(pem: bytes) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives import serialization
+    """The key in ``pem``; raises ``ValueError`` unless it is an Ed25519 public key.
+
+    The canonical PEM (what ``public_key_pem`` writes, and the operator publishes) is read without
+    ``cryptography.hazmat.primitives.serialization``, whose import (SSH, PKCS#12, RSA, DSA, EC, ciphers)
+    was most of what a sidecar's signature check cost at start; any other text goes through it.
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    m = re.fullmatch(_ED25519_PEM, pem.lstrip())   # compiled on first use, not at import
+    if m is not None:
+        der = base64.b64decode(m.group(1), validate=True)
+        if base64.b64encode(der) == m.group(1) and der.startswith(_ED25519_SPKI_HEADER):   # canonical base64
+            return Ed25519PublicKey.from_public_bytes(der[len(_ED25519_SPKI_HEADER):])
+    from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_public_key(pem)
     if not isinstance(key, Ed25519PublicKey):

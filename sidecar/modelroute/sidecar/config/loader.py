@@ -13,12 +13,16 @@ problem saying where it is: file, document number (1-based), ``metadata.name`` a
 e.g. ``routes.yaml doc 2 (ticket-classifier): spec.targets[0].provider: Input should be ...``.
 Nothing here raises on the first error: parsing collects, ``problems()`` collects, and
 ``load()`` raises one ``ConfigError`` carrying the whole list.
+
+A file is read as YAML; one that is JSON (``routes.json``) is read by ``json`` instead, without
+importing PyYAML, wherever YAML 1.1 would read it to the same values (``_json_as_yaml``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date
@@ -223,8 +227,61 @@ def shape_problem(docs: Sequence[Any], source: str) -> str | None:
     return None
 
 
+class _NotAsYaml(Exception):
+    """JSON text that YAML 1.1 (PyYAML) reads differently: read it as YAML."""
+
+
+# Patterns as text, compiled by ``re`` on first use (not at import: every start imports this module).
+# Characters PyYAML refuses (its Reader) or reads as line breaks (NEL, LS, PS: folded in quoted
+# scalars), and tabs (not YAML whitespace everywhere JSON allows them); the non-ASCII ones apart, as
+# a class of large ranges costs tens of millions of instructions to compile.
+_NOT_YAML_ASCII = "[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]"
+_NOT_YAML_OTHER = "[\x80-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]"
+# An escaped high surrogate (JSON joins a pair into one character, PyYAML keeps two).
+_SURROGATE_ESCAPE = r"\\u[dD][89abAB]"
+# Every JSON string; ``gap`` when it is a key: PyYAML's simple keys end on their line within 1024 characters.
+_STRING = r'"(?:[^"\\]|\\.)*"(?P<gap>[ \r\n]*:)?'
+_SIMPLE_KEY_CHARS = 1024
+
+
+def _yaml_float(literal: str) -> float:
+    """A JSON float literal as PyYAML reads it: YAML 1.1 floats need a dot and a signed exponent."""
+    mantissa, e, exponent = literal.replace("E", "e").partition("e")
+    if "." not in mantissa or (e and exponent[:1] not in "+-"):
+        raise _NotAsYaml(literal)   # '1e5' is the string '1e5' to PyYAML
+    return float(literal)
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotAsYaml(name)          # NaN / Infinity: strings to PyYAML
+
+
+def _json_as_yaml(text: str) -> list[Any] | None:
+    """The one document of ``text`` when it is JSON that PyYAML would read to the same values; None
+    otherwise (not JSON, or one of the few places YAML 1.1 reads JSON differently): read it as YAML.
+
+    A config file of JSON (``routes.json``, a rendered bundle) is then read without importing PyYAML;
+    any other text gets exactly what YAML gives it, problems included.
+    """
+    if (text.lstrip()[:1] not in ("{", "[") or re.search(_NOT_YAML_ASCII, text) or re.search(_SURROGATE_ESCAPE, text)
+            or (not text.isascii() and re.search(_NOT_YAML_OTHER, text))):
+        return None
+    for m in re.finditer(_STRING, text):
+        gap = m.group("gap")
+        if gap is not None and ("\n" in gap or "\r" in gap or m.end() - m.start() > _SIMPLE_KEY_CHARS):
+            return None
+    try:
+        return [json.loads(text, parse_float=_yaml_float, parse_constant=_no_constant)]
+    except (_NotAsYaml, ValueError, RecursionError):   # ValueError: JSONDecodeError, or an int of 4300+ digits
+        return None
+
+
 def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], str | None]:
-    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them."""
+    """The raw documents of ``text`` (JSON, else YAML), or the one problem that stops reading them.
+
+    ``json_first``: any JSON is read as JSON (admin bodies). Otherwise the text means what YAML says:
+    JSON is read without PyYAML only where YAML would read it the same way (``_json_as_yaml``).
+    """
     try:
         if json_first:
             try:
@@ -232,7 +289,8 @@ def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], 
             except json.JSONDecodeError:
                 docs = _yaml_documents(text, source)
         else:
-            docs = _yaml_documents(text, source)
+            as_yaml = _json_as_yaml(text)
+            docs = as_yaml if as_yaml is not None else _yaml_documents(text, source)
     except _YamlSyntax as e:
         return [], str(e)
     except RecursionError:
@@ -243,7 +301,7 @@ def _documents(text: str, source: str, *, json_first: bool) -> tuple[list[Any], 
 
 
 def parse_text(text: str, source: str) -> Parsed:
-    """Parse YAML (multi-document) or JSON text holding ModelRoute documents."""
+    """Parse YAML (multi-document) or JSON text holding ModelRoute documents (JSON without PyYAML)."""
     docs, problem = _documents(text, source, json_first=False)
     if problem is not None:
         return Parsed([], [problem], [], [])
