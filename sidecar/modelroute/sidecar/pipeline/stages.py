@@ -251,15 +251,12 @@ class Replay(StreamingCompletion):
         self.attempts = attempts
         self._replay_usage = completion.get("usage")
 
-    def __aiter__(self) -> AsyncIterator[Json]:
+    def batches(self) -> AsyncIterator[list[Json]]:
         return self._replay()
 
-    async def _replay(self) -> AsyncGenerator[Json, None]:
+    async def _replay(self) -> AsyncGenerator[list[Json], None]:
         for chunk in self._chunks:
-            yield chunk
-
-    def buffered(self) -> bool:
-        return False  # each chunk its own send, as a live stream's
+            yield [chunk]  # each chunk its own send, as a live stream's that came one per read
 
     @property
     def usage(self) -> Json | None:
@@ -281,21 +278,18 @@ class TeeToCache(StreamingCompletion):
         self.target = inner.target
         self.attempts = inner.attempts
 
-    def __aiter__(self) -> AsyncIterator[Json]:
+    def batches(self) -> AsyncIterator[list[Json]]:
         return self._tee()
 
-    async def _tee(self) -> AsyncGenerator[Json, None]:
+    async def _tee(self) -> AsyncGenerator[list[Json], None]:
         chunks: list[Json] = []
-        async for chunk in self._inner:
-            chunks.append(chunk)
-            yield chunk
+        async for batch in self._inner.batches():
+            chunks += batch
+            yield batch
         completion = chunks_to_completion(chunks)  # only reached on a clean end: errors propagate
         if self._inner.usage is not None:
             completion["usage"] = self._inner.usage
         self._cache.put(self._key, completion, target=self.target, ttl=self._ttl)
-
-    def buffered(self) -> bool:
-        return self._inner.buffered()
 
     @property
     def usage(self) -> Json | None:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
 from modelroute.sidecar.providers.transport import Prepared, Transport
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
@@ -168,7 +169,12 @@ class SdkBuiltAdapter:
         except Exception as exc:
             raise self.failure(exc) from None
 
-    async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
+    def stream(self, request: Json, *, timeout: float) -> ChunkStream:
+        """The answer's chunks, by one or as they arrived together (``ChunkStream``)."""
+        return ChunkStream(self._stream(request, timeout))
+
+    async def _stream(self, request: Json, timeout: float) -> AsyncGenerator[list[Json], None]:  # noqa: ASYNC109
+        """Per read of the answer, the chunks its events translate to (when there are any)."""
         events: AsyncGenerator[list[str], None] | None = None
         try:
             prepared, body = await self._build(request, True)
@@ -178,16 +184,26 @@ class SdkBuiltAdapter:
             feed_raw = getattr(tr, "feed_raw", None)  # a translator that can pass chunks on with their text
             done = False
             async for batch in events:  # the events of one read, parsed here: no generator per event
+                out: list[Json] = []
+                failed: Exception | None = None
                 for item in batch:
                     if item == "[DONE]":
                         done = True
                         break
-                    for chunk in (feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)):
-                        yield chunk
+                    try:
+                        out += feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)
+                    except Exception as exc:  # the chunks before it still go out first, as they came
+                        failed = exc
+                        break
+                if out:
+                    yield out
+                if failed is not None:
+                    raise failed
                 if done:
                     break
-            for chunk in tr.finish():
-                yield chunk
+            tail = tr.finish()
+            if tail:
+                yield tail
         except UpstreamError:
             raise
         except Exception as exc:
