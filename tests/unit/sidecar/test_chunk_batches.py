@@ -10,6 +10,7 @@ import pytest
 
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.providers.build_send import json_event
 from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.providers.transport import Prepared, Transport
@@ -113,3 +114,15 @@ async def test_anthropic_events_of_one_read_translate_to_one_batch() -> None:
         [{"role": "assistant", "content": ""}, {"content": "one "}, {"content": "two"}],
         [{}, "usage"],  # the second read completed no chunk: none is handed over for it
     ]
+
+
+@pytest.mark.parametrize("data", ['{"a":1}', ' {"a":1}', '{"a":1}\t', '{"a": [1, {"b": null}]}'])
+def test_an_event_is_one_json_object_whatever_the_whitespace(data: str) -> None:
+    assert json_event(data) == json.loads(data)
+
+
+@pytest.mark.parametrize("data", ["", "{", '{"a":1}x', '{"a":1} {}', "[1]", "1", '"s"', "null", "{'a':1}"])
+def test_an_event_that_is_not_one_json_object_is_a_bad_response(data: str) -> None:
+    with pytest.raises(UpstreamError) as e:
+        json_event(data)
+    assert e.value.kind is FailureKind.BAD_RESPONSE

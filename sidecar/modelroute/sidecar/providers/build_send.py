@@ -274,18 +274,25 @@ _REQUEST_FAULTS = frozenset({
 })
 
 
-_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_decode = _decoder.decode
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]  # what ``decode`` calls, without its whitespace matches and frames
 
 
 def json_event(item: str) -> Json:
     """One SSE event's ``data`` parsed as a JSON object (or BAD_RESPONSE)."""
     try:
-        event = _decode(item)
-    except ValueError:
-        raise bad_response("stream", "event is not JSON") from None
-    if not isinstance(event, dict):
+        event, end = _scan(item, 0)  # an event is one compact value: no whitespace around it
+        if end != len(item):
+            raise ValueError  # then ``decode`` says whether it is JSON with whitespace or not JSON
+    except (StopIteration, ValueError):
+        try:
+            event = _decode(item)
+        except ValueError:
+            raise bad_response("stream", "event is not JSON") from None
+    if event.__class__ is not dict:
         raise bad_response("stream", "event is not an object")
-    return event
+    return event  # type: ignore[no-any-return]
 
 
 def loads_object(content: bytes | str, provider: str) -> Json:

@@ -114,7 +114,7 @@ class StreamingCompletion:
     def _kept(self, batch: list[Json]) -> list[Json]:
         """``batch`` as relayed (``_filter``); the same list when nothing in it carries usage."""
         for c in batch:
-            if "usage" in c:
+            if c.get("usage") is not None:
                 return [out for out in map(self._filter, batch) if out is not None]
         return batch
 
