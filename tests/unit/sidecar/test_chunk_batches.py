@@ -14,7 +14,14 @@ from modelroute.sidecar.providers.build_send import json_event
 from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.providers.transport import Prepared, Transport
+from modelroute.sidecar.pipeline.counters import Ledger
+from modelroute.sidecar.pipeline.limits import TargetLimiter, Ticket
+from modelroute.sidecar.pipeline.stages import LimitedStep
+from modelroute.sidecar.routing.call import Call
+from modelroute.sidecar.routing.router import AdapterStep
 from modelroute.sidecar.server.wire import OPENAI
+
+from .fakes import Together, chunk, make_route, usage_chunk
 
 Json = dict[str, Any]
 REQ: Json = {"model": "r", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -126,3 +133,26 @@ def test_an_event_that_is_not_one_json_object_is_a_bad_response(data: str) -> No
     with pytest.raises(UpstreamError) as e:
         json_event(data)
     assert e.value.kind is FailureKind.BAD_RESPONSE
+
+
+class Settling(TargetLimiter):
+    """A limiter that also notes the usage each ticket is settled with."""
+
+    def __init__(self) -> None:
+        super().__init__("a", requests_per_minute=100)
+        self.settled: list[Json | None] = []
+
+    def settle(self, ticket: Ticket, usage: Json | None) -> None:
+        self.settled.append(usage)
+        super().settle(ticket, usage)
+
+
+async def test_a_limited_stream_keeps_the_groups_and_settles_on_the_reported_usage() -> None:
+    route, ads, _ = make_route({"a": [[Together([chunk("A1"), chunk("A2")]), Together([chunk(finish="stop"), usage_chunk()])]]})
+    limiter = Settling()
+    step = LimitedStep(AdapterStep(ads["a"]), limiter, Ledger(), "a")
+    stream = step.stream(Call(route, None), {"model": "classify", "messages": [], "stream": True}, 5)
+    assert isinstance(stream, ChunkStream)
+    got = await batches(stream)
+    assert [len(b) for b in got] == [2, 2]
+    assert limiter.settled == [usage_chunk()["usage"]]
