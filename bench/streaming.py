@@ -15,7 +15,9 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
 * **``--concurrent`` streams at once** per path (openai route): how late each content chunk
   arrives against its stream's schedule (start + i x interval, the earliest start its arrivals
   allow; ``per_stream``). The app here is one
-  Python process reading every stream; the direct row is the floor of this setup.
+  Python process reading every stream; the direct row is the floor of this setup. Each row also
+  gives the CPU time per stream of the emulator and of this reader: what the measurement itself
+  costs, on the same cores.
 
     .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
         [--routes chat,claude] [--concurrent 500] [--profile FILE] [--before DIR]
