@@ -10,13 +10,13 @@ import pytest
 
 from modelroute.api.v1alpha1.spec import Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.pipeline.counters import Ledger
+from modelroute.sidecar.pipeline.limits import TargetLimiter, Ticket
+from modelroute.sidecar.pipeline.stages import LimitedStep
 from modelroute.sidecar.providers.build_send import json_event
 from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.providers.registry import build_adapter
 from modelroute.sidecar.providers.transport import Prepared, Transport
-from modelroute.sidecar.pipeline.counters import Ledger
-from modelroute.sidecar.pipeline.limits import TargetLimiter, Ticket
-from modelroute.sidecar.pipeline.stages import LimitedStep
 from modelroute.sidecar.routing.call import Call
 from modelroute.sidecar.routing.router import AdapterStep
 from modelroute.sidecar.server.wire import OPENAI
