@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelroute.api.v1alpha1.spec import CircuitBreaker, ModelRouteSpec, Params, Target
+from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.routing.breaker import Breaker
 from modelroute.sidecar.routing.runtime import RouteRuntime, TargetRuntime
 
 Json = dict[str, Any]
 
 HANG = "hang"
+
+
+class Together(list[Any]):
+    """In a stream's script: chunks that arrive together (one upstream read): the fake's stream
+    is then a ``ChunkStream``, as the real adapters' are."""
 
 
 def answer(text: str = "hi", model: str = "m") -> Json:
@@ -60,18 +66,28 @@ class FakeAdapter:
         assert isinstance(step, dict)
         return step
 
-    async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
+    def stream(self, request: Json, *, timeout: float) -> AsyncIterator[Json]:
         self.calls.append(request)
         step = self._next()
         if isinstance(step, dict):
             step = [chunk(self.target.name), chunk(finish="stop")]
+        if any(isinstance(item, Together) for item in step):
+            return ChunkStream(self._reads(step))
+        return self._one_by_one(step)
+
+    async def _one_by_one(self, step: list[Any]) -> AsyncGenerator[Json, None]:
+        async for batch in self._reads(step):
+            for item in batch:
+                yield item
+
+    async def _reads(self, step: list[Any]) -> AsyncGenerator[list[Json], None]:
         for item in step:
             if item == HANG:
                 self.hanging.set()
                 await asyncio.sleep(3600)
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield list(item) if isinstance(item, Together) else [item]
 
     def bound(self, params: Params | None, system: str | None) -> FakeView:
         return FakeView(self, params, system)
@@ -96,7 +112,7 @@ class FakeView:
     async def complete(self, request: Json, *, timeout: float) -> Json:  # noqa: ASYNC109
         return await self.base.complete(request, timeout=timeout)
 
-    def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:
+    def stream(self, request: Json, *, timeout: float) -> AsyncIterator[Json]:
         return self.base.stream(request, timeout=timeout)
 
     def bound(self, params: Params | None, system: str | None) -> FakeView:

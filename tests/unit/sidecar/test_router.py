@@ -12,7 +12,7 @@ from modelroute.sidecar.errors import DeadlineExceeded, FailureKind, RouteFailed
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.translate.errors import TranslationError
 
-from .fakes import HANG, answer, chunk, make_route, usage_chunk
+from .fakes import HANG, Together, answer, chunk, make_route, usage_chunk
 
 REQ: dict[str, Any] = {"model": "classify", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -306,23 +306,48 @@ async def test_stream_failing_right_after_an_empty_role_chunk_still_falls_back()
     assert [c["choices"][0]["delta"].get("content") for c in chunks] == ["", "B1", None]
 
 
-async def test_the_held_back_head_says_it_is_buffered_until_its_last_chunk() -> None:
-    """The inbound relay writes chunks while ``buffered()`` together with the next: the role chunk
-    held back with the first content goes out in one send with it (and the response headers)."""
+def texts(batches: list[list[dict[str, Any]]]) -> list[list[Any]]:
+    return [[c["choices"][0]["delta"].get("content") for c in b] for b in batches]
+
+
+async def test_the_held_back_head_comes_as_one_batch() -> None:
+    """The inbound relay writes each of ``batches()`` in one send: the role chunks held back
+    with the first content go out together (and with the response headers)."""
     role = {**chunk(), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     route, _, _ = make_route({"a": [[role, role, chunk("A1"), chunk("A2"), chunk(finish="stop")]]})
     sc = await router.open_stream(route, SREQ)
-    seen = [(c["choices"][0]["delta"].get("content"), sc.buffered()) async for c in sc]
-    assert seen == [("", True), ("", True), ("A1", False), ("A2", False), (None, False)]
+    assert texts([b async for b in sc.batches()]) == [["", "", "A1"], ["A2"], [None]]
 
 
 async def test_a_head_ending_in_a_hidden_usage_chunk_is_not_left_buffered() -> None:
     role = {**chunk(), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
     route, _, _ = make_route({"a": [[role, usage_chunk(), chunk("A1"), chunk(finish="stop")]]})
     sc = await router.open_stream(route, SREQ)  # the app did not ask for usage: that chunk is not relayed
-    seen = [(c["choices"][0]["delta"].get("content"), sc.buffered()) async for c in sc]
-    assert seen == [("", False), ("A1", False), (None, False)]
+    assert texts([b async for b in sc.batches()]) == [[""], ["A1"], [None]]
     assert sc.usage == usage_chunk()["usage"]
+
+
+async def test_chunks_that_arrived_together_come_as_one_batch() -> None:
+    """An upstream read's chunks (``ChunkStream``) stay together, the head's read's with the head;
+    the usage chunk the app did not ask for is left out of its batch; nothing waits to fill one."""
+    role = {**chunk(), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+    route, _, rec = make_route({"a": [[Together([role, chunk("A1"), chunk("A2")]), chunk("A3"),
+                                       Together([chunk("A4"), chunk(finish="stop"), usage_chunk()])]]})
+    sc = await router.open_stream(route, SREQ)
+    assert texts([b async for b in sc.batches()]) == [["", "A1", "A2"], ["A3"], ["A4", None]]
+    assert sc.usage == usage_chunk()["usage"]
+    assert rec.requests == [("classify", "a", "ok", True)]
+
+
+async def test_batched_chunks_one_by_one_and_a_failure_after_a_batch() -> None:
+    """``async for`` still gives the chunks one at a time; a failure after a read raises after its chunks."""
+    route, _, rec = make_route({"a": [[Together([chunk("A1"), chunk("A2")]), err(FailureKind.SERVER, 500)]]})
+    sc = await router.open_stream(route, SREQ)
+    it = aiter(sc)
+    assert [(await anext(it))["choices"][0]["delta"]["content"] for _ in range(2)] == ["A1", "A2"]
+    with pytest.raises(UpstreamError):
+        await anext(it)
+    assert rec.requests == [("classify", "a", "stream_error", True)]
 
 
 async def test_a_failing_observer_does_not_fail_the_request() -> None:

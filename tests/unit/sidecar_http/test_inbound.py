@@ -302,18 +302,18 @@ async def test_app_going_away_mid_stream_stops_upstream(sidecar: Sidecar, builde
 
 async def test_unexpected_error_mid_stream_ends_in_protocol(sidecar: Sidecar, builder: Any, fake_chunk: Any,
                                                             http: aiohttp.ClientSession) -> None:
-    original = router.StreamingCompletion._filter
+    original = router.StreamingCompletion._kept  # what every batch of chunks goes through
     calls = {"n": 0}
 
-    def flaky(self: Any, chunk: Any) -> Any:
+    def flaky(self: Any, batch: Any) -> Any:
         calls["n"] += 1
         if calls["n"] > 1:
             raise RuntimeError("bug")
-        return original(self, chunk)
+        return original(self, batch)
 
     builder.adapters["primary"].stream_plan = [fake_chunk("gpt-4o-mini", "first"), fake_chunk("gpt-4o-mini", "second")]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(router.StreamingCompletion, "_filter", flaky)
+        mp.setattr(router.StreamingCompletion, "_kept", flaky)
         async with http.post(sidecar.inbound_url + "/v1/chat/completions",
                              json={"model": "classify", "messages": MSG, "stream": True}) as r:
             body = (await r.read()).decode()

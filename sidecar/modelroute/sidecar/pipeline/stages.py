@@ -46,6 +46,7 @@ from modelroute.sidecar.pipeline.cache import (
 )
 from modelroute.sidecar.pipeline.counters import INVALID, REJECTED, REPAIRED, VALID, Ledger
 from modelroute.sidecar.pipeline.limits import RateLimited, TargetLimiter, Ticket, estimate_tokens
+from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.routing.call import OK, Call, Completion, Stage, Step
 from modelroute.sidecar.routing.stream import StreamingCompletion, aclose_quietly
 from modelroute.sidecar.translate.chat import wants_usage
@@ -203,15 +204,25 @@ class LimitedStep:
         finally:
             self.limiter.settle(ticket, usage)
 
-    async def stream(self, call: Call, request: Json, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
+    def stream(self, call: Call, request: Json, timeout: float) -> ChunkStream:
+        return ChunkStream(self._stream(call, request, timeout))
+
+    async def _stream(self, call: Call, request: Json, timeout: float) -> AsyncGenerator[list[Json], None]:  # noqa: ASYNC109
+        """The inner stream's chunks in the groups they came in (``ChunkStream``), the usage noted for the settlement."""
         ticket = await self._admit(call, request)
         usage: Json | None = None
         it = self.inner.stream(call, request, timeout)
+        batch_of = getattr(it, "batch", None)
         try:
-            async for chunk in it:
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                yield chunk
+            while True:
+                try:
+                    batch = await batch_of() if batch_of is not None else [await anext(it)]
+                except StopAsyncIteration:
+                    break
+                for chunk in batch:
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                yield batch
         except UpstreamError as e:
             self._learn(e)
             raise
@@ -251,15 +262,12 @@ class Replay(StreamingCompletion):
         self.attempts = attempts
         self._replay_usage = completion.get("usage")
 
-    def __aiter__(self) -> AsyncIterator[Json]:
+    def batches(self) -> AsyncIterator[list[Json]]:
         return self._replay()
 
-    async def _replay(self) -> AsyncGenerator[Json, None]:
+    async def _replay(self) -> AsyncGenerator[list[Json], None]:
         for chunk in self._chunks:
-            yield chunk
-
-    def buffered(self) -> bool:
-        return False  # each chunk its own send, as a live stream's
+            yield [chunk]  # each chunk its own send, as a live stream's that came one per read
 
     @property
     def usage(self) -> Json | None:
@@ -281,21 +289,18 @@ class TeeToCache(StreamingCompletion):
         self.target = inner.target
         self.attempts = inner.attempts
 
-    def __aiter__(self) -> AsyncIterator[Json]:
+    def batches(self) -> AsyncIterator[list[Json]]:
         return self._tee()
 
-    async def _tee(self) -> AsyncGenerator[Json, None]:
+    async def _tee(self) -> AsyncGenerator[list[Json], None]:
         chunks: list[Json] = []
-        async for chunk in self._inner:
-            chunks.append(chunk)
-            yield chunk
+        async for batch in self._inner.batches():
+            chunks += batch
+            yield batch
         completion = chunks_to_completion(chunks)  # only reached on a clean end: errors propagate
         if self._inner.usage is not None:
             completion["usage"] = self._inner.usage
         self._cache.put(self._key, completion, target=self.target, ttl=self._ttl)
-
-    def buffered(self) -> bool:
-        return self._inner.buffered()
 
     @property
     def usage(self) -> Json | None:

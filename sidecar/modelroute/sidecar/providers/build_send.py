@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from modelroute.api.v1alpha1.spec import Params, Target
 from modelroute.sidecar.errors import FailureKind, UpstreamError
+from modelroute.sidecar.providers.chunkstream import ChunkStream
 from modelroute.sidecar.providers.errors import bad_response, client_error, scrub
 from modelroute.sidecar.providers.transport import Prepared, Transport
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
@@ -168,7 +169,12 @@ class SdkBuiltAdapter:
         except Exception as exc:
             raise self.failure(exc) from None
 
-    async def stream(self, request: Json, *, timeout: float) -> AsyncGenerator[Json, None]:  # noqa: ASYNC109
+    def stream(self, request: Json, *, timeout: float) -> ChunkStream:
+        """The answer's chunks, by one or as they arrived together (``ChunkStream``)."""
+        return ChunkStream(self._stream(request, timeout))
+
+    async def _stream(self, request: Json, timeout: float) -> AsyncGenerator[list[Json], None]:  # noqa: ASYNC109
+        """Per read of the answer, the chunks its events translate to (when there are any)."""
         events: AsyncGenerator[list[str], None] | None = None
         try:
             prepared, body = await self._build(request, True)
@@ -178,16 +184,26 @@ class SdkBuiltAdapter:
             feed_raw = getattr(tr, "feed_raw", None)  # a translator that can pass chunks on with their text
             done = False
             async for batch in events:  # the events of one read, parsed here: no generator per event
+                out: list[Json] = []
+                failed: Exception | None = None
                 for item in batch:
                     if item == "[DONE]":
                         done = True
                         break
-                    for chunk in (feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)):
-                        yield chunk
+                    try:
+                        out += feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)
+                    except Exception as exc:  # the chunks before it still go out first, as they came
+                        failed = exc
+                        break
+                if out:
+                    yield out
+                if failed is not None:
+                    raise failed
                 if done:
                     break
-            for chunk in tr.finish():
-                yield chunk
+            tail = tr.finish()
+            if tail:
+                yield tail
         except UpstreamError:
             raise
         except Exception as exc:
@@ -258,18 +274,25 @@ _REQUEST_FAULTS = frozenset({
 })
 
 
-_decode = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_decode = _decoder.decode
+_scan: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]  # what ``decode`` calls, without its whitespace matches and frames
 
 
 def json_event(item: str) -> Json:
     """One SSE event's ``data`` parsed as a JSON object (or BAD_RESPONSE)."""
     try:
-        event = _decode(item)
-    except ValueError:
-        raise bad_response("stream", "event is not JSON") from None
-    if not isinstance(event, dict):
+        event, end = _scan(item, 0)  # an event is one compact value: no whitespace around it
+        if end != len(item):
+            raise ValueError  # then ``decode`` says whether it is JSON with whitespace or not JSON
+    except (StopIteration, ValueError):
+        try:
+            event = _decode(item)
+        except ValueError:
+            raise bad_response("stream", "event is not JSON") from None
+    if event.__class__ is not dict:
         raise bad_response("stream", "event is not an object")
-    return event
+    return event  # type: ignore[no-any-return]
 
 
 def loads_object(content: bytes | str, provider: str) -> Json:

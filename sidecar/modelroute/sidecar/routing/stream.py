@@ -41,7 +41,8 @@ class StreamingCompletion:
     """A stream that already has its first chunk (so fallback was still possible until then).
 
     Iterate it with ``async for``: it yields ``first`` (and any chunks held back with it,
-    see ``_head``) and then every further ``chat.completion.chunk`` dict. A failure after the first chunk is raised from the
+    see ``head_of``) and then every further ``chat.completion.chunk`` dict; or with ``batches()``,
+    the same chunks in the groups that arrived together. A failure after the first chunk is raised from the
     iteration as ``UpstreamError`` (end the app's stream with an error event, never a clean
     end). If the app goes away, call ``aclose()`` (safe to call twice; also done at the end).
     ``target`` answered; ``attempts`` lists every attempt including the one streaming.
@@ -63,27 +64,34 @@ class StreamingCompletion:
         self._want_usage = want_usage
         self._usage: Json | None = None
         self._done = False
-        self._gen: AsyncGenerator[Json, None] | None = None
-        self._held = 0  # head chunks still to be yielded
+        self._gen: AsyncGenerator[list[Json], None] | None = None
 
     def __aiter__(self) -> AsyncIterator[Json]:
+        return _one_by_one(self.batches())
+
+    def batches(self) -> AsyncIterator[list[Json]]:
+        """The chunks in the groups they arrived in (never empty): the held-back head with whatever
+        came with it, then each upstream read's chunks (one each from an upstream that does not say,
+        see ``providers.chunkstream``). A relay writes each group in one send; nothing waits to fill one."""
         if self._gen is None:
             self._gen = self._iterate()
         return self._gen
 
-    async def _iterate(self) -> AsyncGenerator[Json, None]:
+    async def _iterate(self) -> AsyncGenerator[list[Json], None]:
         watch = IdleWatch(self._idle)
         try:
-            held = [c for c in map(self._filter, self._head) if c is not None]
-            self._held = len(held)
-            for c in held:
-                self._held -= 1
-                yield c
             rest = self._rest
+            batch_of = getattr(rest, "batch", None)  # a ChunkStream: the chunks of one read at once
+            head = self._head
+            if batch_of is not None and rest.ready():  # type: ignore[attr-defined]  # more of the head's read
+                head = head + await batch_of()
+            out = self._kept(head)
+            if out:
+                yield out
             while True:
                 try:
                     watch.arm()
-                    chunk = await anext(rest)
+                    batch = await batch_of() if batch_of is not None else [await anext(rest)]
                     watch.disarm()  # (a failure ends the iteration: the watch is closed below)
                 except StopAsyncIteration:
                     break
@@ -93,8 +101,8 @@ class StreamingCompletion:
                     raise self._failed(TimeoutError()) from None
                 except Exception as exc:
                     raise self._failed(exc) from None
-                out = self._filter(chunk)
-                if out is not None:
+                out = self._kept(batch)
+                if out:
                     yield out
             self._end(OK, 200, "", OK)
         finally:
@@ -103,10 +111,12 @@ class StreamingCompletion:
                 self._end(OK, 200, "closed by client", OUTCOME_CANCELLED)
             await aclose_quietly(self._rest)
 
-    def buffered(self) -> bool:
-        """Whether the next chunk is already here (held back with the first): a consumer may
-        write the chunks it has so far together with it, in one send."""
-        return self._held > 0
+    def _kept(self, batch: list[Json]) -> list[Json]:
+        """``batch`` as relayed (``_filter``); the same list when nothing in it carries usage."""
+        for c in batch:
+            if c.get("usage") is not None:
+                return [out for out in map(self._filter, batch) if out is not None]
+        return batch
 
     def _failed(self, exc: BaseException) -> UpstreamError:
         """A failure after the first chunk: reported, the breaker told, raised to the consumer."""
@@ -151,7 +161,13 @@ class StreamingCompletion:
         await aclose_quietly(self._rest)
 
 
-async def aclose_quietly(it: AsyncIterator[Json]) -> None:
+async def _one_by_one(batches: AsyncIterator[list[Json]]) -> AsyncGenerator[Json, None]:
+    async for batch in batches:
+        for chunk in batch:
+            yield chunk
+
+
+async def aclose_quietly(it: AsyncIterator[Any]) -> None:
     close = getattr(it, "aclose", None)
     if close is not None:
         with contextlib.suppress(Exception):  # closing a broken stream must not mask the outcome

@@ -216,19 +216,17 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     note_dropped(request, route, sc.target, body, headers)
     resp = SseResponse(status=200, headers={**headers, **_SSE_HEADERS})
     enc = wire.stream(sc.first)
-    pending = b""  # chunks that came together (the head held back until content): one send with the headers
+    feed = enc.feed
     try:
         await resp.prepare(request)
         try:
-            async for chunk in sc:
+            # Chunks that came together (the head held back until content, the events of one
+            # upstream read) go out in one send: the first with the headers (``SseResponse``).
+            async for batch in sc.batches():
                 if tap is not None:
-                    tap.feed(chunk)
-                data = enc.feed(chunk)
-                if sc.buffered():
-                    pending += data
-                    continue
-                if pending:
-                    data, pending = pending + data, b""
+                    for chunk in batch:
+                        tap.feed(chunk)
+                data = feed(batch[0]) if len(batch) == 1 else b"".join(map(feed, batch))
                 if data:
                     await resp.write(data)
             end = enc.finish()
@@ -250,7 +248,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
             if tap is not None:
                 tap.failed("internal_error")
             end = enc.error("internal error in the modelroute sidecar (logged)", None)
-        await resp.write(pending + end)
+        await resp.write(end)
         await resp.write_eof()
     except ConnectionResetError:
         log.debug("app closed the stream on route %s early", body["model"])  # the finally stops the upstream

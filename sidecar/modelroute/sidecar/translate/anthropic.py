@@ -426,6 +426,8 @@ class AnthropicStreamToChat(chat.StreamToChat):
             dkind = delta.get("type")
             if dkind == "text_delta":
                 text = delta.get("text")
+                if text.__class__ is str:
+                    return [self.text_chunk(text)] if text else []
                 return [self._chunk({"content": text})] if text else []
             if dkind == "input_json_delta":
                 partial = delta.get("partial_json")

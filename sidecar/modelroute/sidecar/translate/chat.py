@@ -9,6 +9,7 @@ facts out of a chat request (text of a message, the effective token limit, data 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from modelroute.sidecar.translate.errors import StreamError, TranslationError
@@ -69,6 +70,18 @@ class RawChunk(dict[str, Any]):
         super().clear()
 
 
+_new_dict = dict.__new__
+_fill = dict.update
+
+
+def raw_chunk(chunk: Json, raw: str) -> RawChunk:
+    """``RawChunk(chunk, raw)``, built without its Python ``__init__`` (once per relayed chunk: a quarter less work)."""
+    out: RawChunk = _new_dict(RawChunk)
+    _fill(out, chunk)
+    out.raw = raw
+    return out
+
+
 def completion(
     *, id: str, created: int, model: str, choices: list[Json], usage: Json | None
 ) -> Json:
@@ -108,7 +121,7 @@ class StreamToChat:
     """What the provider stream translators share: the ids of the chunks they write, and what they
     learn by the end (``usage``, also when the app did not ask for it, and ``finish_reason``)."""
 
-    __slots__ = ("created", "finish_reason", "id", "include_usage", "model", "usage")
+    __slots__ = ("_text_at", "created", "finish_reason", "id", "include_usage", "model", "usage")
 
     def __init__(self, *, model: str, id: str, created: int, include_usage: bool) -> None:
         self.model = model
@@ -117,10 +130,36 @@ class StreamToChat:
         self.include_usage = include_usage
         self.usage: Json | None = None
         self.finish_reason: str | None = None
+        self._text_at: tuple[str, int, str, str, str] | None = None  # (id, created, model, JSON before the text, after)
+
+    def text_chunk(self, text: str) -> RawChunk:
+        """``chunk(delta={"content": text})`` with this stream's ids, and its JSON text: the bulk of a
+        stream, written by the OpenAI wire without serializing a dict per chunk (a template per stream)."""
+        at = self._text_at
+        if at is None or at[0] is not self.id or at[1] is not self.created or at[2] is not self.model:
+            at = self._text_at = (self.id, self.created, self.model, *_text_template(self.id, self.created, self.model))
+        out: RawChunk = _new_dict(RawChunk)
+        _fill(out, id=self.id, object=CHUNK, created=self.created, model=self.model,
+              choices=[{"index": 0, "delta": {"content": text}, "finish_reason": None, "logprobs": None}])
+        out.raw = at[3] + _encode_text(text) + at[4]
+        return out
 
     def usage_chunk(self, usage: Json) -> Json:
         """The final usage-only chunk (``stream_options.include_usage``)."""
         return usage_chunk(id=self.id, created=self.created, model=self.model, usage=usage)
+
+
+# A chunk's JSON as the OpenAI wire writes it (``server.wire.dumps``): compact, not ASCII-escaped.
+_encode_chunk = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_encode_text: Callable[[str], str] = json.encoder.encode_basestring  # the same encoder's strings (C)
+_EMPTY_TEXT = '"content":""'
+
+
+def _text_template(id: str, created: int, model: str) -> tuple[str, str]:
+    """The JSON of a text chunk with these ids around its text: cut from the encoder's own output."""
+    empty = _encode_chunk(chunk(id=id, created=created, model=model, delta={"content": ""}))
+    at = empty.index(_EMPTY_TEXT) + len(_EMPTY_TEXT) - 2  # no JSON string can hold it unescaped: it is the delta's
+    return empty[:at], empty[at + 2:]
 
 
 def usage(

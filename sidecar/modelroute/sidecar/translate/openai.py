@@ -18,7 +18,7 @@ from typing import Any
 from modelroute.api.v1alpha1 import Params
 from modelroute.sidecar.translate import cachemarks
 from modelroute.sidecar.translate.accepts import ParamFilter
-from modelroute.sidecar.translate.chat import RawChunk, with_usage
+from modelroute.sidecar.translate.chat import RawChunk, raw_chunk, with_usage
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.params import apply_params
 
@@ -144,6 +144,14 @@ class OpenAIStreamToChat:
     def feed_raw(self, chunk: Json, text: str) -> list[Json]:
         """``feed``, for a chunk parsed from ``text``: a chunk passed on unchanged keeps its text
         (``chat.RawChunk``), so the OpenAI wire writes it as it came instead of serializing it again."""
+        choices = chunk.get("choices")
+        if choices and not chunk.get("usage") and chunk.get("model") and "\n" not in text:
+            # The common chunk (content, no usage): what ``feed`` would do to it, without its other cases.
+            for c in choices:
+                reason = c.get("finish_reason")
+                if reason:
+                    self.finish_reason = reason
+            return [raw_chunk(chunk, text)]
         intact = bool(chunk.get("model")) and not (chunk.get("usage") and not self.include_usage) and "\n" not in text
         out = self.feed(chunk)
         if intact and len(out) == 1 and out[0] is chunk:
