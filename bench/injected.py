@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import harness
 from modelroute.api import signing
+from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.operator import bundle
 from modelroute.operator.injection import names
@@ -107,7 +108,17 @@ def launch(source: str, work: Path, upstream: str, routes: list[str], port: int,
     return config_launch(work, upstream, routes, port, admin)
 
 
+HOST_ONLY = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+"""Set on some hosts (this one), never in the image or the injected container: with them the sidecar
+would keep parsing the whole CA bundle at start (``modelroute.sidecar.trustdir``), as no pod does."""
+
+
 def child_env(extra: dict[str, str]) -> dict[str, str]:
-    """This process's env (PATH, HOME...) without any key or pod variable of ours, plus ``extra``."""
-    ours = set(harness.KEYS) | {n for n in os.environ if n.startswith("MODELROUTE_")}
+    """This process's env (PATH, HOME...) without any key or pod variable of ours or ``HOST_ONLY``, plus ``extra``.
+
+    The lifecycle pin (``MODELROUTE_LIFECYCLE_DATE``, set by ``harness``) is kept: a config file naming a
+    model with a shutdown date must load the same on any day the bench is run.
+    """
+    ours = set(harness.KEYS) | set(HOST_ONLY) | {n for n in os.environ if n.startswith("MODELROUTE_")}
+    ours.discard(ENV_LIFECYCLE_DATE)
     return {**{k: v for k, v in os.environ.items() if k not in ours}, **extra}
