@@ -8,6 +8,7 @@ one does (same kinds, same pydantic fields), and on a small module, names come w
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import marshal
 import sys
@@ -148,17 +149,29 @@ def test_a_layout_the_split_does_not_know_imports_the_module_as_it_is(tmp_path: 
         leandefs._finder.names.discard(name)
 
 
+@contextlib.contextmanager
+def string_annotated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, text: str, *,
+                     write_bytecode: bool) -> Iterator[Path]:
+    """A module ``name`` with ``text`` under ``tmp_path``, imported through ``string_annotations``; its source path."""
+    source = tmp_path / f"{name}.py"
+    source.write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", not write_bytecode)  # PYTHONDONTWRITEBYTECODE / -B
+    leandefs.string_annotations(name)
+    try:
+        yield source
+    finally:
+        sys.modules.pop(name, None)
+        leandefs._finder.string_annotations.discard(name)
+
+
 def test_string_annotations_compile_a_module_as_if_annotations_were_deferred_and_cache_its_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "modelroute_test_string_annotations"
-    source = tmp_path / f"{name}.py"
-    source.write_text("def f(x: NotDefinedHere) -> int:\n    return 1\nVALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(sys, "dont_write_bytecode", False)
-    leandefs.string_annotations(name)
-    cache = Path(leandefs.annotations_cache(str(source)))
-    try:
+    text = "def f(x: NotDefinedHere) -> int:\n    return 1\nVALUE = 1\n"
+    with string_annotated(tmp_path, monkeypatch, name, text, write_bytecode=True) as source:
+        cache = Path(leandefs.annotations_cache(str(source)))
         module = importlib.import_module(name)  # a normal import raises NameError: the annotation is evaluated
         assert module.f.__annotations__ == {"x": "NotDefinedHere", "return": "int"} and module.f(0) == 1
         assert cache.is_file()
@@ -170,25 +183,15 @@ def test_string_annotations_compile_a_module_as_if_annotations_were_deferred_and
         source.write_text("def f(x: NotDefinedHere) -> int:\n    return 3\nVALUE = 30\n")  # stale: size differs
         again = importlib.import_module(name)
         assert again.VALUE == 30 and again.f(0) == 3
-    finally:
-        sys.modules.pop(name, None)
-        leandefs._finder.string_annotations.discard(name)
 
 
 def test_string_annotations_write_no_cache_where_bytecode_may_not_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "modelroute_test_string_annotations_no_cache"
-    source = tmp_path / f"{name}.py"
-    source.write_text("def f(x: NotDefinedHere) -> int:\n    return 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # PYTHONDONTWRITEBYTECODE / -B
-    leandefs.string_annotations(name)
-    try:
+    text = "def f(x: NotDefinedHere) -> int:\n    return 1\n"
+    with string_annotated(tmp_path, monkeypatch, name, text, write_bytecode=False) as source:
         module = importlib.import_module(name)
         assert module.f.__annotations__ == {"x": "NotDefinedHere", "return": "int"}
         assert not Path(leandefs.annotations_cache(str(source))).exists()
         assert not (tmp_path / "__pycache__").exists()
-    finally:
-        sys.modules.pop(name, None)
-        leandefs._finder.string_annotations.discard(name)
