@@ -73,6 +73,12 @@ def load_public_key(pem: bytes) -> VerifyKey:
     return VerifyKey(key.public_bytes_raw())
 
 
+def canonical_public_key_pem(key: VerifyKey) -> bytes:
+    """``key`` in the PEM ``public_key_pem`` writes: the form a sidecar reads without ``cryptography``."""
+    der = base64.b64encode(_ED25519_SPKI_HEADER + bytes(key))
+    return b"-----BEGIN PUBLIC KEY-----\n" + der + b"\n-----END PUBLIC KEY-----\n"
+
+
 def verify_key(key: Ed25519PrivateKey) -> VerifyKey:
     """The verifier for signatures by ``key`` (the operator reading back its own bundles)."""
     from nacl.signing import VerifyKey

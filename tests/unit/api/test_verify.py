@@ -42,6 +42,7 @@ def flip(data: bytes, bit: int) -> bytes:
 def test_operator_signatures_verify_and_tampering_does_not(seed: bytes, body: bytes, bit: int) -> None:
     key = Ed25519PrivateKey.from_private_bytes(seed)
     pub = signing.load_public_key(public_pem(key))
+    assert signing.canonical_public_key_pem(pub) == public_pem(key)
     sig = signing.sign(key, body)
     assert signing.verify(pub, body, sig)
     assert signing.verify(signing.verify_key(key), body, sig)
