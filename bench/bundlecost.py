@@ -7,7 +7,7 @@ under ``valgrind --tool=cachegrind --cache-sim=no`` with the collector disabled 
 ``PYTHONHASHSEED=0``, after importing what every start imports (``modelroute.sidecar.cli``), and
 its cost is its count minus that base's:
 
-* ``key``: the operator's public key read from its PEM file (imports ``cryptography``);
+* ``key``: the operator's public key read from its PEM file (imports PyNaCl; ``cryptography`` before 2026-12-06 verify);
 * ``key+bundle``: that, and ``bundle.json`` read, its signature verified, validated as a RouteBundle;
 * ``key+bundle+select``: that, and the pod's labels read and its config rendered (``render_for_pod``);
 * ``yaml file`` / ``json file``: ``loader.load`` of the same routes as a YAML / JSON ``--config`` file.

@@ -13,7 +13,8 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
 from modelroute.api import signing
@@ -43,7 +44,7 @@ def encode(bundle: RouteBundle, key: Ed25519PrivateKey) -> dict[str, str]:
     return BundleData(bundle=text, signature=signing.sign(key, text.encode())).data()
 
 
-def decode(data: Mapping[str, str], key: Ed25519PublicKey) -> RouteBundle:
+def decode(data: Mapping[str, str], key: VerifyKey) -> RouteBundle:
     """The bundle in ConfigMap ``data``; raises BundleError unless the signature verifies."""
     text = data.get(BUNDLE_KEY)
     if text is None:

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from modelroute.api import signing
 from modelroute.api.lifecycledate import lifecycle_today
 from modelroute.api.selection import matches, with_canary
 from modelroute.api.stats import SidecarStats
@@ -79,7 +80,7 @@ class Reconciler:
         self.kube, self.key, self.pusher, self.metrics = kube, key, pusher, metrics
         self.registry = registry  # the operator's --model-registry: validates routes, rides in every config and bundle
         self.routes, self.pods, self.post, self.changes, self.hints = routes, pods, post, changes, hints
-        self.public = key.public_key()
+        self.public = signing.verify_key(key)
         self.gates = GateRunner(kube, key, lambda: self.pusher.session, hints.gates)
         self.deliveries = Deliveries(pusher.attempt, Slots(pusher.semaphore), on_outcome=self._heard)
         self.records = HashRecords(kube, hints)

@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.signing import VerifyKey
 
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import generate_private_key_pem, load_private_key, load_public_key, public_key_pem
@@ -51,7 +52,7 @@ class OperatorKey:
     def __init__(self) -> None:
         pem = generate_private_key_pem()
         self.private: Ed25519PrivateKey = load_private_key(pem)
-        self.public: Ed25519PublicKey = load_public_key(public_key_pem(pem))
+        self.public: VerifyKey = load_public_key(public_key_pem(pem))
 
     def push(self, config: SidecarConfig, namespace: str, pod: str,
              issued_at: datetime | None = None) -> tuple[bytes, dict[str, str]]:

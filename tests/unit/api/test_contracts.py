@@ -29,6 +29,7 @@ from modelroute.api.config import (
 )
 from modelroute.api.evalgate import MAX_CASES, CompareOptions, EvalRequest, EvalResult, EvalTargetSummary
 from modelroute.api.problems import field_path, validation_problems
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import NOT_SERVED, revision_of
 from modelroute.operator import bundle as operator_bundle
@@ -58,7 +59,7 @@ def route(**spec: object) -> ModelRoute:
 def test_the_eval_request_the_operator_signs_is_the_one_the_sidecar_parses() -> None:
     cases = [{"id": "1", "input": "hi", "expected": "billing"}]
     body = gate_runner.eval_body(POD, "chat", "sha256:abc", cases, datetime.now(UTC))
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
     ask = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
     assert (ask.route, ask.revision, ask.cases, ask.audience.uid) == ("chat", "sha256:abc", cases, "uid-1")
     assert ask.model_fields_set == set(EvalRequest.model_fields) - COMPARE_ONLY, "the operator sets every gate field"
@@ -73,7 +74,7 @@ def test_the_comparison_request_the_operator_signs_for_a_modelrouteeval_is_the_o
     ask_spec, spec = evalrun.request_of({"spec": {"modelRoute": "chat", "candidate": candidate, "cases": cases,
                                                   "dataset": "golden.jsonl", "candidateSource": "proposed.yaml"}})
     body = evalrun.eval_body(POD, route(), ask_spec, spec, "cluster:team/chat", datetime.now(UTC))
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=PodRef(namespace="team", name="web-1", uid="uid-1"))
     ask = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
     assert ask.model_fields_set == set(EvalRequest.model_fields), "the operator sets every comparison field"
     assert ask.candidate == spec and ask.revision == revision_of(spec) != revision_of(route().spec)
@@ -117,7 +118,7 @@ def test_the_bundle_configmap_keys_are_the_files_the_sidecar_reads(tmp_path: Pat
     assert operator_bundle.CONFIGMAP_NAME == names.BUNDLE_CONFIGMAP == BUNDLE_CONFIGMAP
     for key, text in data.items():   # mounted as files, as the kubelet does
         (tmp_path / key).write_text(text)
-    read = sidecar_bundle.read_bundle(tmp_path, KEY.public_key())
+    read = sidecar_bundle.read_bundle(tmp_path, verify_key(KEY))
     assert [r.spec.route for r in read.routes] == ["chat"]
 
 
@@ -133,7 +134,7 @@ def test_validation_lines_say_where_and_what_on_both_sides() -> None:
     empty = route().wire()
     empty["spec"]["targets"] = []
     assert parse(empty) == ["spec.targets: a route needs at least one target"]
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name="web-1"))
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=PodRef(namespace="team", name="web-1"))
     body = json.dumps({"audience": {"namespace": "team", "name": "web-1"}, "issuedAt": datetime.now(UTC).isoformat(),
                        "config": {"routes": [raw]}}).encode()
     with pytest.raises(BadPush) as refused:   # the sidecar's 422 to a push

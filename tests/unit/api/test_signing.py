@@ -24,11 +24,11 @@ def test_sign_and_verify_round_trip() -> None:
     assert not signing.verify(pub, b"body", signing.sign(other, b"body"))
 
 
-def test_the_canonical_public_key_pem_is_read_without_the_serialization_module() -> None:
+def test_the_canonical_public_key_pem_is_read_without_cryptography() -> None:
     code = ("import sys\nfrom modelroute.api import signing\n"
             f"key = signing.load_public_key({signing.public_key_pem(signing.generate_private_key_pem())!r})\n"
-            "print(type(key).__name__, 'cryptography.hazmat.primitives.serialization' in sys.modules)")
-    assert run_python(code).split() == ["Ed25519PublicKey", "False"]
+            "print(type(key).__name__, any(m.partition('.')[0] == 'cryptography' for m in sys.modules))")
+    assert run_python(code).split() == ["VerifyKey", "False"]
 
 
 def full_parse(pem: bytes) -> object:
@@ -47,7 +47,7 @@ def ours(pem: bytes) -> object:
         key = signing.load_public_key(pem)
     except ValueError as e:
         return "not ed25519" if "must be an Ed25519" in str(e) else (type(e).__name__, str(e))
-    return key.public_bytes_raw()
+    return bytes(key)
 
 
 def pem_variants() -> list[bytes]:

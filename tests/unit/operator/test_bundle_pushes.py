@@ -8,6 +8,7 @@ import pytest
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush, SidecarConfig
 from modelroute.api.selection import render_for_pod
+from modelroute.api.signing import verify_key
 from modelroute.operator import bundle
 from modelroute.operator.push.plan import plan, signed_body
 from modelroute.operator.validation import validate
@@ -15,7 +16,7 @@ from modelroute.operator.validation import validate
 from .operator_factories import pod, raw_route
 
 KEY = signing.load_private_key(signing.generate_private_key_pem())
-PUB = KEY.public_key()
+PUB = verify_key(KEY)
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 

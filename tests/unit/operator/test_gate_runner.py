@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelroute.api import signing
 from modelroute.api.config import PodRef
 from modelroute.api.evalgate import EvalRequest
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.strategy import Gate, GateStatus, Verdict
 from modelroute.operator.kube.client import ApiError
@@ -66,7 +67,7 @@ def test_the_signed_body_is_what_the_sidecar_verifies() -> None:
     from datetime import UTC, datetime
     p = pod("web-1", {"app": "web"})
     body = gate_runner.eval_body(p, "chat", "sha256:abc", [{"input": "a"}], datetime.now(UTC))
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace=p.namespace, name=p.name))
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=PodRef(namespace=p.namespace, name=p.name))
     doc = verify_request(auth, body, signing.sign(KEY, body), EvalRequest)
     assert doc.route == "chat" and doc.revision == "sha256:abc" and doc.cases == [{"input": "a"}]
 
@@ -101,7 +102,7 @@ async def run(kube: FakeKube, answer: tuple[int, dict[str, Any]]) -> tuple[dict[
 
     async def post_eval(request: web.Request) -> web.Response:
         body = await request.read()
-        assert signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER))
+        assert signing.verify(verify_key(KEY), body, request.headers.get(signing.SIGNATURE_HEADER))
         seen.append(json.loads(body))
         return web.json_response(answer[1], status=answer[0])
 

@@ -10,6 +10,7 @@ import pytest
 
 from modelroute.api import signing
 from modelroute.api.selection import render_for_pod
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator import bundle, cli
@@ -96,10 +97,10 @@ def test_every_planned_config_carries_the_registry_and_its_windows_change_the_ha
 
 def test_the_bundle_carries_the_registry_and_the_sidecar_renders_what_the_operator_pushes(tmp_path: Path) -> None:
     data = bundle.encode(bundle.make_bundle("team", routes(), NOW, registry=windows(1000)), KEY)
-    assert bundle.decode(data, KEY.public_key()).model_registry == windows(1000)
+    assert bundle.decode(data, verify_key(KEY)).model_registry == windows(1000)
     for name, text in data.items():
         (tmp_path / name).write_text(text)
-    got = read_bundle(tmp_path, KEY.public_key())
+    got = read_bundle(tmp_path, verify_key(KEY))
     sidecar_view = render_for_pod(got.routes, {}, got.model_registry).config
     assert sidecar_view.model_registry == windows(1000)
     assert sidecar_view.hash == plan(routes(), [pod("p1", {})], registry=windows(1000))[0].desired_hash

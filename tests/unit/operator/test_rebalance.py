@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.operator.events import Notice
 from modelroute.operator.push.client import Pusher
@@ -73,7 +74,7 @@ async def cluster() -> AsyncIterator[Cluster]:
             state = SidecarState(keys=KeyResolver(environ={"OPENAI_API_KEY": "sk-test"}))
             route = ModelRoute.model_validate({k: v for k, v in raw_route("chat").items() if k != "status"})
             await state.apply(SidecarConfig(routes=[route]), source="file")
-            auth = AuthSettings(operator_key=KEY.public_key(), pod=PodRef(namespace="team", name=name, uid=f"uid-{name}"))
+            auth = AuthSettings(operator_key=verify_key(KEY), pod=PodRef(namespace="team", name=name, uid=f"uid-{name}"))
             c.sidecars[name] = await stack.enter_async_context(Sidecar(state, auth, grace_seconds=1))
 
         c.add = add  # type: ignore[attr-defined]

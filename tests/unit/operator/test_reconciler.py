@@ -17,6 +17,7 @@ from aiohttp import web
 from modelroute.api import signing
 from modelroute.api.config import ConfigPush
 from modelroute.api.lifecycledate import ENV_LIFECYCLE_DATE, lifecycle_today
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.operator import bundle as bundles
 from modelroute.operator.convergence import ChangeClock
@@ -74,7 +75,7 @@ class FakeSidecar:
         if self.hold is not None:
             await self.hold.wait()
         body = await request.read()
-        if not signing.verify(KEY.public_key(), body, request.headers.get(signing.SIGNATURE_HEADER)):
+        if not signing.verify(verify_key(KEY), body, request.headers.get(signing.SIGNATURE_HEADER)):
             return web.json_response({"error": {"message": "bad signature"}}, status=403)
         if self.fail_with:
             return web.json_response({"error": {"message": "nope", "problems": ["env OPENAI_API_KEY is not set"]}},
@@ -143,7 +144,7 @@ async def test_route_reaches_selected_pods_and_status_says_so(world: World, side
     assert [n.reason for n in posted] == ["ConfigPushed", "Ready"]
     # The bundle holds the accepted route, signed.
     cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
-    assert [r.metadata.name for r in bundles.decode(cm["data"], KEY.public_key()).routes] == ["r1"]
+    assert [r.metadata.name for r in bundles.decode(cm["data"], verify_key(KEY)).routes] == ["r1"]
 
     # A second round with nothing changed pushes nothing and writes nothing.
     writes, puts = len(kube.writes), sum(s.puts for s, _ in sidecars.values())
@@ -164,13 +165,13 @@ async def test_the_operators_registry_validates_routes_and_rides_in_pushes_and_t
     assert kube.route("r1")["status"]["phase"] == "Ready"  # accepted: the registry allows the model
     assert sidecars["p1"][0].registry == registry(1000) and sidecars["p3"][0].registry == registry(1000)
     cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
-    assert bundles.decode(cm["data"], KEY.public_key()).model_registry == registry(1000)
+    assert bundles.decode(cm["data"], verify_key(KEY)).model_registry == registry(1000)
     # The operator restarts with other windows: the bundle is rewritten and every pod gets a push.
     before = sidecars["p1"][0].version
     rec.registry = registry(500)
     assert await rec(NS)
     cm = kube.objects[f"/api/v1/namespaces/{NS}/configmaps/{bundles.CONFIGMAP_NAME}"]
-    assert bundles.decode(cm["data"], KEY.public_key()).model_registry == registry(500)
+    assert bundles.decode(cm["data"], verify_key(KEY)).model_registry == registry(500)
     assert sidecars["p1"][0].registry == registry(500) and sidecars["p1"][0].version != before
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from modelroute.api import signing
 from modelroute.api.selection import render_for_pod
+from modelroute.api.signing import verify_key
 from modelroute.operator.push.client import Pusher
 from modelroute.operator.validation import validate
 from modelroute.testing.cluster.loopback import LoopbackAddresses
@@ -28,7 +29,7 @@ async def fleet(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[StandinF
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")  # the route's key reference, as a pod's env would hold it
     addresses = LoopbackAddresses()
     pods = [StandinPod("team", f"web-{i}", f"uid-{i}", addresses.allocate(), 8788, blackhole=i == 2) for i in range(3)]
-    f = StandinFleet(pods, KEY.public_key())
+    f = StandinFleet(pods, verify_key(KEY))
     await f.start()
     yield f, pods
     await f.close()

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelroute.api import signing
 from modelroute.api.config import PodRef, SidecarConfig
 from modelroute.api.evalgate import EvalResult
+from modelroute.api.signing import verify_key
 from modelroute.api.v1alpha1 import ModelRouteSpec
 from modelroute.api.v1alpha1.strategy import revision_of
 from modelroute.operator.rollout import GateResults
@@ -62,7 +63,7 @@ def live_counters(admin: Admin) -> dict[str, Any]:
 async def serving(adapters: FakeAdapters, cfg: SidecarConfig) -> AsyncIterator[Admin]:
     state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters)
     await state.apply(cfg, source="file")
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=POD)
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=POD)
     async with Sidecar(state, auth, grace_seconds=2) as sc, aiohttp.ClientSession() as http:
         yield Admin(sc, http)
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelroute.api import signing
 from modelroute.api.config import PodRef, SidecarConfig
+from modelroute.api.signing import verify_key
 from modelroute.api.stats import SidecarStats
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.sidecar.config.secrets import KeyResolver
@@ -72,7 +73,7 @@ class Admin:
 async def admin(adapters: FakeAdapters) -> AsyncIterator[Admin]:
     state = SidecarState(keys=KeyResolver(environ=ENV), adapters=adapters)
     await state.apply(two_targets(), source="file")
-    auth = AuthSettings(operator_key=KEY.public_key(), pod=POD)
+    auth = AuthSettings(operator_key=verify_key(KEY), pod=POD)
     async with Sidecar(state, auth, grace_seconds=2) as sc, aiohttp.ClientSession() as http:
         yield Admin(sc, http)
 

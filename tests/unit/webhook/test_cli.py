@@ -36,6 +36,13 @@ def _args(tmp_path: Path, *key: str) -> object:
     return build_parser(argv).parse_args(argv)
 
 
+def test_a_public_key_file_in_any_layout_is_injected_in_the_canonical_form(tmp_path: Path) -> None:
+    canonical = signing.public_key_pem(signing.generate_private_key_pem())
+    (tmp_path / "key.pem").write_bytes(b"operator key, 2026\r\n" + canonical.replace(b"\n", b"\r\n") + b"\r\n")
+    args = _args(tmp_path, f"--operator-public-key={tmp_path / 'key.pem'}")
+    assert webhook_cli.public_key_pem(args) == canonical.decode()  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("which", ["private", "public"])
 async def test_serves_admission_and_metrics_without_an_operator(tmp_path: Path, which: str) -> None:
     private = signing.generate_private_key_pem()

@@ -59,11 +59,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def public_key_pem(args: argparse.Namespace) -> str:
-    """The PEM public key to inject, from ``--operator-public-key`` or ``--signing-key``."""
+    """The PEM public key to inject, from ``--operator-public-key`` or ``--signing-key``.
+
+    Always the canonical form, whatever the file's layout: the sidecar reads that without ``cryptography``.
+    """
     if args.operator_public_key:
-        pem = Path(args.operator_public_key).read_bytes()
-        signing.load_public_key(pem)  # a bad file fails at start, not in every pod
-        return pem.decode()
+        # a bad file fails at start, not in every pod
+        key = signing.load_public_key(Path(args.operator_public_key).read_bytes())
+        return signing.canonical_public_key_pem(key).decode()
     return signing.public_key_pem(Path(args.signing_key).read_bytes()).decode()
 
 

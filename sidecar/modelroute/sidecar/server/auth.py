@@ -28,7 +28,7 @@ from modelroute.api.problems import Problems, validation_problems
 from modelroute.api.signing import SIGNATURE_HEADER, verify
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from nacl.signing import VerifyKey
 
 MAX_SKEW = timedelta(minutes=5)
 
@@ -54,7 +54,7 @@ class BadPush(Problems):
 
 @dataclass(frozen=True)
 class AuthSettings:
-    operator_key: Ed25519PublicKey | None = None
+    operator_key: VerifyKey | None = None
     admin_token: str | None = None
     pod: PodRef | None = None
     max_skew: timedelta = MAX_SKEW

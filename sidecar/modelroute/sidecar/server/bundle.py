@@ -28,7 +28,7 @@ from modelroute.sidecar.server.floor import aware as _aware
 from modelroute.sidecar.server.state import SidecarState
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from nacl.signing import VerifyKey
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
-def read_bundle(directory: Path, key: Ed25519PublicKey) -> RouteBundle:
+def read_bundle(directory: Path, key: VerifyKey) -> RouteBundle:
     """The verified bundle in ``directory``; raises ``BundleError``."""
     try:
         body = (directory / BUNDLE_FILE).read_bytes()
@@ -82,7 +82,7 @@ def read_bundle(directory: Path, key: Ed25519PublicKey) -> RouteBundle:
 @dataclass
 class BundleSource:
     directory: Path
-    key: Ed25519PublicKey
+    key: VerifyKey
     labels_file: Path | None = None
     namespace: str | None = None   # this pod's namespace; a bundle of another namespace is refused
     tried: asyncio.Event = field(default_factory=asyncio.Event, repr=False, compare=False)
