@@ -173,11 +173,7 @@ def precompile(python: str) -> None:
     paths = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     subprocess.run([python, "-m", "compileall", "-q", "-o", "2", *paths], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # As the image build does: google-genai's string-annotation code caches (providers/leandefs.py),
-    # which a start under PYTHONDONTWRITEBYTECODE would otherwise compile every time.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([python, "-OO", "-c", "import modelroute.sidecar.providers.gemini"], check=False, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness.write_sdk_caches(python)
 
 
 def summarize(runs: list[dict[str, Any]], routes: list[str]) -> dict[str, Any]:
