@@ -111,4 +111,5 @@ def test_kubectl_eval_compares_the_live_revision_with_a_candidate_through_a_side
         wait_for("the short-lived eval to finish and be deleted", lambda: rest.get_or_none(f"{evals}/short") is None, timeout=60)
         kept = wait_for("the other eval to fail", lambda: (o := rest.get(f"{evals}/kept"))["status"].get("phase") == "Failed" and o)
         assert kept["spec"]["ttlSecondsAfterFinished"] == 86400 and "modelroute " + env.ns + "/nope not found" in kept["status"]["message"]
-        assert "eval " + env.ns + "/short deleted" in env.operator.logs()
+        # The operator logs the deletion once the apiserver has answered it, which can be after the GET above saw it gone.
+        wait_for("the operator to log the deletion", lambda: "eval " + env.ns + "/short deleted" in env.operator.logs(), timeout=30)
