@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 import harness
+import imagevenv
 import injected
 from modelroute.api import signing
 
@@ -97,14 +98,14 @@ def readyz(port: int) -> int | None:
         conn.close()
 
 
-def start(st: harness.Stack, python: str, upstream: str, routes: list[str], n: int, source: str, key: bytes,
+def start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], n: int, source: str, key: bytes,
           wrap: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
     """Spawn one sidecar (``wrap``: a command it runs under; ``env``: more variables); (process, inbound port, admin port, log)."""
     port, admin = harness.free_port(), harness.free_port()
     how = injected.launch(source, st.tmp / f"pod-{n}", upstream, routes, port, admin, key)
     log = st.tmp / f"sidecar-{n}.log"
-    p = harness.spawn([*(wrap or []), python, *how.argv], log_path=log, env=injected.child_env({**how.env, **(env or {})}),
-                      cwd=harness.REPO)
+    p = harness.spawn([*(wrap or []), *venv.argv(how)], log_path=log,
+                      env=injected.child_env({**venv.env(how), **(env or {})}), cwd=venv.cwd(st.tmp))
     return p, port, admin, log
 
 
@@ -120,11 +121,11 @@ def wait_ready(p: subprocess.Popen[bytes], admin: int, log: Path, every: float, 
     return answered + 1
 
 
-def one_start(st: harness.Stack, python: str, upstream: str, routes: list[str], warm: int, n: int,
+def one_start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], warm: int, n: int,
               source: str, key: bytes) -> dict[str, Any]:
     """One sidecar process: its ready time, CPU and RSS then, and each route's first vs warm request."""
     t0 = time.perf_counter()
-    p, port, admin, log = start(st, python, upstream, routes, n, source, key)
+    p, port, admin, log = start(st, venv, upstream, routes, n, source, key)
     try:
         wait_ready(p, admin, log, 0.002, 120)
         took = time.perf_counter() - t0
@@ -145,11 +146,11 @@ CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-o
 _IREFS = re.compile(rb"^==\d+== I\s+refs:\s+([\d,]+)", re.MULTILINE)
 
 
-def instructions_start(st: harness.Stack, python: str, upstream: str, routes: list[str], n: int, source: str,
+def instructions_start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], n: int, source: str,
                        key: bytes) -> dict[str, Any]:
     """One sidecar under cachegrind: instructions from exec to ``/readyz`` 200 (no shutdown: SIGUSR1 ends it)."""
     t0 = time.perf_counter()
-    p, _port, admin, log = start(st, python, upstream, routes, n, source, key, wrap=CACHEGRIND, env={"PYTHONHASHSEED": "0"})
+    p, _port, admin, log = start(st, venv, upstream, routes, n, source, key, wrap=CACHEGRIND, env={"PYTHONHASHSEED": "0"})
     try:
         polls = wait_ready(p, admin, log, POLL_UNDER_VALGRIND_S, 900)
         took = time.perf_counter() - t0
@@ -187,15 +188,51 @@ def summarize(runs: list[dict[str, Any]], routes: list[str]) -> dict[str, Any]:
 
 
 def label(name: str, source: str, sources: list[str]) -> str:
-    """A row's key in the JSON: the interpreter's name, with the source when a run measures several."""
+    """A row's key in the JSON: the interpreter's name (checkout:venv), with the source when a run measures several."""
     return name if len(sources) == 1 else f"{name}:{source}"
+
+
+def checkout_of(python: str) -> Path:
+    """The checkout ``python``'s editable install points at."""
+    code = "import pathlib, modelroute.sidecar as m; print(pathlib.Path(m.__path__[0]).parents[2])"
+    return Path(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
+
+
+def interpreters(args: argparse.Namespace) -> tuple[dict[str, injected.Venv], dict[str, Any]]:
+    """The sidecar's interpreters, ``checkout:venv`` -> venv (dev venvs precompiled, image venvs built), and what they are."""
+    trees = {"this": (harness.REPO, harness.PY)}
+    if args.baseline_tree or args.baseline_python:
+        tree = Path(args.baseline_tree).resolve() if args.baseline_tree else checkout_of(args.baseline_python)
+        trees["baseline"] = (tree, args.baseline_python or str(tree / ".venv" / "bin" / "python"))
+    venvs: dict[str, injected.Venv] = {}
+    about: dict[str, Any] = {}
+    for who, (tree, py) in trees.items():
+        for kind in args.venvs:
+            if kind == "dev":
+                if not Path(py).exists():
+                    raise SystemExit(f"bench/podstart.py: no development venv {py} (make -C {tree} venv, or --baseline-python)")
+                precompile(py)
+                venvs[f"{who}:dev"] = injected.Venv(py, image=False)
+                about[f"{who}:dev"] = {"tree": str(tree), "python": py}
+            else:
+                built = imagevenv.build(tree)
+                venvs[f"{who}:image"] = injected.Venv(str(built.python), image=True)
+                about[f"{who}:image"] = {"tree": str(tree), "python": str(built.python), "key": built.key,
+                                         "uncommitted_changes": built.dirty, "built_s": built.built_s}
+    return venvs, about
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=7, help="sidecar starts per configuration and interpreter")
     p.add_argument("--warm", type=int, default=20, help="warm requests per route after the first")
-    p.add_argument("--baseline-python", help="also measure this interpreter's checkout, alternated with this one")
+    p.add_argument("--venv", default="image",
+                   help="the sidecar's venv: image (built as the Dockerfile does, bench/imagevenv.py: as deployed), "
+                        "dev (the checkout's editable install), or both, comma-separated")
+    p.add_argument("--baseline-python", help="also measure this interpreter's checkout (its dev venv; its image venv "
+                                             "built from that checkout), alternated with this one")
+    p.add_argument("--baseline-tree", help="also measure this checkout (its image venv; its dev venv: "
+                                           "TREE/.venv/bin/python unless --baseline-python), alternated with this one")
     p.add_argument("--configs", default="1,3", help="provider counts to measure (1: openai; 3: openai, anthropic, gemini)")
     p.add_argument("--source", default="bundle",
                    help="how the sidecar gets its routes: bundle (as injected), config (a YAML file), or both, comma-separated")
@@ -205,19 +242,20 @@ def parse_args() -> argparse.Namespace:
     args.sources = args.source.split(",")
     if not set(args.sources) <= set(injected.SOURCES):
         p.error(f"--source: one or more of {', '.join(injected.SOURCES)}")
+    args.venvs = args.venv.split(",")
+    if not args.venvs or not set(args.venvs) <= {"dev", "image"}:
+        p.error("--venv: image, dev or both")
     return args
 
 
 def main() -> None:
     args = parse_args()
     sources: list[str] = args.sources
-    pythons = {"this": harness.PY, **({"baseline": args.baseline_python} if args.baseline_python else {})}
-    for py in pythons.values():
-        precompile(py)
+    pythons, about = interpreters(args)
     configs = {int(c): (ONE if c == "1" else THREE) for c in args.configs.split(",")}
     rows_of = {label(name, src, sources): (py, src) for src in sources for name, py in pythons.items()}
     key = signing.generate_private_key_pem()
-    info = harness.machine()
+    info = {**harness.machine(), "venvs": about}
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {row: {c: [] for c in configs} for row in rows_of}
     with harness.stack() as st:
         upstream = st.emulator()
@@ -238,6 +276,16 @@ def main() -> None:
     sys.stdout.flush()
 
 
+def describe(info: dict[str, Any]) -> None:
+    """One line per interpreter: which venv of which checkout."""
+    for name, v in info["venvs"].items():
+        extra = ""
+        if "key" in v:
+            built = "" if v["built_s"] is None else f", built in {v['built_s']:.0f} s"
+            extra = f" (image venv {v['key']}{', uncommitted changes' if v['uncommitted_changes'] else ''}{built})"
+        print(f"  {name}: {v['python']}{extra}")
+
+
 def report_instructions(args: argparse.Namespace, info: dict[str, Any], configs: dict[int, list[str]],
                         raw: dict[str, dict[int, list[dict[str, Any]]]]) -> None:
     out: dict[str, Any] = {"bench": "podstart-instructions", "source": args.source, "machine": info,
@@ -250,6 +298,7 @@ def report_instructions(args: argparse.Namespace, info: dict[str, Any], configs:
             for c in configs for row in raw for r in [raw[row][c][0]]]
     print(f"sidecar start-up under cachegrind, instructions exec -> /readyz 200 (source {args.source}; load avg "
           f"{info['loadavg_1m_at_start']} at start, {out['loadavg_1m_at_end']} at end; {info['date']})")
+    describe(info)
     print(harness.table(["python", "config", "G instructions", f"vs {first}", "/readyz answers"], rows))
     print(f"JSON: {path}")
 
@@ -270,8 +319,10 @@ def report(args: argparse.Namespace, info: dict[str, Any], configs: dict[int, li
                          " ".join(f"{rt} {s['excess_p50_ms'][rt]:+.2f}" for rt in configs[c])])
     print(f"sidecar start-up (source {args.source}), {args.runs} starts per row, alternated (load avg "
           f"{info['loadavg_1m_at_start']} at start, {out['loadavg_1m_at_end']} at end; {info['date']})")
+    describe(info)
     print(harness.table(["python", "config", "ready p50 s", "ready min-max s", "CPU at ready s", "RSS at ready MB",
                          "first request - warm, p50 ms"], rows))
+    print(f"goals, {next(iter(raw))}:")
     for c in configs:
         s = out["summary"][next(iter(raw))][str(c)]
         goal = GOALS[c]
