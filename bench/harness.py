@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import imagevenv
 from modelroute.testing import lifecyclepin
 from modelroute.testing.cluster.loopback import free_port as free_port
 from modelroute.testing.cluster.processes import spawn as spawn
@@ -48,6 +49,38 @@ ROUTES = {
 }
 PROMPT = "hello from the benchmark"
 MAX_TOKENS = 16
+
+
+IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+"""The final stage's ENV (Dockerfile): the image venv's bytecode is all there, and nothing writes to it."""
+
+
+@dataclass(frozen=True)
+class Venv:
+    """The interpreter a sidecar runs on: a development venv (editable install of a checkout, run from
+    that checkout as ``python -m modelroute.cli``) or an image venv (``bench/imagevenv.py``, run as the
+    image runs it: its ``modelroute`` console script, the final stage's env, from a folder holding no source)."""
+
+    python: str
+    image: bool
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The command for ``args`` after the interpreter (``-m modelroute.cli ...``: the image's entry point)."""
+        if self.image and args[:2] == ["-m", "modelroute.cli"]:
+            return [self.python, str(Path(self.python).parent / "modelroute"), *args[2:]]
+        return [self.python, *args]
+
+    def env(self) -> dict[str, str]:
+        return IMAGE_ENV if self.image else {}
+
+    def cwd(self, scratch: Path) -> Path:
+        """Where it starts: the checkout (dev), or an empty folder (image; the pod's is ``/home/modelroute``)."""
+        if not self.image:
+            return REPO
+        home = scratch / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
 
 
 def wait_http(url: str, timeout: float = 30.0, headers: dict[str, str] | None = None) -> None:
@@ -93,9 +126,9 @@ class Stack:
         self.tmp = Path(tempfile.mkdtemp(prefix="modelroute-perf-"))
         self.procs: list[Proc] = []
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Proc:
         log = self.tmp / f"{name}.log"
-        p = Proc(name, spawn(argv, log_path=log, env={**os.environ, **(env or {})}, cwd=REPO), log)
+        p = Proc(name, spawn(argv, log_path=log, env={**os.environ, **(env or {})}, cwd=cwd), log)
         self.procs.append(p)
         return p
 
@@ -110,7 +143,7 @@ class Stack:
 
     def sidecar(self, upstream: str, *, log_level: str = "info", variant: list[str] | None = None,
                 name: str = "sidecar", optimize: int = 2, routes: Iterable[str] = tuple(ROUTES),
-                tree: Path | None = None) -> tuple[str, str, Proc]:
+                tree: Path | None = None, venv: Venv | None = None) -> tuple[str, str, Proc]:
         """Start the sidecar with one route per provider (or only ``routes``); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
@@ -119,17 +152,22 @@ class Stack:
         ``optimize=0``: plain ``python``, as ``modelroute sidecar`` runs outside the image.
         ``tree``: a source root holding another ``modelroute/sidecar`` (e.g. ``git archive main sidecar``
         unpacked), imported ahead of this checkout's: a before/after in one run (``--before``).
+        ``venv``: the interpreter (default: this development venv); ``image_venv()``: as deployed.
         """
-        precompile()
+        venv = venv or Venv(PY, image=False)
+        if venv.image and (variant or tree):
+            raise ValueError("variant and tree run on the development venv only")
+        if not venv.image:
+            precompile()
         cfg = self.tmp / f"{name}-routes.yaml"
         cfg.write_text(config_yaml(upstream, routes))
         port, admin = free_port(), free_port()
         cmd = [str(BENCH / "runsidecar.py"), *variant, "--"] if variant else ["-m", "modelroute.cli"]
-        p = self.start(name, [PY, *cmd, "sidecar", "--config", str(cfg),
-                                   "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-                                   "--log-level", log_level],
+        p = self.start(name, [*venv.argv([*cmd, "sidecar", "--config", str(cfg),
+                                          "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+                                          "--log-level", log_level])],
                    env={**KEYS, "PYTHONOPTIMIZE": str(optimize) if optimize else "",
-                        **({"PYTHONPATH": str(tree)} if tree else {})})
+                        **({"PYTHONPATH": str(tree)} if tree else {}), **venv.env()}, cwd=venv.cwd(self.tmp))
         try:
             wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=120)  # 3 SDKs to import on a busy host
         except RuntimeError:
@@ -161,6 +199,16 @@ def stack() -> Iterator[Stack]:
         raise
     s.close()
     shutil.rmtree(s.tmp, ignore_errors=True)
+
+
+def venv_of(kind: str) -> Venv:
+    """``dev``: this development venv; ``image``: this checkout's image venv (``bench/imagevenv.py``, built on first use)."""
+    if kind == "dev":
+        return Venv(PY, image=False)
+    return Venv(str(imagevenv.build(REPO).python), image=True)
+
+
+VENVS = ("image", "dev")
 
 
 _precompiled = False

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -40,36 +39,6 @@ SOURCES = ("bundle", "config")
 class Launch(NamedTuple):
     argv: list[str]   # after the interpreter
     env: dict[str, str]
-
-
-IMAGE_ENV = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
-"""The final stage's ENV (Dockerfile): the image venv's bytecode is all there, and nothing writes to it."""
-
-
-@dataclass(frozen=True)
-class Venv:
-    """The interpreter a sidecar runs on: a development venv (editable install of a checkout, run from
-    that checkout as ``python -m modelroute.cli``) or an image venv (``bench/imagevenv.py``, run as the
-    image runs it: its ``modelroute`` console script, the final stage's env, from a folder holding no source)."""
-
-    python: str
-    image: bool
-
-    def argv(self, launch: Launch) -> list[str]:
-        if self.image and launch.argv[:2] == ["-m", "modelroute.cli"]:
-            return [self.python, str(Path(self.python).parent / "modelroute"), *launch.argv[2:]]
-        return [self.python, *launch.argv]
-
-    def env(self, launch: Launch) -> dict[str, str]:
-        return {**launch.env, **(IMAGE_ENV if self.image else {})}
-
-    def cwd(self, scratch: Path) -> Path:
-        """Where it starts: the checkout (dev), or an empty folder (image; the pod's is ``/home/modelroute``)."""
-        if not self.image:
-            return harness.REPO
-        home = scratch / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        return home
 
 
 def config_launch(work: Path, upstream: str, routes: list[str], port: int, admin: int) -> Launch:

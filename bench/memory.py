@@ -12,6 +12,9 @@ loopback only.
     .venv/bin/python bench/memory.py --where     # RSS, modules and CPU added by each layer (no soak)
 
 ``--providers 1``: the sidecar serves only the openai route (a pod whose routes use one provider).
+``--venv image`` (default): the sidecar runs from a venv built as the image's (``bench/imagevenv.py``:
+the wheel, the runtime dependencies only); ``--venv dev``: from this editable install. ``--where``
+always imports in this development venv.
 
 Goals: RSS <= 100 MB with three providers, <= 60 MB with one (issue 15; issue 2's was 120 MB);
 growth from the 10k sample to the last < 5%.
@@ -131,10 +134,11 @@ async def soak(args: argparse.Namespace, sidecar: str, pid: int) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    info = harness.machine()
+    info = {**harness.machine(), "venv": args.venv}
+    venv = harness.venv_of(args.venv)
     with harness.stack() as st:
         upstream = st.emulator()
-        sidecar, _admin, sc = st.sidecar(upstream, optimize=args.optimize, routes=routes_for(args.providers))
+        sidecar, _admin, sc = st.sidecar(upstream, optimize=args.optimize, routes=routes_for(args.providers), venv=venv)
         start_kb = harness.rss_kb(sc.pid)
         res = asyncio.run(soak(args, sidecar, sc.pid))
     s = res["samples"]
@@ -155,6 +159,8 @@ def main() -> None:
                    help="PYTHONOPTIMIZE of the sidecar: 2 as the injected container runs it (default), 0 plain python")
     p.add_argument("--providers", type=int, choices=(1, 3), default=3,
                    help="3: one route per provider (default); 1: the openai route only")
+    p.add_argument("--venv", choices=harness.VENVS, default="image",
+                   help="the sidecar's venv: image (built as the Dockerfile does: as deployed) or dev (this editable install)")
     p.add_argument("--where", action="store_true",
                    help="only: where the memory goes, layer by layer, in a fresh interpreter (no soak)")
     args = p.parse_args()
@@ -168,7 +174,7 @@ def main() -> None:
     mb = 1024.0
     rows = [["after start (config loaded)", out["start_rss_kb"] / mb], ["after warm-up (all providers)", out["warm_rss_kb"] / mb]]
     rows += [[f"after {x['requests']} requests", x["rss_kb"] / mb] for x in out["samples"]]
-    print(f"sidecar resident memory (PYTHONOPTIMIZE={args.optimize}), {args.providers} provider(s), {out['requests']} requests in {out['seconds']:.0f} s "
+    print(f"sidecar resident memory ({args.venv} venv, PYTHONOPTIMIZE={args.optimize}), {args.providers} provider(s), {out['requests']} requests in {out['seconds']:.0f} s "
           f"({out['errors']} errors; load avg at start {out['machine']['loadavg_1m_at_start']})")
     print(harness.table(["point", "RSS MB"], rows))
     g = out["growth_pct"]

@@ -7,8 +7,8 @@ OpenAI emulator and four paths to it, and drives each with the same ``wrk`` load
 
 * ``direct``: straight to the emulator (the floor; "added" figures are against it);
 * ``pass-through``: ``bench/passthrough.py``, the barest aiohttp proxy;
-* ``modelroute``: the sidecar as deployed (``harness.Stack.sidecar``: ``PYTHONOPTIMIZE=2``),
-  one openai route;
+* ``modelroute``: the sidecar as deployed (``harness.Stack.sidecar``: ``PYTHONOPTIMIZE=2``, from the
+  image venv, ``bench/imagevenv.py``, unless ``--venv dev``), one openai route;
 * ``litellm``: the peer's proxy, 1 worker (uvicorn, as its CLI starts it), ``gpt-4o-mini``
   routed to the emulator, a master key, no database, no callbacks, the model cost map and its other
   remote JSON read from the package (``LITELLM_LOCAL_*``) rather than fetched (its
@@ -262,9 +262,10 @@ def load(url: str, script: Path, pid: int, connections: int, seconds: float) -> 
     return r
 
 
-def run(args: argparse.Namespace, peer_py: Path) -> dict[str, Any]:
+def run(args: argparse.Namespace, peer_py: Path, venv: harness.Venv) -> dict[str, Any]:
     info = harness.machine()
     info["netns"] = args.in_netns
+    info["venv"] = args.venv
     many = f"c{args.connections}"
     rounds: list[dict[str, Any]] = []
     left: list[str] = []
@@ -273,7 +274,7 @@ def run(args: argparse.Namespace, peer_py: Path) -> dict[str, Any]:
         try:
             upstream = st.emulator()
             emulator = st.procs[-1]
-            sidecar, admin, sc = st.sidecar(upstream, routes=["chat"])  # the peer's config: one openai model
+            sidecar, admin, sc = st.sidecar(upstream, routes=["chat"], venv=venv)  # the peer's config: one openai model
             proxy = st.passthrough(upstream)
             passthrough = st.procs[-1]
             master_key = "sk-" + secrets.token_hex(32)
@@ -318,7 +319,7 @@ def run(args: argparse.Namespace, peer_py: Path) -> dict[str, Any]:
             rss = {name: tree_rss_kb(proc.pid) for name, (_u, _r, proc) in paths.items()}
             sc.stop()
             # As in memory.py: the sidecar with a route per provider (the three SDKs loaded), RSS only.
-            sidecar3, admin3, sc3 = st.sidecar(upstream, name="sidecar-3")
+            sidecar3, admin3, sc3 = st.sidecar(upstream, name="sidecar-3", venv=venv)
             ports += [_port(sidecar3), _port(admin3)]
             u3 = s_url.replace(sidecar, sidecar3)
             wrk(u3, scripts["modelroute"], connections=args.connections, seconds=2, pid=None, timeout=30)
@@ -388,7 +389,7 @@ def report(out: dict[str, Any]) -> None:
     print(f"\npeer comparison, {out['rounds_n']} alternated rounds x {out['seconds']:g} s per path and level, wrk "
           f"(load avg {m['loadavg_1m_at_start']} at start, {m['loadavg_1m_at_end']} at end, on {m['cpus']} CPUs; "
           f"{m['date']}; network namespace: {'yes' if m['netns'] else 'no'})")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items()))
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in out["versions"].items()) + f"; modelroute's venv: {m['venv']}")
     table = []
     for name in PATHS:
         r = rows[name]
@@ -430,18 +431,21 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternated rounds over the four paths")
     p.add_argument("--seconds", type=int, default=5, help="wrk duration per path, level and round")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--venv", choices=harness.VENVS, default="image",
+                   help="the sidecar's venv: image (built as the Dockerfile does: as deployed) or dev (this editable install)")
     p.add_argument("--no-netns", action="store_true", help="stay in the host's network namespace")
     p.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/peers.py needs wrk: apt-get install -y wrk")
     py = install_peer(args.litellm)  # cached: a no-op inside the namespace
+    venv = harness.venv_of(args.venv)  # likewise
     if args.in_netns:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     elif not args.no_netns:
         enter_netns(sys.argv[1:])  # does not return when it can
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the stack stops its processes
-    out = run(args, py)
+    out = run(args, py, venv)
     report(out)
     print(f"-> {harness.write_result('peers', out)}")
 

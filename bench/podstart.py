@@ -3,8 +3,18 @@
 A native sidecar starts before the app container, so its start-up is paid on every pod start
 and every rollout. One run starts the provider emulator (warmed with direct requests), then,
 ``--runs`` times for each configuration (1 provider: the openai route; 3 providers: openai,
-anthropic, gemini routes), a sidecar (``python -m modelroute.cli sidecar``, ``PYTHONOPTIMIZE=2``,
-bytecode precompiled as in the image) configured by ``--source``:
+anthropic, gemini routes), a sidecar (``PYTHONOPTIMIZE=2``) from the venv(s) of ``--venv``:
+
+* ``image`` (default: as deployed): a venv built by running the Dockerfile's builder stage
+  (``bench/imagevenv.py``: a wheel of the checkout, only the runtime dependencies at the locked
+  versions, bytecode at -o 0 and -o 2, google-genai's annotation caches), built once and cached
+  outside the repository by the content of what the image copies; run as the image runs it (its
+  ``modelroute`` console script, ``PYTHONDONTWRITEBYTECODE=1``, from a folder holding no source);
+* ``dev``: the checkout's development venv, an editable install (``python -m modelroute.cli``
+  from the checkout; ~120 distributions, dev and test tools among them; bytecode precompiled);
+  ``--venv image,dev`` measures both in one run (the figures before 2026-12-06 session 6 were dev);
+
+configured by ``--source``:
 
 * ``bundle`` (default): as injected (``bench/injected.py``): the injected container's args and env,
   the namespace's signed route bundle written by the operator's code (all three routes), the pod's
@@ -22,9 +32,11 @@ and measures:
   minus the median of ``--warm`` later requests on that route (also one fresh connection each):
   what the first app request pays for anything deferred past ``/readyz``.
 
-``--baseline-python PY``: a second interpreter whose editable install is another checkout (e.g.
-``git worktree add ../before <commit> && make -C ../before venv``): its sidecar is measured in
-the same run, the two alternated run by run, so both see the same machine.
+``--baseline-tree DIR`` (e.g. ``git worktree add ../before <commit>``): a second checkout, measured
+in the same run from its own venvs (its image venv built from its own Dockerfile and lock; its dev
+venv ``DIR/.venv/bin/python``, ``make -C DIR venv``, or ``--baseline-python PY``), the rows
+alternated run by run, so all see the same machine. ``--baseline-python PY`` alone: the checkout
+that interpreter's editable install points at. Rows are named ``this|baseline:image|dev``.
 
 ``--instructions``: instead, each configuration once under ``valgrind --tool=cachegrind
 --cache-sim=no`` (per interpreter and source): the instructions the sidecar executes from exec until
@@ -35,8 +47,8 @@ shared host swings 30 % run to run; this count does not (the same code twice: wi
 different codes also differ by where the collector's full passes fall (tens of M instructions):
 ``bench/bundlecost.py`` counts the config steps alone, with the collector off.
 
-    .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--source bundle] [--baseline-python ../before/.venv/bin/python]
-    .venv/bin/python bench/podstart.py --instructions [--source bundle,config] [--baseline-python ...]
+    .venv/bin/python bench/podstart.py [--runs 7] [--warm 20] [--source bundle] [--venv image,dev] [--baseline-tree ../before]
+    .venv/bin/python bench/podstart.py --instructions [--source bundle,config] [--venv image,dev] [--baseline-tree ...]
 
 Goals (issue 15): ready p50 <= 0.5 s with one provider and <= 1.0 s with three; first request
 at most 5 ms over a warm one. Memory (issue 15): <= 60 MB with one provider, <= 100 MB with three
@@ -98,14 +110,14 @@ def readyz(port: int) -> int | None:
         conn.close()
 
 
-def start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], n: int, source: str, key: bytes,
+def start(st: harness.Stack, venv: harness.Venv, upstream: str, routes: list[str], n: int, source: str, key: bytes,
           wrap: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int, int, Path]:
     """Spawn one sidecar (``wrap``: a command it runs under; ``env``: more variables); (process, inbound port, admin port, log)."""
     port, admin = harness.free_port(), harness.free_port()
     how = injected.launch(source, st.tmp / f"pod-{n}", upstream, routes, port, admin, key)
     log = st.tmp / f"sidecar-{n}.log"
-    p = harness.spawn([*(wrap or []), *venv.argv(how)], log_path=log,
-                      env=injected.child_env({**venv.env(how), **(env or {})}), cwd=venv.cwd(st.tmp))
+    p = harness.spawn([*(wrap or []), *venv.argv(how.argv)], log_path=log,
+                      env=injected.child_env({**how.env, **venv.env(), **(env or {})}), cwd=venv.cwd(st.tmp))
     return p, port, admin, log
 
 
@@ -121,7 +133,7 @@ def wait_ready(p: subprocess.Popen[bytes], admin: int, log: Path, every: float, 
     return answered + 1
 
 
-def one_start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], warm: int, n: int,
+def one_start(st: harness.Stack, venv: harness.Venv, upstream: str, routes: list[str], warm: int, n: int,
               source: str, key: bytes) -> dict[str, Any]:
     """One sidecar process: its ready time, CPU and RSS then, and each route's first vs warm request."""
     t0 = time.perf_counter()
@@ -146,7 +158,7 @@ CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-o
 _IREFS = re.compile(rb"^==\d+== I\s+refs:\s+([\d,]+)", re.MULTILINE)
 
 
-def instructions_start(st: harness.Stack, venv: injected.Venv, upstream: str, routes: list[str], n: int, source: str,
+def instructions_start(st: harness.Stack, venv: harness.Venv, upstream: str, routes: list[str], n: int, source: str,
                        key: bytes) -> dict[str, Any]:
     """One sidecar under cachegrind: instructions from exec to ``/readyz`` 200 (no shutdown: SIGUSR1 ends it)."""
     t0 = time.perf_counter()
@@ -198,13 +210,13 @@ def checkout_of(python: str) -> Path:
     return Path(subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
 
 
-def interpreters(args: argparse.Namespace) -> tuple[dict[str, injected.Venv], dict[str, Any]]:
+def interpreters(args: argparse.Namespace) -> tuple[dict[str, harness.Venv], dict[str, Any]]:
     """The sidecar's interpreters, ``checkout:venv`` -> venv (dev venvs precompiled, image venvs built), and what they are."""
     trees = {"this": (harness.REPO, harness.PY)}
     if args.baseline_tree or args.baseline_python:
         tree = Path(args.baseline_tree).resolve() if args.baseline_tree else checkout_of(args.baseline_python)
         trees["baseline"] = (tree, args.baseline_python or str(tree / ".venv" / "bin" / "python"))
-    venvs: dict[str, injected.Venv] = {}
+    venvs: dict[str, harness.Venv] = {}
     about: dict[str, Any] = {}
     for who, (tree, py) in trees.items():
         for kind in args.venvs:
@@ -212,11 +224,11 @@ def interpreters(args: argparse.Namespace) -> tuple[dict[str, injected.Venv], di
                 if not Path(py).exists():
                     raise SystemExit(f"bench/podstart.py: no development venv {py} (make -C {tree} venv, or --baseline-python)")
                 precompile(py)
-                venvs[f"{who}:dev"] = injected.Venv(py, image=False)
+                venvs[f"{who}:dev"] = harness.Venv(py, image=False)
                 about[f"{who}:dev"] = {"tree": str(tree), "python": py}
             else:
                 built = imagevenv.build(tree)
-                venvs[f"{who}:image"] = injected.Venv(str(built.python), image=True)
+                venvs[f"{who}:image"] = harness.Venv(str(built.python), image=True)
                 about[f"{who}:image"] = {"tree": str(tree), "python": str(built.python), "key": built.key,
                                          "uncommitted_changes": built.dirty, "built_s": built.built_s}
     return venvs, about
