@@ -147,12 +147,13 @@ class Stack:
         """Start the sidecar with one route per provider (or only ``routes``); (inbound URL, admin URL, process).
 
         ``variant``: options for ``bench/runsidecar.py`` (``--profile OUT``, ``--uvloop``, ``--gc-freeze``);
-        without it the sidecar runs exactly as deployed (``python -m modelroute.cli sidecar`` with
-        ``PYTHONOPTIMIZE=2``, as the injected container; its bytecode is compiled first, as in the image).
+        without it the sidecar runs as the injected container does (``modelroute sidecar`` with
+        ``PYTHONOPTIMIZE=2``; from the dev venv as ``python -m modelroute.cli``, its bytecode compiled first).
         ``optimize=0``: plain ``python``, as ``modelroute sidecar`` runs outside the image.
         ``tree``: a source root holding another ``modelroute/sidecar`` (e.g. ``git archive main sidecar``
         unpacked), imported ahead of this checkout's: a before/after in one run (``--before``).
-        ``venv``: the interpreter (default: this development venv); ``image_venv()``: as deployed.
+        ``venv``: the interpreter (default: this development venv); ``venv_of("image")``: the image's venv,
+        as deployed (``bench/imagevenv.py``; not with ``variant`` or ``tree``).
         """
         venv = venv or Venv(PY, image=False)
         if venv.image and (variant or tree):
