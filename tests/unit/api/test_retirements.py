@@ -106,14 +106,26 @@ def test_unknown_id_hints_leave_retired_ids_out() -> None:
     assert problem is not None and "claude-sonnet-4-6" in problem and "claude-sonnet-4-5" not in problem
 
 
-def test_the_chart_examples_name_no_model_with_an_announced_shutdown() -> None:
-    import yaml
+REPO = Path(__file__).resolve().parents[3]
+_MODEL_FIELD = re.compile(r"""["']?\bmodel["']?:\s*["']?([A-Za-z0-9][A-Za-z0-9._/-]*)""")
 
-    from modelroute.api.v1alpha1 import ModelRoute
 
-    examples = sorted((Path(__file__).resolve().parents[3] / "charts" / "modelroute" / "examples").glob("*.yaml"))
-    assert examples
-    for path in examples:
-        route = ModelRoute.model_validate(yaml.safe_load(path.read_text()))
-        pairs = [(f"{path.name}: {t.name}", t) for t in route.spec.targets]
-        assert lifecycle_notes(pairs, REGISTRY, TODAY) == ([], []), path.name
+def _copied_texts() -> dict[str, str]:
+    """What a person copies a config from: the example files and the YAML blocks of the README and docs."""
+    texts = {str(p.relative_to(REPO)): p.read_text() for p in sorted(
+        [*(REPO / "examples").rglob("*.yaml"), *(REPO / "charts" / "modelroute" / "examples").glob("*.yaml"),
+         REPO / "charts" / "modelroute" / "values.yaml"])}
+    for doc in [REPO / "README.md", REPO / "charts" / "modelroute" / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```ya?ml\n(.*?)```", doc.read_text(), flags=re.S)
+        texts[str(doc.relative_to(REPO))] = "\n".join(blocks)
+    return texts
+
+
+def test_the_examples_and_docs_name_no_model_with_an_announced_shutdown() -> None:
+    # A model with a shutdown date (even one ahead) in an example is a config that stops loading on that day.
+    found = {(name, m) for name, text in _copied_texts().items() for m in _MODEL_FIELD.findall(text)}
+    assert {("examples/standalone/routes.yaml", "gpt-5.4-mini"), ("README.md", "claude-haiku-4-5"),
+            ("docs/responses-api.md", "gpt-5.4-mini")} <= found  # the scan reads what it should
+    dated = sorted((name, m) for name, m in found for p in (Provider.OPENAI, Provider.ANTHROPIC)
+                   if REGISTRY.retirement(p, m) is not None)
+    assert dated == []
