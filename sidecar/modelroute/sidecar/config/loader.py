@@ -1,4 +1,4 @@
-"""Load ModelRoute YAML files into a ``SidecarConfig`` and report every problem at once.
+"""Load ModelRoute YAML or JSON files into a ``SidecarConfig`` and report every problem at once.
 
 Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spec``:
 ``includeDefaults``, ``models: [{provider, models}]``) that extends the built-in registry
@@ -461,7 +461,7 @@ def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig
 
 
 def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig:
-    """Load and validate one or more YAML files; raises ``ConfigError`` with every problem."""
+    """Load and validate one or more YAML or JSON files; raises ``ConfigError`` with every problem."""
     parsed = Parsed([], [], [], [])
     for p in paths:
         path = Path(p)
