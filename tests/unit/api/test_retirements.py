@@ -54,9 +54,33 @@ def test_the_table_is_what_the_pinned_sdks_say() -> None:
         "with the new versions in their source strings, and update the versions here")
     ours = {p: {m: r.shutdown for m, r in spec_of(p).retirements.items()} for p in (Provider.OPENAI, Provider.ANTHROPIC)}
     assert ours[Provider.OPENAI] == _openai_sdk_table()
-    assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table()
-    assert all(r.source.startswith(("openai SDK 3.57.0", "anthropic SDK 2.13.0"))
-               for s in PROVIDERS.values() for r in s.retirements.values())
+    assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table() | DOCUMENTED
+    assert all(r.source.startswith(("openai SDK 3.57.0", "anthropic SDK 2.13.0")) if m not in DOCUMENTED
+               else r.source.startswith("Anthropic's model deprecations page, https://")
+               for s in PROVIDERS.values() for m, r in s.retirements.items())
+
+
+# The pinned anthropic SDK no longer carries Claude Haiku 3.5: its date is from Anthropic's deprecations page.
+DOCUMENTED = {"claude-3-5-haiku": date(2026, 2, 19), "claude-3-5-haiku-20241022": date(2026, 2, 19)}
+
+
+def test_dates_from_the_providers_pages_are_only_for_ids_the_pinned_sdk_does_not_carry() -> None:
+    # A pin bump whose SDK marks one of them fails here: its table is then the source, and the entry goes.
+    from anthropic._data import DEPRECATED_MODELS
+
+    assert not DOCUMENTED.keys() & DEPRECATED_MODELS.keys()
+
+
+@pytest.mark.parametrize("model", ["claude-3-5-haiku", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"])
+def test_claude_haiku_3_5_is_retired_known_and_no_longer_built_in(model: str) -> None:
+    problem = REGISTRY.lifecycle_problem(target("anthropic", model), TODAY)
+    assert problem is not None and f"model {model!r} was retired by anthropic on 2026-02-19: every call to it fails" in problem
+    assert "current anthropic models include: claude-haiku-4-5" in problem
+    assert "model-deprecations (Claude Haiku 3.5)" in problem  # the source, so a reader can re-check it
+    assert REGISTRY.lifecycle_problem(target("anthropic", model), date(2026, 2, 18)) is None
+    assert REGISTRY.problem(target("anthropic", model)) is None  # still known: configs already accepted keep loading
+    anthropic_spec = spec_of(Provider.ANTHROPIC)
+    assert "claude-3-5-haiku" not in (*anthropic_spec.models, *anthropic_spec.prices, *anthropic_spec.windows)
 
 
 def test_the_built_in_current_models_name_nothing_retired_by_today() -> None:
