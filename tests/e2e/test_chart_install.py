@@ -502,6 +502,21 @@ def test_injected_pod_becomes_ready_and_serves_an_unmodified_openai_client(
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("[openai:gpt-4o-mini]"), out.stdout
 
+    # A ModelRouteEval (`kubectl modelroute eval`) under the chart's RBAC only: the operator finds the route's ready
+    # sidecar pod, signs its POST /eval, writes the result into the status and deletes the object after its TTL
+    # (test_the_operator_never_lacked_a_permission then finds no 403 in its log).
+    rest, evals = c.rest(), f"/apis/modelroute.dev/v1alpha1/namespaces/{ns}/modelrouteevals"
+    candidate = json.loads(json.dumps(route["spec"]))
+    candidate["targets"][0]["model"] = "gpt-4.1-mini"
+    rest.create(evals, {"apiVersion": "modelroute.dev/v1alpha1", "kind": "ModelRouteEval", "metadata": {"name": "rbac"},
+                        "spec": {"modelRoute": "chat", "candidate": candidate, "minCases": 1, "ttlSecondsAfterFinished": 2,
+                                 "cases": [{"input": f"ticket {i}", "expected": "billing"} for i in range(3)]}})
+    done = wait_for("the eval to finish", lambda: (o := rest.get(f"{evals}/rbac")).get("status", {}).get("phase")
+                    in ("Succeeded", "Failed") and o, timeout=90)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert (done["status"]["pod"], done["status"]["result"]["casesRun"]) == ("app", 3), done["status"]
+    wait_for("the finished eval to be deleted after its TTL", lambda: rest.get_or_none(f"{evals}/rbac") is None, timeout=60)
+
 
 def _served_routes(handle: PodHandle) -> list[str] | None:
     try:

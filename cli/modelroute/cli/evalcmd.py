@@ -41,8 +41,8 @@ class ClusterUnavailable(Exception):
 
 def configure(parser: argparse.ArgumentParser) -> None:
     rev = parser.add_argument_group("comparing two revisions")
-    rev.add_argument("--baseline", metavar="YAML", help="the current ModelRoute (file)")
-    rev.add_argument("--candidate", metavar="YAML", help="the proposed ModelRoute (file)")
+    rev.add_argument("--baseline", metavar="FILE", help="the current ModelRoute (a YAML or JSON file)")
+    rev.add_argument("--candidate", metavar="FILE", help="the proposed ModelRoute (a YAML or JSON file)")
     rev.add_argument("--baseline-from-cluster", metavar="NAMESPACE/NAME", help="read the baseline ModelRoute from the cluster")
     rev.add_argument("--candidate-from-cluster", metavar="NAMESPACE/NAME", help="read the candidate ModelRoute from the cluster")
     rev.add_argument("--max-cost", type=float, metavar="USD",
@@ -57,7 +57,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rev.add_argument("--kubeconfig", help="kubeconfig for --*-from-cluster (default: $KUBECONFIG, then ~/.kube/config)")
     rev.add_argument("--context", help="kubeconfig context for --*-from-cluster")
     tgt = parser.add_argument_group("comparing the targets of one route")
-    tgt.add_argument("--config", action="append", metavar="FILE", help="ModelRoute YAML file (repeatable)")
+    tgt.add_argument("--config", action="append", metavar="FILE", help="ModelRoute YAML or JSON file (repeatable)")
     tgt.add_argument("--target", action="append", metavar="NAME", help="only these targets (repeatable; default: all)")
     parser.add_argument("--route", required=True, help="route name (spec.route) or ModelRoute name to evaluate")
     parser.add_argument("--dataset", required=True, metavar="JSONL", help="cases: {input, expected, schema?} per line")

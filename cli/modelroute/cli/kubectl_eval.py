@@ -47,7 +47,7 @@ class RunFailed(Exception):
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the live ModelRoute (its stable revision is the baseline)")
-    p.add_argument("--candidate", required=True, metavar="YAML", help="the proposed ModelRoute (file)")
+    p.add_argument("--candidate", required=True, metavar="FILE", help="the proposed ModelRoute (a YAML or JSON file)")
     p.add_argument("--dataset", required=True, metavar="JSONL",
                    help=f"cases: {{input, expected, schema?}} per line (at most {MAX_EVAL_CASES} cases, {MAX_EVAL_BYTES // 1024} KiB)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (modelroute eval --json's schema)")

@@ -72,7 +72,7 @@ def parse_address(text: str) -> tuple[str, int]:
 def configure(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="YAML file of ModelRoute documents (repeatable). Without it the sidecar starts "
+                        help="YAML or JSON file of ModelRoute documents (repeatable). Without it the sidecar starts "
                              "not ready and waits for the route bundle or an operator push.")
     parser.add_argument("--listen", type=parse_address, default=("127.0.0.1", 8787), metavar="HOST:PORT",
                         help="inbound address: OpenAI, Anthropic and Gemini APIs (default 127.0.0.1:8787)")

@@ -87,7 +87,7 @@ async def _demo(config: Path) -> int:
             (Path(tmp) / "operator.pub").write_bytes(signing.public_key_pem(pem))
             env = dict(os.environ, OPENAI_API_KEY="sk-demo-openai", ANTHROPIC_API_KEY="sk-demo-anthropic",
                        GEMINI_API_KEY="demo-gemini", MODELROUTE_ADMIN_TOKEN="demo-admin-token")
-            lifecyclepin.pin(env)  # the example names gpt-4o-mini (shut down 2027-01-14): emulators, a fixed day
+            lifecyclepin.pin(env)  # the canary names gpt-4o-mini (shut down 2027-01-14): emulators, a fixed day
             cmd = [sys.executable, "-m", "modelroute.cli", "sidecar", "--config", str(routes),
                    "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
                    "--operator-public-key", str(Path(tmp) / "operator.pub"),

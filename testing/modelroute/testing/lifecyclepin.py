@@ -1,7 +1,7 @@
 """The day the test suite, the benches and ``modelroute demo`` take as today for model retirements.
 
 Model shutdown dates (``ProviderSpec.retirements``) would otherwise turn the suite red on a set day with no
-change to the code: gpt-4o-mini, named in ~1,100 tests, the standalone example and the benches, shuts down on
+change to the code: gpt-4o-mini, named in ~1,100 tests, the demo's canary and the benches, shuts down on
 2027-01-14. ``pin`` sets ``MODELROUTE_LIFECYCLE_DATE`` (``modelroute.api.lifecycledate``) in this process's
 environment unless it is already set, so every process started from here (operator, sidecars) inherits it.
 Tests of the retirement checks themselves pass their dates explicitly.

@@ -164,8 +164,11 @@ def test_admin_errors_the_sidecar_writes_are_what_the_operator_reports() -> None
 
 
 def test_the_config_answer_round_trips() -> None:
-    answer = ConfigApplied(version="sha256:abc", changed=True)
-    assert ConfigApplied.model_validate_json(json.dumps(answer.wire())) == answer
+    for answer in (ConfigApplied(version="sha256:abc", changed=True),
+                   ConfigApplied(version="sha256:abc", changed=False, warnings=["body doc 1 (a): ... shuts down on 2027-01-14"])):
+        assert ConfigApplied.model_validate_json(json.dumps(answer.wire())) == answer
+    # An older sidecar's answer (no warnings) still reads, as none.
+    assert ConfigApplied.model_validate_json('{"version": "v", "changed": true}').warnings == []
 
 
 def test_the_operator_reads_the_served_version_from_what_get_config_shows() -> None:

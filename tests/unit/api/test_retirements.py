@@ -54,9 +54,33 @@ def test_the_table_is_what_the_pinned_sdks_say() -> None:
         "with the new versions in their source strings, and update the versions here")
     ours = {p: {m: r.shutdown for m, r in spec_of(p).retirements.items()} for p in (Provider.OPENAI, Provider.ANTHROPIC)}
     assert ours[Provider.OPENAI] == _openai_sdk_table()
-    assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table()
-    assert all(r.source.startswith(("openai SDK 3.57.0", "anthropic SDK 2.13.0"))
-               for s in PROVIDERS.values() for r in s.retirements.values())
+    assert ours[Provider.ANTHROPIC] == _anthropic_sdk_table() | DOCUMENTED
+    assert all(r.source.startswith(("openai SDK 3.57.0", "anthropic SDK 2.13.0")) if m not in DOCUMENTED
+               else r.source.startswith("Anthropic's model deprecations page, https://")
+               for s in PROVIDERS.values() for m, r in s.retirements.items())
+
+
+# The pinned anthropic SDK no longer carries Claude Haiku 3.5: its date is from Anthropic's deprecations page.
+DOCUMENTED = {"claude-3-5-haiku": date(2026, 2, 19), "claude-3-5-haiku-20241022": date(2026, 2, 19)}
+
+
+def test_dates_from_the_providers_pages_are_only_for_ids_the_pinned_sdk_does_not_carry() -> None:
+    # A pin bump whose SDK marks one of them fails here: its table is then the source, and the entry goes.
+    from anthropic._data import DEPRECATED_MODELS
+
+    assert not DOCUMENTED.keys() & DEPRECATED_MODELS.keys()
+
+
+@pytest.mark.parametrize("model", ["claude-3-5-haiku", "claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"])
+def test_claude_haiku_3_5_is_retired_known_and_no_longer_built_in(model: str) -> None:
+    problem = REGISTRY.lifecycle_problem(target("anthropic", model), TODAY)
+    assert problem is not None and f"model {model!r} was retired by anthropic on 2026-02-19: every call to it fails" in problem
+    assert "current anthropic models include: claude-haiku-4-5" in problem
+    assert "model-deprecations (Claude Haiku 3.5)" in problem  # the source, so a reader can re-check it
+    assert REGISTRY.lifecycle_problem(target("anthropic", model), date(2026, 2, 18)) is None
+    assert REGISTRY.problem(target("anthropic", model)) is None  # still known: configs already accepted keep loading
+    anthropic_spec = spec_of(Provider.ANTHROPIC)
+    assert "claude-3-5-haiku" not in (*anthropic_spec.models, *anthropic_spec.prices, *anthropic_spec.windows)
 
 
 def test_the_built_in_current_models_name_nothing_retired_by_today() -> None:
@@ -106,14 +130,26 @@ def test_unknown_id_hints_leave_retired_ids_out() -> None:
     assert problem is not None and "claude-sonnet-4-6" in problem and "claude-sonnet-4-5" not in problem
 
 
-def test_the_chart_examples_name_no_model_with_an_announced_shutdown() -> None:
-    import yaml
+REPO = Path(__file__).resolve().parents[3]
+_MODEL_FIELD = re.compile(r"""["']?\bmodel["']?:\s*["']?([A-Za-z0-9][A-Za-z0-9._/-]*)""")
 
-    from modelroute.api.v1alpha1 import ModelRoute
 
-    examples = sorted((Path(__file__).resolve().parents[3] / "charts" / "modelroute" / "examples").glob("*.yaml"))
-    assert examples
-    for path in examples:
-        route = ModelRoute.model_validate(yaml.safe_load(path.read_text()))
-        pairs = [(f"{path.name}: {t.name}", t) for t in route.spec.targets]
-        assert lifecycle_notes(pairs, REGISTRY, TODAY) == ([], []), path.name
+def _copied_texts() -> dict[str, str]:
+    """What a person copies a config from: the example files and the YAML blocks of the README and docs."""
+    texts = {str(p.relative_to(REPO)): p.read_text() for p in sorted(
+        [*(REPO / "examples").rglob("*.yaml"), *(REPO / "charts" / "modelroute" / "examples").glob("*.yaml"),
+         REPO / "charts" / "modelroute" / "values.yaml"])}
+    for doc in [REPO / "README.md", REPO / "charts" / "modelroute" / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        blocks = re.findall(r"```ya?ml\n(.*?)```", doc.read_text(), flags=re.S)
+        texts[str(doc.relative_to(REPO))] = "\n".join(blocks)
+    return texts
+
+
+def test_the_examples_and_docs_name_no_model_with_an_announced_shutdown() -> None:
+    # A model with a shutdown date (even one ahead) in an example is a config that stops loading on that day.
+    found = {(name, m) for name, text in _copied_texts().items() for m in _MODEL_FIELD.findall(text)}
+    assert {("examples/standalone/routes.yaml", "gpt-5.4-mini"), ("README.md", "claude-haiku-4-5"),
+            ("docs/responses-api.md", "gpt-5.4-mini")} <= found  # the scan reads what it should
+    dated = sorted((name, m) for name, m in found for p in (Provider.OPENAI, Provider.ANTHROPIC)
+                   if REGISTRY.retirement(p, m) is not None)
+    assert dated == []

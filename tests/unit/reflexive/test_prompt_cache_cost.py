@@ -41,8 +41,6 @@ def test_published_cache_prices() -> None:
     assert (haiku.input, haiku.cache_write, haiku.cached_input) == (1.00, 1.25, 0.10)
     assert Decimal(str(haiku.cache_write)) == Decimal(str(haiku.input)) * Decimal("1.25")   # 5-minute write: 1.25x
     assert Decimal(str(haiku.cached_input)) == Decimal(str(haiku.input)) * Decimal("0.1")   # read: 0.1x
-    old = DEFAULT_PRICES["claude-3-5-haiku"]
-    assert (old.input, old.cache_write, old.cached_input) == (0.80, 1.00, 0.08)
     assert (mini.input, mini.cached_input, mini.cache_write) == (0.15, 0.075, None)  # OpenAI: no write charge
     assert (flash.input, flash.cached_input) == (0.30, 0.03)
 

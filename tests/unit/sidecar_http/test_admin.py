@@ -82,7 +82,7 @@ async def test_token_put_accepts_yaml_and_routes_wrapper(token_sidecar: Sidecar,
     status, body = await put(http, token_sidecar, json.dumps({"routes": [make_doc("a", "classify")]}).encode(), auth)
     assert status == 200 and body["changed"] is True
     status, again = await put(http, token_sidecar, json.dumps({"routes": [make_doc("a", "classify")]}).encode(), auth)
-    assert status == 200 and again == {"version": body["version"], "changed": False}
+    assert status == 200 and again == {"version": body["version"], "changed": False, "warnings": body["warnings"]}
 
 
 async def test_invalid_config_is_422_and_old_keeps_serving(token_sidecar: Sidecar, http: aiohttp.ClientSession,

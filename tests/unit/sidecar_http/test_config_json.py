@@ -126,3 +126,20 @@ def test_a_json_config_file_does_not_import_yaml(tmp_path: Path) -> None:
             f"c = loader.load([{str(f)!r}], KeyResolver(environ={{'OPENAI_API_KEY': 'k'}}))\n"
             "print([r.spec.route for r in c.routes], 'yaml' in sys.modules)")
     assert run_python(code).split() == ["['chat']", "False"]
+
+
+@pytest.mark.parametrize(("module", "options"), [
+    ("modelroute.sidecar.cli", ["--config"]),
+    ("modelroute.sidecar.eval.cli", ["--config"]),
+    ("modelroute.cli.evalcmd", ["--config", "--baseline", "--candidate"]),
+    ("modelroute.cli.kubectl_eval", ["--candidate"]),
+])
+def test_every_option_that_loads_route_files_says_json_works_too(module: str, options: list[str]) -> None:
+    # These options are read by ``loader.load``, which takes JSON files as well (above); their help said "YAML file".
+    import argparse
+    import importlib
+
+    parser = argparse.ArgumentParser()
+    importlib.import_module(module).configure(parser)
+    helps = {s: a.help or "" for a in parser._actions for s in a.option_strings}
+    assert all("YAML or JSON" in helps[o] for o in options), {o: helps[o] for o in options}

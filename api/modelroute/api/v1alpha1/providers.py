@@ -173,6 +173,14 @@ _ANTHROPIC_RETIREMENTS = _retiring("anthropic SDK 2.13.0, anthropic/_data/deprec
     "2026-11-30": ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
     "2026-06-30": ("claude-mythos-preview",),
 })
+# Shutdowns the pinned SDKs no longer carry (anthropic 2.13.0 neither lists nor marks Claude Haiku 3.5), from the
+# provider's page. https://docs.anthropic.com/en/docs/about-claude/model-deprecations: Claude Haiku 3.5
+# (claude-3-5-haiku-20241022) retired 2026-02-19, replacement claude-haiku-4-5; coder/coder#22304 (2026-02-25) saw
+# its calls fail from that day. tests/unit/api/test_retirements.py keeps these apart from the SDKs' tables.
+_ANTHROPIC_DOCUMENTED = _retiring("Anthropic's model deprecations page, "
+                                  "https://docs.anthropic.com/en/docs/about-claude/model-deprecations (Claude Haiku 3.5)", {
+    "2026-02-19": ("claude-3-5-haiku", "claude-3-5-haiku-20241022"),
+})
 
 PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
     Provider.OPENAI: ProviderSpec(
@@ -217,17 +225,15 @@ PROVIDERS: Mapping[Provider, ProviderSpec] = MappingProxyType({
         # https://docs.anthropic.com/en/api/rate-limits ("Cache-aware ITPM"). OpenAI and Gemini count cached tokens.
         cache_reads_limited=lambda model: model.startswith(("claude-3-5-haiku", "claude-3-haiku")),
         models=("claude-haiku-4-5", "claude-sonnet-4-6", "claude-opus-4-5", "claude-opus-4-6",
-                "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5", "claude-3-5-haiku"),
-        retirements=_ANTHROPIC_RETIREMENTS,
+                "claude-haiku-5-5", "claude-sonnet-5", "claude-sonnet-5-5", "claude-opus-5"),
+        retirements=MappingProxyType({**_ANTHROPIC_RETIREMENTS, **_ANTHROPIC_DOCUMENTED}),
         # https://docs.anthropic.com/en/docs/about-claude/pricing: cache reads 0.1x, 5-minute cache writes 1.25x and
         # 1-hour writes 2x the base input price (Price.cache_write_1h's default; docs/prompt-caching.md).
         prices={
             "claude-haiku-4-5": Price(1.00, 5.00, 0.10, 1.25),
-            "claude-3-5-haiku": Price(0.80, 4.00, 0.08, 1.00),
         },
         windows={
             "claude-haiku-4-5": Window(200_000, 64_000),
-            "claude-3-5-haiku": Window(200_000, 8_192),
         },
     ),
     Provider.GEMINI: ProviderSpec(

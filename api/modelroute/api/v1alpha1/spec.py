@@ -137,7 +137,7 @@ class Target(ApiModel):
 
     name: str = Field(description="Name of the target, unique within the route (used in stats, traces and errors).", pattern=DNS_LABEL, max_length=63)
     provider: Provider = Field(description="Wire protocol and SDK used to call the model.")
-    model: str = Field(description="Provider model id, for example gpt-4o-mini, claude-haiku-4-5 or gemini-3.5-flash.", min_length=1, max_length=200)
+    model: str = Field(description="Provider model id, for example gpt-5.4-mini, claude-haiku-4-5 or gemini-3.5-flash.", min_length=1, max_length=200)
     base_url: str | None = Field(default=None, description="Override of the provider endpoint (self-hosted gateways, vLLM/Ollama, tests).", pattern=r"^https?://", max_length=2048)
     api_key: ApiKey | None = Field(default=None, description="Where the API key comes from. Required except for openai-compatible endpoints without auth.")
     api_version: str | None = Field(

@@ -1,6 +1,6 @@
 """Config from files and key references: ModelRoute YAML loaded and checked, API keys resolved.
 
-``loader`` turns YAML files (or a pushed body) into a validated ``SidecarConfig``, reporting
+``loader`` turns YAML or JSON files (or a pushed body) into a validated ``SidecarConfig``, reporting
 every problem at once; ``secrets`` turns key references into keys (env, rotated files, mounted
 Secrets).
 """

@@ -1,4 +1,4 @@
-"""Load ModelRoute YAML files into a ``SidecarConfig`` and report every problem at once.
+"""Load ModelRoute YAML or JSON files into a ``SidecarConfig`` and report every problem at once.
 
 Besides ModelRoutes, a file may hold one ``kind: ModelRegistry`` document (``spec``:
 ``includeDefaults``, ``models: [{provider, models}]``) that extends the built-in registry
@@ -399,45 +399,80 @@ def problems(config: SidecarConfig, keys: KeyResolver | None) -> list[str]:
     return found
 
 
-def checked(parsed: Parsed, keys: KeyResolver | None, today: date | None = None) -> SidecarConfig:
-    """The config of parsed documents; raises ``ConfigError`` with every problem (schema first).
+def model_sites(routes: Sequence[tuple[str, ModelRoute]], canaries: Sequence[CanaryServing] = ()) -> list[tuple[str, Target]]:
+    """Every place a config names a model, located: each route's targets (primary, then fallbacks) and each
+    canary's (weighted, or mirror-only: a shadow). ``routes``: (where, route) pairs, as ``Parsed.routes``."""
+    sites = [(f"{where}: spec.targets[{ti}].model", t) for where, r in routes for ti, t in enumerate(r.spec.targets)]
+    return sites + [(f"canaries[{i}] ({c.route}): spec.targets[{ti}].model", t)
+                    for i, c in enumerate(canaries) for ti, t in enumerate(c.spec.targets)]
 
-    Documents a person wrote (files, an admin ``PUT /config``) also may not name a model retired by ``today``
-    (default: ``lifecycle_today()``, the pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date); a model with a
-    shutdown ahead is logged as a warning. Configs the operator signed were checked by it and go through
-    ``problems`` only (``registry.py``: retirement dates).
+
+def _day(today: date | None) -> date:
+    """``today``, else ``lifecycle_today()``; a bad ``MODELROUTE_LIFECYCLE_DATE`` is a ``ConfigError``."""
+    try:
+        return today if today is not None else lifecycle_today()
+    except LifecycleDateError as e:
+        raise ConfigError([str(e)]) from None
+
+
+def written(parsed: Parsed, keys: KeyResolver | None, today: date | None = None) -> tuple[SidecarConfig, list[str]]:
+    """The config of documents a person wrote and the warnings about it; raises ``ConfigError`` with every problem.
+
+    Besides ``route_problems``, no target may name a model retired by ``today`` (default: ``lifecycle_today()``, the
+    pinned ``MODELROUTE_LIFECYCLE_DATE`` or today's UTC date); one with a shutdown ahead is a warning. Configs the
+    operator signed were checked by it and go through ``problems`` only (``registry.py``: retirement dates).
     """
     registry = parsed.registry()
     found = parsed.problems + route_problems(parsed.routes, keys, parsed.claims, registry)
     warnings: list[str] = []
     try:
-        day = today if today is not None else lifecycle_today()
-    except LifecycleDateError as e:
-        found.append(str(e))
+        day = _day(today)
+    except ConfigError as e:
+        found += e.problems
     else:
-        targets = [(f"{where}: spec.targets[{ti}].model", t) for where, r in parsed.routes for ti, t in enumerate(r.spec.targets)]
-        retired, warnings = lifecycle_notes(targets, registry or ModelRegistry(), day)
+        retired, warnings = lifecycle_notes(model_sites(parsed.routes), registry or ModelRegistry(), day)
         found += retired
-    for w in warnings:
-        log.warning("%s", w)
     if found:
         raise ConfigError(found)
-    return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry)
+    return SidecarConfig(routes=[r for _, r in parsed.routes], model_registry=registry), warnings
 
 
-def with_canaries(config: SidecarConfig, body: bytes, keys: KeyResolver | None) -> SidecarConfig:
-    """``config`` plus the ``canaries`` of a JSON ``{"routes": [...], "canaries": [...]}`` admin body.
+def checked(parsed: Parsed, keys: KeyResolver | None, today: date | None = None) -> SidecarConfig:
+    """``written``'s config, its warnings logged (config files)."""
+    config, warnings = written(parsed, keys, today)
+    for w in warnings:
+        log.warning("%s", w)
+    return config
 
-    Without this a bearer-token ``PUT /config`` would drop canaries silently; they are
-    validated like the operator's (``problems``), every problem reported.
+
+def admin_config(body: bytes, keys: KeyResolver | None, today: date | None = None) -> tuple[SidecarConfig, list[str]]:
+    """A bearer-token ``PUT /config`` body -> (config, warnings), checked like a file (``written``) and its canaries
+    with it (``with_canaries``): a retired model wherever a route or canary names one is a located problem, one with
+    a shutdown ahead a warning for the answer (also logged). Raises ``ConfigError`` with every problem."""
+    day = _day(today)
+    config, warnings = written(parse_json_or_yaml(body, "body"), keys, day)
+    config, more = with_canaries(config, body, keys, day)
+    for w in (warnings := warnings + more):
+        log.warning("%s", w)
+    return config, warnings
+
+
+def with_canaries(config: SidecarConfig, body: bytes, keys: KeyResolver | None,
+                  today: date) -> tuple[SidecarConfig, list[str]]:
+    """``config`` plus the ``canaries`` of a JSON ``{"routes": [...], "canaries": [...]}`` admin body, and the warnings
+    about the canaries' models.
+
+    Without this a bearer-token ``PUT /config`` would drop canaries silently; they are validated like the
+    operator's (``problems``) and, being written by a person, may not name a model retired by ``today``; every
+    problem is reported.
     """
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return config
+        return config, []
     raw = doc.get("canaries") if isinstance(doc, dict) else None
     if not raw:
-        return config
+        return config, []
     if not isinstance(raw, list):
         raise ConfigError(["body: canaries: must be a list of CanaryServing objects"])
     canaries, found = [], []
@@ -449,10 +484,11 @@ def with_canaries(config: SidecarConfig, body: bytes, keys: KeyResolver | None) 
     if found:
         raise ConfigError(found)
     combined = config.model_copy(update={"canaries": canaries})
-    found = problems(combined, keys)
+    retired, warnings = lifecycle_notes(model_sites((), canaries), combined.registry(), today)
+    found = problems(combined, keys) + retired
     if found:
         raise ConfigError(found)
-    return combined
+    return combined, warnings
 
 
 def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig:
@@ -461,7 +497,7 @@ def load_text(text: str, source: str, keys: KeyResolver | None) -> SidecarConfig
 
 
 def load(paths: Sequence[str | Path], keys: KeyResolver | None) -> SidecarConfig:
-    """Load and validate one or more YAML files; raises ``ConfigError`` with every problem."""
+    """Load and validate one or more YAML or JSON files; raises ``ConfigError`` with every problem."""
     parsed = Parsed([], [], [], [])
     for p in paths:
         path = Path(p)

@@ -22,7 +22,7 @@ from modelroute.sidecar.eval.scoring import Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", action="append", required=True, metavar="FILE", help="ModelRoute YAML file (repeatable)")
+    parser.add_argument("--config", action="append", required=True, metavar="FILE", help="ModelRoute YAML or JSON file (repeatable)")
     parser.add_argument("--route", required=True, help="route name (spec.route) or ModelRoute name to evaluate")
     parser.add_argument("--dataset", required=True, metavar="JSONL", help="cases: {input, expected, schema?} per line")
     parser.add_argument("--target", action="append", metavar="NAME", help="only these targets (repeatable; default: all)")

@@ -4,7 +4,7 @@ A target is priced (``price_of``) by the ``--prices`` table if it names it, else
 ``spec.targets[].pricing``, else by the sidecar's built-in list prices (``cost.DEFAULT_PRICES``),
 the same order of precedence the sidecar uses for ``/stats`` apart from the table. The table::
 
-    gpt-4o-mini: {input: 0.15, output: 0.60}      # by provider model id
+    gpt-5.4-mini: {input: 0.75, output: 4.50}     # by provider model id
     haiku: {input: 1.00, output: 5.00}            # or by target name (wins over the model id)
 
 (optionally under a top-level ``prices:`` key). Targets with no price anywhere get no cost.

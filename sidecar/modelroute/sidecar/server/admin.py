@@ -5,6 +5,8 @@
 (a JSON/YAML list, ``{"routes": [...]}``, or multi-document YAML). Validation reports every
 problem (422) and the old config keeps serving; a valid config is swapped in atomically. A body
 without routes is refused (422) unless it is the named form ``{"routes": [], "clearRoutes": true}``.
+A bearer-token body is checked like a config file (``loader.admin_config``): a retired model named by any
+route or canary is a problem, one with a shutdown ahead a warning in the answer (``ConfigApplied.warnings``).
 
 Writes are checked before a byte of the body is read: the bearer token in full (``bearer_ok``);
 for a signed push, whose signature covers the body, the header's presence and form
@@ -144,13 +146,12 @@ async def put_config(request: web.Request) -> web.Response:
         log.warning("PUT /config refused (%d %s): %s", e.status, e.code, e.message)
         return e.response()
     try:
-        config = loader.checked(loader.parse_json_or_yaml(body, "body"), state.keys)
-        config = loader.with_canaries(config, body, state.keys)
+        config, warnings = loader.admin_config(body, state.keys)
     except ConfigError as e:
         state.stats.config_rejections += 1
         return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
-    return await _apply(state, config, source="admin", issued_at=None)
+    return await _apply(state, config, source="admin", issued_at=None, warnings=warnings)
 
 
 async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, signature: str | None) -> web.Response:
@@ -171,13 +172,14 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
     return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
 
 
-async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, issued_at: Any) -> web.Response:
+async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, issued_at: Any,
+                 warnings: list[str]) -> web.Response:
     try:
         applied = await state.apply(config, source=source, issued_at=issued_at)
     except ConfigError as e:
         return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
-    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
+    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed, warnings=warnings).wire())
 
 
 async def stats(request: web.Request) -> web.Response:
