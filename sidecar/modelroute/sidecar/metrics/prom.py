@@ -2,9 +2,9 @@
 
 Why: ``import prometheus_client`` (``prometheus_client.core`` too) runs the package ``__init__``,
 which imports its exposition (``http.server``, ``urllib.request``, ``wsgiref``, ``gzip``...), the
-default registry and its process, platform and GC collectors: ~38 M instructions, 2 % of a
-one-provider sidecar's start (bench/README.md), for servers and push clients the sidecar never
-uses. The sidecar builds families at scrape time and renders them itself (``server.admin``):
+default registry and its process, platform and GC collectors: 19 M instructions, 1.1 % of a
+one-provider sidecar's start (bench/README.md, session 6), for servers and push clients the
+sidecar never uses. The sidecar builds families at scrape time and renders them itself (``server.admin``):
 the text renderer (``exposition``) is imported on the first scrape of the admin port, off the
 request path. The package is loaded with ``leanimport`` (its ``__init__`` runs only if some other
 name of it is read); the classes are the library's own.
