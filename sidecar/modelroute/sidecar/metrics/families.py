@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from modelroute.sidecar.metrics.prom import CounterMetricFamily, GaugeMetricFamily
 
 Rows = Iterable[tuple[Sequence[str], float]]
 

@@ -15,9 +15,8 @@ from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-
 from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.metrics.prom import CounterMetricFamily, HistogramMetricFamily, Metric
 
 # Upper bounds in seconds (Prometheus `le`), fixed so scrapes from many pods aggregate.
 BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

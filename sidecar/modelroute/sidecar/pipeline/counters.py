@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import Metric
-
 from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.metrics.prom import Metric
 from modelroute.sidecar.pipeline.cost import Price, cost_of
 from modelroute.sidecar.routing.observer import Observer
 

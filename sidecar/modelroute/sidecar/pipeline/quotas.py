@@ -16,12 +16,11 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client.core import Metric
-
 from modelroute.api.leases import QuotaLease, cap
 from modelroute.api.stats import QuotaReport
 from modelroute.api.v1alpha1.providerquota import QuotaTerms
 from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.metrics.prom import Metric
 from modelroute.sidecar.pipeline.limits import Limiters
 
 JOIN_WAIT = 5.0

@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client.core import HistogramMetricFamily, Metric
-
 from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
 from modelroute.sidecar.errors import FailureKind
 from modelroute.sidecar.metrics.families import counter, gauge
+from modelroute.sidecar.metrics.prom import HistogramMetricFamily, Metric
 from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.output.answer import tool_calls_text
 from modelroute.sidecar.pipeline.cost import PriceTable

@@ -30,14 +30,13 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import generate_latest
-from prometheus_client.core import Metric
 
 from modelroute.api.admin import ConfigApplied
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
+from modelroute.sidecar.metrics.prom import Metric, generate_latest
 from modelroute.sidecar.server.auth import AuthSettings, BadPush, Denied, bearer_ok, verify_push
 from modelroute.sidecar.server.envelope import error_middleware
 from modelroute.sidecar.server.guard import (

@@ -20,13 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from modelroute.api.config import SidecarConfig
 from modelroute.sidecar.config import loader
 from modelroute.sidecar.config.loader import ConfigError
 from modelroute.sidecar.config.secrets import KeyResolver
+from modelroute.sidecar.metrics.prom import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from modelroute.sidecar.metrics.stats import Stats
 from modelroute.sidecar.pipeline.compiler import Planner
 from modelroute.sidecar.pipeline.counters import Ledger
