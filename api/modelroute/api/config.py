@@ -50,8 +50,8 @@ class CanaryServing(ApiModel):
 class SidecarConfig(ApiModel):
     """What one sidecar serves: a list of ModelRoutes with distinct route names, plus canaries."""
 
-    routes: list[ModelRoute] = Field(default_factory=list, description="The routes (stable revisions), in any order.")
-    canaries: list[CanaryServing] = Field(default_factory=list, description="Rollouts in progress: at most one per route.")
+    routes: list[ModelRoute] = Field(default_factory=lambda: [], description="The routes (stable revisions), in any order.")
+    canaries: list[CanaryServing] = Field(default_factory=lambda: [], description="Rollouts in progress: at most one per route.")
     model_registry: ModelRegistry | None = Field(
         default=None,
         description="Model ids targets may name, checked when the config is validated. Unset: the built-in registry. "
@@ -114,8 +114,8 @@ class RouteBundle(ApiModel):
 
     namespace: str = Field(description="Namespace the bundle belongs to.")
     issued_at: datetime = Field(description="When the operator signed the bundle.")
-    routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")
-    quotas: list[QuotaTerms] = Field(default_factory=list, description="The namespace's ProviderQuotas with the pod count last seen: "
+    routes: list[ModelRoute] = Field(default_factory=lambda: [], description="Last accepted version of every ModelRoute in the namespace.")
+    quotas: list[QuotaTerms] = Field(default_factory=lambda: [], description="The namespace's ProviderQuotas with the pod count last seen: "
                                                                        "a pod without a lease takes limit / podCount of each.")
     model_registry: ModelRegistry | None = Field(
         default=None,

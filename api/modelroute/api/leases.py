@@ -53,11 +53,11 @@ class QuotaLease(QuotaTerms):
 class LeasePush(SignedRequest):
     """The body of a signed ``PUT /leases`` from the operator to one pod's sidecar."""
 
-    leases: list[QuotaLease] = Field(default_factory=list, max_length=256,
+    leases: list[QuotaLease] = Field(default_factory=lambda: [], max_length=256,
                                      description="This pod's leases, one per quota; a quota left out keeps its last lease until it expires.")
 
 
 class LeasesHeld(ApiModel):
     """The sidecar's answer to ``PUT /leases``: the operator's acknowledgement of what each pod enforces."""
 
-    generations: dict[str, int] = Field(default_factory=dict, description="Per quota (namespace/name), the generation of the lease now held.")
+    generations: dict[str, int] = Field(default_factory=lambda: {}, description="Per quota (namespace/name), the generation of the lease now held.")

@@ -88,7 +88,7 @@ class Conflict:
 @dataclass(frozen=True)
 class Rendering:
     config: SidecarConfig
-    conflicts: list[Conflict] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=lambda: [])
 
 
 def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str], registry: ModelRegistry | None = None) -> Rendering:

@@ -54,7 +54,7 @@ class Output(ApiModel):
         description="JSON Schema the answer must match (mode schema). Requested natively where the provider supports structured outputs, else put in the prompt.",
     )
     labels: list[str] = Field(
-        default_factory=list, max_length=MAX_LABELS,
+        default_factory=lambda: [], max_length=MAX_LABELS,
         description="Allowed answers for classification (mode text): the answer must name exactly one; case and punctuation are tolerated.",
     )
     repair_attempts: int = Field(

@@ -47,8 +47,8 @@ class Unsupported(NamedTuple):
 class ParamRules:
     """What one (provider, API version, model) refuses. Empty rules are falsy."""
 
-    rejected: Mapping[str, str] = field(default_factory=dict)      # param -> why it is refused
-    only: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # param -> (the one accepted value, why)
+    rejected: Mapping[str, str] = field(default_factory=lambda: {})      # param -> why it is refused
+    only: Mapping[str, tuple[float, str]] = field(default_factory=lambda: {})  # param -> (the one accepted value, why)
     exclusive: tuple[str, ...] = ()                                # at most one of these
     exclusive_reason: str = ""
 

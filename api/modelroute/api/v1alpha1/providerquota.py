@@ -61,7 +61,7 @@ class ProviderQuotaSpec(ApiModel):
 
     provider: Provider = Field(description="Provider of the governed targets (openai, anthropic, gemini, openai-compatible).")
     api_key: ApiKey = Field(description="The key whose limits these are: a target is governed when its apiKey is this same reference.")
-    models: list[str] = Field(default_factory=list, max_length=32,
+    models: list[str] = Field(default_factory=lambda: [], max_length=32,
                               description="Model ids governed; empty: every model used with this key.")
     limits: QuotaLimits = Field(description="The provider's limits for the key, shared by all pods.")
     lease_seconds: int = Field(default=30, ge=5, le=3600,
@@ -99,13 +99,13 @@ class ProviderQuotaStatus(ApiModel):
     """Observed state, written by the operator's rebalance loop."""
 
     observed_generation: int | None = Field(default=None, description="The spec generation the operator last acted on.")
-    usage: QuotaUsage = Field(default_factory=QuotaUsage, description="What the pods used, summed.")
+    usage: QuotaUsage = Field(default_factory=lambda: QuotaUsage(), description="What the pods used, summed.")
     requests: str | None = Field(default=None, max_length=64, description="requests used/limit per minute (for `kubectl get`).")
     tokens: str | None = Field(default=None, max_length=64, description="tokens used/limit per minute (for `kubectl get`).")
     pods: int = Field(default=0, ge=0, description="Pods holding (or owed) a lease.")
-    leases: list[PodLease] = Field(default_factory=list, max_length=MAX_LEASES_LISTED,
+    leases: list[PodLease] = Field(default_factory=lambda: [], max_length=MAX_LEASES_LISTED,
                                    description=f"Each pod's lease (at most {MAX_LEASES_LISTED}, largest first).")
-    conditions: list[Condition] = Field(default_factory=list, max_length=8,
+    conditions: list[Condition] = Field(default_factory=lambda: [], max_length=8,
                                         description="QuotaPressure: True at 80% or more of a limit or budget.")
 
 
@@ -115,7 +115,7 @@ class QuotaTerms(ApiModel):
     quota: str = Field(description="The ProviderQuota (namespace/name).", min_length=1, max_length=320)
     provider: Provider = Field(description="Provider of the governed targets.")
     api_key: ApiKey = Field(description="Key reference of the governed targets (compared field by field).")
-    models: list[str] = Field(default_factory=list, max_length=32, description="Governed model ids; empty: all.")
+    models: list[str] = Field(default_factory=lambda: [], max_length=32, description="Governed model ids; empty: all.")
     requests_per_minute: int | None = Field(default=None, ge=1, description="The quota's full request limit (all pods).")
     tokens_per_minute: int | None = Field(default=None, ge=1, description="The quota's full token limit (all pods).")
     pod_count: int = Field(ge=1, le=100_000, description="Pods the limits are split over: the conservative share is limit / podCount.")

@@ -103,7 +103,7 @@ class ProviderSpec:
     """Built-in model registry: ids a target may name (a listed id also allows its dated versions)."""
     checks_models: bool = True
     """False: any model id is accepted unless the config's registry lists ids for this provider."""
-    prices: Mapping[str, Price] = field(default_factory=dict)
+    prices: Mapping[str, Price] = field(default_factory=lambda: {})
     """Built-in list prices by model id (the config's and the target's own pricing override them)."""
     keyless: bool = False
     """True: a target may omit ``apiKey`` (a server without authentication)."""
@@ -117,16 +117,16 @@ class ProviderSpec:
     """The request field the provider's API takes the output token limit in (OpenAI wire)."""
     apis: tuple[str, ...] = ()
     """Upstream APIs a target may choose with ``api`` (empty: the field is refused)."""
-    embedding_models: Mapping[str, int] = field(default_factory=dict)
+    embedding_models: Mapping[str, int] = field(default_factory=lambda: {})
     """Built-in embedding model ids -> their default vector dimension (``POST /v1/embeddings``);
     empty: the provider has no embeddings API. A route's embedding targets must share one dimension."""
     cache_reads_limited: Callable[[str], bool] = lambda model: True
     """Whether input tokens read from the prompt cache count towards the provider's token rate limit
     for a model (the local limiter counts what the provider counts: ``pipeline.limits.usage_tokens``)."""
-    windows: Mapping[str, Window] = field(default_factory=dict)
+    windows: Mapping[str, Window] = field(default_factory=lambda: {})
     """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
     overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
-    retirements: Mapping[str, Retirement] = field(default_factory=dict)
+    retirements: Mapping[str, Retirement] = field(default_factory=lambda: {})
     """Model ids the provider has retired or will retire, with the date (a listed id covers its dated versions
     not listed themselves). The one table of model lifecycles: ``models`` lists only ids not retired yet."""
 

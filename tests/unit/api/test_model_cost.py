@@ -1,0 +1,45 @@
+"""What keeps the API models cheap to build: they are built on every sidecar start (issue 15 goal 1).
+
+``bench/README.md`` (session 6, branch ``models``) has the instruction counts behind each rule.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+from pydantic import BaseModel
+
+import modelroute.api
+
+
+def api_models() -> list[type[BaseModel]]:
+    """Every pydantic model defined in ``modelroute.api`` (all its modules imported)."""
+    for info in pkgutil.walk_packages(modelroute.api.__path__, "modelroute.api."):
+        importlib.import_module(info.name)
+    seen: list[type[BaseModel]] = []
+    todo: list[type[BaseModel]] = [BaseModel]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                todo.append(sub)
+    return [m for m in seen if m.__module__.startswith("modelroute.api.")]
+
+
+def test_default_factories_are_plain_functions() -> None:
+    """``default_factory=list`` (or a model class) costs pydantic a signature read of a builtin (or the
+    model's ``__signature__``) per field; ``lambda: []`` costs a twelfth of it."""
+    models = api_models()
+    assert len(models) > 50
+    factories = 0
+    for model in models:
+        for name, field in model.model_fields.items():
+            factory = field.default_factory
+            if factory is None:
+                continue
+            factories += 1
+            assert inspect.isfunction(factory), f"{model.__qualname__}.{name}: default_factory={factory!r}, use a lambda"
+            assert factory.__code__.co_argcount == 0, f"{model.__qualname__}.{name}: a factory takes no arguments"
+    assert factories > 40
