@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
-from modelroute.api.v1alpha1.providerquota import QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import served_wire
 

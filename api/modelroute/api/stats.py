@@ -16,9 +16,7 @@ from typing import Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1 import ApiModel
-
-VARIANTS = ("stable", "canary", "mirror")
-"""The variants of one rollout run: stable answers, canary answers, and mirrored copies."""
+from modelroute.api.v1alpha1.strategy import VARIANTS as VARIANTS
 
 
 class LatencyHistogram(ApiModel):

@@ -18,6 +18,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from modelroute.api.v1alpha1.base import ApiModel, ObjectMeta
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms as QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import governs
 from modelroute.api.v1alpha1.spec import ApiKey, Provider
 from modelroute.api.v1alpha1.status import Condition
 
@@ -26,13 +28,6 @@ QUOTA_PLURAL = "providerquotas"
 QUOTA_SINGULAR = "providerquota"
 QUOTA_SHORT_NAMES = ("pq",)
 MAX_LEASES_LISTED = 64
-
-
-def governs(provider: Provider, api_key: ApiKey, models: list[str], target_provider: str, target_key: ApiKey | None,
-            model: str) -> bool:
-    """The matching rule: same provider, the same key reference, and the model listed (or no list)."""
-    return (target_provider == provider.value and target_key is not None and target_key.wire() == api_key.wire()
-            and (not models or model in models))
 
 
 class QuotaLimits(ApiModel):
@@ -107,28 +102,6 @@ class ProviderQuotaStatus(ApiModel):
                                    description=f"Each pod's lease (at most {MAX_LEASES_LISTED}, largest first).")
     conditions: list[Condition] = Field(default_factory=lambda: [], max_length=8,
                                         description="QuotaPressure: True at 80% or more of a limit or budget.")
-
-
-class QuotaTerms(ApiModel):
-    """Which targets a quota governs, its full limits and the pod count they are split over."""
-
-    quota: str = Field(description="The ProviderQuota (namespace/name).", min_length=1, max_length=320)
-    provider: Provider = Field(description="Provider of the governed targets.")
-    api_key: ApiKey = Field(description="Key reference of the governed targets (compared field by field).")
-    models: list[str] = Field(default_factory=lambda: [], max_length=32, description="Governed model ids; empty: all.")
-    requests_per_minute: int | None = Field(default=None, ge=1, description="The quota's full request limit (all pods).")
-    tokens_per_minute: int | None = Field(default=None, ge=1, description="The quota's full token limit (all pods).")
-    pod_count: int = Field(ge=1, le=100_000, description="Pods the limits are split over: the conservative share is limit / podCount.")
-
-    def governs(self, provider: str, api_key: ApiKey | None, model: str) -> bool:
-        """Whether a target is governed by this quota (the ProviderQuota's own rule)."""
-        return governs(self.provider, self.api_key, self.models, provider, api_key, model)
-
-    def conservative(self) -> tuple[float | None, float | None]:
-        """(rpm, tpm): limit / podCount, what a pod takes without a live lease."""
-        n = self.pod_count
-        return (None if self.requests_per_minute is None else self.requests_per_minute / n,
-                None if self.tokens_per_minute is None else self.tokens_per_minute / n)
 
 
 class ProviderQuota(ApiModel):

@@ -41,6 +41,9 @@ MAX_PAUSE_CONDITIONS = 8
 REVISION_LENGTH = 12
 ACTION_ANNOTATION = "modelroute.dev/action"
 """Annotation a person (or ``kubectl modelroute``) sets to act on a rollout: ``VERB[:NONCE]``."""
+VARIANTS = ("stable", "canary", "mirror")
+"""The variants of one rollout run: stable answers, canary answers, and mirrored copies (the keys of
+``modelroute.api.stats.RunEvidence.variants``, which re-exports this)."""
 
 
 def duration_seconds(text: str) -> int:

@@ -31,7 +31,6 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 
-from modelroute.api.admin import ConfigApplied
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.config import loader
@@ -168,6 +167,7 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
         except ConfigError as e:
             return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                           "invalid_config", problems=e.problems)
+    from modelroute.api.admin import ConfigApplied  # built on the first apply, not at start
     return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
 
 
@@ -177,6 +177,7 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
     except ConfigError as e:
         return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
+    from modelroute.api.admin import ConfigApplied  # built on the first apply, not at start
     return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
 
 
