@@ -5,7 +5,6 @@ operator reads them (``modelroute.operator.push.client``, ``rollout.gate_runner`
 models. Readers ignore fields they do not know, so a newer sidecar may say more.
 """
 
-from __future__ import annotations
 
 from pydantic import ConfigDict, Field, ValidationError
 

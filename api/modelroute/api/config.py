@@ -4,7 +4,6 @@ Both the standalone YAML loader and the operator's renderer produce a ``SidecarC
 the hash is over a canonical form so the same routes always give the same hash.
 """
 
-from __future__ import annotations
 
 import hashlib
 import json

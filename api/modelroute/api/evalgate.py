@@ -10,7 +10,6 @@ same ``RevisionComparison`` the local ``modelroute eval --json`` prints, in ``co
 Results ignore fields they do not know (a newer sidecar may report more); requests refuse them.
 """
 
-from __future__ import annotations
 
 from typing import Any
 

@@ -5,7 +5,6 @@ it is a pydantic model with a description on every field. ``docs/eval-comparison
 is generated from it (``python -m modelroute.api.evaluation``) and a test fails on drift.
 """
 
-from __future__ import annotations
 
 import json
 import sys

@@ -14,7 +14,6 @@ may send at a given instant; the sidecar enforces it and the operator's arithmet
   these sum to the limit.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Self

@@ -8,7 +8,6 @@ counters, cost, cache) is for people and dashboards: ``SidecarStats`` ignores it
 Counters are cumulative per sidecar process; a new rollout run id starts them from zero.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Self

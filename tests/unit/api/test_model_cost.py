@@ -4,10 +4,12 @@
 """
 
 from __future__ import annotations
+import __future__
 
 import importlib
 import inspect
 import pkgutil
+import sys
 
 from pydantic import BaseModel
 
@@ -43,3 +45,12 @@ def test_default_factories_are_plain_functions() -> None:
             assert inspect.isfunction(factory), f"{model.__qualname__}.{name}: default_factory={factory!r}, use a lambda"
             assert factory.__code__.co_argcount == 0, f"{model.__qualname__}.{name}: a factory takes no arguments"
     assert factories > 40
+
+
+def test_model_modules_keep_their_annotations_evaluated() -> None:
+    """Under ``from __future__ import annotations`` every field annotation is a string that pydantic
+    compiles and evaluates when it builds the model (~14 M instructions of a sidecar start)."""
+    modules = {m.__module__ for m in api_models()}
+    assert "modelroute.api.v1alpha1.spec" in modules
+    lazy = sorted(m for m in modules if getattr(sys.modules[m], "annotations", None) is __future__.annotations)
+    assert lazy == [], f"model modules with postponed annotations: {lazy}"

@@ -4,7 +4,6 @@ Every model here is part of the public API: the CRD schema is generated from the
 classes, so every field carries a description (``kubectl explain`` shows it).
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
@@ -31,7 +30,10 @@ class ApiModel(BaseModel):
     Default factories are lambdas (``lambda: []``, ``lambda: Backoff()``), never a class such as
     ``list`` or a model: pydantic reads each factory's signature when it builds the model, and a
     builtin's costs ~0.6 M instructions (a model's builds its ``__signature__``) against ~0.05 M for a
-    lambda: ~28 M of every sidecar start (``tests/unit/api/test_model_cost.py`` keeps it so).
+    lambda: ~28 M of every sidecar start. Modules that define models do not use ``from __future__
+    import annotations``: pydantic would compile and evaluate each field's annotation string (~14 M);
+    a method's annotation that names a class not yet defined is quoted instead.
+    ``tests/unit/api/test_model_cost.py`` keeps both so.
     """
 
     model_config = ConfigDict(

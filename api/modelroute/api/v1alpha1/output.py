@@ -11,7 +11,6 @@ Prompt templates (``Prompt.user`` in ``spec.py``) use ``{{name}}`` placeholders;
 request's or the prompt's ``variables``.
 """
 
-from __future__ import annotations
 
 import re
 from enum import StrEnum

@@ -10,7 +10,6 @@ by forgetting a label, and nothing new has to be labelled. The operator splits t
 per-pod leases (``modelroute.api.leases``) and writes what it granted into the status.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal, Self

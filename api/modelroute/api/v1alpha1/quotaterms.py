@@ -6,7 +6,6 @@ resource's spec and status models at start (issue 15 goal 1: ~26 M instructions)
 ``cap`` is explained in ``modelroute.api.leases``.
 """
 
-from __future__ import annotations
 
 from pydantic import Field
 

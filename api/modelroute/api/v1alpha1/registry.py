@@ -26,7 +26,6 @@ Context windows: each model's window and output limit come from the provider's s
 when a config is compiled (``docs/context-windows.md``), never per request.
 """
 
-from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping

@@ -5,7 +5,6 @@ operator. Cross-field invariants are written twice on purpose: as pydantic valid
 (sidecar start, ``PUT /config``) and as CEL rules on the CRD (the apiserver).
 """
 
-from __future__ import annotations
 
 import re
 from enum import StrEnum
@@ -82,7 +81,7 @@ class Params(ApiModel):
     top_p: float | None = Field(default=None, description="Nucleus sampling probability mass.", ge=0, le=1)
     stop: list[str] | None = Field(default=None, description="Stop sequences (at most 4).", max_length=4)
 
-    def merged(self, override: Params | None) -> Params:
+    def merged(self, override: "Params | None") -> "Params":
         """These params with every field that ``override`` sets replaced."""
         if override is None:
             return self

@@ -1,6 +1,5 @@
 """The ModelRoute status, owned by the operator and computed by pure functions."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum

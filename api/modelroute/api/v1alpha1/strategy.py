@@ -19,7 +19,6 @@ because both sides must agree on it bit for bit: the sidecar serves with it, tes
 operator reason about it.
 """
 
-from __future__ import annotations
 
 import hashlib
 import re
