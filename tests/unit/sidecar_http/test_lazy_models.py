@@ -2,12 +2,16 @@
 
 A real ``modelroute sidecar`` start from a signed bundle (with a ProviderQuota's terms), in a fresh
 interpreter: at ``/readyz`` 200 none of the lazy modules is imported; then ``/stats``, a refused
-``PUT /leases`` and a refused ``PUT /config`` import them and answer as before.
+``PUT /leases`` and a refused ``PUT /config`` import them and answer as before. Nor does the start
+scan the installed distributions for pydantic plugins (``modelroute.sidecar.prelude``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +21,6 @@ from modelroute.api.signing import generate_private_key_pem, load_private_key, p
 from modelroute.api.v1alpha1 import ModelRoute
 from modelroute.api.v1alpha1.quotaterms import QuotaTerms
 from modelroute.testing.cluster.loopback import free_port
-from modelroute.testing.fresh import run_python
 
 LAZY = (
     "modelroute.api.stats",                   # /stats bodies (rollout evidence, limiter and quota reports)
@@ -48,6 +51,7 @@ CHECK = textwrap.dedent("""
         while call("GET", "/readyz")[0] != 200:
             time.sleep(0.02)  # polling a port another thread opens: there is no event to wait on
         out = {{"at_ready": sorted(m for m in LAZY if m in sys.modules)}}
+        out["plugins_scanned"] = sys.modules["pydantic.plugin._loader"]._plugins is not None  # None: never scanned
         out["stats"] = call("GET", "/stats")
         out["leases"] = call("PUT", "/leases")
         out["config"] = call("PUT", "/config")
@@ -76,8 +80,13 @@ def test_start_builds_no_model_it_does_not_need(tmp_path: Path) -> None:
     (tmp_path / "bundle.sig").write_text(sign(load_private_key(pem), body) + "\n")
     (tmp_path / "key.pem").write_bytes(public_key_pem(pem))
     code = CHECK.format(lazy=LAZY, admin=free_port(), port=free_port(), bundle=str(tmp_path), key=str(tmp_path / "key.pem"))
-    out = json.loads(run_python(code, timeout=120, env={"LAZY_TEST_KEY": "sk-lazy"}).splitlines()[-1])
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}  # as a pod's (an in-process start sets it here)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
+                          env={**env, "LAZY_TEST_KEY": "sk-lazy"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.splitlines()[-1])
     assert out["at_ready"] == []
+    assert out["plugins_scanned"] is False  # the prelude's PYDANTIC_DISABLE_PLUGINS
     status, stats = out["stats"]
     assert status == 200
     assert stats["quotas"]["team/openai"]["state"] == "joining"  # no lease yet (the join wait)
