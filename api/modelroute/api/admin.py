@@ -5,7 +5,6 @@ operator reads them (``modelroute.operator.push.client``, ``rollout.gate_runner`
 models. Readers ignore fields they do not know, so a newer sidecar may say more.
 """
 
-from __future__ import annotations
 
 from pydantic import ConfigDict, Field, ValidationError
 
@@ -19,7 +18,7 @@ class AdminErrorDetail(ApiModel):
 
     message: str = Field(description="What was refused and why, in a sentence.")
     code: str = Field(description="Machine-readable reason, e.g. invalid_config, wrong_audience, revision_not_served.")
-    problems: list[str] = Field(default_factory=list, description="One line per problem found (field path: message), when there are several.")
+    problems: list[str] = Field(default_factory=lambda: [], description="One line per problem found (field path: message), when there are several.")
     served: str | None = Field(default=None, description="POST /eval 409: the canary revision this sidecar serves instead (null: none).")
     mode: str | None = Field(default=None, description="PUT /config 401/403: how this sidecar accepts config writes (token, operator or disabled).")
 

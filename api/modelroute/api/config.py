@@ -4,7 +4,6 @@ Both the standalone YAML loader and the operator's renderer produce a ``SidecarC
 the hash is over a canonical form so the same routes always give the same hash.
 """
 
-from __future__ import annotations
 
 import hashlib
 import json
@@ -14,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelroute.api.v1alpha1 import ApiModel, ModelRoute, ModelRouteSpec
-from modelroute.api.v1alpha1.providerquota import QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms
 from modelroute.api.v1alpha1.registry import ModelRegistry
 from modelroute.api.v1alpha1.strategy import served_wire
 
@@ -50,8 +49,8 @@ class CanaryServing(ApiModel):
 class SidecarConfig(ApiModel):
     """What one sidecar serves: a list of ModelRoutes with distinct route names, plus canaries."""
 
-    routes: list[ModelRoute] = Field(default_factory=list, description="The routes (stable revisions), in any order.")
-    canaries: list[CanaryServing] = Field(default_factory=list, description="Rollouts in progress: at most one per route.")
+    routes: list[ModelRoute] = Field(default_factory=lambda: [], description="The routes (stable revisions), in any order.")
+    canaries: list[CanaryServing] = Field(default_factory=lambda: [], description="Rollouts in progress: at most one per route.")
     model_registry: ModelRegistry | None = Field(
         default=None,
         description="Model ids targets may name, checked when the config is validated. Unset: the built-in registry. "
@@ -114,8 +113,8 @@ class RouteBundle(ApiModel):
 
     namespace: str = Field(description="Namespace the bundle belongs to.")
     issued_at: datetime = Field(description="When the operator signed the bundle.")
-    routes: list[ModelRoute] = Field(default_factory=list, description="Last accepted version of every ModelRoute in the namespace.")
-    quotas: list[QuotaTerms] = Field(default_factory=list, description="The namespace's ProviderQuotas with the pod count last seen: "
+    routes: list[ModelRoute] = Field(default_factory=lambda: [], description="Last accepted version of every ModelRoute in the namespace.")
+    quotas: list[QuotaTerms] = Field(default_factory=lambda: [], description="The namespace's ProviderQuotas with the pod count last seen: "
                                                                        "a pod without a lease takes limit / podCount of each.")
     model_registry: ModelRegistry | None = Field(
         default=None,

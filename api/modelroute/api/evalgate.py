@@ -10,7 +10,6 @@ same ``RevisionComparison`` the local ``modelroute eval --json`` prints, in ``co
 Results ignore fields they do not know (a newer sidecar may report more); requests refuse them.
 """
 
-from __future__ import annotations
 
 from typing import Any
 
@@ -80,11 +79,11 @@ class EvalTargetSummary(ApiModel):
     model: str = Field(description="The target's model id.")
     cases: int = Field(ge=0, description="Cases run.")
     errors: int = Field(ge=0, description="Cases that got no answer (any failure class).")
-    errors_by_class: dict[str, int] = Field(default_factory=dict, description="Failed cases per failure class (e.g. deadline, rate_limit).")
+    errors_by_class: dict[str, int] = Field(default_factory=lambda: {}, description="Failed cases per failure class (e.g. deadline, rate_limit).")
     exact_match: float | None = Field(ge=0, le=1, description="Share of cases with an expectation whose answer matched it; None: no case has one.")
     valid_output_rate: float = Field(ge=0, le=1, description="Share of cases whose answer passed the output check (non-empty; JSON or schema-valid when asked).")
-    latency_ms: LatencyMs = Field(default_factory=LatencyMs, description="Latency quantiles of the answered cases.")
-    tokens: TokenTotals = Field(default_factory=TokenTotals, description="Tokens over all cases.")
+    latency_ms: LatencyMs = Field(default_factory=lambda: LatencyMs(), description="Latency quantiles of the answered cases.")
+    tokens: TokenTotals = Field(default_factory=lambda: TokenTotals(), description="Tokens over all cases.")
     cost_usd: float | None = Field(default=None, ge=0, description="Cost in US dollars; None: the target has no price.")
 
     def json_doc(self) -> dict[str, Any]:

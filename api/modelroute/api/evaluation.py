@@ -5,7 +5,6 @@ it is a pydantic model with a description on every field. ``docs/eval-comparison
 is generated from it (``python -m modelroute.api.evaluation``) and a test fails on drift.
 """
 
-from __future__ import annotations
 
 import json
 import sys
@@ -55,11 +54,11 @@ class RevisionResult(ApiModel):
                                                  "or non-empty) over cases.")
     repair_rate: float = Field(ge=0, le=1, description="Answers that met the route's output contract only after a repair turn, over cases.")
     error_rate: float = Field(ge=0, le=1, description="Failed requests over cases.")
-    errors_by_class: dict[str, int] = Field(default_factory=dict, description="Failed requests by failure class (e.g. server_error, deadline).")
+    errors_by_class: dict[str, int] = Field(default_factory=lambda: {}, description="Failed requests by failure class (e.g. server_error, deadline).")
     latency_p50_ms: float | None = Field(default=None, ge=0, description="Median latency of answered cases, in milliseconds (nearest rank).")
     latency_p95_ms: float | None = Field(default=None, ge=0, description="95th percentile latency of answered cases, in milliseconds.")
     latency_p99_ms: float | None = Field(default=None, ge=0, description="99th percentile latency of answered cases, in milliseconds.")
-    latencies_ms: list[float] = Field(default_factory=list, description="Latency of every answered case in milliseconds, in dataset order.")
+    latencies_ms: list[float] = Field(default_factory=lambda: [], description="Latency of every answered case in milliseconds, in dataset order.")
     tokens: Tokens = Field(description="Total tokens over the dataset.")
     tokens_per_1k: Tokens = Field(alias="tokensPer1k", description="Tokens per 1000 cases.")
     cost_usd: float | None = Field(default=None, ge=0, description="Total cost in USD; null when a target that answered has no price.")
@@ -120,10 +119,10 @@ class RevisionComparison(ApiModel):
     baseline: RevisionResult = Field(description="The current revision.")
     candidate: RevisionResult = Field(description="The proposed revision.")
     comparison: Comparison = Field(description="Candidate against baseline, paired by case.")
-    disagreements: list[Disagreement] = Field(default_factory=list, description="Cases answered differently (at most `disagreementsLimit`).")
+    disagreements: list[Disagreement] = Field(default_factory=lambda: [], description="Cases answered differently (at most `disagreementsLimit`).")
     disagreements_total: int = Field(ge=0, description="All cases answered differently.")
     disagreements_limit: int = Field(ge=0, description="How many disagreements are listed at most.")
-    notes: list[str] = Field(default_factory=list, description="Caveats, e.g. missing prices.")
+    notes: list[str] = Field(default_factory=lambda: [], description="Caveats, e.g. missing prices.")
 
 
 def json_schema() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A ``ProviderQuota``'s limits are split by the operator into one lease per pod. The lease carries,
 besides the pod's share, the terms the pod falls back on when it hears nothing more: the
-full limits and the pod count the operator saw. ``cap`` is the one definition of what a pod
+full limits and the pod count the operator saw. ``cap`` (defined beside ``QuotaTerms``, which a
+sidecar needs from its first config on) is the one definition of what a pod
 may send at a given instant; the sidecar enforces it and the operator's arithmetic
 (``modelroute.operator.leases``) plans with it, so both sides agree by construction:
 
@@ -13,7 +14,6 @@ may send at a given instant; the sidecar enforces it and the operator's arithmet
   these sum to the limit.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Self
@@ -22,16 +22,8 @@ from pydantic import Field, model_validator
 
 from modelroute.api.config import SignedRequest
 from modelroute.api.v1alpha1 import ApiModel
-from modelroute.api.v1alpha1.providerquota import QuotaTerms
-
-
-def cap(share: float, fallback: float, expires: float, fallback_at: float, t: float) -> float:
-    """What a lease lets a pod send (per minute) at time ``t`` (all times in the same clock)."""
-    if t < expires:
-        return share
-    if t < fallback_at:
-        return min(share, fallback)
-    return fallback
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import cap as cap
 
 
 class QuotaLease(QuotaTerms):
@@ -53,11 +45,11 @@ class QuotaLease(QuotaTerms):
 class LeasePush(SignedRequest):
     """The body of a signed ``PUT /leases`` from the operator to one pod's sidecar."""
 
-    leases: list[QuotaLease] = Field(default_factory=list, max_length=256,
+    leases: list[QuotaLease] = Field(default_factory=lambda: [], max_length=256,
                                      description="This pod's leases, one per quota; a quota left out keeps its last lease until it expires.")
 
 
 class LeasesHeld(ApiModel):
     """The sidecar's answer to ``PUT /leases``: the operator's acknowledgement of what each pod enforces."""
 
-    generations: dict[str, int] = Field(default_factory=dict, description="Per quota (namespace/name), the generation of the lease now held.")
+    generations: dict[str, int] = Field(default_factory=lambda: {}, description="Per quota (namespace/name), the generation of the lease now held.")

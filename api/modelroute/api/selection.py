@@ -7,8 +7,8 @@ the persisted bundle), so both always agree on the result and its hash.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -76,8 +76,7 @@ def precedence(route: ModelRoute) -> tuple[datetime, str]:
     return (created, route.key)
 
 
-@dataclass(frozen=True)
-class Conflict:
+class Conflict(NamedTuple):
     """``loser`` claims the same route name as ``winner`` for at least one pod."""
 
     route: str
@@ -85,10 +84,9 @@ class Conflict:
     loser: str
 
 
-@dataclass(frozen=True)
-class Rendering:
+class Rendering(NamedTuple):
     config: SidecarConfig
-    conflicts: list[Conflict] = field(default_factory=list)
+    conflicts: list[Conflict]
 
 
 def render_for_pod(routes: Iterable[ModelRoute], labels: Mapping[str, str], registry: ModelRegistry | None = None) -> Rendering:

@@ -8,7 +8,6 @@ counters, cost, cache) is for people and dashboards: ``SidecarStats`` ignores it
 Counters are cumulative per sidecar process; a new rollout run id starts them from zero.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Self
@@ -16,15 +15,13 @@ from typing import Self
 from pydantic import ConfigDict, Field, model_validator
 
 from modelroute.api.v1alpha1 import ApiModel
-
-VARIANTS = ("stable", "canary", "mirror")
-"""The variants of one rollout run: stable answers, canary answers, and mirrored copies."""
+from modelroute.api.v1alpha1.strategy import VARIANTS as VARIANTS
 
 
 class LatencyHistogram(ApiModel):
     """Latency of answered requests: per-bucket (not cumulative) counts for upper bounds plus +Inf."""
 
-    le: list[float] = Field(default_factory=list, description="Ascending upper bounds of the buckets, in seconds.")
+    le: list[float] = Field(default_factory=lambda: [], description="Ascending upper bounds of the buckets, in seconds.")
     counts: list[int] = Field(default_factory=lambda: [0], description="Requests per bucket; one more than `le` (the last is +Inf).")
     sum: float = Field(default=0.0, ge=0, description="Sum of all observed latencies in seconds.")
 
@@ -71,14 +68,14 @@ class VariantCounters(ApiModel):
     """Cumulative evidence about one variant of one rollout run in one sidecar process."""
 
     requests: int = Field(default=0, ge=0, description="Answered or failed requests (a cancelled one is not counted).")
-    errors: dict[str, int] = Field(default_factory=dict,
+    errors: dict[str, int] = Field(default_factory=lambda: {},
                                    description="Failed requests by class: a FailureKind of the last attempt, or deadline, "
                                                "client_error, stream_error, exhausted, cancelled.")
-    latency: LatencyHistogram = Field(default_factory=LatencyHistogram, description="Latency of answered requests.")
-    tokens: TokenCounts = Field(default_factory=TokenCounts, description="Tokens of answered requests.")
-    cost: CostCounts = Field(default_factory=CostCounts, description="Cost of answered requests.")
-    outputs: OutputCounts = Field(default_factory=OutputCounts, description="Output checks of answered requests.")
-    agreement: AgreementCounts = Field(default_factory=AgreementCounts, description="Mirror agreement with stable.")
+    latency: LatencyHistogram = Field(default_factory=lambda: LatencyHistogram(), description="Latency of answered requests.")
+    tokens: TokenCounts = Field(default_factory=lambda: TokenCounts(), description="Tokens of answered requests.")
+    cost: CostCounts = Field(default_factory=lambda: CostCounts(), description="Cost of answered requests.")
+    outputs: OutputCounts = Field(default_factory=lambda: OutputCounts(), description="Output checks of answered requests.")
+    agreement: AgreementCounts = Field(default_factory=lambda: AgreementCounts(), description="Mirror agreement with stable.")
     dropped: int = Field(default=0, ge=0, description="Mirror only: copies not sent because the mirror pool was full.")
 
 
@@ -95,8 +92,8 @@ class RunEvidence(ApiModel):
     run: str = Field(description="The run id (`<canaryRevision>.<attempt>`): counters start at zero for a new one.")
     revision: str = Field(description="The canary revision of the run.")
     active: bool = Field(default=True, description="Whether the sidecar still serves this run.")
-    weights: RolloutWeights = Field(default_factory=RolloutWeights, description="The shares applied.")
-    variants: dict[str, VariantCounters] = Field(default_factory=dict,
+    weights: RolloutWeights = Field(default_factory=lambda: RolloutWeights(), description="The shares applied.")
+    variants: dict[str, VariantCounters] = Field(default_factory=lambda: {},
                                                  description="Counters per variant: stable, canary, mirror.")
 
 
@@ -107,7 +104,7 @@ class LimiterSnapshot(ApiModel):
     tokens_per_minute: float | None = Field(default=None, description="Token limit per minute; null when unlimited.")
     window_requests: int = Field(default=0, ge=0, description="Requests in the current one-minute window.")
     window_tokens: int = Field(default=0, ge=0, description="Tokens in the current one-minute window.")
-    utilisation: dict[str, float] = Field(default_factory=dict,
+    utilisation: dict[str, float] = Field(default_factory=lambda: {},
                                           description="Fraction (0..1) of each quota in use, by dimension (requests, tokens).")
     pressure: bool = Field(default=False, description="Whether any quota is at or above the pressure threshold (80%).")
     admitted: int = Field(default=0, ge=0, description="Requests admitted since start.")
@@ -149,13 +146,13 @@ class TargetStatsView(_Lenient):
 class RouteStatsView(_Lenient):
     """What the operator reads of one route in ``/stats``."""
 
-    targets: dict[str, TargetStatsView] = Field(default_factory=dict, description="Per target.")
+    targets: dict[str, TargetStatsView] = Field(default_factory=lambda: {}, description="Per target.")
 
 
 class SidecarStats(_Lenient):
     """What the operator reads of a sidecar's ``/stats`` document."""
 
-    routes: dict[str, RouteStatsView] = Field(default_factory=dict, description="Per route name.")
-    rollouts: dict[str, RunEvidence] = Field(default_factory=dict,
+    routes: dict[str, RouteStatsView] = Field(default_factory=lambda: {}, description="Per route name.")
+    rollouts: dict[str, RunEvidence] = Field(default_factory=lambda: {},
                                              description="The current (or last) rollout run per route name.")
-    quotas: dict[str, QuotaReport] = Field(default_factory=dict, description="Per ProviderQuota (namespace/name): lease and usage.")
+    quotas: dict[str, QuotaReport] = Field(default_factory=lambda: {}, description="Per ProviderQuota (namespace/name): lease and usage.")

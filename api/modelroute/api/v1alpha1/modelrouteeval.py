@@ -15,7 +15,6 @@ did not delete them (``--keep``, an interrupted command, a plain ``kubectl creat
 cases, ``MAX_EVAL_BYTES`` of JSON: the apiserver stores objects up to about 1.5 MiB).
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum

@@ -11,7 +11,6 @@ Prompt templates (``Prompt.user`` in ``spec.py``) use ``{{name}}`` placeholders;
 request's or the prompt's ``variables``.
 """
 
-from __future__ import annotations
 
 import re
 from enum import StrEnum
@@ -54,7 +53,7 @@ class Output(ApiModel):
         description="JSON Schema the answer must match (mode schema). Requested natively where the provider supports structured outputs, else put in the prompt.",
     )
     labels: list[str] = Field(
-        default_factory=list, max_length=MAX_LABELS,
+        default_factory=lambda: [], max_length=MAX_LABELS,
         description="Allowed answers for classification (mode text): the answer must name exactly one; case and punctuation are tolerated.",
     )
     repair_attempts: int = Field(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 ANTHROPIC_LEGACY = "2023-06-01"
@@ -43,12 +43,11 @@ class Unsupported(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True)
-class ParamRules:
+class ParamRules(NamedTuple):
     """What one (provider, API version, model) refuses. Empty rules are falsy."""
 
-    rejected: Mapping[str, str] = field(default_factory=dict)      # param -> why it is refused
-    only: Mapping[str, tuple[float, str]] = field(default_factory=dict)  # param -> (the one accepted value, why)
+    rejected: Mapping[str, str] = MappingProxyType({})      # param -> why it is refused
+    only: Mapping[str, tuple[float, str]] = MappingProxyType({})  # param -> (the one accepted value, why)
     exclusive: tuple[str, ...] = ()                                # at most one of these
     exclusive_reason: str = ""
 

@@ -10,7 +10,6 @@ by forgetting a label, and nothing new has to be labelled. The operator splits t
 per-pod leases (``modelroute.api.leases``) and writes what it granted into the status.
 """
 
-from __future__ import annotations
 
 from datetime import datetime
 from typing import Literal, Self
@@ -18,6 +17,8 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from modelroute.api.v1alpha1.base import ApiModel, ObjectMeta
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms as QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import governs
 from modelroute.api.v1alpha1.spec import ApiKey, Provider
 from modelroute.api.v1alpha1.status import Condition
 
@@ -26,13 +27,6 @@ QUOTA_PLURAL = "providerquotas"
 QUOTA_SINGULAR = "providerquota"
 QUOTA_SHORT_NAMES = ("pq",)
 MAX_LEASES_LISTED = 64
-
-
-def governs(provider: Provider, api_key: ApiKey, models: list[str], target_provider: str, target_key: ApiKey | None,
-            model: str) -> bool:
-    """The matching rule: same provider, the same key reference, and the model listed (or no list)."""
-    return (target_provider == provider.value and target_key is not None and target_key.wire() == api_key.wire()
-            and (not models or model in models))
 
 
 class QuotaLimits(ApiModel):
@@ -61,7 +55,7 @@ class ProviderQuotaSpec(ApiModel):
 
     provider: Provider = Field(description="Provider of the governed targets (openai, anthropic, gemini, openai-compatible).")
     api_key: ApiKey = Field(description="The key whose limits these are: a target is governed when its apiKey is this same reference.")
-    models: list[str] = Field(default_factory=list, max_length=32,
+    models: list[str] = Field(default_factory=lambda: [], max_length=32,
                               description="Model ids governed; empty: every model used with this key.")
     limits: QuotaLimits = Field(description="The provider's limits for the key, shared by all pods.")
     lease_seconds: int = Field(default=30, ge=5, le=3600,
@@ -99,36 +93,14 @@ class ProviderQuotaStatus(ApiModel):
     """Observed state, written by the operator's rebalance loop."""
 
     observed_generation: int | None = Field(default=None, description="The spec generation the operator last acted on.")
-    usage: QuotaUsage = Field(default_factory=QuotaUsage, description="What the pods used, summed.")
+    usage: QuotaUsage = Field(default_factory=lambda: QuotaUsage(), description="What the pods used, summed.")
     requests: str | None = Field(default=None, max_length=64, description="requests used/limit per minute (for `kubectl get`).")
     tokens: str | None = Field(default=None, max_length=64, description="tokens used/limit per minute (for `kubectl get`).")
     pods: int = Field(default=0, ge=0, description="Pods holding (or owed) a lease.")
-    leases: list[PodLease] = Field(default_factory=list, max_length=MAX_LEASES_LISTED,
+    leases: list[PodLease] = Field(default_factory=lambda: [], max_length=MAX_LEASES_LISTED,
                                    description=f"Each pod's lease (at most {MAX_LEASES_LISTED}, largest first).")
-    conditions: list[Condition] = Field(default_factory=list, max_length=8,
+    conditions: list[Condition] = Field(default_factory=lambda: [], max_length=8,
                                         description="QuotaPressure: True at 80% or more of a limit or budget.")
-
-
-class QuotaTerms(ApiModel):
-    """Which targets a quota governs, its full limits and the pod count they are split over."""
-
-    quota: str = Field(description="The ProviderQuota (namespace/name).", min_length=1, max_length=320)
-    provider: Provider = Field(description="Provider of the governed targets.")
-    api_key: ApiKey = Field(description="Key reference of the governed targets (compared field by field).")
-    models: list[str] = Field(default_factory=list, max_length=32, description="Governed model ids; empty: all.")
-    requests_per_minute: int | None = Field(default=None, ge=1, description="The quota's full request limit (all pods).")
-    tokens_per_minute: int | None = Field(default=None, ge=1, description="The quota's full token limit (all pods).")
-    pod_count: int = Field(ge=1, le=100_000, description="Pods the limits are split over: the conservative share is limit / podCount.")
-
-    def governs(self, provider: str, api_key: ApiKey | None, model: str) -> bool:
-        """Whether a target is governed by this quota (the ProviderQuota's own rule)."""
-        return governs(self.provider, self.api_key, self.models, provider, api_key, model)
-
-    def conservative(self) -> tuple[float | None, float | None]:
-        """(rpm, tpm): limit / podCount, what a pod takes without a live lease."""
-        n = self.pod_count
-        return (None if self.requests_per_minute is None else self.requests_per_minute / n,
-                None if self.tokens_per_minute is None else self.tokens_per_minute / n)
 
 
 class ProviderQuota(ApiModel):

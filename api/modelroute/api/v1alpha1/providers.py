@@ -10,16 +10,18 @@ and its entry in ``PROVIDERS`` here, plus the adapter module the entry names
 (``docs/architecture.md``, "Adding a provider"); ``tests/unit/api/test_providers.py`` checks that
 every member has a spec and that no other module switches on ``Provider`` members.
 
-No pydantic here: this is code, not a document anyone sends.
+No pydantic here: this is code, not a document anyone sends. The records are ``NamedTuple``s, not
+frozen dataclasses: every sidecar imports this, and a dataclass compiles its generated methods
+when its class is made (~18 M instructions of a start for these five; ``test_model_cost.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from types import MappingProxyType
+from typing import NamedTuple
 
 from modelroute.api.v1alpha1.paramrules import (
     ANTHROPIC_2026,
@@ -38,8 +40,7 @@ class Provider(StrEnum):
     OPENAI_COMPATIBLE = "openai-compatible"
 
 
-@dataclass(frozen=True, slots=True)
-class Price:
+class Price(NamedTuple):
     """List price of a model, USD per million tokens (``pipeline.cost`` applies it to usage)."""
 
     input: float                       # uncached prompt tokens
@@ -49,16 +50,14 @@ class Price:
     cache_write_1h: float | None = None  # written with a 1-hour TTL (Anthropic); None: 2x the input price, Anthropic's rule
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """A model's context window and output limit, in tokens (documented figures; ``docs/context-windows.md``)."""
 
     context: int      # input + output tokens the model holds
     max_output: int   # the most output tokens one request may ask for
 
 
-@dataclass(frozen=True, slots=True)
-class Retirement:
+class Retirement(NamedTuple):
     """A provider's announced shutdown of a model id (the model registry reports it: ``registry.py``)."""
 
     shutdown: date | None  # the day calls start failing; None: an id the provider never served (its SDK keeps it)
@@ -75,16 +74,14 @@ HeaderTriple = tuple[str, str, str]
 """Names of one rate-limit header group: (limit, remaining, reset)."""
 
 
-@dataclass(frozen=True)
-class RateLimitHeaders:
+class RateLimitHeaders(NamedTuple):
     """The rate-limit response headers of a provider, per dimension the local limiter tracks."""
 
     requests: tuple[HeaderTriple, ...] = ()
     tokens: tuple[HeaderTriple, ...] = ()
 
 
-@dataclass(frozen=True)
-class ProviderSpec:
+class ProviderSpec(NamedTuple):
     """One provider: what the API, the sidecar and the operator need to know about it."""
 
     provider: Provider
@@ -103,7 +100,7 @@ class ProviderSpec:
     """Built-in model registry: ids a target may name (a listed id also allows its dated versions)."""
     checks_models: bool = True
     """False: any model id is accepted unless the config's registry lists ids for this provider."""
-    prices: Mapping[str, Price] = field(default_factory=dict)
+    prices: Mapping[str, Price] = MappingProxyType({})
     """Built-in list prices by model id (the config's and the target's own pricing override them)."""
     keyless: bool = False
     """True: a target may omit ``apiKey`` (a server without authentication)."""
@@ -117,16 +114,16 @@ class ProviderSpec:
     """The request field the provider's API takes the output token limit in (OpenAI wire)."""
     apis: tuple[str, ...] = ()
     """Upstream APIs a target may choose with ``api`` (empty: the field is refused)."""
-    embedding_models: Mapping[str, int] = field(default_factory=dict)
+    embedding_models: Mapping[str, int] = MappingProxyType({})
     """Built-in embedding model ids -> their default vector dimension (``POST /v1/embeddings``);
     empty: the provider has no embeddings API. A route's embedding targets must share one dimension."""
     cache_reads_limited: Callable[[str], bool] = lambda model: True
     """Whether input tokens read from the prompt cache count towards the provider's token rate limit
     for a model (the local limiter counts what the provider counts: ``pipeline.limits.usage_tokens``)."""
-    windows: Mapping[str, Window] = field(default_factory=dict)
+    windows: Mapping[str, Window] = MappingProxyType({})
     """Built-in context windows by model id (a listed id covers its dated versions; the config's registry
     overrides them). A model left out has no known window: no pre-check, only the provider's own 400."""
-    retirements: Mapping[str, Retirement] = field(default_factory=dict)
+    retirements: Mapping[str, Retirement] = MappingProxyType({})
     """Model ids the provider has retired or will retire, with the date (a listed id covers its dated versions
     not listed themselves). The one table of model lifecycles: ``models`` lists only ids not retired yet."""
 

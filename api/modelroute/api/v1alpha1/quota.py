@@ -8,7 +8,6 @@ Prices are USD per million tokens; a target without ``pricing`` uses the built-i
 price of its model when there is one.
 """
 
-from __future__ import annotations
 
 from pydantic import Field
 

@@ -26,7 +26,6 @@ Context windows: each model's window and output limit come from the provider's s
 when a config is compiled (``docs/context-windows.md``), never per request.
 """
 
-from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
@@ -70,9 +69,9 @@ class ModelRegistry(ApiModel):
     """Which model ids targets may name; checked when a config is validated, never at request time."""
 
     include_defaults: bool = Field(default=True, description="Start from modelroute's built-in list of current models.")
-    models: list[ProviderModels] = Field(default_factory=list, description="Further allowed model ids, per provider.", max_length=16)
+    models: list[ProviderModels] = Field(default_factory=lambda: [], description="Further allowed model ids, per provider.", max_length=16)
     windows: list[ModelWindow] = Field(
-        default_factory=list, max_length=1000,
+        default_factory=lambda: [], max_length=1000,
         description="Context windows and output limits of models, overriding the built-in table (a model with no "
                     "known window is not checked before the call).",
     )

@@ -1,6 +1,5 @@
 """The ModelRoute resource and the sidecar config built from it."""
 
-from __future__ import annotations
 
 from typing import Literal
 

@@ -5,7 +5,6 @@ operator. Cross-field invariants are written twice on purpose: as pydantic valid
 (sidecar start, ``PUT /config``) and as CEL rules on the CRD (the apiserver).
 """
 
-from __future__ import annotations
 
 import re
 from enum import StrEnum
@@ -82,7 +81,7 @@ class Params(ApiModel):
     top_p: float | None = Field(default=None, description="Nucleus sampling probability mass.", ge=0, le=1)
     stop: list[str] | None = Field(default=None, description="Stop sequences (at most 4).", max_length=4)
 
-    def merged(self, override: Params | None) -> Params:
+    def merged(self, override: "Params | None") -> "Params":
         """These params with every field that ``override`` sets replaced."""
         if override is None:
             return self
@@ -186,7 +185,7 @@ class Prompt(ApiModel):
     version: str = Field(description="Version label of the prompt, reported in headers, stats and traces.", min_length=1, max_length=63)
     system: str | None = Field(default=None, description="System prompt put before the app's messages.", max_length=100_000)
     user: str | None = Field(default=None, description="User message template of the task endpoints (/v1/classify, /v1/extract); {{input}}, {{labels}}, {{schema}} and declared variables are filled in.", max_length=100_000)
-    variables: dict[str, str] = Field(default_factory=dict, description="Default values of template variables (a request's variables override them).")
+    variables: dict[str, str] = Field(default_factory=lambda: {}, description="Default values of template variables (a request's variables override them).")
 
     @model_validator(mode="after")
     def _variables(self) -> Self:
@@ -209,7 +208,7 @@ class Backoff(ApiModel):
 
 class Retry(ApiModel):
     attempts: int = Field(default=1, description="Attempts per target (1 = no retry) before falling back to the next target.", ge=1, le=10)
-    backoff: Backoff = Field(default_factory=Backoff, description="Exponential backoff with full jitter between attempts.")
+    backoff: Backoff = Field(default_factory=lambda: Backoff(), description="Exponential backoff with full jitter between attempts.")
 
 
 class CircuitBreaker(ApiModel):
@@ -237,7 +236,7 @@ class ModelRouteSpec(ApiModel):
 
     route: str = Field(description="The name apps send as `model`.", pattern=ROUTE_NAME)
     targets: list[Target] = Field(description="Primary target first, then the fallback chain, in order.", min_length=1, max_length=MAX_TARGETS)
-    params: Params = Field(default_factory=Params, description="Sampling parameters for every target (a target may override).")
+    params: Params = Field(default_factory=lambda: Params(), description="Sampling parameters for every target (a target may override).")
     unsupported_params: UnsupportedParams | None = Field(
         default=None,
         description="Route or target params a target cannot take (its provider, apiVersion and model refuse them): "
@@ -246,8 +245,8 @@ class ModelRouteSpec(ApiModel):
     )
     prompt: Prompt | None = Field(default=None, description="Versioned system prompt put before the app's messages.")
     timeout_seconds: float = Field(default=30, description="Deadline of one request across all attempts and fallbacks.", gt=0, le=600)
-    retry: Retry = Field(default_factory=Retry, description="Retries on one target before falling back.")
-    circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker, description="Per-target circuit breaker.")
+    retry: Retry = Field(default_factory=lambda: Retry(), description="Retries on one target before falling back.")
+    circuit_breaker: CircuitBreaker = Field(default_factory=lambda: CircuitBreaker(), description="Per-target circuit breaker.")
     selector: LabelSelector | None = Field(default=None, description="Pods (with a modelroute sidecar, same namespace) this route is pushed to. Unset: every such pod.")
     output: Output | None = Field(default=None, description="Output contract: answers are validated, repaired or refused. Unset: free text, unchecked.")
     cache: CachePolicy | None = Field(default=None, description="Response cache of the route. Unset: no caching.")

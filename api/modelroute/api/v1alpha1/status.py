@@ -1,6 +1,5 @@
 """The ModelRoute status, owned by the operator and computed by pure functions."""
 
-from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
@@ -54,7 +53,7 @@ class ModelRouteStatus(ApiModel):
     phase: Phase | None = Field(default=None, description="Summary: Pending, Ready, Progressing, Degraded, Conflict or Invalid.")
     config_hash: str | None = Field(default=None, description="Hash of this route's accepted spec as the sidecars serve it.", max_length=128)
     primary_target: str | None = Field(default=None, description="Provider/model of the first target (for `kubectl get`).", max_length=300)
-    pods: PodCounts = Field(default_factory=PodCounts, description="How many selected pods serve this route.")
-    failures: list[PodFailure] = Field(default_factory=list, description=f"Per-pod failure reasons (at most {MAX_POD_FAILURES}).", max_length=MAX_POD_FAILURES)
+    pods: PodCounts = Field(default_factory=lambda: PodCounts(), description="How many selected pods serve this route.")
+    failures: list[PodFailure] = Field(default_factory=lambda: [], description=f"Per-pod failure reasons (at most {MAX_POD_FAILURES}).", max_length=MAX_POD_FAILURES)
     rollout: RolloutStatus | None = Field(default=None, description="Progressive delivery of the newest revision: phase, step, weights, analysis.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready, Synced, and Degraded or Conflict when they apply.", max_length=16)
+    conditions: list[Condition] = Field(default_factory=lambda: [], description="Ready, Synced, and Degraded or Conflict when they apply.", max_length=16)

@@ -19,7 +19,6 @@ because both sides must agree on it bit for bit: the sidecar serves with it, tes
 operator reason about it.
 """
 
-from __future__ import annotations
 
 import hashlib
 import re
@@ -41,6 +40,9 @@ MAX_PAUSE_CONDITIONS = 8
 REVISION_LENGTH = 12
 ACTION_ANNOTATION = "modelroute.dev/action"
 """Annotation a person (or ``kubectl modelroute``) sets to act on a rollout: ``VERB[:NONCE]``."""
+VARIANTS = ("stable", "canary", "mirror")
+"""The variants of one rollout run: stable answers, canary answers, and mirrored copies (the keys of
+``modelroute.api.stats.RunEvidence.variants``, which re-exports this)."""
 
 
 def duration_seconds(text: str) -> int:
@@ -187,7 +189,7 @@ class Gate(ApiModel):
 
     config_map: str = Field(description="Name of the ConfigMap (same namespace) holding the dataset.", pattern=DNS_LABEL, max_length=253)
     key: str = Field(description="Key in the ConfigMap whose value is the dataset, JSONL: one {input, expected, schema?} per line.", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
-    thresholds: GateThresholds = Field(default_factory=GateThresholds, description="Below these the rollout aborts with the numbers in status.")
+    thresholds: GateThresholds = Field(default_factory=lambda: GateThresholds(), description="Below these the rollout aborts with the numbers in status.")
 
 
 class CanaryStrategy(ApiModel):
@@ -276,7 +278,7 @@ class MetricResult(ApiModel):
 
 class AnalysisStatus(ApiModel):
     verdict: Verdict = Field(description="Fail if any metric failed, else Inconclusive if any was, else Pass.")
-    metrics: list[MetricResult] = Field(default_factory=list, description="The latest result per metric.", max_length=MAX_METRICS)
+    metrics: list[MetricResult] = Field(default_factory=lambda: [], description="The latest result per metric.", max_length=MAX_METRICS)
     time: datetime = Field(description="When this analysis ran.")
     failures: int = Field(default=0, description="Failed analyses of this rollout so far (aborts past failureLimit).", ge=0)
 
@@ -295,10 +297,10 @@ class GateRevisionResult(ApiModel):
 
 class GateStatus(ApiModel):
     revisions: list[GateRevisionResult] = Field(
-        default_factory=list, max_length=2,
+        default_factory=lambda: [], max_length=2,
         description="Each revision's numbers on the dataset: the candidate, and stable when a threshold is relative.")
     verdict: Verdict = Field(description="Pass or Fail once the dataset ran; Inconclusive while it runs.")
-    metrics: list[MetricResult] = Field(default_factory=list, description="Results of the golden dataset against the thresholds.", max_length=MAX_METRICS)
+    metrics: list[MetricResult] = Field(default_factory=lambda: [], description="Results of the golden dataset against the thresholds.", max_length=MAX_METRICS)
     message: str = Field(default="", description="Summary of the run.", max_length=1024)
 
 
@@ -318,11 +320,11 @@ class RolloutStatus(ApiModel):
     current_step_index: int | None = Field(default=None, description="Index of the current step in strategy.canary.steps; equal to the number of steps while promoting.", ge=0)
     step_start_time: datetime | None = Field(default=None, description="When the current step started.")
     decision_start_time: datetime | None = Field(default=None, description="When the rollout started waiting for a verdict at this decision point.")
-    weights: Weights = Field(default_factory=Weights, description="Weights pushed to the sidecars.")
+    weights: Weights = Field(default_factory=lambda: Weights(), description="Weights pushed to the sidecars.")
     acked: bool = Field(default=False, description="Whether every selected sidecar serves these weights.")
     analysis: AnalysisStatus | None = Field(default=None, description="The latest analysis of the canary revision.")
     gate: GateStatus | None = Field(default=None, description="Result of the golden-dataset gate, when one is configured.")
-    pause_conditions: list[PauseCondition] = Field(default_factory=list, description="Why the rollout is paused, with start times.", max_length=MAX_PAUSE_CONDITIONS)
+    pause_conditions: list[PauseCondition] = Field(default_factory=lambda: [], description="Why the rollout is paused, with start times.", max_length=MAX_PAUSE_CONDITIONS)
     message: str = Field(default="", description="What the rollout is doing or waiting for, in a sentence.", max_length=2048)
     last_action: str | None = Field(default=None, description=f"The last {ACTION_ANNOTATION} annotation value handled (verb:nonce).", max_length=256)
 

@@ -37,14 +37,16 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from modelroute.api.stats import LimiterSnapshot
 from modelroute.api.v1alpha1 import Target
-from modelroute.api.v1alpha1.providerquota import QuotaTerms
 from modelroute.api.v1alpha1.providers import PROVIDERS, HeaderTriple, Price
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms
 from modelroute.sidecar.pipeline.cost import cost_of
 from modelroute.sidecar.providers.errors import retry_after_seconds
+
+if TYPE_CHECKING:  # built on the first /stats, not at start (bench/README.md, session 6 `models`)
+    from modelroute.api.stats import LimiterSnapshot
 
 Json = dict[str, Any]
 
@@ -420,6 +422,7 @@ class TargetLimiter:
 
     def snapshot(self) -> LimiterSnapshot:
         """For ``/stats``: limits, window usage, utilisation, admitted/refused counters."""
+        from modelroute.api.stats import LimiterSnapshot
         use = self.utilisation()
         return LimiterSnapshot(
             requests_per_minute=self.limit("requests"), tokens_per_minute=self.limit("tokens"),

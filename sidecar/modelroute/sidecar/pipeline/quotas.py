@@ -15,13 +15,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from modelroute.api.leases import QuotaLease, cap
-from modelroute.api.stats import QuotaReport
-from modelroute.api.v1alpha1.providerquota import QuotaTerms
+from modelroute.api.v1alpha1.quotaterms import QuotaTerms, cap
 from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.prom import Metric
 from modelroute.sidecar.pipeline.limits import Limiters
+
+if TYPE_CHECKING:  # leases arrive with PUT /leases, reports go out on /stats: neither at start
+    from modelroute.api.leases import QuotaLease
+    from modelroute.api.stats import QuotaReport
 
 JOIN_WAIT = 5.0
 
@@ -92,6 +95,7 @@ class QuotaBook:
 
     def report(self, t: float | None = None) -> dict[str, QuotaReport]:
         """For ``/stats``: per quota, the lease, the cap now and what the governed targets used."""
+        from modelroute.api.stats import QuotaReport
         t = self.wall() if t is None else t
         out = {}
         for quota in sorted(self.known()):

@@ -21,10 +21,10 @@ What an answer is, agrees with and makes valid: ``output.answer`` (shared with e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelroute.api import stats as wire
 from modelroute.api.config import CanaryServing
+from modelroute.api.v1alpha1.strategy import VARIANTS
 from modelroute.sidecar.errors import FailureKind
 from modelroute.sidecar.metrics.families import counter, gauge
 from modelroute.sidecar.metrics.prom import HistogramMetricFamily, Metric
@@ -32,8 +32,10 @@ from modelroute.sidecar.metrics.stats import BUCKETS, Histogram
 from modelroute.sidecar.output.answer import tool_calls_text
 from modelroute.sidecar.pipeline.cost import PriceTable
 
+if TYPE_CHECKING:  # the wire models are built on the first /stats, not at start
+    from modelroute.api import stats as wire
+
 Json = dict[str, Any]
-VARIANTS = wire.VARIANTS
 INVALID_OUTPUT = FailureKind.INVALID_OUTPUT.value
 
 
@@ -90,6 +92,7 @@ class VariantEvidence:
 
     def to_wire(self) -> wire.VariantCounters:
         """The form the operator reads (``modelroute.api.stats.VariantCounters``)."""
+        from modelroute.api import stats as wire
         return wire.VariantCounters(
             requests=self.requests,
             errors=dict(self.errors),
@@ -121,6 +124,7 @@ class RunEvidence:
         self.variants = {v: VariantEvidence() for v in VARIANTS}
 
     def to_wire(self) -> wire.RunEvidence:
+        from modelroute.api import stats as wire
         return wire.RunEvidence(
             run=self.run_id,
             revision=self.revision,

@@ -31,7 +31,6 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.api.admin import ConfigApplied
 from modelroute.api.config import SidecarConfig
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.config import loader
@@ -168,7 +167,13 @@ async def _apply_push(state: SidecarState, auth: AuthSettings, body: bytes, sign
         except ConfigError as e:
             return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                           "invalid_config", problems=e.problems)
-    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed).wire())
+    return applied_answer(applied.version, applied.changed, [])
+
+
+def applied_answer(version: str, changed: bool, warnings: list[str]) -> web.Response:
+    """The typed success answer of a config apply (``ConfigApplied``)."""
+    from modelroute.api.admin import ConfigApplied  # built on the first apply, not at start
+    return web.json_response(ConfigApplied(version=version, changed=changed, warnings=warnings).wire())
 
 
 async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, issued_at: Any,
@@ -178,7 +183,7 @@ async def _apply(state: SidecarState, config: SidecarConfig, *, source: str, iss
     except ConfigError as e:
         return admin_error(422, f"config rejected: {len(e.problems)} problem(s); the previous config keeps serving",
                       "invalid_config", problems=e.problems)
-    return web.json_response(ConfigApplied(version=applied.version, changed=applied.changed, warnings=warnings).wire())
+    return applied_answer(applied.version, applied.changed, warnings)
 
 
 async def stats(request: web.Request) -> web.Response:

@@ -15,7 +15,6 @@ from typing import Any
 
 from aiohttp import web
 
-from modelroute.api.admin import AdminError, AdminErrorDetail
 from modelroute.api.signing import SIGNATURE_HEADER
 from modelroute.sidecar.server.auth import AuthSettings, Denied, Signed, signature_well_formed, verify_request
 
@@ -39,6 +38,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def admin_error(status: int, message: str, code: str, **extra: Any) -> web.Response:
     """An admin error answer (``modelroute.api.admin.AdminError``); ``extra`` are its optional fields."""
+    from modelroute.api.admin import AdminError, AdminErrorDetail  # built on the first error, not at start
     unknown = set(extra) - set(AdminErrorDetail.model_fields)
     assert not unknown, f"not fields of AdminErrorDetail: {unknown}"  # the operator would never see them
     body = AdminError(error=AdminErrorDetail(message=message, code=code, **extra)).json_body()

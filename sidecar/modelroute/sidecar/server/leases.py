@@ -13,7 +13,6 @@ import logging
 
 from aiohttp import web
 
-from modelroute.api.leases import LeasePush, LeasesHeld
 from modelroute.sidecar.server.auth import BadPush
 from modelroute.sidecar.server.guard import Refused, admin_error, signed_request
 from modelroute.sidecar.server.state import STATE
@@ -22,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 async def put_leases(request: web.Request) -> web.Response:
+    from modelroute.api.leases import LeasePush, LeasesHeld  # built on the first push, not at start
     state = request.app[STATE]
     try:
         push = await signed_request(request, LeasePush)
