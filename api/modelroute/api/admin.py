@@ -55,7 +55,7 @@ class ConfigApplied(ApiModel):
     version: str = Field(description="The hash of the config now served (``SidecarConfig.hash``).")
     changed: bool = Field(description="Whether the push changed what is served (false: it was already served).")
     warnings: list[str] = Field(
-        default_factory=list,
+        default_factory=lambda: [],
         description="Bearer-token PUT /config: one line per model that a route or canary names and whose provider has "
                     "announced a shutdown still ahead (where, the model, the date); the config was applied. Empty for "
                     "signed pushes (the operator reports them in the ModelRoute's status).",
