@@ -26,6 +26,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,11 +60,24 @@ func main() {
 
 // jsonText is Python's json.dumps(s, ensure_ascii=False) for the strings the bench sends.
 func jsonText(s string) []byte {
+	if plain(s) {
+		return []byte(`"` + s + `"`)
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s)
 	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// plain: printable ASCII with nothing JSON escapes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func words(text string) int { return len(strings.Fields(text)) }
@@ -123,25 +137,31 @@ func openaiFrames(r *request, seq int64, created int64, chunks int) [][]byte {
 	if r.StreamOptions.IncludeUsage {
 		head += `,"usage":null`
 	}
-	pre := []byte("data: " + head + `,"choices":[{"index":0,"delta":`)
-	noFinish := []byte(`,"logprobs":null,"finish_reason":null}]}` + "\n\n")
-	chunk := func(delta []byte, tail []byte) []byte {
-		return append(append(append([]byte{}, pre...), delta...), tail...)
-	}
+	pre := "data: " + head + `,"choices":[{"index":0,"delta":`
+	noFinish := `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
 	maxTokens := r.MaxCompletionTokens
 	if maxTokens == nil {
 		maxTokens = r.MaxTokens
 	}
 	pieces, cut := reply(chunks, maxTokens)
-	frames := [][]byte{chunk([]byte(`{"role":"assistant","content":"","refusal":null}`), noFinish)}
+	// Every frame cut from one buffer: one allocation per stream, not one per frame (the start of
+	// 500 streams at once is the emulator's busiest moment).
+	buf := make([]byte, 0, (len(pre)+len(noFinish)+24)*(len(pieces)+2))
+	var frames [][]byte
+	chunk := func(delta string, tail string) []byte {
+		start := len(buf)
+		buf = append(append(append(buf, pre...), delta...), tail...)
+		return buf[start:len(buf):len(buf)]
+	}
+	frames = append(frames, chunk(`{"role":"assistant","content":"","refusal":null}`, noFinish))
 	for _, p := range pieces {
-		frames = append(frames, chunk([]byte(`{"content":`+string(jsonText(p))+`}`), noFinish))
+		frames = append(frames, chunk(`{"content":`+string(jsonText(p))+`}`, noFinish))
 	}
 	finish := "stop"
 	if cut {
 		finish = "length"
 	}
-	frames = append(frames, chunk([]byte(`{}`), []byte(`,"logprobs":null,"finish_reason":"`+finish+`"}]}`+"\n\n")))
+	frames = append(frames, chunk(`{}`, `,"logprobs":null,"finish_reason":"`+finish+`"}]}`+"\n\n"))
 	if r.StreamOptions.IncludeUsage {
 		prompt := 0
 		for _, m := range r.Messages {
@@ -378,6 +398,7 @@ func read(argv []string) error {
 	lateMs := fs.Float64("late-ms", 50, "the lateness goal")
 	token := fs.String("token", `"delta":{"content":"`, "the bytes that mark a content chunk")
 	pids := fs.String("pids", "", "name=pid,... whose CPU is measured over the measured streams")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured streams here")
 	_ = fs.Parse(argv)
 	if *url == "" || *token == "" {
 		return errors.New("read needs -url and -token")
@@ -427,8 +448,18 @@ func read(argv []string) error {
 		}
 		cpu0[name] = c
 	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	self0, load0, t0 := selfCPU(), loadavg(), time.Now()
 	streams := run(*n)
+	pprof.StopCPUProfile()
 	wall := time.Since(t0).Seconds()
 	cpu := map[string]float64{"reader": selfCPU() - self0}
 	for name, pid := range procs {
