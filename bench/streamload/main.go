@@ -9,6 +9,8 @@
 // emulate answers POST /v1/chat/completions and /v1/messages with stream: true with the bytes of
 // the project's emulator (modelroute.testing.emulators with --stream-words N and a chunk_latency_ms
 // fault): a text reply "w1 ... wN", one SSE frame per write, frame i due at start + i x interval.
+// net/http reads the requests and sends the heads; by default one OS thread writes every stream's
+// frames on its socket (rawwrite.go; -raw=false: a goroutine per stream through net/http).
 // Only the bench's request shape is served (text messages; no tools, JSON mode or stop sequences).
 //
 // read opens the streams at once (one connection each; by default all read on one OS thread with
@@ -223,8 +225,11 @@ func emulate(argv []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "host:port (loopback)")
 	chunks := fs.Int("chunks", 200, "content chunks per stream (words of the reply)")
 	intervalMs := fs.Float64("interval-ms", 5, "between frames")
+	raw := fs.Bool("raw", true, "write every stream's frames from one OS thread (false: a goroutine per stream, net/http)")
 	_ = fs.Parse(argv)
 	interval := time.Duration(*intervalMs * float64(time.Millisecond))
+	writer := make(chan *rawOut, 1024)
+	go rawWriter(writer)
 	var seq atomic.Int64
 	bad := func(w http.ResponseWriter, msg string) {
 		w.Header().Set("Content-Type", "application/json")
@@ -259,6 +264,10 @@ func emulate(argv []string) error {
 			flusher := w.(http.Flusher)
 			w.WriteHeader(http.StatusOK)
 			flusher.Flush() // the headers alone, as aiohttp's prepare sends them
+			if *raw {
+				_ = sendRaw(req, writer, frames, interval)
+				return
+			}
 			// Frame i at start + i x interval (not sleep-after-write: a late wake-up does not push
 			// every later frame back); after the last, one interval before the end, as the emulator.
 			start := time.Now()
@@ -278,7 +287,8 @@ func emulate(argv []string) error {
 	mux.HandleFunc("POST /v1/chat/completions", serve(false))
 	mux.HandleFunc("POST /v1/messages", serve(true))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
-	return (&http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 30 * time.Second}).ListenAndServe()
+	return (&http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 30 * time.Second,
+		ConnContext: rawConnContext}).ListenAndServe()
 }
 
 // ---- read ----------------------------------------------------------------------------------
