@@ -195,15 +195,32 @@ async def concurrent(req: Req, n: int, chunks: int, interval: float, pid: int | 
             "emulator_cpu_ms_per_stream": emu_cpu * 1000 / n, "app_cpu_ms_per_stream": app_cpu * 1000 / n}
 
 
+async def settle(pids: list[int], quiet_s: float = 0.01, step_s: float = 0.2, limit_s: float = 10.0) -> float:
+    """Wait until ``pids`` together use under ``quiet_s`` of CPU per ``step_s`` (the previous row's
+    proxy may still be draining its streams), at most ``limit_s``; the seconds waited."""
+    t0 = time.monotonic()
+    last = sum(harness.cpu_seconds(p) for p in pids)
+    while time.monotonic() - t0 < limit_s:
+        await asyncio.sleep(step_s)
+        now = sum(harness.cpu_seconds(p) for p in pids)
+        if now - last < quiet_s:
+            break
+        last = now
+    return time.monotonic() - t0
+
+
 async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms: float, pid: int | None,
-                        emulator: int) -> dict[str, Any]:
-    """``n`` streams at once from the Go reader; its report plus CPU seconds per second and per chunk."""
+                        emulator: int, others: list[int]) -> dict[str, Any]:
+    """``n`` streams at once from the Go reader, once the emulator and ``others`` (every proxy) are
+    idle; its report plus CPU seconds per second and per chunk."""
+    settled = await settle([emulator, *others])
     url, headers, body, token = req
     pids = {"emulator": emulator, **({"proxy": pid} if pid else {})}
     r = await goload.read(goload.read_argv(binary, url, headers, body, token, n, chunks, interval_ms, GOAL_LATE_MS, pids))
     wall, cpu = r["wall_s"], r["cpu_s"]
     r["cpu_per_s"] = {name: s / wall for name, s in cpu.items()}
     r["proxy_us_per_chunk"] = cpu["proxy"] * 1e6 / (n * chunks) if pid else None
+    r["settled_s"] = settled
     return r
 
 
@@ -269,7 +286,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for n in (int(x) for x in args.concurrent.split(",") if x.strip() and int(x)):
             for p in reqs:
                 out["concurrent"][f"{n} {p}"] = (
-                    await concurrent_go(binary, reqs[p], n, args.chunks, args.interval_ms, pids.get(p), emulator) if binary
+                    await concurrent_go(binary, reqs[p], n, args.chunks, args.interval_ms, pids.get(p), emulator,
+                                        list(pids.values())) if binary
                     else await concurrent(reqs[p], n, args.chunks, interval, pids.get(p), emulator))
         if args.profile:
             os.kill(sc.pid, signal.SIGUSR2)
