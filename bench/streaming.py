@@ -18,9 +18,21 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
   Python process reading every stream; the direct row is the floor of this setup. Each row also
   gives the CPU time per stream of the emulator and of this reader: what the measurement itself
   costs, on the same cores.
+* ``--load go``: the emulator and the concurrent reader are ``bench/streamload`` (Go, built on
+  demand by ``goload.py``): the same bytes on the same schedule, and the same lateness, for a
+  fraction of the CPU, so 500 streams (100,000 chunks/s) leave the host's cores to the relay. Rows
+  then give the CPU seconds per second of the emulator, the reader and the proxy over the measured
+  streams, the proxy's CPU per content chunk and the load average. The 1-connection part keeps its
+  aiohttp reader (against the Go emulator). The default stays ``--load python``, comparable with
+  the figures before it.
+
+The sidecar runs from the image's venv (``--venv image``, as deployed: ``harness.venv_of``) unless
+``--venv dev`` (needed by ``--profile``); ``--before`` runs its tree on the dev venv.
 
     .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
-        [--routes chat,claude] [--concurrent 500] [--profile FILE] [--before DIR]
+        [--routes chat,claude] [--concurrent 500] [--load python|go] [--venv image|dev]
+        [--profile FILE] [--before DIR]
+    .venv/bin/python bench/streaming.py --load go --routes '' --concurrent 10,30,100,200,300,500
 
 Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99 over the streaming pass-through; added
 inter-chunk gap <= 0.1 ms p50;
@@ -41,6 +53,7 @@ from typing import Any
 
 import aiohttp
 
+import goload
 import harness
 
 GOAL_TTFT_P50_MS = 1.0
@@ -182,18 +195,82 @@ async def concurrent(req: Req, n: int, chunks: int, interval: float, pid: int | 
             "emulator_cpu_ms_per_stream": emu_cpu * 1000 / n, "app_cpu_ms_per_stream": app_cpu * 1000 / n}
 
 
+async def settle(pids: list[int], quiet_s: float = 0.01, step_s: float = 0.2, limit_s: float = 10.0) -> float:
+    """Wait until ``pids`` together use under ``quiet_s`` of CPU per ``step_s`` (the previous row's
+    proxy may still be draining its streams), at most ``limit_s``; the seconds waited."""
+    t0 = time.monotonic()
+    last = sum(harness.cpu_seconds(p) for p in pids)
+    while time.monotonic() - t0 < limit_s:
+        await asyncio.sleep(step_s)
+        now = sum(harness.cpu_seconds(p) for p in pids)
+        if now - last < quiet_s:
+            break
+        last = now
+    return time.monotonic() - t0
+
+
+async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms: float, pid: int | None,
+                        emulator: int, others: list[int]) -> dict[str, Any]:
+    """``n`` streams at once from the Go reader, once the emulator and ``others`` (every proxy) are
+    idle; its report plus CPU seconds per second and per chunk."""
+    settled = await settle([emulator, *others])
+    url, headers, body, token = req
+    pids = {"emulator": emulator, **({"proxy": pid} if pid else {})}
+    r = await goload.read(goload.read_argv(binary, url, headers, body, token, n, chunks, interval_ms, GOAL_LATE_MS, pids))
+    wall, cpu = r["wall_s"], r["cpu_s"]
+    r["cpu_per_s"] = {name: s / wall for name, s in cpu.items()}
+    r["proxy_us_per_chunk"] = cpu["proxy"] * 1e6 / (n * chunks) if pid else None
+    r["settled_s"] = settled
+    return r
+
+
+def go_table(rows: dict[str, dict[str, Any]]) -> str:
+    cells = []
+    for path, r in rows.items():
+        late, per_s = r["late"] or {}, r["cpu_per_s"]
+        cells.append([path, r["errors"], r["chunks"], late.get("p50", "-"), late.get("p99", "-"), late.get("max", "-"),
+                      r["chunks_over_goal"], (r["ttft"] or {}).get("p50", "-"), r["wall_s"], per_s["emulator"],
+                      per_s["reader"], per_s.get("proxy", "-"),
+                      r["proxy_us_per_chunk"] if r["proxy_us_per_chunk"] is not None else "-",
+                      f"{r['loadavg_start'][0]:.2f}"])
+    return harness.table(["streams path", "errors", "chunks", "late p50", "late p99", "late max", f"> {GOAL_LATE_MS:g} ms",
+                          "TTFT p50", "wall s", "emu CPU/s", "reader CPU/s", "proxy CPU/s", "proxy us/chunk", "load"],
+                         cells)
+
+
+def sustained(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Per path, the largest count at which every count up to it had no error and no chunk over the goal."""
+    best: dict[str, int] = {}
+    failed: set[str] = set()
+    for key in sorted(rows, key=lambda k: int(k.split()[0])):
+        n, path = key.split(" ", 1)
+        r = rows[key]
+        if path in failed or r["errors"] or r["chunks_over_goal"]:
+            failed.add(path)
+            best.setdefault(path, 0)
+        else:
+            best[path] = int(n)
+    return best
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     info = harness.machine()
     interval = args.interval_ms / 1000
     fault = json.dumps({"kind": "latency", "chunk_latency_ms": args.interval_ms, "stream": True})
     out: dict[str, Any] = {"bench": "streaming", "machine": info, "chunks": args.chunks, "interval_ms": args.interval_ms,
-                           "streams": args.streams, "routes": {}, "concurrent": {}}
+                           "streams": args.streams, "load": args.load, "venv": args.venv, "routes": {}, "concurrent": {}}
+    if args.profile and args.venv != "dev":
+        raise SystemExit("--profile runs the sidecar under bench/runsidecar.py: add --venv dev")
+    venv = harness.venv_of(args.venv)
+    binary = goload.build() if args.load == "go" else None
     with harness.stack() as st:
-        # the openai/anthropic stream counts content chunks only: the reply is --chunks words
-        upstream = st.emulator(["--stream-words", str(args.chunks), "--fault", fault])
-        emulator = st.procs[-1].pid
+        if binary:
+            upstream, emulator = goload.emulator(st, binary, args.chunks, args.interval_ms)
+        else:  # the openai/anthropic stream counts content chunks only: the reply is --chunks words
+            upstream = st.emulator(["--stream-words", str(args.chunks), "--fault", fault])
+            emulator = st.procs[-1].pid
         variant = ["--profile", str(args.profile)] if args.profile else None
-        sidecar, _admin, sc = st.sidecar(upstream, variant=variant)
+        sidecar, _admin, sc = st.sidecar(upstream, variant=variant, venv=None if variant else venv)
         proxy = st.passthrough(upstream)
         pids = {"sidecar": sc.pid, "passthrough": st.procs[-1].pid}
         before = None
@@ -208,7 +285,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         reqs = with_before(requests_for("chat", upstream, proxy, sidecar), sidecar, before)
         for n in (int(x) for x in args.concurrent.split(",") if x.strip() and int(x)):
             for p in reqs:
-                out["concurrent"][f"{n} {p}"] = await concurrent(reqs[p], n, args.chunks, interval, pids.get(p), emulator)
+                out["concurrent"][f"{n} {p}"] = (
+                    await concurrent_go(binary, reqs[p], n, args.chunks, args.interval_ms, pids.get(p), emulator,
+                                        list(pids.values())) if binary
+                    else await concurrent(reqs[p], n, args.chunks, interval, pids.get(p), emulator))
         if args.profile:
             os.kill(sc.pid, signal.SIGUSR2)
             await asyncio.sleep(1)  # the profile is written
@@ -224,6 +304,10 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--routes", default="chat,claude", help="routes at 1 connection (chat=openai, claude=anthropic)")
     p.add_argument("--concurrent", default="500", help="concurrent streams per path, or a comma list of counts (0: skip)")
+    p.add_argument("--load", choices=("python", "go"), default="python",
+                   help="emulator and concurrent reader: python (aiohttp, as before) or go (bench/streamload)")
+    p.add_argument("--venv", choices=harness.VENVS, default="image",
+                   help="the sidecar's venv: image (built as the Dockerfile does: as deployed) or dev (this editable install)")
     p.add_argument("--profile", type=Path, metavar="FILE", help="CPU-profile the sidecar over the run into FILE")
     p.add_argument("--before", type=Path, metavar="DIR",
                    help="also measure a sidecar imported from DIR/modelroute/sidecar (e.g. `git archive main sidecar` "
@@ -251,7 +335,16 @@ def main() -> None:
     print(harness.table(["route path", "TTFT p50", "TTFT p99", "added p50", "added p99", "over pt p50", "over pt p99",
                          "gap p50", "added gap",
                          "late max", "CPU ms/stream", "goal"], rows))
-    if out["concurrent"]:
+    if out["concurrent"] and args.load == "go":
+        print("\nconcurrent streams (openai route; Go emulator and reader), lateness against each stream's schedule, ms")
+        print(go_table(out["concurrent"]))
+        print("CPU/s: CPU seconds per second over the measured streams (the host has "
+              f"{m['cpus']}); proxy us/chunk: the proxy's CPU per content chunk; load: 1-min load average at the start")
+        out["sustained"] = sustained(out["concurrent"])
+        print("largest count with no chunk > "
+              f"{GOAL_LATE_MS:g} ms late (and every smaller count measured too): "
+              + ", ".join(f"{p} {n}" for p, n in out["sustained"].items()))
+    elif out["concurrent"]:
         rows = []
         for path, r in out["concurrent"].items():
             late = r["late"] or {}

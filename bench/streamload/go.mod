@@ -1,0 +1,3 @@
+module modelroute.dev/bench/streamload
+
+go 1.26
