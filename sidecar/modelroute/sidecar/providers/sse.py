@@ -44,9 +44,9 @@ class SseReader:
             if ev.startswith("data: ") and "\n" not in ev:  # the common shape: one data line
                 out.append(ev[6:])
             else:
-                value = _data(ev.encode())
-                if value is not None:
-                    out.append(value)
+                parts = [line[6:] if line.startswith("data: ") else line[5:] for line in ev.split("\n") if line.startswith("data:")]
+                if parts:  # ``_data``'s reading, on the text
+                    out.append(parts[0] if len(parts) == 1 else "\n".join(parts))
         return out
 
     def end(self) -> list[str]:

@@ -108,6 +108,8 @@ class _OpenAIStream:
 
     def feed_all(self, chunks: list[Json]) -> bytes:
         """``feed`` of each, joined: the texts joined and encoded once (the same bytes)."""
+        if len(chunks) == 1:
+            return self.feed(chunks[0])
         texts = [c.raw if c.__class__ is RawChunk and c.raw is not None else _dumps(c) for c in chunks]  # type: ignore[attr-defined]
         return ("data: " + "\n\ndata: ".join(texts) + "\n\n").encode() if texts else b""
 
