@@ -94,12 +94,13 @@ class _Writes:
 
 
 async def _relay(sc: Any, enc: Any, out: _Writes) -> None:
-    """``inbound._stream``'s loop: per batch of chunks (this tree), or per chunk with ``buffered`` (before)."""
+    """``inbound._stream``'s loop: per batch of chunks (``feed_all``, else ``feed`` each), or per chunk with ``buffered`` (older trees)."""
     batches = getattr(sc, "batches", None)
     if batches is not None:
         feed = enc.feed
+        feed_all = getattr(enc, "feed_all", None) or (lambda batch: feed(batch[0]) if len(batch) == 1 else b"".join(map(feed, batch)))
         async for batch in batches():
-            data = feed(batch[0]) if len(batch) == 1 else b"".join(map(feed, batch))
+            data = feed_all(batch)
             if data:
                 await out.write(data)
     else:

@@ -181,20 +181,26 @@ class SdkBuiltAdapter:
             events = self._transport.stream(prepared, body, timeout=timeout)
             tr = self.stream_translator(request)
             feed = tr.feed
-            feed_raw = getattr(tr, "feed_raw", None)  # a translator that can pass chunks on with their text
+            feed_events = getattr(tr, "feed_events", None)  # a translator that reads a read's event texts itself
             done = False
             async for batch in events:  # the events of one read, parsed here: no generator per event
                 out: list[Json] = []
                 failed: Exception | None = None
-                for item in batch:
-                    if item == "[DONE]":
-                        done = True
-                        break
+                if feed_events is not None:
                     try:
-                        out += feed(json_event(item)) if feed_raw is None else feed_raw(json_event(item), item)
-                    except Exception as exc:  # the chunks before it still go out first, as they came
+                        done = feed_events(batch, out, json_event)
+                    except Exception as exc:  # the chunks before it are in ``out``: they still go out first
                         failed = exc
-                        break
+                else:
+                    for item in batch:
+                        if item == "[DONE]":
+                            done = True
+                            break
+                        try:
+                            out += feed(json_event(item))
+                        except Exception as exc:  # the chunks before it still go out first, as they came
+                            failed = exc
+                            break
                 if out:
                     yield out
                 if failed is not None:

@@ -33,12 +33,20 @@ class SseReader:
         if b"\n\n" not in buf:
             self._buf = buf
             return []
-        *events, self._buf = buf.split(b"\n\n")
+        try:  # the whole read as text at once (splitting at "\n\n" never cuts a UTF-8 character)
+            *texts, rest = buf.decode("utf-8").split("\n\n")
+        except UnicodeDecodeError:  # a character cut at the end of the read, or bytes no data line holds
+            *events, self._buf = buf.split(b"\n\n")
+            return [value for value in map(_data, events) if value is not None]
+        self._buf = rest.encode() if rest else b""
         out: list[str] = []
-        for ev in events:
-            value = _data(ev)
-            if value is not None:
-                out.append(value)
+        for ev in texts:
+            if ev.startswith("data: ") and "\n" not in ev:  # the common shape: one data line
+                out.append(ev[6:])
+            else:
+                parts = [line[6:] if line.startswith("data: ") else line[5:] for line in ev.split("\n") if line.startswith("data:")]
+                if parts:  # ``_data``'s reading, on the text
+                    out.append(parts[0] if len(parts) == 1 else "\n".join(parts))
         return out
 
     def end(self) -> list[str]:

@@ -216,7 +216,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     note_dropped(request, route, sc.target, body, headers)
     resp = SseResponse(status=200, headers={**headers, **_SSE_HEADERS})
     enc = wire.stream(sc.first)
-    feed = enc.feed
+    feed_all = enc.feed_all
     try:
         await resp.prepare(request)
         try:
@@ -226,7 +226,7 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
                 if tap is not None:
                     for chunk in batch:
                         tap.feed(chunk)
-                data = feed(batch[0]) if len(batch) == 1 else b"".join(map(feed, batch))
+                data = feed_all(batch)
                 if data:
                     await resp.write(data)
             end = enc.finish()

@@ -54,6 +54,10 @@ class StreamEncoder(Protocol):
         """SSE bytes for one ``chat.completion.chunk`` (may be empty)."""
         ...
 
+    def feed_all(self, chunks: list[Json]) -> bytes:
+        """``feed`` of each chunk of a group that goes out in one write, joined."""
+        ...
+
     def finish(self) -> bytes:
         """The clean end of the stream; raises ``StreamError`` if the answer is incomplete."""
         ...
@@ -82,6 +86,18 @@ class Wire(Protocol):
 # ---- OpenAI ---------------------------------------------------------------------------
 
 
+class _Feeds:
+    """``feed_all`` for encoders that have nothing cheaper than ``feed`` per chunk."""
+
+    __slots__ = ()
+
+    def feed(self, chunk: Json) -> bytes:
+        raise NotImplementedError
+
+    def feed_all(self, chunks: list[Json]) -> bytes:
+        return b"".join(map(self.feed, chunks))
+
+
 class _OpenAIStream:
     __slots__ = ()
 
@@ -89,6 +105,13 @@ class _OpenAIStream:
         if chunk.__class__ is RawChunk and chunk.raw is not None:
             return b"data: " + chunk.raw.encode() + b"\n\n"  # as the upstream sent it
         return b"data: " + dumps(chunk) + b"\n\n"
+
+    def feed_all(self, chunks: list[Json]) -> bytes:
+        """``feed`` of each, joined: the texts joined and encoded once (the same bytes)."""
+        if len(chunks) == 1:
+            return self.feed(chunks[0])
+        texts = [c.raw if c.__class__ is RawChunk and c.raw is not None else _dumps(c) for c in chunks]  # type: ignore[attr-defined]
+        return ("data: " + "\n\ndata: ".join(texts) + "\n\n").encode() if texts else b""
 
     def finish(self) -> bytes:
         return b"data: [DONE]\n\n"
@@ -142,7 +165,7 @@ class _Dialect:
     response_body: Callable[[Json], Json]  # the API's answer from a chat.completion
 
 
-class _TranslatedStream:
+class _TranslatedStream(_Feeds):
     __slots__ = ("_d", "_t")
 
     def __init__(self, d: _Dialect, first: Json) -> None:
@@ -194,7 +217,7 @@ _GEMINI = _Dialect(
 _RESPONSES_CODE = {FailureKind.RATE_LIMITED.value: "rate_limit_exceeded"}
 
 
-class _ResponsesStream:
+class _ResponsesStream(_Feeds):
     __slots__ = ("_t",)
 
     def __init__(self, first: Json, echo: Json) -> None:

@@ -13,12 +13,14 @@ other providers, and drops the usage-only chunk the app did not ask for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from modelroute.api.v1alpha1 import Params
 from modelroute.sidecar.translate import cachemarks
 from modelroute.sidecar.translate.accepts import ParamFilter
 from modelroute.sidecar.translate.chat import RawChunk, raw_chunk, with_usage
+from modelroute.sidecar.translate.chunktext import Template, learn, string_at
 from modelroute.sidecar.translate.errors import StreamError
 from modelroute.sidecar.translate.params import apply_params
 
@@ -113,13 +115,15 @@ class OpenAIStreamToChat:
     that stopped early must not look complete.
     """
 
-    __slots__ = ("finish_reason", "include_usage", "model", "usage")
+    __slots__ = ("_learns", "_tpl", "finish_reason", "include_usage", "model", "usage")
 
     def __init__(self, *, model: str, include_usage: bool) -> None:
         self.model = model
         self.include_usage = include_usage
         self.usage: Json | None = None
         self.finish_reason: str | None = None
+        self._tpl: Template | None = None  # the shape of this stream's content chunks (``chunktext``)
+        self._learns = _LEARNS
 
     def feed(self, chunk: Json) -> list[Json]:
         if "error" in chunk and "choices" not in chunk:
@@ -158,7 +162,44 @@ class OpenAIStreamToChat:
             return [RawChunk(chunk, text)]
         return out
 
+    def feed_events(self, items: list[str], out: list[Json], parse: Callable[[str], Json]) -> bool:
+        """``feed_raw(parse(item), item)`` for the events of one read, in one loop, into ``out``; True at
+        ``[DONE]`` (nothing after it is read). A failure is raised with the chunks before it in ``out``.
+
+        A content chunk of the stream's template (``chunktext``) is built from its text alone."""
+        tpl = self._tpl
+        for item in items:
+            if tpl is not None and item.startswith(tpl[0]) and item.endswith(tpl[1]):
+                end = len(item) - tpl[3]
+                text = item[tpl[2]:end]
+                content = text if '"' not in text and "\\" not in text and text.isprintable() else string_at(
+                    item, tpl[2], end)  # no escapes, no control characters: the string is its text
+                if content is not None:  # ``chunktext.build``, inline: once per chunk
+                    chunk: RawChunk = _new_dict(RawChunk)
+                    _fill(chunk, tpl[4])
+                    _set(chunk, "choices", [{**tpl[5], "delta": {"content": content}}])
+                    chunk.raw = item
+                    out.append(chunk)
+                    continue
+            if item == "[DONE]":
+                return True
+            parsed = parse(item)
+            got = self.feed_raw(parsed, item)
+            out += got
+            if self._learns and len(got) == 1 and got[0].__class__ is RawChunk:
+                shaped, new = learn(item, parsed, parse)
+                if shaped:  # a content chunk that did not fit the template: this one's, if it has one
+                    self._learns -= 1  # a stream whose chunks never fit one template stops trying
+                    tpl = self._tpl = new or tpl
+        return False
+
     def finish(self) -> list[Json]:
         if self.finish_reason is None:
             raise StreamError("stream ended before a finish_reason", error_type="incomplete_stream")
         return []
+
+
+_LEARNS = 3  # templates a stream may learn (one is the rule; a chunk id that changes, a field that varies)
+_new_dict = dict.__new__
+_fill = dict.update
+_set = dict.__setitem__
