@@ -5,6 +5,7 @@
 //
 //	streamload emulate -listen 127.0.0.1:PORT -chunks 200 -interval-ms 5
 //	streamload read -url URL -body JSON -header 'K: V' -streams 500 -chunks 200 -interval-ms 5 -token MARK
+//	streamload relay -listen 127.0.0.1:PORT -upstream 127.0.0.1:PORT [-loops 1]
 //
 // emulate answers POST /v1/chat/completions and /v1/messages with stream: true with the bytes of
 // the project's emulator (modelroute.testing.emulators with --stream-words N and a chunk_latency_ms
@@ -16,7 +17,11 @@
 // read opens the streams at once (one connection each; by default all read on one OS thread with
 // epoll, rawread.go, a third less CPU per chunk than net/http's -raw=false), counts the
 // content-chunk marker in the bytes as they arrive and prints JSON: lateness of every content chunk against its stream's
-// schedule (the definition of streaming.py's per_stream), TTFT, the reader's CPU and that of -pids.
+// schedule (the definition of streaming.py's per_stream), TTFT, the reader's CPU and that of -pids,
+// user and system time apart.
+//
+// relay (relay.go) is the floor of any relay: HTTP/1.1 in, the same request upstream on a kept-alive
+// connection, the answer's bytes relayed as they arrive, one epoll loop on one OS thread.
 package main
 
 import (
@@ -41,7 +46,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: streamload emulate|read [flags]")
+		fmt.Fprintln(os.Stderr, "usage: streamload emulate|read|relay [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -50,8 +55,10 @@ func main() {
 		err = emulate(os.Args[2:])
 	case "read":
 		err = read(os.Args[2:])
+	case "relay":
+		err = relay(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q: emulate or read", os.Args[1])
+		err = fmt.Errorf("unknown mode %q: emulate, read or relay", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamload:", err)
@@ -368,22 +375,28 @@ func summary(xs []float64) map[string]float64 {
 		"p90": pct(s, 90), "p99": pct(s, 99), "max": s[len(s)-1]}
 }
 
-// procCPU is user + system CPU seconds of a process (all its threads) from /proc.
-func procCPU(pid int) (float64, error) {
+// cpuTimes is a process's CPU seconds in user and in system (kernel) mode.
+type cpuTimes struct{ user, sys float64 }
+
+func (c cpuTimes) minus(o cpuTimes) cpuTimes { return cpuTimes{c.user - o.user, c.sys - o.sys} }
+
+// procCPU is the user and system CPU seconds of a process (all its threads): utime and stime of
+// /proc/<pid>/stat.
+func procCPU(pid int) (cpuTimes, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return cpuTimes{}, err
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100, nil // USER_HZ is 100 on Linux
+	return cpuTimes{u / 100, s / 100}, nil // USER_HZ is 100 on Linux
 }
 
-func selfCPU() float64 {
+func selfCPU() cpuTimes {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	return cpuTimes{float64(ru.Utime.Nano()) / 1e9, float64(ru.Stime.Nano()) / 1e9}
 }
 
 func loadavg() []float64 {
@@ -462,7 +475,7 @@ func read(argv []string) error {
 			procs[name] = pid
 		}
 	}
-	cpu0 := map[string]float64{}
+	cpu0 := map[string]cpuTimes{}
 	for name, pid := range procs {
 		c, err := procCPU(pid)
 		if err != nil {
@@ -483,13 +496,17 @@ func read(argv []string) error {
 	streams := run(*n)
 	pprof.StopCPUProfile()
 	wall := time.Since(t0).Seconds()
-	cpu := map[string]float64{"reader": selfCPU() - self0}
+	used := map[string]cpuTimes{"reader": selfCPU().minus(self0)}
 	for name, pid := range procs {
 		c, err := procCPU(pid)
 		if err != nil {
 			return err
 		}
-		cpu[name] = c - cpu0[name]
+		used[name] = c.minus(cpu0[name])
+	}
+	cpu, user, sys := map[string]float64{}, map[string]float64{}, map[string]float64{}
+	for name, c := range used {
+		cpu[name], user[name], sys[name] = c.user+c.sys, c.user, c.sys
 	}
 	interval := *intervalMs / 1000
 	var late, ttft []float64
@@ -524,6 +541,6 @@ func read(argv []string) error {
 	}
 	out := map[string]any{"streams": *n, "errors": errs, "first_error": firstErr, "chunks": len(late),
 		"chunks_over_goal": over, "late": summary(late), "ttft": summary(ttft), "wall_s": wall,
-		"cpu_s": cpu, "loadavg_start": load0, "loadavg_end": loadavg()}
+		"cpu_s": cpu, "cpu_user_s": user, "cpu_sys_s": sys, "loadavg_start": load0, "loadavg_end": loadavg()}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }
