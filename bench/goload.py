@@ -1,4 +1,5 @@
-"""The Go load side of ``streaming.py --load go``: build ``bench/streamload`` once, start its emulator, run its reader.
+"""The Go load side of ``streaming.py --load go``: build ``bench/streamload`` once, start its emulator and
+its floor relay, run its reader.
 
 At 500 streams x 200 chunks at 5 ms (100,000 chunks/s) the Python emulator and the aiohttp reader
 alone needed 1.57 and 1.03 CPU of this 2-core host (bench/README.md, session 5): the measurement
@@ -70,6 +71,23 @@ def emulator(st: harness.Stack, binary: Path, chunks: int, interval_ms: float) -
     return url, p.pid
 
 
+def relay_argv(binary: Path, port: int, upstream: str, loops: int) -> list[str]:
+    """The floor relay's command line: serve 127.0.0.1:``port``, relay to ``upstream`` (``http://IPv4:port``)."""
+    host = upstream.removeprefix("http://").rstrip("/")
+    if host == upstream or "/" in host:
+        raise ValueError(f"the floor relay relays to http://IPv4:port, not {upstream!r}")
+    return [str(binary), "relay", "-listen", f"127.0.0.1:{port}", "-upstream", host, "-loops", str(loops)]
+
+
+def relay(st: harness.Stack, binary: Path, upstream: str, loops: int) -> tuple[str, int]:
+    """Start the floor relay (``loops`` epoll loops, one OS thread each) in ``st``; (its base URL, its pid)."""
+    port = harness.free_port()
+    p = st.start(f"floor{loops}", relay_argv(binary, port, upstream, loops))
+    url = f"http://127.0.0.1:{port}"
+    harness.wait_http(f"{url}/healthz")  # relayed to the emulator's
+    return url, p.pid
+
+
 def read_argv(binary: Path, url: str, headers: dict[str, str], body: bytes, token: bytes, streams: int,
               chunks: int, interval_ms: float, late_ms: float, pids: dict[str, int]) -> list[str]:
     """The reader's command line: ``streams`` at once to ``url``, CPU of ``pids`` over the measured streams."""
@@ -81,7 +99,8 @@ def read_argv(binary: Path, url: str, headers: dict[str, str], body: bytes, toke
 
 
 async def read(argv: list[str]) -> dict[str, Any]:
-    """Run the reader; its JSON report (``cpu_s`` per name, ``reader`` included; ``wall_s``; lateness in ms)."""
+    """Run the reader; its JSON report (``cpu_s``, ``cpu_user_s``, ``cpu_sys_s`` per name, ``reader``
+    included; ``wall_s``; lateness in ms)."""
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=900)

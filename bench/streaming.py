@@ -24,15 +24,21 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
   then give the CPU seconds per second of the emulator, the reader and the proxy over the measured
   streams, the proxy's CPU per content chunk and the load average. The 1-connection part keeps its
   aiohttp reader (against the Go emulator). The default stays ``--load python``, comparable with
-  the figures before it.
+  the figures before it. Rows also split each process's CPU per content chunk into user and
+  system (kernel) time: the system part of a relay (loopback TCP recv/send, epoll) is what no
+  userspace work removes.
+* ``--floor 1[,2]`` (with ``--load go``): one more path per count, ``streamload relay`` (Go, one
+  epoll loop per OS thread, keep-alive both sides, the answer's bytes relayed as they arrive, no
+  parsing beyond HTTP framing): the floor of any relay on this host. ``floor`` is one loop (one
+  OS thread: comparable with one Python process), ``floor2`` two loops on ``SO_REUSEPORT``.
 
 The sidecar runs from the image's venv (``--venv image``, as deployed: ``harness.venv_of``) unless
 ``--venv dev`` (needed by ``--profile``); ``--before`` runs its tree on the dev venv.
 
     .venv/bin/python bench/streaming.py [--chunks 200] [--interval-ms 5] [--streams 40]
         [--routes chat,claude] [--concurrent 500] [--load python|go] [--venv image|dev]
-        [--profile FILE] [--before DIR]
-    .venv/bin/python bench/streaming.py --load go --routes '' --concurrent 10,30,100,200,300,500
+        [--profile FILE] [--before DIR] [--floor 1,2]
+    .venv/bin/python bench/streaming.py --load go --routes '' --concurrent 10,30,100,200,300,500 --floor
 
 Goals (issue 15): added TTFT <= 1.0 ms p50 and <= 2.5 ms p99 over the streaming pass-through; added
 inter-chunk gap <= 0.1 ms p50;
@@ -90,6 +96,20 @@ def requests_for(route: str, upstream: str, proxy: str, sidecar: str) -> dict[st
     return {"direct": (url, headers, raw, token), "passthrough": (url.replace(upstream, proxy), headers, raw, token),
             "sidecar": (f"{sidecar}/v1/chat/completions", {"Content-Type": "application/json",
                                                            "Authorization": "Bearer app"}, via, OPENAI_TOKEN)}
+
+
+def floor_paths(loops: str) -> dict[str, int]:
+    """``--floor``'s comma list of loop counts as path names: 1 loop is ``floor``, k loops ``floor<k>``."""
+    counts = [int(x) for x in loops.split(",") if x.strip()]
+    if any(k < 1 for k in counts):
+        raise SystemExit(f"--floor {loops!r}: loop counts of at least 1")
+    return {("floor" if k == 1 else f"floor{k}"): k for k in dict.fromkeys(counts)}
+
+
+def with_floors(reqs: dict[str, Req], proxy: str, floors: dict[str, str]) -> dict[str, Req]:
+    """``reqs`` plus the pass-through's request to each floor relay (path -> its URL)."""
+    url, headers, body, token = reqs["passthrough"]
+    return {**reqs, **{p: (url.replace(proxy, f), headers, body, token) for p, f in floors.items()}}
 
 
 def with_before(reqs: dict[str, Req], sidecar: str, before: str | None) -> dict[str, Req]:
@@ -220,8 +240,21 @@ async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms
     wall, cpu = r["wall_s"], r["cpu_s"]
     r["cpu_per_s"] = {name: s / wall for name, s in cpu.items()}
     r["proxy_us_per_chunk"] = cpu["proxy"] * 1e6 / (n * chunks) if pid else None
+    r["us_per_chunk"] = split_per_chunk(r["cpu_user_s"], r["cpu_sys_s"], n * chunks)
     r["settled_s"] = settled
     return r
+
+
+def split_per_chunk(user_s: dict[str, float], sys_s: dict[str, float], chunks: int) -> dict[str, dict[str, float]]:
+    """Per process name: user and system CPU microseconds per content chunk."""
+    return {name: {"user": user_s[name] * 1e6 / chunks, "sys": sys_s[name] * 1e6 / chunks} for name in user_s}
+
+
+def on_schedule_cpu(us_per_chunk: dict[str, dict[str, float]], streams: int, interval_ms: float) -> float:
+    """CPU (cores) that every process of ``us_per_chunk`` together needs at ``streams`` x one chunk per
+    ``interval_ms``, at these costs per chunk (500 streams at 5 ms: 100,000 chunks/s)."""
+    per_chunk = sum(c["user"] + c["sys"] for c in us_per_chunk.values())
+    return per_chunk * 1e-6 * streams * 1000 / interval_ms
 
 
 def go_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -236,6 +269,18 @@ def go_table(rows: dict[str, dict[str, Any]]) -> str:
     return harness.table(["streams path", "errors", "chunks", "late p50", "late p99", "late max", f"> {GOAL_LATE_MS:g} ms",
                           "TTFT p50", "wall s", "emu CPU/s", "reader CPU/s", "proxy CPU/s", "proxy us/chunk", "load"],
                          cells)
+
+
+def split_table(rows: dict[str, dict[str, Any]], interval_ms: float) -> str:
+    def us(r: dict[str, Any], name: str, mode: str) -> float | str:
+        c = r["us_per_chunk"].get(name)
+        return c[mode] if c else "-"
+    cells = [[path, us(r, "emulator", "user"), us(r, "emulator", "sys"), us(r, "reader", "user"), us(r, "reader", "sys"),
+              us(r, "proxy", "user"), us(r, "proxy", "sys"), r["cpu_per_s"].get("proxy", "-"),
+              on_schedule_cpu(r["us_per_chunk"], r["streams"], interval_ms), f"{r['loadavg_start'][0]:.2f}"]
+             for path, r in rows.items()]
+    return harness.table(["streams path", "emu user", "emu sys", "reader user", "reader sys", "proxy user", "proxy sys",
+                          "proxy CPU/s", "CPU on schedule", "load"], cells)
 
 
 def sustained(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -259,6 +304,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     fault = json.dumps({"kind": "latency", "chunk_latency_ms": args.interval_ms, "stream": True})
     out: dict[str, Any] = {"bench": "streaming", "machine": info, "chunks": args.chunks, "interval_ms": args.interval_ms,
                            "streams": args.streams, "load": args.load, "venv": args.venv, "routes": {}, "concurrent": {}}
+    if args.floor and args.load != "go":
+        raise SystemExit("--floor: the floor relay is bench/streamload's: add --load go")
     if args.profile and args.venv != "dev":
         raise SystemExit("--profile runs the sidecar under bench/runsidecar.py: add --venv dev")
     venv = harness.venv_of(args.venv)
@@ -273,6 +320,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sidecar, _admin, sc = st.sidecar(upstream, variant=variant, venv=None if variant else venv)
         proxy = st.passthrough(upstream)
         pids = {"sidecar": sc.pid, "passthrough": st.procs[-1].pid}
+        floors: dict[str, str] = {}
+        for path, loops in floor_paths(args.floor).items():
+            assert binary is not None  # --floor needs --load go (checked above)
+            floors[path], pids[path] = goload.relay(st, binary, upstream, loops)
         before = None
         if args.before:
             before, _a, bp = st.sidecar(upstream, name="before", tree=args.before)
@@ -280,9 +331,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if args.profile:
             os.kill(sc.pid, signal.SIGUSR1)
         for route in filter(None, args.routes.split(",")):
-            reqs = with_before(requests_for(route, upstream, proxy, sidecar), sidecar, before)
+            reqs = with_floors(with_before(requests_for(route, upstream, proxy, sidecar), sidecar, before), proxy, floors)
             out["routes"][route] = await single(reqs, args.streams, args.warmup, args.chunks, interval, pids)
-        reqs = with_before(requests_for("chat", upstream, proxy, sidecar), sidecar, before)
+        reqs = with_floors(with_before(requests_for("chat", upstream, proxy, sidecar), sidecar, before), proxy, floors)
         for n in (int(x) for x in args.concurrent.split(",") if x.strip() and int(x)):
             for p in reqs:
                 out["concurrent"][f"{n} {p}"] = (
@@ -306,6 +357,9 @@ def main() -> None:
     p.add_argument("--concurrent", default="500", help="concurrent streams per path, or a comma list of counts (0: skip)")
     p.add_argument("--load", choices=("python", "go"), default="python",
                    help="emulator and concurrent reader: python (aiohttp, as before) or go (bench/streamload)")
+    p.add_argument("--floor", nargs="?", const="1", default="",
+                   help="with --load go: also measure streamload's floor relay with these epoll loops (comma list; "
+                        "default 1: one OS thread)")
     p.add_argument("--venv", choices=harness.VENVS, default="image",
                    help="the sidecar's venv: image (built as the Dockerfile does: as deployed) or dev (this editable install)")
     p.add_argument("--profile", type=Path, metavar="FILE", help="CPU-profile the sidecar over the run into FILE")
@@ -340,6 +394,10 @@ def main() -> None:
         print(go_table(out["concurrent"]))
         print("CPU/s: CPU seconds per second over the measured streams (the host has "
               f"{m['cpus']}); proxy us/chunk: the proxy's CPU per content chunk; load: 1-min load average at the start")
+        print("\nCPU per content chunk, user and system (kernel) time apart, us")
+        print(split_table(out["concurrent"], args.interval_ms))
+        print("CPU on schedule: what the emulator, the reader and the proxy together need at these costs per chunk "
+              f"for every stream's chunk each {args.interval_ms:g} ms (cores; the host has {m['cpus']})")
         out["sustained"] = sustained(out["concurrent"])
         print("largest count with no chunk > "
               f"{GOAL_LATE_MS:g} ms late (and every smaller count measured too): "

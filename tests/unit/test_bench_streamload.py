@@ -1,11 +1,14 @@
-"""``streaming.py --load go``'s pure parts: the Go binary's cache key, the reader's command line, and
-the largest stream count a path sustained (bench/goload.py, bench/streaming.py)."""
+"""``streaming.py --load go``'s pure parts: the Go binary's cache key, the reader's and the floor relay's
+command lines, the floor paths, CPU per chunk in user and system time, and the largest stream count a
+path sustained (bench/goload.py, bench/streaming.py)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.append(str(ROOT / "bench"))  # the bench scripts import their siblings by name
@@ -50,3 +53,36 @@ def test_the_reader_gets_each_header_the_body_and_the_pids() -> None:
     assert pairs["-token"] == '"delta":{"content":"' and pairs["-pids"] == "emulator=7,proxy=9"
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "-header"] == ["Content-Type: application/json",
                                                                           "Authorization: Bearer k"]
+
+
+def test_the_floor_relay_serves_loopback_and_relays_to_the_emulators_host_and_port() -> None:
+    argv = goload.relay_argv(Path("/x/streamload"), 9100, "http://127.0.0.1:9000", 2)
+    assert argv == ["/x/streamload", "relay", "-listen", "127.0.0.1:9100", "-upstream", "127.0.0.1:9000", "-loops", "2"]
+    for bad in ("https://127.0.0.1:9000", "http://127.0.0.1:9000/v1"):
+        with pytest.raises(ValueError, match="http://IPv4:port"):
+            goload.relay_argv(Path("/x/streamload"), 9100, bad, 1)
+
+
+def test_floor_paths_name_one_loop_floor_and_k_loops_floor_k() -> None:
+    assert streaming.floor_paths("") == {}
+    assert streaming.floor_paths("1") == {"floor": 1}
+    assert streaming.floor_paths("1,2,1") == {"floor": 1, "floor2": 2}
+    with pytest.raises(SystemExit, match="at least 1"):
+        streaming.floor_paths("0")
+
+
+def test_each_floor_gets_the_passthroughs_request_at_its_own_url() -> None:
+    reqs = streaming.requests_for("chat", "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+    out = streaming.with_floors(reqs, "http://127.0.0.1:2", {"floor": "http://127.0.0.1:4"})
+    url, headers, body, token = out["floor"]
+    assert url == "http://127.0.0.1:4/v1/chat/completions"
+    assert (headers, body, token) == reqs["passthrough"][1:]
+    assert {k: v for k, v in out.items() if k != "floor"} == reqs
+
+
+def test_cpu_per_chunk_keeps_user_and_system_time_apart() -> None:
+    per = streaming.split_per_chunk({"emulator": 0.2, "proxy": 0.06}, {"emulator": 0.5, "proxy": 0.42}, 100_000)
+    assert per == {"emulator": {"user": pytest.approx(2.0), "sys": pytest.approx(5.0)},
+                   "proxy": {"user": pytest.approx(0.6), "sys": pytest.approx(4.2)}}
+    # 7 + 4.8 us per chunk at 500 streams x one chunk each 5 ms (100,000 chunks/s): 1.18 cores
+    assert streaming.on_schedule_cpu(per, 500, 5.0) == pytest.approx(1.18)
