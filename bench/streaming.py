@@ -241,6 +241,7 @@ async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms
     r["cpu_per_s"] = {name: s / wall for name, s in cpu.items()}
     r["proxy_us_per_chunk"] = cpu["proxy"] * 1e6 / (n * chunks) if pid else None
     r["us_per_chunk"] = split_per_chunk(r["cpu_user_s"], r["cpu_sys_s"], n * chunks)
+    r["calls_per_chunk"] = calls_per_chunk(r.get("syscalls") or {}, n * chunks)
     r["settled_s"] = settled
     return r
 
@@ -248,6 +249,12 @@ async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms
 def split_per_chunk(user_s: dict[str, float], sys_s: dict[str, float], chunks: int) -> dict[str, dict[str, float]]:
     """Per process name: user and system CPU microseconds per content chunk."""
     return {name: {"user": user_s[name] * 1e6 / chunks, "sys": sys_s[name] * 1e6 / chunks} for name in user_s}
+
+
+def calls_per_chunk(calls: dict[str, dict[str, int]], chunks: int) -> dict[str, dict[str, float]]:
+    """Per process name: read(2) and write(2) calls per content chunk (``/proc/<pid>/io``'s syscr and
+    syscw: recv/send, what asyncio calls on sockets, are not in them)."""
+    return {name: {k: v / chunks for k, v in c.items()} for name, c in calls.items()}
 
 
 def on_schedule_cpu(us_per_chunk: dict[str, dict[str, float]], streams: int, interval_ms: float) -> float:
@@ -275,12 +282,18 @@ def split_table(rows: dict[str, dict[str, Any]], interval_ms: float) -> str:
     def us(r: dict[str, Any], name: str, mode: str) -> float | str:
         c = r["us_per_chunk"].get(name)
         return c[mode] if c else "-"
+
+    def calls(r: dict[str, Any], kind: str) -> float | str:
+        c = r.get("calls_per_chunk", {}).get("proxy")
+        return c[kind] if c else "-"
+
     cells = [[path, us(r, "emulator", "user"), us(r, "emulator", "sys"), us(r, "reader", "user"), us(r, "reader", "sys"),
-              us(r, "proxy", "user"), us(r, "proxy", "sys"), r["cpu_per_s"].get("proxy", "-"),
+              us(r, "proxy", "user"), us(r, "proxy", "sys"), calls(r, "read"), calls(r, "write"),
+              r["cpu_per_s"].get("proxy", "-"),
               on_schedule_cpu(r["us_per_chunk"], r["streams"], interval_ms), f"{r['loadavg_start'][0]:.2f}"]
              for path, r in rows.items()]
     return harness.table(["streams path", "emu user", "emu sys", "reader user", "reader sys", "proxy user", "proxy sys",
-                          "proxy CPU/s", "CPU on schedule", "load"], cells)
+                          "proxy read(2)", "proxy write(2)", "proxy CPU/s", "CPU on schedule", "load"], cells)
 
 
 def sustained(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -397,7 +410,8 @@ def main() -> None:
         print("\nCPU per content chunk, user and system (kernel) time apart, us")
         print(split_table(out["concurrent"], args.interval_ms))
         print("CPU on schedule: what the emulator, the reader and the proxy together need at these costs per chunk "
-              f"for every stream's chunk each {args.interval_ms:g} ms (cores; the host has {m['cpus']})")
+              f"for every stream's chunk each {args.interval_ms:g} ms (cores; the host has {m['cpus']}); proxy "
+              "read(2), write(2): its calls per chunk (/proc/<pid>/io; Python's recv/send on sockets are not counted)")
         out["sustained"] = sustained(out["concurrent"])
         print("largest count with no chunk > "
               f"{GOAL_LATE_MS:g} ms late (and every smaller count measured too): "

@@ -18,7 +18,7 @@
 // epoll, rawread.go, a third less CPU per chunk than net/http's -raw=false), counts the
 // content-chunk marker in the bytes as they arrive and prints JSON: lateness of every content chunk against its stream's
 // schedule (the definition of streaming.py's per_stream), TTFT, the reader's CPU and that of -pids,
-// user and system time apart.
+// user and system time apart, and their read(2)/write(2) calls.
 //
 // relay (relay.go) is the floor of any relay: HTTP/1.1 in, the same request upstream on a kept-alive
 // connection, the answer's bytes relayed as they arrive, one epoll loop on one OS thread.
@@ -393,6 +393,42 @@ func procCPU(pid int) (cpuTimes, error) {
 	return cpuTimes{u / 100, s / 100}, nil // USER_HZ is 100 on Linux
 }
 
+// procSyscalls is a process's read(2) and write(2) calls so far (syscr and syscw of /proc/<pid>/io;
+// recv/send-family calls, which Python's asyncio uses on sockets, are not counted there); ok false
+// when the file cannot be read.
+func procSyscalls(pid string) (reads, writes int64, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/io")
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, _ := strings.Cut(line, ":")
+		v, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+		switch name {
+		case "syscr":
+			reads = v
+		case "syscw":
+			writes = v
+		}
+	}
+	return reads, writes, true
+}
+
+// syscallsOf is procSyscalls for every name (the reader: "self").
+func syscallsOf(procs map[string]int) map[string][2]int64 {
+	out := map[string][2]int64{}
+	for name, pid := range procs {
+		p := strconv.Itoa(pid)
+		if name == "reader" {
+			p = "self"
+		}
+		if r, w, ok := procSyscalls(p); ok {
+			out[name] = [2]int64{r, w}
+		}
+	}
+	return out
+}
+
 func selfCPU() cpuTimes {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -492,11 +528,22 @@ func read(argv []string) error {
 			return err
 		}
 	}
+	counted := map[string]int{"reader": 0}
+	for name, pid := range procs {
+		counted[name] = pid
+	}
+	sys0 := syscallsOf(counted)
 	self0, load0, t0 := selfCPU(), loadavg(), time.Now()
 	streams := run(*n)
 	pprof.StopCPUProfile()
 	wall := time.Since(t0).Seconds()
 	used := map[string]cpuTimes{"reader": selfCPU().minus(self0)}
+	calls := map[string]map[string]int64{}
+	for name, c := range syscallsOf(counted) {
+		if c0, ok := sys0[name]; ok {
+			calls[name] = map[string]int64{"read": c[0] - c0[0], "write": c[1] - c0[1]}
+		}
+	}
 	for name, pid := range procs {
 		c, err := procCPU(pid)
 		if err != nil {
@@ -541,6 +588,7 @@ func read(argv []string) error {
 	}
 	out := map[string]any{"streams": *n, "errors": errs, "first_error": firstErr, "chunks": len(late),
 		"chunks_over_goal": over, "late": summary(late), "ttft": summary(ttft), "wall_s": wall,
-		"cpu_s": cpu, "cpu_user_s": user, "cpu_sys_s": sys, "loadavg_start": load0, "loadavg_end": loadavg()}
+		"cpu_s": cpu, "cpu_user_s": user, "cpu_sys_s": sys,
+		"syscalls": calls, "loadavg_start": load0, "loadavg_end": loadavg()}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

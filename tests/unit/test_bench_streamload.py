@@ -86,3 +86,9 @@ def test_cpu_per_chunk_keeps_user_and_system_time_apart() -> None:
                    "proxy": {"user": pytest.approx(0.6), "sys": pytest.approx(4.2)}}
     # 7 + 4.8 us per chunk at 500 streams x one chunk each 5 ms (100,000 chunks/s): 1.18 cores
     assert streaming.on_schedule_cpu(per, 500, 5.0) == pytest.approx(1.18)
+
+
+def test_read_and_write_calls_per_chunk() -> None:
+    per = streaming.calls_per_chunk({"proxy": {"read": 100_500, "write": 100_000}}, 100_000)
+    assert per == {"proxy": {"read": 1.005, "write": 1.0}}
+    assert streaming.calls_per_chunk({}, 100_000) == {}
