@@ -242,6 +242,7 @@ async def concurrent_go(binary: Path, req: Req, n: int, chunks: int, interval_ms
     r["proxy_us_per_chunk"] = cpu["proxy"] * 1e6 / (n * chunks) if pid else None
     r["us_per_chunk"] = split_per_chunk(r["cpu_user_s"], r["cpu_sys_s"], n * chunks)
     r["calls_per_chunk"] = calls_per_chunk(r.get("syscalls") or {}, n * chunks)
+    r["runq_wait_per_s"] = {name: s / wall for name, s in (r.get("runq_wait_s") or {}).items()}
     r["settled_s"] = settled
     return r
 
@@ -287,13 +288,18 @@ def split_table(rows: dict[str, dict[str, Any]], interval_ms: float) -> str:
         c = r.get("calls_per_chunk", {}).get("proxy")
         return c[kind] if c else "-"
 
+    def wait(r: dict[str, Any], name: str) -> float | str:
+        w = r.get("runq_wait_per_s", {}).get(name)
+        return w if w is not None else "-"
+
     cells = [[path, us(r, "emulator", "user"), us(r, "emulator", "sys"), us(r, "reader", "user"), us(r, "reader", "sys"),
               us(r, "proxy", "user"), us(r, "proxy", "sys"), calls(r, "read"), calls(r, "write"),
-              r["cpu_per_s"].get("proxy", "-"),
+              r["cpu_per_s"].get("proxy", "-"), wait(r, "emulator"), wait(r, "reader"), wait(r, "proxy"),
               on_schedule_cpu(r["us_per_chunk"], r["streams"], interval_ms), f"{r['loadavg_start'][0]:.2f}"]
              for path, r in rows.items()]
     return harness.table(["streams path", "emu user", "emu sys", "reader user", "reader sys", "proxy user", "proxy sys",
-                          "proxy read(2)", "proxy write(2)", "proxy CPU/s", "CPU on schedule", "load"], cells)
+                          "proxy read(2)", "proxy write(2)", "proxy CPU/s", "emu wait", "reader wait", "proxy wait",
+                          "CPU on schedule", "load"], cells)
 
 
 def sustained(rows: dict[str, dict[str, Any]]) -> dict[str, int]:
@@ -411,7 +417,8 @@ def main() -> None:
         print(split_table(out["concurrent"], args.interval_ms))
         print("CPU on schedule: what the emulator, the reader and the proxy together need at these costs per chunk "
               f"for every stream's chunk each {args.interval_ms:g} ms (cores; the host has {m['cpus']}); proxy "
-              "read(2), write(2): its calls per chunk (/proc/<pid>/io; Python's recv/send on sockets are not counted)")
+              "read(2), write(2): its calls per chunk (/proc/<pid>/io; Python's recv/send on sockets are not counted); "
+              "wait: seconds per second runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat)")
         out["sustained"] = sustained(out["concurrent"])
         print("largest count with no chunk > "
               f"{GOAL_LATE_MS:g} ms late (and every smaller count measured too): "

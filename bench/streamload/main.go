@@ -18,7 +18,8 @@
 // epoll, rawread.go, a third less CPU per chunk than net/http's -raw=false), counts the
 // content-chunk marker in the bytes as they arrive and prints JSON: lateness of every content chunk against its stream's
 // schedule (the definition of streaming.py's per_stream), TTFT, the reader's CPU and that of -pids,
-// user and system time apart, and their read(2)/write(2) calls.
+// user and system time apart, their read(2)/write(2) calls and their time runnable but waiting for
+// a CPU (what the host's other work takes from them).
 //
 // relay (relay.go) is the floor of any relay: HTTP/1.1 in, the same request upstream on a kept-alive
 // connection, the answer's bytes relayed as they arrive, one epoll loop on one OS thread.
@@ -429,6 +430,39 @@ func syscallsOf(procs map[string]int) map[string][2]int64 {
 	return out
 }
 
+// runqWait is the seconds a process's threads spent runnable but waiting for a CPU so far: the
+// second field of /proc/<pid>/task/<tid>/schedstat, summed (threads gone meanwhile drop out).
+func runqWait(pid string) (float64, bool) {
+	tasks, err := os.ReadDir("/proc/" + pid + "/task")
+	if err != nil {
+		return 0, false
+	}
+	var ns int64
+	for _, t := range tasks {
+		b, err := os.ReadFile("/proc/" + pid + "/task/" + t.Name() + "/schedstat")
+		if f := strings.Fields(string(b)); err == nil && len(f) >= 2 {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			ns += v
+		}
+	}
+	return float64(ns) / 1e9, true
+}
+
+// waitsOf is runqWait for every name (the reader: "self").
+func waitsOf(procs map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range procs {
+		p := strconv.Itoa(pid)
+		if name == "reader" {
+			p = "self"
+		}
+		if w, ok := runqWait(p); ok {
+			out[name] = w
+		}
+	}
+	return out
+}
+
 func selfCPU() cpuTimes {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -532,12 +566,18 @@ func read(argv []string) error {
 	for name, pid := range procs {
 		counted[name] = pid
 	}
-	sys0 := syscallsOf(counted)
+	sys0, wait0 := syscallsOf(counted), waitsOf(counted)
 	self0, load0, t0 := selfCPU(), loadavg(), time.Now()
 	streams := run(*n)
 	pprof.StopCPUProfile()
 	wall := time.Since(t0).Seconds()
 	used := map[string]cpuTimes{"reader": selfCPU().minus(self0)}
+	waits := map[string]float64{}
+	for name, w := range waitsOf(counted) {
+		if w0, ok := wait0[name]; ok {
+			waits[name] = w - w0
+		}
+	}
 	calls := map[string]map[string]int64{}
 	for name, c := range syscallsOf(counted) {
 		if c0, ok := sys0[name]; ok {
@@ -589,6 +629,6 @@ func read(argv []string) error {
 	out := map[string]any{"streams": *n, "errors": errs, "first_error": firstErr, "chunks": len(late),
 		"chunks_over_goal": over, "late": summary(late), "ttft": summary(ttft), "wall_s": wall,
 		"cpu_s": cpu, "cpu_user_s": user, "cpu_sys_s": sys,
-		"syscalls": calls, "loadavg_start": load0, "loadavg_end": loadavg()}
+		"syscalls": calls, "runq_wait_s": waits, "loadavg_start": load0, "loadavg_end": loadavg()}
 	return json.NewEncoder(os.Stdout).Encode(out)
 }

@@ -19,20 +19,12 @@ type rawStream struct {
 	head    []byte // the response head until its blank line
 	inBody  bool
 	chunked bool
-	left    int    // bytes left in the current HTTP chunk (chunked) or body (-1: until close)
-	state   int    // chunked: 0 size line, 1 data, 2 CRLF after data, 3 done
-	line    []byte // a size line split across reads
+	left    int // bytes left in the body (-1: until close; 0 when chunked)
+	body    chunked
 	scratch []byte // the kept tail plus this read's payload, where markers are counted
 	res     stream
 	done    bool
 }
-
-const (
-	stSize = iota
-	stData
-	stCRLF
-	stDone
-)
 
 // rawRun reads k streams on one OS thread with epoll: one read per readiness event and no
 // goroutine per stream, for a fraction of net/http's CPU per chunk (a stream per socket, no reuse).
@@ -212,42 +204,14 @@ func (s *rawStream) feed(data []byte, now time.Time, token []byte) {
 		}
 		s.scratch = append(s.scratch, data...)
 	} else {
-		for len(data) > 0 && s.state != stDone {
-			switch s.state {
-			case stSize:
-				i := bytes.IndexByte(data, '\n')
-				if i < 0 {
-					s.line = append(s.line, data...)
-					data = nil
-					continue
-				}
-				line := append(s.line, data[:i]...)
-				s.line, data = s.line[:0], data[i+1:]
-				line, _, _ = bytes.Cut(bytes.TrimSpace(line), []byte(";"))
-				size, err := strconv.ParseInt(string(line), 16, 64)
-				if err != nil {
-					s.finish(fmt.Errorf("bad chunk size %q", line))
-					return
-				}
-				s.left, s.state = int(size), stData
-				if size == 0 {
-					s.state = stDone
-				}
-			case stData:
-				take := min(len(data), s.left)
-				s.scratch = append(s.scratch, data[:take]...)
-				data, s.left = data[take:], s.left-take
-				if s.left == 0 {
-					s.state = stCRLF
-				}
-			case stCRLF:
-				i := bytes.IndexByte(data, '\n')
-				if i < 0 {
-					data = nil
-					continue
-				}
-				data, s.state = data[i+1:], stSize
+		for len(data) > 0 && !s.body.done() {
+			var payload []byte
+			var err error
+			if payload, data, err = s.body.next(data); err != nil {
+				s.finish(err)
+				return
 			}
+			s.scratch = append(s.scratch, payload...)
 		}
 	}
 	for c := bytes.Count(s.scratch, token); c > 0; c-- {
@@ -257,7 +221,7 @@ func (s *rawStream) feed(data []byte, now time.Time, token []byte) {
 		copy(s.scratch, s.scratch[t:])
 		s.scratch = s.scratch[:keep]
 	}
-	if (s.chunked && s.state == stDone) || (!s.chunked && s.left == 0) {
+	if (s.chunked && s.body.done()) || (!s.chunked && s.left == 0) {
 		s.finish(nil)
 	}
 }

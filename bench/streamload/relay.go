@@ -101,11 +101,8 @@ type framing struct {
 	chunked  bool
 	untilEOF bool
 	keep     bool // the upstream keeps the connection
-	left     int
-	state    int // chunked: stSize, stData, stCRLF, stDone (rawread.go)
-	digits   int // hex digits of the current size line so far, parsed into size
-	size     int64
-	sizeEnd  bool // past the digits (a chunk extension or the CR)
+	left     int  // Content-Length bytes left
+	body     chunked
 }
 
 // feed takes the next bytes of the response; done when they complete it.
@@ -141,7 +138,7 @@ func (f *framing) feed(data []byte) (done bool, err error) {
 		f.inBody, f.head = true, f.head[:0]
 		switch {
 		case f.chunked:
-			f.state, f.digits, f.size, f.sizeEnd = stSize, 0, 0, false
+			f.body = chunked{}
 		case f.left < 0:
 			f.untilEOF, f.keep = true, false
 		}
@@ -153,65 +150,12 @@ func (f *framing) feed(data []byte) (done bool, err error) {
 		f.left -= min(len(data), f.left)
 		return f.left == 0, nil
 	}
-	for len(data) > 0 && f.state != stDone {
-		switch f.state {
-		case stSize:
-			c := data[0]
-			data = data[1:]
-			switch {
-			case c == '\n':
-				if f.digits == 0 {
-					return false, errors.New("a chunk size line without a size")
-				}
-				f.left, f.state = int(f.size), stData
-				if f.size == 0 { // the last chunk; no trailers from the upstreams this relays
-					f.state = stCRLF
-					f.left = -1
-				}
-			case f.sizeEnd || c == '\r':
-				f.sizeEnd = true
-			case c == ';' || c == ' ' || c == '\t':
-				f.sizeEnd = true
-			default:
-				d, ok := hexDigit(c)
-				if !ok || f.size > 1<<40 {
-					return false, fmt.Errorf("bad chunk size byte %q", c)
-				}
-				f.size, f.digits = f.size*16+int64(d), f.digits+1
-			}
-		case stData:
-			take := min(len(data), f.left)
-			data, f.left = data[take:], f.left-take
-			if f.left == 0 {
-				f.state = stCRLF
-			}
-		case stCRLF:
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				data = nil
-				continue
-			}
-			data = data[i+1:]
-			if f.left < 0 { // after the last chunk: its CRLF ends the response
-				f.state = stDone
-			} else {
-				f.state, f.digits, f.size, f.sizeEnd = stSize, 0, 0, false
-			}
+	for len(data) > 0 && !f.body.done() {
+		if _, data, err = f.body.next(data); err != nil {
+			return false, err
 		}
 	}
-	return f.state == stDone, nil
-}
-
-func hexDigit(c byte) (int, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return int(c - '0'), true
-	case 'a' <= c && c <= 'f':
-		return int(c-'a') + 10, true
-	case 'A' <= c && c <= 'F':
-		return int(c-'A') + 10, true
-	}
-	return 0, false
+	return f.body.done(), nil
 }
 
 // wholeRequest is a whole request at the start of in: the head to send upstream (without the app's
