@@ -26,7 +26,10 @@ which relays a stream's bytes as they arrive) in their own processes; this proce
   aiohttp reader (against the Go emulator). The default stays ``--load python``, comparable with
   the figures before it. Rows also split each process's CPU per content chunk into user and
   system (kernel) time: the system part of a relay (loopback TCP recv/send, epoll) is what no
-  userspace work removes.
+  userspace work removes; with the proxy's read(2)/write(2) calls per chunk (``/proc/<pid>/io``:
+  Go's; asyncio's recv/send are not counted there), each process's time runnable but waiting for
+  a CPU (``schedstat``: what the host's other work takes), and the CPU the emulator, the reader and
+  the proxy together need at these costs per chunk with every chunk on schedule.
 * ``--floor 1[,2]`` (with ``--load go``): one more path per count, ``streamload relay`` (Go, one
   epoll loop per OS thread, keep-alive both sides, the answer's bytes relayed as they arrive, no
   parsing beyond HTTP framing): the floor of any relay on this host. ``floor`` is one loop (one
