@@ -170,17 +170,36 @@ class OpenAIStreamToChat:
         tpl = self._tpl
         for item in items:
             if tpl is not None and item.startswith(tpl[0]) and item.endswith(tpl[1]):
+                start = tpl[2]
                 end = len(item) - tpl[3]
-                text = item[tpl[2]:end]
-                content = text if '"' not in text and "\\" not in text and text.isprintable() else string_at(
-                    item, tpl[2], end)  # no escapes, no control characters: the string is its text
-                if content is not None:  # ``chunktext.build``, inline: once per chunk
-                    chunk: RawChunk = _new_dict(RawChunk)
-                    _fill(chunk, tpl[4])
-                    _set(chunk, "choices", [{**tpl[5], "delta": {"content": content}}])
-                    chunk.raw = item
-                    out.append(chunk)
-                    continue
+                mid = tpl[6]
+                if mid is None:  # one hole: the content string
+                    text = item[start:end]
+                    content = text if '"' not in text and "\\" not in text and text.isprintable() else string_at(
+                        item, start, end)  # no escapes, no control characters: the string is its text
+                    if content is not None and end >= start:  # ``chunktext.build``, inline: once per chunk
+                        chunk: RawChunk = _new_dict(RawChunk)
+                        _fill(chunk, tpl[4])
+                        _set(chunk, "choices", [{**tpl[5], "delta": {"content": content}}])
+                        chunk.raw = item
+                        out.append(chunk)
+                        continue
+                else:  # two: the content and the ``obfuscation`` string, either order, ``mid`` between them
+                    cut = item.find(mid, start, end)
+                    if cut >= 0:
+                        after = cut + tpl[7]
+                        one = item[start:cut]
+                        two = item[after:end]
+                        first = one if '"' not in one and "\\" not in one and one.isprintable() else string_at(item, start, cut)
+                        second = two if '"' not in two and "\\" not in two and two.isprintable() else string_at(item, after, end)
+                        if first is not None and second is not None:
+                            chunk = _new_dict(RawChunk)
+                            _fill(chunk, tpl[4])
+                            _set(chunk, "choices", [{**tpl[5], "delta": {"content": first if tpl[8] else second}}])
+                            _set(chunk, "obfuscation", second if tpl[8] else first)
+                            chunk.raw = item
+                            out.append(chunk)
+                            continue
             if item == "[DONE]":
                 return True
             parsed = parse(item)
