@@ -10,11 +10,13 @@ that only counts the bytes of each ``write``). So the figures are deterministic:
 same work; ``--per-read 1`` is a quiet host (an event per read), 10 a loaded one.
 
     .venv/bin/python bench/relaycost.py [--chunks 200] [--streams 200] [--per-read 1,10]
-        [--routes chat,claude] [--before DIR] [--cpu]
+        [--routes chat,claude] [--before DIR] [--cpu] [--no-obfuscation]
 
 Without ``--cpu`` each figure is valgrind's instruction count (``--tool=cachegrind --cache-sim=no``)
 of a run with ``--streams`` streams minus one with none, per relayed content chunk: set-up and
 imports cancel out. ``--before DIR``: the same for a sidecar imported from DIR (``git archive``).
+OpenAI chunks carry the real API's ``obfuscation`` padding (the emulator's default, as OpenAI's);
+``--no-obfuscation`` asks for none (``stream_options.include_obfuscation: false``).
 Not counted: aiohttp's socket reads and writes (``streaming.py`` has them), which a relay pays per
 read and per ``write`` (the stand-in counts the writes).
 """
@@ -161,7 +163,7 @@ async def inner(route: str, frames: list[bytes], streams: int, per_read: int) ->
 # ---- the outer run: the emulator's bytes, each tree under cachegrind ------------------------------
 
 
-def fetch_frames(route: str, chunks: int) -> list[bytes]:
+def fetch_frames(route: str, chunks: int, obfuscation: bool = True) -> list[bytes]:
     """The emulator's own stream for ``route`` (no pacing), as its SSE frames."""
     import urllib.request
 
@@ -177,6 +179,8 @@ def fetch_frames(route: str, chunks: int) -> list[bytes]:
             streamed["max_tokens"] = 4096
         if harness.ROUTES[route][0] == "openai":
             streamed["stream_options"] = {"include_usage": True}  # the sidecar asks for it
+            if not obfuscation:
+                streamed["stream_options"]["include_obfuscation"] = False
         req = urllib.request.Request(url, data=json.dumps(streamed).encode(), headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=30) as r:
             raw = r.read()
@@ -208,6 +212,7 @@ def main() -> None:
     p.add_argument("--routes", default="chat,claude", help="chat: openai -> openai, claude: openai -> anthropic")
     p.add_argument("--before", type=Path, metavar="DIR", help="also measure the sidecar under DIR (its modelroute/sidecar)")
     p.add_argument("--cpu", action="store_true", help="CPU time of this host instead of instruction counts (noisier)")
+    p.add_argument("--no-obfuscation", action="store_true", help="OpenAI chunks without the obfuscation padding")
     p.add_argument("--inner", metavar="ROUTE", help=argparse.SUPPRESS)
     p.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -219,10 +224,11 @@ def main() -> None:
     import harness
 
     trees: dict[str, Path | None] = {"this tree": None, **({"before": a.before} if a.before else {})}
-    rows, out = [], {"bench": "relaycost", "machine": harness.machine(), "chunks": a.chunks, "streams": a.streams, "runs": []}
+    rows, out = [], {"bench": "relaycost", "machine": harness.machine(), "chunks": a.chunks, "streams": a.streams,
+                     "obfuscation": not a.no_obfuscation, "runs": []}
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     for route in filter(None, a.routes.split(",")):
-        frames = fetch_frames(route, a.chunks)
+        frames = fetch_frames(route, a.chunks, not a.no_obfuscation)
         frames_file = tmp / f"relaycost-{route}-{os.getpid()}.json"
         frames_file.write_text(json.dumps([f.hex() for f in frames]))
         try:
@@ -241,7 +247,8 @@ def main() -> None:
         finally:
             frames_file.unlink(missing_ok=True)
     unit = "CPU us per chunk" if a.cpu else "instructions per chunk"
-    print(f"relaycost: {a.streams} streams of {a.chunks} chunks, in one process (load avg {os.getloadavg()[0]:.2f})")
+    print(f"relaycost: {a.streams} streams of {a.chunks} chunks{'' if a.no_obfuscation else ' with obfuscation'}, "
+          f"in one process (load avg {os.getloadavg()[0]:.2f})")
     print(harness.table(["route, events per read, sidecar", unit, "writes per stream", "bytes per stream",
                          "sha256, first stream (ids, times left out)"], rows))
     print(f"-> {harness.write_result('relaycost', out)}")

@@ -9,7 +9,9 @@
 //
 // emulate answers POST /v1/chat/completions and /v1/messages with stream: true with the bytes of
 // the project's emulator (modelroute.testing.emulators with --stream-words N and a chunk_latency_ms
-// fault): a text reply "w1 ... wN", one SSE frame per write, frame i due at start + i x interval.
+// fault): a text reply "w1 ... wN", one SSE frame per write, frame i due at start + i x interval;
+// OpenAI chunks carry the real API's "obfuscation" padding unless include_obfuscation is false
+// (obfuscation.go).
 // net/http reads the requests and sends the heads; by default one OS thread writes every stream's
 // frames on its socket (rawwrite.go; -raw=false: a goroutine per stream through net/http).
 // Only the bench's request shape is served (text messages; no tools, JSON mode or stop sequences).
@@ -118,7 +120,8 @@ type request struct {
 	MaxTokens           *int             `json:"max_tokens"`
 	MaxCompletionTokens *int             `json:"max_completion_tokens"`
 	StreamOptions       struct {
-		IncludeUsage bool `json:"include_usage"`
+		IncludeUsage       bool  `json:"include_usage"`
+		IncludeObfuscation *bool `json:"include_obfuscation"`
 	} `json:"stream_options"`
 	Tools          any `json:"tools"`
 	ResponseFormat any `json:"response_format"`
@@ -147,31 +150,39 @@ func openaiFrames(r *request, seq int64, created int64, chunks int) [][]byte {
 	if r.StreamOptions.IncludeUsage {
 		head += `,"usage":null`
 	}
-	pre := "data: " + head + `,"choices":[{"index":0,"delta":`
-	noFinish := `,"logprobs":null,"finish_reason":null}]}` + "\n\n"
+	pre := head + `,"choices":[{"index":0,"delta":`
+	noFinish := `,"logprobs":null,"finish_reason":null}]}`
 	maxTokens := r.MaxCompletionTokens
 	if maxTokens == nil {
 		maxTokens = r.MaxTokens
 	}
 	pieces, cut := reply(chunks, maxTokens)
+	obf := r.StreamOptions.IncludeObfuscation == nil || *r.StreamOptions.IncludeObfuscation
 	// Every frame cut from one buffer: one allocation per stream, not one per frame (the start of
 	// 500 streams at once is the emulator's busiest moment).
-	buf := make([]byte, 0, (len(pre)+len(noFinish)+24)*(len(pieces)+2))
+	buf := make([]byte, 0, (len(pre)+len(noFinish)+60)*(len(pieces)+2))
 	var frames [][]byte
-	chunk := func(delta string, tail string) []byte {
+	chunk := func(parts ...string) []byte {
 		start := len(buf)
-		buf = append(append(append(buf, pre...), delta...), tail...)
+		buf = append(buf, "data: "...)
+		for _, p := range parts {
+			buf = append(buf, p...)
+		}
+		if obf { // OpenAI's default: every chunk padded
+			buf = obfuscate(buf, start+6, seq, len(frames))
+		}
+		buf = append(buf, "\n\n"...)
 		return buf[start:len(buf):len(buf)]
 	}
-	frames = append(frames, chunk(`{"role":"assistant","content":"","refusal":null}`, noFinish))
+	frames = append(frames, chunk(pre, `{"role":"assistant","content":"","refusal":null}`, noFinish))
 	for _, p := range pieces {
-		frames = append(frames, chunk(`{"content":`+string(jsonText(p))+`}`, noFinish))
+		frames = append(frames, chunk(pre, `{"content":`, string(jsonText(p)), `}`, noFinish))
 	}
 	finish := "stop"
 	if cut {
 		finish = "length"
 	}
-	frames = append(frames, chunk(`{}`, `,"logprobs":null,"finish_reason":"`+finish+`"}]}`+"\n\n"))
+	frames = append(frames, chunk(pre, `{}`, `,"logprobs":null,"finish_reason":"`+finish+`"}]}`))
 	if r.StreamOptions.IncludeUsage {
 		prompt := 0
 		for _, m := range r.Messages {
@@ -183,8 +194,7 @@ func openaiFrames(r *request, seq int64, created int64, chunks int) [][]byte {
 			`{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}`,
 			prompt, out, prompt+out)
 		// {**head, "choices": [], "usage": ...}: "usage" keeps head's place, "choices" comes last.
-		u := strings.TrimSuffix(head, `"usage":null`) + `"usage":` + usage + `,"choices":[]}`
-		frames = append(frames, []byte("data: "+u+"\n\n"))
+		frames = append(frames, chunk(strings.TrimSuffix(head, `"usage":null`), `"usage":`, usage, `,"choices":[]}`))
 	}
 	return append(frames, []byte("data: [DONE]\n\n"))
 }

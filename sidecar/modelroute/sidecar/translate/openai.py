@@ -168,19 +168,38 @@ class OpenAIStreamToChat:
 
         A content chunk of the stream's template (``chunktext``) is built from its text alone."""
         tpl = self._tpl
+        if tpl is not None:
+            prefix, suffix, start, tail, top, choice, mid, skip, content_first = tpl
         for item in items:
-            if tpl is not None and item.startswith(tpl[0]) and item.endswith(tpl[1]):
-                end = len(item) - tpl[3]
-                text = item[tpl[2]:end]
-                content = text if '"' not in text and "\\" not in text and text.isprintable() else string_at(
-                    item, tpl[2], end)  # no escapes, no control characters: the string is its text
-                if content is not None:  # ``chunktext.build``, inline: once per chunk
-                    chunk: RawChunk = _new_dict(RawChunk)
-                    _fill(chunk, tpl[4])
-                    _set(chunk, "choices", [{**tpl[5], "delta": {"content": content}}])
-                    chunk.raw = item
-                    out.append(chunk)
-                    continue
+            if tpl is not None and item.startswith(prefix) and item.endswith(suffix):
+                end = len(item) - tail
+                if mid is None:  # one hole: the content string
+                    text = item[start:end]
+                    content = text if '"' not in text and "\\" not in text and text.isprintable() else string_at(
+                        item, start, end)  # no escapes, no control characters: the string is its text
+                    if content is not None and end >= start:  # ``chunktext.build``, inline: once per chunk
+                        chunk: RawChunk = _new_dict(RawChunk)
+                        _fill(chunk, top)
+                        _set(chunk, "choices", [{**choice, "delta": {"content": content}}])
+                        chunk.raw = item
+                        out.append(chunk)
+                        continue
+                else:  # two: the content and the ``obfuscation`` string, either order, ``mid`` between them
+                    cut = item.find(mid, start, end)
+                    if cut >= 0:
+                        one = item[start:cut]
+                        two = item[cut + skip:end]
+                        first = one if '"' not in one and "\\" not in one and one.isprintable() else string_at(item, start, cut)
+                        second = two if '"' not in two and "\\" not in two and two.isprintable() else string_at(
+                            item, cut + skip, end)
+                        if first is not None and second is not None:
+                            chunk = _new_dict(RawChunk)
+                            _fill(chunk, top)
+                            _set(chunk, "choices", [{**choice, "delta": {"content": first if content_first else second}}])
+                            _set(chunk, "obfuscation", second if content_first else first)
+                            chunk.raw = item
+                            out.append(chunk)
+                            continue
             if item == "[DONE]":
                 return True
             parsed = parse(item)
@@ -190,7 +209,9 @@ class OpenAIStreamToChat:
                 shaped, new = learn(item, parsed, parse)
                 if shaped:  # a content chunk that did not fit the template: this one's, if it has one
                     self._learns -= 1  # a stream whose chunks never fit one template stops trying
-                    tpl = self._tpl = new or tpl
+                    if new is not None:
+                        tpl = self._tpl = new
+                        prefix, suffix, start, tail, top, choice, mid, skip, content_first = tpl
         return False
 
     def finish(self) -> list[Json]:

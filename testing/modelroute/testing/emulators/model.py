@@ -62,6 +62,7 @@ class Prompt:
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     include_usage: bool = False  # OpenAI stream_options.include_usage
+    include_obfuscation: bool = True  # OpenAI stream_options.include_obfuscation (on unless false)
     cache_points: tuple[CachePoint, ...] = ()  # prompt-cache prefixes (promptcache.py)
     cache_explicit: bool = False  # Anthropic: only cache_control breakpoints write
 

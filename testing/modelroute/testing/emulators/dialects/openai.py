@@ -9,7 +9,7 @@ from typing import Any
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, Provider, ToolMode, ToolSpec, count_tokens
 from ..promptcache import Prefixes
-from . import openai_schema, toolrules
+from . import obfuscation, openai_schema, toolrules
 from .base import BadRequest, dumps, sse_data
 
 _FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_calls": "tool_calls"}
@@ -132,6 +132,7 @@ class OpenAIDialect:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
             include_usage=bool(stream_opts.get("include_usage")),
+            include_obfuscation=stream_opts.get("include_obfuscation") is not False,
             cache_points=tuple(prefixes.points),
         )
 
@@ -191,17 +192,24 @@ class OpenAIDialect:
         if prompt.include_usage:
             head["usage"] = None
 
-        # Serialize the constant part of a chunk once; only the delta differs per chunk.
-        pre = b"data: " + dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
+        # Serialize the constant part of a chunk once; only the delta (and the padding) differs per chunk.
+        pre = dumps(head)[:-1] + b',"choices":[{"index":0,"delta":'
         mid = b',"logprobs":null,"finish_reason":'
-        end = b"}]}\n\n"
+        end = b"}]}"
         no_finish = mid + b"null" + end
+        frames: list[bytes] = []
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            return pre + dumps(delta) + (no_finish if finish is None else mid + dumps(finish) + end)
+        def add(body: bytes) -> None:
+            if prompt.include_obfuscation:  # OpenAI's default: every chunk padded (``obfuscation``)
+                body = obfuscation.chat_chunk(body, seq, len(frames))
+            frames.append(b"data: " + body + b"\n\n")
 
-        frames = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        frames += [chunk({"content": piece}) for piece in split_words(answer.text)]
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
+            add(pre + dumps(delta) + (no_finish if finish is None else mid + dumps(finish) + end))
+
+        chunk({"role": "assistant", "content": "", "refusal": None})
+        for piece in split_words(answer.text):
+            chunk({"content": piece})
         for i, c in enumerate(answer.tool_calls):
             first = {
                 "index": i,
@@ -209,12 +217,12 @@ class OpenAIDialect:
                 "type": "function",
                 "function": {"name": c.name, "arguments": ""},
             }
-            frames.append(chunk({"tool_calls": [first]}))
+            chunk({"tool_calls": [first]})
             for piece in split_fixed(json.dumps(c.arguments)):
-                frames.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
-        frames.append(chunk({}, _FINISH[answer.finish]))
+                chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+        chunk({}, _FINISH[answer.finish])
         if prompt.include_usage:
-            frames.append(sse_data({**head, "choices": [], "usage": self._usage(answer)}))
+            add(dumps({**head, "choices": [], "usage": self._usage(answer)}))
         frames.append(_DONE)
         return frames
 

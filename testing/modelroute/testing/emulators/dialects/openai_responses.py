@@ -13,6 +13,7 @@ from typing import Any
 from ..answers import split_fixed, split_words
 from ..model import Answer, Prompt, ToolSpec, count_tokens
 from ..promptcache import Prefixes
+from . import obfuscation
 from .base import BadRequest, sse_event
 from .openai import OpenAIDialect, _error_type, body_and_model, tool_mode
 
@@ -59,6 +60,7 @@ class OpenAIResponsesDialect(OpenAIDialect):
             json_mode=fmt.get("type") in ("json_object", "json_schema"),
             json_schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None,
             max_tokens=limit if isinstance(limit, int) else None, include_usage=True, cache_points=tuple(prefixes.points),
+            include_obfuscation=(body.get("stream_options") or {}).get("include_obfuscation") is not False,
         )
 
     @staticmethod
@@ -93,6 +95,8 @@ class OpenAIResponsesDialect(OpenAIDialect):
         def ev(kind: str, **fields: Any) -> bytes:
             nonlocal n
             n += 1
+            if prompt.include_obfuscation and kind.endswith(".delta"):  # the delta events' padding, last
+                fields["obfuscation"] = obfuscation.delta_padding(fields["delta"], seq, n - 1)
             return sse_event(kind, {"type": kind, "sequence_number": n - 1, **fields})
 
         frames = [ev("response.created", response=self._object(prompt, seq, created, "in_progress", [], None))]
