@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -220,18 +219,10 @@ async def inner(path: str, route: str, frames: list[bytes], warm: int, streams: 
 
 
 def run_inner(tree: Path | None, path: str, route: str, frames_file: Path, warm: int, streams: int, per_read: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(tree or ""), str(BENCH)]))}
-    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, str(Path(__file__)), "--inner", f"{path}:{route}", "--frames", str(frames_file),
-           "--warm", str(warm), "--streams", str(streams), "--per-read", str(per_read)]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if p.returncode != 0:
-        raise RuntimeError(f"inner run failed: {p.stderr[-2000:]}")
-    out: dict[str, Any] = json.loads(p.stdout.strip().splitlines()[-1])
-    m = re.search(r"I\s+refs:\s+([\d,]+)", p.stderr)
-    assert m, p.stderr[-500:]
-    out["instructions"] = int(m.group(1).replace(",", ""))
-    return out
+    import relaycost
+
+    return relaycost.run_counted(Path(__file__), ["--inner", f"{path}:{route}", "--frames", str(frames_file), "--warm", str(warm),
+                                                  "--streams", str(streams), "--per-read", str(per_read)], tree, True)
 
 
 def main() -> None:

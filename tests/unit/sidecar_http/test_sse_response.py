@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from modelroute.sidecar.server.inbound import SseResponse
+from modelroute.sidecar.server.sseout import SseResponse
 
 FIRST = b'data: {"role":"assistant"}\n\ndata: {"content":"hi"}\n\n'
 

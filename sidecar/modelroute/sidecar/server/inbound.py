@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -217,12 +217,8 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     headers[H_TARGET] = sc.target
     note_dropped(request, route, sc.target, body, headers)
     resp = SseResponse(status=200, headers={**headers, **_SSE_HEADERS})
-    # The relay runs as a task of its own: a read then resumes (and suspends) the relay's frames
-    # only, not also the ~9 of aiohttp's request handling, the middleware and ``serve`` above
-    # this one. Cancelling this handler cancels the task (awaiting a task passes it on) and waits
-    # for its end; the ``finally`` closes the stream even if the task was cancelled unstarted.
     try:
-        await asyncio.get_running_loop().create_task(_relay(request, resp, sc, wire, tap, body["model"]))
+        await _relay(request, resp, sc, wire, tap, body["model"])
     finally:
         await sc.aclose()  # idempotent; drops the upstream connection if the app went away
     return resp
@@ -238,20 +234,21 @@ async def _relay(request: web.Request, resp: SseResponse, sc: StreamingCompletio
         try:
             # Chunks that came together (the head held back until content, the events of one
             # upstream read) go out in one send: the first with the headers (``SseResponse``).
-            # After the first write (with the headers), ``send``: one call per write (``sseout``).
-            direct = False
-            async for batch in sc.batches():
+            batches = sc.batches()
+            async for batch in batches:
                 if tap is not None:
                     for chunk in batch:
                         tap.feed(chunk)
                 data = feed_all(batch)
                 if data:
-                    if direct:
-                        if resp.send(data):  # the app reads slower than the upstream sends: wait for it
-                            await resp.drained()
-                    else:
-                        await resp.write(data)
-                        direct = resp.direct()
+                    await resp.write(data)
+                    if resp.direct():
+                        # The rest in a task of its own (``_pump``): a read then resumes (and
+                        # suspends) its frames only, not also the ~9 of aiohttp's request handling,
+                        # the middleware and ``serve`` above this one. Its failures come out of this
+                        # await; cancelling this handler cancels it (awaiting a task passes it on).
+                        await asyncio.get_running_loop().create_task(_pump(batches, resp, feed_all, tap))
+                        break
             end = enc.finish()
             if tap is not None:
                 tap.streamed(sc.target, sc.usage)
@@ -275,6 +272,19 @@ async def _relay(request: web.Request, resp: SseResponse, sc: StreamingCompletio
         await resp.write_eof()
     except ConnectionResetError:
         log.debug("app closed the stream on route %s early", route)  # the handler's finally stops the upstream
+
+
+async def _pump(batches: AsyncIterator[list[dict[str, Any]]], resp: SseResponse,
+                feed_all: Callable[[list[dict[str, Any]]], bytes], tap: RolloutRequest | None) -> None:
+    """``_relay``'s loop after the first write: each batch in one ``send`` (``sseout``), waiting
+    for the app whenever its transport has paused."""
+    async for batch in batches:
+        if tap is not None:
+            for chunk in batch:
+                tap.feed(chunk)
+        data = feed_all(batch)
+        if data and resp.send(data):  # the app reads slower than the upstream sends: wait for it
+            await resp.drained()
 
 
 def _model_entry(name: str, created: int) -> dict[str, Any]:
