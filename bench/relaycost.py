@@ -188,9 +188,15 @@ def fetch_frames(route: str, chunks: int, obfuscation: bool = True) -> list[byte
 
 
 def run_inner(tree: Path | None, route: str, frames_file: Path, streams: int, per_read: int, cachegrind: bool) -> dict[str, Any]:
+    return run_counted(Path(__file__), ["--inner", route, "--frames", str(frames_file), "--streams", str(streams),
+                                        "--per-read", str(per_read)], tree, cachegrind)
+
+
+def run_counted(script: Path, args: list[str], tree: Path | None, cachegrind: bool) -> dict[str, Any]:
+    """``script args`` with the sidecar of ``tree`` (None: this one): its last line's JSON, and with
+    ``cachegrind`` its instruction count (``instructions``)."""
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(tree or ""), str(BENCH)]))}
-    cmd = [sys.executable, str(Path(__file__)), "--inner", route, "--frames", str(frames_file),
-           "--streams", str(streams), "--per-read", str(per_read)]
+    cmd = [sys.executable, str(script), *args]
     if cachegrind:
         cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *cmd]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)

@@ -300,6 +300,26 @@ async def test_app_going_away_mid_stream_stops_upstream(sidecar: Sidecar, builde
     assert sidecar.state.inflight() == 0
 
 
+async def test_stopping_mid_stream_cancels_the_relay_and_stops_upstream(builder: Any, keys: Any, make_config: Any,
+                                                                        make_doc: Any, fake_chunk: Any,
+                                                                        http: aiohttp.ClientSession) -> None:
+    """The relay runs in a task of its own (``inbound._relay``): cancelling the handler (a stop past
+    its grace period) cancels it, and the upstream stream is closed and reported."""
+    state = SidecarState(adapters=builder, keys=keys)
+    await state.apply(make_config(make_doc("other", "classify")), source="file")
+    sc = Sidecar(state, AuthSettings(admin_token="tok"), grace_seconds=0.05)
+    await sc.start()
+    builder.adapters["primary"].stream_plan = [fake_chunk("gpt-4o-mini", "first"), 60.0, fake_chunk("gpt-4o-mini", "never")]
+    async with http.post(sc.inbound_url + "/v1/chat/completions",
+                         json={"model": "classify", "messages": MSG, "stream": True}) as r:
+        assert (await r.content.readuntil(b"\n\n")).startswith(b"data: ")
+        await sc.stop()  # the handler is cancelled after 0.05 s: the upstream's 60 s wait with it
+        with pytest.raises(aiohttp.ClientPayloadError):  # cut: no clean end for the app to mistake
+            await r.content.read()
+    assert state.stats.routes["classify"].outcomes == {"cancelled": 1}
+    assert state.inflight() == 0
+
+
 async def test_unexpected_error_mid_stream_ends_in_protocol(sidecar: Sidecar, builder: Any, fake_chunk: Any,
                                                             http: aiohttp.ClientSession) -> None:
     original = router.StreamingCompletion._kept  # what every batch of chunks goes through

@@ -10,7 +10,7 @@ that wraps the stream). Nothing waits to fill a batch: a batch is what is alread
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Generator
 from typing import Any
 
 Json = dict[str, Any]
@@ -46,14 +46,30 @@ class ChunkStream:
         """Whether chunks are here already (``batch()`` returns them without waiting)."""
         return self._i < len(self._buf)
 
-    async def batch(self) -> list[Json]:
+    def batch(self) -> Awaitable[list[Json]]:
         """The chunks already here, else (waiting for them) those of the next read; never empty.
-        Raises ``StopAsyncIteration`` at the end."""
+        Raises ``StopAsyncIteration`` at the end.
+
+        Waiting, this is the generator's own ``anext``: no coroutine frame of its own between the
+        relay and the read, which every read would pass through twice (suspending, resuming)."""
         buf, i = self._buf, self._i
         if i < len(buf):
             self._buf, self._i = [], 0
-            return buf[i:] if i else buf
-        return await anext(self._batches)
+            return _Here(buf[i:] if i else buf)
+        return anext(self._batches)
 
     async def aclose(self) -> None:
         await self._batches.aclose()
+
+
+class _Here:
+    """An awaitable of a value that is already here (``batch`` without waiting)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: list[Json]) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[None, None, list[Json]]:
+        return self.value
+        yield  # a generator: awaiting it returns at once

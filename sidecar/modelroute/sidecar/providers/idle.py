@@ -38,11 +38,12 @@ class IdleWatch:
     test passes a fake one (time and timers it moves itself).
     """
 
-    __slots__ = ("_cancelling", "_clock", "_expired", "_handle", "_since", "_task", "seconds")
+    __slots__ = ("_cancelling", "_clock", "_expired", "_handle", "_loop", "_since", "_task", "seconds")
 
     def __init__(self, seconds: float, clock: Clock | None = None) -> None:
         self.seconds = seconds
         self._clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._handle: Cancellable | None = None
         self._since: float | None = None  # when the current wait began (None: not waiting)
@@ -50,10 +51,14 @@ class IdleWatch:
         self._cancelling = 0
 
     def arm(self) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+            if self._clock is None:
+                self._clock = loop
         clock = self._clock
-        if clock is None:
-            clock = self._clock = asyncio.get_running_loop()
-        self._task = task = asyncio.current_task()  # the task waiting now (a stream may change hands)
+        assert clock is not None
+        self._task = task = asyncio.current_task(loop)  # the task waiting now (a stream may change hands)
         self._since = now = clock.time()
         if self._handle is None and task is not None:
             self._handle = clock.call_at(now + self.seconds, self._check)

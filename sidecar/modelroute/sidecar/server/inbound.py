@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -25,10 +25,12 @@ from aiohttp import hdrs, web
 from modelroute.sidecar.errors import DeadlineExceeded, RouteFailed, UpstreamError, failure_class
 from modelroute.sidecar.routing import router
 from modelroute.sidecar.routing.runtime import RouteRuntime
+from modelroute.sidecar.routing.stream import StreamingCompletion
 from modelroute.sidecar.server.body import BodyError, decode_content, parse_json
 from modelroute.sidecar.server.dropped import note_dropped
 from modelroute.sidecar.server.envelope import error_body, error_middleware, error_response, failure_body
 from modelroute.sidecar.server.rollout import RolloutRequest, chat_rollout
+from modelroute.sidecar.server.sseout import SseResponse
 from modelroute.sidecar.server.state import STATE, SidecarState
 from modelroute.sidecar.server.wire import ANTHROPIC, GEMINI, JSON, OPENAI, Wire
 from modelroute.sidecar.translate import cachemarks
@@ -215,6 +217,16 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
     headers[H_TARGET] = sc.target
     note_dropped(request, route, sc.target, body, headers)
     resp = SseResponse(status=200, headers={**headers, **_SSE_HEADERS})
+    try:
+        await _relay(request, resp, sc, wire, tap, body["model"])
+    finally:
+        await sc.aclose()  # idempotent; drops the upstream connection if the app went away
+    return resp
+
+
+async def _relay(request: web.Request, resp: SseResponse, sc: StreamingCompletion, wire: Wire,
+                 tap: RolloutRequest | None, route: str) -> None:
+    """Write ``sc`` to the app in ``wire``'s protocol, ending in-protocol on a failure mid-way."""
     enc = wire.stream(sc.first)
     feed_all = enc.feed_all
     try:
@@ -222,13 +234,21 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
         try:
             # Chunks that came together (the head held back until content, the events of one
             # upstream read) go out in one send: the first with the headers (``SseResponse``).
-            async for batch in sc.batches():
+            batches = sc.batches()
+            async for batch in batches:
                 if tap is not None:
                     for chunk in batch:
                         tap.feed(chunk)
                 data = feed_all(batch)
                 if data:
                     await resp.write(data)
+                    if resp.direct():
+                        # The rest in a task of its own (``_pump``): a read then resumes (and
+                        # suspends) its frames only, not also the ~9 of aiohttp's request handling,
+                        # the middleware and ``serve`` above this one. Its failures come out of this
+                        # await; cancelling this handler cancels it (awaiting a task passes it on).
+                        await asyncio.get_running_loop().create_task(_pump(batches, resp, feed_all, tap))
+                        break
             end = enc.finish()
             if tap is not None:
                 tap.streamed(sc.target, sc.usage)
@@ -238,34 +258,33 @@ async def _stream(request: web.Request, route: RouteRuntime, body: dict[str, Any
             kind = e.kind.value if isinstance(e, UpstreamError) else "bad_response"
             if tap is not None:
                 tap.failed(kind)
-            log.warning("stream on route %s failed after the first chunk from %s: %s", body["model"], sc.target, e)
+            log.warning("stream on route %s failed after the first chunk from %s: %s", route, sc.target, e)
             end = enc.error(f"the stream from target {sc.target!r} failed mid-way: {e.message}", kind)
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
             # Headers are sent: the catch-all middleware cannot answer any more, so end in-protocol.
-            log.exception("unexpected error while streaming route %s", body["model"])
+            log.exception("unexpected error while streaming route %s", route)
             if tap is not None:
                 tap.failed("internal_error")
             end = enc.error("internal error in the modelroute sidecar (logged)", None)
         await resp.write(end)
         await resp.write_eof()
     except ConnectionResetError:
-        log.debug("app closed the stream on route %s early", body["model"])  # the finally stops the upstream
-    finally:
-        await sc.aclose()  # idempotent; drops the upstream connection if the app went away
-    return resp
+        log.debug("app closed the stream on route %s early", route)  # the handler's finally stops the upstream
 
 
-class SseResponse(web.StreamResponse):
-    """A streamed answer whose headers go out with its first bytes, in one send.
-
-    aiohttp's ``StreamResponse`` sends its headers alone at ``prepare`` (its ``Response`` holds
-    them for the body); a stream is prepared only once its first chunk is here, which is written
-    right after, so a separate send only costs the app a wake-up before its first token.
-    """
-
-    _send_headers_immediately = False
+async def _pump(batches: AsyncIterator[list[dict[str, Any]]], resp: SseResponse,
+                feed_all: Callable[[list[dict[str, Any]]], bytes], tap: RolloutRequest | None) -> None:
+    """``_relay``'s loop after the first write: each batch in one ``send`` (``sseout``), waiting
+    for the app whenever its transport has paused."""
+    async for batch in batches:
+        if tap is not None:
+            for chunk in batch:
+                tap.feed(chunk)
+        data = feed_all(batch)
+        if data and resp.send(data):  # the app reads slower than the upstream sends: wait for it
+            await resp.drained()
 
 
 def _model_entry(name: str, created: int) -> dict[str, Any]:
