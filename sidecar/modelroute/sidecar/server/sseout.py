@@ -34,10 +34,14 @@ class SseResponse(web.StreamResponse):
     def direct(self) -> bool:
         """Whether ``send`` may be used: the headers are out and the body is plainly chunked
         (no compression, declared length or write callbacks, which only ``write`` honours)."""
-        w = self._payload_writer
-        if self._direct is None and type(w) is StreamWriter and w.chunked and w._headers_written \
-                and w._compress is None and w.length is None and w._on_chunk_sent is None and w.on_body_write is None:
-            self._direct = w
+        if self._direct is None:
+            w = self._payload_writer
+            # aiohttp's private fields, read with defaults: a release that renames them falls back to ``write``.
+            if type(w) is StreamWriter and getattr(w, "chunked", False) and getattr(w, "_headers_written", False) \
+                    and getattr(w, "_compress", True) is None and getattr(w, "length", 0) is None \
+                    and getattr(w, "_on_chunk_sent", True) is None and getattr(w, "on_body_write", True) is None \
+                    and hasattr(w, "output_size") and hasattr(getattr(w, "protocol", None), "writing_paused"):
+                self._direct = w
         return self._direct is not None
 
     def send(self, data: bytes) -> bool:
